@@ -1,0 +1,41 @@
+/*
+ * analyze: the operator's ring tools behind `mcring --route` and
+ * `mcring --analyze`.
+ */
+#ifndef MCRING_ANALYZE_H
+#define MCRING_ANALYZE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "ring.h"
+
+/*
+ * Writes one line per key: the key, its owner's name, then every other
+ * backend in fallback-walk order, separated by single spaces.
+ * ring must have been built from cfg (same backend indices).
+ */
+void analyze_route(const struct config *cfg, const struct ring *ring,
+                   char *const *keys, size_t nkeys, FILE *out);
+
+/*
+ * Writes the distribution report for ring (built from cfg) measured over
+ * nsample deterministic sample keys: per backend weight, points, arc share,
+ * sampled share, ratio to the fair (weight) share, fraction of keys moved if
+ * it were removed from the config; overall coefficient of variation,
+ * max/min ratio, and the fraction moved if one backend of weight 1 were
+ * added. Aligned text, or JSON when json is set. Returns 0, or -1 with a
+ * message in err.
+ */
+int analyze_report(const struct config *cfg, const struct ring *ring,
+                   uint64_t nsample, bool json, FILE *out, char *err,
+                   size_t errlen) __attribute__((warn_unused_result));
+
+/* One line summary of ring for `mcring -t`, e.g. points and spread. */
+void analyze_summary(const struct config *cfg, const struct ring *ring,
+                     FILE *out);
+
+#endif

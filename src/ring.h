@@ -1,0 +1,100 @@
+/*
+ * ring: the weighted virtual-node consistent-hash ring.
+ *
+ * A ring is built once from the configured backends and never changes
+ * afterwards; it is shared read-only by every thread. Two point schemes:
+ *
+ *   RING_HASH_XXH3    native: backend NAME gets max(1, round(vnodes * w))
+ *                     points XXH3_64bits("NAME-i"); key position is
+ *                     XXH3_64bits(key).
+ *   RING_HASH_KETAMA  libmemcached weighted ketama (twemproxy hash: md5):
+ *                     floor(w / sum(w) * 40 * n + 1e-10) * 4 points, four
+ *                     per MD5 digest of "host-N" (port 11211) or
+ *                     "host:port-N"; key position is the first four bytes
+ *                     of MD5(key), little-endian.
+ *
+ * Backends are identified by their index in the array given to
+ * ring_create(). Points are sorted by position, ties by backend name, so the
+ * ring does not depend on the order of that array beyond the indices.
+ */
+#ifndef MCRING_RING_H
+#define MCRING_RING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RING_NONE UINT32_MAX
+/* Default points per unit of weight in xxh3 mode; see bench/README.md. */
+#define RING_DEFAULT_VNODES 160
+
+enum ring_hash {
+    RING_HASH_XXH3,
+    RING_HASH_KETAMA,
+};
+
+/* What the ring needs to know of a backend; strings are copied. */
+struct ring_backend {
+    const char *name;   /* point strings in xxh3 mode */
+    const char *host;   /* as configured, for ketama point strings */
+    uint16_t port;
+    double weight;      /* > 0 */
+};
+
+struct ring_point {
+    uint64_t pos;
+    uint32_t backend;
+};
+
+struct ring;
+
+/* Returns 1 to accept backend b in a fallback walk, 0 to skip it. */
+typedef bool (*ring_pred_fn)(uint32_t b, void *arg);
+
+/*
+ * Builds a ring over n >= 1 backends. vnodes is used in xxh3 mode only.
+ * Returns the ring (caller owns it, ring_destroy() frees it), or NULL with a
+ * message in err.
+ */
+struct ring *ring_create(enum ring_hash hash, unsigned vnodes,
+                         const struct ring_backend *backends, size_t n,
+                         char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+void ring_destroy(struct ring *ring);
+
+enum ring_hash ring_hash_kind(const struct ring *ring);
+uint32_t ring_nbackends(const struct ring *ring);
+uint32_t ring_npoints(const struct ring *ring);
+const struct ring_point *ring_points(const struct ring *ring);
+/* Points owned by backend b. */
+uint32_t ring_backend_npoints(const struct ring *ring, uint32_t b);
+const char *ring_backend_name(const struct ring *ring, uint32_t b);
+double ring_backend_weight(const struct ring *ring, uint32_t b);
+/* Share of the ring's circumference owned by backend b, in [0, 1]. */
+double ring_backend_arc_share(const struct ring *ring, uint32_t b);
+
+/* Key position on the ring (xxh3: 64-bit; ketama: 32-bit). */
+uint64_t ring_key_pos(const struct ring *ring, const char *key, size_t len);
+/* Index of the first point at or after pos, wrapping. */
+uint32_t ring_point_at(const struct ring *ring, uint64_t pos);
+/* Owner of a key: never RING_NONE. */
+uint32_t ring_lookup(const struct ring *ring, const char *key, size_t len);
+
+/*
+ * Fallback walk: starting at point index `point` (a key's owner point),
+ * visit the points clockwise and report each distinct backend, in order,
+ * for which pred(b, arg) returns true (pred NULL accepts all). The owner
+ * itself is reported first if accepted. Writes at most max backends to out;
+ * returns how many it wrote.
+ */
+size_t ring_walk(const struct ring *ring, uint32_t point, ring_pred_fn pred,
+                 void *arg, uint32_t *out, size_t max);
+
+/*
+ * The first backend accepted by pred in the fallback walk of key, or
+ * RING_NONE when none is. Allocation-free, for the request path.
+ */
+uint32_t ring_route(const struct ring *ring, const char *key, size_t len,
+                    ring_pred_fn pred, void *arg);
+
+#endif

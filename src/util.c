@@ -1,0 +1,115 @@
+/*
+ * util: allocation wrappers for start-up code, strict number parsing,
+ * clocks.
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+void *
+util_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+
+    if (p == NULL) {
+        fprintf(stderr, "mcring: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+void *
+util_xcalloc(size_t nmemb, size_t size)
+{
+    void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
+
+    if (p == NULL) {
+        fprintf(stderr, "mcring: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+char *
+util_xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = util_xmalloc(n);
+
+    memcpy(p, s, n);
+    return p;
+}
+
+int
+util_parse_u64(const char *s, size_t len, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (len == 0 || len > 20) {
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+
+        if (d > 9) {
+            return -1;
+        }
+        if (v > (UINT64_MAX - d) / 10) {
+            return -1;
+        }
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+int
+util_parse_i64(const char *s, size_t len, int64_t *out)
+{
+    bool neg = false;
+    uint64_t v;
+
+    if (len > 0 && (s[0] == '-' || s[0] == '+')) {
+        neg = s[0] == '-';
+        s++;
+        len--;
+    }
+    if (util_parse_u64(s, len, &v) != 0) {
+        return -1;
+    }
+    if (neg) {
+        if (v > (uint64_t)INT64_MAX + 1) {
+            return -1;
+        }
+        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    } else {
+        if (v > (uint64_t)INT64_MAX) {
+            return -1;
+        }
+        *out = (int64_t)v;
+    }
+    return 0;
+}
+
+uint64_t
+util_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+unsigned
+util_online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    return n < 1 ? 1 : (unsigned)n;
+}

@@ -1,0 +1,31 @@
+/*
+ * util: small helpers shared by several modules.
+ */
+#ifndef MCRING_UTIL_H
+#define MCRING_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define UTIL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* malloc/calloc/strdup that abort on failure (start-up paths only). */
+void *util_xmalloc(size_t n);
+void *util_xcalloc(size_t nmemb, size_t size);
+char *util_xstrdup(const char *s);
+
+/*
+ * Strict decimal parsers: the whole of s[0..len) must be the number, no
+ * sign unless stated, no spaces. Return 0 and set *out, or -1.
+ */
+int util_parse_u64(const char *s, size_t len, uint64_t *out);
+int util_parse_i64(const char *s, size_t len, int64_t *out);   /* sign ok */
+
+/* Monotonic clock in nanoseconds. */
+uint64_t util_now_ns(void);
+
+/* Number of online CPUs, at least 1. */
+unsigned util_online_cpus(void);
+
+#endif
