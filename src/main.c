@@ -1,5 +1,294 @@
-int
-main(void)
+/*
+ * main: the command line. Everything else lives in libmcring.a.
+ *
+ *   mcring [-c FILE] [-t] [-d] [-p PIDFILE] [-v] [-V] [-h]
+ *   mcring -c FILE --route KEY...
+ *   mcring -c FILE --analyze [--keys N] [--json]
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "analyze.h"
+#include "config.h"
+#include "log.h"
+#include "proxy.h"
+#include "ring.h"
+#include "util.h"
+
+#define MAIN_DEFAULT_CONFIG MCRING_SYSCONFDIR "/mcring.ini"
+#define MAIN_DEFAULT_SAMPLE 100000
+
+enum main_opt {
+    MAIN_OPT_ROUTE = 256,
+    MAIN_OPT_ANALYZE,
+    MAIN_OPT_KEYS,
+    MAIN_OPT_JSON,
+};
+
+struct main_args {
+    const char *config;
+    const char *pidfile;
+    bool test;
+    bool daemonize;
+    bool route;
+    bool analyze;
+    bool json;
+    uint64_t keys;
+    int verbose;
+};
+
+static void
+main_usage(FILE *out)
 {
+    fprintf(out,
+            "Usage: mcring [OPTION]...\n"
+            "       mcring -c FILE --route KEY...\n"
+            "       mcring -c FILE --analyze [--keys N] [--json]\n"
+            "A memcached proxy with a weighted consistent-hash ring.\n"
+            "\n"
+            "  -c, --config FILE    configuration file (default %s)\n"
+            "  -t, --test           check the configuration, print a "
+            "summary, exit\n"
+            "  -d, --daemonize      run in the background, log to syslog\n"
+            "  -p, --pidfile FILE   write the process id to FILE\n"
+            "  -v, --verbose        log more (repeat for debug)\n"
+            "  -V, --version        print the version and exit\n"
+            "  -h, --help           print this help and exit\n"
+            "      --route          print owner and fallback order of each "
+            "KEY\n"
+            "      --analyze        report how evenly the ring spreads keys\n"
+            "      --keys N         sample keys for --analyze (default %d)\n"
+            "      --json           --analyze output as JSON\n"
+            "\nSee mcring(8) and mcring.ini(5).\n",
+            MAIN_DEFAULT_CONFIG, MAIN_DEFAULT_SAMPLE);
+}
+
+static int
+main_parse(int argc, char **argv, struct main_args *a)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"test", no_argument, NULL, 't'},
+        {"daemonize", no_argument, NULL, 'd'},
+        {"pidfile", required_argument, NULL, 'p'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {"route", no_argument, NULL, MAIN_OPT_ROUTE},
+        {"analyze", no_argument, NULL, MAIN_OPT_ANALYZE},
+        {"keys", required_argument, NULL, MAIN_OPT_KEYS},
+        {"json", no_argument, NULL, MAIN_OPT_JSON},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+
+    memset(a, 0, sizeof(*a));
+    a->config = MAIN_DEFAULT_CONFIG;
+    a->keys = MAIN_DEFAULT_SAMPLE;
+    while ((ch = getopt_long(argc, argv, "c:tdp:vVh", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            a->config = optarg;
+            break;
+        case 't':
+            a->test = true;
+            break;
+        case 'd':
+            a->daemonize = true;
+            break;
+        case 'p':
+            a->pidfile = optarg;
+            break;
+        case 'v':
+            a->verbose++;
+            break;
+        case 'V':
+            printf("mcring %s\n", PACKAGE_VERSION);
+            exit(0);
+        case 'h':
+            main_usage(stdout);
+            exit(0);
+        case MAIN_OPT_ROUTE:
+            a->route = true;
+            break;
+        case MAIN_OPT_ANALYZE:
+            a->analyze = true;
+            break;
+        case MAIN_OPT_KEYS:
+            if (util_parse_u64(optarg, strlen(optarg), &a->keys) != 0 ||
+                a->keys == 0 || a->keys > 100000000) {
+                fprintf(stderr, "mcring: --keys: expected 1..100000000\n");
+                return -1;
+            }
+            break;
+        case MAIN_OPT_JSON:
+            a->json = true;
+            break;
+        default:
+            main_usage(stderr);
+            return -1;
+        }
+    }
+    if (a->route + a->analyze + a->test > 1) {
+        fprintf(stderr, "mcring: --route, --analyze and -t exclude each "
+                        "other\n");
+        return -1;
+    }
+    if (a->route && optind >= argc) {
+        fprintf(stderr, "mcring: --route needs at least one KEY\n");
+        return -1;
+    }
+    if (!a->route && optind < argc) {
+        fprintf(stderr, "mcring: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    if ((a->json || a->keys != MAIN_DEFAULT_SAMPLE) && !a->analyze) {
+        fprintf(stderr, "mcring: --keys and --json go with --analyze\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+main_write_pidfile(const char *path)
+{
+    FILE *f = fopen(path, "w");
+
+    if (f == NULL) {
+        log_error("pidfile %s: %s", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "%ld\n", (long)getpid());
+    if (fclose(f) != 0) {
+        log_error("pidfile %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int
+main_daemonize(void)
+{
+    pid_t pid = fork();
+    int fd;
+
+    if (pid < 0) {
+        return -1;
+    }
+    if (pid > 0) {
+        _exit(0);
+    }
+    if (setsid() < 0) {
+        return -1;
+    }
+    pid = fork();
+    if (pid < 0) {
+        return -1;
+    }
+    if (pid > 0) {
+        _exit(0);
+    }
+    if (chdir("/") != 0) {
+        return -1;
+    }
+    umask(022);
+    fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        if (fd > STDERR_FILENO) {
+            close(fd);
+        }
+    }
+    log_use_syslog(true);
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct main_args a;
+    struct config *cfg;
+    struct ring *ring;
+    struct proxy proxy;
+    char err[512];
+
+    if (main_parse(argc, argv, &a) != 0) {
+        return 2;
+    }
+    log_set_level(LOG_LEVEL_NOTICE + a.verbose);
+
+    cfg = config_load(a.config, err, sizeof(err));
+    if (cfg == NULL) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    ring = config_build_ring(cfg, err, sizeof(err));
+    if (ring == NULL) {
+        fprintf(stderr, "%s: %s\n", a.config, err);
+        config_destroy(cfg);
+        return 1;
+    }
+
+    if (a.route) {
+        analyze_route(cfg, ring, argv + optind, (size_t)(argc - optind),
+                      stdout);
+        ring_destroy(ring);
+        config_destroy(cfg);
+        return 0;
+    }
+    if (a.analyze) {
+        int rc = analyze_report(cfg, ring, a.keys, a.json, stdout, err,
+                                sizeof(err));
+
+        if (rc != 0) {
+            fprintf(stderr, "mcring: %s\n", err);
+        }
+        ring_destroy(ring);
+        config_destroy(cfg);
+        return rc == 0 ? 0 : 1;
+    }
+    if (config_resolve(cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        ring_destroy(ring);
+        config_destroy(cfg);
+        return 1;
+    }
+    if (a.test) {
+        printf("%s: configuration OK\n", a.config);
+        analyze_summary(cfg, ring, stdout);
+        ring_destroy(ring);
+        config_destroy(cfg);
+        return 0;
+    }
+
+    if (a.daemonize && main_daemonize() != 0) {
+        fprintf(stderr, "mcring: cannot daemonize: %s\n", strerror(errno));
+        return 1;
+    }
+    if (proxy_start(&proxy, cfg, ring, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        proxy_stop(&proxy);
+        return 1;
+    }
+    if (a.pidfile != NULL && main_write_pidfile(a.pidfile) != 0) {
+        proxy_stop(&proxy);
+        return 1;
+    }
+    proxy_run(&proxy);
+    proxy_stop(&proxy);
+    if (a.pidfile != NULL) {
+        unlink(a.pidfile);
+    }
     return 0;
 }

@@ -1,0 +1,387 @@
+/*
+ * bconn: a pipelined connection from one worker to one backend.
+ *
+ * Invariants:
+ *   - queue holds, in write order, every fragment whose request bytes were
+ *     written to bev's output and whose reply has not been read; the head
+ *     is the one being answered.
+ *   - timer is armed whenever the queue is non-empty in CONNECTED state, or
+ *     while CONNECTING; it fires at the head's deadline at the latest, and
+ *     a firing that finds the head not yet due re-arms it, so a steady
+ *     stream of replies costs no timer operations.
+ *   - a fragment leaves the queue before its request is told about it, so
+ *     a callback may enqueue new fragments safely.
+ */
+#include "autoconf.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "bconn.h"
+#include "log.h"
+#include "proxy.h"
+#include "request.h"
+#include "util.h"
+#include "worker.h"
+
+/* Longest reply line a backend may send (a VALUE line is ~300 bytes). */
+#define BCONN_LINE_MAX 4096
+#define BCONN_BACKOFF_MIN_MS 50
+#define BCONN_BACKOFF_MAX_MS 1000
+
+static void bconn_read_cb(struct bufferevent *bev, void *arg);
+static void bconn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void bconn_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+static uint64_t
+bconn_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static const struct backend *
+bconn_backend(const struct bconn *bc)
+{
+    return &bc->worker->proxy->backends[bc->backend];
+}
+
+static void
+bconn_arm(struct bconn *bc, uint64_t ns)
+{
+    struct timeval tv = {
+        .tv_sec = (time_t)(ns / 1000000000u),
+        .tv_usec = (suseconds_t)(ns % 1000000000u / 1000u),
+    };
+
+    evtimer_add(bc->timer, &tv);
+    bc->timer_armed = true;
+}
+
+static void
+bconn_disarm(struct bconn *bc)
+{
+    if (bc->timer_armed) {
+        evtimer_del(bc->timer);
+        bc->timer_armed = false;
+    }
+}
+
+struct bconn *
+bconn_create(struct worker *w, uint32_t backend)
+{
+    struct bconn *bc = util_xcalloc(1, sizeof(*bc));
+
+    bc->worker = w;
+    bc->backend = backend;
+    bc->state = BCONN_IDLE;
+    TAILQ_INIT(&bc->queue);
+    bc->timer = evtimer_new(w->base, bconn_timer_cb, bc);
+    if (bc->timer == NULL) {
+        free(bc);
+        return NULL;
+    }
+    return bc;
+}
+
+/*
+ * Drops the socket and fails every queued fragment with reason. With
+ * backoff, the backend is not tried again before a growing delay.
+ */
+static void
+bconn_reset(struct bconn *bc, const char *reason, bool backoff)
+{
+    struct frag_queue failed;
+    struct frag *f;
+    struct stats_backend *bs = &bc->worker->bstats[bc->backend];
+
+    if (bc->bev != NULL) {
+        bufferevent_free(bc->bev);
+        bc->bev = NULL;
+        if (bc->state == BCONN_CONNECTED) {
+            stats_sub(&bs->open_connections, 1);
+        }
+    }
+    bconn_disarm(bc);
+    if (backoff) {
+        bc->backoff_ms = bc->backoff_ms == 0
+                             ? BCONN_BACKOFF_MIN_MS
+                             : bc->backoff_ms * 2;
+        if (bc->backoff_ms > BCONN_BACKOFF_MAX_MS) {
+            bc->backoff_ms = BCONN_BACKOFF_MAX_MS;
+        }
+        bc->retry_ns = bconn_now() + (uint64_t)bc->backoff_ms * 1000000u;
+        bc->state = BCONN_BACKOFF;
+    } else {
+        bc->state = BCONN_IDLE;
+    }
+
+    TAILQ_INIT(&failed);
+    TAILQ_CONCAT(&failed, &bc->queue, link);
+    bc->nqueued = 0;
+    if (!TAILQ_EMPTY(&failed)) {
+        log_info("backend %s (%s): %s, failing queued requests",
+                 bconn_backend(bc)->cfg->name, bconn_backend(bc)->addr,
+                 reason);
+    }
+    while ((f = TAILQ_FIRST(&failed)) != NULL) {
+        TAILQ_REMOVE(&failed, f, link);
+        stats_add(&bs->errors, 1);
+        request_frag_fail(f, reason);
+    }
+}
+
+void
+bconn_destroy(struct bconn *bc)
+{
+    if (bc == NULL) {
+        return;
+    }
+    bconn_reset(bc, "SERVER_ERROR proxy shutting down", false);
+    event_free(bc->timer);
+    free(bc);
+}
+
+void
+bconn_connect(struct bconn *bc)
+{
+    const struct config_backend *cb = bconn_backend(bc)->cfg;
+    const struct config *cfg = bc->worker->proxy->cfg;
+
+    if (bc->state != BCONN_IDLE) {
+        return;
+    }
+    bc->bev = bufferevent_socket_new(bc->worker->base, -1,
+                                     BEV_OPT_CLOSE_ON_FREE);
+    if (bc->bev == NULL) {
+        bconn_reset(bc, "SERVER_ERROR out of memory", true);
+        return;
+    }
+    bufferevent_setcb(bc->bev, bconn_read_cb, NULL, bconn_event_cb, bc);
+    bufferevent_enable(bc->bev, EV_READ | EV_WRITE);
+    stats_add(&bc->worker->bstats[bc->backend].connects, 1);
+    if (bufferevent_socket_connect(bc->bev, (const struct sockaddr *)&cb->addr,
+                                   (int)cb->addrlen) != 0) {
+        stats_add(&bc->worker->bstats[bc->backend].connect_failures, 1);
+        bconn_reset(bc, "SERVER_ERROR backend connect failed", true);
+        return;
+    }
+    bc->state = BCONN_CONNECTING;
+    bconn_arm(bc, (uint64_t)cfg->connect_timeout_ms * 1000000u);
+}
+
+struct evbuffer *
+bconn_output(struct bconn *bc)
+{
+    if (bc->state == BCONN_BACKOFF) {
+        if (bconn_now() < bc->retry_ns) {
+            return NULL;
+        }
+        bc->state = BCONN_IDLE;
+    }
+    if (bc->state == BCONN_IDLE) {
+        bconn_connect(bc);
+        if (bc->state != BCONN_CONNECTING) {
+            return NULL;
+        }
+    }
+    return bufferevent_get_output(bc->bev);
+}
+
+void
+bconn_enqueue(struct bconn *bc, struct frag *f)
+{
+    unsigned timeout_ms = bc->worker->proxy->cfg->timeout_ms;
+
+    f->deadline_ns = bconn_now() + (uint64_t)timeout_ms * 1000000u;
+    TAILQ_INSERT_TAIL(&bc->queue, f, link);
+    bc->nqueued++;
+    stats_add(&bc->worker->bstats[bc->backend].requests, 1);
+    if (bc->state == BCONN_CONNECTED && !bc->timer_armed) {
+        bconn_arm(bc, (uint64_t)timeout_ms * 1000000u);
+    }
+}
+
+static void
+bconn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct bconn *bc = arg;
+    struct stats_backend *bs = &bc->worker->bstats[bc->backend];
+
+    if (what & BEV_EVENT_CONNECTED) {
+        evutil_socket_t fd = bufferevent_getfd(bev);
+        int one = 1;
+
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        bc->state = BCONN_CONNECTED;
+        bc->backoff_ms = 0;
+        stats_add(&bs->open_connections, 1);
+        bconn_disarm(bc);
+        if (!TAILQ_EMPTY(&bc->queue)) {
+            uint64_t now = bconn_now();
+            uint64_t due = TAILQ_FIRST(&bc->queue)->deadline_ns;
+
+            bconn_arm(bc, due > now ? due - now : 0);
+        }
+        log_debug("backend %s (%s): connected", bconn_backend(bc)->cfg->name,
+                  bconn_backend(bc)->addr);
+        return;
+    }
+    if (bc->state == BCONN_CONNECTING) {
+        stats_add(&bs->connect_failures, 1);
+        log_info("backend %s (%s): connect failed: %s",
+                 bconn_backend(bc)->cfg->name, bconn_backend(bc)->addr,
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        bconn_reset(bc, "SERVER_ERROR backend unavailable", true);
+        return;
+    }
+    log_info("backend %s (%s): connection %s", bconn_backend(bc)->cfg->name,
+             bconn_backend(bc)->addr,
+             (what & BEV_EVENT_EOF) ? "closed" : "failed");
+    bconn_reset(bc, "SERVER_ERROR backend connection lost", false);
+}
+
+static void
+bconn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct bconn *bc = arg;
+    struct frag *head;
+    uint64_t now;
+
+    bc->timer_armed = false;
+    if (bc->state == BCONN_CONNECTING) {
+        stats_add(&bc->worker->bstats[bc->backend].connect_failures, 1);
+        log_info("backend %s (%s): connect timeout",
+                 bconn_backend(bc)->cfg->name, bconn_backend(bc)->addr);
+        bconn_reset(bc, "SERVER_ERROR backend connect timeout", true);
+        return;
+    }
+    head = TAILQ_FIRST(&bc->queue);
+    if (bc->state != BCONN_CONNECTED || head == NULL) {
+        return;
+    }
+    now = bconn_now();
+    if (now < head->deadline_ns) {
+        bconn_arm(bc, head->deadline_ns - now);
+        return;
+    }
+    stats_add(&bc->worker->bstats[bc->backend].timeouts, 1);
+    log_info("backend %s (%s): request timeout, resetting connection",
+             bconn_backend(bc)->cfg->name, bconn_backend(bc)->addr);
+    bconn_reset(bc, "SERVER_ERROR backend timeout", false);
+}
+
+static void
+bconn_protocol_error(struct bconn *bc, const char *what)
+{
+    log_warn("backend %s (%s): protocol error: %s",
+             bconn_backend(bc)->cfg->name, bconn_backend(bc)->addr, what);
+    bconn_reset(bc, "SERVER_ERROR backend protocol error", false);
+}
+
+static struct frag *
+bconn_pop(struct bconn *bc)
+{
+    struct frag *f = TAILQ_FIRST(&bc->queue);
+
+    TAILQ_REMOVE(&bc->queue, f, link);
+    bc->nqueued--;
+    return f;
+}
+
+/*
+ * Reads every complete reply in the input buffer. Returns after a reset
+ * (bc->bev is gone then) or when more bytes are needed.
+ */
+static void
+bconn_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct bconn *bc = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    struct frag *f;
+
+    while ((f = TAILQ_FIRST(&bc->queue)) != NULL) {
+        size_t eollen = 0;
+        size_t avail = evbuffer_get_length(in);
+        struct evbuffer_ptr eol =
+            evbuffer_search_eol(in, NULL, &eollen, EVBUFFER_EOL_CRLF);
+        const char *line;
+        size_t len;
+        enum proto_rsp kind;
+
+        if (eol.pos < 0) {
+            if (avail > BCONN_LINE_MAX) {
+                bconn_protocol_error(bc, "reply line too long");
+            }
+            return;
+        }
+        len = (size_t)eol.pos;
+        line = (const char *)evbuffer_pullup(in, (ev_ssize_t)(len + eollen));
+        kind = proto_classify_response(line, len);
+
+        if (f->kind != FRAG_RETRIEVAL) {
+            bconn_pop(bc);
+            request_frag_line(f, in, len, eollen, kind);
+            continue;
+        }
+        if (kind == PROTO_RSP_VALUE) {
+            struct proto_str key;
+            uint32_t flags, vlen;
+            uint64_t cas;
+            bool has_cas;
+            size_t total;
+            struct evbuffer *dst;
+
+            if (proto_parse_value(line, len, &key, &flags, &vlen, &cas,
+                                  &has_cas) != 0) {
+                bconn_protocol_error(bc, "malformed VALUE line");
+                return;
+            }
+            total = len + eollen + vlen + 2;
+            if (avail < total) {
+                return;
+            }
+            dst = request_frag_value(f, key.p, key.len, (uint32_t)total);
+            if (dst == NULL) {
+                bconn_protocol_error(bc, "VALUE for a key not asked for");
+                return;
+            }
+            evbuffer_remove_buffer(in, dst, total);
+            continue;
+        }
+        if (kind == PROTO_RSP_END) {
+            evbuffer_drain(in, len + eollen);
+            bconn_pop(bc);
+            request_frag_end(f);
+            continue;
+        }
+        if (kind == PROTO_RSP_ERROR || kind == PROTO_RSP_CLIENT_ERROR ||
+            kind == PROTO_RSP_SERVER_ERROR) {
+            char reason[128];
+            size_t n = len < sizeof(reason) - 1 ? len : sizeof(reason) - 1;
+
+            memcpy(reason, line, n);
+            reason[n] = '\0';
+            evbuffer_drain(in, len + eollen);
+            bconn_pop(bc);
+            stats_add(&bc->worker->bstats[bc->backend].errors, 1);
+            request_frag_fail(f, reason);
+            continue;
+        }
+        bconn_protocol_error(bc, "unexpected reply to a retrieval");
+        return;
+    }
+    if (evbuffer_get_length(in) > 0) {
+        bconn_protocol_error(bc, "reply with no request");
+    }
+}

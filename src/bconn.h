@@ -1,0 +1,59 @@
+/*
+ * bconn: one worker's persistent connection to one backend.
+ *
+ * Requests from many clients are pipelined on it; replies come back in the
+ * order the requests were written, so the fragment queue is a FIFO and the
+ * head is always the fragment whose reply is being read. A timeout of the
+ * head, a reset or garbage from the backend fails every queued fragment and
+ * resets the connection, because the stream cannot be trusted any more.
+ *
+ * States: IDLE (no socket) -> CONNECTING -> CONNECTED; on failure
+ * BACKOFF until a retry time, then IDLE again.
+ */
+#ifndef MCRING_BCONN_H
+#define MCRING_BCONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "request.h"
+
+struct worker;
+struct bufferevent;
+struct event;
+struct evbuffer;
+
+enum bconn_state {
+    BCONN_IDLE,
+    BCONN_CONNECTING,
+    BCONN_CONNECTED,
+    BCONN_BACKOFF,
+};
+
+struct bconn {
+    struct worker *worker;
+    uint32_t backend;
+    enum bconn_state state;
+    struct bufferevent *bev;
+    struct frag_queue queue;
+    uint32_t nqueued;
+    struct event *timer;            /* connect/request timeout, backoff */
+    bool timer_armed;
+    uint64_t retry_ns;              /* BACKOFF: when to try again */
+    unsigned backoff_ms;
+};
+
+struct bconn *bconn_create(struct worker *w, uint32_t backend);
+void bconn_destroy(struct bconn *bc);
+/* Starts connecting if IDLE (eager connect at worker start). */
+void bconn_connect(struct bconn *bc);
+
+/*
+ * The output buffer to write one request to, connecting first if needed;
+ * NULL if the backend cannot take requests now (the caller fails the
+ * fragment). After writing, the caller must call bconn_enqueue().
+ */
+struct evbuffer *bconn_output(struct bconn *bc);
+void bconn_enqueue(struct bconn *bc, struct frag *f);
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * client: one client connection on a worker.
+ *
+ * States: ACTIVE (reading and answering), DRAINING (no more reading: after
+ * quit, a fatal protocol error or shutdown; closes once every queued reply
+ * is written), CLOSED (socket gone, waiting for the worker's reaper).
+ */
+#ifndef MCRING_CLIENT_H
+#define MCRING_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+struct worker;
+struct request;
+struct bufferevent;
+
+enum client_state {
+    CLIENT_ACTIVE,
+    CLIENT_DRAINING,
+    CLIENT_CLOSED,
+};
+
+STAILQ_HEAD(request_queue, request);
+
+struct client {
+    struct worker *worker;
+    struct bufferevent *bev;
+    enum client_state state;
+    struct request_queue queue;     /* in the order the client sent them */
+    uint32_t nqueued;
+    uint64_t swallow;               /* bytes of a rejected data block */
+    size_t in_left;                 /* input bytes already counted */
+    bool paused;                    /* output over its limit */
+    bool in_drive;                  /* client_drive() is on the stack */
+    uint64_t id;
+    TAILQ_ENTRY(client) link;
+};
+
+/* Per-client bound on requests in flight; past it, reading pauses. */
+#define CLIENT_MAX_INFLIGHT 1024
+
+/* Creates a client on worker w for socket fd. Returns NULL on failure
+ * (fd is closed). */
+struct client *client_create(struct worker *w, int fd);
+/* Frees a CLOSED client (called by the worker's reaper). */
+void client_free(struct client *c);
+/* A request of c became done: write every finished reply in order. */
+void client_flush(struct client *c);
+/* Stop reading; close once every reply is out (shutdown, quit). */
+void client_drain(struct client *c);
+/* Close now; requests still in flight become orphans. */
+void client_abort(struct client *c);
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * proxy: the root object. It owns the configuration, the ring, the shared
+ * backend descriptors, the listener and the worker threads.
+ *
+ *   main thread:  listener, signals -> hands each accepted socket to a
+ *                 worker, round robin, through the worker's notify pipe
+ *   worker i:     its own event_base, clients and backend connections
+ *
+ * Everything a worker reads from here is immutable once proxy_start() has
+ * run, or atomic.
+ */
+#ifndef MCRING_PROXY_H
+#define MCRING_PROXY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "config.h"
+#include "ring.h"
+
+struct event_base;
+struct evconnlistener;
+struct event;
+struct worker;
+
+/* A configured backend as every thread sees it. */
+struct backend {
+    uint32_t index;                 /* in cfg->backends and the ring */
+    const struct config_backend *cfg;
+    char addr[96];                  /* "host:port" for logs and stats */
+};
+
+struct proxy {
+    struct config *cfg;             /* owned */
+    struct ring *ring;              /* owned */
+    struct backend *backends;       /* owned, cfg->nbackends entries */
+    uint32_t nbackends;
+    unsigned nworkers;
+    struct worker **workers;        /* owned */
+    struct event_base *base;        /* main thread */
+    struct evconnlistener *listener;
+    struct event *ev_sigterm;
+    struct event *ev_sigint;
+    struct event *ev_sighup;
+    struct event *ev_stop_timer;
+    unsigned next_worker;
+    time_t start_time;
+    _Atomic uint32_t nclients;      /* for max_connections */
+    _Atomic uint64_t rejected;      /* connections over the limit */
+    _Atomic bool stopping;
+    bool joined;
+    char listen_addr[96];
+};
+
+/*
+ * Takes ownership of cfg and ring (also on failure), binds the listener and
+ * starts the workers. Returns 0, or -1 with a message in err.
+ */
+int proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
+                char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Runs the main loop until SIGTERM/SIGINT and the drain that follows. */
+void proxy_run(struct proxy *p);
+
+/* Joins the workers and frees everything proxy_start() created. */
+void proxy_stop(struct proxy *p);
+
+#endif

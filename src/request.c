@@ -1,0 +1,706 @@
+/*
+ * request: routing, splitting and merging of client commands.
+ *
+ *   single-key command  -> one FRAG_LINE to the key's backend; its reply
+ *                          line is the client's reply
+ *   retrieval           -> keys grouped per backend, one FRAG_RETRIEVAL
+ *                          each; with one fragment the VALUE blocks stream
+ *                          straight into req->rsp (the backend keeps the
+ *                          client's key order), with several each fragment
+ *                          collects its blocks and request_finish() merges
+ *                          them in the client's key order under one END
+ *   flush_all           -> one FRAG_FLUSH per backend, OK only if all are
+ *   version, stats, ... -> answered here
+ *
+ * noreply is never forwarded: the backend always answers, and the answer is
+ * dropped, so a backend stream can never be misaligned by a reply that did
+ * or did not come.
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "bconn.h"
+#include "client.h"
+#include "log.h"
+#include "proxy.h"
+#include "request.h"
+#include "stats.h"
+#include "util.h"
+#include "worker.h"
+
+/* Requests kept on a worker's free list; more are freed. */
+#define REQUEST_FREE_MAX 4096
+/* Arrays of a recycled request larger than this are released. */
+#define REQUEST_KEEP_KEYS 4096
+
+struct request *
+request_get(struct worker *w, struct client *c)
+{
+    struct request *req = w->free_requests;
+
+    if (req != NULL) {
+        w->free_requests = req->next_free;
+        w->nfree_requests--;
+    } else {
+        req = util_xcalloc(1, sizeof(*req));
+        req->rsp = evbuffer_new();
+        if (req->rsp == NULL) {
+            log_error("out of memory");
+            abort();
+        }
+    }
+    req->client = c;
+    req->worker = w;
+    req->cmd = PROTO_CMD_NONE;
+    req->noreply = false;
+    req->done = false;
+    req->closes = false;
+    req->pending = 0;
+    req->nkeys = 0;
+    req->nfrags = 0;
+    req->nfailed = 0;
+    req->hits = 0;
+    req->errline[0] = '\0';
+    return req;
+}
+
+static void
+request_release(struct request *req)
+{
+    for (uint32_t i = 0; i < req->fragcap; i++) {
+        if (req->frags[i].buf != NULL) {
+            evbuffer_free(req->frags[i].buf);
+        }
+    }
+    free(req->frags);
+    free(req->line);
+    free(req->keys);
+    free(req->key_frag);
+    free(req->block_len);
+    free(req->frag_keys);
+    evbuffer_free(req->rsp);
+    free(req);
+}
+
+void
+request_put(struct request *req)
+{
+    struct worker *w = req->worker;
+    size_t left = evbuffer_get_length(req->rsp);
+
+    if (left > 0) {
+        evbuffer_drain(req->rsp, left);
+    }
+    for (uint32_t i = 0; i < req->nfrags; i++) {
+        struct evbuffer *b = req->frags[i].buf;
+
+        if (b != NULL && evbuffer_get_length(b) > 0) {
+            evbuffer_drain(b, evbuffer_get_length(b));
+        }
+    }
+    if (w->nfree_requests >= REQUEST_FREE_MAX ||
+        req->keycap > REQUEST_KEEP_KEYS || w->stopping) {
+        request_release(req);
+        return;
+    }
+    req->client = NULL;
+    req->next_free = w->free_requests;
+    w->free_requests = req;
+    w->nfree_requests++;
+}
+
+void
+request_free_list(struct worker *w)
+{
+    while (w->free_requests != NULL) {
+        struct request *req = w->free_requests;
+
+        w->free_requests = req->next_free;
+        request_release(req);
+    }
+    w->nfree_requests = 0;
+}
+
+static void
+request_reserve_frags(struct request *req, uint32_t n)
+{
+    if (n <= req->fragcap) {
+        return;
+    }
+    req->frags = realloc(req->frags, n * sizeof(*req->frags));
+    if (req->frags == NULL) {
+        log_error("out of memory");
+        abort();
+    }
+    memset(req->frags + req->fragcap, 0,
+           (n - req->fragcap) * sizeof(*req->frags));
+    req->fragcap = n;
+}
+
+static void *
+request_grow(void *p, size_t n, size_t size)
+{
+    p = realloc(p, n * size);
+    if (p == NULL) {
+        log_error("out of memory");
+        abort();
+    }
+    return p;
+}
+
+static void
+request_reserve_keys(struct request *req, uint32_t n, size_t linelen)
+{
+    if (n > req->keycap) {
+        req->keys = request_grow(req->keys, n, sizeof(*req->keys));
+        req->key_frag = request_grow(req->key_frag, n, sizeof(uint32_t));
+        req->block_len = request_grow(req->block_len, n, sizeof(uint32_t));
+        req->frag_keys = request_grow(req->frag_keys, n, sizeof(uint32_t));
+        req->keycap = n;
+    }
+    if (linelen > req->linecap) {
+        req->line = request_grow(req->line, linelen, 1);
+        req->linecap = linelen;
+    }
+}
+
+static struct frag *
+request_frag_init(struct request *req, enum frag_kind kind, uint32_t backend)
+{
+    struct frag *f = &req->frags[req->nfrags++];
+
+    f->req = req;
+    f->kind = kind;
+    f->backend = backend;
+    f->key_start = 0;
+    f->nkeys = 0;
+    f->cursor = 0;
+    f->failed = false;
+    return f;
+}
+
+static struct bconn *
+request_pick(struct worker *w, uint32_t backend)
+{
+    unsigned slot = 0;
+
+    if (w->per_backend > 1) {
+        slot = w->next_slot[backend]++ % w->per_backend;
+    }
+    return w->bconns[backend * w->per_backend + slot];
+}
+
+static uint32_t
+request_route(struct worker *w, const char *key, size_t len)
+{
+    return ring_route(w->proxy->ring, key, len, NULL, NULL);
+}
+
+static void
+request_set_error(struct request *req, const char *line)
+{
+    if (req->errline[0] == '\0') {
+        snprintf(req->errline, sizeof(req->errline), "%s", line);
+    }
+}
+
+/* Length of line without a trailing "noreply" token and spaces. */
+static size_t
+request_strip_noreply(const char *line, size_t len, bool noreply)
+{
+    while (len > 0 && line[len - 1] == ' ') {
+        len--;
+    }
+    if (noreply && len >= 7) {
+        len -= 7;
+        while (len > 0 && line[len - 1] == ' ') {
+            len--;
+        }
+    }
+    return len;
+}
+
+static void request_finish(struct request *req);
+
+void
+request_reply(struct request *req, const char *line)
+{
+    if (!req->noreply) {
+        evbuffer_add(req->rsp, line, strlen(line));
+        evbuffer_add(req->rsp, "\r\n", 2);
+    }
+    req->done = true;
+    if (req->client != NULL) {
+        client_flush(req->client);
+    } else {
+        request_put(req);
+    }
+}
+
+static void
+request_dispatch_single(struct request *req, const struct proto_req *pr,
+                        const char *line, size_t len, struct evbuffer *data)
+{
+    struct worker *w = req->worker;
+    uint32_t b = request_route(w, pr->key.p, pr->key.len);
+    struct bconn *bc = request_pick(w, b);
+    struct evbuffer *out = bconn_output(bc);
+    bool storage = proto_cmd_is_storage(pr->cmd);
+    struct frag *f;
+
+    if (out == NULL) {
+        if (storage) {
+            evbuffer_drain(data, (size_t)pr->vlen + 2);
+        }
+        stats_add(&w->bstats[b].errors, 1);
+        stats_add(&w->stats.server_errors, 1);
+        request_reply(req, "SERVER_ERROR backend unavailable");
+        return;
+    }
+    request_reserve_frags(req, 1);
+    f = request_frag_init(req, FRAG_LINE, b);
+    req->pending = 1;
+    evbuffer_add(out, line, request_strip_noreply(line, len, pr->noreply));
+    evbuffer_add(out, "\r\n", 2);
+    if (storage) {
+        evbuffer_remove_buffer(data, out, (size_t)pr->vlen + 2);
+    }
+    bconn_enqueue(bc, f);
+}
+
+/* Writes the command word (and exptime for gat/gats) of a retrieval. */
+static void
+request_add_retrieval_head(struct evbuffer *out, const struct proto_req *pr)
+{
+    evbuffer_add(out, pr->name.p, pr->name.len);
+    if (pr->cmd == PROTO_CMD_GAT || pr->cmd == PROTO_CMD_GATS) {
+        char num[24];
+        int n = snprintf(num, sizeof(num), " %lld", (long long)pr->exptime);
+
+        evbuffer_add(out, num, (size_t)n);
+    }
+}
+
+static void
+request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
+                           const char *line, size_t len)
+{
+    struct worker *w = req->worker;
+    uint32_t *frag_of = w->frag_of_backend;
+    const char *cur, *end;
+    struct proto_str key;
+    uint32_t i, nkeys = pr->nkeys;
+
+    stats_add(&w->stats.cmd_get, nkeys);
+    if (pr->cmd == PROTO_CMD_GAT || pr->cmd == PROTO_CMD_GATS) {
+        stats_add(&w->stats.cmd_touch, nkeys);
+    }
+    req->nkeys = nkeys;
+
+    if (nkeys == 1) {
+        uint32_t b = request_route(w, pr->key.p, pr->key.len);
+        struct bconn *bc = request_pick(w, b);
+        struct evbuffer *out = bconn_output(bc);
+        struct frag *f;
+
+        request_reserve_frags(req, 1);
+        f = request_frag_init(req, FRAG_RETRIEVAL, b);
+        f->nkeys = 1;
+        req->pending = 1;
+        if (out == NULL) {
+            stats_add(&w->bstats[b].errors, 1);
+            request_frag_fail(f, "SERVER_ERROR backend unavailable");
+            return;
+        }
+        evbuffer_add(out, line, request_strip_noreply(line, len, false));
+        evbuffer_add(out, "\r\n", 2);
+        bconn_enqueue(bc, f);
+        return;
+    }
+
+    /* Copy the keys: replies are matched against them later. */
+    request_reserve_keys(req, nkeys, pr->keys.len);
+    memcpy(req->line, pr->keys.p, pr->keys.len);
+    cur = req->line;
+    end = req->line + pr->keys.len;
+    for (i = 0; proto_next_key(&cur, end, &key); i++) {
+        uint32_t b = request_route(w, key.p, key.len);
+
+        req->keys[i] = key;
+        req->block_len[i] = 0;
+        if (frag_of[b] == RING_NONE) {
+            frag_of[b] = req->nfrags;
+            request_reserve_frags(req, req->nfrags + 1);
+            request_frag_init(req, FRAG_RETRIEVAL, b);
+        }
+        req->key_frag[i] = frag_of[b];
+        req->frags[frag_of[b]].nkeys++;
+    }
+    /* Lay the keys out grouped by fragment, in the client's order. */
+    for (uint32_t fi = 0, start = 0; fi < req->nfrags; fi++) {
+        struct frag *f = &req->frags[fi];
+
+        frag_of[f->backend] = RING_NONE;
+        f->key_start = start;
+        start += f->nkeys;
+        f->nkeys = 0;
+    }
+    for (i = 0; i < nkeys; i++) {
+        struct frag *f = &req->frags[req->key_frag[i]];
+
+        req->frag_keys[f->key_start + f->nkeys++] = i;
+    }
+
+    /* One extra reference while sending, so that fragments failing at once
+     * cannot finish (and recycle) the request under this loop. */
+    req->pending = req->nfrags + 1;
+    for (uint32_t fi = 0; fi < req->nfrags; fi++) {
+        struct frag *f = &req->frags[fi];
+        struct bconn *bc = request_pick(w, f->backend);
+        struct evbuffer *out = bconn_output(bc);
+
+        f->cursor = 0;
+        if (req->nfrags > 1 && f->buf == NULL) {
+            f->buf = evbuffer_new();
+        }
+        if (out == NULL) {
+            stats_add(&w->bstats[f->backend].errors, 1);
+            request_frag_fail(f, "SERVER_ERROR backend unavailable");
+            continue;
+        }
+        if (req->nfrags == 1) {
+            evbuffer_add(out, line, request_strip_noreply(line, len, false));
+        } else {
+            request_add_retrieval_head(out, pr);
+            for (uint32_t k = 0; k < f->nkeys; k++) {
+                const struct proto_str *ks =
+                    &req->keys[req->frag_keys[f->key_start + k]];
+
+                evbuffer_add(out, " ", 1);
+                evbuffer_add(out, ks->p, ks->len);
+            }
+        }
+        evbuffer_add(out, "\r\n", 2);
+        bconn_enqueue(bc, f);
+    }
+    if (--req->pending == 0) {
+        request_finish(req);
+    }
+}
+
+static void
+request_dispatch_flush(struct request *req, const struct proto_req *pr)
+{
+    struct worker *w = req->worker;
+    uint32_t n = w->proxy->nbackends;
+    char cmd[48];
+    int cmdlen;
+
+    stats_add(&w->stats.cmd_flush, 1);
+    if (pr->has_delay) {
+        cmdlen = snprintf(cmd, sizeof(cmd), "flush_all %lld\r\n",
+                          (long long)pr->exptime);
+    } else {
+        cmdlen = snprintf(cmd, sizeof(cmd), "flush_all\r\n");
+    }
+    request_reserve_frags(req, n);
+    req->pending = n + 1;
+    for (uint32_t b = 0; b < n; b++) {
+        struct frag *f = request_frag_init(req, FRAG_FLUSH, b);
+        struct bconn *bc = request_pick(w, b);
+        struct evbuffer *out = bconn_output(bc);
+
+        if (out == NULL) {
+            request_frag_fail(f, "SERVER_ERROR backend unavailable");
+            continue;
+        }
+        evbuffer_add(out, cmd, (size_t)cmdlen);
+        bconn_enqueue(bc, f);
+    }
+    if (--req->pending == 0) {
+        request_finish(req);
+    }
+}
+
+static void
+request_dispatch_local(struct request *req, const struct proto_req *pr)
+{
+    struct proxy *p = req->worker->proxy;
+
+    switch (pr->cmd) {
+    case PROTO_CMD_VERSION:
+        request_reply(req, "VERSION " PACKAGE_VERSION);
+        return;
+    case PROTO_CMD_VERBOSITY:
+        /* 0: notices and worse (the default), 1: info, 2+: debug. */
+        log_set_level(LOG_LEVEL_NOTICE + (int)(pr->level > 2 ? 2 : pr->level));
+        request_reply(req, "OK");
+        return;
+    case PROTO_CMD_QUIT:
+        req->closes = true;
+        req->done = true;
+        client_flush(req->client);
+        return;
+    case PROTO_CMD_STATS:
+        if (pr->args.len == 0) {
+            stats_render(p, req->rsp);
+        } else if (pr->args.len == 8 && memcmp(pr->args.p, "backends", 8) == 0) {
+            stats_render_backends(p, req->rsp);
+        } else {
+            request_reply(req, "ERROR");
+            return;
+        }
+        req->done = true;
+        client_flush(req->client);
+        return;
+    default:
+        request_reply(req, "ERROR");
+        return;
+    }
+}
+
+void
+request_dispatch(struct request *req, const struct proto_req *pr,
+                 const char *line, size_t len, struct evbuffer *data)
+{
+    struct worker *w = req->worker;
+
+    req->cmd = pr->cmd;
+    req->noreply = pr->noreply;
+    switch (pr->cmd) {
+    case PROTO_CMD_GET:
+    case PROTO_CMD_GETS:
+    case PROTO_CMD_GAT:
+    case PROTO_CMD_GATS:
+        request_dispatch_retrieval(req, pr, line, len);
+        return;
+    case PROTO_CMD_SET:
+    case PROTO_CMD_ADD:
+    case PROTO_CMD_REPLACE:
+    case PROTO_CMD_APPEND:
+    case PROTO_CMD_PREPEND:
+    case PROTO_CMD_CAS:
+        stats_add(&w->stats.cmd_set, 1);
+        request_dispatch_single(req, pr, line, len, data);
+        return;
+    case PROTO_CMD_TOUCH:
+        stats_add(&w->stats.cmd_touch, 1);
+        request_dispatch_single(req, pr, line, len, data);
+        return;
+    case PROTO_CMD_DELETE:
+    case PROTO_CMD_INCR:
+    case PROTO_CMD_DECR:
+        request_dispatch_single(req, pr, line, len, data);
+        return;
+    case PROTO_CMD_FLUSH_ALL:
+        request_dispatch_flush(req, pr);
+        return;
+    default:
+        request_dispatch_local(req, pr);
+        return;
+    }
+}
+
+static void
+request_count_line(struct request *req, enum proto_rsp kind)
+{
+    struct stats_worker *s = &req->worker->stats;
+
+    switch (req->cmd) {
+    case PROTO_CMD_DELETE:
+        stats_add(kind == PROTO_RSP_DELETED ? &s->delete_hits
+                                            : &s->delete_misses, 1);
+        break;
+    case PROTO_CMD_INCR:
+        stats_add(kind == PROTO_RSP_NUMBER ? &s->incr_hits : &s->incr_misses,
+                  1);
+        break;
+    case PROTO_CMD_DECR:
+        stats_add(kind == PROTO_RSP_NUMBER ? &s->decr_hits : &s->decr_misses,
+                  1);
+        break;
+    case PROTO_CMD_TOUCH:
+        stats_add(kind == PROTO_RSP_TOUCHED ? &s->touch_hits
+                                            : &s->touch_misses, 1);
+        break;
+    case PROTO_CMD_CAS:
+        if (kind == PROTO_RSP_STORED) {
+            stats_add(&s->cas_hits, 1);
+        } else if (kind == PROTO_RSP_EXISTS) {
+            stats_add(&s->cas_badval, 1);
+        } else if (kind == PROTO_RSP_NOT_FOUND) {
+            stats_add(&s->cas_misses, 1);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+void
+request_frag_line(struct frag *f, struct evbuffer *in, size_t linelen,
+                  size_t eollen, enum proto_rsp kind)
+{
+    struct request *req = f->req;
+
+    if (f->kind == FRAG_FLUSH) {
+        if (kind != PROTO_RSP_OK) {
+            char line[100];
+            size_t n = linelen < sizeof(line) - 1 ? linelen : sizeof(line) - 1;
+
+            evbuffer_copyout(in, line, n);
+            line[n] = '\0';
+            log_warn("flush_all on backend %s: %s",
+                     req->worker->proxy->backends[f->backend].cfg->name, line);
+            f->failed = true;
+            req->nfailed++;
+        }
+        evbuffer_drain(in, linelen + eollen);
+    } else {
+        request_count_line(req, kind);
+        if (req->noreply || req->client == NULL) {
+            evbuffer_drain(in, linelen + eollen);
+        } else {
+            evbuffer_remove_buffer(in, req->rsp, linelen + eollen);
+        }
+    }
+    if (--req->pending == 0) {
+        request_finish(req);
+    }
+}
+
+struct evbuffer *
+request_frag_value(struct frag *f, const char *key, size_t keylen,
+                   uint32_t blocklen)
+{
+    struct request *req = f->req;
+
+    if (req->nfrags == 1) {
+        /* One fragment: the backend answers in the client's order. */
+        req->hits++;
+        return req->rsp;
+    }
+    while (f->cursor < f->nkeys) {
+        uint32_t idx = req->frag_keys[f->key_start + f->cursor++];
+        const struct proto_str *k = &req->keys[idx];
+
+        if (k->len == keylen && memcmp(k->p, key, keylen) == 0) {
+            req->block_len[idx] = blocklen;
+            req->hits++;
+            return f->buf;
+        }
+    }
+    return NULL;
+}
+
+void
+request_frag_end(struct frag *f)
+{
+    struct request *req = f->req;
+
+    if (--req->pending == 0) {
+        request_finish(req);
+    }
+}
+
+void
+request_frag_fail(struct frag *f, const char *reason)
+{
+    struct request *req = f->req;
+
+    f->failed = true;
+    req->nfailed++;
+    request_set_error(req, reason);
+    if (f->kind == FRAG_RETRIEVAL) {
+        if (req->nfrags > 1) {
+            /* Its keys become misses; drop what it had collected. */
+            for (uint32_t k = 0; k < f->nkeys; k++) {
+                uint32_t idx = req->frag_keys[f->key_start + k];
+
+                if (req->block_len[idx] > 0) {
+                    req->block_len[idx] = 0;
+                    req->hits--;
+                }
+            }
+            evbuffer_drain(f->buf, evbuffer_get_length(f->buf));
+        } else {
+            evbuffer_drain(req->rsp, evbuffer_get_length(req->rsp));
+            req->hits = 0;
+        }
+    }
+    if (--req->pending == 0) {
+        request_finish(req);
+    }
+}
+
+static void
+request_finish_retrieval(struct request *req)
+{
+    struct stats_worker *s = &req->worker->stats;
+
+    if (req->nfailed == req->nfrags) {
+        stats_add(&s->get_errors, req->nkeys);
+        stats_add(&s->server_errors, 1);
+        evbuffer_add(req->rsp, req->errline, strlen(req->errline));
+        evbuffer_add(req->rsp, "\r\n", 2);
+        return;
+    }
+    if (req->nfrags > 1) {
+        for (uint32_t i = 0; i < req->nkeys; i++) {
+            if (req->block_len[i] > 0) {
+                evbuffer_remove_buffer(req->frags[req->key_frag[i]].buf,
+                                       req->rsp, req->block_len[i]);
+            }
+        }
+        for (uint32_t fi = 0; fi < req->nfrags; fi++) {
+            if (req->frags[fi].failed) {
+                stats_add(&s->get_errors, req->frags[fi].nkeys);
+            }
+        }
+    }
+    stats_add(&s->get_hits, req->hits);
+    stats_add(&s->get_misses, req->nkeys - req->hits);
+    evbuffer_add(req->rsp, "END\r\n", 5);
+}
+
+static void
+request_finish(struct request *req)
+{
+    if (req->client == NULL) {
+        request_put(req);
+        return;
+    }
+    switch (req->frags[0].kind) {
+    case FRAG_RETRIEVAL:
+        request_finish_retrieval(req);
+        break;
+    case FRAG_FLUSH:
+        if (!req->noreply) {
+            if (req->nfailed == 0) {
+                evbuffer_add(req->rsp, "OK\r\n", 4);
+            } else {
+                evbuffer_add_printf(req->rsp,
+                                    "SERVER_ERROR flush_all failed on %u of "
+                                    "%u backends\r\n",
+                                    req->nfailed, req->nfrags);
+            }
+        }
+        break;
+    case FRAG_LINE:
+        if (req->nfailed > 0) {
+            stats_add(&req->worker->stats.server_errors, 1);
+            if (!req->noreply) {
+                evbuffer_add(req->rsp, req->errline, strlen(req->errline));
+                evbuffer_add(req->rsp, "\r\n", 2);
+            }
+        }
+        break;
+    }
+    req->done = true;
+    client_flush(req->client);
+}

@@ -1,0 +1,111 @@
+/*
+ * request: one client command on its way through the proxy.
+ *
+ * A request is created by its client, split into fragments (one per backend
+ * it touches), each fragment queued on a backend connection, and completed
+ * when its last fragment is answered or failed. Its reply is built in
+ * req->rsp and moved to the client in the order the client sent its
+ * requests.
+ *
+ * Ownership: the worker's free list or the client's queue owns a request;
+ * a request whose client went away is "orphaned" (client == NULL) and is
+ * freed by its last fragment. Requests are recycled, never freed on the
+ * request path; their arrays keep their capacity.
+ */
+#ifndef MCRING_REQUEST_H
+#define MCRING_REQUEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "proto.h"
+
+struct client;
+struct worker;
+struct evbuffer;
+struct bconn;
+
+enum frag_kind {
+    FRAG_LINE,          /* one reply line: storage, delete, incr, touch */
+    FRAG_RETRIEVAL,     /* VALUE blocks then END */
+    FRAG_FLUSH,         /* flush_all to one backend */
+};
+
+struct frag {
+    struct request *req;
+    TAILQ_ENTRY(frag) link;         /* on its bconn's queue */
+    enum frag_kind kind;
+    uint32_t backend;
+    uint32_t key_start;             /* into req->frag_keys */
+    uint32_t nkeys;
+    uint32_t cursor;                /* keys matched so far */
+    struct evbuffer *buf;           /* values, multi-fragment retrievals */
+    uint64_t deadline_ns;
+    bool failed;
+};
+
+TAILQ_HEAD(frag_queue, frag);
+
+struct request {
+    struct client *client;          /* NULL once orphaned */
+    struct worker *worker;
+    STAILQ_ENTRY(request) link;     /* on the client's queue */
+    struct request *next_free;
+    enum proto_cmd cmd;
+    bool noreply;
+    bool done;
+    bool closes;                    /* quit or fatal error: close after */
+    uint32_t pending;               /* fragments not yet answered */
+    struct evbuffer *rsp;
+    /* Multi-key state (retrieval and flush_all). */
+    char *line;                     /* copy of the keys; keys point here */
+    size_t linecap;
+    uint32_t nkeys;
+    uint32_t keycap;
+    struct proto_str *keys;
+    uint32_t *key_frag;             /* fragment of each key */
+    uint32_t *block_len;            /* bytes of each key's VALUE block */
+    uint32_t *frag_keys;            /* key indices grouped by fragment */
+    struct frag *frags;
+    uint32_t nfrags;
+    uint32_t fragcap;
+    uint32_t nfailed;               /* fragments that failed */
+    uint32_t hits;
+    char errline[128];              /* first failure, for the reply */
+};
+
+/* Gets a request from the worker's free list (or allocates one). */
+struct request *request_get(struct worker *w, struct client *c);
+/* Returns a request to the free list. */
+void request_put(struct request *req);
+/* Frees a worker's free list (worker shutdown). */
+void request_free_list(struct worker *w);
+
+/*
+ * Routes and sends a parsed command. line/len is the whole command line
+ * (without terminator); for storage commands the data block (vlen + 2
+ * bytes) is at the head of `data` and is moved out of it. Fills req->rsp
+ * now for commands mcring answers itself. Never fails: a request that
+ * cannot be sent is completed with a SERVER_ERROR reply.
+ */
+void request_dispatch(struct request *req, const struct proto_req *pr,
+                      const char *line, size_t len, struct evbuffer *data);
+
+/* Completes req with a literal reply line (adds "\r\n"). */
+void request_reply(struct request *req, const char *line);
+
+/* Fragment callbacks from bconn. */
+/* A whole reply line of a FRAG_LINE or FRAG_FLUSH fragment. */
+void request_frag_line(struct frag *f, struct evbuffer *in, size_t linelen,
+                       size_t eollen, enum proto_rsp kind);
+/* Destination buffer for the VALUE blocks of a FRAG_RETRIEVAL fragment
+ * with the key just read; NULL if the key was not asked for. */
+struct evbuffer *request_frag_value(struct frag *f, const char *key,
+                                    size_t keylen, uint32_t blocklen);
+/* END of a retrieval fragment. */
+void request_frag_end(struct frag *f);
+/* The fragment failed; reason is a full reply line without "\r\n". */
+void request_frag_fail(struct frag *f, const char *reason);
+
+#endif

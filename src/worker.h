@@ -1,0 +1,75 @@
+/*
+ * worker: one thread, one event_base, its clients and its own connections
+ * to every backend. Nothing a worker touches on the request path is shared
+ * with another thread except read-only configuration and relaxed atomic
+ * counters.
+ */
+#ifndef MCRING_WORKER_H
+#define MCRING_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "stats.h"
+
+struct proxy;
+struct client;
+struct request;
+struct bconn;
+struct event;
+struct event_base;
+
+TAILQ_HEAD(client_list, client);
+
+struct worker {
+    struct proxy *proxy;
+    unsigned id;
+    pthread_t thread;
+    struct event_base *base;
+    int notify_rd;                  /* fds handed over by the main thread */
+    int notify_wr;
+    struct event *ev_notify;
+    struct event *ev_reap;          /* frees closed clients, deferred */
+    struct event *ev_drain_timer;   /* bounds the shutdown drain */
+    struct client_list clients;
+    struct client_list closed;      /* waiting for ev_reap */
+    struct bconn **bconns;          /* [backend * per_backend + slot] */
+    unsigned per_backend;
+    uint32_t *next_slot;            /* round robin per backend */
+    uint32_t *frag_of_backend;      /* scratch for splitting, RING_NONE */
+    struct request *free_requests;  /* free list, linked by next_free */
+    unsigned nfree_requests;
+    bool stopping;
+    bool started;                   /* its thread runs */
+    uint64_t next_client_id;
+    struct stats_worker stats;
+    struct stats_backend *bstats;   /* per backend */
+};
+
+/* Message on the notify pipe that asks the worker to drain and stop. */
+#define WORKER_MSG_STOP (-1)
+
+/*
+ * Creates worker id of proxy p (its base, pipe, backend connections).
+ * Returns NULL with a message in err.
+ */
+struct worker *worker_create(struct proxy *p, unsigned id, char *err,
+                             size_t errlen) __attribute__((warn_unused_result));
+/* Starts the thread. Returns 0 or -1 with err. */
+int worker_start(struct worker *w, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Hands an accepted socket to the worker; the worker owns fd afterwards. */
+int worker_hand_off(struct worker *w, int fd);
+/* Asks the worker to finish in-flight requests and exit its loop. */
+void worker_request_stop(struct worker *w);
+void worker_join(struct worker *w);
+void worker_destroy(struct worker *w);
+
+/* Called by a client once its last request is done and it was closed. */
+void worker_schedule_reap(struct worker *w);
+/* Called when a client is gone during shutdown, to end the loop early. */
+void worker_check_drained(struct worker *w);
+
+#endif
