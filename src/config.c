@@ -1,1 +1,943 @@
-/* placeholder: being written */
+/*
+ * config: reads and validates the INI configuration file.
+ *
+ *   file --config_reader()--> one line at a time --> inih (sections,
+ *   comments, syntax) --config_handler()--> key table / backend list
+ *
+ * inih (the Debian 12 system library, release 55) is fed through
+ * ini_parse_stream() with our own reader, because the library has two traps
+ * that would otherwise silently change the meaning of a file:
+ *
+ *   - a line longer than 199 bytes is split in two and the tail parsed as a
+ *     line of its own: the reader refuses any line over CONFIG_LINE_MAX;
+ *   - an indented line after a key is appended to that key as a multi-line
+ *     value: the reader refuses every indented line that is not blank or a
+ *     comment.
+ *
+ * The reader also sees section headers (inih does not report them) so that
+ * an empty unknown section is an error and "no backends" can point at the
+ * [backends] line. Line numbers are counted by the reader, which hands inih
+ * exactly one line per call, so they agree with the line numbers inih
+ * returns for its own syntax errors.
+ *
+ * The handler re-splits the current line at its first '=' instead of using
+ * inih's name: inih also splits at ':', which backend names may contain.
+ *
+ * Invariants: the first error wins; once it is recorded the reader ends the
+ * stream and the handler ignores everything. A config returned by
+ * config_load() has every backend name and address unique (textually; see
+ * config_resolve() for resolved addresses) and its backends sorted by name.
+ * Adding a [proxy] or [health] key takes one line in config_keys[] and a
+ * field in struct config.
+ */
+#include "autoconf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "util.h"
+
+#define CONFIG_DEFAULT_LISTEN_HOST "127.0.0.1"
+#define CONFIG_DEFAULT_LISTEN_PORT 11311
+
+enum config_type {
+    CONFIG_TYPE_UINT,   /* unsigned, decimal, [min, max] */
+    CONFIG_TYPE_SIZE,   /* size_t, decimal bytes, [min, max] */
+    CONFIG_TYPE_HASH,   /* enum ring_hash: xxh3 | ketama */
+    CONFIG_TYPE_LISTEN, /* listen_host + listen_port: HOST:PORT */
+};
+
+/* One [proxy] or [health] key: where it lives in struct config. */
+struct config_key {
+    const char *section;
+    const char *name;
+    enum config_type type;
+    size_t offset; /* of the field in struct config */
+    uint64_t def;  /* default (numbers and enums) */
+    uint64_t min;
+    uint64_t max;
+};
+
+#define CONFIG_OFF(field) offsetof(struct config, field)
+
+static const struct config_key config_keys[] = {
+    {"proxy", "listen", CONFIG_TYPE_LISTEN, 0, 0, 0, 0},
+    {"proxy", "threads", CONFIG_TYPE_UINT, CONFIG_OFF(threads), 0, 0, 256},
+    {"proxy", "hash", CONFIG_TYPE_HASH, CONFIG_OFF(hash), RING_HASH_XXH3, 0, 0},
+    {"proxy", "vnodes", CONFIG_TYPE_UINT, CONFIG_OFF(vnodes),
+     RING_DEFAULT_VNODES, 1, 10000},
+    {"proxy", "timeout_ms", CONFIG_TYPE_UINT, CONFIG_OFF(timeout_ms), 1000, 1,
+     600000},
+    {"proxy", "connect_timeout_ms", CONFIG_TYPE_UINT,
+     CONFIG_OFF(connect_timeout_ms), 500, 1, 60000},
+    {"proxy", "backend_connections", CONFIG_TYPE_UINT,
+     CONFIG_OFF(backend_connections), 1, 1, 64},
+    {"proxy", "max_connections", CONFIG_TYPE_UINT, CONFIG_OFF(max_connections),
+     4096, 1, 1000000},
+    {"proxy", "max_value_size", CONFIG_TYPE_SIZE, CONFIG_OFF(max_value_size),
+     1048576, 1, 1073741824},
+    {"proxy", "max_keys", CONFIG_TYPE_UINT, CONFIG_OFF(max_keys), 1024, 1,
+     100000},
+    {"proxy", "client_output_limit", CONFIG_TYPE_SIZE,
+     CONFIG_OFF(client_output_limit), 4194304, 4096, 1073741824},
+    {"health", "interval_ms", CONFIG_TYPE_UINT, CONFIG_OFF(health_interval_ms),
+     200, 10, 60000},
+    {"health", "timeout_ms", CONFIG_TYPE_UINT, CONFIG_OFF(health_timeout_ms),
+     300, 1, 60000},
+    {"health", "rise", CONFIG_TYPE_UINT, CONFIG_OFF(health_rise), 3, 1, 100},
+    {"health", "fall", CONFIG_TYPE_UINT, CONFIG_OFF(health_fall), 2, 1, 100},
+};
+
+#define CONFIG_NKEYS UTIL_ARRAY_SIZE(config_keys)
+
+static const char *const config_hash_names[] = {
+    [RING_HASH_XXH3] = "xxh3",
+    [RING_HASH_KETAMA] = "ketama",
+};
+
+/* State of one config_load(); the reader's and the handler's user data. */
+struct config_parser {
+    const char *path;
+    FILE *fp;
+    struct config *cfg; /* being filled; owned by config_load() */
+    int line;           /* lines handed to inih so far */
+    bool eof;
+    char raw[CONFIG_LINE_MAX + 2]; /* current line, no EOL, no BOM */
+    int err_line;                  /* first error's line; 0 = none yet */
+    bool failed;                   /* an error is in err */
+    char *err;
+    size_t errlen;
+    int key_line[CONFIG_NKEYS]; /* where each key was set; 0 = not yet */
+    int backends_line;          /* first [backends] header */
+    size_t backends_cap;
+};
+
+static bool
+config_isspace(int c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' ||
+           c == '\r';
+}
+
+static char *
+config_lskip(char *s)
+{
+    while (*s != '\0' && config_isspace((unsigned char)*s)) {
+        s++;
+    }
+    return s;
+}
+
+static void
+config_rstrip(char *s)
+{
+    size_t n = strlen(s);
+
+    while (n > 0 && config_isspace((unsigned char)s[n - 1])) {
+        s[--n] = '\0';
+    }
+}
+
+/*
+ * The first char of s in chars, or the start of an inline comment (';'
+ * after whitespace), or the terminating NUL: inih's own rule, so that we
+ * split a line exactly where inih does.
+ */
+static char *
+config_find_chars_or_comment(char *s, const char *chars)
+{
+    bool was_space = false;
+
+    while (*s != '\0' && (chars == NULL || strchr(chars, *s) == NULL) &&
+           !(was_space && *s == ';')) {
+        was_space = config_isspace((unsigned char)*s);
+        s++;
+    }
+    return s;
+}
+
+/* Records the first error, "FILE:LINE: message". */
+static void config_fail(struct config_parser *p, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+config_fail(struct config_parser *p, int line, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (p->failed) {
+        return;
+    }
+    p->failed = true;
+    p->err_line = line;
+    n = snprintf(p->err, p->errlen, "%s:%d: ", p->path, line);
+    if (n < 0 || (size_t)n >= p->errlen) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+static const char *
+config_section_known(const char *name)
+{
+    static const char *const sections[] = {"proxy", "health", "backends"};
+
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(sections); i++) {
+        if (strcmp(name, sections[i]) == 0) {
+            return sections[i];
+        }
+    }
+    return NULL;
+}
+
+/* Checks a "[section]" line (raw, unindented) before inih sees it. */
+static void
+config_check_section(struct config_parser *p, char *line)
+{
+    char *end = config_find_chars_or_comment(line + 1, "]");
+    char *rest;
+
+    if (*end != ']') {
+        return; /* inih reports the missing ']' as a syntax error */
+    }
+    *end = '\0';
+    rest = config_lskip(end + 1);
+    if (*rest != '\0' && *rest != ';' && *rest != '#') {
+        config_fail(p, p->line, "unexpected text after [%s]", line + 1);
+    } else if (config_section_known(line + 1) == NULL) {
+        config_fail(p, p->line,
+                    "unknown section [%s] (expected [proxy], [health] or "
+                    "[backends])",
+                    line + 1);
+    } else if (strcmp(line + 1, "backends") == 0 && p->backends_line == 0) {
+        p->backends_line = p->line;
+    }
+    *end = ']';
+}
+
+/*
+ * The ini_reader: hands inih one line per call (without its end of line, so
+ * that a line of CONFIG_LINE_MAX bytes fits inih's 200-byte buffer), or
+ * NULL at the end of the file or once an error is recorded.
+ */
+static char *
+config_reader(char *str, int num, void *stream)
+{
+    struct config_parser *p = stream;
+    size_t max = CONFIG_LINE_MAX;
+    size_t len = 0;
+    bool nul = false;
+    bool toolong = false;
+    int c = EOF;
+
+    if (p->failed || p->eof) {
+        return NULL;
+    }
+    if (num > 0 && (size_t)num - 1 < max) {
+        max = (size_t)num - 1;
+    }
+    /* Keep one byte more than max for a '\r' before the '\n'. */
+    while ((c = getc(p->fp)) != EOF && c != '\n') {
+        if (len > max) {
+            toolong = true;
+            break;
+        }
+        if (c == '\0') {
+            nul = true;
+        }
+        p->raw[len++] = (char)c;
+    }
+    if (c == EOF) {
+        p->eof = true;
+        if (ferror(p->fp)) {
+            config_fail(p, p->line + 1, "read error: %s", strerror(errno));
+            return NULL;
+        }
+        if (len == 0) {
+            return NULL;
+        }
+    }
+    p->line++;
+    if (!toolong && len > 0 && p->raw[len - 1] == '\r') {
+        len--;
+    }
+    if (toolong || len > max) {
+        config_fail(p, p->line, "line too long (max %zu bytes)", max);
+        return NULL;
+    }
+    if (nul) {
+        config_fail(p, p->line, "NUL byte in line");
+        return NULL;
+    }
+    p->raw[len] = '\0';
+    if (p->line == 1 && len >= 3 && memcmp(p->raw, "\xEF\xBB\xBF", 3) == 0) {
+        memmove(p->raw, p->raw + 3, len - 2);
+        len -= 3;
+    }
+    if (config_isspace((unsigned char)p->raw[0])) {
+        char *s = config_lskip(p->raw);
+
+        if (*s != '\0' && *s != ';' && *s != '#') {
+            config_fail(p, p->line,
+                        "indented line (inih would append it to the "
+                        "previous value; remove the leading whitespace)");
+            return NULL;
+        }
+    } else if (p->raw[0] == '[') {
+        config_check_section(p, p->raw);
+        if (p->failed) {
+            return NULL;
+        }
+    }
+    memcpy(str, p->raw, len + 1);
+    return str;
+}
+
+static int
+config_set_number(struct config_parser *p, const struct config_key *k,
+                  const char *value)
+{
+    char *field = (char *)p->cfg + k->offset;
+    uint64_t v;
+
+    if (util_parse_u64(value, strlen(value), &v) != 0) {
+        config_fail(p, p->line,
+                    "%s: bad number '%s' (expected an integer in "
+                    "%" PRIu64 "..%" PRIu64 ")",
+                    k->name, value, k->min, k->max);
+        return -1;
+    }
+    if (v < k->min || v > k->max) {
+        config_fail(p, p->line,
+                    "%s: %" PRIu64 " out of range %" PRIu64 "..%" PRIu64,
+                    k->name, v, k->min, k->max);
+        return -1;
+    }
+    if (k->type == CONFIG_TYPE_SIZE) {
+        *(size_t *)(void *)field = (size_t)v;
+    } else {
+        *(unsigned *)(void *)field = (unsigned)v;
+    }
+    return 0;
+}
+
+static int
+config_set_key(struct config_parser *p, const struct config_key *k,
+               const char *value)
+{
+    struct config *cfg = p->cfg;
+    char host[CONFIG_LINE_MAX + 1];
+    char reason[128];
+    uint16_t port;
+
+    switch (k->type) {
+    case CONFIG_TYPE_UINT:
+    case CONFIG_TYPE_SIZE:
+        return config_set_number(p, k, value);
+    case CONFIG_TYPE_HASH:
+        for (size_t i = 0; i < UTIL_ARRAY_SIZE(config_hash_names); i++) {
+            if (strcmp(value, config_hash_names[i]) == 0) {
+                cfg->hash = (enum ring_hash)i;
+                return 0;
+            }
+        }
+        config_fail(p, p->line, "%s: bad value '%s' (expected xxh3 or ketama)",
+                    k->name, value);
+        return -1;
+    case CONFIG_TYPE_LISTEN:
+        if (config_parse_hostport(value, host, sizeof(host), &port, reason,
+                                  sizeof(reason)) != 0) {
+            config_fail(p, p->line, "%s: bad address '%s': %s", k->name, value,
+                        reason);
+            return -1;
+        }
+        free(cfg->listen_host);
+        cfg->listen_host = util_xstrdup(host);
+        cfg->listen_port = port;
+        return 0;
+    }
+    return -1;
+}
+
+static bool
+config_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > CONFIG_NAME_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '.' || c == ':' ||
+              c == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * A strict positive decimal: digits with an optional fraction ("2", "0.5",
+ * ".5"), at most 15 digits so that mantissa / 10^k is exact on both sides
+ * and the quotient correctly rounded (what strtod() gives, without its
+ * locale, hex, exponent, inf and nan forms).
+ */
+static int
+config_parse_weight(const char *s, double *out)
+{
+    uint64_t mant = 0;
+    unsigned digits = 0;
+    unsigned frac = 0;
+    bool dot = false;
+    double scale = 1.0;
+
+    for (; *s != '\0'; s++) {
+        if (*s == '.' && !dot) {
+            dot = true;
+        } else if (*s >= '0' && *s <= '9') {
+            if (++digits > 15) {
+                return -1;
+            }
+            mant = mant * 10 + (uint64_t)(*s - '0');
+            frac += dot;
+        } else {
+            return -1;
+        }
+    }
+    if (digits == 0 || (dot && frac == 0)) {
+        return -1;
+    }
+    while (frac-- > 0) {
+        scale *= 10.0;
+    }
+    *out = (double)mant / scale;
+    return 0;
+}
+
+static struct config_backend *
+config_find_backend(const struct config *cfg, const char *name,
+                    const char *host, uint16_t port)
+{
+    for (size_t i = 0; i < cfg->nbackends; i++) {
+        const struct config_backend *b = &cfg->backends[i];
+
+        if ((name != NULL && strcmp(b->name, name) == 0) ||
+            (host != NULL && b->port == port &&
+             strcasecmp(b->host, host) == 0)) {
+            return &cfg->backends[i];
+        }
+    }
+    return NULL;
+}
+
+/* "NAME = HOST:PORT [weight=W]" in [backends]. */
+static int
+config_add_backend(struct config_parser *p, const char *name, char *value)
+{
+    struct config *cfg = p->cfg;
+    struct config_backend *b;
+    struct config_backend *dup;
+    char host[CONFIG_LINE_MAX + 1];
+    char reason[128];
+    char *addr;
+    char *tok;
+    char *save = NULL;
+    uint16_t port;
+    double weight = 1.0;
+    bool have_weight = false;
+
+    if (!config_name_valid(name)) {
+        config_fail(p, p->line,
+                    "bad backend name '%s' (1..%d bytes of A-Z a-z 0-9 _ . : "
+                    "-)",
+                    name, CONFIG_NAME_MAX);
+        return -1;
+    }
+    dup = config_find_backend(cfg, name, NULL, 0);
+    if (dup != NULL) {
+        config_fail(p, p->line,
+                    "duplicate backend name '%s' (first defined at line %d)",
+                    name, dup->line);
+        return -1;
+    }
+    addr = strtok_r(value, " \t", &save);
+    if (addr == NULL) {
+        config_fail(p, p->line, "backend '%s': missing HOST:PORT", name);
+        return -1;
+    }
+    if (config_parse_hostport(addr, host, sizeof(host), &port, reason,
+                              sizeof(reason)) != 0) {
+        config_fail(p, p->line, "backend '%s': bad address '%s': %s", name,
+                    addr, reason);
+        return -1;
+    }
+    while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
+        if (strncmp(tok, "weight=", 7) != 0) {
+            config_fail(p, p->line,
+                        "backend '%s': unknown option '%s' (expected "
+                        "weight=W)",
+                        name, tok);
+            return -1;
+        }
+        if (have_weight) {
+            config_fail(p, p->line, "backend '%s': weight given twice", name);
+            return -1;
+        }
+        have_weight = true;
+        if (config_parse_weight(tok + 7, &weight) != 0 || weight <= 0.0 ||
+            weight > CONFIG_WEIGHT_MAX) {
+            config_fail(p, p->line,
+                        "backend '%s': bad weight '%s' (expected a decimal "
+                        "number greater than 0 and at most %g)",
+                        name, tok + 7, CONFIG_WEIGHT_MAX);
+            return -1;
+        }
+    }
+    dup = config_find_backend(cfg, NULL, host, port);
+    if (dup != NULL) {
+        config_fail(p, p->line,
+                    "backend '%s': duplicate address %s (same as backend "
+                    "'%s' at line %d)",
+                    name, addr, dup->name, dup->line);
+        return -1;
+    }
+    if (cfg->nbackends == p->backends_cap) {
+        size_t cap = p->backends_cap ? p->backends_cap * 2 : 8;
+        struct config_backend *nb = util_xcalloc(cap, sizeof(*nb));
+
+        if (cfg->nbackends > 0) {
+            memcpy(nb, cfg->backends, cfg->nbackends * sizeof(*nb));
+        }
+        free(cfg->backends);
+        cfg->backends = nb;
+        p->backends_cap = cap;
+    }
+    b = &cfg->backends[cfg->nbackends++];
+    memset(b, 0, sizeof(*b));
+    b->name = util_xstrdup(name);
+    b->host = util_xstrdup(host);
+    b->port = port;
+    b->weight = weight;
+    b->line = p->line;
+    return 0;
+}
+
+/*
+ * The ini_handler. inih's name is not used: the current raw line is split
+ * again at its first '=' (see the head comment); the value gets inih's
+ * inline-comment and whitespace treatment.
+ */
+static int
+config_handler(void *user, const char *section, const char *iname,
+               const char *ivalue)
+{
+    struct config_parser *p = user;
+    char buf[sizeof(p->raw)];
+    char *name;
+    char *value;
+    char *end;
+
+    if (p->failed) {
+        return 0;
+    }
+    memcpy(buf, p->raw, sizeof(buf));
+    name = buf;
+    end = strchr(buf, '=');
+    if (end == NULL) {
+        config_fail(p, p->line, "expected NAME = VALUE");
+        return 0;
+    }
+    *end = '\0';
+    config_rstrip(name);
+    value = end + 1;
+    end = config_find_chars_or_comment(value, NULL);
+    *end = '\0';
+    value = config_lskip(value);
+    config_rstrip(value);
+
+    if (*section == '\0') {
+        config_fail(p, p->line,
+                    "key '%s' outside a section (start with [proxy], "
+                    "[health] or [backends])",
+                    name);
+        return 0;
+    }
+    if (strcmp(section, "backends") == 0) {
+        return config_add_backend(p, name, value) == 0;
+    }
+    for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+        const struct config_key *k = &config_keys[i];
+
+        if (strcmp(k->section, section) != 0 || strcmp(k->name, name) != 0) {
+            continue;
+        }
+        if (p->key_line[i] != 0) {
+            config_fail(p, p->line,
+                        "duplicate key '%s' in [%s] (first set at line %d)",
+                        name, section, p->key_line[i]);
+            return 0;
+        }
+        p->key_line[i] = p->line;
+        return config_set_key(p, k, value) == 0;
+    }
+    config_fail(p, p->line, "unknown key '%s' in [%s]", name, section);
+    return 0;
+}
+
+static int
+config_backend_cmp(const void *a, const void *b)
+{
+    const struct config_backend *x = a;
+    const struct config_backend *y = b;
+
+    return strcmp(x->name, y->name);
+}
+
+void
+config_defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+        const struct config_key *k = &config_keys[i];
+        char *field = (char *)cfg + k->offset;
+
+        switch (k->type) {
+        case CONFIG_TYPE_UINT:
+            *(unsigned *)(void *)field = (unsigned)k->def;
+            break;
+        case CONFIG_TYPE_SIZE:
+            *(size_t *)(void *)field = (size_t)k->def;
+            break;
+        case CONFIG_TYPE_HASH:
+            *(enum ring_hash *)(void *)field = (enum ring_hash)k->def;
+            break;
+        case CONFIG_TYPE_LISTEN:
+            /* A literal: config_defaults() leaves nothing to free. */
+            cfg->listen_host = (char *)CONFIG_DEFAULT_LISTEN_HOST;
+            cfg->listen_port = CONFIG_DEFAULT_LISTEN_PORT;
+            break;
+        }
+    }
+}
+
+struct config *
+config_load(const char *path, char *err, size_t errlen)
+{
+    struct config_parser p;
+    struct config *cfg;
+    int rc;
+
+    memset(&p, 0, sizeof(p));
+    p.path = path;
+    p.err = err;
+    p.errlen = errlen;
+    p.fp = fopen(path, "r");
+    if (p.fp == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    cfg = util_xcalloc(1, sizeof(*cfg));
+    config_defaults(cfg);
+    cfg->listen_host = util_xstrdup(cfg->listen_host);
+    cfg->path = util_xstrdup(path);
+    p.cfg = cfg;
+
+    rc = ini_parse_stream(config_reader, &p, config_handler, &p);
+    fclose(p.fp);
+    if (rc > 0 && (!p.failed || rc < p.err_line)) {
+        p.failed = false;
+        config_fail(&p, rc,
+                    "syntax error (expected [section], NAME = VALUE or a "
+                    "comment)");
+    } else if (rc < 0 && !p.failed) {
+        snprintf(err, errlen, "%s: inih error %d", path, rc);
+        p.failed = true;
+    }
+    if (!p.failed && cfg->nbackends == 0) {
+        /* Point at [backends], else at the end of the file. */
+        int line = p.backends_line != 0 ? p.backends_line : p.line;
+
+        config_fail(&p, line > 0 ? line : 1,
+                    "no backends (add NAME = HOST:PORT lines to [backends])");
+    }
+    if (p.failed) {
+        config_destroy(cfg);
+        return NULL;
+    }
+    qsort(cfg->backends, cfg->nbackends, sizeof(*cfg->backends),
+          config_backend_cmp);
+    return cfg;
+}
+
+static bool
+config_same_addr(const struct config_backend *a, const struct config_backend *b)
+{
+    if (a->addr.ss_family != b->addr.ss_family) {
+        return false;
+    }
+    if (a->addr.ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)&a->addr;
+        const struct sockaddr_in *y = (const void *)&b->addr;
+
+        return x->sin_port == y->sin_port &&
+               x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->addr.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)&a->addr;
+        const struct sockaddr_in6 *y = (const void *)&b->addr;
+
+        return x->sin6_port == y->sin6_port &&
+               x->sin6_scope_id == y->sin6_scope_id &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return a->addrlen == b->addrlen &&
+           memcmp(&a->addr, &b->addr, a->addrlen) == 0;
+}
+
+int
+config_resolve(struct config *cfg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cfg->nbackends; i++) {
+        struct config_backend *b = &cfg->backends[i];
+        struct addrinfo hints;
+        struct addrinfo *res = NULL;
+        char port[8];
+        int rc;
+
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_NUMERICSERV;
+        snprintf(port, sizeof(port), "%u", (unsigned)b->port);
+        rc = getaddrinfo(b->host, port, &hints, &res);
+        if (rc != 0 || res == NULL) {
+            snprintf(err, errlen,
+                     "%s:%d: backend '%s': cannot resolve '%s': %s", cfg->path,
+                     b->line, b->name, b->host,
+                     rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+            if (res != NULL) {
+                freeaddrinfo(res);
+            }
+            return -1;
+        }
+        memset(&b->addr, 0, sizeof(b->addr));
+        memcpy(&b->addr, res->ai_addr, res->ai_addrlen);
+        b->addrlen = res->ai_addrlen;
+        freeaddrinfo(res);
+    }
+    for (size_t i = 0; i < cfg->nbackends; i++) {
+        for (size_t j = 0; j < i; j++) {
+            const struct config_backend *a = &cfg->backends[i];
+            const struct config_backend *b = &cfg->backends[j];
+            char host[NI_MAXHOST];
+
+            if (!config_same_addr(a, b)) {
+                continue;
+            }
+            if (a->line < b->line) {
+                const struct config_backend *t = a;
+
+                a = b;
+                b = t;
+            }
+            if (getnameinfo((const struct sockaddr *)&a->addr, a->addrlen, host,
+                            sizeof(host), NULL, 0, NI_NUMERICHOST) != 0) {
+                snprintf(host, sizeof(host), "?");
+            }
+            snprintf(err, errlen,
+                     "%s:%d: backend '%s' resolves to the same address (%s "
+                     "port %u) as backend '%s' (line %d)",
+                     cfg->path, a->line, a->name, host, (unsigned)a->port,
+                     b->name, b->line);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void
+config_destroy(struct config *cfg)
+{
+    if (cfg == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < cfg->nbackends; i++) {
+        free(cfg->backends[i].name);
+        free(cfg->backends[i].host);
+    }
+    free(cfg->backends);
+    free(cfg->listen_host);
+    free(cfg->path);
+    free(cfg);
+}
+
+static int
+config_parse_port(const char *s, uint16_t *port, char *err, size_t errlen)
+{
+    uint64_t v;
+
+    if (*s == '\0') {
+        snprintf(err, errlen, "missing port");
+        return -1;
+    }
+    if (util_parse_u64(s, strlen(s), &v) != 0) {
+        snprintf(err, errlen, "bad port '%s' (expected 1..65535)", s);
+        return -1;
+    }
+    if (v < 1 || v > 65535) {
+        snprintf(err, errlen, "port %" PRIu64 " out of range 1..65535", v);
+        return -1;
+    }
+    *port = (uint16_t)v;
+    return 0;
+}
+
+/* Zone (scope) of a link-local IPv6 address: "eth0", "2". */
+static bool
+config_zone_valid(const char *s, const char *end)
+{
+    if (s == end) {
+        return false;
+    }
+    for (; s < end; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int
+config_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port,
+                      char *err, size_t errlen)
+{
+    const char *h;
+    const char *colon;
+    size_t n;
+
+    if (*s == '[') {
+        char v6[INET6_ADDRSTRLEN + 1];
+        struct in6_addr a6;
+        const char *close = strchr(s, ']');
+        const char *zone;
+        size_t alen;
+
+        h = s + 1;
+        if (close == NULL) {
+            snprintf(err, errlen, "missing ']' after IPv6 address");
+            return -1;
+        }
+        n = (size_t)(close - h);
+        if (n == 0) {
+            snprintf(err, errlen, "empty host");
+            return -1;
+        }
+        zone = memchr(h, '%', n);
+        alen = zone != NULL ? (size_t)(zone - h) : n;
+        if (alen >= sizeof(v6)) {
+            snprintf(err, errlen, "bad IPv6 address in brackets");
+            return -1;
+        }
+        memcpy(v6, h, alen);
+        v6[alen] = '\0';
+        if (inet_pton(AF_INET6, v6, &a6) != 1) {
+            snprintf(err, errlen, "bad IPv6 address in brackets");
+            return -1;
+        }
+        if (zone != NULL && !config_zone_valid(zone + 1, close)) {
+            snprintf(err, errlen, "bad IPv6 zone");
+            return -1;
+        }
+        if (close[1] == '\0') {
+            snprintf(err, errlen, "missing port");
+            return -1;
+        }
+        if (close[1] != ':') {
+            snprintf(err, errlen, "expected ':' after ']'");
+            return -1;
+        }
+        colon = close + 1;
+    } else {
+        h = s;
+        colon = strrchr(s, ':');
+        if (colon == NULL) {
+            snprintf(err, errlen, "missing port (HOST:PORT)");
+            return -1;
+        }
+        n = (size_t)(colon - h);
+        if (n == 0) {
+            snprintf(err, errlen, "empty host");
+            return -1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)h[i];
+
+            if (c == ':') {
+                snprintf(err, errlen,
+                         "IPv6 address must be in brackets, e.g. "
+                         "[::1]:11211");
+                return -1;
+            }
+            if (c == '[' || c == ']') {
+                snprintf(err, errlen, "bad brackets");
+                return -1;
+            }
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_')) {
+                snprintf(err, errlen, "bad character '%c' in host name", c);
+                return -1;
+            }
+        }
+    }
+    if (config_parse_port(colon + 1, port, err, errlen) != 0) {
+        return -1;
+    }
+    if (n >= hostlen) {
+        snprintf(err, errlen, "host too long");
+        return -1;
+    }
+    memcpy(host, h, n);
+    host[n] = '\0';
+    return 0;
+}
+
+struct ring *
+config_build_ring(const struct config *cfg, char *err, size_t errlen)
+{
+    struct ring_backend *rb;
+    struct ring *ring;
+
+    if (cfg->nbackends == 0) {
+        snprintf(err, errlen, "no backends");
+        return NULL;
+    }
+    rb = util_xcalloc(cfg->nbackends, sizeof(*rb));
+    for (size_t i = 0; i < cfg->nbackends; i++) {
+        rb[i].name = cfg->backends[i].name;
+        rb[i].host = cfg->backends[i].host;
+        rb[i].port = cfg->backends[i].port;
+        rb[i].weight = cfg->backends[i].weight;
+    }
+    ring = ring_create(cfg->hash, cfg->vnodes, rb, cfg->nbackends, err, errlen);
+    free(rb);
+    return ring;
+}

@@ -17,6 +17,7 @@
 
 #define CONFIG_NAME_MAX 64          /* backend name length */
 #define CONFIG_LINE_MAX 199         /* libinih 55 splits longer lines */
+#define CONFIG_WEIGHT_MAX 1000.0    /* backend weight is in (0, this] */
 
 struct config_backend {
     char *name;                     /* [A-Za-z0-9_.:-], 1..64 bytes */
@@ -56,13 +57,17 @@ struct config {
     size_t nbackends;
 };
 
-/* Fills cfg with every default and no backends (nothing to free). */
+/*
+ * Fills cfg with every default and no backends. Nothing to free: listen_host
+ * points at a string literal, path is NULL.
+ */
 void config_defaults(struct config *cfg);
 
 /*
  * Reads and validates path. Returns a config the caller owns
- * (config_destroy()), or NULL with "FILE:LINE: message" in err.
- * Host names are not resolved here; see config_resolve().
+ * (config_destroy()), backends sorted by name, or NULL with
+ * "FILE:LINE: message" in err ("FILE: cannot open: reason" when the file
+ * cannot be opened). Host names are not resolved here; see config_resolve().
  */
 struct config *config_load(const char *path, char *err, size_t errlen)
     __attribute__((warn_unused_result));
@@ -75,6 +80,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 int config_resolve(struct config *cfg, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* Frees a config returned by config_load(); NULL is ignored. */
 void config_destroy(struct config *cfg);
 
 /*

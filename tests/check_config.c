@@ -1,0 +1,1102 @@
+/*
+ * check_config: unit tests of the config module.
+ *
+ * Each test writes its INI text to a mkstemp() file under /tmp, loads it
+ * and removes the file. Error tests check the exact "FILE:LINE: " prefix and
+ * a distinctive part of the message. The sample configs are read from
+ * $SRCDIR/etc (make check exports SRCDIR), else from ./etc.
+ */
+#include "autoconf.h"
+
+#include <check.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "ring.h"
+#include "util.h"
+
+#define ERRLEN 512
+
+struct loaded {
+    char path[64];
+    char err[ERRLEN];
+    struct config *cfg;
+};
+
+static void
+write_temp(char *path, size_t pathlen, const char *text, size_t len)
+{
+    int fd;
+
+    snprintf(path, pathlen, "/tmp/check_config.XXXXXX");
+    fd = mkstemp(path);
+    ck_assert_msg(fd >= 0, "mkstemp: %s", strerror(errno));
+    while (len > 0) {
+        ssize_t n = write(fd, text, len);
+
+        ck_assert_msg(n > 0, "write: %s", strerror(errno));
+        text += n;
+        len -= (size_t)n;
+    }
+    ck_assert_int_eq(close(fd), 0);
+}
+
+/* Loads len bytes of INI text; l->cfg is NULL and l->err set on error. */
+static void
+load_bytes(struct loaded *l, const char *text, size_t len)
+{
+    write_temp(l->path, sizeof(l->path), text, len);
+    l->err[0] = '\0';
+    l->cfg = config_load(l->path, l->err, sizeof(l->err));
+    unlink(l->path);
+}
+
+static struct config *
+load_ok(const char *text)
+{
+    struct loaded l;
+
+    load_bytes(&l, text, strlen(text));
+    ck_assert_msg(l.cfg != NULL, "unexpected error: %s", l.err);
+    return l.cfg;
+}
+
+static void
+expect_error_bytes(const char *text, size_t len, int line, const char *needle)
+{
+    struct loaded l;
+    char prefix[128];
+    size_t n;
+
+    load_bytes(&l, text, len);
+    ck_assert_msg(l.cfg == NULL, "loaded, expected '%s' at line %d", needle,
+                  line);
+    n = (size_t)snprintf(prefix, sizeof(prefix), "%s:%d: ", l.path, line);
+    ck_assert_msg(strncmp(l.err, prefix, n) == 0, "got '%s', want '%s...'",
+                  l.err, prefix);
+    ck_assert_msg(strstr(l.err + n, needle) != NULL,
+                  "got '%s', want it to contain '%s'", l.err, needle);
+}
+
+static void
+expect_error(const char *text, int line, const char *needle)
+{
+    expect_error_bytes(text, strlen(text), line, needle);
+}
+
+#define BACKEND "[backends]\nmc1 = 127.0.0.1:11211\n"
+
+static const char *
+srcdir(void)
+{
+    const char *s = getenv("SRCDIR");
+
+    return s != NULL && *s != '\0' ? s : ".";
+}
+
+/* ---- defaults ------------------------------------------------------------ */
+
+static void
+assert_defaults(const struct config *cfg)
+{
+    ck_assert_str_eq(cfg->listen_host, "127.0.0.1");
+    ck_assert_uint_eq(cfg->listen_port, 11311);
+    ck_assert_uint_eq(cfg->threads, 0);
+    ck_assert_int_eq(cfg->hash, RING_HASH_XXH3);
+    ck_assert_uint_eq(cfg->vnodes, RING_DEFAULT_VNODES);
+    ck_assert_uint_eq(cfg->timeout_ms, 1000);
+    ck_assert_uint_eq(cfg->connect_timeout_ms, 500);
+    ck_assert_uint_eq(cfg->backend_connections, 1);
+    ck_assert_uint_eq(cfg->max_connections, 4096);
+    ck_assert_uint_eq(cfg->max_value_size, 1048576);
+    ck_assert_uint_eq(cfg->max_keys, 1024);
+    ck_assert_uint_eq(cfg->client_output_limit, 4194304);
+    ck_assert_uint_eq(cfg->health_interval_ms, 200);
+    ck_assert_uint_eq(cfg->health_timeout_ms, 300);
+    ck_assert_uint_eq(cfg->health_rise, 3);
+    ck_assert_uint_eq(cfg->health_fall, 2);
+}
+
+START_TEST(test_defaults_filled)
+{
+    struct config cfg;
+
+    memset(&cfg, 0xa5, sizeof(cfg));
+    config_defaults(&cfg);
+    assert_defaults(&cfg);
+    ck_assert_ptr_null(cfg.backends);
+    ck_assert_uint_eq(cfg.nbackends, 0);
+    ck_assert_ptr_null(cfg.path);
+}
+END_TEST
+
+START_TEST(test_defaults_when_keys_absent)
+{
+    struct config *cfg = load_ok("[proxy]\n[health]\n" BACKEND);
+
+    assert_defaults(cfg);
+    ck_assert_uint_eq(cfg->nbackends, 1);
+    ck_assert_str_eq(cfg->backends[0].name, "mc1");
+    ck_assert_str_eq(cfg->backends[0].host, "127.0.0.1");
+    ck_assert_uint_eq(cfg->backends[0].port, 11211);
+    ck_assert(cfg->backends[0].weight == 1.0);
+    ck_assert_int_eq(cfg->backends[0].line, 4);
+    config_destroy(cfg);
+}
+END_TEST
+
+/* ---- every key ----------------------------------------------------------- */
+
+START_TEST(test_every_key_parsed)
+{
+    struct config *cfg = load_ok("[proxy]\n"
+                                 "listen = 0.0.0.0:22122\n"
+                                 "threads = 8\n"
+                                 "hash = ketama\n"
+                                 "vnodes = 100\n"
+                                 "timeout_ms = 250\n"
+                                 "connect_timeout_ms = 50\n"
+                                 "backend_connections = 4\n"
+                                 "max_connections = 100000\n"
+                                 "max_value_size = 2097152\n"
+                                 "max_keys = 64\n"
+                                 "client_output_limit = 65536\n"
+                                 "[health]\n"
+                                 "interval_ms = 1000\n"
+                                 "timeout_ms = 150\n"
+                                 "rise = 5\n"
+                                 "fall = 7\n" BACKEND);
+
+    ck_assert_str_eq(cfg->listen_host, "0.0.0.0");
+    ck_assert_uint_eq(cfg->listen_port, 22122);
+    ck_assert_uint_eq(cfg->threads, 8);
+    ck_assert_int_eq(cfg->hash, RING_HASH_KETAMA);
+    ck_assert_uint_eq(cfg->vnodes, 100);
+    ck_assert_uint_eq(cfg->timeout_ms, 250);
+    ck_assert_uint_eq(cfg->connect_timeout_ms, 50);
+    ck_assert_uint_eq(cfg->backend_connections, 4);
+    ck_assert_uint_eq(cfg->max_connections, 100000);
+    ck_assert_uint_eq(cfg->max_value_size, 2097152);
+    ck_assert_uint_eq(cfg->max_keys, 64);
+    ck_assert_uint_eq(cfg->client_output_limit, 65536);
+    ck_assert_uint_eq(cfg->health_interval_ms, 1000);
+    ck_assert_uint_eq(cfg->health_timeout_ms, 150);
+    ck_assert_uint_eq(cfg->health_rise, 5);
+    ck_assert_uint_eq(cfg->health_fall, 7);
+    ck_assert_msg(strncmp(cfg->path, "/tmp/check_config.", 18) == 0, "%s",
+                  cfg->path);
+    config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(test_hash_xxh3_explicit)
+{
+    struct config *cfg = load_ok("[proxy]\nhash = xxh3\n" BACKEND);
+
+    ck_assert_int_eq(cfg->hash, RING_HASH_XXH3);
+    config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(test_listen_forms)
+{
+    struct config *cfg = load_ok("[proxy]\nlisten = [::1]:11311\n" BACKEND);
+
+    ck_assert_str_eq(cfg->listen_host, "::1");
+    ck_assert_uint_eq(cfg->listen_port, 11311);
+    config_destroy(cfg);
+    cfg = load_ok("[proxy]\nlisten = localhost:1\n" BACKEND);
+    ck_assert_str_eq(cfg->listen_host, "localhost");
+    ck_assert_uint_eq(cfg->listen_port, 1);
+    config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(test_bounds_accepted)
+{
+    struct config *cfg = load_ok("[proxy]\n"
+                                 "threads = 256\n"
+                                 "vnodes = 10000\n"
+                                 "timeout_ms = 600000\n"
+                                 "max_value_size = 1073741824\n"
+                                 "client_output_limit = 4096\n"
+                                 "[health]\n"
+                                 "interval_ms = 10\n"
+                                 "rise = 100\n"
+                                 "fall = 1\n" BACKEND);
+
+    ck_assert_uint_eq(cfg->threads, 256);
+    ck_assert_uint_eq(cfg->vnodes, 10000);
+    ck_assert_uint_eq(cfg->timeout_ms, 600000);
+    ck_assert_uint_eq(cfg->max_value_size, 1073741824);
+    ck_assert_uint_eq(cfg->client_output_limit, 4096);
+    ck_assert_uint_eq(cfg->health_interval_ms, 10);
+    ck_assert_uint_eq(cfg->health_rise, 100);
+    ck_assert_uint_eq(cfg->health_fall, 1);
+    config_destroy(cfg);
+}
+END_TEST
+
+/* ---- numbers out of range or malformed (loop test) ----------------------- */
+
+static const struct {
+    const char *section;
+    const char *key;
+    const char *min;
+    const char *max;
+    const char *below; /* NULL when min is 0 */
+    const char *above;
+} number_keys[] = {
+    {"proxy", "threads", "0", "256", NULL, "257"},
+    {"proxy", "vnodes", "1", "10000", "0", "10001"},
+    {"proxy", "timeout_ms", "1", "600000", "0", "600001"},
+    {"proxy", "connect_timeout_ms", "1", "60000", "0", "60001"},
+    {"proxy", "backend_connections", "1", "64", "0", "65"},
+    {"proxy", "max_connections", "1", "1000000", "0", "1000001"},
+    {"proxy", "max_value_size", "1", "1073741824", "0", "1073741825"},
+    {"proxy", "max_keys", "1", "100000", "0", "100001"},
+    {"proxy", "client_output_limit", "4096", "1073741824", "4095",
+     "1073741825"},
+    {"health", "interval_ms", "10", "60000", "9", "60001"},
+    {"health", "timeout_ms", "1", "60000", "0", "60001"},
+    {"health", "rise", "1", "100", "0", "101"},
+    {"health", "fall", "1", "100", "0", "101"},
+};
+
+static void
+expect_number_error(int i, const char *value, const char *needle)
+{
+    char text[512];
+    char want[256];
+
+    snprintf(text, sizeof(text), "# comment\n[%s]\n%s = %s\n" BACKEND,
+             number_keys[i].section, number_keys[i].key, value);
+    snprintf(want, sizeof(want), "%s: %s", number_keys[i].key, needle);
+    expect_error(text, 3, want);
+}
+
+START_TEST(test_number_out_of_range)
+{
+    char range[128];
+
+    snprintf(range, sizeof(range), "out of range %s..%s", number_keys[_i].min,
+             number_keys[_i].max);
+    if (number_keys[_i].below != NULL) {
+        char want[160];
+
+        snprintf(want, sizeof(want), "%s %s", number_keys[_i].below, range);
+        expect_number_error(_i, number_keys[_i].below, want);
+    }
+    {
+        char want[160];
+
+        snprintf(want, sizeof(want), "%s %s", number_keys[_i].above, range);
+        expect_number_error(_i, number_keys[_i].above, want);
+    }
+    expect_number_error(_i, "99999999999999999999999", "bad number");
+}
+END_TEST
+
+START_TEST(test_number_malformed)
+{
+    static const char *const bad[] = {"",     "abc", "-1",  "+1",  "1k",
+                                      "0x10", "1.5", "1 2", "1e3", "12a"};
+
+    for (size_t j = 0; j < UTIL_ARRAY_SIZE(bad); j++) {
+        char want[128];
+
+        snprintf(want, sizeof(want),
+                 "bad number '%s' (expected an integer in %s..%s)", bad[j],
+                 number_keys[_i].min, number_keys[_i].max);
+        expect_number_error(_i, bad[j], want);
+    }
+}
+END_TEST
+
+START_TEST(test_number_bounds_inclusive)
+{
+    char text[512];
+    struct config *cfg;
+
+    snprintf(text, sizeof(text), "[%s]\n%s = %s\n" BACKEND,
+             number_keys[_i].section, number_keys[_i].key, number_keys[_i].min);
+    cfg = load_ok(text);
+    config_destroy(cfg);
+    snprintf(text, sizeof(text), "[%s]\n%s = %s\n" BACKEND,
+             number_keys[_i].section, number_keys[_i].key, number_keys[_i].max);
+    cfg = load_ok(text);
+    config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(test_bad_hash_and_listen)
+{
+    expect_error("[proxy]\nhash = md5\n" BACKEND, 2,
+                 "hash: bad value 'md5' (expected xxh3 or ketama)");
+    expect_error("[proxy]\nhash =\n" BACKEND, 2, "hash: bad value");
+    expect_error("[proxy]\nlisten = 127.0.0.1\n" BACKEND, 2,
+                 "listen: bad address '127.0.0.1': missing port");
+    expect_error("[proxy]\nlisten = 127.0.0.1:0\n" BACKEND, 2,
+                 "listen: bad address '127.0.0.1:0': port 0 out of range");
+}
+END_TEST
+
+/* ---- structure errors ---------------------------------------------------- */
+
+START_TEST(test_unknown_section)
+{
+    expect_error("[proxy]\n\n[frontend]\nlisten = 1.2.3.4:5\n" BACKEND, 3,
+                 "unknown section [frontend]");
+    /* An empty unknown section is an error too. */
+    expect_error(BACKEND "; c\n[prox]\n", 4, "unknown section [prox]");
+    expect_error(BACKEND "[ proxy ]\n", 3, "unknown section [ proxy ]");
+    expect_error(BACKEND "[Proxy]\n", 3, "unknown section [Proxy]");
+}
+END_TEST
+
+START_TEST(test_text_after_section)
+{
+    struct config *cfg;
+
+    expect_error("[proxy] threads = 2\n" BACKEND, 1,
+                 "unexpected text after [proxy]");
+    cfg = load_ok("[proxy] ; comment\n[health]  # comment\n" BACKEND);
+    config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(test_unknown_key)
+{
+    expect_error("[proxy]\nthreads = 2\nthread = 2\n" BACKEND, 3,
+                 "unknown key 'thread' in [proxy]");
+    expect_error("[health]\nlisten = 127.0.0.1:1\n" BACKEND, 2,
+                 "unknown key 'listen' in [health]");
+    expect_error("[proxy]\nThreads = 2\n" BACKEND, 2,
+                 "unknown key 'Threads' in [proxy]");
+}
+END_TEST
+
+START_TEST(test_key_outside_section)
+{
+    expect_error("# header\n\nthreads = 2\n" BACKEND, 3,
+                 "key 'threads' outside a section");
+}
+END_TEST
+
+START_TEST(test_duplicate_key)
+{
+    expect_error("[proxy]\nthreads = 2\nvnodes = 5\nthreads = 3\n" BACKEND, 4,
+                 "duplicate key 'threads' in [proxy] (first set at line 2)");
+    /* A section may be repeated, its keys may not. */
+    expect_error("[health]\nrise = 2\n[proxy]\n[health]\nrise = 2\n" BACKEND, 5,
+                 "duplicate key 'rise' in [health] (first set at line 2)");
+    /* Same key name in two sections is fine. */
+    config_destroy(
+        load_ok("[proxy]\ntimeout_ms = 5\n[health]\ntimeout_ms = 5\n" BACKEND));
+}
+END_TEST
+
+START_TEST(test_inih_syntax_error)
+{
+    expect_error("[proxy]\nthreads 2\n" BACKEND, 2, "syntax error");
+    expect_error("[proxy\nthreads = 2\n" BACKEND, 1, "syntax error");
+    /* The first error wins, whoever finds it. */
+    expect_error("[proxy]\nthreads 2\nbogus = 1\n" BACKEND, 2, "syntax error");
+    expect_error("[proxy]\nbogus = 1\nthreads 2\n" BACKEND, 2, "unknown key");
+    /* ':' is not a separator for mcring. */
+    expect_error("[proxy]\nthreads: 2\n" BACKEND, 2, "expected NAME = VALUE");
+}
+END_TEST
+
+START_TEST(test_missing_file)
+{
+    char err[ERRLEN];
+    char want[ERRLEN];
+
+    ck_assert_ptr_null(
+        config_load("/nonexistent/mcring.ini", err, sizeof(err)));
+    snprintf(want, sizeof(want), "/nonexistent/mcring.ini: cannot open: %s",
+             strerror(ENOENT));
+    ck_assert_str_eq(err, want);
+}
+END_TEST
+
+START_TEST(test_directory_is_read_error)
+{
+    char err[ERRLEN];
+
+    ck_assert_ptr_null(config_load("/tmp", err, sizeof(err)));
+    ck_assert_msg(strncmp(err, "/tmp:", 5) == 0, "%s", err);
+}
+END_TEST
+
+/* ---- backends ------------------------------------------------------------ */
+
+START_TEST(test_backend_address_forms)
+{
+    struct config *cfg = load_ok("[backends]\n"
+                                 "a = 10.0.0.1:11211\n"
+                                 "b = [::1]:11211\n"
+                                 "c = localhost:11212\n"
+                                 "d = cache-1.example.com:1\n"
+                                 "e = [fe80::1%eth0]:65535\n");
+
+    ck_assert_uint_eq(cfg->nbackends, 5);
+    ck_assert_str_eq(cfg->backends[0].host, "10.0.0.1");
+    ck_assert_uint_eq(cfg->backends[0].port, 11211);
+    ck_assert_str_eq(cfg->backends[1].host, "::1");
+    ck_assert_uint_eq(cfg->backends[1].port, 11211);
+    ck_assert_str_eq(cfg->backends[2].host, "localhost");
+    ck_assert_uint_eq(cfg->backends[2].port, 11212);
+    ck_assert_str_eq(cfg->backends[3].host, "cache-1.example.com");
+    ck_assert_uint_eq(cfg->backends[3].port, 1);
+    ck_assert_str_eq(cfg->backends[4].host, "fe80::1%eth0");
+    ck_assert_uint_eq(cfg->backends[4].port, 65535);
+    config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(test_backend_weights)
+{
+    struct config *cfg = load_ok("[backends]\n"
+                                 "a = 127.0.0.1:1\n"
+                                 "b = 127.0.0.1:2 weight=2\n"
+                                 "c = 127.0.0.1:3 weight=0.5\n"
+                                 "d = 127.0.0.1:4\tweight=1.25\n"
+                                 "e = 127.0.0.1:5   weight=.1  \n"
+                                 "f = 127.0.0.1:6 weight=1000\n"
+                                 "g = 127.0.0.1:7 weight=0.001\n"
+                                 "h = 127.0.0.1:8 weight=007.50 ; comment\n");
+
+    ck_assert_uint_eq(cfg->nbackends, 8);
+    ck_assert(cfg->backends[0].weight == 1.0);
+    ck_assert(cfg->backends[1].weight == 2.0);
+    ck_assert(cfg->backends[2].weight == 0.5);
+    ck_assert(cfg->backends[3].weight == 1.25);
+    ck_assert(cfg->backends[4].weight == 0.1);
+    ck_assert(cfg->backends[5].weight == 1000.0);
+    ck_assert(cfg->backends[6].weight == 0.001);
+    ck_assert(cfg->backends[7].weight == 7.5);
+    config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(test_backend_bad_weight)
+{
+    static const char *const bad[] = {
+        "0",        "0.0",
+        "-1",       "abc",
+        "inf",      "nan",
+        "1e3",      "0x10",
+        "",         "1.",
+        ".",        "1,5",
+        "+1",       "1001",
+        "1000.001", "0.0000000000000001", /* more than 15 digits */
+    };
+
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(bad); i++) {
+        char text[256];
+        char want[128];
+
+        snprintf(text, sizeof(text),
+                 "[backends]\na = 127.0.0.1:1\nb = 127.0.0.1:2 weight=%s\n",
+                 bad[i]);
+        snprintf(want, sizeof(want), "backend 'b': bad weight '%s'", bad[i]);
+        expect_error(text, 3, want);
+    }
+    expect_error("[backends]\nb = 127.0.0.1:2 weight=1 weight=2\n", 2,
+                 "weight given twice");
+}
+END_TEST
+
+START_TEST(test_backend_unknown_option)
+{
+    expect_error("[backends]\na = 127.0.0.1:1 weigth=2\n", 2,
+                 "backend 'a': unknown option 'weigth=2'");
+    expect_error("[backends]\na = 127.0.0.1:1 weight = 2\n", 2,
+                 "unknown option 'weight'");
+    expect_error("[backends]\na = 127.0.0.1:1 127.0.0.1:2\n", 2,
+                 "unknown option '127.0.0.1:2'");
+    /* '#' is no inline comment. */
+    expect_error("[backends]\na = 127.0.0.1:1 # main\n", 2,
+                 "unknown option '#'");
+}
+END_TEST
+
+START_TEST(test_backend_names)
+{
+    char text[256];
+    char name[CONFIG_NAME_MAX + 2];
+    struct config *cfg = load_ok("[backends]\n"
+                                 "mc:1 = 127.0.0.1:1\n"
+                                 "a.b-c_D9 = 127.0.0.1:2\n");
+
+    ck_assert_str_eq(cfg->backends[0].name, "a.b-c_D9");
+    ck_assert_str_eq(cfg->backends[1].name, "mc:1");
+    ck_assert_str_eq(cfg->backends[1].host, "127.0.0.1");
+    ck_assert_uint_eq(cfg->backends[1].port, 1);
+    config_destroy(cfg);
+
+    memset(name, 'n', CONFIG_NAME_MAX);
+    name[CONFIG_NAME_MAX] = '\0';
+    snprintf(text, sizeof(text), "[backends]\n%s = 127.0.0.1:1\n", name);
+    cfg = load_ok(text);
+    ck_assert_uint_eq(strlen(cfg->backends[0].name), CONFIG_NAME_MAX);
+    config_destroy(cfg);
+
+    name[CONFIG_NAME_MAX] = 'n';
+    name[CONFIG_NAME_MAX + 1] = '\0';
+    snprintf(text, sizeof(text), "[backends]\n%s = 127.0.0.1:1\n", name);
+    expect_error(text, 2, "bad backend name");
+    expect_error("[backends]\nmc 1 = 127.0.0.1:1\n", 2,
+                 "bad backend name 'mc 1'");
+    expect_error("[backends]\nmc/1 = 127.0.0.1:1\n", 2, "bad backend name");
+    expect_error("[backends]\n= 127.0.0.1:1\n", 2, "bad backend name ''");
+}
+END_TEST
+
+START_TEST(test_backend_duplicate_name)
+{
+    expect_error("[backends]\n"
+                 "a = 127.0.0.1:1\n"
+                 "b = 127.0.0.1:2\n"
+                 "\n"
+                 "a = 127.0.0.1:3\n",
+                 5, "duplicate backend name 'a' (first defined at line 2)");
+}
+END_TEST
+
+START_TEST(test_backend_duplicate_address)
+{
+    struct config *cfg;
+
+    expect_error("[backends]\n"
+                 "a = 127.0.0.1:11211\n"
+                 "b = 127.0.0.1:11211 weight=2\n",
+                 3,
+                 "backend 'b': duplicate address 127.0.0.1:11211 (same as "
+                 "backend 'a' at line 2)");
+    expect_error("[backends]\n"
+                 "a = cache1:11211\n"
+                 "b = 127.0.0.1:11211\n"
+                 "c = CACHE1:11211\n",
+                 4, "duplicate address CACHE1:11211 (same as backend 'a'");
+    expect_error("[backends]\na = [::1]:1\nb = [::1]:1\n", 3,
+                 "duplicate address");
+    /* Same host, other port: fine. */
+    cfg = load_ok("[backends]\na = 127.0.0.1:1\nb = 127.0.0.1:2\n");
+    config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(test_backend_malformed_address)
+{
+    static const struct {
+        const char *addr;
+        const char *reason;
+    } bad[] = {
+        {"127.0.0.1", "missing port"},
+        {"127.0.0.1:", "missing port"},
+        {"127.0.0.1:0", "port 0 out of range 1..65535"},
+        {"127.0.0.1:65536", "port 65536 out of range 1..65535"},
+        {"127.0.0.1:99999999999999999999999", "bad port"},
+        {"127.0.0.1:http", "bad port 'http'"},
+        {"127.0.0.1:-1", "bad port"},
+        {":11211", "empty host"},
+        {"[]:11211", "empty host"},
+        {"[::1:11211", "missing ']'"},
+        {"[::1]11211", "expected ':' after ']'"},
+        {"[::1]", "missing port"},
+        {"[127.0.0.1]:1", "bad IPv6 address in brackets"},
+        {"[::1%]:1", "bad IPv6 zone"},
+        {"::1:11211", "IPv6 address must be in brackets"},
+        {"::1", "IPv6 address must be in brackets"},
+        {"host]:1", "bad brackets"},
+        {"a[b:1", "bad brackets"},
+        {"ho$t:1", "bad character"},
+    };
+
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(bad); i++) {
+        char text[256];
+        char want[256];
+
+        snprintf(text, sizeof(text), "[backends]\nok = 127.0.0.1:1\nx = %s\n",
+                 bad[i].addr);
+        snprintf(want, sizeof(want), "backend 'x': bad address '%s': %s",
+                 bad[i].addr, bad[i].reason);
+        expect_error(text, 3, want);
+    }
+    expect_error("[backends]\nx =\n", 2, "backend 'x': missing HOST:PORT");
+}
+END_TEST
+
+START_TEST(test_no_backends)
+{
+    struct loaded l;
+
+    expect_error("[proxy]\nthreads = 1\n\n[backends]\n; none yet\n\n", 4,
+                 "no backends");
+    expect_error("[proxy]\nthreads = 1\n\n# end\n", 4, "no backends");
+    expect_error("[proxy]\nthreads = 1", 2, "no backends");
+    expect_error("", 1, "no backends");
+    /* The first [backends] header is the one reported. */
+    expect_error("[backends]\n[proxy]\n[backends]\n", 1, "no backends");
+    load_bytes(&l, "\n", 1);
+    ck_assert_ptr_null(l.cfg);
+}
+END_TEST
+
+START_TEST(test_backends_sorted_by_name)
+{
+    struct config *cfg = load_ok("[backends]\n"
+                                 "zeta = 127.0.0.1:1\n"
+                                 "alpha = 127.0.0.1:2\n"
+                                 "[proxy]\n"
+                                 "threads = 1\n"
+                                 "[backends]\n"
+                                 "Mid = 127.0.0.1:3\n"
+                                 "beta = 127.0.0.1:4\n"
+                                 "alpha2 = 127.0.0.1:5\n");
+    static const char *const want[] = {"Mid", "alpha", "alpha2", "beta",
+                                       "zeta"};
+    static const int lines[] = {7, 3, 9, 8, 2};
+
+    ck_assert_uint_eq(cfg->nbackends, 5);
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(want); i++) {
+        ck_assert_str_eq(cfg->backends[i].name, want[i]);
+        ck_assert_int_eq(cfg->backends[i].line, lines[i]);
+    }
+    ck_assert_uint_eq(cfg->backends[1].port, 2);
+    config_destroy(cfg);
+}
+END_TEST
+
+/* ---- inih traps ---------------------------------------------------------- */
+
+/* "a = 127.0.0.1:11211" padded with trailing spaces to len bytes. */
+static void
+padded_backend_line(char *buf, size_t len)
+{
+    const char *s = "a = 127.0.0.1:11211";
+
+    memset(buf, ' ', len);
+    memcpy(buf, s, strlen(s));
+    buf[len] = '\0';
+}
+
+START_TEST(test_line_too_long)
+{
+    char line[5001];
+    char text[6000];
+
+    padded_backend_line(line, 200);
+    snprintf(text, sizeof(text), "[backends]\n\n%s\nb = 127.0.0.1:2\n", line);
+    expect_error(text, 3, "line too long (max 199 bytes)");
+
+    /* A long comment is caught too, and so is a last line with no EOL. */
+    memset(line, '#', 5000);
+    line[5000] = '\0';
+    snprintf(text, sizeof(text), BACKEND "%s\n", line);
+    expect_error(text, 3, "line too long (max 199 bytes)");
+    snprintf(text, sizeof(text), BACKEND "%.250s", line);
+    expect_error(text, 3, "line too long (max 199 bytes)");
+    /* 200 bytes are too long with a CRLF end too. */
+    padded_backend_line(line, 200);
+    snprintf(text, sizeof(text), "[backends]\n%s\r\n", line);
+    expect_error(text, 2, "line too long");
+}
+END_TEST
+
+START_TEST(test_line_at_limit_accepted)
+{
+    char line[CONFIG_LINE_MAX + 1];
+    char text[1024];
+    struct config *cfg;
+
+    padded_backend_line(line, CONFIG_LINE_MAX);
+    snprintf(text, sizeof(text), "[backends]\n%s\nb = 127.0.0.1:2\n", line);
+    cfg = load_ok(text);
+    ck_assert_uint_eq(cfg->nbackends, 2);
+    ck_assert_int_eq(cfg->backends[1].line, 3);
+    config_destroy(cfg);
+    /* CRLF line ends do not count towards the limit. */
+    snprintf(text, sizeof(text), "[backends]\r\n%s\r\nb = 127.0.0.1:2\r\n",
+             line);
+    cfg = load_ok(text);
+    ck_assert_uint_eq(cfg->nbackends, 2);
+    ck_assert_str_eq(cfg->backends[1].name, "b");
+    config_destroy(cfg);
+    /* A 199-byte value survives whole (inih would have split it). */
+    memset(line, '#', CONFIG_LINE_MAX);
+    line[CONFIG_LINE_MAX] = '\0';
+    snprintf(text, sizeof(text), "%s\n" BACKEND, line);
+    cfg = load_ok(text);
+    ck_assert_int_eq(cfg->backends[0].line, 3);
+    config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(test_indented_line_rejected)
+{
+    expect_error("[proxy]\nthreads = 2\n  vnodes = 5\n" BACKEND, 3,
+                 "indented line");
+    expect_error("[backends]\na = 127.0.0.1:1\n\tweight=2\n", 3,
+                 "indented line");
+    expect_error(BACKEND "  [proxy]\n", 3, "indented line");
+    expect_error("[backends]\n a = 127.0.0.1:1\n", 2, "indented line");
+}
+END_TEST
+
+START_TEST(test_blank_and_comment_lines)
+{
+    struct config *cfg = load_ok("\xEF\xBB\xBF# BOM, then a comment\n"
+                                 "; semicolon comment\n"
+                                 "   \n"
+                                 "\t\n"
+                                 "  ; indented comment\n"
+                                 "\t# indented comment\n"
+                                 "[proxy]\n"
+                                 "threads = 3 ; inline comment\n"
+                                 "hash=ketama\n"
+                                 "[backends]\n"
+                                 "a=127.0.0.1:1 weight=2 ;x\n");
+
+    ck_assert_uint_eq(cfg->threads, 3);
+    ck_assert_int_eq(cfg->hash, RING_HASH_KETAMA);
+    ck_assert(cfg->backends[0].weight == 2.0);
+    ck_assert_int_eq(cfg->backends[0].line, 11);
+    config_destroy(cfg);
+    /* ';' without a space before it is part of the value. */
+    expect_error("[proxy]\nthreads = 3;x\n" BACKEND, 2, "bad number '3;x'");
+    /* '#' is not an inline comment. */
+    expect_error("[proxy]\nthreads = 3 # x\n" BACKEND, 2, "bad number '3 # x'");
+}
+END_TEST
+
+START_TEST(test_nul_byte_rejected)
+{
+    static const char text[] = "[proxy]\nthreads = 1\0 2\n" BACKEND;
+
+    expect_error_bytes(text, sizeof(text) - 1, 2, "NUL byte");
+}
+END_TEST
+
+/* ---- sample configs ------------------------------------------------------ */
+
+START_TEST(test_sample_configs_load)
+{
+    static const char *const files[] = {"etc/mcring.ini",
+                                        "etc/mcring-minimal.ini"};
+
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(files); i++) {
+        char path[4096];
+        char err[ERRLEN];
+        struct config *cfg;
+
+        snprintf(path, sizeof(path), "%s/%s", srcdir(), files[i]);
+        cfg = config_load(path, err, sizeof(err));
+        ck_assert_msg(cfg != NULL, "%s", err);
+        assert_defaults(cfg);
+        ck_assert_uint_ge(cfg->nbackends, 1);
+        ck_assert_str_eq(cfg->backends[0].name, "mc1");
+        ck_assert_str_eq(cfg->backends[0].host, "127.0.0.1");
+        ck_assert_uint_eq(cfg->backends[0].port, 11211);
+        if (i == 0) {
+            ck_assert_uint_eq(cfg->nbackends, 3);
+            ck_assert_uint_eq(cfg->backends[2].port, 11213);
+        }
+        config_destroy(cfg);
+    }
+}
+END_TEST
+
+/*
+ * Every key is in the sample as "; key = default": uncommenting those lines
+ * must give a valid config equal to the defaults, with all 15 keys set.
+ */
+START_TEST(test_sample_documents_defaults)
+{
+    char path[4096];
+    char line[512];
+    char *text = util_xcalloc(1, 65536);
+    size_t len = 0;
+    unsigned nkeys = 0;
+    FILE *fp;
+    struct config *cfg;
+
+    snprintf(path, sizeof(path), "%s/etc/mcring.ini", srcdir());
+    fp = fopen(path, "r");
+    ck_assert_msg(fp != NULL, "%s: %s", path, strerror(errno));
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        const char *s = line;
+
+        if (strncmp(line, "; ", 2) == 0 && line[2] >= 'a' && line[2] <= 'z' &&
+            strstr(line, " = ") != NULL) {
+            s = line + 2;
+            nkeys++;
+        }
+        ck_assert_uint_lt(len + strlen(s), 65536);
+        memcpy(text + len, s, strlen(s));
+        len += strlen(s);
+    }
+    fclose(fp);
+    ck_assert_uint_eq(nkeys, 15);
+    cfg = load_ok(text);
+    assert_defaults(cfg);
+    config_destroy(cfg);
+    free(text);
+}
+END_TEST
+
+/* ---- hostport parser ----------------------------------------------------- */
+
+START_TEST(test_parse_hostport)
+{
+    char host[16];
+    char err[128];
+    uint16_t port = 0;
+
+    ck_assert_int_eq(config_parse_hostport("1.2.3.4:5", host, sizeof(host),
+                                           &port, err, sizeof(err)),
+                     0);
+    ck_assert_str_eq(host, "1.2.3.4");
+    ck_assert_uint_eq(port, 5);
+    ck_assert_int_eq(config_parse_hostport("[::]:65535", host, sizeof(host),
+                                           &port, err, sizeof(err)),
+                     0);
+    ck_assert_str_eq(host, "::");
+    ck_assert_uint_eq(port, 65535);
+    /* 15 bytes fit in 16 with the NUL; 16 do not. */
+    ck_assert_int_eq(config_parse_hostport("abcdefghijklmno:1", host,
+                                           sizeof(host), &port, err,
+                                           sizeof(err)),
+                     0);
+    ck_assert_int_eq(config_parse_hostport("abcdefghijklmnop:1", host,
+                                           sizeof(host), &port, err,
+                                           sizeof(err)),
+                     -1);
+    ck_assert_str_eq(err, "host too long");
+    ck_assert_int_eq(
+        config_parse_hostport("", host, sizeof(host), &port, err, sizeof(err)),
+        -1);
+}
+END_TEST
+
+/* ---- resolve ------------------------------------------------------------- */
+
+static unsigned
+sockaddr_port(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET6) {
+        return ntohs(
+            ((const struct sockaddr_in6 *)(const void *)ss)->sin6_port);
+    }
+    return ntohs(((const struct sockaddr_in *)(const void *)ss)->sin_port);
+}
+
+START_TEST(test_resolve_numeric_and_localhost)
+{
+    char err[ERRLEN];
+    struct config *cfg = load_ok("[backends]\n"
+                                 "a = 127.0.0.1:11211\n"
+                                 "b = [::1]:11212\n"
+                                 "c = localhost:11213\n");
+    const struct sockaddr_in *sin;
+    const struct sockaddr_in6 *sin6;
+
+    ck_assert_msg(config_resolve(cfg, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(cfg->backends[0].addr.ss_family, AF_INET);
+    ck_assert_uint_eq(cfg->backends[0].addrlen, sizeof(*sin));
+    sin = (const void *)&cfg->backends[0].addr;
+    ck_assert_uint_eq(ntohs(sin->sin_port), 11211);
+    ck_assert_uint_eq(ntohl(sin->sin_addr.s_addr), INADDR_LOOPBACK);
+    ck_assert_int_eq(cfg->backends[1].addr.ss_family, AF_INET6);
+    sin6 = (const void *)&cfg->backends[1].addr;
+    ck_assert_uint_eq(ntohs(sin6->sin6_port), 11212);
+    ck_assert(IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr));
+    ck_assert(cfg->backends[2].addr.ss_family == AF_INET ||
+              cfg->backends[2].addr.ss_family == AF_INET6);
+    ck_assert_uint_gt(cfg->backends[2].addrlen, 0);
+    ck_assert_uint_eq(sockaddr_port(&cfg->backends[2].addr), 11213);
+    config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(test_resolve_duplicate_address)
+{
+    char err[ERRLEN];
+    char want[ERRLEN];
+    char text[NI_MAXHOST + 64];
+    char host[NI_MAXHOST];
+    struct config *cfg;
+
+    /* 127.1 is 127.0.0.1 to getaddrinfo(): different text, same address. */
+    cfg = load_ok("[backends]\n"
+                  "x = 127.0.0.1:11211\n"
+                  "y = 127.0.0.1:11212\n"
+                  "a = 127.1:11211\n");
+    ck_assert_int_eq(config_resolve(cfg, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want),
+             "%s:4: backend 'a' resolves to the same address (127.0.0.1 port "
+             "11211) as backend 'x' (line 2)",
+             cfg->path);
+    ck_assert_str_eq(err, want);
+    config_destroy(cfg);
+
+    /* localhost and whatever it resolves to first, IPv4 or IPv6. */
+    cfg = load_ok("[backends]\nl = localhost:11211\n");
+    ck_assert_msg(config_resolve(cfg, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(
+        getnameinfo((const struct sockaddr *)&cfg->backends[0].addr,
+                    cfg->backends[0].addrlen, host, sizeof(host), NULL, 0,
+                    NI_NUMERICHOST),
+        0);
+    config_destroy(cfg);
+    snprintf(text, sizeof(text),
+             "[backends]\nl = localhost:11211\nn = %s%s%s:11211\n",
+             strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "");
+    cfg = load_ok(text);
+    ck_assert_int_eq(config_resolve(cfg, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, ":3: backend 'n' resolves to the same address") !=
+                      NULL,
+                  "%s", err);
+    config_destroy(cfg);
+}
+END_TEST
+
+/* ---- ring ---------------------------------------------------------------- */
+
+START_TEST(test_build_ring_same_indices)
+{
+    char err[ERRLEN];
+    struct config *cfg = load_ok("[proxy]\nvnodes = 10\n[backends]\n"
+                                 "c = 127.0.0.1:3\n"
+                                 "a = 127.0.0.1:1 weight=2\n"
+                                 "b = 127.0.0.1:2\n");
+    struct ring *ring = config_build_ring(cfg, err, sizeof(err));
+
+    ck_assert_msg(ring != NULL, "%s", err);
+    ck_assert_int_eq(ring_hash_kind(ring), RING_HASH_XXH3);
+    ck_assert_uint_eq(ring_nbackends(ring), 3);
+    for (uint32_t i = 0; i < 3; i++) {
+        ck_assert_str_eq(ring_backend_name(ring, i), cfg->backends[i].name);
+        ck_assert(ring_backend_weight(ring, i) == cfg->backends[i].weight);
+    }
+    ck_assert_uint_eq(ring_backend_npoints(ring, 0), 20);
+    ck_assert_uint_eq(ring_backend_npoints(ring, 1), 10);
+    ring_destroy(ring);
+    config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(test_build_ring_ketama)
+{
+    char err[ERRLEN];
+    struct config *cfg = load_ok("[proxy]\nhash = ketama\n" BACKEND);
+    struct ring *ring = config_build_ring(cfg, err, sizeof(err));
+
+    ck_assert_msg(ring != NULL, "%s", err);
+    ck_assert_int_eq(ring_hash_kind(ring), RING_HASH_KETAMA);
+    ck_assert_uint_eq(ring_nbackends(ring), 1);
+    ring_destroy(ring);
+    config_destroy(cfg);
+}
+END_TEST
+
+static Suite *
+config_suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc;
+
+    tc = tcase_create("defaults");
+    tcase_add_test(tc, test_defaults_filled);
+    tcase_add_test(tc, test_defaults_when_keys_absent);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("every key is parsed");
+    tcase_add_test(tc, test_every_key_parsed);
+    tcase_add_test(tc, test_hash_xxh3_explicit);
+    tcase_add_test(tc, test_listen_forms);
+    tcase_add_test(tc, test_bounds_accepted);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("bad numbers are reported with their range");
+    tcase_add_loop_test(tc, test_number_out_of_range, 0,
+                        (int)UTIL_ARRAY_SIZE(number_keys));
+    tcase_add_loop_test(tc, test_number_malformed, 0,
+                        (int)UTIL_ARRAY_SIZE(number_keys));
+    tcase_add_loop_test(tc, test_number_bounds_inclusive, 0,
+                        (int)UTIL_ARRAY_SIZE(number_keys));
+    tcase_add_test(tc, test_bad_hash_and_listen);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("structure errors carry their line");
+    tcase_add_test(tc, test_unknown_section);
+    tcase_add_test(tc, test_text_after_section);
+    tcase_add_test(tc, test_unknown_key);
+    tcase_add_test(tc, test_key_outside_section);
+    tcase_add_test(tc, test_duplicate_key);
+    tcase_add_test(tc, test_inih_syntax_error);
+    tcase_add_test(tc, test_missing_file);
+    tcase_add_test(tc, test_directory_is_read_error);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("backend lines");
+    tcase_add_test(tc, test_backend_address_forms);
+    tcase_add_test(tc, test_backend_weights);
+    tcase_add_test(tc, test_backend_bad_weight);
+    tcase_add_test(tc, test_backend_unknown_option);
+    tcase_add_test(tc, test_backend_names);
+    tcase_add_test(tc, test_backend_duplicate_name);
+    tcase_add_test(tc, test_backend_duplicate_address);
+    tcase_add_test(tc, test_backend_malformed_address);
+    tcase_add_test(tc, test_no_backends);
+    tcase_add_test(tc, test_backends_sorted_by_name);
+    tcase_add_test(tc, test_parse_hostport);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("inih traps are errors");
+    tcase_add_test(tc, test_line_too_long);
+    tcase_add_test(tc, test_line_at_limit_accepted);
+    tcase_add_test(tc, test_indented_line_rejected);
+    tcase_add_test(tc, test_blank_and_comment_lines);
+    tcase_add_test(tc, test_nul_byte_rejected);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("sample configs load");
+    tcase_add_test(tc, test_sample_configs_load);
+    tcase_add_test(tc, test_sample_documents_defaults);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("addresses resolve without duplicates");
+    tcase_add_test(tc, test_resolve_numeric_and_localhost);
+    tcase_add_test(tc, test_resolve_duplicate_address);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("ring built from config");
+    tcase_add_test(tc, test_build_ring_same_indices);
+    tcase_add_test(tc, test_build_ring_ketama);
+    suite_add_tcase(s, tc);
+
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(config_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
