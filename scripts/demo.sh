@@ -1,0 +1,45 @@
+#!/bin/sh
+# Quick start: installs the dependencies, builds mcring, starts three local
+# memcached servers (127.0.0.1:21211-21213) and runs mcring in front of
+# them on 127.0.0.1:11311 in the foreground. Ctrl-C stops everything.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+sh "$top/scripts/deps.sh"
+sh "$top/scripts/build.sh" build
+bin="$top/build/mcring"
+[ -x "$bin" ] || bin="$top/mcring"
+work=$(mktemp -d)
+pids=""
+cleanup() {
+    for p in $pids; do kill "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+user=""
+[ "$(id -u)" = 0 ] && user="-u nobody"
+cat >"$work/mcring.ini" <<INI
+[proxy]
+listen = 127.0.0.1:11311
+
+[backends]
+mc1 = 127.0.0.1:21211
+mc2 = 127.0.0.1:21212
+mc3 = 127.0.0.1:21213 weight=2
+INI
+for port in 21211 21212 21213; do
+    # shellcheck disable=SC2086
+    memcached -l 127.0.0.1 -p "$port" -U 0 -m 64 $user &
+    pids="$pids $!"
+done
+"$bin" -t -c "$work/mcring.ini"
+"$bin" -c "$work/mcring.ini" --route user:1 user:2 session:42
+cat <<MSG
+
+mcring is starting on 127.0.0.1:11311 in front of three memcached.
+Try, from another terminal:
+    printf 'set greeting 0 0 5\r\nhello\r\nget greeting\r\n' | nc -q1 127.0.0.1 11311
+    printf 'stats backends\r\n' | nc -q1 127.0.0.1 11311
+Ctrl-C stops mcring and the memcached servers.
+
+MSG
+"$bin" -c "$work/mcring.ini" -v
