@@ -16,6 +16,20 @@
 #define PROTO_KEY_MAX 250           /* bytes in a key */
 #define PROTO_LINE_MAX 2048         /* a command line, but retrievals */
 
+/*
+ * Reasons, the text after "CLIENT_ERROR ". proto_parse_request() returns
+ * these exact pointers; the last three are for callers (framing, data
+ * blocks), worded as memcached words them.
+ */
+#define PROTO_REASON_FORMAT "bad command line format"
+#define PROTO_REASON_DELETE_FORMAT                                             \
+    "bad command line format.  Usage: delete <key> [noreply]"
+#define PROTO_REASON_DELTA "invalid numeric delta argument"
+#define PROTO_REASON_EXPTIME "invalid exptime argument"
+#define PROTO_REASON_TOO_MANY_KEYS "too many keys"
+#define PROTO_REASON_LINE_TOO_LONG "line too long"
+#define PROTO_REASON_BAD_CHUNK "bad data chunk"
+
 /* A view into a line. */
 struct proto_str {
     const char *p;
@@ -70,6 +84,9 @@ struct proto_req {
     int64_t exptime;            /* storage, touch, gat/gats; flush_all delay */
     bool has_delay;             /* flush_all: a delay was given */
     uint32_t vlen;              /* storage: data block length */
+    bool vlen_known;            /* storage: vlen was read, so a data block
+                                   of vlen + 2 bytes follows the line and
+                                   must be consumed, whatever the status */
     uint64_t cas;               /* cas: unique */
     uint64_t delta;             /* incr/decr */
     unsigned level;             /* verbosity */
@@ -82,12 +99,39 @@ struct proto_req {
  * Parses one request line of len bytes (no line terminator). A retrieval
  * with more than max_keys keys is a PROTO_CLIENT_ERROR. Returns PROTO_OK and
  * fills req, or another status with a short reason (a static string, without
- * the "CLIENT_ERROR " prefix) in *reason. For PROTO_CLIENT_ERROR_CLOSE and a
- * storage command, req->cmd is still set.
+ * the "CLIENT_ERROR " prefix, one of PROTO_REASON_*) in *reason; *reason is
+ * left alone on PROTO_OK and PROTO_ERROR.
+ *
+ * Tokens are separated by runs of spaces (only ' '; leading and trailing
+ * spaces are ignored); command words are lowercase as in memcached. A key
+ * is 1..PROTO_KEY_MAX bytes, none of them below 0x21 or 0x7f. "noreply" is
+ * only recognised as the last token. Numbers are plain decimal: flags
+ * uint32, exptime int32 (negative allowed), bytes 0..INT32_MAX, cas, delta
+ * uint64; verbosity level uint32.
+ *
+ * req->cmd is set whenever the command word is known, whatever the status;
+ * the other fields are meaningful on PROTO_OK only, except vlen/vlen_known
+ * (below) and noreply: on PROTO_CLIENT_ERROR(_CLOSE) of a command other
+ * than a retrieval or stats, noreply tells whether the line's last token is
+ * "noreply" (memcached then sends no error line; the caller decides).
+ * Storage commands and their data block:
+ *   PROTO_OK                  vlen_known, a data block of vlen + 2 bytes
+ *                             follows.
+ *   PROTO_CLIENT_ERROR        vlen_known too: the bytes field was read but
+ *                             something else is wrong (key, flags, exptime,
+ *                             cas, a last token that is not "noreply"). The
+ *                             caller answers and swallows vlen + 2 bytes;
+ *                             the stream stays in sync.
+ *   PROTO_CLIENT_ERROR_CLOSE  !vlen_known: the token count is wrong or the
+ *                             bytes field is missing, not a number or out of
+ *                             range, so the data block cannot be found. The
+ *                             caller answers and closes the connection.
+ * No other command returns PROTO_CLIENT_ERROR_CLOSE or sets vlen_known.
  */
 enum proto_status proto_parse_request(const char *line, size_t len,
                                       unsigned max_keys, struct proto_req *req,
-                                      const char **reason);
+                                      const char **reason)
+    __attribute__((warn_unused_result));
 
 /*
  * Iterates the keys of a retrieval: *cur starts at req->keys.p, end is
@@ -97,6 +141,9 @@ enum proto_status proto_parse_request(const char *line, size_t len,
  */
 bool proto_next_key(const char **cur, const char *end, struct proto_str *key);
 
+/* The command word of cmd ("get", ...), "" for PROTO_CMD_NONE. */
+const char *proto_cmd_name(enum proto_cmd cmd);
+
 /* True for GET, GETS, GAT, GATS. */
 bool proto_cmd_is_retrieval(enum proto_cmd cmd);
 /* True for SET..CAS (a data block follows). */
@@ -105,8 +152,10 @@ bool proto_cmd_is_storage(enum proto_cmd cmd);
 /*
  * The longest line accepted for a request that starts with the avail bytes
  * at p (which need not hold a whole line): PROTO_LINE_MAX, or for a line
- * starting with a retrieval command word, enough for max_keys keys of
- * PROTO_KEY_MAX bytes.
+ * starting with a retrieval command word (leading spaces skipped; while
+ * avail is too short to tell, a prefix of one counts),
+ * max(PROTO_LINE_MAX, 32 + max_keys * (PROTO_KEY_MAX + 1)), enough for
+ * max_keys keys of PROTO_KEY_MAX bytes separated by single spaces.
  */
 size_t proto_line_limit(const char *p, size_t avail, unsigned max_keys);
 
@@ -129,15 +178,24 @@ enum proto_rsp {
     PROTO_RSP_SERVER_ERROR,
 };
 
-/* Classifies one response line (no terminator). */
+/*
+ * Classifies one response line (no terminator) by its first word. Status
+ * words must match exactly; VERSION, ERROR, CLIENT_ERROR and SERVER_ERROR
+ * may be followed by a space and text; PROTO_RSP_VALUE only says the line
+ * starts with "VALUE " (check it with proto_parse_value()); PROTO_RSP_NUMBER
+ * is a decimal uint64.
+ */
 enum proto_rsp proto_classify_response(const char *line, size_t len);
 
 /*
- * Parses "VALUE <key> <flags> <bytes> [<cas>]". Returns 0 and fills the
- * outputs (key points into line), or -1 if the line is malformed.
+ * Parses "VALUE <key> <flags> <bytes> [<cas>]" as memcached writes it:
+ * single spaces, no leading or trailing space, a valid key, flags uint32,
+ * bytes 0..INT32_MAX, cas uint64. Returns 0 and fills the outputs (key
+ * points into line; *cas is 0 when !*has_cas), or -1 if the line is
+ * malformed, leaving the outputs unspecified.
  */
 int proto_parse_value(const char *line, size_t len, struct proto_str *key,
                       uint32_t *flags, uint32_t *vlen, uint64_t *cas,
-                      bool *has_cas);
+                      bool *has_cas) __attribute__((warn_unused_result));
 
 #endif
