@@ -1,0 +1,391 @@
+#!/usr/bin/env python3
+"""Integration tests: the mcring command line.
+
+-V, -h, -t on good and bad configs (every error as "FILE:LINE: message",
+including libinih 55's traps: over-long and indented lines), --route
+(format, determinism, independence from the order of backend lines and from
+addresses, weights, libmemcached ketama golden vectors), --analyze (text
+and JSON), and the sample configs shipped in etc/.  No memcached needed.
+"""
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mctest  # noqa: E402
+from mctest import run_mcring  # noqa: E402
+
+GOOD = """\
+[proxy]
+listen = 127.0.0.1:22122
+threads = 2
+hash = xxh3
+vnodes = 160
+timeout_ms = 1000
+connect_timeout_ms = 500
+backend_connections = 1
+max_connections = 1024
+max_value_size = 1048576
+max_keys = 64
+client_output_limit = 1048576
+
+[health]
+interval_ms = 1000
+timeout_ms = 500
+rise = 2
+fall = 3
+
+[backends]
+b1 = 127.0.0.1:11211
+b2 = 127.0.0.1:11212 weight=2
+b3 = 127.0.0.1:11213 weight=1
+"""
+
+
+class CliTestCase(unittest.TestCase):
+
+    def setUp(self):
+        self.tmpdir = tempfile.mkdtemp(prefix="mctest-cli-")
+        self.addCleanup(shutil.rmtree, self.tmpdir, True)
+        self.nfile = 0
+
+    def write(self, text, name=None):
+        self.nfile += 1
+        path = os.path.join(self.tmpdir, name or "c%d.ini" % self.nfile)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def config(self, backends, proxy="", hash_=None):
+        """A config with backend lines given as (name, port[, extra])."""
+        text = "[proxy]\nlisten = 127.0.0.1:22122\n"
+        if hash_:
+            text += "hash = %s\n" % hash_
+        text += proxy + "\n[backends]\n"
+        for b in backends:
+            text += "%s = 127.0.0.1:%d%s\n" % (b[0], b[1],
+                                               " " + b[2] if len(b) > 2
+                                               else "")
+        return self.write(text)
+
+    def route(self, path, keys):
+        r = run_mcring(["-c", path, "--route"] + list(keys))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+
+class OptionsTest(CliTestCase):
+
+    def test_version(self):
+        for opt in ("-V", "--version"):
+            r = run_mcring([opt])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertRegex(r.stdout, r"\d+\.\d+", opt)
+        self.assertEqual(run_mcring(["-V"]).stdout,
+                         run_mcring(["--version"]).stdout)
+
+    def test_help(self):
+        for opt in ("-h", "--help"):
+            r = run_mcring([opt])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            text = r.stdout + r.stderr
+            self.assertRegex(text, r"(?i)usage")
+            for word in ("-c", "-t", "--route", "--analyze"):
+                self.assertIn(word, text, "%s: usage lacks %s" % (opt, word))
+
+    def test_unknown_option_fails(self):
+        r = run_mcring(["--no-such-option"])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertTrue(r.stderr.strip())
+
+    def test_check_good_config(self):
+        path = self.write(GOOD)
+        for args in (["-t", "-c", path], ["--test", "--config", path]):
+            r = run_mcring(args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(r.stdout.strip(), "-t printed nothing")
+
+    def test_check_missing_file(self):
+        path = os.path.join(self.tmpdir, "nope.ini")
+        r = run_mcring(["-t", "-c", path])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(path, r.stderr)
+
+    def test_sample_configs_pass_check(self):
+        for name in ("mcring.ini", "mcring-minimal.ini"):
+            path = os.path.join(mctest.srcdir(), "etc", name)
+            with self.subTest(config=name):
+                self.assertTrue(os.path.exists(path), "%s missing" % path)
+                r = run_mcring(["-t", "-c", path])
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertTrue(r.stdout.strip())
+
+
+HEAD = "[proxy]\nlisten = 127.0.0.1:22122\n"
+BACKENDS = "[backends]\nb1 = 127.0.0.1:11211\nb2 = 127.0.0.1:11212\n"
+
+# (name, config text, acceptable error line numbers or None for any line)
+BAD_CONFIGS = [
+    ("unknown key in [proxy]",
+     HEAD + "frobnicate = 1\n" + BACKENDS, [3]),
+    ("unknown key in [health]",
+     HEAD + "[health]\nrise = 2\nbogus = 1\n" + BACKENDS, [5]),
+    ("unknown key in [backends] value",
+     HEAD + BACKENDS + "b3 = 127.0.0.1:11213 color=red\n", [6]),
+    ("unknown section",
+     HEAD + "[bogus]\nx = 1\n" + BACKENDS, [3, 4]),
+    ("duplicate backend",
+     HEAD + BACKENDS + "b1 = 127.0.0.1:11213\n", [6]),
+    ("port out of range",
+     HEAD + "[backends]\nb1 = 127.0.0.1:70000\n", [4]),
+    ("port zero",
+     HEAD + "[backends]\nb1 = 127.0.0.1:0\n", [4]),
+    ("port not a number",
+     HEAD + "[backends]\nb1 = 127.0.0.1:http\n", [4]),
+    ("port missing",
+     HEAD + "[backends]\nb1 = 127.0.0.1\n", [4]),
+    ("listen port out of range",
+     "[proxy]\nlisten = 127.0.0.1:99999\n" + BACKENDS, [2]),
+    ("no backends, empty section",
+     HEAD + "[backends]\n", None),
+    ("no backends section",
+     HEAD + "threads = 1\n", None),
+    ("250-byte line",
+     HEAD + "timeout_ms = 1000" + " " * 233 + "\n" + BACKENDS, [3]),
+    ("250-byte backend line",
+     HEAD + "[backends]\nb1 = 127.0.0.1:11211" + " " * 222
+     + "weight=1\n", [4]),
+    ("indented line after a key",
+     HEAD + "    threads = 4\n" + BACKENDS, [3]),
+    ("tab-indented backend line",
+     HEAD + "[backends]\nb1 = 127.0.0.1:11211\n\tb2 = 127.0.0.1:11212\n",
+     [5]),
+    ("weight zero",
+     HEAD + "[backends]\nb1 = 127.0.0.1:11211 weight=0\n", [4]),
+    ("weight negative",
+     HEAD + "[backends]\nb1 = 127.0.0.1:11211 weight=-1\n", [4]),
+    ("weight not a number",
+     HEAD + "[backends]\nb1 = 127.0.0.1:11211 weight=heavy\n", [4]),
+    ("weight empty",
+     HEAD + "[backends]\nb1 = 127.0.0.1:11211 weight=\n", [4]),
+    ("threads not a number",
+     HEAD + "threads = many\n" + BACKENDS, [3]),
+    ("unknown hash",
+     HEAD + "hash = sha1\n" + BACKENDS, [3]),
+    ("negative timeout",
+     HEAD + "timeout_ms = -5\n" + BACKENDS, [3]),
+]
+
+
+class CheckConfigTest(CliTestCase):
+
+    def test_bad_configs_fail_with_file_and_line(self):
+        for name, text, lines in BAD_CONFIGS:
+            with self.subTest(case=name):
+                for line in text.splitlines():
+                    if name.startswith("250") and len(line) > 200:
+                        self.assertEqual(len(line), 250)
+                path = self.write(text)
+                r = run_mcring(["-t", "-c", path])
+                self.assertEqual(r.returncode, 1,
+                                 "exit %d, stdout %r stderr %r"
+                                 % (r.returncode, r.stdout, r.stderr))
+                m = re.search(re.escape(path) + r":(\d+): \S", r.stderr)
+                self.assertIsNotNone(m, "no FILE:LINE: message in %r"
+                                     % r.stderr)
+                if lines is not None:
+                    self.assertIn(int(m.group(1)), lines,
+                                  "wrong line in %r" % r.stderr)
+
+    def test_good_config_variants(self):
+        ok = [
+            HEAD + BACKENDS,
+            "; comment\n# comment\n\n" + HEAD + BACKENDS,
+            HEAD + "hash = ketama\n" + BACKENDS,
+            HEAD + "[backends]\nb1 = 127.0.0.1:11211 weight=0.5\n",
+            HEAD + "[backends]\nb-1.x_y:z = 127.0.0.1:11211\n",
+        ]
+        for text in ok:
+            with self.subTest(config=text):
+                path = self.write(text)
+                r = run_mcring(["-t", "-c", path])
+                self.assertEqual(r.returncode, 0, r.stderr)
+
+
+class RouteTest(CliTestCase):
+
+    KEYS = ["foo", "bar", "a/b:c", "user:1234:profile", "x" * 250,
+            "k-\u00e9\u00e8", "0", "{}[]()!@#$%^&*", "session.abc"] \
+        + ["key%d" % i for i in range(40)]
+
+    def test_format(self):
+        path = self.write(GOOD)
+        out = self.route(path, self.KEYS)
+        self.assertTrue(out.endswith("\n"))
+        lines = out.split("\n")[:-1]
+        self.assertEqual(len(lines), len(self.KEYS))
+        for key, line in zip(self.KEYS, lines):
+            tokens = line.split(" ")
+            self.assertNotIn("", tokens, "not single spaces: %r" % line)
+            self.assertEqual(tokens[0], key)
+            self.assertEqual(sorted(tokens[1:]), ["b1", "b2", "b3"], line)
+
+    def test_same_key_same_line(self):
+        path = self.write(GOOD)
+        keys = ["alpha", "beta", "alpha", "gamma", "alpha", "beta"]
+        lines = self.route(path, keys).splitlines()
+        self.assertEqual(lines[0], lines[2])
+        self.assertEqual(lines[0], lines[4])
+        self.assertEqual(lines[1], lines[5])
+        self.assertEqual(self.route(path, ["alpha"]).splitlines()[0],
+                         lines[0])
+        self.assertEqual(self.route(path, self.KEYS),
+                         self.route(path, self.KEYS))
+
+    def test_independent_of_backend_line_order(self):
+        keys = ["order-%d" % i for i in range(300)]
+        a = self.config([("b1", 11211), ("b2", 11212, "weight=2"),
+                         ("b3", 11213), ("b4", 11214, "weight=0.5")])
+        b = self.config([("b4", 11214, "weight=0.5"), ("b3", 11213),
+                         ("b1", 11211), ("b2", 11212, "weight=2")])
+        self.assertEqual(self.route(a, keys), self.route(b, keys))
+
+    def test_independent_of_addresses_in_native_mode(self):
+        keys = ["addr-%d" % i for i in range(300)]
+        a = self.config([("b1", 11211), ("b2", 11212), ("b3", 11213)])
+        b = self.config([("b1", 21211), ("b2", 21213), ("b3", 21212)])
+        self.assertEqual(self.route(a, keys), self.route(b, keys))
+
+    def test_spread_and_weights(self):
+        keys = ["spread-%d" % i for i in range(3000)]
+        eq = self.config([("b1", 11211), ("b2", 11212), ("b3", 11213)])
+        owners = [l.split(" ")[1] for l in self.route(eq, keys).splitlines()]
+        for name in ("b1", "b2", "b3"):
+            share = owners.count(name) / len(keys)
+            self.assertTrue(0.2 < share < 0.47, "%s owns %.3f" % (name, share))
+        heavy = self.config([("b1", 11211, "weight=2"), ("b2", 11212),
+                             ("b3", 11213)])
+        owners = [l.split(" ")[1]
+                  for l in self.route(heavy, keys).splitlines()]
+        self.assertGreater(owners.count("b1"), owners.count("b2") * 1.4)
+        self.assertGreater(owners.count("b1"), owners.count("b3") * 1.4)
+
+    def test_removing_a_backend_moves_only_its_keys(self):
+        keys = ["move-%d" % i for i in range(1000)]
+        full = self.config([("b1", 11211), ("b2", 11212), ("b3", 11213)])
+        less = self.config([("b1", 11211), ("b3", 11213)])
+        before = {l.split(" ")[0]: l.split(" ")[1:]
+                  for l in self.route(full, keys).splitlines()}
+        after = {l.split(" ")[0]: l.split(" ")[1:]
+                 for l in self.route(less, keys).splitlines()}
+        for k in keys:
+            if before[k][0] != "b2":
+                self.assertEqual(after[k][0], before[k][0], k)
+            else:
+                # the fallback walk predicted where b2's keys go
+                self.assertEqual(after[k][0], before[k][1], k)
+
+    def test_ketama_golden_vectors(self):
+        servers = [("10.0.1.1", 600), ("10.0.1.2", 300), ("10.0.1.3", 200),
+                   ("10.0.1.4", 350), ("10.0.1.5", 1000), ("10.0.1.6", 800),
+                   ("10.0.1.7", 950), ("10.0.1.8", 100)]
+        text = "[proxy]\nlisten = 127.0.0.1:22122\nhash = ketama\n" \
+               "\n[backends]\n"
+        for i, (host, w) in enumerate(servers, 1):
+            text += "s%d = %s:11211 weight=%d\n" % (i, host, w)
+        path = self.write(text)
+        host_of = {"s%d" % i: h for i, (h, _) in enumerate(servers, 1)}
+        vectors = []
+        with open(os.path.join(mctest.testdata(),
+                               "ketama-libmemcached.tsv")) as f:
+            for line in f:
+                if line.startswith("#") or not line.strip():
+                    continue
+                key, _, _, server = line.rstrip("\n").split("\t")
+                if " " in key or key.startswith("-"):
+                    continue
+                vectors.append((key, server))
+        self.assertGreater(len(vectors), 50)
+        out = self.route(path, [k for k, _ in vectors]).splitlines()
+        self.assertEqual(len(out), len(vectors))
+        for (key, server), line in zip(vectors, out):
+            tokens = line.split(" ")
+            self.assertEqual(tokens[0], key)
+            self.assertEqual(host_of[tokens[1]], server, "key %r" % key)
+
+
+class AnalyzeTest(CliTestCase):
+
+    def test_text(self):
+        path = self.write(GOOD)
+        r = run_mcring(["-c", path, "--analyze", "--keys", "20000"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for name in ("b1", "b2", "b3"):
+            self.assertRegex(r.stdout, r"\b%s\b" % name)
+
+    def test_default_sample(self):
+        path = self.write(GOOD)
+        r = run_mcring(["-c", path, "--analyze"], timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.strip())
+
+    def find_entries(self, doc, names):
+        """The per-backend entries in a JSON report: a list of objects
+        naming each backend once, or an object keyed by backend name."""
+        found = []
+
+        def walk(node):
+            if isinstance(node, list) and node and \
+                    all(isinstance(e, dict) for e in node):
+                got = []
+                for e in node:
+                    n = [v for v in e.values() if v in names]
+                    if len(n) == 1:
+                        got.append((n[0], e))
+                if sorted(g[0] for g in got) == sorted(names) \
+                        and len(got) == len(node):
+                    found.append(dict(got))
+            if isinstance(node, dict):
+                if sorted(node) == sorted(names) and \
+                        all(isinstance(v, dict) for v in node.values()):
+                    found.append(dict(node))
+                for v in node.values():
+                    walk(v)
+            elif isinstance(node, list):
+                for v in node:
+                    walk(v)
+        walk(doc)
+        return found
+
+    def test_json(self):
+        path = self.write(GOOD)
+        r = run_mcring(["-c", path, "--analyze", "--keys", "20000",
+                        "--json"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        doc = json.loads(r.stdout)
+        self.assertIsInstance(doc, dict)
+        names = ["b1", "b2", "b3"]
+        found = self.find_entries(doc, names)
+        self.assertEqual(len(found), 1,
+                         "want one entry per backend with its name in %r"
+                         % doc)
+        entries = found[0]
+        share_fields = set()
+        for e in entries.values():
+            share_fields |= {k for k, v in e.items()
+                             if "share" in k.lower() and "ratio" not in
+                             k.lower() and isinstance(v, (int, float))}
+        self.assertTrue(share_fields, "no share field in %r" % entries)
+        for field in share_fields:
+            total = sum(e[field] for e in entries.values())
+            self.assertAlmostEqual(total, 1.0, delta=0.01,
+                                   msg="%s sums to %s" % (field, total))
+
+
+if __name__ == "__main__":
+    mctest.main(needs_memcached=False)

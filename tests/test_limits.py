@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Integration tests: every bound of mcring crossed.
+
+Key length (250), command line length (2048), keys per retrieval
+(max_keys), value size (max_value_size), connections (max_connections),
+output backlog of a client that never reads (client_output_limit, checked
+through the proxy's RSS), backend timeout (timeout_ms, with a backend
+paused by SIGSTOP), and SIGTERM.  Each bound gets a clear error, never a
+crash, unbounded memory, or harm to other clients.
+"""
+
+import os
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mctest  # noqa: E402
+from mctest import ClusterTestCase, ConnectionClosed  # noqa: E402
+
+CLOSED_ERRORS = (ConnectionClosed, ConnectionResetError, BrokenPipeError)
+
+
+class RequestLimitsTest(ClusterTestCase):
+    CLUSTER_ARGS = {"nbackends": 2,
+                    "proxy": {"max_keys": 8, "max_value_size": 1000}}
+
+    def sync(self, c):
+        k = self.key("sync")
+        c.send(b"get " + k.encode() + b"\r\n")
+        self.assertEqual(c.readline(), b"END")
+
+    def test_key_250_ok_251_client_error(self):
+        c = self.client()
+        k250 = ("%s-" % self.key()).ljust(250, "k")
+        k251 = k250 + "k"
+        self.assertEqual(len(k250), 250)
+        self.assertEqual(c.set(k250, b"v"), b"STORED")
+        self.assertEqual(c.get(k250), b"v")
+        self.assertEqual(c.gets(k250)[0], b"v")
+        self.assertEqual(c.retrieve("gat", [k250], exptime=0)[0][2], b"v")
+        self.assertEqual(c.touch(k250, 0), b"TOUCHED")
+        for line in ("get " + k251, "gets " + k251, "gat 0 " + k251,
+                     "get %s %s" % (k250, k251), "delete " + k251,
+                     "incr %s 1" % k251, "touch %s 0" % k251):
+            reply = c.call(line)
+            self.assertTrue(reply.startswith(b"CLIENT_ERROR"),
+                            "%s... answered %r" % (line[:20], reply))
+            self.sync(c)
+        c.send(b"set " + k251.encode() + b" 0 0 1\r\nx\r\n")
+        self.assertTrue(c.readline().startswith(b"CLIENT_ERROR"))
+        try:
+            c.send(b"get " + k250.encode() + b"\r\n")
+            line = c.readline()
+            if line == b"ERROR":        # data block read as a command
+                line = c.readline()
+            self.assertEqual(line, b"VALUE " + k250.encode() + b" 0 1")
+        except CLOSED_ERRORS:
+            pass
+        with self.cluster.client() as c2:
+            self.assertEqual(c2.delete(k250), b"DELETED")
+
+    def test_line_of_2040_bytes_is_a_line(self):
+        c = self.client()
+        self.assertEqual(c.call(b"x" * 2040), b"ERROR")
+        self.sync(c)
+
+    def test_line_over_2048_without_newline_closes(self):
+        other = self.client()
+        for payload in (b"set " + b"k" * 3000, b"x" * 3000,
+                        b"delete " + b"k" * 5000):
+            c = self.client()
+            c.send(payload)
+            closed, data = c.wait_closed(5.0)
+            self.assertTrue(closed, "%r...: connection left open"
+                            % payload[:10])
+            self.assertTrue(data == b"" or data.startswith(b"CLIENT_ERROR"),
+                            data[:100])
+            self.assertTrue(data == b"" or data.count(b"\r\n") == 1, data)
+        self.sync(other)
+        self.assert_alive()
+
+    def test_more_than_max_keys(self):
+        self.needs_mcring()
+        c = self.client()
+        keys = [self.key() for _ in range(9)]
+        for k in keys:
+            self.assertEqual(c.set(k, k.encode()), b"STORED")
+        got = c.get_multi(keys[:8])
+        self.assertEqual([g[0] for g in got], keys[:8])
+        for cmd in ("get", "gets", "gat 0"):
+            reply = c.call("%s %s" % (cmd, " ".join(keys)))
+            self.assertTrue(reply.startswith(b"CLIENT_ERROR "),
+                            "%s with 9 keys: %r" % (cmd, reply))
+            self.sync(c)
+        reply = c.call("get " + " ".join(keys[:1] * 20))
+        self.assertTrue(reply.startswith(b"CLIENT_ERROR "), reply)
+        self.sync(c)
+
+    def test_value_of_max_value_size(self):
+        self.needs_mcring()
+        other = self.client()
+        c = self.client()
+        k = self.key()
+        value = b"v" * 1000
+        self.assertEqual(c.set(k, value), b"STORED")
+        self.assertEqual(c.get(k), value)
+        for size in (1001, 100000, 3000000):
+            big = self.key("big%d" % size)
+            with self.subTest(size=size):
+                if c is None:
+                    c = self.client()
+                try:
+                    c.send(b"set %s 0 0 %d\r\n" % (big.encode(), size))
+                    c.send(b"x" * size + b"\r\n")
+                except CLOSED_ERRORS:
+                    c = None            # closed while we were sending
+                    continue
+                try:
+                    reply = c.readline()
+                except CLOSED_ERRORS:
+                    c = None
+                    continue
+                self.assertTrue(reply.startswith((b"SERVER_ERROR ",
+                                                  b"CLIENT_ERROR ")), reply)
+                try:
+                    # swallowed: the next command answers exactly
+                    c.send(b"get " + big.encode() + b"\r\n")
+                    self.assertEqual(c.readline(), b"END")
+                except CLOSED_ERRORS:
+                    c = None
+                self.assert_alive()
+                self.assertEqual(other.get(k), value)
+                self.assertIsNone(other.get(big))
+
+
+class MaxConnectionsTest(ClusterTestCase):
+    CLUSTER_ARGS = {"nbackends": 1, "proxy": {"max_connections": 5}}
+    NEEDS_MCRING = True
+
+    def works(self, c):
+        c.send(b"version\r\n")
+        return c.readline().startswith(b"VERSION ")
+
+    def test_sixth_connection_refused_or_closed(self):
+        first = self.client()
+        # the harness's readiness probes are gone once we are alone
+        mctest.wait_for(lambda: first.stats()["curr_connections"] == "1",
+                        5.0, "curr_connections to drop to 1")
+        conns = [first]
+        for _ in range(4):
+            c = self.client()
+            self.assertTrue(self.works(c))
+            conns.append(c)
+        try:
+            sixth = self.client()
+        except OSError:
+            sixth = None                # refused: fine
+        if sixth is not None:
+            try:
+                sixth.send(b"version\r\n")
+            except OSError:
+                pass
+            closed, data = sixth.wait_closed(5.0)
+            self.assertTrue(closed, "6th connection open (got %r)" % data)
+            self.assertNotIn(b"VERSION", data)
+        for c in conns:
+            self.assertTrue(self.works(c))
+        conns[3].close()
+        conns[4].close()
+
+        def new_one_works():
+            try:
+                c = mctest.Client(self.cluster.port, timeout=2.0)
+            except OSError:
+                return False
+            try:
+                if self.works(c):
+                    self._clients.append(c)
+                    return True
+            except (OSError, ConnectionClosed):
+                pass
+            c.close()
+            return False
+        mctest.wait_for(new_one_works, 5.0,
+                        "a new connection after closing two")
+        self.assert_alive()
+
+
+class OutputLimitTest(ClusterTestCase):
+    CLUSTER_ARGS = {"nbackends": 2,
+                    "proxy": {"client_output_limit": 65536,
+                              "backend_connections": 1}}
+    NEEDS_MCRING = True
+
+    def test_client_that_never_reads(self):
+        proxy = self.cluster.mcring
+        k = self.key("big")
+        small = self.key("small")
+        value = os.urandom(512 * 1024)
+        others = [self.client() for _ in range(4)]
+        self.assertEqual(others[0].set(k, value), b"STORED")
+        self.assertEqual(others[0].set(small, b"s"), b"STORED")
+        for o in others:
+            self.assertEqual(o.get(k), value)
+        baseline = proxy.rss_kb()
+
+        slow = self.client()
+        slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        slow.sock.setblocking(False)
+        request = b"get " + k.encode() + b"\r\n"
+        pending = request * 400         # 200 MB of replies if unbounded
+        sent = 0
+        peak = baseline
+        deadline = time.monotonic() + 4.0
+        while time.monotonic() < deadline:
+            if sent < len(pending):
+                try:
+                    sent += slow.sock.send(pending[sent:sent + 65536])
+                except BlockingIOError:
+                    pass
+            peak = max(peak, proxy.rss_kb())
+            for o in others:
+                t0 = time.monotonic()
+                self.assertEqual(o.get(small), b"s")
+                self.assertLess(time.monotonic() - t0, 1.0,
+                                "other client stalled")
+        peak = max(peak, proxy.rss_kb())
+        growth_mb = (peak - baseline) / 1024.0
+        sys.stderr.write("\n  slow reader: sent %d requests, RSS %d kB ->"
+                         " peak %d kB (+%.1f MB)\n"
+                         % (sent // len(request), baseline, peak, growth_mb))
+        self.assertLess(growth_mb, 64, "RSS grew by %.1f MB" % growth_mb)
+        slow.close()
+        self.assertEqual(others[0].get(k), value)
+        self.assert_alive()
+
+
+class BackendTimeoutTest(ClusterTestCase):
+    CLUSTER_ARGS = {"nbackends": 2,
+                    "proxy": {"timeout_ms": 300},
+                    "health": {"interval_ms": 1000, "timeout_ms": 500,
+                               "rise": 1, "fall": 10}}
+    NEEDS_MCRING = True
+
+    def test_paused_backend_times_out_then_recovers(self):
+        cl = self.cluster
+        by = cl.keys_by_owner(self.key(), 2)
+        slow_name, fast_name = "b1", "b2"
+        slow_key, fast_key = by[slow_name][0], by[fast_name][0]
+        c = self.client()
+        other = self.client()
+        self.assertEqual(c.set(slow_key, b"slow"), b"STORED")
+        self.assertEqual(c.set(fast_key, b"fast"), b"STORED")
+        backend = cl.backend(slow_name)
+        backend.pause()
+        self.addCleanup(backend.resume)
+        try:
+            t0 = time.monotonic()
+            c.send(b"get " + slow_key.encode() + b"\r\n")
+            line = c.readline()
+            took = time.monotonic() - t0
+            self.assertEqual(line, b"SERVER_ERROR backend timeout")
+            self.assertGreater(took, 0.2)
+            self.assertLess(took, 1.5)
+            # other backends are unaffected meanwhile
+            t0 = time.monotonic()
+            self.assertEqual(other.get(fast_key), b"fast")
+            self.assertLess(time.monotonic() - t0, 0.5)
+            # a multi-get: the slow fragment's keys are misses
+            t0 = time.monotonic()
+            got = c.get_multi([slow_key, fast_key])
+            self.assertLess(time.monotonic() - t0, 1.5)
+            self.assertEqual([(g[0], g[2]) for g in got],
+                             [(fast_key, b"fast")])
+        finally:
+            backend.resume()
+
+        def recovered():
+            return c.get(slow_key) == b"slow"
+        mctest.wait_for(recovered, 5.0, "paused backend to serve again")
+        self.assertEqual(c.set(slow_key, b"again"), b"STORED")
+        with backend.client() as bc:
+            self.assertEqual(bc.get(slow_key), b"again")
+
+
+class SignalTest(unittest.TestCase):
+
+    def setUp(self):
+        if mctest.direct_mode():
+            self.skipTest("needs mcring (MCTEST_DIRECT=1)")
+        self.cluster = mctest.Cluster(1)
+        self.addCleanup(self.cluster.close)
+        self.cluster.start()
+
+    def dump_logs(self, stream):
+        self.cluster.dump_logs(stream)
+
+    def test_sigterm_exits_zero_promptly(self):
+        idle = self.cluster.client()
+        self.addCleanup(idle.close)
+        busy = self.cluster.client()
+        self.addCleanup(busy.close)
+        self.assertEqual(busy.set("k", b"v"), b"STORED")
+        proxy = self.cluster.mcring
+        t0 = time.monotonic()
+        proxy.send_signal(15)
+        rc = proxy.wait_exit(5.0)
+        took = time.monotonic() - t0
+        self.assertIsNotNone(rc, "mcring still running 5 s after SIGTERM")
+        self.assertEqual(rc, 0)
+        self.assertLess(took, 3.0)
+        self.assertFalse(mctest.can_connect(self.cluster.port))
+
+
+if __name__ == "__main__":
+    mctest.main()
