@@ -1,0 +1,467 @@
+#!/usr/bin/env bash
+# bench/run.sh: proxy benchmark. Compares mcring, twemproxy (nutcracker) and
+# direct memcached on the same backends, the same key space and the same
+# CPU pinning, and prints ops/s, latency and the proxy's CPU per request.
+#
+#   K memcached backends (CPU 0) <- proxy under test (CPU 0) <- mcload (CPU 1)
+#
+# Every process started here is recorded by PID and stopped on exit; every
+# wait and every load run is bounded in time. See bench/README.md ("Proxy").
+# Functions called indirectly (traps, "start_$s") look unreachable to it:
+# shellcheck disable=SC2317
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: bench/run.sh [options]
+  --systems LIST     comma list of mcring,twemproxy,direct (all three)
+  --workloads LIST   comma list of a,b,c (all three):
+                       a  90/10 get/set, 100-byte values, 50 conns, depth 1
+                       b  as a, pipelined 16 deep per connection
+                       c  10-key multi-gets (gets only), 50 conns, depth 1
+  --duration S       seconds per run (10)
+  --backends K       memcached backends (4)
+  --threads N        mcring worker threads (1)
+  --conns N          client connections (50)
+  --keys N           key space (10000)
+  --value-size N     value bytes (100)
+  --mcring PATH      mcring binary (./mcring in the source tree)
+  --mcload PATH      load generator (bench/mcload, built if missing)
+  --proxy-cpus LIST  taskset CPU list for proxies and memcached (0)
+  --client-cpus LIST taskset CPU list for mcload (1)
+  --no-pin           do not use taskset
+  --keep             keep the temporary directory (configs, logs)
+  -v, --verbose      also print each raw mcload result line
+EOF
+}
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(cd "$here/.." && pwd)
+
+systems=mcring,twemproxy,direct
+workloads=a,b,c
+duration=10
+nbackends=4
+threads=1
+conns=50
+keys=10000
+value_size=100
+mcring=$top/mcring
+mcload=$here/mcload
+proxy_cpus=0
+client_cpus=1
+pin=1
+keep=0
+verbose=0
+
+need_arg() {
+    if [ "$#" -lt 2 ]; then
+        echo "run.sh: $1 needs an argument" >&2
+        exit 2
+    fi
+}
+
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+    --systems) need_arg "$@"; systems=$2; shift 2 ;;
+    --workloads) need_arg "$@"; workloads=$2; shift 2 ;;
+    --duration) need_arg "$@"; duration=$2; shift 2 ;;
+    --backends) need_arg "$@"; nbackends=$2; shift 2 ;;
+    --threads) need_arg "$@"; threads=$2; shift 2 ;;
+    --conns) need_arg "$@"; conns=$2; shift 2 ;;
+    --keys) need_arg "$@"; keys=$2; shift 2 ;;
+    --value-size) need_arg "$@"; value_size=$2; shift 2 ;;
+    --mcring) need_arg "$@"; mcring=$2; shift 2 ;;
+    --mcload) need_arg "$@"; mcload=$2; shift 2 ;;
+    --proxy-cpus) need_arg "$@"; proxy_cpus=$2; shift 2 ;;
+    --client-cpus) need_arg "$@"; client_cpus=$2; shift 2 ;;
+    --no-pin) pin=0; shift ;;
+    --keep) keep=1; shift ;;
+    -v|--verbose) verbose=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+for n in "$duration" "$nbackends" "$threads" "$conns" "$keys" "$value_size"; do
+    case "$n" in
+    ''|*[!0-9]*|0) echo "run.sh: want a positive integer, got '$n'" >&2
+        exit 2 ;;
+    esac
+done
+
+# ---- process bookkeeping -------------------------------------------------
+
+pids=()
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mcring-bench.XXXXXX")
+
+stop_pid() {
+    local pid=$1 i
+    kill "$pid" 2>/dev/null || return 0
+    for i in $(seq 1 40); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local pid
+    trap - EXIT INT TERM
+    for pid in "${pids[@]}"; do
+        stop_pid "$pid"
+    done
+    if [ "$keep" = 1 ]; then
+        echo "run.sh: kept $tmp" >&2
+    else
+        rm -rf "$tmp"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+forget_pid() {
+    local pid=$1 kept=() p
+    for p in "${pids[@]}"; do
+        [ "$p" = "$pid" ] || kept+=("$p")
+    done
+    pids=("${kept[@]}")
+}
+
+# Prefix for processes on the proxy/server CPUs and the client CPUs.
+if [ "$pin" = 1 ]; then
+    if ! command -v taskset >/dev/null; then
+        echo "run.sh: taskset not found, running unpinned" >&2
+        pin=0
+    elif [ "$(nproc)" -lt 2 ]; then
+        echo "run.sh: fewer than 2 CPUs, running unpinned" >&2
+        pin=0
+    fi
+fi
+if [ "$pin" = 1 ]; then
+    on_server=(taskset -c "$proxy_cpus")
+    on_client=(taskset -c "$client_cpus")
+else
+    on_server=()
+    on_client=()
+fi
+
+used_ports=" "
+free_port() {
+    local p
+    while :; do
+        p=$(python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])')
+        case "$used_ports" in
+        *" $p "*) continue ;;
+        esac
+        used_ports="$used_ports$p "
+        echo "$p"
+        return
+    done
+}
+
+# wait_port PID PORT: until PORT accepts, PID exits, or 10 s pass.
+wait_port() {
+    local pid=$1 port=$2 i
+    for i in $(seq 1 200); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            return 1
+        fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+# User+system CPU seconds of PID so far (all threads).
+clk_tck=$(getconf CLK_TCK)
+cpu_ticks() {
+    local rest
+    rest=$(sed 's/^.*) //' "/proc/$1/stat")
+    # After "pid (comm) ", field 14 (utime) is word 12, field 15 word 13.
+    echo "$rest" | awk '{ print $12 + $13 }'
+}
+
+field() { # field LINE NAME
+    local kv
+    for kv in $1; do
+        if [ "${kv%%=*}" = "$2" ]; then
+            echo "${kv#*=}"
+            return
+        fi
+    done
+    echo "-"
+}
+
+# ---- load generator --------------------------------------------------------
+
+if [ ! -x "$mcload" ] || { [ "$mcload" = "$here/mcload" ] &&
+    [ "$here/mcload.c" -nt "$mcload" ]; }; then
+    echo "run.sh: building $mcload" >&2
+    # shellcheck disable=SC2046
+    gcc -std=gnu11 -O2 -Wall -Wextra -o "$mcload" "$here/mcload.c" \
+        $(pkg-config --cflags --libs libevent) -lm -pthread
+fi
+
+# ---- backends --------------------------------------------------------------
+
+mc_user=()
+if [ "$(id -u)" = 0 ]; then
+    mc_user=(-u root)
+fi
+
+backend_ports=()
+backend_pids=()
+for i in $(seq 1 "$nbackends"); do
+    port=$(free_port)
+    "${on_server[@]}" memcached "${mc_user[@]}" -l 127.0.0.1 -p "$port" \
+        -U 0 -t 1 -m 64 -c 4096 >"$tmp/memcached$i.log" 2>&1 &
+    pid=$!
+    pids+=("$pid")
+    if ! wait_port "$pid" "$port"; then
+        echo "run.sh: memcached $i did not start, see $tmp" >&2
+        keep=1
+        exit 1
+    fi
+    backend_ports+=("$port")
+    backend_pids+=("$pid")
+done
+
+# ---- systems under test ----------------------------------------------------
+
+# start_SYSTEM sets sut_pid and sut_port or returns 1.
+sut_pid=
+sut_port=
+
+start_mcring() {
+    local conf=$tmp/mcring.ini i
+    if [ ! -x "$mcring" ]; then
+        echo "run.sh: no mcring binary at $mcring" >&2
+        return 1
+    fi
+    sut_port=$(free_port)
+    {
+        echo "[proxy]"
+        echo "listen = 127.0.0.1:$sut_port"
+        echo "threads = $threads"
+        echo "hash = ketama"
+        echo "[backends]"
+        for i in $(seq 1 "$nbackends"); do
+            echo "mc$i = 127.0.0.1:${backend_ports[$((i - 1))]}"
+        done
+    } >"$conf"
+    if ! timeout 10 "$mcring" -t -c "$conf" >"$tmp/mcring-t.log" 2>&1; then
+        echo "run.sh: mcring -t rejects $conf:" >&2
+        cat "$tmp/mcring-t.log" >&2
+        return 1
+    fi
+    "${on_server[@]}" "$mcring" -c "$conf" 2>"$tmp/mcring.log" >/dev/null &
+    sut_pid=$!
+    pids+=("$sut_pid")
+}
+
+start_twemproxy() {
+    local conf=$tmp/nutcracker.yml stats_port i
+    sut_port=$(free_port)
+    stats_port=$(free_port)
+    {
+        echo "bench:"
+        echo "  listen: 127.0.0.1:$sut_port"
+        echo "  hash: md5"
+        echo "  distribution: ketama"
+        echo "  auto_eject_hosts: false"
+        echo "  preconnect: true"
+        echo "  timeout: 5000"
+        echo "  servers:"
+        for i in $(seq 1 "$nbackends"); do
+            echo "    - 127.0.0.1:${backend_ports[$((i - 1))]}:1"
+        done
+    } >"$conf"
+    if ! timeout 10 nutcracker -t -c "$conf" >"$tmp/nutcracker-t.log" 2>&1
+    then
+        echo "run.sh: nutcracker -t rejects $conf:" >&2
+        cat "$tmp/nutcracker-t.log" >&2
+        return 1
+    fi
+    "${on_server[@]}" nutcracker -c "$conf" -o "$tmp/nutcracker.log" \
+        -s "$stats_port" -a 127.0.0.1 -p "$tmp/nutcracker.pid" \
+        >/dev/null 2>&1 &
+    sut_pid=$!
+    pids+=("$sut_pid")
+}
+
+# Direct: the load goes to the first backend; "proxy CPU" is its CPU.
+start_direct() {
+    sut_port=${backend_ports[0]}
+    sut_pid=${backend_pids[0]}
+}
+
+# ---- runs ------------------------------------------------------------------
+
+# run_mcload OUT ERR ARGS...: mcload on the client CPUs, bounded in time, in
+# the background so that a signal to this script interrupts the wait and the
+# EXIT trap stops it (timeout passes the signal on to mcload).
+run_mcload() {
+    local out=$1 err=$2 pid rc=0
+    shift 2
+    timeout "$bound" "${on_client[@]}" "$mcload" "${common[@]}" "$@" \
+        >"$out" 2>"$err" &
+    pid=$!
+    pids+=("$pid")
+    wait "$pid" || rc=$?
+    forget_pid "$pid"
+    return "$rc"
+}
+
+workload_args() {
+    case "$1" in
+    a) echo "--depth 1 --get-ratio 0.9 --multiget 1" ;;
+    b) echo "--depth 16 --get-ratio 0.9 --multiget 1" ;;
+    c) echo "--depth 1 --get-ratio 1 --multiget 10" ;;
+    *) return 1 ;;
+    esac
+}
+
+workload_name() {
+    case "$1" in
+    a) echo "a:get/set-90/10" ;;
+    b) echo "b:pipelined-16" ;;
+    c) echo "c:multiget-10" ;;
+    esac
+}
+
+IFS=, read -r -a sys_list <<<"$systems"
+IFS=, read -r -a wl_list <<<"$workloads"
+for s in "${sys_list[@]}"; do
+    case "$s" in
+    mcring|twemproxy|direct) ;;
+    *) echo "run.sh: unknown system '$s'" >&2; exit 2 ;;
+    esac
+done
+for w in "${wl_list[@]}"; do
+    workload_args "$w" >/dev/null ||
+        { echo "run.sh: unknown workload '$w'" >&2; exit 2; }
+done
+
+common=(--host 127.0.0.1 --conns "$conns" --keys "$keys"
+        --value-size "$value_size" --timeout 5)
+bound=$((duration + 30))
+
+status=0
+declare -A res_ops res_p50 res_p99 res_cpu res_err res_miss res_cli
+
+echo "run.sh: $nbackends memcached backends, $conns conns, ${duration}s per" \
+    "run, mcring threads=$threads, pinning:" \
+    "$([ "$pin" = 1 ] && echo "servers cpu $proxy_cpus, client cpu" \
+        "$client_cpus" || echo off)" >&2
+
+for s in "${sys_list[@]}"; do
+    sut_pid=
+    if ! "start_$s"; then
+        echo "run.sh: skipping $s" >&2
+        status=1
+        continue
+    fi
+    if ! wait_port "$sut_pid" "$sut_port"; then
+        echo "run.sh: $s did not start listening, skipping (logs in $tmp)" >&2
+        keep=1
+        status=1
+        [ "$s" = direct ] || { stop_pid "$sut_pid"; forget_pid "$sut_pid"; }
+        continue
+    fi
+    if ! run_mcload "$tmp/preload-$s.out" "$tmp/preload-$s.err" \
+        --port "$sut_port" --preload --requests 0; then
+        echo "run.sh: preload through $s failed:" >&2
+        cat "$tmp/preload-$s.err" >&2
+        status=1
+        [ "$s" = direct ] || { stop_pid "$sut_pid"; forget_pid "$sut_pid"; }
+        continue
+    fi
+    for w in "${wl_list[@]}"; do
+        read -r -a wargs <<<"$(workload_args "$w")"
+        echo "run.sh: $s, workload $w ($(workload_name "$w"))" >&2
+        before=$(cpu_ticks "$sut_pid")
+        rc=0
+        run_mcload "$tmp/mcload-$s-$w.out" "$tmp/mcload-$s-$w.err" \
+            --port "$sut_port" --duration "$duration" "${wargs[@]}" || rc=$?
+        out=$(cat "$tmp/mcload-$s-$w.out")
+        after=$(cpu_ticks "$sut_pid" 2>/dev/null || echo "$before")
+        if [ "$verbose" = 1 ]; then
+            echo "$s $w: $out" >&2
+        fi
+        if [ "$rc" != 0 ] || [ -z "$out" ]; then
+            echo "run.sh: mcload against $s failed (rc $rc):" >&2
+            head -5 "$tmp/mcload-$s-$w.err" >&2
+            status=1
+            continue
+        fi
+        if [ -s "$tmp/mcload-$s-$w.err" ]; then
+            head -3 "$tmp/mcload-$s-$w.err" >&2
+        fi
+        reqs=$(field "$out" requests)
+        res_ops[$s.$w]=$(field "$out" ops_per_sec)
+        res_p50[$s.$w]=$(field "$out" p50_us)
+        res_p99[$s.$w]=$(field "$out" p99_us)
+        res_err[$s.$w]=$(field "$out" errors)
+        res_miss[$s.$w]=$(field "$out" misses)
+        res_cpu[$s.$w]=$(awk -v a="$after" -v b="$before" -v t="$clk_tck" \
+            -v n="$reqs" 'BEGIN {
+                if (n > 0) printf "%.2f", (a - b) / t / n * 1e6;
+                else print "-" }')
+        res_cli[$s.$w]=$(awk -v c="$(field "$out" client_cpu_s)" \
+            -v e="$(field "$out" elapsed_s)" 'BEGIN {
+                if (e > 0) printf "%.0f", 100 * c / e; else print "-" }')
+    done
+    if [ "$s" != direct ]; then
+        if ! kill -0 "$sut_pid" 2>/dev/null; then
+            echo "run.sh: $s exited during the runs (logs in $tmp)" >&2
+            keep=1
+            status=1
+        fi
+        stop_pid "$sut_pid"
+        forget_pid "$sut_pid"
+    fi
+done
+
+# ---- report ----------------------------------------------------------------
+
+echo
+printf '%-17s %-10s %9s %8s %8s %11s %7s %7s %5s\n' workload system ops/s \
+    p50_us p99_us cpu_s/Mreq errors misses cli%
+for w in "${wl_list[@]}"; do
+    for s in "${sys_list[@]}"; do
+        k=$s.$w
+        [ -n "${res_ops[$k]:-}" ] || continue
+        printf '%-17s %-10s %9s %8s %8s %11s %7s %7s %5s\n' \
+            "$(workload_name "$w")" "$s" "${res_ops[$k]}" "${res_p50[$k]}" \
+            "${res_p99[$k]}" "${res_cpu[$k]}" "${res_err[$k]}" \
+            "${res_miss[$k]}" "${res_cli[$k]}"
+    done
+done
+echo "(cpu_s/Mreq: CPU seconds of the proxy process per million requests;"
+echo " for 'direct' it is the memcached server's. cli%: mcload's own CPU.)"
+
+ratio() { # ratio A B -> A/B or "-"
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        if (a != "" && b != "" && a != "-" && b != "-" && b > 0)
+            printf "%.2f", a / b;
+        else print "-" }'
+}
+
+echo
+printf '%-17s %22s %18s %18s\n' workload "cpu/req mcring/twem" \
+    "rate mcring/direct" "rate twem/direct"
+for w in "${wl_list[@]}"; do
+    printf '%-17s %22s %18s %18s\n' "$(workload_name "$w")" \
+        "$(ratio "${res_cpu[mcring.$w]:-}" "${res_cpu[twemproxy.$w]:-}")" \
+        "$(ratio "${res_ops[mcring.$w]:-}" "${res_ops[direct.$w]:-}")" \
+        "$(ratio "${res_ops[twemproxy.$w]:-}" "${res_ops[direct.$w]:-}")"
+done
+exit "$status"
