@@ -3,7 +3,7 @@
  *
  * Invariants:
  *   - queue holds, in write order, every fragment whose request bytes were
- *     written to bev's output and whose reply has not been read; the head
+ *     written to out (or the socket) and whose reply has not been read; the head
  *     is the one being answered.
  *   - timer is armed whenever the queue is non-empty in CONNECTED state, or
  *     while CONNECTING; it fires at the head's deadline at the latest, and
@@ -11,9 +11,13 @@
  *     stream of replies costs no timer operations.
  *   - a fragment leaves the queue before its request is told about it, so
  *     a callback may enqueue new fragments safely.
+ *   - requests are written at the end of the worker's loop turn
+ *     (worker_flush()), so requests from many clients leave in one write;
+ *     ev_write is only added while the socket is full.
  */
 #include "autoconf.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -22,7 +26,6 @@
 #include <time.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "bconn.h"
@@ -37,8 +40,8 @@
 #define BCONN_BACKOFF_MIN_MS 50
 #define BCONN_BACKOFF_MAX_MS 1000
 
-static void bconn_read_cb(struct bufferevent *bev, void *arg);
-static void bconn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void bconn_read_cb(evutil_socket_t fd, short what, void *arg);
+static void bconn_write_cb(evutil_socket_t fd, short what, void *arg);
 static void bconn_timer_cb(evutil_socket_t fd, short what, void *arg);
 
 static uint64_t
@@ -85,13 +88,40 @@ bconn_create(struct worker *w, uint32_t backend)
     bc->worker = w;
     bc->backend = backend;
     bc->state = BCONN_IDLE;
+    bc->fd = -1;
     TAILQ_INIT(&bc->queue);
     bc->timer = evtimer_new(w->base, bconn_timer_cb, bc);
-    if (bc->timer == NULL) {
-        free(bc);
+    bc->in = evbuffer_new();
+    bc->out = evbuffer_new();
+    if (bc->timer == NULL || bc->in == NULL || bc->out == NULL) {
+        bconn_destroy(bc);
         return NULL;
     }
     return bc;
+}
+
+/* Closes the socket and forgets every byte in either direction. */
+static void
+bconn_close(struct bconn *bc)
+{
+    if (bc->ev_read != NULL) {
+        event_free(bc->ev_read);
+        bc->ev_read = NULL;
+    }
+    if (bc->ev_write != NULL) {
+        event_free(bc->ev_write);
+        bc->ev_write = NULL;
+    }
+    bc->writing = false;
+    if (bc->fd >= 0) {
+        evutil_closesocket(bc->fd);
+        bc->fd = -1;
+    }
+    if (bc->flush_pending) {
+        worker_cancel_flush_bconn(bc->worker, bc);
+    }
+    evbuffer_drain(bc->in, evbuffer_get_length(bc->in));
+    evbuffer_drain(bc->out, evbuffer_get_length(bc->out));
 }
 
 /*
@@ -105,13 +135,10 @@ bconn_reset(struct bconn *bc, const char *reason, bool backoff)
     struct frag *f;
     struct stats_backend *bs = &bc->worker->bstats[bc->backend];
 
-    if (bc->bev != NULL) {
-        bufferevent_free(bc->bev);
-        bc->bev = NULL;
-        if (bc->state == BCONN_CONNECTED) {
-            stats_sub(&bs->open_connections, 1);
-        }
+    if (bc->state == BCONN_CONNECTED) {
+        stats_sub(&bs->open_connections, 1);
     }
+    bconn_close(bc);
     bconn_disarm(bc);
     if (backoff) {
         bc->backoff_ms = bc->backoff_ms == 0
@@ -148,8 +175,26 @@ bconn_destroy(struct bconn *bc)
         return;
     }
     bconn_reset(bc, "SERVER_ERROR proxy shutting down", false);
-    event_free(bc->timer);
+    if (bc->timer != NULL) {
+        event_free(bc->timer);
+    }
+    if (bc->in != NULL) {
+        evbuffer_free(bc->in);
+    }
+    if (bc->out != NULL) {
+        evbuffer_free(bc->out);
+    }
     free(bc);
+}
+
+static void
+bconn_connect_failed(struct bconn *bc, int err)
+{
+    stats_add(&bc->worker->bstats[bc->backend].connect_failures, 1);
+    log_info("backend %s (%s): connect failed: %s",
+             bconn_backend(bc)->cfg->name, bconn_backend(bc)->addr,
+             evutil_socket_error_to_string(err));
+    bconn_reset(bc, "SERVER_ERROR backend unavailable", true);
 }
 
 void
@@ -157,26 +202,36 @@ bconn_connect(struct bconn *bc)
 {
     const struct config_backend *cb = bconn_backend(bc)->cfg;
     const struct config *cfg = bc->worker->proxy->cfg;
+    int one = 1;
 
     if (bc->state != BCONN_IDLE) {
         return;
     }
-    bc->bev = bufferevent_socket_new(bc->worker->base, -1,
-                                     BEV_OPT_CLOSE_ON_FREE);
-    if (bc->bev == NULL) {
-        bconn_reset(bc, "SERVER_ERROR out of memory", true);
-        return;
-    }
-    bufferevent_setcb(bc->bev, bconn_read_cb, NULL, bconn_event_cb, bc);
-    bufferevent_enable(bc->bev, EV_READ | EV_WRITE);
     stats_add(&bc->worker->bstats[bc->backend].connects, 1);
-    if (bufferevent_socket_connect(bc->bev, (const struct sockaddr *)&cb->addr,
-                                   (int)cb->addrlen) != 0) {
-        stats_add(&bc->worker->bstats[bc->backend].connect_failures, 1);
-        bconn_reset(bc, "SERVER_ERROR backend connect failed", true);
+    bc->fd = socket(cb->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+                    SOCK_CLOEXEC, 0);
+    if (bc->fd < 0) {
+        bconn_connect_failed(bc, errno);
         return;
     }
+    setsockopt(bc->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    bc->ev_read = event_new(bc->worker->base, bc->fd, EV_READ | EV_PERSIST,
+                            bconn_read_cb, bc);
+    bc->ev_write = event_new(bc->worker->base, bc->fd, EV_WRITE | EV_PERSIST,
+                             bconn_write_cb, bc);
+    if (bc->ev_read == NULL || bc->ev_write == NULL) {
+        bconn_connect_failed(bc, ENOMEM);
+        return;
+    }
+    if (connect(bc->fd, (const struct sockaddr *)&cb->addr, cb->addrlen) != 0 &&
+        errno != EINPROGRESS) {
+        bconn_connect_failed(bc, errno);
+        return;
+    }
+    /* Completion (or failure) shows as writability. */
     bc->state = BCONN_CONNECTING;
+    event_add(bc->ev_write, NULL);
+    bc->writing = true;
     bconn_arm(bc, (uint64_t)cfg->connect_timeout_ms * 1000000u);
 }
 
@@ -195,7 +250,7 @@ bconn_output(struct bconn *bc)
             return NULL;
         }
     }
-    return bufferevent_get_output(bc->bev);
+    return bc->out;
 }
 
 void
@@ -207,48 +262,81 @@ bconn_enqueue(struct bconn *bc, struct frag *f)
     TAILQ_INSERT_TAIL(&bc->queue, f, link);
     bc->nqueued++;
     stats_add(&bc->worker->bstats[bc->backend].requests, 1);
-    if (bc->state == BCONN_CONNECTED && !bc->timer_armed) {
-        bconn_arm(bc, (uint64_t)timeout_ms * 1000000u);
+    if (bc->state == BCONN_CONNECTED) {
+        if (!bc->timer_armed) {
+            bconn_arm(bc, (uint64_t)timeout_ms * 1000000u);
+        }
+        if (!bc->flush_pending && !bc->writing) {
+            worker_want_flush_bconn(bc->worker, bc);
+        }
+    }
+}
+
+void
+bconn_flush(struct bconn *bc)
+{
+    if (bc->state != BCONN_CONNECTED || evbuffer_get_length(bc->out) == 0) {
+        return;
+    }
+    if (evbuffer_write(bc->out, bc->fd) < 0 && errno != EAGAIN &&
+        errno != EINTR) {
+        log_info("backend %s (%s): write: %s", bconn_backend(bc)->cfg->name,
+                 bconn_backend(bc)->addr, strerror(errno));
+        bconn_reset(bc, "SERVER_ERROR backend connection lost", false);
+        return;
+    }
+    if (evbuffer_get_length(bc->out) > 0) {
+        if (!bc->writing) {
+            event_add(bc->ev_write, NULL);
+            bc->writing = true;
+        }
+    } else if (bc->writing) {
+        event_del(bc->ev_write);
+        bc->writing = false;
     }
 }
 
 static void
-bconn_event_cb(struct bufferevent *bev, short what, void *arg)
+bconn_connected(struct bconn *bc)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(bc->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+        err = errno;
+    }
+    if (err != 0) {
+        bconn_connect_failed(bc, err);
+        return;
+    }
+    bc->state = BCONN_CONNECTED;
+    bc->backoff_ms = 0;
+    stats_add(&bc->worker->bstats[bc->backend].open_connections, 1);
+    bconn_disarm(bc);
+    event_del(bc->ev_write);
+    bc->writing = false;
+    event_add(bc->ev_read, NULL);
+    if (!TAILQ_EMPTY(&bc->queue)) {
+        uint64_t now = bconn_now();
+        uint64_t due = TAILQ_FIRST(&bc->queue)->deadline_ns;
+
+        bconn_arm(bc, due > now ? due - now : 0);
+    }
+    log_debug("backend %s (%s): connected", bconn_backend(bc)->cfg->name,
+              bconn_backend(bc)->addr);
+    bconn_flush(bc);
+}
+
+static void
+bconn_write_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct bconn *bc = arg;
-    struct stats_backend *bs = &bc->worker->bstats[bc->backend];
 
-    if (what & BEV_EVENT_CONNECTED) {
-        evutil_socket_t fd = bufferevent_getfd(bev);
-        int one = 1;
-
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        bc->state = BCONN_CONNECTED;
-        bc->backoff_ms = 0;
-        stats_add(&bs->open_connections, 1);
-        bconn_disarm(bc);
-        if (!TAILQ_EMPTY(&bc->queue)) {
-            uint64_t now = bconn_now();
-            uint64_t due = TAILQ_FIRST(&bc->queue)->deadline_ns;
-
-            bconn_arm(bc, due > now ? due - now : 0);
-        }
-        log_debug("backend %s (%s): connected", bconn_backend(bc)->cfg->name,
-                  bconn_backend(bc)->addr);
-        return;
-    }
     if (bc->state == BCONN_CONNECTING) {
-        stats_add(&bs->connect_failures, 1);
-        log_info("backend %s (%s): connect failed: %s",
-                 bconn_backend(bc)->cfg->name, bconn_backend(bc)->addr,
-                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-        bconn_reset(bc, "SERVER_ERROR backend unavailable", true);
-        return;
+        bconn_connected(bc);
+    } else {
+        bconn_flush(bc);
     }
-    log_info("backend %s (%s): connection %s", bconn_backend(bc)->cfg->name,
-             bconn_backend(bc)->addr,
-             (what & BEV_EVENT_EOF) ? "closed" : "failed");
-    bconn_reset(bc, "SERVER_ERROR backend connection lost", false);
 }
 
 static void
@@ -264,6 +352,7 @@ bconn_timer_cb(evutil_socket_t fd, short what, void *arg)
         log_info("backend %s (%s): connect timeout",
                  bconn_backend(bc)->cfg->name, bconn_backend(bc)->addr);
         bconn_reset(bc, "SERVER_ERROR backend connect timeout", true);
+        worker_flush(bc->worker);
         return;
     }
     head = TAILQ_FIRST(&bc->queue);
@@ -279,6 +368,7 @@ bconn_timer_cb(evutil_socket_t fd, short what, void *arg)
     log_info("backend %s (%s): request timeout, resetting connection",
              bconn_backend(bc)->cfg->name, bconn_backend(bc)->addr);
     bconn_reset(bc, "SERVER_ERROR backend timeout", false);
+    worker_flush(bc->worker);
 }
 
 static void
@@ -301,13 +391,12 @@ bconn_pop(struct bconn *bc)
 
 /*
  * Reads every complete reply in the input buffer. Returns after a reset
- * (bc->bev is gone then) or when more bytes are needed.
+ * (the socket is closed then) or when more bytes are needed.
  */
 static void
-bconn_read_cb(struct bufferevent *bev, void *arg)
+bconn_parse(struct bconn *bc)
 {
-    struct bconn *bc = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = bc->in;
     struct frag *f;
 
     while ((f = TAILQ_FIRST(&bc->queue)) != NULL) {
@@ -384,4 +473,21 @@ bconn_read_cb(struct bufferevent *bev, void *arg)
     if (evbuffer_get_length(in) > 0) {
         bconn_protocol_error(bc, "reply with no request");
     }
+}
+
+static void
+bconn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct bconn *bc = arg;
+    ssize_t n = worker_read(fd, bc->in);
+
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        log_info("backend %s (%s): connection %s",
+                 bconn_backend(bc)->cfg->name, bconn_backend(bc)->addr,
+                 n == 0 ? "closed" : strerror(errno));
+        bconn_reset(bc, "SERVER_ERROR backend connection lost", false);
+    } else if (n > 0) {
+        bconn_parse(bc);
+    }
+    worker_flush(bc->worker);
 }

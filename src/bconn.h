@@ -19,7 +19,6 @@
 #include "request.h"
 
 struct worker;
-struct bufferevent;
 struct event;
 struct evbuffer;
 
@@ -34,7 +33,14 @@ struct bconn {
     struct worker *worker;
     uint32_t backend;
     enum bconn_state state;
-    struct bufferevent *bev;
+    int fd;                         /* -1 unless CONNECTING/CONNECTED */
+    struct event *ev_read;
+    struct event *ev_write;         /* connect completion, full socket */
+    bool writing;                   /* ev_write is added */
+    bool flush_pending;             /* on the worker's flush list */
+    TAILQ_ENTRY(bconn) flush_link;
+    struct evbuffer *in;
+    struct evbuffer *out;
     struct frag_queue queue;
     uint32_t nqueued;
     struct event *timer;            /* connect/request timeout, backoff */
@@ -47,6 +53,8 @@ struct bconn *bconn_create(struct worker *w, uint32_t backend);
 void bconn_destroy(struct bconn *bc);
 /* Starts connecting if IDLE (eager connect at worker start). */
 void bconn_connect(struct bconn *bc);
+/* Writes what the socket takes now (the worker's end-of-turn flush). */
+void bconn_flush(struct bconn *bc);
 
 /*
  * The output buffer to write one request to, connecting first if needed;

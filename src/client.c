@@ -12,11 +12,14 @@
  *   - reading pauses while the output is over client_output_limit or
  *     CLIENT_MAX_INFLIGHT requests are queued, so a client that does not
  *     read its replies cannot make mcring grow without bound.
- *   - a client is never freed inside its own callbacks: client_close()
+ *   - a client is never freed inside its own callbacks: client_abort()
  *     releases the socket and leaves the struct to the worker's reaper.
+ *   - replies are written at the end of the worker's loop turn
+ *     (worker_flush()); ev_write is only added while the socket is full.
  */
 #include "autoconf.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdatomic.h>
@@ -25,7 +28,6 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "client.h"
@@ -37,17 +39,16 @@
 #include "util.h"
 #include "worker.h"
 
-static void client_read_cb(struct bufferevent *bev, void *arg);
-static void client_write_cb(struct bufferevent *bev, void *arg);
-static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void client_read_cb(evutil_socket_t fd, short what, void *arg);
+static void client_write_cb(evutil_socket_t fd, short what, void *arg);
 static void client_drive(struct client *c);
+static void client_release(struct client *c);
 
 struct client *
 client_create(struct worker *w, int fd)
 {
     struct client *c = calloc(1, sizeof(*c));
     int one = 1;
-    size_t limit = w->proxy->cfg->client_output_limit;
 
     if (c == NULL) {
         evutil_closesocket(fd);
@@ -55,31 +56,60 @@ client_create(struct worker *w, int fd)
     }
     evutil_make_socket_nonblocking(fd);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL) {
-        evutil_closesocket(fd);
+    c->fd = fd;
+    c->worker = w;
+    c->in = evbuffer_new();
+    c->out = evbuffer_new();
+    c->ev_read = event_new(w->base, fd, EV_READ | EV_PERSIST, client_read_cb,
+                           c);
+    c->ev_write = event_new(w->base, fd, EV_WRITE | EV_PERSIST,
+                            client_write_cb, c);
+    if (c->in == NULL || c->out == NULL || c->ev_read == NULL ||
+        c->ev_write == NULL || event_add(c->ev_read, NULL) != 0) {
+        client_release(c);
         free(c);
         return NULL;
     }
-    c->worker = w;
+    c->reading = true;
     c->id = ++w->next_client_id;
     c->state = CLIENT_ACTIVE;
     STAILQ_INIT(&c->queue);
-    bufferevent_setcb(c->bev, client_read_cb, client_write_cb,
-                      client_event_cb, c);
-    /* The write callback resumes a paused client once its output has
-     * drained to half the limit. */
-    bufferevent_setwatermark(c->bev, EV_WRITE, limit / 2, 0);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     TAILQ_INSERT_TAIL(&w->clients, c, link);
     stats_add(&w->stats.total_connections, 1);
     stats_add(&w->stats.curr_connections, 1);
     return c;
 }
 
+/* Frees the socket, events and buffers (not the struct). */
+static void
+client_release(struct client *c)
+{
+    if (c->ev_read != NULL) {
+        event_free(c->ev_read);
+        c->ev_read = NULL;
+    }
+    if (c->ev_write != NULL) {
+        event_free(c->ev_write);
+        c->ev_write = NULL;
+    }
+    if (c->in != NULL) {
+        evbuffer_free(c->in);
+        c->in = NULL;
+    }
+    if (c->out != NULL) {
+        evbuffer_free(c->out);
+        c->out = NULL;
+    }
+    if (c->fd >= 0) {
+        evutil_closesocket(c->fd);
+        c->fd = -1;
+    }
+}
+
 void
 client_free(struct client *c)
 {
+    client_release(c);
     free(c);
 }
 
@@ -93,8 +123,8 @@ client_abort(struct client *c)
         return;
     }
     c->state = CLIENT_CLOSED;
-    bufferevent_free(c->bev);
-    c->bev = NULL;
+    worker_cancel_flush_client(w, c);
+    client_release(c);
     /* Requests still waiting for a backend finish on their own and are
      * freed by their last fragment. */
     while ((req = STAILQ_FIRST(&c->queue)) != NULL) {
@@ -117,15 +147,18 @@ client_abort(struct client *c)
 static void
 client_maybe_finish(struct client *c)
 {
-    if (c->state != CLIENT_DRAINING || !STAILQ_EMPTY(&c->queue) ||
-        c->in_drive) {
-        return;
-    }
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    if (c->state == CLIENT_DRAINING && STAILQ_EMPTY(&c->queue) &&
+        !c->in_drive && evbuffer_get_length(c->out) == 0) {
         client_abort(c);
-    } else {
-        /* Be told when the output is empty. */
-        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    }
+}
+
+static void
+client_stop_reading(struct client *c)
+{
+    if (c->reading) {
+        event_del(c->ev_read);
+        c->reading = false;
     }
 }
 
@@ -136,7 +169,7 @@ client_drain(struct client *c)
         return;
     }
     c->state = CLIENT_DRAINING;
-    bufferevent_disable(c->bev, EV_READ);
+    client_stop_reading(c);
     client_maybe_finish(c);
 }
 
@@ -145,7 +178,7 @@ client_pause(struct client *c)
 {
     if (!c->paused) {
         c->paused = true;
-        bufferevent_disable(c->bev, EV_READ);
+        client_stop_reading(c);
     }
 }
 
@@ -154,34 +187,65 @@ client_resume(struct client *c)
 {
     if (c->paused && c->state == CLIENT_ACTIVE) {
         c->paused = false;
-        bufferevent_enable(c->bev, EV_READ);
-        /* Bytes already buffered will not raise a read event: run the
-         * read callback from the loop, never from here. */
-        bufferevent_trigger(c->bev, EV_READ,
-                            BEV_TRIG_IGNORE_WATERMARKS |
-                                BEV_TRIG_DEFER_CALLBACKS);
+        event_add(c->ev_read, NULL);
+        c->reading = true;
+        /* Commands already buffered raise no read event: have the loop
+         * run the read callback, never from here. */
+        if (evbuffer_get_length(c->in) > 0) {
+            event_active(c->ev_read, EV_READ, 0);
+        }
     }
 }
 
 static bool
 client_over_limit(struct client *c)
 {
-    return evbuffer_get_length(bufferevent_get_output(c->bev)) >
+    return evbuffer_get_length(c->out) >
                c->worker->proxy->cfg->client_output_limit ||
            c->nqueued >= CLIENT_MAX_INFLIGHT;
 }
 
 void
-client_flush(struct client *c)
+client_write(struct client *c)
 {
-    struct evbuffer *out;
-    struct request *req;
-    struct stats_worker *s = &c->worker->stats;
+    size_t left;
 
     if (c->state == CLIENT_CLOSED) {
         return;
     }
-    out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(c->out) > 0 &&
+        evbuffer_write(c->out, c->fd) < 0 && errno != EAGAIN &&
+        errno != EINTR) {
+        client_abort(c);
+        return;
+    }
+    left = evbuffer_get_length(c->out);
+    if (left > 0 && !c->writing) {
+        event_add(c->ev_write, NULL);
+        c->writing = true;
+    } else if (left == 0 && c->writing) {
+        event_del(c->ev_write);
+        c->writing = false;
+    }
+    /* Resume below half the limit, so a slow reader is not woken for
+     * every few bytes. */
+    if (c->paused && left <= c->worker->proxy->cfg->client_output_limit / 2 &&
+        c->nqueued < CLIENT_MAX_INFLIGHT) {
+        client_resume(c);
+    }
+    client_maybe_finish(c);
+}
+
+void
+client_flush(struct client *c)
+{
+    struct request *req;
+    struct stats_worker *s = &c->worker->stats;
+    bool any = false;
+
+    if (c->state == CLIENT_CLOSED) {
+        return;
+    }
     while ((req = STAILQ_FIRST(&c->queue)) != NULL && req->done) {
         size_t n = evbuffer_get_length(req->rsp);
         bool closes = req->closes;
@@ -190,17 +254,18 @@ client_flush(struct client *c)
         c->nqueued--;
         if (n > 0) {
             stats_add(&s->bytes_written, n);
-            evbuffer_add_buffer(out, req->rsp);
+            evbuffer_add_buffer(c->out, req->rsp);
+            any = true;
         }
         request_put(req);
         if (closes) {
             client_drain(c);
         }
     }
-    if (c->paused && !client_over_limit(c)) {
-        client_resume(c);
+    if (any || c->state == CLIENT_DRAINING ||
+        (c->paused && !client_over_limit(c))) {
+        worker_want_flush_client(c->worker, c);
     }
-    client_maybe_finish(c);
 }
 
 /* Answers a command that never reaches a backend with one line. */
@@ -215,14 +280,18 @@ client_reply_line(struct client *c, const char *line, bool noreply)
     request_reply(req, line);
 }
 
+/*
+ * Answers a malformed command. Like memcached, a command that ends in
+ * noreply gets no error line either: its client is not reading one.
+ */
 static void
-client_error(struct client *c, const char *reason, bool fatal)
+client_error(struct client *c, const char *reason, bool fatal, bool noreply)
 {
     char line[160];
 
     stats_add(&c->worker->stats.protocol_errors, 1);
     snprintf(line, sizeof(line), "CLIENT_ERROR %s", reason);
-    client_reply_line(c, line, false);
+    client_reply_line(c, line, noreply && !fatal);
     if (fatal) {
         log_info("client %llu: %s, closing", (unsigned long long)c->id,
                  reason);
@@ -262,7 +331,7 @@ client_storage(struct client *c, struct evbuffer *in,
     evbuffer_copyout_from(in, &at, crlf, 2);
     if (crlf[0] != '\r' || crlf[1] != '\n') {
         evbuffer_drain(in, need);
-        client_error(c, "bad data chunk", false);
+        client_error(c, "bad data chunk", false, false);
         return true;
     }
     /* The line must outlive draining it: the data block follows it. */
@@ -293,7 +362,7 @@ client_drive(struct client *c)
         return;
     }
     c->in_drive = true;
-    in = bufferevent_get_input(c->bev);
+    in = c->in;
     while (c->state == CLIENT_ACTIVE) {
         size_t avail = evbuffer_get_length(in);
         size_t eollen = 0, linelen;
@@ -323,7 +392,7 @@ client_drive(struct client *c)
 
             if (avail > proto_line_limit(p, head, cfg->max_keys)) {
                 evbuffer_drain(in, avail);
-                client_error(c, "line too long", true);
+                client_error(c, "line too long", true, false);
             }
             break;
         }
@@ -333,7 +402,7 @@ client_drive(struct client *c)
                               in, (ev_ssize_t)(linelen < 8 ? linelen : 8)),
                           linelen < 8 ? linelen : 8, cfg->max_keys)) {
             evbuffer_drain(in, avail);
-            client_error(c, "line too long", true);
+            client_error(c, "line too long", true, false);
             break;
         }
         line = (const char *)evbuffer_pullup(in, (ev_ssize_t)(linelen + eollen));
@@ -367,49 +436,47 @@ client_drive(struct client *c)
                 /* The length was readable: skip the data block. */
                 c->swallow = (uint64_t)pr.vlen + 2;
             }
-            client_error(c, reason, false);
+            client_error(c, reason, false, pr.noreply);
             break;
         default:
             evbuffer_drain(in, evbuffer_get_length(in));
-            client_error(c, reason, true);
+            client_error(c, reason, true, false);
             break;
         }
     }
-    c->in_left = c->bev != NULL ? evbuffer_get_length(in) : 0;
     c->in_drive = false;
-    client_maybe_finish(c);
+    if (c->state == CLIENT_DRAINING) {
+        worker_want_flush_client(w, c);
+    }
 }
 
 static void
-client_read_cb(struct bufferevent *bev, void *arg)
+client_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct client *c = arg;
-    size_t len = evbuffer_get_length(bufferevent_get_input(bev));
+    ssize_t n = worker_read(fd, c->in);
 
-    if (len > c->in_left) {
-        stats_add(&c->worker->stats.bytes_read, len - c->in_left);
-        c->in_left = len;
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        client_abort(c);
+        return;
+    }
+    if (n == 0) {
+        /* The client shut down its side: answer what it sent, then
+         * close (a reset instead shows as a failed write). */
+        client_drain(c);
+        if (c->state == CLIENT_DRAINING) {
+            worker_want_flush_client(c->worker, c);
+        }
+        return;
+    }
+    if (n > 0) {
+        stats_add(&c->worker->stats.bytes_read, (uint64_t)n);
     }
     client_drive(c);
 }
 
 static void
-client_write_cb(struct bufferevent *bev, void *arg)
+client_write_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct client *c = arg;
-
-    if (c->paused && !client_over_limit(c)) {
-        client_resume(c);
-    }
-    client_maybe_finish(c);
-}
-
-static void
-client_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-    struct client *c = arg;
-
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        client_abort(c);
-    }
+    client_write(arg);
 }

@@ -14,7 +14,8 @@
 
 struct worker;
 struct request;
-struct bufferevent;
+struct event;
+struct evbuffer;
 
 enum client_state {
     CLIENT_ACTIVE,
@@ -26,12 +27,19 @@ STAILQ_HEAD(request_queue, request);
 
 struct client {
     struct worker *worker;
-    struct bufferevent *bev;
+    int fd;
+    struct event *ev_read;
+    struct event *ev_write;         /* added only while the socket is full */
+    bool reading;                   /* ev_read is added */
+    bool writing;                   /* ev_write is added */
+    bool flush_pending;             /* on the worker's flush list */
+    TAILQ_ENTRY(client) flush_link;
+    struct evbuffer *in;
+    struct evbuffer *out;
     enum client_state state;
     struct request_queue queue;     /* in the order the client sent them */
     uint32_t nqueued;
     uint64_t swallow;               /* bytes of a rejected data block */
-    size_t in_left;                 /* input bytes already counted */
     bool paused;                    /* output over its limit */
     bool in_drive;                  /* client_drive() is on the stack */
     uint64_t id;
@@ -46,8 +54,10 @@ struct client {
 struct client *client_create(struct worker *w, int fd);
 /* Frees a CLOSED client (called by the worker's reaper). */
 void client_free(struct client *c);
-/* A request of c became done: write every finished reply in order. */
+/* A request of c became done: queue every finished reply, in order. */
 void client_flush(struct client *c);
+/* Writes what the socket takes now (the worker's end-of-turn flush). */
+void client_write(struct client *c);
 /* Stop reading; close once every reply is out (shutdown, quit). */
 void client_drain(struct client *c);
 /* Close now; requests still in flight become orphans. */

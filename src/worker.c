@@ -15,8 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "bconn.h"
@@ -40,6 +42,117 @@ worker_reap_cb(evutil_socket_t fd, short what, void *arg)
         TAILQ_REMOVE(&w->closed, c, link);
         client_free(c);
     }
+}
+
+ssize_t
+worker_read(int fd, struct evbuffer *buf)
+{
+    struct evbuffer_iovec v[2];
+    int nv = evbuffer_reserve_space(buf, 16384, v, 2);
+    ssize_t n;
+    size_t left;
+
+    if (nv <= 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    do {
+        n = readv(fd, (struct iovec *)v, nv);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        evbuffer_commit_space(buf, v, 0);
+        return n;
+    }
+    left = (size_t)n;
+    for (int i = 0; i < nv; i++) {
+        if (v[i].iov_len > left) {
+            v[i].iov_len = left;
+        }
+        left -= v[i].iov_len;
+        if (v[i].iov_len == 0) {
+            nv = i;
+            break;
+        }
+    }
+    evbuffer_commit_space(buf, v, nv);
+    return n;
+}
+
+static void
+worker_schedule_flush(struct worker *w)
+{
+    if (!w->flush_scheduled) {
+        w->flush_scheduled = true;
+        /* Activated now, it runs after every event already active in this
+         * turn: one write per socket per turn. */
+        event_active(w->ev_flush, EV_TIMEOUT, 0);
+    }
+}
+
+void
+worker_want_flush_client(struct worker *w, struct client *c)
+{
+    if (!c->flush_pending) {
+        c->flush_pending = true;
+        TAILQ_INSERT_TAIL(&w->flush_clients, c, flush_link);
+        worker_schedule_flush(w);
+    }
+}
+
+void
+worker_cancel_flush_client(struct worker *w, struct client *c)
+{
+    if (c->flush_pending) {
+        c->flush_pending = false;
+        TAILQ_REMOVE(&w->flush_clients, c, flush_link);
+    }
+}
+
+void
+worker_want_flush_bconn(struct worker *w, struct bconn *bc)
+{
+    if (!bc->flush_pending) {
+        bc->flush_pending = true;
+        TAILQ_INSERT_TAIL(&w->flush_bconns, bc, flush_link);
+        worker_schedule_flush(w);
+    }
+}
+
+void
+worker_cancel_flush_bconn(struct worker *w, struct bconn *bc)
+{
+    if (bc->flush_pending) {
+        bc->flush_pending = false;
+        TAILQ_REMOVE(&w->flush_bconns, bc, flush_link);
+    }
+}
+
+void
+worker_flush(struct worker *w)
+{
+    struct bconn *bc;
+    struct client *c;
+
+    /* Backends first: their replies take longest. A write may fail and
+     * reset a connection, which may complete requests and queue clients,
+     * so pop one at a time. */
+    while ((bc = TAILQ_FIRST(&w->flush_bconns)) != NULL) {
+        worker_cancel_flush_bconn(w, bc);
+        bconn_flush(bc);
+    }
+    while ((c = TAILQ_FIRST(&w->flush_clients)) != NULL) {
+        worker_cancel_flush_client(w, c);
+        client_write(c);
+    }
+}
+
+static void
+worker_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+
+    w->flush_scheduled = false;
+    worker_flush(w);
 }
 
 void
@@ -123,6 +236,8 @@ worker_create(struct proxy *p, unsigned id, char *err, size_t errlen)
     w->notify_rd = w->notify_wr = -1;
     TAILQ_INIT(&w->clients);
     TAILQ_INIT(&w->closed);
+    TAILQ_INIT(&w->flush_clients);
+    TAILQ_INIT(&w->flush_bconns);
     /* Only this thread touches the base: no locking inside libevent. */
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
     event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
@@ -144,7 +259,8 @@ worker_create(struct proxy *p, unsigned id, char *err, size_t errlen)
                              worker_notify_cb, w);
     w->ev_reap = event_new(w->base, -1, 0, worker_reap_cb, w);
     w->ev_drain_timer = evtimer_new(w->base, worker_drain_timer_cb, w);
-    if (w->ev_notify == NULL || w->ev_reap == NULL ||
+    w->ev_flush = event_new(w->base, -1, 0, worker_flush_cb, w);
+    if (w->ev_notify == NULL || w->ev_reap == NULL || w->ev_flush == NULL ||
         w->ev_drain_timer == NULL || event_add(w->ev_notify, NULL) != 0) {
         snprintf(err, errlen, "worker %u: cannot create events", id);
         goto fail;
@@ -268,6 +384,9 @@ worker_destroy(struct worker *w)
     }
     if (w->ev_drain_timer != NULL) {
         event_free(w->ev_drain_timer);
+    }
+    if (w->ev_flush != NULL) {
+        event_free(w->ev_flush);
     }
     if (w->notify_rd >= 0) {
         close(w->notify_rd);

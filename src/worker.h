@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/types.h>
 
 #include "stats.h"
 
@@ -20,8 +21,10 @@ struct request;
 struct bconn;
 struct event;
 struct event_base;
+struct evbuffer;
 
 TAILQ_HEAD(client_list, client);
+TAILQ_HEAD(bconn_list, bconn);
 
 struct worker {
     struct proxy *proxy;
@@ -33,6 +36,10 @@ struct worker {
     struct event *ev_notify;
     struct event *ev_reap;          /* frees closed clients, deferred */
     struct event *ev_drain_timer;   /* bounds the shutdown drain */
+    struct event *ev_flush;         /* end of the loop turn: write out */
+    bool flush_scheduled;
+    struct client_list flush_clients;
+    struct bconn_list flush_bconns;
     struct client_list clients;
     struct client_list closed;      /* waiting for ev_reap */
     struct bconn **bconns;          /* [backend * per_backend + slot] */
@@ -66,6 +73,23 @@ int worker_hand_off(struct worker *w, int fd);
 void worker_request_stop(struct worker *w);
 void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);
+
+/*
+ * Reads what the socket has (up to 64 KiB) into buf without an extra copy.
+ * Returns bytes read, 0 at EOF, -1 with errno.
+ */
+ssize_t worker_read(int fd, struct evbuffer *buf);
+
+/*
+ * Output is batched per loop turn: a client or backend connection with new
+ * output is put on a list, and the lists are written out once, at the end
+ * of the turn (or by worker_flush()).
+ */
+void worker_want_flush_client(struct worker *w, struct client *c);
+void worker_cancel_flush_client(struct worker *w, struct client *c);
+void worker_want_flush_bconn(struct worker *w, struct bconn *bc);
+void worker_cancel_flush_bconn(struct worker *w, struct bconn *bc);
+void worker_flush(struct worker *w);
 
 /* Called by a client once its last request is done and it was closed. */
 void worker_schedule_reap(struct worker *w);
