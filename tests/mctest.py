@@ -67,7 +67,9 @@ def memcached_path():
     """The memcached binary, or None if it is not installed at all."""
     env = os.environ.get("MEMCACHED")
     if env:
-        return env
+        found = shutil.which(env)
+        if found:
+            return found
     found = shutil.which("memcached")
     if found:
         return found
