@@ -200,7 +200,7 @@ client_resume(struct client *c)
 static bool
 client_over_limit(struct client *c)
 {
-    return evbuffer_get_length(c->out) >
+    return evbuffer_get_length(c->out) + c->pending_bytes >
                c->worker->proxy->cfg->client_output_limit ||
            c->nqueued >= CLIENT_MAX_INFLIGHT;
 }
@@ -229,7 +229,9 @@ client_write(struct client *c)
     }
     /* Resume below half the limit, so a slow reader is not woken for
      * every few bytes. */
-    if (c->paused && left <= c->worker->proxy->cfg->client_output_limit / 2 &&
+    if (c->paused &&
+        left + c->pending_bytes <=
+            c->worker->proxy->cfg->client_output_limit / 2 &&
         c->nqueued < CLIENT_MAX_INFLIGHT) {
         client_resume(c);
     }
@@ -252,6 +254,7 @@ client_flush(struct client *c)
 
         STAILQ_REMOVE_HEAD(&c->queue, link);
         c->nqueued--;
+        c->pending_bytes -= req->counted;
         if (n > 0) {
             stats_add(&s->bytes_written, n);
             evbuffer_add_buffer(c->out, req->rsp);

@@ -39,6 +39,8 @@ struct client {
     enum client_state state;
     struct request_queue queue;     /* in the order the client sent them */
     uint32_t nqueued;
+    size_t pending_bytes;           /* value bytes collected in queued
+                                       requests, not yet in out */
     uint64_t swallow;               /* bytes of a rejected data block */
     bool paused;                    /* output over its limit */
     bool in_drive;                  /* client_drive() is on the stack */
@@ -46,8 +48,12 @@ struct client {
     TAILQ_ENTRY(client) link;
 };
 
-/* Per-client bound on requests in flight; past it, reading pauses. */
-#define CLIENT_MAX_INFLIGHT 1024
+/*
+ * Per-client bound on requests in flight; past it, reading pauses. With the
+ * output limit it bounds what one client can make mcring hold: at most this
+ * many replies are being collected at once.
+ */
+#define CLIENT_MAX_INFLIGHT 64
 
 /* Creates a client on worker w for socket fd. Returns NULL on failure
  * (fd is closed). */

@@ -65,6 +65,7 @@ request_get(struct worker *w, struct client *c)
     req->nfrags = 0;
     req->nfailed = 0;
     req->hits = 0;
+    req->counted = 0;
     req->errline[0] = '\0';
     return req;
 }
@@ -580,6 +581,12 @@ request_frag_value(struct frag *f, const char *key, size_t keylen,
 {
     struct request *req = f->req;
 
+    if (req->client != NULL) {
+        /* Values waiting for their turn count against the client's output
+         * limit, so a client that does not read stops being read. */
+        req->client->pending_bytes += blocklen;
+        req->counted += blocklen;
+    }
     if (req->nfrags == 1) {
         /* One fragment: the backend answers in the client's order. */
         req->hits++;
