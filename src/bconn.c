@@ -29,6 +29,7 @@
 #include <event2/event.h>
 
 #include "bconn.h"
+#include "health.h"
 #include "log.h"
 #include "proxy.h"
 #include "request.h"
@@ -169,6 +170,14 @@ bconn_reset(struct bconn *bc, const char *reason, bool backoff)
 }
 
 void
+bconn_fail(struct bconn *bc, const char *reason)
+{
+    if (bc->state == BCONN_CONNECTING || bc->state == BCONN_CONNECTED) {
+        bconn_reset(bc, reason, false);
+    }
+}
+
+void
 bconn_destroy(struct bconn *bc)
 {
     if (bc == NULL) {
@@ -190,10 +199,16 @@ bconn_destroy(struct bconn *bc)
 static void
 bconn_connect_failed(struct bconn *bc, int err)
 {
+    char why[128];
+
     stats_add(&bc->worker->bstats[bc->backend].connect_failures, 1);
-    log_info("backend %s (%s): connect failed: %s",
-             bconn_backend(bc)->cfg->name, bconn_backend(bc)->addr,
+    snprintf(why, sizeof(why), "connect failed on the data path: %s",
              evutil_socket_error_to_string(err));
+    log_info("backend %s (%s): %s", bconn_backend(bc)->cfg->name,
+             bconn_backend(bc)->addr, why);
+    /* A refused connect is as clear as a failure gets: route around the
+     * backend now rather than after the health checker's next probes. */
+    health_backend_failed(bc->worker->proxy, bc->backend, why);
     bconn_reset(bc, "SERVER_ERROR backend unavailable", true);
 }
 
@@ -351,6 +366,7 @@ bconn_timer_cb(evutil_socket_t fd, short what, void *arg)
         stats_add(&bc->worker->bstats[bc->backend].connect_failures, 1);
         log_info("backend %s (%s): connect timeout",
                  bconn_backend(bc)->cfg->name, bconn_backend(bc)->addr);
+        health_backend_timeout(bc->worker->proxy, bc->backend);
         bconn_reset(bc, "SERVER_ERROR backend connect timeout", true);
         worker_flush(bc->worker);
         return;
@@ -367,6 +383,7 @@ bconn_timer_cb(evutil_socket_t fd, short what, void *arg)
     stats_add(&bc->worker->bstats[bc->backend].timeouts, 1);
     log_info("backend %s (%s): request timeout, resetting connection",
              bconn_backend(bc)->cfg->name, bconn_backend(bc)->addr);
+    health_backend_timeout(bc->worker->proxy, bc->backend);
     bconn_reset(bc, "SERVER_ERROR backend timeout", false);
     worker_flush(bc->worker);
 }

@@ -55,6 +55,8 @@ void bconn_destroy(struct bconn *bc);
 void bconn_connect(struct bconn *bc);
 /* Writes what the socket takes now (the worker's end-of-turn flush). */
 void bconn_flush(struct bconn *bc);
+/* Fails everything queued and closes the connection (backend DOWN). */
+void bconn_fail(struct bconn *bc, const char *reason);
 
 /*
  * The output buffer to write one request to, connecting first if needed;

@@ -96,6 +96,10 @@ static const struct config_key config_keys[] = {
      300, 1, 60000},
     {"health", "rise", CONFIG_TYPE_UINT, CONFIG_OFF(health_rise), 3, 1, 100},
     {"health", "fall", CONFIG_TYPE_UINT, CONFIG_OFF(health_fall), 2, 1, 100},
+    {"health", "recovery_log", CONFIG_TYPE_UINT, CONFIG_OFF(recovery_log),
+     100000, 0, 10000000},
+    {"health", "failover_ttl", CONFIG_TYPE_UINT, CONFIG_OFF(failover_ttl), 300,
+     0, 2592000},
 };
 
 #define CONFIG_NKEYS UTIL_ARRAY_SIZE(config_keys)

@@ -51,6 +51,8 @@ struct config {
     unsigned health_timeout_ms;
     unsigned health_rise;
     unsigned health_fall;
+    unsigned recovery_log;          /* keys remembered per DOWN backend */
+    unsigned failover_ttl;          /* seconds; cap on fallback writes */
 
     /* [backends], sorted by name */
     struct config_backend *backends;

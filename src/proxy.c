@@ -23,8 +23,10 @@
 #include <event2/thread.h>
 #include <event2/util.h>
 
+#include "health.h"
 #include "log.h"
 #include "proxy.h"
+#include "recovery.h"
 #include "util.h"
 #include "worker.h"
 
@@ -156,6 +158,12 @@ proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
 
         p->backends[b].index = b;
         p->backends[b].cfg = cb;
+        atomic_store(&p->backends[b].since, (int64_t)p->start_time);
+        p->backends[b].recovery = recovery_create(cfg->recovery_log);
+        if (p->backends[b].recovery == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
         snprintf(p->backends[b].addr, sizeof(p->backends[b].addr),
                  strchr(cb->host, ':') ? "[%s]:%u" : "%s:%u", cb->host,
                  cb->port);
@@ -198,6 +206,10 @@ proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
         }
         p->workers[i]->started = true;
     }
+    p->health = health_create(p, err, errlen);
+    if (p->health == NULL) {
+        return -1;
+    }
     log_notice("mcring %s listening on %s: %u backends, %u threads",
                PACKAGE_VERSION, p->listen_addr, p->nbackends, p->nworkers);
     return 0;
@@ -222,6 +234,8 @@ proxy_stop(struct proxy *p)
     if (p->listener != NULL) {
         evconnlistener_free(p->listener);
     }
+    health_destroy(p->health);
+    p->health = NULL;
     if (p->workers != NULL) {
         for (unsigned i = 0; i < p->nworkers; i++) {
             struct worker *w = p->workers[i];
@@ -248,6 +262,9 @@ proxy_stop(struct proxy *p)
     }
     if (p->base != NULL) {
         event_base_free(p->base);
+    }
+    for (uint32_t b = 0; p->backends != NULL && b < p->nbackends; b++) {
+        recovery_destroy(p->backends[b].recovery);
     }
     free(p->backends);
     ring_destroy(p->ring);

@@ -25,13 +25,38 @@ struct event_base;
 struct evconnlistener;
 struct event;
 struct worker;
+struct health;
+struct recovery;
 
-/* A configured backend as every thread sees it. */
+enum backend_state {
+    BACKEND_UP = 0,
+    BACKEND_DOWN,                   /* its keys go to ring successors */
+    BACKEND_RECOVERING,             /* passed rise; cleaning up, still DOWN
+                                       for routing */
+};
+
+/*
+ * A configured backend as every thread sees it. The health fields are
+ * written by the health checker (main thread) and, for a passive failure,
+ * by any worker; everyone else only reads them.
+ */
 struct backend {
     uint32_t index;                 /* in cfg->backends and the ring */
     const struct config_backend *cfg;
     char addr[96];                  /* "host:port" for logs and stats */
+    _Atomic int state;              /* enum backend_state */
+    _Atomic int64_t since;          /* wall-clock time of the last change */
+    _Atomic uint64_t transitions;
+    _Atomic uint64_t soft_failures; /* data-path timeouts not yet counted */
+    struct recovery *recovery;      /* keys written to fallbacks */
 };
+
+static inline bool
+backend_is_up(const struct backend *be)
+{
+    return atomic_load_explicit(&be->state, memory_order_relaxed) ==
+           BACKEND_UP;
+}
 
 struct proxy {
     struct config *cfg;             /* owned */
@@ -46,6 +71,7 @@ struct proxy {
     struct event *ev_sigint;
     struct event *ev_sighup;
     struct event *ev_stop_timer;
+    struct health *health;          /* owned; main thread */
     unsigned next_worker;
     time_t start_time;
     _Atomic uint32_t nclients;      /* for max_connections */

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 
@@ -28,6 +29,7 @@
 #include "client.h"
 #include "log.h"
 #include "proxy.h"
+#include "recovery.h"
 #include "request.h"
 #include "stats.h"
 #include "util.h"
@@ -196,10 +198,87 @@ request_pick(struct worker *w, uint32_t backend)
     return w->bconns[backend * w->per_backend + slot];
 }
 
-static uint32_t
-request_route(struct worker *w, const char *key, size_t len)
+static size_t request_strip_noreply(const char *line, size_t len,
+                                    bool noreply);
+
+static bool
+request_backend_up(uint32_t b, void *arg)
 {
-    return ring_route(w->proxy->ring, key, len, NULL, NULL);
+    const struct proxy *p = arg;
+
+    return backend_is_up(&p->backends[b]);
+}
+
+/*
+ * The backend for key: its owner when UP, else the next distinct UP backend
+ * clockwise from the owner's point, or RING_NONE when none is. The owner
+ * is stored in *owner.
+ */
+static uint32_t
+request_route(struct worker *w, const char *key, size_t len, uint32_t *owner)
+{
+    struct proxy *p = w->proxy;
+    uint32_t o = ring_lookup(p->ring, key, len);
+
+    *owner = o;
+    if (backend_is_up(&p->backends[o])) {
+        return o;
+    }
+    stats_add(&w->bstats[o].failovers, 1);
+    return ring_route(p->ring, key, len, request_backend_up, p);
+}
+
+/*
+ * Caps the exptime of a write that goes to a fallback at failover_ttl, so
+ * that a copy made during an outage does not outlive it for long.
+ */
+static int64_t
+request_cap_exptime(const struct config *cfg, int64_t exptime)
+{
+    int64_t ttl = cfg->failover_ttl;
+
+    if (ttl == 0 || exptime < 0) {
+        return exptime;
+    }
+    if (exptime == 0) {
+        return ttl;
+    }
+    if (exptime <= 2592000) {
+        return exptime < ttl ? exptime : ttl;
+    }
+    /* An absolute Unix time. */
+    return exptime - (int64_t)time(NULL) < ttl ? exptime : ttl;
+}
+
+/*
+ * Writes the command line to send to a fallback: with the exptime capped
+ * (storage, touch) and without noreply. Returns its length.
+ */
+static size_t
+request_failover_line(const struct config *cfg, const struct proto_req *pr,
+                      const char *line, size_t len, char *buf, size_t cap)
+{
+    int n;
+    int64_t e = request_cap_exptime(cfg, pr->exptime);
+
+    if (proto_cmd_is_storage(pr->cmd)) {
+        n = snprintf(buf, cap, "%.*s %.*s %u %lld %u", (int)pr->name.len,
+                     pr->name.p, (int)pr->key.len, pr->key.p, pr->flags,
+                     (long long)e, pr->vlen);
+        if (pr->cmd == PROTO_CMD_CAS && n > 0 && (size_t)n < cap) {
+            n += snprintf(buf + n, cap - (size_t)n, " %llu",
+                          (unsigned long long)pr->cas);
+        }
+    } else if (pr->cmd == PROTO_CMD_TOUCH) {
+        n = snprintf(buf, cap, "touch %.*s %lld", (int)pr->key.len,
+                     pr->key.p, (long long)e);
+    } else {
+        size_t m = request_strip_noreply(line, len, pr->noreply);
+
+        n = (int)(m < cap ? m : cap - 1);
+        memcpy(buf, line, (size_t)n);
+    }
+    return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
 }
 
 static void
@@ -248,12 +327,23 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
                         const char *line, size_t len, struct evbuffer *data)
 {
     struct worker *w = req->worker;
-    uint32_t b = request_route(w, pr->key.p, pr->key.len);
-    struct bconn *bc = request_pick(w, b);
-    struct evbuffer *out = bconn_output(bc);
+    uint32_t owner;
+    uint32_t b = request_route(w, pr->key.p, pr->key.len, &owner);
     bool storage = proto_cmd_is_storage(pr->cmd);
+    struct bconn *bc;
+    struct evbuffer *out;
     struct frag *f;
 
+    if (b == RING_NONE) {
+        if (storage) {
+            evbuffer_drain(data, (size_t)pr->vlen + 2);
+        }
+        stats_add(&w->stats.server_errors, 1);
+        request_reply(req, "SERVER_ERROR no backend available");
+        return;
+    }
+    bc = request_pick(w, b);
+    out = bconn_output(bc);
     if (out == NULL) {
         if (storage) {
             evbuffer_drain(data, (size_t)pr->vlen + 2);
@@ -266,7 +356,20 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     request_reserve_frags(req, 1);
     f = request_frag_init(req, FRAG_LINE, b);
     req->pending = 1;
-    evbuffer_add(out, line, request_strip_noreply(line, len, pr->noreply));
+    if (b != owner) {
+        /* A write on behalf of a DOWN backend: remember it, so that it
+         * can be undone before the owner is routed to again. */
+        char fl[PROTO_LINE_MAX + 64];
+
+        recovery_note(w->proxy->backends[owner].recovery, pr->key.p,
+                      pr->key.len, b);
+        evbuffer_add(out, fl,
+                     request_failover_line(w->proxy->cfg, pr, line, len, fl,
+                                           sizeof(fl)));
+    } else {
+        evbuffer_add(out, line,
+                     request_strip_noreply(line, len, pr->noreply));
+    }
     evbuffer_add(out, "\r\n", 2);
     if (storage) {
         evbuffer_remove_buffer(data, out, (size_t)pr->vlen + 2);
@@ -304,15 +407,22 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
     req->nkeys = nkeys;
 
     if (nkeys == 1) {
-        uint32_t b = request_route(w, pr->key.p, pr->key.len);
-        struct bconn *bc = request_pick(w, b);
-        struct evbuffer *out = bconn_output(bc);
+        uint32_t owner;
+        uint32_t b = request_route(w, pr->key.p, pr->key.len, &owner);
+        struct bconn *bc;
+        struct evbuffer *out;
         struct frag *f;
 
         request_reserve_frags(req, 1);
         f = request_frag_init(req, FRAG_RETRIEVAL, b);
         f->nkeys = 1;
         req->pending = 1;
+        if (b == RING_NONE) {
+            request_frag_fail(f, "SERVER_ERROR no backend available");
+            return;
+        }
+        bc = request_pick(w, b);
+        out = bconn_output(bc);
         if (out == NULL) {
             stats_add(&w->bstats[b].errors, 1);
             request_frag_fail(f, "SERVER_ERROR backend unavailable");
@@ -330,8 +440,19 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
     cur = req->line;
     end = req->line + pr->keys.len;
     for (i = 0; proto_next_key(&cur, end, &key); i++) {
-        uint32_t b = request_route(w, key.p, key.len);
+        uint32_t owner;
+        uint32_t b = request_route(w, key.p, key.len, &owner);
 
+        if (b == RING_NONE) {
+            /* No backend is up (they all went down together). */
+            for (uint32_t fi = 0; fi < req->nfrags; fi++) {
+                frag_of[req->frags[fi].backend] = RING_NONE;
+            }
+            req->nfrags = 0;
+            stats_add(&w->stats.server_errors, 1);
+            request_reply(req, "SERVER_ERROR no backend available");
+            return;
+        }
         req->keys[i] = key;
         req->block_len[i] = 0;
         if (frag_of[b] == RING_NONE) {
@@ -412,10 +533,19 @@ request_dispatch_flush(struct request *req, const struct proto_req *pr)
     request_reserve_frags(req, n);
     req->pending = n + 1;
     for (uint32_t b = 0; b < n; b++) {
-        struct frag *f = request_frag_init(req, FRAG_FLUSH, b);
-        struct bconn *bc = request_pick(w, b);
-        struct evbuffer *out = bconn_output(bc);
+        struct frag *f;
+        struct bconn *bc;
+        struct evbuffer *out;
 
+        if (!backend_is_up(&w->proxy->backends[b])) {
+            /* It misses this flush: it is flushed before it comes back. */
+            recovery_note_flush(w->proxy->backends[b].recovery);
+            req->pending--;
+            continue;
+        }
+        f = request_frag_init(req, FRAG_FLUSH, b);
+        bc = request_pick(w, b);
+        out = bconn_output(bc);
         if (out == NULL) {
             request_frag_fail(f, "SERVER_ERROR backend unavailable");
             continue;
@@ -682,11 +812,14 @@ request_finish(struct request *req)
         request_put(req);
         return;
     }
-    switch (req->frags[0].kind) {
-    case FRAG_RETRIEVAL:
+    switch (req->cmd) {
+    case PROTO_CMD_GET:
+    case PROTO_CMD_GETS:
+    case PROTO_CMD_GAT:
+    case PROTO_CMD_GATS:
         request_finish_retrieval(req);
         break;
-    case FRAG_FLUSH:
+    case PROTO_CMD_FLUSH_ALL:
         if (!req->noreply) {
             if (req->nfailed == 0) {
                 evbuffer_add(req->rsp, "OK\r\n", 4);
@@ -698,7 +831,7 @@ request_finish(struct request *req)
             }
         }
         break;
-    case FRAG_LINE:
+    default:
         if (req->nfailed > 0) {
             stats_add(&req->worker->stats.server_errors, 1);
             if (!req->noreply) {

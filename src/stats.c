@@ -15,6 +15,7 @@
 
 #include <event2/buffer.h>
 
+#include "health.h"
 #include "proxy.h"
 #include "stats.h"
 #include "worker.h"
@@ -85,6 +86,13 @@ stats_render_backends(struct proxy *p, struct evbuffer *out)
                             be->cfg->weight);
         evbuffer_add_printf(out, "STAT %s:ring_share %.4f\r\n", be->cfg->name,
                             ring_backend_arc_share(p->ring, b));
+        evbuffer_add_printf(out, "STAT %s:state %s\r\n", be->cfg->name,
+                            health_state_name(atomic_load(&be->state)));
+        evbuffer_add_printf(out, "STAT %s:since %lld\r\n", be->cfg->name,
+                            (long long)atomic_load(&be->since));
+        evbuffer_add_printf(out, "STAT %s:transitions %" PRIu64 "\r\n",
+                            be->cfg->name,
+                            (uint64_t)atomic_load(&be->transitions));
 #define STATS_PRINT(field)                                                   \
     evbuffer_add_printf(out, "STAT %s:" #field " %" PRIu64 "\r\n",          \
                         be->cfg->name, stats_get(&sum.field));

@@ -42,7 +42,8 @@
     X(errors)                                                                \
     X(timeouts)                                                              \
     X(connects)                                                              \
-    X(connect_failures)
+    X(connect_failures)                                                      \
+    X(failovers)
 
 struct stats_worker {
 #define STATS_DECL(name) _Atomic uint64_t name;

@@ -197,6 +197,19 @@ worker_begin_stop(struct worker *w)
 }
 
 static void
+worker_backend_down(struct worker *w, uint32_t b)
+{
+    if (b >= w->proxy->nbackends) {
+        return;
+    }
+    for (unsigned i = 0; i < w->per_backend; i++) {
+        bconn_fail(w->bconns[b * w->per_backend + i],
+                   "SERVER_ERROR backend down");
+    }
+    worker_flush(w);
+}
+
+static void
 worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
@@ -214,6 +227,8 @@ worker_notify_cb(evutil_socket_t fd, short what, void *arg)
         for (size_t i = 0; i < (size_t)n / sizeof(int); i++) {
             if (msgs[i] == WORKER_MSG_STOP) {
                 worker_begin_stop(w);
+            } else if (msgs[i] < 0) {
+                worker_backend_down(w, (uint32_t)(-2 - msgs[i]));
             } else if (w->stopping) {
                 close(msgs[i]);
                 atomic_fetch_sub(&w->proxy->nclients, 1);

@@ -57,6 +57,8 @@ struct worker {
 
 /* Message on the notify pipe that asks the worker to drain and stop. */
 #define WORKER_MSG_STOP (-1)
+/* Backend b went DOWN: fail what is queued on it now, not at timeout. */
+#define WORKER_MSG_BACKEND_DOWN(b) (-2 - (int)(b))
 
 /*
  * Creates worker id of proxy p (its base, pipe, backend connections).

@@ -122,6 +122,8 @@ assert_defaults(const struct config *cfg)
     ck_assert_uint_eq(cfg->health_timeout_ms, 300);
     ck_assert_uint_eq(cfg->health_rise, 3);
     ck_assert_uint_eq(cfg->health_fall, 2);
+    ck_assert_uint_eq(cfg->recovery_log, 100000);
+    ck_assert_uint_eq(cfg->failover_ttl, 300);
 }
 
 START_TEST(test_defaults_filled)
@@ -268,6 +270,8 @@ static const struct {
     {"health", "timeout_ms", "1", "60000", "0", "60001"},
     {"health", "rise", "1", "100", "0", "101"},
     {"health", "fall", "1", "100", "0", "101"},
+    {"health", "recovery_log", "0", "10000000", NULL, "10000001"},
+    {"health", "failover_ttl", "0", "2592000", NULL, "2592001"},
 };
 
 static void
@@ -819,7 +823,7 @@ END_TEST
 
 /*
  * Every key is in the sample as "; key = default": uncommenting those lines
- * must give a valid config equal to the defaults, with all 15 keys set.
+ * must give a valid config equal to the defaults, with all 17 keys set.
  */
 START_TEST(test_sample_documents_defaults)
 {
@@ -847,7 +851,7 @@ START_TEST(test_sample_documents_defaults)
         len += strlen(s);
     }
     fclose(fp);
-    ck_assert_uint_eq(nkeys, 15);
+    ck_assert_uint_eq(nkeys, 17);
     cfg = load_ok(text);
     assert_defaults(cfg);
     config_destroy(cfg);

@@ -1,0 +1,610 @@
+/*
+ * health: see health.h.
+ *
+ * Invariants:
+ *   - each backend has one hconn; its expectation queue lists, in order,
+ *     the replies owed on that connection (probes, and the deletes and
+ *     flushes of recovery passes, possibly for another backend), so reply
+ *     i always belongs to expectation i.
+ *   - at most one probe per backend is outstanding; its deadline is
+ *     ev_timeout, and a missed deadline resets the connection (a late reply
+ *     must never be taken for the next probe's).
+ *   - a recovery pass owns the batch it took from the backend's log until
+ *     every operation it sent is answered; if any failed, the batch goes
+ *     back into the log and the backend stays out of the ring.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "health.h"
+#include "log.h"
+#include "proto.h"
+#include "proxy.h"
+#include "recovery.h"
+#include "util.h"
+#include "worker.h"
+
+enum hexpect_kind {
+    HEXPECT_PROBE,
+    HEXPECT_DELETE,
+    HEXPECT_FLUSH,
+};
+
+struct hexpect {
+    uint8_t kind;
+    uint32_t owner;                 /* backend whose recovery sent it */
+};
+
+struct hconn {
+    struct health *h;
+    uint32_t b;
+    int fd;
+    bool connected;
+    struct event *ev_read;
+    struct event *ev_write;
+    struct event *ev_tick;          /* next probe */
+    struct event *ev_timeout;       /* outstanding probe's deadline */
+    struct evbuffer *in;
+    struct evbuffer *out;
+    struct hexpect *q;              /* ring buffer of expected replies */
+    size_t qhead, qlen, qcap;
+    bool probe_out;
+    unsigned ok_run;
+    unsigned fail_run;
+    int seen_state;
+    unsigned seed;
+    /* Recovery of this backend. */
+    bool pass_running;
+    bool pass_failed;
+    size_t pass_pending;
+    unsigned passes;
+    struct recovery_batch batch;
+};
+
+struct health {
+    struct proxy *p;
+    struct hconn *c;
+    uint32_t n;
+};
+
+static void health_start_pass(struct hconn *hc);
+static void health_probe_result(struct hconn *hc, bool ok,
+                                const char *reason);
+
+const char *
+health_state_name(int state)
+{
+    switch (state) {
+    case BACKEND_UP:
+        return "UP";
+    case BACKEND_DOWN:
+        return "DOWN";
+    case BACKEND_RECOVERING:
+        return "RECOVERING";
+    default:
+        return "?";
+    }
+}
+
+static void
+health_notify_down(struct proxy *p, uint32_t b)
+{
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        if (p->workers[i] != NULL && p->workers[i]->started) {
+            worker_hand_off(p->workers[i], WORKER_MSG_BACKEND_DOWN(b));
+        }
+    }
+}
+
+/* Moves backend b from `from` to `to`; false if it was not in `from`. */
+static bool
+health_transition(struct proxy *p, uint32_t b, int from, int to,
+                  const char *reason)
+{
+    struct backend *be = &p->backends[b];
+
+    if (!atomic_compare_exchange_strong(&be->state, &from, to)) {
+        return false;
+    }
+    atomic_store(&be->since, (int64_t)time(NULL));
+    atomic_fetch_add(&be->transitions, 1);
+    log_notice("backend %s (%s): %s -> %s: %s", be->cfg->name, be->addr,
+               health_state_name(from), health_state_name(to), reason);
+    if (to == BACKEND_DOWN) {
+        health_notify_down(p, b);
+    }
+    return true;
+}
+
+void
+health_backend_failed(struct proxy *p, uint32_t b, const char *reason)
+{
+    if (!health_transition(p, b, BACKEND_UP, BACKEND_DOWN, reason)) {
+        health_transition(p, b, BACKEND_RECOVERING, BACKEND_DOWN, reason);
+    }
+}
+
+void
+health_backend_timeout(struct proxy *p, uint32_t b)
+{
+    atomic_fetch_add(&p->backends[b].soft_failures, 1);
+}
+
+/* ---- the probe connection ------------------------------------------------ */
+
+static void
+health_expect(struct hconn *hc, enum hexpect_kind kind, uint32_t owner)
+{
+    if (hc->qlen == hc->qcap) {
+        size_t ncap = hc->qcap ? hc->qcap * 2 : 16;
+        struct hexpect *nq = util_xcalloc(ncap, sizeof(*nq));
+
+        for (size_t i = 0; i < hc->qlen; i++) {
+            nq[i] = hc->q[(hc->qhead + i) % hc->qcap];
+        }
+        free(hc->q);
+        hc->q = nq;
+        hc->qhead = 0;
+        hc->qcap = ncap;
+    }
+    hc->q[(hc->qhead + hc->qlen) % hc->qcap] =
+        (struct hexpect){.kind = (uint8_t)kind, .owner = owner};
+    hc->qlen++;
+}
+
+static struct hexpect
+health_pop(struct hconn *hc)
+{
+    struct hexpect e = hc->q[hc->qhead];
+
+    hc->qhead = (hc->qhead + 1) % hc->qcap;
+    hc->qlen--;
+    return e;
+}
+
+/* One recovery operation of backend owner is answered (or lost). */
+static void
+health_op_done(struct health *h, uint32_t owner, bool ok)
+{
+    struct hconn *oc = &h->c[owner];
+
+    if (!ok) {
+        oc->pass_failed = true;
+    }
+    if (oc->pass_pending > 0 && --oc->pass_pending == 0) {
+        struct backend *be = &h->p->backends[owner];
+        bool failed = oc->pass_failed;
+
+        oc->pass_running = false;
+        oc->pass_failed = false;
+        if (failed) {
+            log_warn("backend %s: recovery pass failed, will retry",
+                     be->cfg->name);
+            recovery_put_back(be->recovery, &oc->batch);
+            return;
+        }
+        log_info("backend %s: recovery pass done (%zu keys%s)",
+                 be->cfg->name, oc->batch.n,
+                 oc->batch.flush ? ", flushed" : "");
+        recovery_batch_release(&oc->batch);
+        if (atomic_load(&be->state) == BACKEND_RECOVERING) {
+            /* Writes kept going to the fallbacks during the pass: clean up
+             * again, but do not chase them forever. */
+            if (recovery_pending(be->recovery) && ++oc->passes < 3) {
+                health_start_pass(oc);
+                return;
+            }
+            oc->passes = 0;
+            health_transition(h->p, owner, BACKEND_RECOVERING, BACKEND_UP,
+                              "recovered; stale keys removed");
+        }
+    }
+}
+
+static void
+health_reset(struct hconn *hc, const char *reason)
+{
+    bool probe = hc->probe_out;
+
+    if (hc->ev_read != NULL) {
+        event_free(hc->ev_read);
+        hc->ev_read = NULL;
+    }
+    if (hc->ev_write != NULL) {
+        event_free(hc->ev_write);
+        hc->ev_write = NULL;
+    }
+    if (hc->fd >= 0) {
+        close(hc->fd);
+        hc->fd = -1;
+    }
+    hc->connected = false;
+    evbuffer_drain(hc->in, evbuffer_get_length(hc->in));
+    evbuffer_drain(hc->out, evbuffer_get_length(hc->out));
+    evtimer_del(hc->ev_timeout);
+    hc->probe_out = false;
+    while (hc->qlen > 0) {
+        struct hexpect e = health_pop(hc);
+
+        if (e.kind != HEXPECT_PROBE) {
+            health_op_done(hc->h, e.owner, false);
+        }
+    }
+    if (probe) {
+        health_probe_result(hc, false, reason);
+    }
+}
+
+static void
+health_write(struct hconn *hc)
+{
+    if (!hc->connected || evbuffer_get_length(hc->out) == 0) {
+        return;
+    }
+    if (evbuffer_write(hc->out, hc->fd) < 0 && errno != EAGAIN &&
+        errno != EINTR) {
+        health_reset(hc, strerror(errno));
+        return;
+    }
+    if (evbuffer_get_length(hc->out) > 0) {
+        event_add(hc->ev_write, NULL);
+    } else {
+        event_del(hc->ev_write);
+    }
+}
+
+static void
+health_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct hconn *hc = arg;
+    ssize_t n = worker_read(fd, hc->in);
+
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        health_reset(hc, n == 0 ? "connection closed" : strerror(errno));
+        return;
+    }
+    for (;;) {
+        size_t eollen = 0, len;
+        struct evbuffer_ptr eol =
+            evbuffer_search_eol(hc->in, NULL, &eollen, EVBUFFER_EOL_CRLF);
+        const char *line;
+        struct hexpect e;
+        enum proto_rsp kind;
+
+        if (eol.pos < 0) {
+            if (evbuffer_get_length(hc->in) > 4096) {
+                health_reset(hc, "reply line too long");
+            }
+            return;
+        }
+        if (hc->qlen == 0) {
+            health_reset(hc, "reply nobody asked for");
+            return;
+        }
+        len = (size_t)eol.pos;
+        line = (const char *)evbuffer_pullup(hc->in, (ev_ssize_t)(len + eollen));
+        kind = proto_classify_response(line, len);
+        evbuffer_drain(hc->in, len + eollen);
+        e = health_pop(hc);
+        switch (e.kind) {
+        case HEXPECT_PROBE:
+            hc->probe_out = false;
+            evtimer_del(hc->ev_timeout);
+            health_probe_result(hc, kind == PROTO_RSP_VERSION,
+                                "bad reply to version");
+            break;
+        case HEXPECT_DELETE:
+            health_op_done(hc->h, e.owner,
+                           kind == PROTO_RSP_DELETED ||
+                               kind == PROTO_RSP_NOT_FOUND);
+            break;
+        case HEXPECT_FLUSH:
+            health_op_done(hc->h, e.owner, kind == PROTO_RSP_OK);
+            break;
+        }
+        if (hc->fd < 0) {
+            return;
+        }
+    }
+}
+
+static void
+health_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct hconn *hc = arg;
+
+    if (!hc->connected) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+            err = errno;
+        }
+        if (err != 0) {
+            health_reset(hc, strerror(err));
+            return;
+        }
+        hc->connected = true;
+        event_add(hc->ev_read, NULL);
+    }
+    health_write(hc);
+}
+
+static int
+health_connect(struct hconn *hc)
+{
+    struct proxy *p = hc->h->p;
+    const struct config_backend *cb = p->backends[hc->b].cfg;
+    struct event_base *base = p->base;
+    int one = 1;
+
+    hc->fd = socket(cb->addr.ss_family,
+                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (hc->fd < 0) {
+        return -1;
+    }
+    setsockopt(hc->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    hc->ev_read = event_new(base, hc->fd, EV_READ | EV_PERSIST,
+                            health_read_cb, hc);
+    hc->ev_write = event_new(base, hc->fd, EV_WRITE | EV_PERSIST,
+                             health_write_cb, hc);
+    if (hc->ev_read == NULL || hc->ev_write == NULL) {
+        return -1;
+    }
+    if (connect(hc->fd, (const struct sockaddr *)&cb->addr, cb->addrlen) != 0 &&
+        errno != EINPROGRESS) {
+        return -1;
+    }
+    event_add(hc->ev_write, NULL);
+    return 0;
+}
+
+/* ---- probes and the state machine ---------------------------------------- */
+
+static void
+health_probe_result(struct hconn *hc, bool ok, const char *reason)
+{
+    struct proxy *p = hc->h->p;
+    struct backend *be = &p->backends[hc->b];
+    const struct config *cfg = p->cfg;
+    int state = atomic_load(&be->state);
+    uint64_t soft = atomic_exchange(&be->soft_failures, 0);
+    char why[160];
+
+    if (state != hc->seen_state) {
+        /* A worker moved it: count afresh from here. */
+        hc->ok_run = 0;
+        hc->fail_run = 0;
+        hc->seen_state = state;
+    }
+    if (ok && soft == 0) {
+        hc->ok_run++;
+        hc->fail_run = 0;
+    } else {
+        hc->ok_run = 0;
+        hc->fail_run += (ok ? 0u : 1u) + (unsigned)soft;
+        if (ok) {
+            reason = "requests timed out";
+        }
+        log_debug("backend %s: probe failed (%s), %u in a row",
+                  be->cfg->name, reason, hc->fail_run);
+    }
+    switch (state) {
+    case BACKEND_UP:
+        if (hc->fail_run >= cfg->health_fall) {
+            snprintf(why, sizeof(why), "%u failed checks, last: %s",
+                     hc->fail_run, reason);
+            health_transition(p, hc->b, BACKEND_UP, BACKEND_DOWN, why);
+        } else if (ok && !hc->pass_running &&
+                   recovery_pending(be->recovery)) {
+            /* Keys written to fallbacks by requests that were routed just
+             * before the backend came back. */
+            health_start_pass(hc);
+        }
+        break;
+    case BACKEND_DOWN:
+        if (hc->ok_run >= cfg->health_rise &&
+            health_transition(p, hc->b, BACKEND_DOWN, BACKEND_RECOVERING,
+                              "passed health checks")) {
+            hc->passes = 0;
+            health_start_pass(hc);
+        }
+        break;
+    case BACKEND_RECOVERING:
+        if (!ok || soft > 0) {
+            health_transition(p, hc->b, BACKEND_RECOVERING, BACKEND_DOWN,
+                              reason);
+        } else if (!hc->pass_running) {
+            health_start_pass(hc);
+        }
+        break;
+    }
+    hc->seen_state = atomic_load(&be->state);
+}
+
+static void
+health_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct hconn *hc = arg;
+
+    health_reset(hc, "check timed out");
+}
+
+static void
+health_arm_tick(struct hconn *hc)
+{
+    unsigned ms = hc->h->p->cfg->health_interval_ms;
+    /* +-10% jitter, so that probes of many proxies do not align. */
+    unsigned jitter = ms / 5 ? (unsigned)rand_r(&hc->seed) % (ms / 5) : 0;
+    uint64_t us = (uint64_t)(ms - ms / 10 + jitter) * 1000u;
+    struct timeval tv = {(time_t)(us / 1000000u),
+                         (suseconds_t)(us % 1000000u)};
+
+    evtimer_add(hc->ev_tick, &tv);
+}
+
+static void
+health_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct hconn *hc = arg;
+    unsigned ms = hc->h->p->cfg->health_timeout_ms;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+    health_arm_tick(hc);
+    if (hc->probe_out) {
+        return;
+    }
+    if (hc->fd < 0 && health_connect(hc) != 0) {
+        int err = errno;
+
+        health_reset(hc, strerror(err));
+        health_probe_result(hc, false, strerror(err));
+        return;
+    }
+    evbuffer_add(hc->out, "version\r\n", 9);
+    health_expect(hc, HEXPECT_PROBE, hc->b);
+    hc->probe_out = true;
+    evtimer_add(hc->ev_timeout, &tv);
+    health_write(hc);
+}
+
+/* ---- recovery ------------------------------------------------------------ */
+
+static void
+health_send_op(struct hconn *on, enum hexpect_kind kind, uint32_t owner,
+               const char *key, size_t len)
+{
+    if (kind == HEXPECT_FLUSH) {
+        evbuffer_add(on->out, "flush_all\r\n", 11);
+    } else {
+        evbuffer_add(on->out, "delete ", 7);
+        evbuffer_add(on->out, key, len);
+        evbuffer_add(on->out, "\r\n", 2);
+    }
+    health_expect(on, kind, owner);
+    on->h->c[owner].pass_pending++;
+}
+
+/*
+ * Takes the backend's log and sends its deletes (or a flush) to the
+ * backend and the deletes to the fallbacks that served those keys.
+ */
+static void
+health_start_pass(struct hconn *hc)
+{
+    struct health *h = hc->h;
+    struct backend *be = &h->p->backends[hc->b];
+    struct recovery_batch *b = &hc->batch;
+
+    if (hc->pass_running) {
+        return;
+    }
+    recovery_take(be->recovery, b);
+    hc->pass_running = true;
+    hc->pass_failed = false;
+    hc->pass_pending = 1; /* held while sending */
+    if (b->flush) {
+        health_send_op(hc, HEXPECT_FLUSH, hc->b, NULL, 0);
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        const struct recovery_entry *e = &b->entries[i];
+        struct hconn *fc = &h->c[e->fallback];
+
+        if (!b->flush) {
+            health_send_op(hc, HEXPECT_DELETE, hc->b, recovery_key(b, i),
+                           e->len);
+        }
+        /* A fallback that is down itself cannot be cleaned; its copy
+         * expires within failover_ttl. */
+        if (fc->connected &&
+            atomic_load(&h->p->backends[e->fallback].state) == BACKEND_UP) {
+            health_send_op(fc, HEXPECT_DELETE, hc->b, recovery_key(b, i),
+                           e->len);
+        }
+    }
+    for (uint32_t i = 0; i < h->n; i++) {
+        health_write(&h->c[i]);
+    }
+    health_op_done(h, hc->b, hc->fd >= 0);
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+struct health *
+health_create(struct proxy *p, char *err, size_t errlen)
+{
+    struct health *h = util_xcalloc(1, sizeof(*h));
+
+    h->p = p;
+    h->n = p->nbackends;
+    h->c = util_xcalloc(h->n, sizeof(*h->c));
+    for (uint32_t b = 0; b < h->n; b++) {
+        struct hconn *hc = &h->c[b];
+
+        hc->h = h;
+        hc->b = b;
+        hc->fd = -1;
+        hc->seed = (unsigned)(b * 2654435761u) ^ (unsigned)getpid();
+        hc->in = evbuffer_new();
+        hc->out = evbuffer_new();
+        hc->ev_tick = evtimer_new(p->base, health_tick_cb, hc);
+        hc->ev_timeout = evtimer_new(p->base, health_timeout_cb, hc);
+        if (hc->in == NULL || hc->out == NULL || hc->ev_tick == NULL ||
+            hc->ev_timeout == NULL) {
+            snprintf(err, errlen, "health: out of memory");
+            health_destroy(h);
+            return NULL;
+        }
+        health_arm_tick(hc);
+    }
+    return h;
+}
+
+void
+health_destroy(struct health *h)
+{
+    if (h == NULL) {
+        return;
+    }
+    for (uint32_t b = 0; b < h->n; b++) {
+        struct hconn *hc = &h->c[b];
+
+        if (hc->ev_read != NULL) {
+            event_free(hc->ev_read);
+        }
+        if (hc->ev_write != NULL) {
+            event_free(hc->ev_write);
+        }
+        if (hc->fd >= 0) {
+            close(hc->fd);
+        }
+        if (hc->ev_tick != NULL) {
+            event_free(hc->ev_tick);
+        }
+        if (hc->ev_timeout != NULL) {
+            event_free(hc->ev_timeout);
+        }
+        if (hc->in != NULL) {
+            evbuffer_free(hc->in);
+        }
+        if (hc->out != NULL) {
+            evbuffer_free(hc->out);
+        }
+        free(hc->q);
+        recovery_batch_release(&hc->batch);
+    }
+    free(h->c);
+    free(h);
+}
