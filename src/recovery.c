@@ -143,13 +143,12 @@ recovery_add(struct recovery_batch *b, size_t limit, const char *key,
 }
 
 static void
-recovery_overflow(struct recovery *r)
+recovery_overflow(struct recovery *r, const char *why)
 {
     struct recovery_batch *b = &r->cur;
 
-    if (!b->flush) {
-        log_warn("recovery log full (%zu keys): the backend will be "
-                 "flushed when it recovers", r->limit);
+    if (!b->flush && why != NULL) {
+        log_warn("%s: the backend will be flushed when it recovers", why);
     }
     /* The keys no longer matter: the flush covers the backend, and the
      * fallbacks' copies expire within failover_ttl. */
@@ -166,7 +165,7 @@ recovery_note(struct recovery *r, const char *key, size_t len,
 {
     pthread_mutex_lock(&r->lock);
     if (!r->cur.flush && !recovery_add(&r->cur, r->limit, key, len, fallback)) {
-        recovery_overflow(r);
+        recovery_overflow(r, "recovery log full");
     }
     pthread_mutex_unlock(&r->lock);
 }
@@ -175,7 +174,7 @@ void
 recovery_note_flush(struct recovery *r)
 {
     pthread_mutex_lock(&r->lock);
-    recovery_overflow(r);
+    recovery_overflow(r, NULL);
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -204,12 +203,12 @@ recovery_put_back(struct recovery *r, struct recovery_batch *b)
 {
     pthread_mutex_lock(&r->lock);
     if (b->flush) {
-        recovery_overflow(r);
+        recovery_overflow(r, NULL);
     } else {
         for (size_t i = 0; i < b->n && !r->cur.flush; i++) {
             if (!recovery_add(&r->cur, r->limit, recovery_key(b, i),
                               b->entries[i].len, b->entries[i].fallback)) {
-                recovery_overflow(r);
+                recovery_overflow(r, "recovery log full");
             }
         }
     }

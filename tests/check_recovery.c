@@ -1,0 +1,236 @@
+/*
+ * check_recovery: the bounded, de-duplicated log of keys written to
+ * fallbacks while a backend is DOWN.
+ */
+#include "autoconf.h"
+
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "recovery.h"
+
+static bool
+batch_has(const struct recovery_batch *b, const char *key, uint32_t fb)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->entries[i].fallback == fb &&
+            b->entries[i].len == strlen(key) &&
+            memcmp(recovery_key(b, i), key, strlen(key)) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+START_TEST(test_empty_has_nothing_pending)
+{
+    struct recovery *r = recovery_create(10);
+    struct recovery_batch b = {0};
+
+    ck_assert(!recovery_pending(r));
+    recovery_take(r, &b);
+    ck_assert_uint_eq(b.n, 0);
+    ck_assert(!b.flush);
+    recovery_batch_release(&b);
+    recovery_destroy(r);
+}
+END_TEST
+
+START_TEST(test_duplicates_are_stored_once)
+{
+    struct recovery *r = recovery_create(100);
+    struct recovery_batch b = {0};
+
+    for (int i = 0; i < 1000; i++) {
+        recovery_note(r, "hot", 3, 2);
+    }
+    recovery_note(r, "hot", 3, 1); /* another fallback: another entry */
+    recovery_note(r, "cold", 4, 2);
+    ck_assert(recovery_pending(r));
+    recovery_take(r, &b);
+    ck_assert_uint_eq(b.n, 3);
+    ck_assert(batch_has(&b, "hot", 2));
+    ck_assert(batch_has(&b, "hot", 1));
+    ck_assert(batch_has(&b, "cold", 2));
+    ck_assert(!b.flush);
+    ck_assert(!recovery_pending(r));
+    recovery_batch_release(&b);
+    recovery_destroy(r);
+}
+END_TEST
+
+START_TEST(test_many_keys_all_kept_under_the_limit)
+{
+    struct recovery *r = recovery_create(5000);
+    struct recovery_batch b = {0};
+    char key[32];
+
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof(key), "key:%d", i);
+        recovery_note(r, key, strlen(key), (uint32_t)(i % 7));
+    }
+    recovery_take(r, &b);
+    ck_assert_uint_eq(b.n, 5000);
+    ck_assert(!b.flush);
+    for (int i = 0; i < 5000; i += 499) {
+        snprintf(key, sizeof(key), "key:%d", i);
+        ck_assert(batch_has(&b, key, (uint32_t)(i % 7)));
+    }
+    recovery_batch_release(&b);
+    recovery_destroy(r);
+}
+END_TEST
+
+START_TEST(test_crossing_the_limit_asks_for_a_flush)
+{
+    struct recovery *r = recovery_create(3);
+    struct recovery_batch b = {0};
+
+    recovery_note(r, "a", 1, 0);
+    recovery_note(r, "b", 1, 0);
+    recovery_note(r, "c", 1, 0);
+    recovery_take(r, &b);
+    ck_assert_uint_eq(b.n, 3);
+    ck_assert(!b.flush);
+    recovery_batch_release(&b);
+
+    for (int i = 0; i < 4; i++) {
+        char k[2] = {(char)('a' + i), 0};
+
+        recovery_note(r, k, 1, 0);
+    }
+    recovery_take(r, &b);
+    ck_assert(b.flush);
+    ck_assert_uint_eq(b.n, 0);
+    recovery_batch_release(&b);
+    recovery_destroy(r);
+}
+END_TEST
+
+START_TEST(test_zero_limit_always_flushes)
+{
+    struct recovery *r = recovery_create(0);
+    struct recovery_batch b = {0};
+
+    recovery_note(r, "a", 1, 0);
+    ck_assert(recovery_pending(r));
+    recovery_take(r, &b);
+    ck_assert(b.flush);
+    recovery_batch_release(&b);
+    recovery_destroy(r);
+}
+END_TEST
+
+START_TEST(test_failed_pass_puts_keys_back)
+{
+    struct recovery *r = recovery_create(10);
+    struct recovery_batch b = {0};
+
+    recovery_note(r, "a", 1, 1);
+    recovery_note(r, "b", 1, 1);
+    recovery_take(r, &b);
+    recovery_note(r, "b", 1, 1); /* written again during the pass */
+    recovery_note(r, "c", 1, 2);
+    recovery_put_back(r, &b);
+    ck_assert_uint_eq(b.n, 0);
+    recovery_take(r, &b);
+    ck_assert_uint_eq(b.n, 3);
+    ck_assert(batch_has(&b, "a", 1));
+    ck_assert(batch_has(&b, "b", 1));
+    ck_assert(batch_has(&b, "c", 2));
+    recovery_batch_release(&b);
+    recovery_destroy(r);
+}
+END_TEST
+
+START_TEST(test_flush_request_survives_put_back)
+{
+    struct recovery *r = recovery_create(10);
+    struct recovery_batch b = {0};
+
+    recovery_note_flush(r);
+    recovery_take(r, &b);
+    ck_assert(b.flush);
+    recovery_put_back(r, &b);
+    recovery_take(r, &b);
+    ck_assert(b.flush);
+    recovery_batch_release(&b);
+    recovery_destroy(r);
+}
+END_TEST
+
+struct writer {
+    struct recovery *r;
+    int id;
+};
+
+static void *
+writer_main(void *arg)
+{
+    struct writer *w = arg;
+    char key[32];
+
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof(key), "t%d:%d", w->id, i);
+        recovery_note(w->r, key, strlen(key), (uint32_t)w->id);
+    }
+    return NULL;
+}
+
+START_TEST(test_concurrent_writers_lose_nothing)
+{
+    struct recovery *r = recovery_create(100000);
+    struct recovery_batch b = {0};
+    pthread_t t[4];
+    struct writer w[4];
+
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct writer){r, i};
+        pthread_create(&t[i], NULL, writer_main, &w[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+    }
+    recovery_take(r, &b);
+    ck_assert_uint_eq(b.n, 8000);
+    recovery_batch_release(&b);
+    recovery_destroy(r);
+}
+END_TEST
+
+static Suite *
+recovery_suite(void)
+{
+    Suite *s = suite_create("recovery");
+    TCase *tc = tcase_create("remembering keys");
+
+    tcase_add_test(tc, test_empty_has_nothing_pending);
+    tcase_add_test(tc, test_duplicates_are_stored_once);
+    tcase_add_test(tc, test_many_keys_all_kept_under_the_limit);
+    tcase_add_test(tc, test_concurrent_writers_lose_nothing);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("overflow becomes a flush");
+    tcase_add_test(tc, test_crossing_the_limit_asks_for_a_flush);
+    tcase_add_test(tc, test_zero_limit_always_flushes);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("a failed pass keeps its keys");
+    tcase_add_test(tc, test_failed_pass_puts_keys_back);
+    tcase_add_test(tc, test_flush_request_survives_put_back);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(recovery_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
