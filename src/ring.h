@@ -25,8 +25,20 @@
 #include <stdint.h>
 
 #define RING_NONE UINT32_MAX
-/* Default points per unit of weight in xxh3 mode; see bench/README.md. */
-#define RING_DEFAULT_VNODES 160
+/*
+ * Default points per unit of weight in xxh3 mode: the smallest value that
+ * kept 10 equal backends within a coefficient of variation of 0.05 and a
+ * max/mean share of 1.10 for every one of 2000 naming schemes tried (1000
+ * failed 0.6% of them). Costs 20 KiB of points per backend; see
+ * bench/README.md.
+ */
+#define RING_DEFAULT_VNODES 1280
+/*
+ * Limits enforced by ring_create(). RING_MAX_BACKENDS sizes the "already
+ * seen" bitmap that the fallback walk keeps on the stack (2 KiB).
+ */
+#define RING_MAX_BACKENDS 16384
+#define RING_MAX_POINTS (1u << 24)
 
 enum ring_hash {
     RING_HASH_XXH3,
@@ -72,6 +84,8 @@ const char *ring_backend_name(const struct ring *ring, uint32_t b);
 double ring_backend_weight(const struct ring *ring, uint32_t b);
 /* Share of the ring's circumference owned by backend b, in [0, 1]. */
 double ring_backend_arc_share(const struct ring *ring, uint32_t b);
+/* Bytes of heap the ring holds (points, lookup index, backend table). */
+size_t ring_memory(const struct ring *ring);
 
 /* Key position on the ring (xxh3: 64-bit; ketama: 32-bit). */
 uint64_t ring_key_pos(const struct ring *ring, const char *key, size_t len);
