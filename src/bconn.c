@@ -149,6 +149,7 @@ bconn_reset(struct bconn *bc, const char *reason, bool backoff)
             bc->backoff_ms = BCONN_BACKOFF_MAX_MS;
         }
         bc->retry_ns = bconn_now() + (uint64_t)bc->backoff_ms * 1000000u;
+        bc->backoff_epoch = atomic_load(&bconn_backend(bc)->transitions);
         bc->state = BCONN_BACKOFF;
     } else {
         bc->state = BCONN_IDLE;
@@ -254,7 +255,11 @@ struct evbuffer *
 bconn_output(struct bconn *bc)
 {
     if (bc->state == BCONN_BACKOFF) {
-        if (bconn_now() < bc->retry_ns) {
+        /* A health transition since (the backend came back) ends the
+         * backoff: its keys are routed here again right now. */
+        if (bconn_now() < bc->retry_ns &&
+            atomic_load_explicit(&bconn_backend(bc)->transitions,
+                                 memory_order_relaxed) == bc->backoff_epoch) {
             return NULL;
         }
         bc->state = BCONN_IDLE;

@@ -46,6 +46,7 @@ struct bconn {
     struct event *timer;            /* connect/request timeout, backoff */
     bool timer_armed;
     uint64_t retry_ns;              /* BACKOFF: when to try again */
+    uint64_t backoff_epoch;         /* backend transitions at backoff */
     unsigned backoff_ms;
 };
 
