@@ -373,7 +373,6 @@ bconn_timer_cb(evutil_socket_t fd, short what, void *arg)
                  bconn_backend(bc)->cfg->name, bconn_backend(bc)->addr);
         health_backend_timeout(bc->worker->proxy, bc->backend);
         bconn_reset(bc, "SERVER_ERROR backend connect timeout", true);
-        worker_flush(bc->worker);
         return;
     }
     head = TAILQ_FIRST(&bc->queue);
@@ -390,7 +389,6 @@ bconn_timer_cb(evutil_socket_t fd, short what, void *arg)
              bconn_backend(bc)->cfg->name, bconn_backend(bc)->addr);
     health_backend_timeout(bc->worker->proxy, bc->backend);
     bconn_reset(bc, "SERVER_ERROR backend timeout", false);
-    worker_flush(bc->worker);
 }
 
 static void
@@ -509,7 +507,7 @@ bconn_read_cb(evutil_socket_t fd, short what, void *arg)
                  n == 0 ? "closed" : strerror(errno));
         bconn_reset(bc, "SERVER_ERROR backend connection lost", false);
     } else if (n > 0) {
+        /* Replies go out with everything else at the end of the turn. */
         bconn_parse(bc);
     }
-    worker_flush(bc->worker);
 }

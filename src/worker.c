@@ -206,7 +206,6 @@ worker_backend_down(struct worker *w, uint32_t b)
         bconn_fail(w->bconns[b * w->per_backend + i],
                    "SERVER_ERROR backend down");
     }
-    worker_flush(w);
 }
 
 static void
