@@ -11,6 +11,7 @@ bin="$top/build/mcring"
 work=$(mktemp -d)
 pids=""
 cleanup() {
+    trap - EXIT INT TERM
     for p in $pids; do kill "$p" 2>/dev/null || true; done
     rm -rf "$work"
 }
@@ -39,7 +40,12 @@ mcring is starting on 127.0.0.1:11311 in front of three memcached.
 Try, from another terminal:
     printf 'set greeting 0 0 5\r\nhello\r\nget greeting\r\n' | nc -q1 127.0.0.1 11311
     printf 'stats backends\r\n' | nc -q1 127.0.0.1 11311
-Ctrl-C stops mcring and the memcached servers.
+Ctrl-C (or SIGTERM to this script) stops mcring and the memcached servers.
 
 MSG
-"$bin" -c "$work/mcring.ini" -v
+# In the background and waited for, so that a signal to this script runs
+# the clean-up at once.
+"$bin" -c "$work/mcring.ini" -v &
+mcring_pid=$!
+pids="$pids $mcring_pid"
+wait "$mcring_pid"

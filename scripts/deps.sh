@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential autoconf automake pkg-config libevent-dev \
 libxxhash-dev libinih-dev libmd-dev check memcached python3 groff-base \
-nutcracker libmemcached-tools"
+nutcracker libmemcached-tools netcat-openbsd"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
