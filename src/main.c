@@ -175,18 +175,43 @@ main_write_pidfile(const char *path)
     return 0;
 }
 
+/*
+ * Detaches into the background. The parent waits on a pipe until the
+ * daemon reports that it is serving (it closes *ready) or why it is not
+ * (it writes a message), and exits 0 or 1 accordingly, so that an init
+ * script sees start-up errors. Returns 0 in the daemon with *ready set.
+ */
 static int
-main_daemonize(void)
+main_daemonize(int *ready)
 {
-    pid_t pid = fork();
+    int fds[2];
+    pid_t pid;
     int fd;
 
+    if (pipe(fds) != 0) {
+        return -1;
+    }
+    pid = fork();
     if (pid < 0) {
         return -1;
     }
     if (pid > 0) {
+        char msg[600];
+        ssize_t n, len = 0;
+
+        close(fds[1]);
+        while ((n = read(fds[0], msg + len, sizeof(msg) - 1 - (size_t)len)) >
+               0) {
+            len += n;
+        }
+        if (len > 0) {
+            msg[len] = '\0';
+            fprintf(stderr, "mcring: %s\n", msg);
+            _exit(1);
+        }
         _exit(0);
     }
+    close(fds[0]);
     if (setsid() < 0) {
         return -1;
     }
@@ -211,7 +236,20 @@ main_daemonize(void)
         }
     }
     log_use_syslog(true);
+    *ready = fds[1];
     return 0;
+}
+
+/* Tells a waiting parent why the daemon could not start. */
+static void
+main_report(int ready, const char *msg)
+{
+    if (ready >= 0) {
+        ssize_t n = write(ready, msg, strlen(msg));
+
+        (void)n;
+        close(ready);
+    }
 }
 
 int
@@ -222,6 +260,7 @@ main(int argc, char **argv)
     struct ring *ring;
     struct proxy proxy;
     char err[512];
+    int ready = -1;
 
     if (main_parse(argc, argv, &a) != 0) {
         return 2;
@@ -272,18 +311,37 @@ main(int argc, char **argv)
         return 0;
     }
 
-    if (a.daemonize && main_daemonize() != 0) {
+    if (a.daemonize && a.pidfile != NULL && a.pidfile[0] != '/') {
+        /* The daemon runs in /: keep a relative pidfile where it was
+         * meant. */
+        static char abspid[4096];
+        char cwd[3072];
+
+        if (getcwd(cwd, sizeof(cwd)) == NULL) {
+            fprintf(stderr, "mcring: getcwd: %s\n", strerror(errno));
+            return 1;
+        }
+        snprintf(abspid, sizeof(abspid), "%s/%s", cwd, a.pidfile);
+        a.pidfile = abspid;
+    }
+    if (a.daemonize && main_daemonize(&ready) != 0) {
         fprintf(stderr, "mcring: cannot daemonize: %s\n", strerror(errno));
         return 1;
     }
     if (proxy_start(&proxy, cfg, ring, err, sizeof(err)) != 0) {
         log_error("%s", err);
+        main_report(ready, err);
         proxy_stop(&proxy);
         return 1;
     }
     if (a.pidfile != NULL && main_write_pidfile(a.pidfile) != 0) {
+        snprintf(err, sizeof(err), "cannot write pidfile %s", a.pidfile);
+        main_report(ready, err);
         proxy_stop(&proxy);
         return 1;
+    }
+    if (ready >= 0) {
+        close(ready);
     }
     proxy_run(&proxy);
     proxy_stop(&proxy);

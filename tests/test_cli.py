@@ -10,6 +10,8 @@ and JSON), and the sample configs shipped in etc/.  No memcached needed.
 
 import json
 import os
+import signal
+import socket
 import re
 import shutil
 import sys
@@ -385,6 +387,50 @@ class AnalyzeTest(CliTestCase):
             total = sum(e[field] for e in entries.values())
             self.assertAlmostEqual(total, 1.0, delta=0.01,
                                    msg="%s sums to %s" % (field, total))
+
+
+class DaemonTest(CliTestCase):
+    """-d detaches, -p writes the pid; start-up errors reach the caller."""
+
+    def wait_gone(self, pid, timeout=10.0):
+        def gone():
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            return False
+        mctest.wait_for(gone, timeout, "pid %d to exit" % pid)
+
+    def test_daemonize_with_pidfile(self):
+        port = mctest.free_port()
+        path = self.write("[proxy]\nlisten = 127.0.0.1:%d\nthreads = 1\n"
+                          "[backends]\nmc = 127.0.0.1:%d\n"
+                          % (port, mctest.free_port()))
+        pidfile = os.path.join(self.tmpdir, "mcring.pid")
+        r = run_mcring(["-c", path, "-d", "-p", pidfile])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        self.addCleanup(lambda: os.kill(pid, signal.SIGKILL)
+                        if os.path.exists("/proc/%d" % pid) else None)
+        self.assertTrue(mctest.can_connect(port))
+        with mctest.Client(port) as c:
+            self.assertTrue(c.version().startswith(b"VERSION "))
+        os.kill(pid, signal.SIGTERM)
+        self.wait_gone(pid)
+        self.assertFalse(os.path.exists(pidfile), "pidfile left behind")
+
+    def test_daemon_start_error_is_reported(self):
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        self.addCleanup(busy.close)
+        path = self.write("[proxy]\nlisten = 127.0.0.1:%d\n"
+                          "[backends]\nmc = 127.0.0.1:%d\n"
+                          % (busy.getsockname()[1], mctest.free_port()))
+        r = run_mcring(["-c", path, "-d"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("Address already in use", r.stderr)
 
 
 if __name__ == "__main__":
