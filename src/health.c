@@ -526,12 +526,15 @@ health_start_pass(struct hconn *hc)
             health_send_op(hc, HEXPECT_DELETE, hc->b, recovery_key(b, i),
                            e->len);
         }
-        /* A fallback that is down itself cannot be cleaned; its copy
-         * expires within failover_ttl. */
         if (fc->connected &&
             atomic_load(&h->p->backends[e->fallback].state) == BACKEND_UP) {
             health_send_op(fc, HEXPECT_DELETE, hc->b, recovery_key(b, i),
                            e->len);
+        } else if (e->fallback != hc->b) {
+            /* The fallback is down itself: hand the key to its own
+             * recovery, which deletes it there before it serves again. */
+            recovery_note(h->p->backends[e->fallback].recovery,
+                          recovery_key(b, i), e->len, e->fallback);
         }
     }
     for (uint32_t i = 0; i < h->n; i++) {
