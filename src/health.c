@@ -108,16 +108,13 @@ health_notify_down(struct proxy *p, uint32_t b)
     }
 }
 
-/* Moves backend b from `from` to `to`; false if it was not in `from`. */
-static bool
-health_transition(struct proxy *p, uint32_t b, int from, int to,
-                  const char *reason)
+/* Bookkeeping of a transition that has just happened. */
+static void
+health_changed(struct proxy *p, uint32_t b, int from, int to,
+               const char *reason)
 {
     struct backend *be = &p->backends[b];
 
-    if (!atomic_compare_exchange_strong(&be->state, &from, to)) {
-        return false;
-    }
     atomic_store(&be->since, (int64_t)time(NULL));
     atomic_fetch_add(&be->transitions, 1);
     log_notice("backend %s (%s): %s -> %s: %s", be->cfg->name, be->addr,
@@ -125,6 +122,17 @@ health_transition(struct proxy *p, uint32_t b, int from, int to,
     if (to == BACKEND_DOWN) {
         health_notify_down(p, b);
     }
+}
+
+/* Moves backend b from `from` to `to`; false if it was not in `from`. */
+static bool
+health_transition(struct proxy *p, uint32_t b, int from, int to,
+                  const char *reason)
+{
+    if (!atomic_compare_exchange_strong(&p->backends[b].state, &from, to)) {
+        return false;
+    }
+    health_changed(p, b, from, to, reason);
     return true;
 }
 
@@ -200,15 +208,22 @@ health_op_done(struct health *h, uint32_t owner, bool ok)
                  oc->batch.flush ? ", flushed" : "");
         recovery_batch_release(&oc->batch);
         if (atomic_load(&be->state) == BACKEND_RECOVERING) {
-            /* Writes kept going to the fallbacks during the pass: clean up
-             * again, but do not chase them forever. */
-            if (recovery_pending(be->recovery) && ++oc->passes < 3) {
+            /* Writes may have kept going to the fallbacks during the pass:
+             * the backend returns only once a pass leaves nothing behind,
+             * checked under the log's lock so that none slips through. */
+            if (recovery_close(be->recovery, &be->state, BACKEND_RECOVERING,
+                               BACKEND_UP)) {
+                oc->passes = 0;
+                health_changed(h->p, owner, BACKEND_RECOVERING, BACKEND_UP,
+                               "recovered; stale keys removed");
+            } else {
+                if (++oc->passes % 20 == 0) {
+                    log_warn("backend %s: still cleaning up after %u "
+                             "passes: writes keep coming", be->cfg->name,
+                             oc->passes);
+                }
                 health_start_pass(oc);
-                return;
             }
-            oc->passes = 0;
-            health_transition(h->p, owner, BACKEND_RECOVERING, BACKEND_UP,
-                              "recovered; stale keys removed");
         }
     }
 }

@@ -17,6 +17,7 @@
 struct recovery {
     pthread_mutex_t lock;
     size_t limit;
+    size_t inflight;                /* noted writes not yet answered */
     struct recovery_batch cur;
 };
 
@@ -170,6 +171,53 @@ recovery_note(struct recovery *r, const char *key, size_t len,
     pthread_mutex_unlock(&r->lock);
 }
 
+bool
+recovery_note_unless(struct recovery *r, _Atomic int *state, int up,
+                      const char *key, size_t len, uint32_t fallback)
+{
+    bool noted = false;
+
+    pthread_mutex_lock(&r->lock);
+    if (atomic_load(state) != up) {
+        if (!r->cur.flush &&
+            !recovery_add(&r->cur, r->limit, key, len, fallback)) {
+            recovery_overflow(r, "recovery log full");
+        }
+        r->inflight++;
+        noted = true;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return noted;
+}
+
+void
+recovery_write_done(struct recovery *r, const char *key, size_t len,
+                    uint32_t fallback)
+{
+    pthread_mutex_lock(&r->lock);
+    if (!r->cur.flush &&
+        !recovery_add(&r->cur, r->limit, key, len, fallback)) {
+        recovery_overflow(r, "recovery log full");
+    }
+    if (r->inflight > 0) {
+        r->inflight--;
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+bool
+recovery_close(struct recovery *r, _Atomic int *state, int from, int to)
+{
+    bool closed = false;
+
+    pthread_mutex_lock(&r->lock);
+    if (r->cur.n == 0 && !r->cur.flush && r->inflight == 0) {
+        closed = atomic_compare_exchange_strong(state, &from, to);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return closed;
+}
+
 void
 recovery_note_flush(struct recovery *r)
 {
@@ -184,7 +232,7 @@ recovery_pending(struct recovery *r)
     bool pending;
 
     pthread_mutex_lock(&r->lock);
-    pending = r->cur.n > 0 || r->cur.flush;
+    pending = r->cur.n > 0 || r->cur.flush || r->inflight > 0;
     pthread_mutex_unlock(&r->lock);
     return pending;
 }

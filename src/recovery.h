@@ -10,6 +10,7 @@
 #ifndef MCRING_RECOVERY_H
 #define MCRING_RECOVERY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +44,27 @@ void recovery_destroy(struct recovery *r);
 /* Remembers that key was written to backend fallback. Thread-safe. */
 void recovery_note(struct recovery *r, const char *key, size_t len,
                    uint32_t fallback);
+/*
+ * Remembers (key, fallback) unless *state equals up, atomically with
+ * recovery_close(): returns false, remembering nothing, if the backend is
+ * already back (the caller then sends the write to the backend itself).
+ */
+bool recovery_note_unless(struct recovery *r, _Atomic int *state, int up,
+                          const char *key, size_t len, uint32_t fallback);
+/*
+ * A write noted by recovery_note_unless() was answered (or failed): note
+ * the key again, now that it is on the fallback, so that a clean-up delete
+ * can never overtake the write it is meant to undo.
+ */
+void recovery_write_done(struct recovery *r, const char *key, size_t len,
+                         uint32_t fallback);
+/*
+ * Moves *state from `from` to `to` if and only if nothing is pending and no
+ * noted write is still in flight, under
+ * the same lock as recovery_note_unless(): no write can slip to a fallback
+ * unrecorded between the last clean-up and the backend's return.
+ */
+bool recovery_close(struct recovery *r, _Atomic int *state, int from, int to);
 /* The backend must be flushed when it recovers (e.g. a flush_all missed
  * it). Thread-safe. */
 void recovery_note_flush(struct recovery *r);

@@ -67,6 +67,7 @@ request_get(struct worker *w, struct client *c)
     req->nfrags = 0;
     req->nfailed = 0;
     req->hits = 0;
+    req->failover_owner = UINT32_MAX;
     req->counted = 0;
     req->errline[0] = '\0';
     return req;
@@ -200,6 +201,7 @@ request_pick(struct worker *w, uint32_t backend)
 
 static size_t request_strip_noreply(const char *line, size_t len,
                                     bool noreply);
+static void request_failover_done(struct request *req, uint32_t fallback);
 
 static bool
 request_backend_up(uint32_t b, void *arg)
@@ -330,9 +332,26 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     uint32_t owner;
     uint32_t b = request_route(w, pr->key.p, pr->key.len, &owner);
     bool storage = proto_cmd_is_storage(pr->cmd);
+    struct backend *ob = &w->proxy->backends[owner];
     struct bconn *bc;
     struct evbuffer *out;
     struct frag *f;
+
+    /* Every command routed here writes. On behalf of a backend that is not
+     * UP, remember it so it can be undone before the owner is routed to
+     * again; if the owner came back meanwhile, write to it instead. */
+    if (b != owner && b != RING_NONE) {
+        if (recovery_note_unless(ob->recovery, &ob->state, BACKEND_UP,
+                                 pr->key.p, pr->key.len, b)) {
+            /* Keep the key: it is noted again once the write is done. */
+            request_reserve_keys(req, 1, pr->key.len);
+            memcpy(req->line, pr->key.p, pr->key.len);
+            req->keys[0] = (struct proto_str){req->line, pr->key.len};
+            req->failover_owner = owner;
+        } else {
+            b = owner;
+        }
+    }
 
     if (b == RING_NONE) {
         if (storage) {
@@ -350,6 +369,7 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
         }
         stats_add(&w->bstats[b].errors, 1);
         stats_add(&w->stats.server_errors, 1);
+        request_failover_done(req, b);
         request_reply(req, "SERVER_ERROR backend unavailable");
         return;
     }
@@ -357,12 +377,8 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     f = request_frag_init(req, FRAG_LINE, b);
     req->pending = 1;
     if (b != owner) {
-        /* A write on behalf of a DOWN backend: remember it, so that it
-         * can be undone before the owner is routed to again. */
         char fl[PROTO_LINE_MAX + 64];
 
-        recovery_note(w->proxy->backends[owner].recovery, pr->key.p,
-                      pr->key.len, b);
         evbuffer_add(out, fl,
                      request_failover_line(w->proxy->cfg, pr, line, len, fl,
                                            sizeof(fl)));
@@ -673,11 +689,25 @@ request_count_line(struct request *req, enum proto_rsp kind)
     }
 }
 
+/* A write made on a DOWN backend's behalf is answered or failed. */
+static void
+request_failover_done(struct request *req, uint32_t fallback)
+{
+    if (req->failover_owner != UINT32_MAX) {
+        recovery_write_done(
+            req->worker->proxy->backends[req->failover_owner].recovery,
+            req->keys[0].p, req->keys[0].len, fallback);
+        req->failover_owner = UINT32_MAX;
+    }
+}
+
 void
 request_frag_line(struct frag *f, struct evbuffer *in, size_t linelen,
                   size_t eollen, enum proto_rsp kind)
 {
     struct request *req = f->req;
+
+    request_failover_done(req, f->backend);
 
     if (f->kind == FRAG_FLUSH) {
         if (kind != PROTO_RSP_OK) {
@@ -750,6 +780,7 @@ request_frag_fail(struct frag *f, const char *reason)
 {
     struct request *req = f->req;
 
+    request_failover_done(req, f->backend);
     f->failed = true;
     req->nfailed++;
     request_set_error(req, reason);

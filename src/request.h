@@ -72,6 +72,8 @@ struct request {
     uint32_t fragcap;
     uint32_t nfailed;               /* fragments that failed */
     uint32_t hits;
+    uint32_t failover_owner;        /* write sent on behalf of this DOWN
+                                       backend (key in line), or RING_NONE */
     size_t counted;                 /* bytes added to client's
                                        pending_bytes */
     char errline[128];              /* first failure, for the reply */

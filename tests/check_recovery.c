@@ -162,6 +162,45 @@ START_TEST(test_flush_request_survives_put_back)
 }
 END_TEST
 
+START_TEST(test_close_waits_for_log_and_writes_in_flight)
+{
+    struct recovery *r = recovery_create(10);
+    struct recovery_batch b = {0};
+    _Atomic int state = 2; /* RECOVERING */
+
+    ck_assert(recovery_note_unless(r, &state, 0, "k", 1, 1));
+    /* Logged and in flight: the backend may not return. */
+    ck_assert(!recovery_close(r, &state, 2, 0));
+    recovery_take(r, &b);
+    recovery_batch_release(&b);
+    ck_assert(!recovery_close(r, &state, 2, 0));
+    /* The write is answered: noted again, for the next pass. */
+    recovery_write_done(r, "k", 1, 1);
+    ck_assert(!recovery_close(r, &state, 2, 0));
+    recovery_take(r, &b);
+    ck_assert_uint_eq(b.n, 1);
+    ck_assert(batch_has(&b, "k", 1));
+    recovery_batch_release(&b);
+    ck_assert(recovery_close(r, &state, 2, 0));
+    ck_assert_int_eq(state, 0);
+    /* Back UP: nothing is noted, the caller writes to the owner. */
+    ck_assert(!recovery_note_unless(r, &state, 0, "k", 1, 1));
+    ck_assert(!recovery_pending(r));
+    recovery_destroy(r);
+}
+END_TEST
+
+START_TEST(test_close_only_from_the_expected_state)
+{
+    struct recovery *r = recovery_create(10);
+    _Atomic int state = 1; /* DOWN */
+
+    ck_assert(!recovery_close(r, &state, 2, 0));
+    ck_assert_int_eq(state, 1);
+    recovery_destroy(r);
+}
+END_TEST
+
 struct writer {
     struct recovery *r;
     int id;
@@ -215,6 +254,10 @@ recovery_suite(void)
     tc = tcase_create("overflow becomes a flush");
     tcase_add_test(tc, test_crossing_the_limit_asks_for_a_flush);
     tcase_add_test(tc, test_zero_limit_always_flushes);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("the backend returns only when clean");
+    tcase_add_test(tc, test_close_waits_for_log_and_writes_in_flight);
+    tcase_add_test(tc, test_close_only_from_the_expected_state);
     suite_add_tcase(s, tc);
     tc = tcase_create("a failed pass keeps its keys");
     tcase_add_test(tc, test_failed_pass_puts_keys_back);
