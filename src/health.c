@@ -453,8 +453,15 @@ static void
 health_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct hconn *hc = arg;
+    struct timeval now = {0, 0};
 
     health_reset(hc, "check timed out");
+    /* Confirm a failure at once rather than an interval later, so a hung
+     * backend is routed around after about fall * timeout_ms. */
+    if (hc->fail_run > 0 &&
+        atomic_load(&hc->h->p->backends[hc->b].state) == BACKEND_UP) {
+        evtimer_add(hc->ev_tick, &now);
+    }
 }
 
 static void
