@@ -19,7 +19,6 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,30 +217,22 @@ bconn_connect(struct bconn *bc)
 {
     const struct config_backend *cb = bconn_backend(bc)->cfg;
     const struct config *cfg = bc->worker->proxy->cfg;
-    int one = 1;
 
     if (bc->state != BCONN_IDLE) {
         return;
     }
     stats_add(&bc->worker->bstats[bc->backend].connects, 1);
-    bc->fd = socket(cb->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-                    SOCK_CLOEXEC, 0);
+    bc->fd = util_connect_nonblock(&cb->addr, cb->addrlen);
     if (bc->fd < 0) {
         bconn_connect_failed(bc, errno);
         return;
     }
-    setsockopt(bc->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     bc->ev_read = event_new(bc->worker->base, bc->fd, EV_READ | EV_PERSIST,
                             bconn_read_cb, bc);
     bc->ev_write = event_new(bc->worker->base, bc->fd, EV_WRITE | EV_PERSIST,
                              bconn_write_cb, bc);
     if (bc->ev_read == NULL || bc->ev_write == NULL) {
         bconn_connect_failed(bc, ENOMEM);
-        return;
-    }
-    if (connect(bc->fd, (const struct sockaddr *)&cb->addr, cb->addrlen) != 0 &&
-        errno != EINPROGRESS) {
-        bconn_connect_failed(bc, errno);
         return;
     }
     /* Completion (or failure) shows as writability. */

@@ -17,7 +17,6 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -363,23 +362,17 @@ health_connect(struct hconn *hc)
     struct proxy *p = hc->h->p;
     const struct config_backend *cb = p->backends[hc->b].cfg;
     struct event_base *base = p->base;
-    int one = 1;
 
-    hc->fd = socket(cb->addr.ss_family,
-                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    hc->fd = util_connect_nonblock(&cb->addr, cb->addrlen);
     if (hc->fd < 0) {
         return -1;
     }
-    setsockopt(hc->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     hc->ev_read = event_new(base, hc->fd, EV_READ | EV_PERSIST,
                             health_read_cb, hc);
     hc->ev_write = event_new(base, hc->fd, EV_WRITE | EV_PERSIST,
                              health_write_cb, hc);
     if (hc->ev_read == NULL || hc->ev_write == NULL) {
-        return -1;
-    }
-    if (connect(hc->fd, (const struct sockaddr *)&cb->addr, cb->addrlen) != 0 &&
-        errno != EINPROGRESS) {
+        errno = ENOMEM;
         return -1;
     }
     event_add(hc->ev_write, NULL);

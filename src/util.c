@@ -4,9 +4,13 @@
  */
 #include "autoconf.h"
 
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,6 +99,28 @@ util_parse_i64(const char *s, size_t len, int64_t *out)
         *out = (int64_t)v;
     }
     return 0;
+}
+
+int
+util_connect_nonblock(const struct sockaddr_storage *addr, unsigned addrlen)
+{
+    int one = 1;
+    int fd = socket(addr->ss_family,
+                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0) {
+        return -1;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, (const struct sockaddr *)addr, (socklen_t)addrlen) != 0 &&
+        errno != EINPROGRESS) {
+        int err = errno;
+
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
 }
 
 uint64_t

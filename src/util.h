@@ -22,6 +22,16 @@ char *util_xstrdup(const char *s);
 int util_parse_u64(const char *s, size_t len, uint64_t *out);
 int util_parse_i64(const char *s, size_t len, int64_t *out);   /* sign ok */
 
+struct sockaddr_storage;
+
+/*
+ * Starts a non-blocking TCP connect (TCP_NODELAY, close-on-exec) to addr.
+ * Returns the socket, connected or still connecting (writability tells),
+ * or -1 with errno set; the caller owns the socket.
+ */
+int util_connect_nonblock(const struct sockaddr_storage *addr,
+                          unsigned addrlen);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t util_now_ns(void);
 
