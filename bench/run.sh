@@ -22,6 +22,8 @@ usage: bench/run.sh [options]
   --duration S       seconds per run (10)
   --backends K       memcached backends (4)
   --threads N        mcring worker threads (1)
+  --mcring-hash H    mcring's ring: ketama (as twemproxy, the default) or
+                     xxh3 (mcring's own default)
   --conns N          client connections (50)
   --keys N           key space (10000)
   --value-size N     value bytes (100)
@@ -43,6 +45,7 @@ workloads=a,b,c
 duration=10
 nbackends=4
 threads=1
+mcring_hash=ketama
 conns=50
 keys=10000
 value_size=100
@@ -68,6 +71,7 @@ while [ "$#" -gt 0 ]; do
     --duration) need_arg "$@"; duration=$2; shift 2 ;;
     --backends) need_arg "$@"; nbackends=$2; shift 2 ;;
     --threads) need_arg "$@"; threads=$2; shift 2 ;;
+    --mcring-hash) need_arg "$@"; mcring_hash=$2; shift 2 ;;
     --conns) need_arg "$@"; conns=$2; shift 2 ;;
     --keys) need_arg "$@"; keys=$2; shift 2 ;;
     --value-size) need_arg "$@"; value_size=$2; shift 2 ;;
@@ -251,7 +255,7 @@ start_mcring() {
         echo "[proxy]"
         echo "listen = 127.0.0.1:$sut_port"
         echo "threads = $threads"
-        echo "hash = ketama"
+        echo "hash = $mcring_hash"
         echo "[backends]"
         for i in $(seq 1 "$nbackends"); do
             echo "mc$i = 127.0.0.1:${backend_ports[$((i - 1))]}"
