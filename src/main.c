@@ -112,7 +112,8 @@ main_parse(int argc, char **argv, struct main_args *a)
             a->verbose++;
             break;
         case 'V':
-            printf("mcring %s\n", PACKAGE_VERSION);
+            printf("mcring %s (answers version with %s)\n", PACKAGE_VERSION,
+                   PROXY_VERSION_STRING);
             exit(0);
         case 'h':
             main_usage(stdout);

@@ -21,6 +21,13 @@
 #include "config.h"
 #include "ring.h"
 
+/*
+ * What `version` and `stats` report: the memcached protocol level mcring
+ * speaks, then mcring's own version. Clients such as libmemcached parse
+ * the leading numbers (and refuse a major version of 0).
+ */
+#define PROXY_VERSION_STRING "1.6.0-mcring-" PACKAGE_VERSION
+
 struct event_base;
 struct evconnlistener;
 struct event;

@@ -581,7 +581,7 @@ request_dispatch_local(struct request *req, const struct proto_req *pr)
 
     switch (pr->cmd) {
     case PROTO_CMD_VERSION:
-        request_reply(req, "VERSION " PACKAGE_VERSION);
+        request_reply(req, "VERSION " PROXY_VERSION_STRING);
         return;
     case PROTO_CMD_VERBOSITY:
         /* 0: notices and worse (the default), 1: info, 2+: debug. */

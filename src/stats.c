@@ -42,7 +42,7 @@ stats_render(struct proxy *p, struct evbuffer *out)
     evbuffer_add_printf(out, "STAT uptime %lld\r\n",
                         (long long)(now - p->start_time));
     evbuffer_add_printf(out, "STAT time %lld\r\n", (long long)now);
-    evbuffer_add_printf(out, "STAT version %s\r\n", PACKAGE_VERSION);
+    evbuffer_add_printf(out, "STAT version %s\r\n", PROXY_VERSION_STRING);
     evbuffer_add_printf(out, "STAT pointer_size %d\r\n",
                         (int)(8 * sizeof(void *)));
     evbuffer_add_printf(out, "STAT rusage_user %ld.%06ld\r\n",
