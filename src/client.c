@@ -313,10 +313,8 @@ client_storage(struct client *c, struct evbuffer *in,
 {
     size_t max = c->worker->proxy->cfg->max_value_size;
     size_t need = linelen + eollen + (size_t)pr->vlen + 2;
-    char copy[PROTO_LINE_MAX + 1];
     char crlf[2];
     struct evbuffer_ptr at;
-    struct proto_req moved;
     struct request *req;
 
     if (pr->vlen > max) {
@@ -337,16 +335,11 @@ client_storage(struct client *c, struct evbuffer *in,
         client_error(c, "bad data chunk", false, false);
         return true;
     }
-    /* The line must outlive draining it: the data block follows it. */
-    memcpy(copy, line, linelen);
-    moved = *pr;
-    moved.key.p = copy + (pr->key.p - line);
-    moved.name.p = copy + (pr->name.p - line);
-    evbuffer_drain(in, linelen + eollen);
     req = request_get(c->worker, c);
     STAILQ_INSERT_TAIL(&c->queue, req, link);
     c->nqueued++;
-    request_dispatch(req, &moved, copy, linelen, in);
+    /* Consumes the line and the data block. */
+    request_dispatch(req, pr, line, linelen, in, linelen + eollen);
     return true;
 }
 
@@ -400,15 +393,12 @@ client_drive(struct client *c)
             break;
         }
         linelen = (size_t)eol.pos;
-        if (linelen > proto_line_limit(
-                          (const char *)evbuffer_pullup(
-                              in, (ev_ssize_t)(linelen < 8 ? linelen : 8)),
-                          linelen < 8 ? linelen : 8, cfg->max_keys)) {
+        line = (const char *)evbuffer_pullup(in, (ev_ssize_t)(linelen + eollen));
+        if (linelen > proto_line_limit(line, linelen, cfg->max_keys)) {
             evbuffer_drain(in, avail);
             client_error(c, "line too long", true, false);
             break;
         }
-        line = (const char *)evbuffer_pullup(in, (ev_ssize_t)(linelen + eollen));
         st = proto_parse_request(line, linelen, cfg->max_keys, &pr, &reason);
         if (st == PROTO_OK && proto_cmd_is_storage(pr.cmd)) {
             if (!client_storage(c, in, &pr, line, linelen, eollen)) {
@@ -421,7 +411,7 @@ client_drive(struct client *c)
 
             STAILQ_INSERT_TAIL(&c->queue, req, link);
             c->nqueued++;
-            request_dispatch(req, &pr, line, linelen, NULL);
+            request_dispatch(req, &pr, line, linelen, NULL, 0);
             evbuffer_drain(in, linelen + eollen);
             if (pr.cmd == PROTO_CMD_QUIT) {
                 client_drain(c);

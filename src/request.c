@@ -326,7 +326,8 @@ request_reply(struct request *req, const char *line)
 
 static void
 request_dispatch_single(struct request *req, const struct proto_req *pr,
-                        const char *line, size_t len, struct evbuffer *data)
+                        const char *line, size_t len, struct evbuffer *data,
+                        size_t skip)
 {
     struct worker *w = req->worker;
     uint32_t owner;
@@ -355,7 +356,7 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
 
     if (b == RING_NONE) {
         if (storage) {
-            evbuffer_drain(data, (size_t)pr->vlen + 2);
+            evbuffer_drain(data, skip + (size_t)pr->vlen + 2);
         }
         stats_add(&w->stats.server_errors, 1);
         request_reply(req, "SERVER_ERROR no backend available");
@@ -365,7 +366,7 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     out = bconn_output(bc);
     if (out == NULL) {
         if (storage) {
-            evbuffer_drain(data, (size_t)pr->vlen + 2);
+            evbuffer_drain(data, skip + (size_t)pr->vlen + 2);
         }
         stats_add(&w->bstats[b].errors, 1);
         stats_add(&w->stats.server_errors, 1);
@@ -388,6 +389,8 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     }
     evbuffer_add(out, "\r\n", 2);
     if (storage) {
+        /* line and pr point into data's head: used up by now. */
+        evbuffer_drain(data, skip);
         evbuffer_remove_buffer(data, out, (size_t)pr->vlen + 2);
     }
     bconn_enqueue(bc, f);
@@ -613,7 +616,8 @@ request_dispatch_local(struct request *req, const struct proto_req *pr)
 
 void
 request_dispatch(struct request *req, const struct proto_req *pr,
-                 const char *line, size_t len, struct evbuffer *data)
+                 const char *line, size_t len, struct evbuffer *in,
+                 size_t skip)
 {
     struct worker *w = req->worker;
 
@@ -633,16 +637,16 @@ request_dispatch(struct request *req, const struct proto_req *pr,
     case PROTO_CMD_PREPEND:
     case PROTO_CMD_CAS:
         stats_add(&w->stats.cmd_set, 1);
-        request_dispatch_single(req, pr, line, len, data);
+        request_dispatch_single(req, pr, line, len, in, skip);
         return;
     case PROTO_CMD_TOUCH:
         stats_add(&w->stats.cmd_touch, 1);
-        request_dispatch_single(req, pr, line, len, data);
+        request_dispatch_single(req, pr, line, len, in, skip);
         return;
     case PROTO_CMD_DELETE:
     case PROTO_CMD_INCR:
     case PROTO_CMD_DECR:
-        request_dispatch_single(req, pr, line, len, data);
+        request_dispatch_single(req, pr, line, len, in, skip);
         return;
     case PROTO_CMD_FLUSH_ALL:
         request_dispatch_flush(req, pr);

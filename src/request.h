@@ -88,13 +88,17 @@ void request_free_list(struct worker *w);
 
 /*
  * Routes and sends a parsed command. line/len is the whole command line
- * (without terminator); for storage commands the data block (vlen + 2
- * bytes) is at the head of `data` and is moved out of it. Fills req->rsp
- * now for commands mcring answers itself. Never fails: a request that
- * cannot be sent is completed with a SERVER_ERROR reply.
+ * (without terminator). For a storage command, `in` starts with the `skip`
+ * bytes of that line and its terminator, then the data block (vlen + 2
+ * bytes): both are consumed, the block moved without a copy; line must
+ * point into those skip bytes. Otherwise in is NULL and the caller drains
+ * the line. Fills req->rsp now for commands mcring answers itself. Never
+ * fails: a request that cannot be sent is completed with a SERVER_ERROR
+ * reply.
  */
 void request_dispatch(struct request *req, const struct proto_req *pr,
-                      const char *line, size_t len, struct evbuffer *data);
+                      const char *line, size_t len, struct evbuffer *in,
+                      size_t skip);
 
 /* Completes req with a literal reply line (adds "\r\n"). */
 void request_reply(struct request *req, const char *line);
