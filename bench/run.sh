@@ -24,6 +24,9 @@ usage: bench/run.sh [options]
   --threads N        mcring worker threads (1)
   --mcring-hash H    mcring's ring: ketama (as twemproxy, the default) or
                      xxh3 (mcring's own default)
+  --twem-hash H      twemproxy's key hash (ketama continuum either way):
+                     md5 with --mcring-hash ketama (the same placement as
+                     mcring), else fnv1a_64 (twemproxy's default)
   --conns N          client connections (50)
   --keys N           key space (10000)
   --value-size N     value bytes (100)
@@ -46,6 +49,7 @@ duration=10
 nbackends=4
 threads=1
 mcring_hash=ketama
+twem_hash=
 conns=50
 keys=10000
 value_size=100
@@ -72,6 +76,7 @@ while [ "$#" -gt 0 ]; do
     --backends) need_arg "$@"; nbackends=$2; shift 2 ;;
     --threads) need_arg "$@"; threads=$2; shift 2 ;;
     --mcring-hash) need_arg "$@"; mcring_hash=$2; shift 2 ;;
+    --twem-hash) need_arg "$@"; twem_hash=$2; shift 2 ;;
     --conns) need_arg "$@"; conns=$2; shift 2 ;;
     --keys) need_arg "$@"; keys=$2; shift 2 ;;
     --value-size) need_arg "$@"; value_size=$2; shift 2 ;;
@@ -93,6 +98,9 @@ for n in "$duration" "$nbackends" "$threads" "$conns" "$keys" "$value_size"; do
         exit 2 ;;
     esac
 done
+if [ -z "$twem_hash" ]; then
+    if [ "$mcring_hash" = ketama ]; then twem_hash=md5; else twem_hash=fnv1a_64; fi
+fi
 
 # ---- process bookkeeping -------------------------------------------------
 
@@ -184,13 +192,19 @@ wait_port() {
     return 1
 }
 
-# User+system CPU seconds of PID so far (all threads).
+# "utime stime" of PID so far (all threads), in clock ticks.
 clk_tck=$(getconf CLK_TCK)
 cpu_ticks() {
     local rest
     rest=$(sed 's/^.*) //' "/proc/$1/stat")
     # After "pid (comm) ", field 14 (utime) is word 12, field 15 word 13.
-    echo "$rest" | awk '{ print $12 + $13 }'
+    echo "$rest" | awk '{ print $12, $13 }'
+}
+
+# Context switches of PID so far, voluntary and not, summed over threads.
+ctx_switches() {
+    cat /proc/"$1"/task/*/status 2>/dev/null |
+        awk '/ctxt_switches/ { n += $2 } END { print n + 0 }'
 }
 
 field() { # field LINE NAME
@@ -278,7 +292,7 @@ start_twemproxy() {
     {
         echo "bench:"
         echo "  listen: 127.0.0.1:$sut_port"
-        echo "  hash: md5"
+        echo "  hash: $twem_hash"
         echo "  distribution: ketama"
         echo "  auto_eject_hosts: false"
         echo "  preconnect: true"
@@ -359,10 +373,12 @@ common=(--host 127.0.0.1 --conns "$conns" --keys "$keys"
 bound=$((duration + 30))
 
 status=0
-declare -A res_ops res_p50 res_p99 res_cpu res_err res_miss res_cli
+declare -A res_ops res_p50 res_p99 res_cpu res_err res_miss res_cli res_usr \
+    res_ctx
 
 echo "run.sh: $nbackends memcached backends, $conns conns, ${duration}s per" \
-    "run, mcring threads=$threads, pinning:" \
+    "run, mcring threads=$threads hash=$mcring_hash, twemproxy" \
+    "hash=$twem_hash, pinning:" \
     "$([ "$pin" = 1 ] && echo "servers cpu $proxy_cpus, client cpu" \
         "$client_cpus" || echo off)" >&2
 
@@ -392,11 +408,13 @@ for s in "${sys_list[@]}"; do
         read -r -a wargs <<<"$(workload_args "$w")"
         echo "run.sh: $s, workload $w ($(workload_name "$w"))" >&2
         before=$(cpu_ticks "$sut_pid")
+        ctx_before=$(ctx_switches "$sut_pid")
         rc=0
         run_mcload "$tmp/mcload-$s-$w.out" "$tmp/mcload-$s-$w.err" \
             --port "$sut_port" --duration "$duration" "${wargs[@]}" || rc=$?
         out=$(cat "$tmp/mcload-$s-$w.out")
         after=$(cpu_ticks "$sut_pid" 2>/dev/null || echo "$before")
+        ctx_after=$(ctx_switches "$sut_pid")
         if [ "$verbose" = 1 ]; then
             echo "$s $w: $out" >&2
         fi
@@ -415,10 +433,16 @@ for s in "${sys_list[@]}"; do
         res_p99[$s.$w]=$(field "$out" p99_us)
         res_err[$s.$w]=$(field "$out" errors)
         res_miss[$s.$w]=$(field "$out" misses)
-        res_cpu[$s.$w]=$(awk -v a="$after" -v b="$before" -v t="$clk_tck" \
-            -v n="$reqs" 'BEGIN {
+        read -r u1 s1 <<<"$before"
+        read -r u2 s2 <<<"$after"
+        res_cpu[$s.$w]=$(awk -v a="$((u2 + s2))" -v b="$((u1 + s1))" \
+            -v t="$clk_tck" -v n="$reqs" 'BEGIN {
                 if (n > 0) printf "%.2f", (a - b) / t / n * 1e6;
                 else print "-" }')
+        res_usr[$s.$w]=$(awk -v u="$((u2 - u1))" -v a="$((u2 + s2 - u1 - s1))" \
+            'BEGIN { if (a > 0) printf "%.0f", 100 * u / a; else print "-" }')
+        res_ctx[$s.$w]=$(awk -v c="$((ctx_after - ctx_before))" -v n="$reqs" \
+            'BEGIN { if (n > 0) printf "%.2f", c / n; else print "-" }')
         res_cli[$s.$w]=$(awk -v c="$(field "$out" client_cpu_s)" \
             -v e="$(field "$out" elapsed_s)" 'BEGIN {
                 if (e > 0) printf "%.0f", 100 * c / e; else print "-" }')
@@ -437,20 +461,22 @@ done
 # ---- report ----------------------------------------------------------------
 
 echo
-printf '%-17s %-10s %9s %8s %8s %11s %7s %7s %5s\n' workload system ops/s \
-    p50_us p99_us cpu_s/Mreq errors misses cli%
+printf '%-17s %-10s %9s %8s %8s %11s %5s %6s %7s %7s %5s\n' workload \
+    system ops/s p50_us p99_us cpu_s/Mreq usr% cs/req errors misses cli%
 for w in "${wl_list[@]}"; do
     for s in "${sys_list[@]}"; do
         k=$s.$w
         [ -n "${res_ops[$k]:-}" ] || continue
-        printf '%-17s %-10s %9s %8s %8s %11s %7s %7s %5s\n' \
+        printf '%-17s %-10s %9s %8s %8s %11s %5s %6s %7s %7s %5s\n' \
             "$(workload_name "$w")" "$s" "${res_ops[$k]}" "${res_p50[$k]}" \
-            "${res_p99[$k]}" "${res_cpu[$k]}" "${res_err[$k]}" \
+            "${res_p99[$k]}" "${res_cpu[$k]}" "${res_usr[$k]}" \
+            "${res_ctx[$k]}" "${res_err[$k]}" \
             "${res_miss[$k]}" "${res_cli[$k]}"
     done
 done
 echo "(cpu_s/Mreq: CPU seconds of the proxy process per million requests;"
-echo " for 'direct' it is the memcached server's. cli%: mcload's own CPU.)"
+echo " for 'direct' it is the memcached server's. usr%: its user-space share;"
+echo " cs/req: its context switches per request. cli%: mcload's own CPU.)"
 
 ratio() { # ratio A B -> A/B or "-"
     awk -v a="$1" -v b="$2" 'BEGIN {
