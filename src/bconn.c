@@ -403,35 +403,55 @@ bconn_pop(struct bconn *bc)
 /*
  * Reads every complete reply in the input buffer. Returns after a reset
  * (the socket is closed then) or when more bytes are needed.
+ *
+ * Replies are parsed where they lie in the buffer's first chain; what was
+ * used is drained once, when the chain is used up or parsing stops. Only a
+ * reply that spans chains takes the slow path: its line is pulled up, its
+ * data block moved out of the buffer. A callback never touches this
+ * connection's input, so the chain stays valid across them.
  */
 static void
 bconn_parse(struct bconn *bc)
 {
     struct evbuffer *in = bc->in;
+    const char *p = NULL;       /* the first chain, n bytes */
+    size_t n = 0, off = 0;      /* off: bytes of it used (not yet drained) */
     struct frag *f;
 
     while ((f = TAILQ_FIRST(&bc->queue)) != NULL) {
-        size_t eollen = 0;
-        size_t avail = evbuffer_get_length(in);
-        struct evbuffer_ptr eol =
-            evbuffer_search_eol(in, NULL, &eollen, EVBUFFER_EOL_CRLF);
-        const char *line;
-        size_t len;
+        const char *line = NULL, *nl;
+        size_t len, eollen, unit;
         enum proto_rsp kind;
 
-        if (eol.pos < 0) {
-            if (avail > BCONN_LINE_MAX) {
-                bconn_protocol_error(bc, "reply line too long");
+        nl = off < n ? memchr(p + off, '\n', n - off) : NULL;
+        if (nl != NULL) {
+            line = p + off;
+            len = (size_t)(nl - line);
+            eollen = 1;
+            if (len > 0 && line[len - 1] == '\r') {
+                len--;
+                eollen = 2;
             }
-            return;
+        } else {
+            /* Used up, or the line goes on in the next chain. */
+            evbuffer_drain(in, off);
+            off = 0;
+            line = worker_line(in, &len, &eollen);
+            if (line == NULL) {
+                if (evbuffer_get_length(in) > BCONN_LINE_MAX) {
+                    bconn_protocol_error(bc, "reply line too long");
+                }
+                return;
+            }
+            p = worker_head(in, &n);
         }
-        len = (size_t)eol.pos;
-        line = (const char *)evbuffer_pullup(in, (ev_ssize_t)(len + eollen));
         kind = proto_classify_response(line, len);
+        unit = len + eollen;
 
         if (f->kind != FRAG_RETRIEVAL) {
             bconn_pop(bc);
-            request_frag_line(f, in, len, eollen, kind);
+            off += unit;
+            request_frag_line(f, line, unit, kind);
             continue;
         }
         if (kind == PROTO_RSP_VALUE) {
@@ -440,27 +460,37 @@ bconn_parse(struct bconn *bc)
             uint64_t cas;
             bool has_cas;
             size_t total;
-            struct evbuffer *dst;
 
             if (proto_parse_value(line, len, &key, &flags, &vlen, &cas,
                                   &has_cas) != 0) {
+                evbuffer_drain(in, off);
                 bconn_protocol_error(bc, "malformed VALUE line");
                 return;
             }
-            total = len + eollen + vlen + 2;
-            if (avail < total) {
+            total = unit + vlen + 2;
+            if (off + total > n &&
+                evbuffer_get_length(in) - off < total) {
+                evbuffer_drain(in, off);
                 return;
             }
-            dst = request_frag_value(f, key.p, key.len, (uint32_t)total);
-            if (dst == NULL) {
+            if (!request_frag_match(f, key.p, key.len, (uint32_t)total)) {
+                evbuffer_drain(in, off);
                 bconn_protocol_error(bc, "VALUE for a key not asked for");
                 return;
             }
-            evbuffer_remove_buffer(in, dst, total);
+            if (off + total <= n) {
+                request_frag_value(f, p + off, total);
+                off += total;
+            } else {
+                evbuffer_drain(in, off);
+                request_frag_value_move(f, in, total);
+                p = worker_head(in, &n);
+                off = 0;
+            }
             continue;
         }
         if (kind == PROTO_RSP_END) {
-            evbuffer_drain(in, len + eollen);
+            off += unit;
             bconn_pop(bc);
             request_frag_end(f);
             continue;
@@ -468,19 +498,21 @@ bconn_parse(struct bconn *bc)
         if (kind == PROTO_RSP_ERROR || kind == PROTO_RSP_CLIENT_ERROR ||
             kind == PROTO_RSP_SERVER_ERROR) {
             char reason[128];
-            size_t n = len < sizeof(reason) - 1 ? len : sizeof(reason) - 1;
+            size_t m = len < sizeof(reason) - 1 ? len : sizeof(reason) - 1;
 
-            memcpy(reason, line, n);
-            reason[n] = '\0';
-            evbuffer_drain(in, len + eollen);
+            memcpy(reason, line, m);
+            reason[m] = '\0';
+            off += unit;
             bconn_pop(bc);
             stats_add(&bc->worker->bstats[bc->backend].errors, 1);
             request_frag_fail(f, reason);
             continue;
         }
+        evbuffer_drain(in, off);
         bconn_protocol_error(bc, "unexpected reply to a retrieval");
         return;
     }
+    evbuffer_drain(in, off);
     if (evbuffer_get_length(in) > 0) {
         bconn_protocol_error(bc, "reply with no request");
     }

@@ -54,6 +54,7 @@ struct hconn {
     struct event *ev_read;
     struct event *ev_write;
     struct event *ev_tick;          /* next probe */
+    struct event *ev_pass;          /* next recovery pass */
     struct event *ev_timeout;       /* outstanding probe's deadline */
     struct evbuffer *in;
     struct evbuffer *out;
@@ -79,6 +80,20 @@ struct health {
 };
 
 static void health_start_pass(struct hconn *hc);
+
+/* Pause before another pass when the last one found nothing to delete. */
+#define HEALTH_PASS_WAIT_US 1000
+
+static void
+health_pass_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct hconn *hc = arg;
+
+    if (atomic_load(&hc->h->p->backends[hc->b].state) ==
+        BACKEND_RECOVERING) {
+        health_start_pass(hc);
+    }
+}
 static void health_probe_result(struct hconn *hc, bool ok,
                                 const char *reason);
 
@@ -202,6 +217,8 @@ health_op_done(struct health *h, uint32_t owner, bool ok)
             recovery_put_back(be->recovery, &oc->batch);
             return;
         }
+        bool idle = oc->batch.n == 0 && !oc->batch.flush;
+
         log_info("backend %s: recovery pass done (%zu keys%s)",
                  be->cfg->name, oc->batch.n,
                  oc->batch.flush ? ", flushed" : "");
@@ -216,12 +233,18 @@ health_op_done(struct health *h, uint32_t owner, bool ok)
                 health_changed(h->p, owner, BACKEND_RECOVERING, BACKEND_UP,
                                "recovered; stale keys removed");
             } else {
-                if (++oc->passes % 20 == 0) {
+                /* From the loop, never from here (no recursion); after a
+                 * pause if this pass had nothing to do and only writes in
+                 * flight are waited for. */
+                struct timeval tv = {0, idle ? HEALTH_PASS_WAIT_US : 0};
+
+                if (++oc->passes >= 64 &&
+                    (oc->passes & (oc->passes - 1)) == 0) {
                     log_warn("backend %s: still cleaning up after %u "
                              "passes: writes keep coming", be->cfg->name,
                              oc->passes);
                 }
-                health_start_pass(oc);
+                evtimer_add(oc->ev_pass, &tv);
             }
         }
     }
@@ -537,7 +560,7 @@ health_start_pass(struct hconn *hc)
         const struct recovery_entry *e = &b->entries[i];
         struct hconn *fc = &h->c[e->fallback];
 
-        if (!b->flush) {
+        if (!b->flush && e->dirty) {
             health_send_op(hc, HEXPECT_DELETE, hc->b, recovery_key(b, i),
                            e->len);
         }
@@ -579,8 +602,9 @@ health_create(struct proxy *p, char *err, size_t errlen)
         hc->out = evbuffer_new();
         hc->ev_tick = evtimer_new(p->base, health_tick_cb, hc);
         hc->ev_timeout = evtimer_new(p->base, health_timeout_cb, hc);
+        hc->ev_pass = evtimer_new(p->base, health_pass_cb, hc);
         if (hc->in == NULL || hc->out == NULL || hc->ev_tick == NULL ||
-            hc->ev_timeout == NULL) {
+            hc->ev_timeout == NULL || hc->ev_pass == NULL) {
             snprintf(err, errlen, "health: out of memory");
             health_destroy(h);
             return NULL;
@@ -613,6 +637,9 @@ health_destroy(struct health *h)
         }
         if (hc->ev_timeout != NULL) {
             event_free(hc->ev_timeout);
+        }
+        if (hc->ev_pass != NULL) {
+            event_free(hc->ev_pass);
         }
         if (hc->in != NULL) {
             evbuffer_free(hc->in);

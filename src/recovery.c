@@ -94,10 +94,11 @@ recovery_rehash(struct recovery_batch *b, size_t nslots)
     }
 }
 
-/* Adds (key, fallback) unless present. Returns false past limit. */
+/* Adds (key, fallback) unless present; a dirty note makes a present
+ * entry dirty. Returns false past limit. */
 static bool
 recovery_add(struct recovery_batch *b, size_t limit, const char *key,
-             size_t len, uint32_t fallback)
+             size_t len, uint32_t fallback, bool dirty)
 {
     uint64_t h = recovery_hash(key, len, fallback);
     struct recovery_entry *e;
@@ -109,6 +110,10 @@ recovery_add(struct recovery_batch *b, size_t limit, const char *key,
             e = &b->entries[b->slots[s] - 1];
             if (e->hash == h && e->len == len && e->fallback == fallback &&
                 memcmp(b->arena + e->off, key, len) == 0) {
+                if (dirty && !e->dirty) {
+                    e->dirty = true;
+                    b->ndirty++;
+                }
                 return true;
             }
         }
@@ -128,6 +133,8 @@ recovery_add(struct recovery_batch *b, size_t limit, const char *key,
     e->hash = h;
     e->off = (uint32_t)b->arena_len;
     e->len = (uint16_t)len;
+    e->dirty = dirty;
+    b->ndirty += dirty;
     e->fallback = fallback;
     memcpy(b->arena + b->arena_len, key, len);
     b->arena[b->arena_len + len] = '\0';
@@ -160,14 +167,31 @@ recovery_overflow(struct recovery *r, const char *why)
     b->flush = true;
 }
 
+static void
+recovery_note_locked(struct recovery *r, const char *key, size_t len,
+                     uint32_t fallback, bool dirty)
+{
+    if (!r->cur.flush &&
+        !recovery_add(&r->cur, r->limit, key, len, fallback, dirty)) {
+        recovery_overflow(r, "recovery log full");
+    }
+}
+
 void
 recovery_note(struct recovery *r, const char *key, size_t len,
               uint32_t fallback)
 {
     pthread_mutex_lock(&r->lock);
-    if (!r->cur.flush && !recovery_add(&r->cur, r->limit, key, len, fallback)) {
-        recovery_overflow(r, "recovery log full");
-    }
+    recovery_note_locked(r, key, len, fallback, true);
+    pthread_mutex_unlock(&r->lock);
+}
+
+void
+recovery_note_clean(struct recovery *r, const char *key, size_t len,
+                    uint32_t fallback)
+{
+    pthread_mutex_lock(&r->lock);
+    recovery_note_locked(r, key, len, fallback, false);
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -179,10 +203,7 @@ recovery_note_unless(struct recovery *r, _Atomic int *state, int up,
 
     pthread_mutex_lock(&r->lock);
     if (atomic_load(state) != up) {
-        if (!r->cur.flush &&
-            !recovery_add(&r->cur, r->limit, key, len, fallback)) {
-            recovery_overflow(r, "recovery log full");
-        }
+        recovery_note_locked(r, key, len, fallback, true);
         r->inflight++;
         noted = true;
     }
@@ -195,10 +216,7 @@ recovery_write_done(struct recovery *r, const char *key, size_t len,
                     uint32_t fallback)
 {
     pthread_mutex_lock(&r->lock);
-    if (!r->cur.flush &&
-        !recovery_add(&r->cur, r->limit, key, len, fallback)) {
-        recovery_overflow(r, "recovery log full");
-    }
+    recovery_note_locked(r, key, len, fallback, true);
     if (r->inflight > 0) {
         r->inflight--;
     }
@@ -211,7 +229,7 @@ recovery_close(struct recovery *r, _Atomic int *state, int from, int to)
     bool closed = false;
 
     pthread_mutex_lock(&r->lock);
-    if (r->cur.n == 0 && !r->cur.flush && r->inflight == 0) {
+    if (r->cur.ndirty == 0 && !r->cur.flush && r->inflight == 0) {
         closed = atomic_compare_exchange_strong(state, &from, to);
     }
     pthread_mutex_unlock(&r->lock);
@@ -254,10 +272,9 @@ recovery_put_back(struct recovery *r, struct recovery_batch *b)
         recovery_overflow(r, NULL);
     } else {
         for (size_t i = 0; i < b->n && !r->cur.flush; i++) {
-            if (!recovery_add(&r->cur, r->limit, recovery_key(b, i),
-                              b->entries[i].len, b->entries[i].fallback)) {
-                recovery_overflow(r, "recovery log full");
-            }
+            recovery_note_locked(r, recovery_key(b, i), b->entries[i].len,
+                                 b->entries[i].fallback,
+                                 b->entries[i].dirty);
         }
     }
     pthread_mutex_unlock(&r->lock);

@@ -19,6 +19,8 @@ struct recovery_entry {
     uint64_t hash;
     uint32_t off;                   /* key bytes in the batch's arena */
     uint16_t len;
+    bool dirty;                     /* the owner may hold an older value:
+                                       delete there before it serves */
     uint32_t fallback;              /* backend the write went to */
 };
 
@@ -32,6 +34,7 @@ struct recovery_batch {
     size_t cap;
     uint32_t *slots;                /* open addressing: entry index + 1 */
     size_t nslots;                  /* power of two, or 0 */
+    size_t ndirty;                  /* entries with dirty set */
     bool flush;                     /* overflowed: flush the backend */
 };
 
@@ -41,9 +44,17 @@ struct recovery;
 struct recovery *recovery_create(size_t limit);
 void recovery_destroy(struct recovery *r);
 
-/* Remembers that key was written to backend fallback. Thread-safe. */
+/* Remembers that key was written to backend fallback (dirty: the owner may
+ * hold an older value). Thread-safe. */
 void recovery_note(struct recovery *r, const char *key, size_t len,
                    uint32_t fallback);
+/*
+ * Remembers that key was written to backend fallback by a write that also
+ * deleted it on the owner (during RECOVERING): only the fallback's copy is
+ * left to remove, and it does not keep the backend out of the ring.
+ */
+void recovery_note_clean(struct recovery *r, const char *key, size_t len,
+                         uint32_t fallback);
 /*
  * Remembers (key, fallback) unless *state equals up, atomically with
  * recovery_close(): returns false, remembering nothing, if the backend is
@@ -59,8 +70,8 @@ bool recovery_note_unless(struct recovery *r, _Atomic int *state, int up,
 void recovery_write_done(struct recovery *r, const char *key, size_t len,
                          uint32_t fallback);
 /*
- * Moves *state from `from` to `to` if and only if nothing is pending and no
- * noted write is still in flight, under
+ * Moves *state from `from` to `to` if and only if no dirty key is pending,
+ * no flush is owed and no noted write is still in flight, under
  * the same lock as recovery_note_unless(): no write can slip to a fallback
  * unrecorded between the last clean-up and the backend's return.
  */

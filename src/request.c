@@ -2,7 +2,9 @@
  * request: routing, splitting and merging of client commands.
  *
  *   single-key command  -> one FRAG_LINE to the key's backend; its reply
- *                          line is the client's reply
+ *                          line is the client's reply (plus, for a write
+ *                          whose owner is RECOVERING, a FRAG_OWNER_DELETE
+ *                          of the key on the owner)
  *   retrieval           -> keys grouped per backend, one FRAG_RETRIEVAL
  *                          each; with one fragment the VALUE blocks stream
  *                          straight into req->rsp (the backend keeps the
@@ -39,6 +41,11 @@
 #define REQUEST_FREE_MAX 4096
 /* Arrays of a recycled request larger than this are released. */
 #define REQUEST_KEEP_KEYS 4096
+#define REQUEST_KEEP_VALS 65536
+/* VALUE blocks up to this size, of a retrieval split over several
+ * backends, are collected in req->vals: cheaper than evbuffer chains for
+ * the typical small value. Larger blocks stay in evbuffer chains. */
+#define REQUEST_SMALL_BLOCK 4096
 
 struct request *
 request_get(struct worker *w, struct client *c)
@@ -68,7 +75,9 @@ request_get(struct worker *w, struct client *c)
     req->nfailed = 0;
     req->hits = 0;
     req->failover_owner = UINT32_MAX;
+    req->failover_clean = false;
     req->counted = 0;
+    req->valslen = 0;
     req->errline[0] = '\0';
     return req;
 }
@@ -86,7 +95,9 @@ request_release(struct request *req)
     free(req->keys);
     free(req->key_frag);
     free(req->block_len);
+    free(req->block_off);
     free(req->frag_keys);
+    free(req->vals);
     evbuffer_free(req->rsp);
     free(req);
 }
@@ -106,6 +117,11 @@ request_put(struct request *req)
         if (b != NULL && evbuffer_get_length(b) > 0) {
             evbuffer_drain(b, evbuffer_get_length(b));
         }
+    }
+    if (req->valscap > REQUEST_KEEP_VALS) {
+        free(req->vals);
+        req->vals = NULL;
+        req->valscap = 0;
     }
     if (w->nfree_requests >= REQUEST_FREE_MAX ||
         req->keycap > REQUEST_KEEP_KEYS || w->stopping) {
@@ -164,6 +180,7 @@ request_reserve_keys(struct request *req, uint32_t n, size_t linelen)
         req->keys = request_grow(req->keys, n, sizeof(*req->keys));
         req->key_frag = request_grow(req->key_frag, n, sizeof(uint32_t));
         req->block_len = request_grow(req->block_len, n, sizeof(uint32_t));
+        req->block_off = request_grow(req->block_off, n, sizeof(uint32_t));
         req->frag_keys = request_grow(req->frag_keys, n, sizeof(uint32_t));
         req->keycap = n;
     }
@@ -334,23 +351,38 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     uint32_t b = request_route(w, pr->key.p, pr->key.len, &owner);
     bool storage = proto_cmd_is_storage(pr->cmd);
     struct backend *ob = &w->proxy->backends[owner];
-    struct bconn *bc;
+    struct bconn *bc, *obc = NULL;
     struct evbuffer *out;
     struct frag *f;
 
-    /* Every command routed here writes. On behalf of a backend that is not
+    /*
+     * Every command routed here writes. On behalf of a backend that is not
      * UP, remember it so it can be undone before the owner is routed to
-     * again; if the owner came back meanwhile, write to it instead. */
+     * again; if the owner came back meanwhile, write to it instead. While
+     * the owner is RECOVERING (reads still go to the fallback) the write
+     * also deletes the key on the owner and is answered once both are
+     * done: the owner then holds no older value, so the write need not
+     * keep it out of the ring, and a steady stream of writes cannot hold
+     * off its return.
+     */
     if (b != owner && b != RING_NONE) {
-        if (recovery_note_unless(ob->recovery, &ob->state, BACKEND_UP,
-                                 pr->key.p, pr->key.len, b)) {
-            /* Keep the key: it is noted again once the write is done. */
+        if (atomic_load_explicit(&ob->state, memory_order_relaxed) ==
+                BACKEND_RECOVERING &&
+            bconn_output(obc = request_pick(w, owner)) != NULL) {
+            req->failover_clean = true;
+        } else if (recovery_note_unless(ob->recovery, &ob->state, BACKEND_UP,
+                                        pr->key.p, pr->key.len, b)) {
+            obc = NULL;
+        } else {
+            b = owner;
+            obc = NULL;
+        }
+        if (b != owner) {
+            /* Keep the key: it is noted once the write is done. */
             request_reserve_keys(req, 1, pr->key.len);
             memcpy(req->line, pr->key.p, pr->key.len);
             req->keys[0] = (struct proto_str){req->line, pr->key.len};
             req->failover_owner = owner;
-        } else {
-            b = owner;
         }
     }
 
@@ -374,7 +406,7 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
         request_reply(req, "SERVER_ERROR backend unavailable");
         return;
     }
-    request_reserve_frags(req, 1);
+    request_reserve_frags(req, 2);
     f = request_frag_init(req, FRAG_LINE, b);
     req->pending = 1;
     if (b != owner) {
@@ -394,19 +426,54 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
         evbuffer_remove_buffer(data, out, (size_t)pr->vlen + 2);
     }
     bconn_enqueue(bc, f);
+    if (obc != NULL && (out = bconn_output(obc)) != NULL) {
+        f = request_frag_init(req, FRAG_OWNER_DELETE, owner);
+        req->pending++;
+        evbuffer_add_printf(out, "delete %.*s\r\n", (int)req->keys[0].len,
+                            req->keys[0].p);
+        bconn_enqueue(obc, f);
+    }
 }
 
-/* Writes the command word (and exptime for gat/gats) of a retrieval. */
+/* Writes the retrieval command for fragment f's keys, in one piece. */
 static void
-request_add_retrieval_head(struct evbuffer *out, const struct proto_req *pr)
+request_add_retrieval(const struct request *req, const struct frag *f,
+                      const struct proto_req *pr, struct evbuffer *out)
 {
-    evbuffer_add(out, pr->name.p, pr->name.len);
-    if (pr->cmd == PROTO_CMD_GAT || pr->cmd == PROTO_CMD_GATS) {
-        char num[24];
-        int n = snprintf(num, sizeof(num), " %lld", (long long)pr->exptime);
+    char num[24];
+    int numlen = 0;
+    size_t size;
+    struct evbuffer_iovec v;
+    char *p;
 
-        evbuffer_add(out, num, (size_t)n);
+    if (pr->cmd == PROTO_CMD_GAT || pr->cmd == PROTO_CMD_GATS) {
+        numlen = snprintf(num, sizeof(num), " %lld", (long long)pr->exptime);
     }
+    size = pr->name.len + (size_t)numlen + 2;
+    for (uint32_t k = 0; k < f->nkeys; k++) {
+        size += 1 + req->keys[req->frag_keys[f->key_start + k]].len;
+    }
+    if (evbuffer_reserve_space(out, (ev_ssize_t)size, &v, 1) != 1) {
+        log_error("out of memory");
+        abort();
+    }
+    p = v.iov_base;
+    memcpy(p, pr->name.p, pr->name.len);
+    p += pr->name.len;
+    memcpy(p, num, (size_t)numlen);
+    p += numlen;
+    for (uint32_t k = 0; k < f->nkeys; k++) {
+        const struct proto_str *ks =
+            &req->keys[req->frag_keys[f->key_start + k]];
+
+        *p++ = ' ';
+        memcpy(p, ks->p, ks->len);
+        p += ks->len;
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    v.iov_len = size;
+    evbuffer_commit_space(out, &v, 1);
 }
 
 static void
@@ -516,17 +583,10 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         }
         if (req->nfrags == 1) {
             evbuffer_add(out, line, request_strip_noreply(line, len, false));
+            evbuffer_add(out, "\r\n", 2);
         } else {
-            request_add_retrieval_head(out, pr);
-            for (uint32_t k = 0; k < f->nkeys; k++) {
-                const struct proto_str *ks =
-                    &req->keys[req->frag_keys[f->key_start + k]];
-
-                evbuffer_add(out, " ", 1);
-                evbuffer_add(out, ks->p, ks->len);
-            }
+            request_add_retrieval(req, f, pr, out);
         }
-        evbuffer_add(out, "\r\n", 2);
         bconn_enqueue(bc, f);
     }
     if (--req->pending == 0) {
@@ -697,41 +757,68 @@ request_count_line(struct request *req, enum proto_rsp kind)
 static void
 request_failover_done(struct request *req, uint32_t fallback)
 {
-    if (req->failover_owner != UINT32_MAX) {
-        recovery_write_done(
-            req->worker->proxy->backends[req->failover_owner].recovery,
-            req->keys[0].p, req->keys[0].len, fallback);
-        req->failover_owner = UINT32_MAX;
+    struct recovery *r;
+
+    if (req->failover_owner == UINT32_MAX) {
+        return;
     }
+    r = req->worker->proxy->backends[req->failover_owner].recovery;
+    if (req->failover_clean) {
+        recovery_note_clean(r, req->keys[0].p, req->keys[0].len, fallback);
+    } else {
+        recovery_write_done(r, req->keys[0].p, req->keys[0].len, fallback);
+    }
+    req->failover_owner = UINT32_MAX;
+}
+
+/*
+ * The delete on a RECOVERING owner failed: it may still hold an older value
+ * of the key, so the key must keep it out of the ring until a recovery pass
+ * deletes it. The client is told that its write may not have happened.
+ */
+static void
+request_owner_delete_failed(struct request *req, uint32_t owner)
+{
+    recovery_note(req->worker->proxy->backends[owner].recovery,
+                  req->keys[0].p, req->keys[0].len, req->frags[0].backend);
+    req->nfailed++;
+    request_set_error(req, "SERVER_ERROR backend unavailable");
 }
 
 void
-request_frag_line(struct frag *f, struct evbuffer *in, size_t linelen,
-                  size_t eollen, enum proto_rsp kind)
+request_frag_line(struct frag *f, const char *line, size_t len,
+                  enum proto_rsp kind)
 {
     struct request *req = f->req;
 
+    if (f->kind == FRAG_OWNER_DELETE) {
+        if (kind != PROTO_RSP_DELETED && kind != PROTO_RSP_NOT_FOUND) {
+            request_owner_delete_failed(req, f->backend);
+        }
+        if (--req->pending == 0) {
+            request_finish(req);
+        }
+        return;
+    }
     request_failover_done(req, f->backend);
 
     if (f->kind == FRAG_FLUSH) {
         if (kind != PROTO_RSP_OK) {
-            char line[100];
-            size_t n = linelen < sizeof(line) - 1 ? linelen : sizeof(line) - 1;
+            int n = (int)(len < 100 ? len : 100);
 
-            evbuffer_copyout(in, line, n);
-            line[n] = '\0';
-            log_warn("flush_all on backend %s: %s",
-                     req->worker->proxy->backends[f->backend].cfg->name, line);
+            while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n')) {
+                n--;
+            }
+            log_warn("flush_all on backend %s: %.*s",
+                     req->worker->proxy->backends[f->backend].cfg->name, n,
+                     line);
             f->failed = true;
             req->nfailed++;
         }
-        evbuffer_drain(in, linelen + eollen);
     } else {
         request_count_line(req, kind);
-        if (req->noreply || req->client == NULL) {
-            evbuffer_drain(in, linelen + eollen);
-        } else {
-            evbuffer_remove_buffer(in, req->rsp, linelen + eollen);
+        if (!req->noreply && req->client != NULL) {
+            evbuffer_add(req->rsp, line, len);
         }
     }
     if (--req->pending == 0) {
@@ -739,8 +826,8 @@ request_frag_line(struct frag *f, struct evbuffer *in, size_t linelen,
     }
 }
 
-struct evbuffer *
-request_frag_value(struct frag *f, const char *key, size_t keylen,
+bool
+request_frag_match(struct frag *f, const char *key, size_t keylen,
                    uint32_t blocklen)
 {
     struct request *req = f->req;
@@ -754,7 +841,7 @@ request_frag_value(struct frag *f, const char *key, size_t keylen,
     if (req->nfrags == 1) {
         /* One fragment: the backend answers in the client's order. */
         req->hits++;
-        return req->rsp;
+        return true;
     }
     while (f->cursor < f->nkeys) {
         uint32_t idx = req->frag_keys[f->key_start + f->cursor++];
@@ -762,11 +849,48 @@ request_frag_value(struct frag *f, const char *key, size_t keylen,
 
         if (k->len == keylen && memcmp(k->p, key, keylen) == 0) {
             req->block_len[idx] = blocklen;
+            req->block_off[idx] = REQUEST_IN_FRAG;
+            f->matched = idx;
             req->hits++;
-            return f->buf;
+            return true;
         }
     }
-    return NULL;
+    return false;
+}
+
+void
+request_frag_value(struct frag *f, const char *p, size_t len)
+{
+    struct request *req = f->req;
+
+    if (req->nfrags == 1) {
+        evbuffer_add(req->rsp, p, len);
+        return;
+    }
+    if (len > REQUEST_SMALL_BLOCK) {
+        evbuffer_add(f->buf, p, len);
+        return;
+    }
+    if (req->valslen + len > req->valscap) {
+        size_t cap = req->valscap == 0 ? 4096 : req->valscap * 2;
+
+        while (cap < req->valslen + len) {
+            cap *= 2;
+        }
+        req->vals = request_grow(req->vals, cap, 1);
+        req->valscap = cap;
+    }
+    memcpy(req->vals + req->valslen, p, len);
+    req->block_off[f->matched] = (uint32_t)req->valslen;
+    req->valslen += len;
+}
+
+void
+request_frag_value_move(struct frag *f, struct evbuffer *in, size_t len)
+{
+    struct request *req = f->req;
+
+    evbuffer_remove_buffer(in, req->nfrags == 1 ? req->rsp : f->buf, len);
 }
 
 void
@@ -784,6 +908,13 @@ request_frag_fail(struct frag *f, const char *reason)
 {
     struct request *req = f->req;
 
+    if (f->kind == FRAG_OWNER_DELETE) {
+        request_owner_delete_failed(req, f->backend);
+        if (--req->pending == 0) {
+            request_finish(req);
+        }
+        return;
+    }
     request_failover_done(req, f->backend);
     f->failed = true;
     req->nfailed++;
@@ -823,10 +954,19 @@ request_finish_retrieval(struct request *req)
         return;
     }
     if (req->nfrags > 1) {
+        /* One chain for the small blocks and END. */
+        evbuffer_expand(req->rsp, req->valslen + 5);
         for (uint32_t i = 0; i < req->nkeys; i++) {
-            if (req->block_len[i] > 0) {
+            uint32_t n = req->block_len[i];
+
+            if (n == 0) {
+                continue;
+            }
+            if (req->block_off[i] != REQUEST_IN_FRAG) {
+                evbuffer_add(req->rsp, req->vals + req->block_off[i], n);
+            } else {
                 evbuffer_remove_buffer(req->frags[req->key_frag[i]].buf,
-                                       req->rsp, req->block_len[i]);
+                                       req->rsp, n);
             }
         }
         for (uint32_t fi = 0; fi < req->nfrags; fi++) {
@@ -869,6 +1009,8 @@ request_finish(struct request *req)
     default:
         if (req->nfailed > 0) {
             stats_add(&req->worker->stats.server_errors, 1);
+            /* The fallback's answer, if any, is not the whole story. */
+            evbuffer_drain(req->rsp, evbuffer_get_length(req->rsp));
             if (!req->noreply) {
                 evbuffer_add(req->rsp, req->errline, strlen(req->errline));
                 evbuffer_add(req->rsp, "\r\n", 2);

@@ -30,6 +30,8 @@ enum frag_kind {
     FRAG_LINE,          /* one reply line: storage, delete, incr, touch */
     FRAG_RETRIEVAL,     /* VALUE blocks then END */
     FRAG_FLUSH,         /* flush_all to one backend */
+    FRAG_OWNER_DELETE,  /* delete on a RECOVERING owner, beside a write
+                           to its fallback */
 };
 
 struct frag {
@@ -40,7 +42,9 @@ struct frag {
     uint32_t key_start;             /* into req->frag_keys */
     uint32_t nkeys;
     uint32_t cursor;                /* keys matched so far */
-    struct evbuffer *buf;           /* values, multi-fragment retrievals */
+    uint32_t matched;               /* key index of the VALUE just read */
+    struct evbuffer *buf;           /* large values, multi-fragment
+                                       retrievals */
     uint64_t deadline_ns;
     bool failed;
 };
@@ -66,6 +70,12 @@ struct request {
     struct proto_str *keys;
     uint32_t *key_frag;             /* fragment of each key */
     uint32_t *block_len;            /* bytes of each key's VALUE block */
+    uint32_t *block_off;            /* where it is in vals, or
+                                       REQUEST_IN_FRAG: in its frag's buf */
+    char *vals;                     /* small VALUE blocks of a multi-
+                                       fragment retrieval, as they came */
+    size_t valslen;
+    size_t valscap;
     uint32_t *frag_keys;            /* key indices grouped by fragment */
     struct frag *frags;
     uint32_t nfrags;
@@ -74,6 +84,7 @@ struct request {
     uint32_t hits;
     uint32_t failover_owner;        /* write sent on behalf of this DOWN
                                        backend (key in line), or RING_NONE */
+    bool failover_clean;            /* ... and deleted on that owner too */
     size_t counted;                 /* bytes added to client's
                                        pending_bytes */
     char errline[128];              /* first failure, for the reply */
@@ -103,14 +114,24 @@ void request_dispatch(struct request *req, const struct proto_req *pr,
 /* Completes req with a literal reply line (adds "\r\n"). */
 void request_reply(struct request *req, const char *line);
 
+/* A block is REQUEST_IN_FRAG when it is kept in its fragment's buffer. */
+#define REQUEST_IN_FRAG UINT32_MAX
+
 /* Fragment callbacks from bconn. */
-/* A whole reply line of a FRAG_LINE or FRAG_FLUSH fragment. */
-void request_frag_line(struct frag *f, struct evbuffer *in, size_t linelen,
-                       size_t eollen, enum proto_rsp kind);
-/* Destination buffer for the VALUE blocks of a FRAG_RETRIEVAL fragment
- * with the key just read; NULL if the key was not asked for. */
-struct evbuffer *request_frag_value(struct frag *f, const char *key,
-                                    size_t keylen, uint32_t blocklen);
+/* The whole reply line (terminator included) of a FRAG_LINE, FRAG_FLUSH or
+ * FRAG_OWNER_DELETE fragment. */
+void request_frag_line(struct frag *f, const char *line, size_t len,
+                       enum proto_rsp kind);
+/* A VALUE line of a FRAG_RETRIEVAL fragment names key, its whole block
+ * (line, data, "\r\n") being blocklen bytes: false if the key was not
+ * asked for. Then exactly one of the two calls below hands over the
+ * block. */
+bool request_frag_match(struct frag *f, const char *key, size_t keylen,
+                        uint32_t blocklen);
+/* The block, contiguous at p (copied). */
+void request_frag_value(struct frag *f, const char *p, size_t len);
+/* The block, the first len bytes of in (moved out of in). */
+void request_frag_value_move(struct frag *f, struct evbuffer *in, size_t len);
 /* END of a retrieval fragment. */
 void request_frag_end(struct frag *f);
 /* The fragment failed; reason is a full reply line without "\r\n". */

@@ -78,6 +78,47 @@ worker_read(int fd, struct evbuffer *buf)
     return n;
 }
 
+const char *
+worker_head(struct evbuffer *buf, size_t *len)
+{
+    struct evbuffer_iovec v;
+
+    if (evbuffer_peek(buf, -1, NULL, &v, 1) < 1) {
+        *len = 0;
+        return NULL;
+    }
+    *len = v.iov_len;
+    return v.iov_base;
+}
+
+const char *
+worker_line(struct evbuffer *buf, size_t *len, size_t *eollen)
+{
+    size_t n;
+    const char *p = worker_head(buf, &n);
+    const char *nl = n > 0 ? memchr(p, '\n', n) : NULL;
+    struct evbuffer_ptr eol;
+
+    if (nl != NULL) {
+        *len = (size_t)(nl - p);
+        *eollen = 1;
+        if (*len > 0 && p[*len - 1] == '\r') {
+            (*len)--;
+            *eollen = 2;
+        }
+        return p;
+    }
+    if (n == evbuffer_get_length(buf)) {
+        return NULL;
+    }
+    eol = evbuffer_search_eol(buf, NULL, eollen, EVBUFFER_EOL_CRLF);
+    if (eol.pos < 0) {
+        return NULL;
+    }
+    *len = (size_t)eol.pos;
+    return (const char *)evbuffer_pullup(buf, (ev_ssize_t)(*len + *eollen));
+}
+
 static void
 worker_schedule_flush(struct worker *w)
 {

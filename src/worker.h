@@ -83,6 +83,21 @@ void worker_destroy(struct worker *w);
 ssize_t worker_read(int fd, struct evbuffer *buf);
 
 /*
+ * The first chain of buf: *len bytes at the returned address (NULL and 0
+ * when buf is empty). Valid until buf is changed.
+ */
+const char *worker_head(struct evbuffer *buf, size_t *len);
+
+/*
+ * The first line of buf, made contiguous: returns its start, its length
+ * without the terminator in *len and the terminator's ("\n" or "\r\n") in
+ * *eollen; NULL if buf holds no complete line. Found in the first chain
+ * with memchr in the common case; only a line that spans chains is pulled
+ * up. Valid until buf is changed.
+ */
+const char *worker_line(struct evbuffer *buf, size_t *len, size_t *eollen);
+
+/*
  * Output is batched per loop turn: a client or backend connection with new
  * output is put on a list, and the lists are written out once, at the end
  * of the turn (or by worker_flush()).

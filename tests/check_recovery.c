@@ -190,6 +190,71 @@ START_TEST(test_close_waits_for_log_and_writes_in_flight)
 }
 END_TEST
 
+static bool
+batch_dirty(const struct recovery_batch *b, const char *key, uint32_t fb)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->entries[i].fallback == fb &&
+            b->entries[i].len == strlen(key) &&
+            memcmp(recovery_key(b, i), key, strlen(key)) == 0) {
+            return b->entries[i].dirty;
+        }
+    }
+    ck_abort_msg("no entry %s/%u", key, fb);
+    return false;
+}
+
+START_TEST(test_clean_keys_do_not_hold_the_backend_out)
+{
+    struct recovery *r = recovery_create(10);
+    struct recovery_batch b = {0};
+    _Atomic int state = 2; /* RECOVERING */
+
+    /* Writes during RECOVERING that also deleted the key on the owner. */
+    recovery_note_clean(r, "c1", 2, 1);
+    recovery_note_clean(r, "c2", 2, 1);
+    ck_assert(recovery_pending(r));
+    ck_assert(recovery_close(r, &state, 2, 0));
+    ck_assert_int_eq(state, 0);
+    /* Their fallback copies are still to be removed. */
+    recovery_take(r, &b);
+    ck_assert_uint_eq(b.n, 2);
+    ck_assert_uint_eq(b.ndirty, 0);
+    ck_assert(!batch_dirty(&b, "c1", 1));
+    recovery_batch_release(&b);
+    recovery_destroy(r);
+}
+END_TEST
+
+START_TEST(test_dirty_note_wins_over_clean)
+{
+    struct recovery *r = recovery_create(10);
+    struct recovery_batch b = {0};
+    _Atomic int state = 2;
+
+    recovery_note_clean(r, "k", 1, 1);
+    recovery_note(r, "k", 1, 1);        /* the owner may be stale again */
+    recovery_note_clean(r, "k", 1, 1);  /* does not make it clean */
+    recovery_note_clean(r, "j", 1, 1);
+    ck_assert(!recovery_close(r, &state, 2, 0));
+    recovery_take(r, &b);
+    ck_assert_uint_eq(b.n, 2);
+    ck_assert_uint_eq(b.ndirty, 1);
+    ck_assert(batch_dirty(&b, "k", 1));
+    ck_assert(!batch_dirty(&b, "j", 1));
+    /* A failed pass puts both back as they were. */
+    recovery_put_back(r, &b);
+    ck_assert(!recovery_close(r, &state, 2, 0));
+    recovery_take(r, &b);
+    ck_assert_uint_eq(b.ndirty, 1);
+    ck_assert(batch_dirty(&b, "k", 1));
+    ck_assert(!batch_dirty(&b, "j", 1));
+    recovery_batch_release(&b);
+    ck_assert(recovery_close(r, &state, 2, 0));
+    recovery_destroy(r);
+}
+END_TEST
+
 START_TEST(test_close_only_from_the_expected_state)
 {
     struct recovery *r = recovery_create(10);
@@ -258,6 +323,8 @@ recovery_suite(void)
     tc = tcase_create("the backend returns only when clean");
     tcase_add_test(tc, test_close_waits_for_log_and_writes_in_flight);
     tcase_add_test(tc, test_close_only_from_the_expected_state);
+    tcase_add_test(tc, test_clean_keys_do_not_hold_the_backend_out);
+    tcase_add_test(tc, test_dirty_note_wins_over_clean);
     suite_add_tcase(s, tc);
     tc = tcase_create("a failed pass keeps its keys");
     tcase_add_test(tc, test_failed_pass_puts_keys_back);

@@ -10,6 +10,7 @@ Environment (set by `make check`; defaults for a run by hand from the top
 of the build tree):
 
     MCRING        the mcring binary (default ./mcring)
+    MCLOAD        the load generator (default bench/mcload beside mcring)
     MEMCACHED     memcached (empty: `memcached` on PATH, /usr/bin/memcached)
     TESTDATA      tests/data (default $SRCDIR/tests/data)
     SRCDIR        the source tree (default .)
@@ -61,6 +62,12 @@ def testdata():
 
 def mcring_path():
     return os.path.abspath(os.environ.get("MCRING") or "./mcring")
+
+
+def mcload_path():
+    """bench/mcload, the load generator, built beside mcring."""
+    return os.path.abspath(os.environ.get("MCLOAD") or os.path.join(
+        os.path.dirname(mcring_path()), "bench", "mcload"))
 
 
 def memcached_path():
