@@ -20,6 +20,8 @@ usage: bench/run.sh [options]
                        b  as a, pipelined 16 deep per connection
                        c  10-key multi-gets (gets only), 50 conns, depth 1
   --duration S       seconds per run (10)
+  --rounds N         repeat the whole comparison N times, systems
+                     interleaved; report medians and each round's ratio (1)
   --backends K       memcached backends (4)
   --threads N        mcring worker threads (1)
   --mcring-hash H    mcring's ring: ketama (as twemproxy, the default) or
@@ -46,6 +48,7 @@ top=$(cd "$here/.." && pwd)
 systems=mcring,twemproxy,direct
 workloads=a,b,c
 duration=10
+rounds=1
 nbackends=4
 threads=1
 mcring_hash=ketama
@@ -73,6 +76,7 @@ while [ "$#" -gt 0 ]; do
     --systems) need_arg "$@"; systems=$2; shift 2 ;;
     --workloads) need_arg "$@"; workloads=$2; shift 2 ;;
     --duration) need_arg "$@"; duration=$2; shift 2 ;;
+    --rounds) need_arg "$@"; rounds=$2; shift 2 ;;
     --backends) need_arg "$@"; nbackends=$2; shift 2 ;;
     --threads) need_arg "$@"; threads=$2; shift 2 ;;
     --mcring-hash) need_arg "$@"; mcring_hash=$2; shift 2 ;;
@@ -92,7 +96,7 @@ while [ "$#" -gt 0 ]; do
     esac
 done
 
-for n in "$duration" "$nbackends" "$threads" "$conns" "$keys" "$value_size"; do
+for n in "$duration" "$rounds" "$nbackends" "$threads" "$conns" "$keys" "$value_size"; do
     case "$n" in
     ''|*[!0-9]*|0) echo "run.sh: want a positive integer, got '$n'" >&2
         exit 2 ;;
@@ -374,7 +378,7 @@ bound=$((duration + 30))
 
 status=0
 declare -A res_ops res_p50 res_p99 res_cpu res_err res_miss res_cli res_usr \
-    res_ctx
+    res_ctx all_cpu all_ops
 
 echo "run.sh: $nbackends memcached backends, $conns conns, ${duration}s per" \
     "run, mcring threads=$threads hash=$mcring_hash, twemproxy" \
@@ -382,6 +386,8 @@ echo "run.sh: $nbackends memcached backends, $conns conns, ${duration}s per" \
     "$([ "$pin" = 1 ] && echo "servers cpu $proxy_cpus, client cpu" \
         "$client_cpus" || echo off)" >&2
 
+for round in $(seq 1 "$rounds"); do
+[ "$rounds" = 1 ] || echo "run.sh: round $round of $rounds" >&2
 for s in "${sys_list[@]}"; do
     sut_pid=
     if ! "start_$s"; then
@@ -446,6 +452,10 @@ for s in "${sys_list[@]}"; do
         res_cli[$s.$w]=$(awk -v c="$(field "$out" client_cpu_s)" \
             -v e="$(field "$out" elapsed_s)" 'BEGIN {
                 if (e > 0) printf "%.0f", 100 * c / e; else print "-" }')
+        all_cpu[$s.$w]="${all_cpu[$s.$w]:-} ${res_cpu[$s.$w]}"
+        all_ops[$s.$w]="${all_ops[$s.$w]:-} ${res_ops[$s.$w]}"
+        all_cpu[$round.$s.$w]=${res_cpu[$s.$w]}
+        all_ops[$round.$s.$w]=${res_ops[$s.$w]}
     done
     if [ "$s" != direct ]; then
         if ! kill -0 "$sut_pid" 2>/dev/null; then
@@ -457,10 +467,31 @@ for s in "${sys_list[@]}"; do
         forget_pid "$sut_pid"
     fi
 done
+done
 
 # ---- report ----------------------------------------------------------------
 
+median() { # median "LIST" -> the median of the numbers in LIST, or "-"
+    echo "$1" | tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -g |
+        awk '{ v[NR] = $1 } END {
+            if (NR == 0) print "-";
+            else if (NR % 2) print v[(NR + 1) / 2];
+            else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+if [ "$rounds" -gt 1 ]; then
+    # Medians over the rounds; the other columns are the last round's.
+    for k in "${!all_cpu[@]}"; do
+        case "$k" in
+        [0-9]*) ;;
+        *) res_cpu[$k]=$(median "${all_cpu[$k]}")
+           res_ops[$k]=$(printf '%.0f' "$(median "${all_ops[$k]}")") ;;
+        esac
+    done
+fi
+
 echo
+[ "$rounds" = 1 ] || echo "(ops/s and cpu_s/Mreq: medians of $rounds rounds)"
 printf '%-17s %-10s %9s %8s %8s %11s %5s %6s %7s %7s %5s\n' workload \
     system ops/s p50_us p99_us cpu_s/Mreq usr% cs/req errors misses cli%
 for w in "${wl_list[@]}"; do
@@ -494,4 +525,17 @@ for w in "${wl_list[@]}"; do
         "$(ratio "${res_ops[mcring.$w]:-}" "${res_ops[direct.$w]:-}")" \
         "$(ratio "${res_ops[twemproxy.$w]:-}" "${res_ops[direct.$w]:-}")"
 done
+if [ "$rounds" -gt 1 ]; then
+    echo
+    echo "cpu/req mcring/twem in each round, and their median:"
+    for w in "${wl_list[@]}"; do
+        list=
+        for round in $(seq 1 "$rounds"); do
+            list="$list $(ratio "${all_cpu[$round.mcring.$w]:-}" \
+                "${all_cpu[$round.twemproxy.$w]:-}")"
+        done
+        printf '%-17s %s   median %s\n' "$(workload_name "$w")" "$list" \
+            "$(median "$list")"
+    done
+fi
 exit "$status"
