@@ -205,6 +205,12 @@ cpu_ticks() {
     echo "$rest" | awk '{ print $12, $13 }'
 }
 
+# Read and write system calls of PID so far (/proc/PID/io: syscr + syscw).
+io_calls() {
+    awk '/^sysc[rw]:/ { n += $2 } END { print n + 0 }' "/proc/$1/io" \
+        2>/dev/null || echo 0
+}
+
 # Context switches of PID so far, voluntary and not, summed over threads.
 ctx_switches() {
     cat /proc/"$1"/task/*/status 2>/dev/null |
@@ -378,7 +384,7 @@ bound=$((duration + 30))
 
 status=0
 declare -A res_ops res_p50 res_p99 res_cpu res_err res_miss res_cli res_usr \
-    res_ctx all_cpu all_ops
+    res_ctx res_io all_cpu all_ops
 
 echo "run.sh: $nbackends memcached backends, $conns conns, ${duration}s per" \
     "run, mcring threads=$threads hash=$mcring_hash, twemproxy" \
@@ -415,12 +421,14 @@ for s in "${sys_list[@]}"; do
         echo "run.sh: $s, workload $w ($(workload_name "$w"))" >&2
         before=$(cpu_ticks "$sut_pid")
         ctx_before=$(ctx_switches "$sut_pid")
+        io_before=$(io_calls "$sut_pid")
         rc=0
         run_mcload "$tmp/mcload-$s-$w.out" "$tmp/mcload-$s-$w.err" \
             --port "$sut_port" --duration "$duration" "${wargs[@]}" || rc=$?
         out=$(cat "$tmp/mcload-$s-$w.out")
         after=$(cpu_ticks "$sut_pid" 2>/dev/null || echo "$before")
         ctx_after=$(ctx_switches "$sut_pid")
+        io_after=$(io_calls "$sut_pid")
         if [ "$verbose" = 1 ]; then
             echo "$s $w: $out" >&2
         fi
@@ -448,6 +456,8 @@ for s in "${sys_list[@]}"; do
         res_usr[$s.$w]=$(awk -v u="$((u2 - u1))" -v a="$((u2 + s2 - u1 - s1))" \
             'BEGIN { if (a > 0) printf "%.0f", 100 * u / a; else print "-" }')
         res_ctx[$s.$w]=$(awk -v c="$((ctx_after - ctx_before))" -v n="$reqs" \
+            'BEGIN { if (n > 0) printf "%.2f", c / n; else print "-" }')
+        res_io[$s.$w]=$(awk -v c="$((io_after - io_before))" -v n="$reqs" \
             'BEGIN { if (n > 0) printf "%.2f", c / n; else print "-" }')
         res_cli[$s.$w]=$(awk -v c="$(field "$out" client_cpu_s)" \
             -v e="$(field "$out" elapsed_s)" 'BEGIN {
@@ -492,22 +502,24 @@ fi
 
 echo
 [ "$rounds" = 1 ] || echo "(ops/s and cpu_s/Mreq: medians of $rounds rounds)"
-printf '%-17s %-10s %9s %8s %8s %11s %5s %6s %7s %7s %5s\n' workload \
-    system ops/s p50_us p99_us cpu_s/Mreq usr% cs/req errors misses cli%
+printf '%-17s %-10s %9s %8s %8s %11s %5s %6s %6s %7s %7s %5s\n' workload \
+    system ops/s p50_us p99_us cpu_s/Mreq usr% cs/req io/req errors misses \
+    cli%
 for w in "${wl_list[@]}"; do
     for s in "${sys_list[@]}"; do
         k=$s.$w
         [ -n "${res_ops[$k]:-}" ] || continue
-        printf '%-17s %-10s %9s %8s %8s %11s %5s %6s %7s %7s %5s\n' \
+        printf '%-17s %-10s %9s %8s %8s %11s %5s %6s %6s %7s %7s %5s\n' \
             "$(workload_name "$w")" "$s" "${res_ops[$k]}" "${res_p50[$k]}" \
             "${res_p99[$k]}" "${res_cpu[$k]}" "${res_usr[$k]}" \
-            "${res_ctx[$k]}" "${res_err[$k]}" \
+            "${res_ctx[$k]}" "${res_io[$k]}" "${res_err[$k]}" \
             "${res_miss[$k]}" "${res_cli[$k]}"
     done
 done
 echo "(cpu_s/Mreq: CPU seconds of the proxy process per million requests;"
 echo " for 'direct' it is the memcached server's. usr%: its user-space share;"
-echo " cs/req: its context switches per request. cli%: mcload's own CPU.)"
+echo " cs/req: its context switches per request; io/req: its read and write"
+echo " system calls per request (/proc/PID/io). cli%: mcload's own CPU.)"
 
 ratio() { # ratio A B -> A/B or "-"
     awk -v a="$1" -v b="$2" 'BEGIN {

@@ -264,6 +264,37 @@ START_TEST(test_ketama_point_counts)
 }
 END_TEST
 
+/* ketama's key position is the first little-endian word of MD5(key), for
+ * every key length: on both sides of the one-block fast path (55 bytes). */
+START_TEST(test_ketama_key_pos_is_md5_for_every_length)
+{
+    struct bset s;
+    struct ring *r;
+    uint8_t key[300];
+
+    bset_init(&s, "mc%u", 3, 1);
+    r = mkring(RING_HASH_KETAMA, 0, s.be, s.n);
+    for (size_t i = 0; i < sizeof(key); i++) {
+        key[i] = (uint8_t)(33 + (i * 7) % 90);
+    }
+    for (size_t len = 0; len <= sizeof(key); len++) {
+        MD5_CTX ctx;
+        uint8_t d[MD5_DIGEST_LENGTH];
+        uint32_t want;
+
+        MD5Init(&ctx);
+        MD5Update(&ctx, key, len);
+        MD5Final(d, &ctx);
+        want = (uint32_t)d[3] << 24 | (uint32_t)d[2] << 16 |
+               (uint32_t)d[1] << 8 | d[0];
+        ck_assert_msg(ring_key_pos(r, (const char *)key, len) == want,
+                      "length %zu", len);
+    }
+    ring_destroy(r);
+    bset_deinit(&s);
+}
+END_TEST
+
 /* Does r hold the 4 points of MD5(s)? */
 static bool
 has_md5_points(const struct ring *r, const char *s)
@@ -1206,6 +1237,7 @@ ring_suite(int ngolden)
     tcase_add_test(tc, test_analyze_json_escapes_names);
     tcase_add_test(tc, test_analyze_report_rejects_no_samples);
     tcase_add_test(tc, test_analyze_summary_one_line);
+    tcase_add_test(tc, test_ketama_key_pos_is_md5_for_every_length);
     suite_add_tcase(s, tc);
     return s;
 }
