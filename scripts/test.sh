@@ -52,7 +52,7 @@ echo "== tests under sanitizers"
 run_check build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=16 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 echo "== unit tests under sanitizers with CK_FORK=no"
-run_check build-asan CK_FORK=no TESTS="tests/check_config tests/check_ring tests/check_proto tests/check_recovery" \
+run_check build-asan CK_FORK=no TESTS="tests/check_config tests/check_ring tests/check_proto tests/check_recovery tests/check_mem" \
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=16 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 

@@ -361,8 +361,7 @@ client_drive(struct client *c)
     in = c->in;
     while (c->state == CLIENT_ACTIVE) {
         size_t avail = evbuffer_get_length(in);
-        size_t eollen = 0, linelen;
-        struct evbuffer_ptr eol;
+        size_t eollen = 0, linelen = 0;
         struct proto_req pr;
         const char *line, *reason = NULL;
         enum proto_status st;
@@ -381,8 +380,8 @@ client_drive(struct client *c)
             client_pause(c);
             break;
         }
-        eol = evbuffer_search_eol(in, NULL, &eollen, EVBUFFER_EOL_CRLF);
-        if (eol.pos < 0) {
+        line = worker_line(in, &linelen, &eollen);
+        if (line == NULL) {
             size_t head = avail < 8 ? avail : 8;
             const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)head);
 
@@ -392,8 +391,6 @@ client_drive(struct client *c)
             }
             break;
         }
-        linelen = (size_t)eol.pos;
-        line = (const char *)evbuffer_pullup(in, (ev_ssize_t)(linelen + eollen));
         if (linelen > proto_line_limit(line, linelen, cfg->max_keys)) {
             evbuffer_drain(in, avail);
             client_error(c, "line too long", true, false);

@@ -20,6 +20,7 @@
 #include "analyze.h"
 #include "config.h"
 #include "log.h"
+#include "mem.h"
 #include "proxy.h"
 #include "ring.h"
 #include "util.h"
@@ -329,16 +330,20 @@ main(int argc, char **argv)
         fprintf(stderr, "mcring: cannot daemonize: %s\n", strerror(errno));
         return 1;
     }
+    /* Before libevent allocates anything. */
+    mem_init();
     if (proxy_start(&proxy, cfg, ring, err, sizeof(err)) != 0) {
         log_error("%s", err);
         main_report(ready, err);
         proxy_stop(&proxy);
+        mem_thread_release();
         return 1;
     }
     if (a.pidfile != NULL && main_write_pidfile(a.pidfile) != 0) {
         snprintf(err, sizeof(err), "cannot write pidfile %s", a.pidfile);
         main_report(ready, err);
         proxy_stop(&proxy);
+        mem_thread_release();
         return 1;
     }
     if (ready >= 0) {
@@ -346,6 +351,7 @@ main(int argc, char **argv)
     }
     proxy_run(&proxy);
     proxy_stop(&proxy);
+    mem_thread_release();
     if (a.pidfile != NULL) {
         unlink(a.pidfile);
     }

@@ -725,39 +725,57 @@ int
 proto_parse_value(const char *line, size_t len, struct proto_str *key,
                   uint32_t *flags, uint32_t *vlen, uint64_t *cas, bool *has_cas)
 {
-    const char *end = line + len;
-    const char *p;
-    struct proto_str f[4];
-    unsigned n = 0;
+    const char *p = line + 6, *end = line + len;
+    uint64_t num[3];
+    unsigned n;
 
     if (len < 6 || memcmp(line, "VALUE ", 6) != 0) {
         return -1;
     }
-    /* Fields separated by exactly one space, none empty. */
-    for (p = line + 6;;) {
-        const char *sp = memchr(p, ' ', (size_t)(end - p));
-        const char *fend = sp != NULL ? sp : end;
-
-        if (fend == p || n == UTIL_ARRAY_SIZE(f)) {
+    /* One pass: the key, then 2 or 3 numbers, separated by exactly one
+     * space, none empty (this runs once per value a backend returns). */
+    key->p = p;
+    p = memchr(p, ' ', (size_t)(end - p));
+    if (p == NULL) {
+        return -1;
+    }
+    key->len = (size_t)(p - key->p);
+    if (key->len == 0 || key->len > PROTO_KEY_MAX) {
+        return -1;
+    }
+    for (size_t i = 0; i < key->len; i++) {
+        if (!proto_key_byte_ok((unsigned char)key->p[i])) {
             return -1;
         }
-        f[n].p = p;
-        f[n].len = (size_t)(fend - p);
-        n++;
-        if (sp == NULL) {
-            break;
+    }
+    for (n = 0; p < end; n++) {
+        const char *d;
+        uint64_t v = 0;
+
+        if (n == 3) {
+            return -1;
         }
-        p = sp + 1;
+        d = ++p;                        /* past the space */
+        while (p < end && *p != ' ') {
+            unsigned digit = (unsigned)(*p - '0');
+
+            if (digit > 9 || __builtin_mul_overflow(v, 10u, &v) ||
+                __builtin_add_overflow(v, digit, &v)) {
+                return -1;
+            }
+            p++;
+        }
+        if (p == d) {
+            return -1;
+        }
+        num[n] = v;
     }
-    if (n < 3 || !proto_key_ok(&f[0]) || proto_parse_u32(&f[1], flags) != 0 ||
-        proto_parse_vlen(&f[2], vlen) != 0) {
+    if (n < 2 || num[0] > UINT32_MAX || num[1] > INT32_MAX) {
         return -1;
     }
-    *has_cas = n == 4;
-    *cas = 0;
-    if (n == 4 && util_parse_u64(f[3].p, f[3].len, cas) != 0) {
-        return -1;
-    }
-    *key = f[0];
+    *flags = (uint32_t)num[0];
+    *vlen = (uint32_t)num[1];
+    *has_cas = n == 3;
+    *cas = n == 3 ? num[2] : 0;
     return 0;
 }

@@ -941,6 +941,54 @@ request_frag_fail(struct frag *f, const char *reason)
     }
 }
 
+/*
+ * Writes the VALUE blocks of a multi-fragment retrieval into req->rsp in
+ * the client's key order: runs of small blocks (in req->vals) are copied
+ * into one reserved extent, large ones moved from their fragment's buffer.
+ */
+static void
+request_merge(struct request *req)
+{
+    uint32_t i = 0;
+
+    while (i < req->nkeys) {
+        struct evbuffer_iovec v;
+        uint32_t j;
+        size_t run = 0;
+        char *p;
+
+        if (req->block_len[i] > 0 && req->block_off[i] == REQUEST_IN_FRAG) {
+            evbuffer_remove_buffer(req->frags[req->key_frag[i]].buf,
+                                   req->rsp, req->block_len[i]);
+            i++;
+            continue;
+        }
+        for (j = i; j < req->nkeys && (req->block_len[j] == 0 ||
+                                       req->block_off[j] != REQUEST_IN_FRAG);
+             j++) {
+            run += req->block_len[j];
+        }
+        if (run > 0) {
+            if (evbuffer_reserve_space(req->rsp, (ev_ssize_t)run, &v, 1) !=
+                1) {
+                log_error("out of memory");
+                abort();
+            }
+            p = v.iov_base;
+            for (uint32_t k = i; k < j; k++) {
+                if (req->block_len[k] > 0) {
+                    memcpy(p, req->vals + req->block_off[k],
+                           req->block_len[k]);
+                    p += req->block_len[k];
+                }
+            }
+            v.iov_len = run;
+            evbuffer_commit_space(req->rsp, &v, 1);
+        }
+        i = j;
+    }
+}
+
 static void
 request_finish_retrieval(struct request *req)
 {
@@ -954,21 +1002,7 @@ request_finish_retrieval(struct request *req)
         return;
     }
     if (req->nfrags > 1) {
-        /* One chain for the small blocks and END. */
-        evbuffer_expand(req->rsp, req->valslen + 5);
-        for (uint32_t i = 0; i < req->nkeys; i++) {
-            uint32_t n = req->block_len[i];
-
-            if (n == 0) {
-                continue;
-            }
-            if (req->block_off[i] != REQUEST_IN_FRAG) {
-                evbuffer_add(req->rsp, req->vals + req->block_off[i], n);
-            } else {
-                evbuffer_remove_buffer(req->frags[req->key_frag[i]].buf,
-                                       req->rsp, n);
-            }
-        }
+        request_merge(req);
         for (uint32_t fi = 0; fi < req->nfrags; fi++) {
             if (req->frags[fi].failed) {
                 stats_add(&s->get_errors, req->frags[fi].nkeys);

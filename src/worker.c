@@ -24,6 +24,7 @@
 #include "bconn.h"
 #include "client.h"
 #include "log.h"
+#include "mem.h"
 #include "proxy.h"
 #include "request.h"
 #include "util.h"
@@ -355,6 +356,7 @@ worker_main(void *arg)
         bconn_connect(w->bconns[i]);
     }
     event_base_dispatch(w->base);
+    mem_thread_release();
     return NULL;
 }
 

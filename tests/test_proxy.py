@@ -118,6 +118,32 @@ class ProtocolTest(ClusterTestCase):
             self.assertIsNone(cas)
         self.sync(c)
 
+    def test_get_multi_small_and_large_values_in_order(self):
+        """Small blocks are collected per request, large ones (over 4 KiB,
+        and ones that span the backend connection's buffers) move through
+        per-backend buffers: in any mix the reply keeps the client's key
+        order, byte for byte."""
+        c = self.client()
+        keys = self.spread(5)
+        rng = random.Random(5)
+        sizes = [0, 1, 100, 4000, 4096, 4200, 20000, 300000]
+        vals = {}
+        for i, k in enumerate(keys):
+            if i % 4 == 3:
+                continue                # a miss now and then
+            vals[k] = rng.randbytes(sizes[i % len(sizes)])
+            c.send(b"set %s 0 0 %d noreply\r\n%s\r\n"
+                   % (k.encode(), len(vals[k]), vals[k]))
+        self.sync(c)
+        for _ in range(3):
+            order = list(keys)
+            rng.shuffle(order)
+            c.send(b"get " + " ".join(order).encode() + b"\r\n")
+            expected = b"".join(value_block(k, vals[k]) for k in order
+                                if k in vals)
+            self.assertEqual(c.read_until(), expected + b"END\r\n")
+        self.sync(c)
+
     def test_get_duplicate_keys(self):
         c = self.client()
         a, b, m = self.spread(1)

@@ -1,0 +1,137 @@
+/*
+ * mem: see mem.h.
+ *
+ * Size classes are the powers of two 2^MEM_MIN_SHIFT .. 2^MEM_MAX_SHIFT.
+ * A request of n bytes in that range is served from the list of the
+ * smallest class >= n; a freed block goes to the list of the largest class
+ * <= malloc_usable_size(block), so every block on a list has room for its
+ * class. Everything else goes straight to malloc and free.
+ */
+#include "autoconf.h"
+
+#include <malloc.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "mem.h"
+
+#define MEM_MIN_SHIFT 10
+#define MEM_MAX_SHIFT 16
+#define MEM_CLASSES (MEM_MAX_SHIFT - MEM_MIN_SHIFT + 1)
+
+struct mem_block {
+    struct mem_block *next;
+};
+
+struct mem_cache {
+    struct mem_block *head[MEM_CLASSES];
+    unsigned n[MEM_CLASSES];
+};
+
+static _Thread_local struct mem_cache mem_cache;
+
+/* Smallest class with room for n bytes, or -1 outside the classes. */
+static inline int
+mem_class_for(size_t n)
+{
+    int shift;
+
+    if (n <= ((size_t)1 << (MEM_MIN_SHIFT - 1)) ||
+        n > ((size_t)1 << MEM_MAX_SHIFT)) {
+        return -1;
+    }
+    shift = n <= ((size_t)1 << MEM_MIN_SHIFT)
+                ? MEM_MIN_SHIFT
+                : 64 - __builtin_clzll((unsigned long long)(n - 1));
+    return shift - MEM_MIN_SHIFT;
+}
+
+/* Largest class a block of usable size u fills, or -1. */
+static inline int
+mem_class_of(size_t u)
+{
+    int shift;
+
+    if (u < ((size_t)1 << MEM_MIN_SHIFT)) {
+        return -1;
+    }
+    shift = 63 - __builtin_clzll((unsigned long long)u);
+    return shift > MEM_MAX_SHIFT ? -1 : shift - MEM_MIN_SHIFT;
+}
+
+void *
+mem_malloc(size_t size)
+{
+    int c = mem_class_for(size);
+
+    if (c >= 0 && mem_cache.head[c] != NULL) {
+        struct mem_block *b = mem_cache.head[c];
+
+        mem_cache.head[c] = b->next;
+        mem_cache.n[c]--;
+        return b;
+    }
+    /* A new block gets its class's full size, so that it can serve any
+     * request of the class once it is freed. */
+    return malloc(c >= 0 ? (size_t)1 << (c + MEM_MIN_SHIFT) : size);
+}
+
+void
+mem_free(void *p)
+{
+    int c;
+
+    if (p == NULL) {
+        return;
+    }
+    c = mem_class_of(malloc_usable_size(p));
+    if (c >= 0 &&
+        mem_cache.n[c] < (unsigned)(MEM_CACHE_BYTES >> (c + MEM_MIN_SHIFT))) {
+        struct mem_block *b = p;
+
+        b->next = mem_cache.head[c];
+        mem_cache.head[c] = b;
+        mem_cache.n[c]++;
+        return;
+    }
+    free(p);
+}
+
+void *
+mem_realloc(void *p, size_t size)
+{
+    return realloc(p, size);
+}
+
+void
+mem_thread_release(void)
+{
+    for (int c = 0; c < MEM_CLASSES; c++) {
+        while (mem_cache.head[c] != NULL) {
+            struct mem_block *b = mem_cache.head[c];
+
+            mem_cache.head[c] = b->next;
+            free(b);
+        }
+        mem_cache.n[c] = 0;
+    }
+}
+
+size_t
+mem_thread_kept(void)
+{
+    size_t n = 0;
+
+    for (int c = 0; c < MEM_CLASSES; c++) {
+        n += (size_t)mem_cache.n[c] << (c + MEM_MIN_SHIFT);
+    }
+    return n;
+}
+
+void
+mem_init(void)
+{
+    event_set_mem_functions(mem_malloc, mem_realloc, mem_free);
+}
