@@ -219,6 +219,7 @@ request_pick(struct worker *w, uint32_t backend)
 static size_t request_strip_noreply(const char *line, size_t len,
                                     bool noreply);
 static void request_failover_done(struct request *req, uint32_t fallback);
+static void request_owner_delete_failed(struct request *req, uint32_t owner);
 
 static bool
 request_backend_up(uint32_t b, void *arg)
@@ -426,13 +427,21 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
         evbuffer_remove_buffer(data, out, (size_t)pr->vlen + 2);
     }
     bconn_enqueue(bc, f);
-    if (obc != NULL && (out = bconn_output(obc)) != NULL) {
-        f = request_frag_init(req, FRAG_OWNER_DELETE, owner);
-        req->pending++;
-        evbuffer_add_printf(out, "delete %.*s\r\n", (int)req->keys[0].len,
-                            req->keys[0].p);
-        bconn_enqueue(obc, f);
+    if (obc == NULL) {
+        return;
     }
+    out = bconn_output(obc);
+    if (out == NULL) {
+        /* Cannot happen (it was usable above), but if it did the owner
+         * could keep an older value: treat it as a failed delete. */
+        request_owner_delete_failed(req, owner);
+        return;
+    }
+    f = request_frag_init(req, FRAG_OWNER_DELETE, owner);
+    req->pending++;
+    evbuffer_add_printf(out, "delete %.*s\r\n", (int)req->keys[0].len,
+                        req->keys[0].p);
+    bconn_enqueue(obc, f);
 }
 
 /* Writes the retrieval command for fragment f's keys, in one piece. */
