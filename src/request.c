@@ -202,6 +202,7 @@ request_frag_init(struct request *req, enum frag_kind kind, uint32_t backend)
     f->nkeys = 0;
     f->cursor = 0;
     f->failed = false;
+    f->fallback = false;
     return f;
 }
 
@@ -444,6 +445,22 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     bconn_enqueue(obc, f);
 }
 
+static bool
+request_touches(enum proto_cmd cmd)
+{
+    return cmd == PROTO_CMD_GAT || cmd == PROTO_CMD_GATS;
+}
+
+/* The exptime of a gat/gats for fragment f: capped on a fallback. */
+static int64_t
+request_gat_exptime(const struct request *req, const struct frag *f,
+                    const struct proto_req *pr)
+{
+    return f->fallback ? request_cap_exptime(req->worker->proxy->cfg,
+                                             pr->exptime)
+                       : pr->exptime;
+}
+
 /* Writes the retrieval command for fragment f's keys, in one piece. */
 static void
 request_add_retrieval(const struct request *req, const struct frag *f,
@@ -455,8 +472,9 @@ request_add_retrieval(const struct request *req, const struct frag *f,
     struct evbuffer_iovec v;
     char *p;
 
-    if (pr->cmd == PROTO_CMD_GAT || pr->cmd == PROTO_CMD_GATS) {
-        numlen = snprintf(num, sizeof(num), " %lld", (long long)pr->exptime);
+    if (request_touches(pr->cmd)) {
+        numlen = snprintf(num, sizeof(num), " %lld",
+                          (long long)request_gat_exptime(req, f, pr));
     }
     size = pr->name.len + (size_t)numlen + 2;
     for (uint32_t k = 0; k < f->nkeys; k++) {
@@ -493,7 +511,8 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
     uint32_t *frag_of = w->frag_of_backend;
     const char *cur, *end;
     struct proto_str key;
-    uint32_t i, nkeys = pr->nkeys;
+    uint32_t i, slot, nkeys = pr->nkeys;
+    bool touches = request_touches(pr->cmd);
 
     stats_add(&w->stats.cmd_get, nkeys);
     if (pr->cmd == PROTO_CMD_GAT || pr->cmd == PROTO_CMD_GATS) {
@@ -511,6 +530,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         request_reserve_frags(req, 1);
         f = request_frag_init(req, FRAG_RETRIEVAL, b);
         f->nkeys = 1;
+        f->fallback = b != owner && request_touches(pr->cmd);
         req->pending = 1;
         if (b == RING_NONE) {
             request_frag_fail(f, "SERVER_ERROR no backend available");
@@ -523,8 +543,15 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
             request_frag_fail(f, "SERVER_ERROR backend unavailable");
             return;
         }
-        evbuffer_add(out, line, request_strip_noreply(line, len, false));
-        evbuffer_add(out, "\r\n", 2);
+        if (f->fallback) {
+            evbuffer_add_printf(out, "%.*s %lld %.*s\r\n", (int)pr->name.len,
+                                pr->name.p,
+                                (long long)request_gat_exptime(req, f, pr),
+                                (int)pr->key.len, pr->key.p);
+        } else {
+            evbuffer_add(out, line, request_strip_noreply(line, len, false));
+            evbuffer_add(out, "\r\n", 2);
+        }
         bconn_enqueue(bc, f);
         return;
     }
@@ -541,7 +568,8 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         if (b == RING_NONE) {
             /* No backend is up (they all went down together). */
             for (uint32_t fi = 0; fi < req->nfrags; fi++) {
-                frag_of[req->frags[fi].backend] = RING_NONE;
+                frag_of[2 * req->frags[fi].backend + req->frags[fi].fallback] =
+                    RING_NONE;
             }
             req->nfrags = 0;
             stats_add(&w->stats.server_errors, 1);
@@ -550,19 +578,22 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         }
         req->keys[i] = key;
         req->block_len[i] = 0;
-        if (frag_of[b] == RING_NONE) {
-            frag_of[b] = req->nfrags;
+        /* A gat/gats for a DOWN owner's keys goes in a fragment of its
+         * own, whose exptime is capped. */
+        slot = 2 * b + (b != owner && touches);
+        if (frag_of[slot] == RING_NONE) {
+            frag_of[slot] = req->nfrags;
             request_reserve_frags(req, req->nfrags + 1);
-            request_frag_init(req, FRAG_RETRIEVAL, b);
+            request_frag_init(req, FRAG_RETRIEVAL, b)->fallback = slot & 1;
         }
-        req->key_frag[i] = frag_of[b];
-        req->frags[frag_of[b]].nkeys++;
+        req->key_frag[i] = frag_of[slot];
+        req->frags[frag_of[slot]].nkeys++;
     }
     /* Lay the keys out grouped by fragment, in the client's order. */
     for (uint32_t fi = 0, start = 0; fi < req->nfrags; fi++) {
         struct frag *f = &req->frags[fi];
 
-        frag_of[f->backend] = RING_NONE;
+        frag_of[2 * f->backend + f->fallback] = RING_NONE;
         f->key_start = start;
         start += f->nkeys;
         f->nkeys = 0;
@@ -590,7 +621,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
             request_frag_fail(f, "SERVER_ERROR backend unavailable");
             continue;
         }
-        if (req->nfrags == 1) {
+        if (req->nfrags == 1 && !f->fallback) {
             evbuffer_add(out, line, request_strip_noreply(line, len, false));
             evbuffer_add(out, "\r\n", 2);
         } else {

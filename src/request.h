@@ -47,6 +47,8 @@ struct frag {
                                        retrievals */
     uint64_t deadline_ns;
     bool failed;
+    bool fallback;                  /* gat/gats keys of DOWN owners: their
+                                       exptime is capped at failover_ttl */
 };
 
 TAILQ_HEAD(frag_queue, frag);

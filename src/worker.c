@@ -324,8 +324,9 @@ worker_create(struct proxy *p, unsigned id, char *err, size_t errlen)
 
     w->bstats = util_xcalloc(p->nbackends, sizeof(*w->bstats));
     w->next_slot = util_xcalloc(p->nbackends, sizeof(uint32_t));
-    w->frag_of_backend = util_xcalloc(p->nbackends, sizeof(uint32_t));
-    for (uint32_t b = 0; b < p->nbackends; b++) {
+    w->frag_of_backend = util_xcalloc(2 * (size_t)p->nbackends,
+                                      sizeof(uint32_t));
+    for (uint32_t b = 0; b < 2 * p->nbackends; b++) {
         w->frag_of_backend[b] = RING_NONE;
     }
     w->per_backend = p->cfg->backend_connections;

@@ -45,7 +45,10 @@ struct worker {
     struct bconn **bconns;          /* [backend * per_backend + slot] */
     unsigned per_backend;
     uint32_t *next_slot;            /* round robin per backend */
-    uint32_t *frag_of_backend;      /* scratch for splitting, RING_NONE */
+    uint32_t *frag_of_backend;      /* scratch for splitting, RING_NONE;
+                                       2 per backend: own keys, and keys
+                                       of a gat/gats it serves for a
+                                       DOWN owner */
     struct request *free_requests;  /* free list, linked by next_free */
     unsigned nfree_requests;
     bool stopping;

@@ -744,6 +744,64 @@ class RecoveryRaceTest(HealthTestCase):
         self.assert_alive()
 
 
+class FailoverTtlTest(HealthTestCase):
+    """What mcring writes to a fallback for a DOWN owner has its exptime
+    capped at failover_ttl, whatever the client asked for: storage
+    commands, touch, and the touch in gat/gats (single key, and a multi-key
+    gats mixing keys of live and DOWN owners). Keys of live backends keep
+    the exptime asked for."""
+
+    HEALTH = dict(FAST, failover_ttl=2)
+
+    def test_fallback_copies_expire(self):
+        cl = self.cluster
+        owner = cl.names[-1]
+        by, route = self.keys(6)
+        ks = by[owner]
+        live = [k for n in cl.names if n != owner for k in by[n][:2]]
+        fb = {k: self.fallback(route, k, {owner}) for k in ks}
+        cl.backend(owner).kill()
+        self.wait_state(owner, "DOWN", 5.0 * SPEC)
+        # Copies that exist on the fallbacks already, without expiry (as
+        # if left from an earlier outage): only gat/gats/touch reach them.
+        for k in ks[3:]:
+            with cl.backend(fb[k]).client() as c:
+                self.assertEqual(c.set(k, b"early"), b"STORED")
+        with mctest.Client(self.port) as c:
+            self.assertEqual(c.set(ks[0], b"v0", exptime=0), b"STORED")
+            self.assertEqual(c.set(ks[1], b"v1", exptime=86400), b"STORED")
+            c.send(b"add %s 0 100000 2\r\nv2\r\n" % ks[2].encode())
+            self.assertEqual(c.readline(), b"STORED")
+            c.send(b"touch %s 0\r\n" % ks[3].encode())
+            self.assertEqual(c.readline(), b"TOUCHED")
+            c.send(b"gat 0 %s\r\n" % ks[4].encode())
+            self.assertEqual(c.read_until(),
+                             b"VALUE %s 0 5\r\nearly\r\nEND\r\n"
+                             % ks[4].encode())
+            for k in live:
+                self.assertEqual(c.set(k, b"live", exptime=0), b"STORED")
+            c.send(("gats 86400 %s %s\r\n"
+                    % (ks[5], " ".join(live))).encode())
+            got = c.read_until()
+            self.assertEqual(got.count(b"VALUE "), 1 + len(live), got)
+
+        def on_fallbacks():
+            found = {}
+            for k in ks:
+                found.update(direct_values(cl.backend(fb[k]), [k]))
+            return found
+        self.assertEqual(sorted(on_fallbacks()), sorted(ks))
+        # memcached expires at one-second granularity: gone after about
+        # failover_ttl (2 s), not after a day.
+        wait_for(lambda: not on_fallbacks(), 6.0 * SPEC,
+                 "the fallback copies to expire")
+        for n in cl.names:
+            if n != owner:
+                self.assertEqual(direct_values(cl.backend(n), by[n][:2]),
+                                 {k: b"live" for k in by[n][:2]})
+        self.assert_alive()
+
+
 class FlappingTest(HealthTestCase):
     """Test 6: a backend hung and resumed every 300 ms for 10 s."""
 
