@@ -28,6 +28,7 @@ struct mem_block {
 struct mem_cache {
     struct mem_block *head[MEM_CLASSES];
     unsigned n[MEM_CLASSES];
+    size_t bytes;                   /* on all lists, by class size */
 };
 
 static _Thread_local struct mem_cache mem_cache;
@@ -71,6 +72,7 @@ mem_malloc(size_t size)
 
         mem_cache.head[c] = b->next;
         mem_cache.n[c]--;
+        mem_cache.bytes -= (size_t)1 << (c + MEM_MIN_SHIFT);
         return b;
     }
     /* A new block gets its class's full size, so that it can serve any
@@ -88,12 +90,14 @@ mem_free(void *p)
     }
     c = mem_class_of(malloc_usable_size(p));
     if (c >= 0 &&
-        mem_cache.n[c] < (unsigned)(MEM_CACHE_BYTES >> (c + MEM_MIN_SHIFT))) {
+        mem_cache.bytes + ((size_t)1 << (c + MEM_MIN_SHIFT)) <=
+            MEM_CACHE_BYTES) {
         struct mem_block *b = p;
 
         b->next = mem_cache.head[c];
         mem_cache.head[c] = b;
         mem_cache.n[c]++;
+        mem_cache.bytes += (size_t)1 << (c + MEM_MIN_SHIFT);
         return;
     }
     free(p);
@@ -117,17 +121,13 @@ mem_thread_release(void)
         }
         mem_cache.n[c] = 0;
     }
+    mem_cache.bytes = 0;
 }
 
 size_t
 mem_thread_kept(void)
 {
-    size_t n = 0;
-
-    for (int c = 0; c < MEM_CLASSES; c++) {
-        n += (size_t)mem_cache.n[c] << (c + MEM_MIN_SHIFT);
-    }
-    return n;
+    return mem_cache.bytes;
 }
 
 void

@@ -10,14 +10,15 @@
  * so the steady path takes them from there instead of from malloc.
  *
  * Blocks are plain malloc() blocks: a block may be freed by another
- * thread, with free(), or kept; the lists hold at most MEM_CACHE_BYTES per
- * size class and thread.
+ * thread, with free(), or kept; a thread's lists hold at most
+ * MEM_CACHE_BYTES in all (enough for the replies of 1000 pipelined
+ * requests in flight), whatever the mix of sizes.
  */
 #ifndef MCRING_MEM_H
 #define MCRING_MEM_H
 
-/* Bytes of freed blocks kept per size class and thread. */
-#define MEM_CACHE_BYTES (256 * 1024)
+/* Bytes of freed blocks kept per thread, at most. */
+#define MEM_CACHE_BYTES (4 * 1024 * 1024)
 
 /* Installs the allocation functions; call before any libevent call. */
 void mem_init(void);

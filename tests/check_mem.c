@@ -81,18 +81,26 @@ START_TEST(test_lists_are_bounded)
     for (size_t i = 0; i < N; i++) {
         mem_free(p[i]);
     }
-    /* The 1 KiB list is full, the rest went back to malloc. */
+    /* The lists are full, the rest went back to malloc. */
     ck_assert_uint_eq(mem_thread_kept(), MEM_CACHE_BYTES);
-    for (size_t i = 0; i < N; i++) {
-        p[i] = mem_malloc(65536);
-    }
-    for (size_t i = 0; i < N; i++) {
-        mem_free(p[i]);
-    }
-    ck_assert_uint_eq(mem_thread_kept(), 2 * MEM_CACHE_BYTES);
     /* Taken from the list, a block may also go to plain free(). */
     free(mem_malloc(1024));
-    ck_assert_uint_eq(mem_thread_kept(), 2 * MEM_CACHE_BYTES - 1024);
+    ck_assert_uint_eq(mem_thread_kept(), MEM_CACHE_BYTES - 1024);
+    /* A 64 KiB block no longer fits: it goes back to malloc. */
+    p[0] = mem_malloc(65536);
+    mem_free(p[0]);
+    ck_assert_uint_eq(mem_thread_kept(), MEM_CACHE_BYTES - 1024);
+    /* Room is made by taking blocks out. */
+    for (int i = 0; i < 64; i++) {
+        p[i] = mem_malloc(1024);
+    }
+    p[64] = mem_malloc(65536);
+    mem_free(p[64]);
+    ck_assert_uint_eq(mem_thread_kept(), MEM_CACHE_BYTES - 1024);
+    for (int i = 0; i < 64; i++) {
+        mem_free(p[i]);
+    }
+    ck_assert_uint_eq(mem_thread_kept(), MEM_CACHE_BYTES);
     mem_thread_release();
     ck_assert_uint_eq(mem_thread_kept(), 0);
     free(p);
