@@ -331,8 +331,9 @@ client_storage(struct client *c, struct evbuffer *in,
     evbuffer_ptr_set(in, &at, linelen + eollen + pr->vlen, EVBUFFER_PTR_SET);
     evbuffer_copyout_from(in, &at, crlf, 2);
     if (crlf[0] != '\r' || crlf[1] != '\n') {
+        /* Like memcached: silent with noreply. */
         evbuffer_drain(in, need);
-        client_error(c, "bad data chunk", false, false);
+        client_error(c, "bad data chunk", false, pr->noreply);
         return true;
     }
     req = request_get(c->worker, c);

@@ -405,12 +405,17 @@ proto_parse_storage(const struct proto_str *a, unsigned n,
 {
     unsigned base = req->cmd == PROTO_CMD_CAS ? 5 : 4;
 
-    if ((n != base && n != base + 1) ||
-        proto_parse_vlen(&a[3], &req->vlen) != 0) {
+    if (n < 4 || proto_parse_vlen(&a[3], &req->vlen) != 0) {
         return proto_fail(PROTO_CLIENT_ERROR_CLOSE, PROTO_REASON_FORMAT,
                           reason);
     }
+    /* The bytes field is where it belongs: whatever else is wrong, the
+     * data block can be skipped and the stream stays in step. */
     req->vlen_known = true;
+    if (n != base && n != base + 1) {
+        req->noreply = proto_is_noreply(&a[n - 1]);
+        return proto_fail(PROTO_CLIENT_ERROR, PROTO_REASON_FORMAT, reason);
+    }
     if (!proto_key_ok(&a[0]) || proto_parse_u32(&a[1], &req->flags) != 0 ||
         proto_parse_i32(&a[2], &req->exptime) != 0 ||
         (base == 5 && util_parse_u64(a[4].p, a[4].len, &req->cas) != 0) ||
