@@ -41,7 +41,7 @@
 #define REQUEST_FREE_MAX 4096
 /* Arrays of a recycled request larger than this are released. */
 #define REQUEST_KEEP_KEYS 4096
-#define REQUEST_KEEP_VALS 65536
+#define REQUEST_KEEP_VALS 16384
 /* VALUE blocks up to this size, of a retrieval split over several
  * backends, are collected in req->vals: cheaper than evbuffer chains for
  * the typical small value. Larger blocks stay in evbuffer chains. */
