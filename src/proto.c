@@ -413,7 +413,6 @@ proto_parse_storage(const struct proto_str *a, unsigned n,
      * data block can be skipped and the stream stays in step. */
     req->vlen_known = true;
     if (n != base && n != base + 1) {
-        req->noreply = proto_is_noreply(&a[n - 1]);
         return proto_fail(PROTO_CLIENT_ERROR, PROTO_REASON_FORMAT, reason);
     }
     if (!proto_key_ok(&a[0]) || proto_parse_u32(&a[1], &req->flags) != 0 ||

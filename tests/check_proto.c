@@ -308,6 +308,11 @@ static const struct bad_vec bad_vecs[] = {
     {"set k 0 0 5 a b c d", PROTO_CLIENT_ERROR, PROTO_CMD_SET, FMT, true, 5,
      false},
     {"cas k 0 0 5", PROTO_CLIENT_ERROR, PROTO_CMD_CAS, FMT, true, 5, false},
+    /* more tokens than the parser keeps (found by fuzzing) */
+    {"set k 0 0 5 no k ly", PROTO_CLIENT_ERROR, PROTO_CMD_SET, FMT, true, 5,
+     false},
+    {"set k 0 0 5 a b c d e noreply", PROTO_CLIENT_ERROR, PROTO_CMD_SET, FMT,
+     true, 5, true},
     {"cas k 0 0 5 1 noreply x", PROTO_CLIENT_ERROR, PROTO_CMD_CAS, FMT, true,
      5, false},
     {"set k 4294967296 0 5", PROTO_CLIENT_ERROR, PROTO_CMD_SET, FMT, true, 5,
