@@ -149,6 +149,9 @@ proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
     p->ring = ring;
     p->start_time = time(NULL);
     p->nbackends = (uint32_t)cfg->nbackends;
+    pthread_mutex_init(&p->stats_lock, NULL);
+    p->stats_base = util_xcalloc(1, sizeof(*p->stats_base));
+    p->bstats_base = util_xcalloc(p->nbackends, sizeof(*p->bstats_base));
     snprintf(p->listen_addr, sizeof(p->listen_addr),
              strchr(cfg->listen_host, ':') ? "[%s]:%u" : "%s:%u",
              cfg->listen_host, cfg->listen_port);
@@ -267,6 +270,11 @@ proxy_stop(struct proxy *p)
         recovery_destroy(p->backends[b].recovery);
     }
     free(p->backends);
+    free(p->stats_base);
+    free(p->bstats_base);
+    if (p->cfg != NULL) {
+        pthread_mutex_destroy(&p->stats_lock);
+    }
     ring_destroy(p->ring);
     config_destroy(p->cfg);
     memset(p, 0, sizeof(*p));

@@ -12,6 +12,7 @@
 #ifndef MCRING_PROXY_H
 #define MCRING_PROXY_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,6 +21,9 @@
 
 #include "config.h"
 #include "ring.h"
+
+struct stats_worker;
+struct stats_backend;
 
 /*
  * What `version` and `stats` report: the memcached protocol level mcring
@@ -83,6 +87,12 @@ struct proxy {
     time_t start_time;
     _Atomic uint32_t nclients;      /* for max_connections */
     _Atomic uint64_t rejected;      /* connections over the limit */
+    /* `stats reset`: the counters' totals at the last reset, subtracted
+     * when they are shown (workers' counters have one writer each). */
+    pthread_mutex_t stats_lock;
+    struct stats_worker *stats_base;        /* one */
+    struct stats_backend *bstats_base;      /* one per backend */
+    uint64_t rejected_base;
     _Atomic bool stopping;
     bool joined;
     char listen_addr[96];

@@ -701,6 +701,12 @@ request_dispatch_local(struct request *req, const struct proto_req *pr)
             stats_render(p, req->rsp);
         } else if (pr->args.len == 8 && memcmp(pr->args.p, "backends", 8) == 0) {
             stats_render_backends(p, req->rsp);
+        } else if (pr->args.len == 8 && memcmp(pr->args.p, "settings", 8) == 0) {
+            stats_render_settings(p, req->rsp);
+        } else if (pr->args.len == 5 && memcmp(pr->args.p, "reset", 5) == 0) {
+            stats_reset(p);
+            request_reply(req, "RESET");
+            return;
         } else {
             request_reply(req, "ERROR");
             return;

@@ -6,6 +6,7 @@
 #include "autoconf.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -20,23 +21,68 @@
 #include "stats.h"
 #include "worker.h"
 
-void
-stats_render(struct proxy *p, struct evbuffer *out)
+/* Sums the workers' client counters into *sum; returns curr_connections. */
+static uint64_t
+stats_sum_clients(struct proxy *p, struct stats_worker *sum)
 {
-    struct stats_worker sum;
     uint64_t curr = 0;
-    struct rusage ru;
-    time_t now = time(NULL);
 
-    memset(&sum, 0, sizeof(sum));
+    memset(sum, 0, sizeof(*sum));
     for (unsigned i = 0; i < p->nworkers; i++) {
         struct stats_worker *s = &p->workers[i]->stats;
 
-#define STATS_SUM(name) stats_add(&sum.name, stats_get(&s->name));
+#define STATS_SUM(name) stats_add(&sum->name, stats_get(&s->name));
         STATS_CLIENT_FIELDS(STATS_SUM)
 #undef STATS_SUM
         curr += stats_get(&s->curr_connections);
     }
+    return curr;
+}
+
+static void
+stats_sum_backend(struct proxy *p, uint32_t b, struct stats_backend *sum)
+{
+    memset(sum, 0, sizeof(*sum));
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        struct stats_backend *s = &p->workers[i]->bstats[b];
+
+#define STATS_SUM(name) stats_add(&sum->name, stats_get(&s->name));
+        STATS_BACKEND_FIELDS(STATS_SUM)
+        STATS_SUM(open_connections)
+#undef STATS_SUM
+    }
+}
+
+void
+stats_reset(struct proxy *p)
+{
+    pthread_mutex_lock(&p->stats_lock);
+    stats_sum_clients(p, p->stats_base);
+    for (uint32_t b = 0; b < p->nbackends; b++) {
+        stats_sum_backend(p, b, &p->bstats_base[b]);
+    }
+    p->rejected_base = atomic_load(&p->rejected);
+    pthread_mutex_unlock(&p->stats_lock);
+}
+
+/* a - b for a counter and its value at the last reset. */
+#define STATS_SINCE(sum, base, name)                                             atomic_store_explicit(&(sum)->name,                                                                stats_get(&(sum)->name) - stats_get(&(base)->name),                           memory_order_relaxed)
+
+void
+stats_render(struct proxy *p, struct evbuffer *out)
+{
+    struct stats_worker sum;
+    uint64_t curr, rejected;
+    struct rusage ru;
+    time_t now = time(NULL);
+
+    pthread_mutex_lock(&p->stats_lock);
+    curr = stats_sum_clients(p, &sum);
+#define STATS_SUB(name) STATS_SINCE(&sum, p->stats_base, name);
+    STATS_CLIENT_FIELDS(STATS_SUB)
+#undef STATS_SUB
+    rejected = atomic_load(&p->rejected) - p->rejected_base;
+    pthread_mutex_unlock(&p->stats_lock);
     getrusage(RUSAGE_SELF, &ru);
     evbuffer_add_printf(out, "STAT pid %ld\r\n", (long)getpid());
     evbuffer_add_printf(out, "STAT uptime %lld\r\n",
@@ -54,7 +100,7 @@ stats_render(struct proxy *p, struct evbuffer *out)
                         p->cfg->max_connections);
     evbuffer_add_printf(out, "STAT curr_connections %" PRIu64 "\r\n", curr);
     evbuffer_add_printf(out, "STAT rejected_connections %" PRIu64 "\r\n",
-                        (uint64_t)atomic_load(&p->rejected));
+                        rejected);
     evbuffer_add_printf(out, "STAT backends %u\r\n", p->nbackends);
 #define STATS_PRINT(name)                                                    \
     evbuffer_add_printf(out, "STAT " #name " %" PRIu64 "\r\n",              \
@@ -71,15 +117,12 @@ stats_render_backends(struct proxy *p, struct evbuffer *out)
         const struct backend *be = &p->backends[b];
         struct stats_backend sum;
 
-        memset(&sum, 0, sizeof(sum));
-        for (unsigned i = 0; i < p->nworkers; i++) {
-            struct stats_backend *s = &p->workers[i]->bstats[b];
-
-#define STATS_SUM(name) stats_add(&sum.name, stats_get(&s->name));
-            STATS_BACKEND_FIELDS(STATS_SUM)
-            STATS_SUM(open_connections)
-#undef STATS_SUM
-        }
+        pthread_mutex_lock(&p->stats_lock);
+        stats_sum_backend(p, b, &sum);
+#define STATS_SUB(name) STATS_SINCE(&sum, &p->bstats_base[b], name);
+        STATS_BACKEND_FIELDS(STATS_SUB)
+#undef STATS_SUB
+        pthread_mutex_unlock(&p->stats_lock);
         evbuffer_add_printf(out, "STAT %s:address %s\r\n", be->cfg->name,
                             be->addr);
         evbuffer_add_printf(out, "STAT %s:weight %g\r\n", be->cfg->name,
@@ -101,5 +144,39 @@ stats_render_backends(struct proxy *p, struct evbuffer *out)
         evbuffer_add_printf(out, "STAT %s:connections %" PRIu64 "\r\n",
                             be->cfg->name, stats_get(&sum.open_connections));
     }
+    evbuffer_add(out, "END\r\n", 5);
+}
+
+void
+stats_render_settings(struct proxy *p, struct evbuffer *out)
+{
+    const struct config *c = p->cfg;
+
+    evbuffer_add_printf(out, "STAT config %s\r\n", c->path ? c->path : "");
+    evbuffer_add_printf(out, "STAT listen %s\r\n", p->listen_addr);
+    evbuffer_add_printf(out, "STAT threads %u\r\n", p->nworkers);
+    evbuffer_add_printf(out, "STAT hash %s\r\n",
+                        c->hash == RING_HASH_KETAMA ? "ketama" : "xxh3");
+    evbuffer_add_printf(out, "STAT vnodes %u\r\n", c->vnodes);
+    evbuffer_add_printf(out, "STAT timeout_ms %u\r\n", c->timeout_ms);
+    evbuffer_add_printf(out, "STAT connect_timeout_ms %u\r\n",
+                        c->connect_timeout_ms);
+    evbuffer_add_printf(out, "STAT backend_connections %u\r\n",
+                        c->backend_connections);
+    evbuffer_add_printf(out, "STAT max_connections %u\r\n",
+                        c->max_connections);
+    evbuffer_add_printf(out, "STAT max_value_size %zu\r\n",
+                        c->max_value_size);
+    evbuffer_add_printf(out, "STAT max_keys %u\r\n", c->max_keys);
+    evbuffer_add_printf(out, "STAT client_output_limit %zu\r\n",
+                        c->client_output_limit);
+    evbuffer_add_printf(out, "STAT health_interval_ms %u\r\n",
+                        c->health_interval_ms);
+    evbuffer_add_printf(out, "STAT health_timeout_ms %u\r\n",
+                        c->health_timeout_ms);
+    evbuffer_add_printf(out, "STAT health_rise %u\r\n", c->health_rise);
+    evbuffer_add_printf(out, "STAT health_fall %u\r\n", c->health_fall);
+    evbuffer_add_printf(out, "STAT recovery_log %u\r\n", c->recovery_log);
+    evbuffer_add_printf(out, "STAT failover_ttl %u\r\n", c->failover_ttl);
     evbuffer_add(out, "END\r\n", 5);
 }

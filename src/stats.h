@@ -87,5 +87,10 @@ struct evbuffer;
 void stats_render(struct proxy *p, struct evbuffer *out);
 /* Appends the `stats backends` reply. */
 void stats_render_backends(struct proxy *p, struct evbuffer *out);
+/* `stats settings`: the configuration in use, one STAT line per key. */
+void stats_render_settings(struct proxy *p, struct evbuffer *out);
+/* `stats reset`: counters start again from 0 (gauges such as
+ * curr_connections, state and connections are not counters). */
+void stats_reset(struct proxy *p);
 
 #endif

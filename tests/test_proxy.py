@@ -524,6 +524,48 @@ class ProtocolTest(ClusterTestCase):
                              "backend %s not in stats backends" % name)
         self.sync(c)
 
+    def test_stats_reset(self):
+        """Counters start again from 0, as in memcached; gauges stay."""
+        c = self.client()
+        k = self.key()
+        self.stored(c.set(k, b"v"))
+        self.assertEqual(c.get(k), b"v")
+        self.assertEqual(c.call(b"stats reset"), b"RESET")
+        st = c.stats()
+        self.assertEqual(int(st["cmd_get"]), 0)
+        self.assertEqual(int(st["cmd_set"]), 0)
+        self.assertEqual(int(st["get_hits"]), 0)
+        self.assertGreaterEqual(int(st["curr_connections"]), 1)
+        self.assertEqual(c.get(k), b"v")
+        self.assertIsNone(c.get(self.key("miss")))
+        st = c.stats()
+        self.assertEqual((int(st["cmd_get"]), int(st["get_hits"]),
+                          int(st["get_misses"])), (2, 1, 1))
+        if not self.direct:
+            b = c.stats("backends")
+            name = self.cluster.names[0]
+            self.assertLessEqual(int(b[name + ":requests"]), 2)
+            self.assertGreaterEqual(int(b[name + ":connections"]), 1)
+            self.assertEqual(b[name + ":state"], "UP")
+        self.sync(c)
+
+    def test_stats_settings(self):
+        self.needs_mcring()
+        c = self.client()
+        st = c.stats("settings")
+        self.assertEqual(st["listen"], "127.0.0.1:%d" % self.cluster.port)
+        self.assertIn(st["hash"], ("xxh3", "ketama"))
+        for name in ("threads", "vnodes", "timeout_ms", "connect_timeout_ms",
+                     "backend_connections", "max_connections",
+                     "max_value_size", "max_keys", "client_output_limit",
+                     "health_interval_ms", "health_timeout_ms",
+                     "health_rise", "health_fall", "recovery_log",
+                     "failover_ttl"):
+            self.assertTrue(st[name].isdigit(), (name, st[name]))
+        self.assertEqual(int(st["threads"]), int(c.stats()["threads"]))
+        self.assertEqual(c.call(b"stats nonsense"), b"ERROR")
+        self.sync(c)
+
     def test_quit_closes_connection(self):
         c = self.client()
         k = self.key()
