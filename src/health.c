@@ -88,9 +88,11 @@ static void
 health_pass_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct hconn *hc = arg;
+    struct backend *be = &hc->h->p->backends[hc->b];
+    int state = atomic_load(&be->state);
 
-    if (atomic_load(&hc->h->p->backends[hc->b].state) ==
-        BACKEND_RECOVERING) {
+    if (state == BACKEND_RECOVERING ||
+        (state == BACKEND_UP && recovery_pending(be->recovery))) {
         health_start_pass(hc);
     }
 }
@@ -229,9 +231,18 @@ health_op_done(struct health *h, uint32_t owner, bool ok)
              * checked under the log's lock so that none slips through. */
             if (recovery_close(be->recovery, &be->state, BACKEND_RECOVERING,
                                BACKEND_UP)) {
+                struct timeval now = {0, 0};
+
                 oc->passes = 0;
                 health_changed(h->p, owner, BACKEND_RECOVERING, BACKEND_UP,
                                "recovered; stale keys removed");
+                /* Fallback copies of writes made during RECOVERING (their
+                 * owner copy is already gone): remove them now, not at
+                 * the next probe, so that a new outage right after this
+                 * one cannot serve them. */
+                if (recovery_pending(be->recovery)) {
+                    evtimer_add(oc->ev_pass, &now);
+                }
             } else {
                 /* From the loop, never from here (no recursion); after a
                  * pause if this pass had nothing to do and only writes in
