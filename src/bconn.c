@@ -426,12 +426,7 @@ bconn_parse(struct bconn *bc)
         nl = off < n ? memchr(p + off, '\n', n - off) : NULL;
         if (nl != NULL) {
             line = p + off;
-            len = (size_t)(nl - line);
-            eollen = 1;
-            if (len > 0 && line[len - 1] == '\r') {
-                len--;
-                eollen = 2;
-            }
+            worker_eol(line, nl, &len, &eollen);
         } else {
             /* Used up, or the line goes on in the next chain. */
             evbuffer_drain(in, off);

@@ -515,7 +515,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
     bool touches = request_touches(pr->cmd);
 
     stats_add(&w->stats.cmd_get, nkeys);
-    if (pr->cmd == PROTO_CMD_GAT || pr->cmd == PROTO_CMD_GATS) {
+    if (touches) {
         stats_add(&w->stats.cmd_touch, nkeys);
     }
     req->nkeys = nkeys;
@@ -530,7 +530,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         request_reserve_frags(req, 1);
         f = request_frag_init(req, FRAG_RETRIEVAL, b);
         f->nkeys = 1;
-        f->fallback = b != owner && request_touches(pr->cmd);
+        f->fallback = b != owner && touches;
         req->pending = 1;
         if (b == RING_NONE) {
             request_frag_fail(f, "SERVER_ERROR no backend available");

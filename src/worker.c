@@ -101,12 +101,7 @@ worker_line(struct evbuffer *buf, size_t *len, size_t *eollen)
     struct evbuffer_ptr eol;
 
     if (nl != NULL) {
-        *len = (size_t)(nl - p);
-        *eollen = 1;
-        if (*len > 0 && p[*len - 1] == '\r') {
-            (*len)--;
-            *eollen = 2;
-        }
+        worker_eol(p, nl, len, eollen);
         return p;
     }
     if (n == evbuffer_get_length(buf)) {

@@ -101,6 +101,21 @@ const char *worker_head(struct evbuffer *buf, size_t *len);
 const char *worker_line(struct evbuffer *buf, size_t *len, size_t *eollen);
 
 /*
+ * The line from p to the '\n' at nl: its length without the terminator in
+ * *len, the terminator's ("\n" or "\r\n") in *eollen.
+ */
+static inline void
+worker_eol(const char *p, const char *nl, size_t *len, size_t *eollen)
+{
+    *len = (size_t)(nl - p);
+    *eollen = 1;
+    if (*len > 0 && p[*len - 1] == '\r') {
+        (*len)--;
+        *eollen = 2;
+    }
+}
+
+/*
  * Output is batched per loop turn: a client or backend connection with new
  * output is put on a list, and the lists are written out once, at the end
  * of the turn (or by worker_flush()).

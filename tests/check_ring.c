@@ -264,6 +264,14 @@ START_TEST(test_ketama_point_counts)
 }
 END_TEST
 
+/* Little-endian word k of an MD5 digest. */
+static uint32_t
+md5_word(const uint8_t *d, unsigned k)
+{
+    return (uint32_t)d[3 + 4 * k] << 24 | (uint32_t)d[2 + 4 * k] << 16 |
+           (uint32_t)d[1 + 4 * k] << 8 | d[4 * k];
+}
+
 /* ketama's key position is the first little-endian word of MD5(key), for
  * every key length: on both sides of the one-block fast path (55 bytes). */
 START_TEST(test_ketama_key_pos_is_md5_for_every_length)
@@ -285,8 +293,7 @@ START_TEST(test_ketama_key_pos_is_md5_for_every_length)
         MD5Init(&ctx);
         MD5Update(&ctx, key, len);
         MD5Final(d, &ctx);
-        want = (uint32_t)d[3] << 24 | (uint32_t)d[2] << 16 |
-               (uint32_t)d[1] << 8 | d[0];
+        want = md5_word(d, 0);
         ck_assert_msg(ring_key_pos(r, (const char *)key, len) == want,
                       "length %zu", len);
     }
@@ -307,9 +314,7 @@ has_md5_points(const struct ring *r, const char *s)
     MD5Update(&ctx, (const uint8_t *)s, strlen(s));
     MD5Final(d, &ctx);
     for (unsigned k = 0; k < 4; k++) {
-        uint32_t v = (uint32_t)d[3 + 4 * k] << 24 |
-                     (uint32_t)d[2 + 4 * k] << 16 |
-                     (uint32_t)d[1 + 4 * k] << 8 | d[4 * k];
+        uint32_t v = md5_word(d, k);
 
         for (uint32_t i = 0; i < ring_npoints(r); i++) {
             if (ring_points(r)[i].pos == v) {
