@@ -27,10 +27,11 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "backend.h"
 #include "bconn.h"
-#include "health.h"
+#include "config.h"
 #include "log.h"
-#include "proxy.h"
+#include "net.h"
 #include "request.h"
 #include "util.h"
 #include "worker.h"
@@ -53,10 +54,10 @@ bconn_now(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static const struct backend *
+static struct backend *
 bconn_backend(const struct bconn *bc)
 {
-    return &bc->worker->proxy->backends[bc->backend];
+    return bc->wb->be;
 }
 
 static void
@@ -81,12 +82,12 @@ bconn_disarm(struct bconn *bc)
 }
 
 struct bconn *
-bconn_create(struct worker *w, uint32_t backend)
+bconn_create(struct worker *w, struct worker_backend *wb)
 {
     struct bconn *bc = util_xcalloc(1, sizeof(*bc));
 
     bc->worker = w;
-    bc->backend = backend;
+    bc->wb = wb;
     bc->state = BCONN_IDLE;
     bc->fd = -1;
     TAILQ_INIT(&bc->queue);
@@ -133,7 +134,7 @@ bconn_reset(struct bconn *bc, const char *reason, bool backoff)
 {
     struct frag_queue failed;
     struct frag *f;
-    struct stats_backend *bs = &bc->worker->bstats[bc->backend];
+    struct stats_backend *bs = bc->wb->stats;
 
     if (bc->state == BCONN_CONNECTED) {
         stats_sub(&bs->open_connections, 1);
@@ -159,7 +160,7 @@ bconn_reset(struct bconn *bc, const char *reason, bool backoff)
     bc->nqueued = 0;
     if (!TAILQ_EMPTY(&failed)) {
         log_info("backend %s (%s): %s, failing queued requests",
-                 bconn_backend(bc)->cfg->name, bconn_backend(bc)->addr,
+                 bconn_backend(bc)->name, bconn_backend(bc)->addr,
                  reason);
     }
     while ((f = TAILQ_FIRST(&failed)) != NULL) {
@@ -201,28 +202,28 @@ bconn_connect_failed(struct bconn *bc, int err)
 {
     char why[128];
 
-    stats_add(&bc->worker->bstats[bc->backend].connect_failures, 1);
+    stats_add(&bc->wb->stats->connect_failures, 1);
     snprintf(why, sizeof(why), "connect failed on the data path: %s",
              evutil_socket_error_to_string(err));
-    log_info("backend %s (%s): %s", bconn_backend(bc)->cfg->name,
+    log_info("backend %s (%s): %s", bconn_backend(bc)->name,
              bconn_backend(bc)->addr, why);
     /* A refused connect is as clear as a failure gets: route around the
      * backend now rather than after the health checker's next probes. */
-    health_backend_failed(bc->worker->proxy, bc->backend, why);
+    backend_failed(bconn_backend(bc), why);
     bconn_reset(bc, "SERVER_ERROR backend unavailable", true);
 }
 
 void
 bconn_connect(struct bconn *bc)
 {
-    const struct config_backend *cb = bconn_backend(bc)->cfg;
-    const struct config *cfg = bc->worker->proxy->cfg;
+    const struct backend *be = bconn_backend(bc);
+    const struct config *cfg = bc->worker->cfg;
 
     if (bc->state != BCONN_IDLE) {
         return;
     }
-    stats_add(&bc->worker->bstats[bc->backend].connects, 1);
-    bc->fd = util_connect_nonblock(&cb->addr, cb->addrlen);
+    stats_add(&bc->wb->stats->connects, 1);
+    bc->fd = util_connect_nonblock(&be->sa, be->salen);
     if (bc->fd < 0) {
         bconn_connect_failed(bc, errno);
         return;
@@ -267,12 +268,12 @@ bconn_output(struct bconn *bc)
 void
 bconn_enqueue(struct bconn *bc, struct frag *f)
 {
-    unsigned timeout_ms = bc->worker->proxy->cfg->timeout_ms;
+    unsigned timeout_ms = bc->worker->cfg->timeout_ms;
 
     f->deadline_ns = bconn_now() + (uint64_t)timeout_ms * 1000000u;
     TAILQ_INSERT_TAIL(&bc->queue, f, link);
     bc->nqueued++;
-    stats_add(&bc->worker->bstats[bc->backend].requests, 1);
+    stats_add(&bc->wb->stats->requests, 1);
     if (bc->state == BCONN_CONNECTED) {
         if (!bc->timer_armed) {
             bconn_arm(bc, (uint64_t)timeout_ms * 1000000u);
@@ -291,7 +292,7 @@ bconn_flush(struct bconn *bc)
     }
     if (evbuffer_write(bc->out, bc->fd) < 0 && errno != EAGAIN &&
         errno != EINTR) {
-        log_info("backend %s (%s): write: %s", bconn_backend(bc)->cfg->name,
+        log_info("backend %s (%s): write: %s", bconn_backend(bc)->name,
                  bconn_backend(bc)->addr, strerror(errno));
         bconn_reset(bc, "SERVER_ERROR backend connection lost", false);
         return;
@@ -322,7 +323,7 @@ bconn_connected(struct bconn *bc)
     }
     bc->state = BCONN_CONNECTED;
     bc->backoff_ms = 0;
-    stats_add(&bc->worker->bstats[bc->backend].open_connections, 1);
+    stats_add(&bc->wb->stats->open_connections, 1);
     bconn_disarm(bc);
     event_del(bc->ev_write);
     bc->writing = false;
@@ -333,7 +334,7 @@ bconn_connected(struct bconn *bc)
 
         bconn_arm(bc, due > now ? due - now : 0);
     }
-    log_debug("backend %s (%s): connected", bconn_backend(bc)->cfg->name,
+    log_debug("backend %s (%s): connected", bconn_backend(bc)->name,
               bconn_backend(bc)->addr);
     bconn_flush(bc);
 }
@@ -359,10 +360,10 @@ bconn_timer_cb(evutil_socket_t fd, short what, void *arg)
 
     bc->timer_armed = false;
     if (bc->state == BCONN_CONNECTING) {
-        stats_add(&bc->worker->bstats[bc->backend].connect_failures, 1);
+        stats_add(&bc->wb->stats->connect_failures, 1);
         log_info("backend %s (%s): connect timeout",
-                 bconn_backend(bc)->cfg->name, bconn_backend(bc)->addr);
-        health_backend_timeout(bc->worker->proxy, bc->backend);
+                 bconn_backend(bc)->name, bconn_backend(bc)->addr);
+        backend_timeout(bconn_backend(bc));
         bconn_reset(bc, "SERVER_ERROR backend connect timeout", true);
         return;
     }
@@ -375,10 +376,10 @@ bconn_timer_cb(evutil_socket_t fd, short what, void *arg)
         bconn_arm(bc, head->deadline_ns - now);
         return;
     }
-    stats_add(&bc->worker->bstats[bc->backend].timeouts, 1);
+    stats_add(&bc->wb->stats->timeouts, 1);
     log_info("backend %s (%s): request timeout, resetting connection",
-             bconn_backend(bc)->cfg->name, bconn_backend(bc)->addr);
-    health_backend_timeout(bc->worker->proxy, bc->backend);
+             bconn_backend(bc)->name, bconn_backend(bc)->addr);
+    backend_timeout(bconn_backend(bc));
     bconn_reset(bc, "SERVER_ERROR backend timeout", false);
 }
 
@@ -386,7 +387,7 @@ static void
 bconn_protocol_error(struct bconn *bc, const char *what)
 {
     log_warn("backend %s (%s): protocol error: %s",
-             bconn_backend(bc)->cfg->name, bconn_backend(bc)->addr, what);
+             bconn_backend(bc)->name, bconn_backend(bc)->addr, what);
     bconn_reset(bc, "SERVER_ERROR backend protocol error", false);
 }
 
@@ -426,19 +427,19 @@ bconn_parse(struct bconn *bc)
         nl = off < n ? memchr(p + off, '\n', n - off) : NULL;
         if (nl != NULL) {
             line = p + off;
-            worker_eol(line, nl, &len, &eollen);
+            net_eol(line, nl, &len, &eollen);
         } else {
             /* Used up, or the line goes on in the next chain. */
             evbuffer_drain(in, off);
             off = 0;
-            line = worker_line(in, &len, &eollen);
+            line = net_line(in, &len, &eollen);
             if (line == NULL) {
                 if (evbuffer_get_length(in) > BCONN_LINE_MAX) {
                     bconn_protocol_error(bc, "reply line too long");
                 }
                 return;
             }
-            p = worker_head(in, &n);
+            p = net_head(in, &n);
         }
         kind = proto_classify_response(line, len);
         unit = len + eollen;
@@ -479,7 +480,7 @@ bconn_parse(struct bconn *bc)
             } else {
                 evbuffer_drain(in, off);
                 request_frag_value_move(f, in, total);
-                p = worker_head(in, &n);
+                p = net_head(in, &n);
                 off = 0;
             }
             continue;
@@ -499,7 +500,7 @@ bconn_parse(struct bconn *bc)
             reason[m] = '\0';
             off += unit;
             bconn_pop(bc);
-            stats_add(&bc->worker->bstats[bc->backend].errors, 1);
+            stats_add(&bc->wb->stats->errors, 1);
             request_frag_fail(f, reason);
             continue;
         }
@@ -517,11 +518,11 @@ static void
 bconn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct bconn *bc = arg;
-    ssize_t n = worker_read(fd, bc->in);
+    ssize_t n = net_read(fd, bc->in);
 
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         log_info("backend %s (%s): connection %s",
-                 bconn_backend(bc)->cfg->name, bconn_backend(bc)->addr,
+                 bconn_backend(bc)->name, bconn_backend(bc)->addr,
                  n == 0 ? "closed" : strerror(errno));
         bconn_reset(bc, "SERVER_ERROR backend connection lost", false);
     } else if (n > 0) {

@@ -19,6 +19,7 @@
 #include "request.h"
 
 struct worker;
+struct worker_backend;
 struct event;
 struct evbuffer;
 
@@ -31,7 +32,7 @@ enum bconn_state {
 
 struct bconn {
     struct worker *worker;
-    uint32_t backend;
+    struct worker_backend *wb;      /* the backend, as this worker has it */
     enum bconn_state state;
     int fd;                         /* -1 unless CONNECTING/CONNECTED */
     struct event *ev_read;
@@ -50,7 +51,7 @@ struct bconn {
     unsigned backoff_ms;
 };
 
-struct bconn *bconn_create(struct worker *w, uint32_t backend);
+struct bconn *bconn_create(struct worker *w, struct worker_backend *wb);
 void bconn_destroy(struct bconn *bc);
 /* Starts connecting if IDLE (eager connect at worker start). */
 void bconn_connect(struct bconn *bc);

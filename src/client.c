@@ -32,6 +32,7 @@
 
 #include "client.h"
 #include "log.h"
+#include "net.h"
 #include "proto.h"
 #include "proxy.h"
 #include "request.h"
@@ -201,7 +202,7 @@ static bool
 client_over_limit(struct client *c)
 {
     return evbuffer_get_length(c->out) + c->pending_bytes >
-               c->worker->proxy->cfg->client_output_limit ||
+               c->worker->cfg->client_output_limit ||
            c->nqueued >= CLIENT_MAX_INFLIGHT;
 }
 
@@ -231,7 +232,7 @@ client_write(struct client *c)
      * every few bytes. */
     if (c->paused &&
         left + c->pending_bytes <=
-            c->worker->proxy->cfg->client_output_limit / 2 &&
+            c->worker->cfg->client_output_limit / 2 &&
         c->nqueued < CLIENT_MAX_INFLIGHT) {
         client_resume(c);
     }
@@ -311,7 +312,7 @@ client_storage(struct client *c, struct evbuffer *in,
                const struct proto_req *pr, const char *line, size_t linelen,
                size_t eollen)
 {
-    size_t max = c->worker->proxy->cfg->max_value_size;
+    size_t max = c->worker->cfg->max_value_size;
     size_t need = linelen + eollen + (size_t)pr->vlen + 2;
     char crlf[2];
     struct evbuffer_ptr at;
@@ -352,7 +353,7 @@ static void
 client_drive(struct client *c)
 {
     struct worker *w = c->worker;
-    const struct config *cfg = w->proxy->cfg;
+    const struct config *cfg = w->cfg;
     struct evbuffer *in;
 
     if (c->state != CLIENT_ACTIVE || c->in_drive) {
@@ -381,7 +382,7 @@ client_drive(struct client *c)
             client_pause(c);
             break;
         }
-        line = worker_line(in, &linelen, &eollen);
+        line = net_line(in, &linelen, &eollen);
         if (line == NULL) {
             size_t head = avail < 8 ? avail : 8;
             const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)head);
@@ -445,7 +446,7 @@ static void
 client_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct client *c = arg;
-    ssize_t n = worker_read(fd, c->in);
+    ssize_t n = net_read(fd, c->in);
 
     if (n < 0 && errno != EAGAIN && errno != EINTR) {
         client_abort(c);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,13 +28,15 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "backend.h"
 #include "health.h"
 #include "log.h"
+#include "net.h"
 #include "proto.h"
 #include "proxy.h"
 #include "recovery.h"
+#include "topology.h"
 #include "util.h"
-#include "worker.h"
 
 enum hexpect_kind {
     HEXPECT_PROBE,
@@ -43,12 +46,19 @@ enum hexpect_kind {
 
 struct hexpect {
     uint8_t kind;
-    uint32_t owner;                 /* backend whose recovery sent it */
+    uint32_t owner;                 /* id of the backend whose recovery
+                                       sent it ... */
+    uint64_t serial;                /* ... and its hconn's serial, so that
+                                       a reply for a backend removed since
+                                       is ignored */
 };
 
 struct hconn {
     struct health *h;
-    uint32_t b;
+    struct backend *be;             /* a reference; be->health is this */
+    uint64_t serial;                /* unique per hconn */
+    TAILQ_ENTRY(hconn) link;
+    bool keep;                      /* scratch of health_apply() */
     int fd;
     bool connected;
     struct event *ev_read;
@@ -73,11 +83,27 @@ struct hconn {
     struct recovery_batch batch;
 };
 
+TAILQ_HEAD(hconn_list, hconn);
+
 struct health {
     struct proxy *p;
-    struct hconn *c;
-    uint32_t n;
+    struct hconn_list all;
+    struct hconn **by_id;           /* [nids], by backend id, or NULL */
+    uint32_t nids;
+    uint64_t next_serial;
 };
+
+static const struct config *
+health_cfg(const struct health *h)
+{
+    return proxy_topology(h->p)->cfg;
+}
+
+static struct hconn *
+health_by_id(const struct health *h, uint32_t id)
+{
+    return id < h->nids ? h->by_id[id] : NULL;
+}
 
 static void health_start_pass(struct hconn *hc);
 
@@ -88,7 +114,7 @@ static void
 health_pass_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct hconn *hc = arg;
-    struct backend *be = &hc->h->p->backends[hc->b];
+    struct backend *be = hc->be;
     int state = atomic_load(&be->state);
 
     if (state == BACKEND_RECOVERING ||
@@ -99,77 +125,18 @@ health_pass_cb(evutil_socket_t fd, short what, void *arg)
 static void health_probe_result(struct hconn *hc, bool ok,
                                 const char *reason);
 
-const char *
-health_state_name(int state)
-{
-    switch (state) {
-    case BACKEND_UP:
-        return "UP";
-    case BACKEND_DOWN:
-        return "DOWN";
-    case BACKEND_RECOVERING:
-        return "RECOVERING";
-    default:
-        return "?";
-    }
-}
-
-static void
-health_notify_down(struct proxy *p, uint32_t b)
-{
-    for (unsigned i = 0; i < p->nworkers; i++) {
-        if (p->workers[i] != NULL && p->workers[i]->started) {
-            worker_hand_off(p->workers[i], WORKER_MSG_BACKEND_DOWN(b));
-        }
-    }
-}
-
-/* Bookkeeping of a transition that has just happened. */
-static void
-health_changed(struct proxy *p, uint32_t b, int from, int to,
-               const char *reason)
-{
-    struct backend *be = &p->backends[b];
-
-    atomic_store(&be->since, (int64_t)time(NULL));
-    atomic_fetch_add(&be->transitions, 1);
-    log_notice("backend %s (%s): %s -> %s: %s", be->cfg->name, be->addr,
-               health_state_name(from), health_state_name(to), reason);
-    if (to == BACKEND_DOWN) {
-        health_notify_down(p, b);
-    }
-}
-
-/* Moves backend b from `from` to `to`; false if it was not in `from`. */
+/* Moves hc's backend from `from` to `to`; false if it was not in `from`. */
 static bool
-health_transition(struct proxy *p, uint32_t b, int from, int to,
-                  const char *reason)
+health_transition(struct hconn *hc, int from, int to, const char *reason)
 {
-    if (!atomic_compare_exchange_strong(&p->backends[b].state, &from, to)) {
-        return false;
-    }
-    health_changed(p, b, from, to, reason);
-    return true;
-}
-
-void
-health_backend_failed(struct proxy *p, uint32_t b, const char *reason)
-{
-    if (!health_transition(p, b, BACKEND_UP, BACKEND_DOWN, reason)) {
-        health_transition(p, b, BACKEND_RECOVERING, BACKEND_DOWN, reason);
-    }
-}
-
-void
-health_backend_timeout(struct proxy *p, uint32_t b)
-{
-    atomic_fetch_add(&p->backends[b].soft_failures, 1);
+    return backend_set_state(hc->be, from, to, reason);
 }
 
 /* ---- the probe connection ------------------------------------------------ */
 
 static void
-health_expect(struct hconn *hc, enum hexpect_kind kind, uint32_t owner)
+health_expect(struct hconn *hc, enum hexpect_kind kind,
+              const struct hconn *owner)
 {
     if (hc->qlen == hc->qcap) {
         size_t ncap = hc->qcap ? hc->qcap * 2 : 16;
@@ -183,8 +150,9 @@ health_expect(struct hconn *hc, enum hexpect_kind kind, uint32_t owner)
         hc->qhead = 0;
         hc->qcap = ncap;
     }
-    hc->q[(hc->qhead + hc->qlen) % hc->qcap] =
-        (struct hexpect){.kind = (uint8_t)kind, .owner = owner};
+    hc->q[(hc->qhead + hc->qlen) % hc->qcap] = (struct hexpect){
+        .kind = (uint8_t)kind, .owner = owner->be->id,
+        .serial = owner->serial};
     hc->qlen++;
 }
 
@@ -198,31 +166,29 @@ health_pop(struct hconn *hc)
     return e;
 }
 
-/* One recovery operation of backend owner is answered (or lost). */
+/* One recovery operation of oc's backend is answered (or lost). */
 static void
-health_op_done(struct health *h, uint32_t owner, bool ok)
+health_op_done(struct hconn *oc, bool ok)
 {
-    struct hconn *oc = &h->c[owner];
-
     if (!ok) {
         oc->pass_failed = true;
     }
     if (oc->pass_pending > 0 && --oc->pass_pending == 0) {
-        struct backend *be = &h->p->backends[owner];
+        struct backend *be = oc->be;
         bool failed = oc->pass_failed;
 
         oc->pass_running = false;
         oc->pass_failed = false;
         if (failed) {
             log_warn("backend %s: recovery pass failed, will retry",
-                     be->cfg->name);
+                     be->name);
             recovery_put_back(be->recovery, &oc->batch);
             return;
         }
         bool idle = oc->batch.n == 0 && !oc->batch.flush;
 
         log_info("backend %s: recovery pass done (%zu keys%s)",
-                 be->cfg->name, oc->batch.n,
+                 be->name, oc->batch.n,
                  oc->batch.flush ? ", flushed" : "");
         recovery_batch_release(&oc->batch);
         if (atomic_load(&be->state) == BACKEND_RECOVERING) {
@@ -234,8 +200,8 @@ health_op_done(struct health *h, uint32_t owner, bool ok)
                 struct timeval now = {0, 0};
 
                 oc->passes = 0;
-                health_changed(h->p, owner, BACKEND_RECOVERING, BACKEND_UP,
-                               "recovered; stale keys removed");
+                backend_changed(be, BACKEND_RECOVERING, BACKEND_UP,
+                                "recovered; stale keys removed");
                 /* Fallback copies of writes made during RECOVERING (their
                  * owner copy is already gone): remove them now, not at
                  * the next probe, so that a new outage right after this
@@ -252,12 +218,23 @@ health_op_done(struct health *h, uint32_t owner, bool ok)
                 if (++oc->passes >= 64 &&
                     (oc->passes & (oc->passes - 1)) == 0) {
                     log_warn("backend %s: still cleaning up after %u "
-                             "passes: writes keep coming", be->cfg->name,
+                             "passes: writes keep coming", be->name,
                              oc->passes);
                 }
                 evtimer_add(oc->ev_pass, &tv);
             }
         }
+    }
+}
+
+/* A reply to a recovery operation, for its pass if that still exists. */
+static void
+health_expect_done(struct health *h, const struct hexpect *e, bool ok)
+{
+    struct hconn *oc = health_by_id(h, e->owner);
+
+    if (oc != NULL && oc->serial == e->serial) {
+        health_op_done(oc, ok);
     }
 }
 
@@ -287,7 +264,7 @@ health_reset(struct hconn *hc, const char *reason)
         struct hexpect e = health_pop(hc);
 
         if (e.kind != HEXPECT_PROBE) {
-            health_op_done(hc->h, e.owner, false);
+            health_expect_done(hc->h, &e, false);
         }
     }
     if (probe) {
@@ -317,7 +294,7 @@ static void
 health_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct hconn *hc = arg;
-    ssize_t n = worker_read(fd, hc->in);
+    ssize_t n = net_read(fd, hc->in);
 
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         health_reset(hc, n == 0 ? "connection closed" : strerror(errno));
@@ -354,12 +331,12 @@ health_read_cb(evutil_socket_t fd, short what, void *arg)
                                 "bad reply to version");
             break;
         case HEXPECT_DELETE:
-            health_op_done(hc->h, e.owner,
-                           kind == PROTO_RSP_DELETED ||
-                               kind == PROTO_RSP_NOT_FOUND);
+            health_expect_done(hc->h, &e,
+                               kind == PROTO_RSP_DELETED ||
+                                   kind == PROTO_RSP_NOT_FOUND);
             break;
         case HEXPECT_FLUSH:
-            health_op_done(hc->h, e.owner, kind == PROTO_RSP_OK);
+            health_expect_done(hc->h, &e, kind == PROTO_RSP_OK);
             break;
         }
         if (hc->fd < 0) {
@@ -393,11 +370,9 @@ health_write_cb(evutil_socket_t fd, short what, void *arg)
 static int
 health_connect(struct hconn *hc)
 {
-    struct proxy *p = hc->h->p;
-    const struct config_backend *cb = p->backends[hc->b].cfg;
-    struct event_base *base = p->base;
+    struct event_base *base = hc->h->p->base;
 
-    hc->fd = util_connect_nonblock(&cb->addr, cb->addrlen);
+    hc->fd = util_connect_nonblock(&hc->be->sa, hc->be->salen);
     if (hc->fd < 0) {
         return -1;
     }
@@ -418,9 +393,8 @@ health_connect(struct hconn *hc)
 static void
 health_probe_result(struct hconn *hc, bool ok, const char *reason)
 {
-    struct proxy *p = hc->h->p;
-    struct backend *be = &p->backends[hc->b];
-    const struct config *cfg = p->cfg;
+    struct backend *be = hc->be;
+    const struct config *cfg = health_cfg(hc->h);
     int state = atomic_load(&be->state);
     uint64_t soft = atomic_exchange(&be->soft_failures, 0);
     char why[160];
@@ -441,14 +415,14 @@ health_probe_result(struct hconn *hc, bool ok, const char *reason)
             reason = "requests timed out";
         }
         log_debug("backend %s: probe failed (%s), %u in a row",
-                  be->cfg->name, reason, hc->fail_run);
+                  be->name, reason, hc->fail_run);
     }
     switch (state) {
     case BACKEND_UP:
         if (hc->fail_run >= cfg->health_fall) {
             snprintf(why, sizeof(why), "%u failed checks, last: %s",
                      hc->fail_run, reason);
-            health_transition(p, hc->b, BACKEND_UP, BACKEND_DOWN, why);
+            health_transition(hc, BACKEND_UP, BACKEND_DOWN, why);
         } else if (ok && !hc->pass_running &&
                    recovery_pending(be->recovery)) {
             /* Keys written to fallbacks by requests that were routed just
@@ -458,16 +432,32 @@ health_probe_result(struct hconn *hc, bool ok, const char *reason)
         break;
     case BACKEND_DOWN:
         if (hc->ok_run >= cfg->health_rise &&
-            health_transition(p, hc->b, BACKEND_DOWN, BACKEND_RECOVERING,
+            health_transition(hc, BACKEND_DOWN, BACKEND_RECOVERING,
                               "passed health checks")) {
             hc->passes = 0;
             health_start_pass(hc);
         }
         break;
+    case BACKEND_NEW:
+        /* Added while running: one good check is enough to start (its
+         * keys are still served where they were until then). */
+        if (ok && soft == 0 &&
+            health_transition(hc, BACKEND_NEW, BACKEND_RECOVERING,
+                              "added; first check passed")) {
+            hc->passes = 0;
+            health_start_pass(hc);
+        } else if (hc->fail_run >= cfg->health_fall) {
+            snprintf(why, sizeof(why), "added; %u failed checks, last: %s",
+                     hc->fail_run, reason);
+            health_transition(hc, BACKEND_NEW, BACKEND_DOWN, why);
+        }
+        break;
+    case BACKEND_MAINT:
+        /* Out by hand: checks go on, they change nothing. */
+        break;
     case BACKEND_RECOVERING:
         if (!ok || soft > 0) {
-            health_transition(p, hc->b, BACKEND_RECOVERING, BACKEND_DOWN,
-                              reason);
+            health_transition(hc, BACKEND_RECOVERING, BACKEND_DOWN, reason);
         } else if (!hc->pass_running) {
             health_start_pass(hc);
         }
@@ -485,8 +475,7 @@ health_timeout_cb(evutil_socket_t fd, short what, void *arg)
     health_reset(hc, "check timed out");
     /* Confirm a failure at once rather than an interval later, so a hung
      * backend is routed around after about fall * timeout_ms. */
-    if (hc->fail_run > 0 &&
-        atomic_load(&hc->h->p->backends[hc->b].state) == BACKEND_UP) {
+    if (hc->fail_run > 0 && backend_is_up(hc->be)) {
         evtimer_add(hc->ev_tick, &now);
     }
 }
@@ -494,7 +483,7 @@ health_timeout_cb(evutil_socket_t fd, short what, void *arg)
 static void
 health_arm_tick(struct hconn *hc)
 {
-    unsigned ms = hc->h->p->cfg->health_interval_ms;
+    unsigned ms = health_cfg(hc->h)->health_interval_ms;
     /* +-10% jitter, so that probes of many proxies do not align. */
     unsigned jitter = ms / 5 ? (unsigned)rand_r(&hc->seed) % (ms / 5) : 0;
     uint64_t us = (uint64_t)(ms - ms / 10 + jitter) * 1000u;
@@ -508,7 +497,7 @@ static void
 health_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct hconn *hc = arg;
-    unsigned ms = hc->h->p->cfg->health_timeout_ms;
+    unsigned ms = health_cfg(hc->h)->health_timeout_ms;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 
     health_arm_tick(hc);
@@ -523,7 +512,7 @@ health_tick_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     evbuffer_add(hc->out, "version\r\n", 9);
-    health_expect(hc, HEXPECT_PROBE, hc->b);
+    health_expect(hc, HEXPECT_PROBE, hc);
     hc->probe_out = true;
     evtimer_add(hc->ev_timeout, &tv);
     health_write(hc);
@@ -532,7 +521,7 @@ health_tick_cb(evutil_socket_t fd, short what, void *arg)
 /* ---- recovery ------------------------------------------------------------ */
 
 static void
-health_send_op(struct hconn *on, enum hexpect_kind kind, uint32_t owner,
+health_send_op(struct hconn *on, enum hexpect_kind kind, struct hconn *owner,
                const char *key, size_t len)
 {
     if (kind == HEXPECT_FLUSH) {
@@ -543,7 +532,7 @@ health_send_op(struct hconn *on, enum hexpect_kind kind, uint32_t owner,
         evbuffer_add(on->out, "\r\n", 2);
     }
     health_expect(on, kind, owner);
-    on->h->c[owner].pass_pending++;
+    owner->pass_pending++;
 }
 
 /*
@@ -554,8 +543,9 @@ static void
 health_start_pass(struct hconn *hc)
 {
     struct health *h = hc->h;
-    struct backend *be = &h->p->backends[hc->b];
+    struct backend *be = hc->be;
     struct recovery_batch *b = &hc->batch;
+    struct hconn *c;
 
     if (hc->pass_running) {
         return;
@@ -565,34 +555,167 @@ health_start_pass(struct hconn *hc)
     hc->pass_failed = false;
     hc->pass_pending = 1; /* held while sending */
     if (b->flush) {
-        health_send_op(hc, HEXPECT_FLUSH, hc->b, NULL, 0);
+        health_send_op(hc, HEXPECT_FLUSH, hc, NULL, 0);
     }
     for (size_t i = 0; i < b->n; i++) {
         const struct recovery_entry *e = &b->entries[i];
-        struct hconn *fc = &h->c[e->fallback];
+        struct hconn *fc = health_by_id(h, e->fallback);
 
         if (!b->flush && e->dirty) {
-            health_send_op(hc, HEXPECT_DELETE, hc->b, recovery_key(b, i),
+            health_send_op(hc, HEXPECT_DELETE, hc, recovery_key(b, i),
                            e->len);
         }
-        if (fc->connected &&
-            atomic_load(&h->p->backends[e->fallback].state) == BACKEND_UP) {
-            health_send_op(fc, HEXPECT_DELETE, hc->b, recovery_key(b, i),
+        if (fc == NULL) {
+            /* The fallback was removed: out of the ring, nothing of it
+             * can be read any more. */
+            continue;
+        }
+        if (fc->connected && backend_is_up(fc->be)) {
+            health_send_op(fc, HEXPECT_DELETE, hc, recovery_key(b, i),
                            e->len);
-        } else if (e->fallback != hc->b) {
+        } else if (fc != hc) {
             /* The fallback is down itself: hand the key to its own
              * recovery, which deletes it there before it serves again. */
-            recovery_note(h->p->backends[e->fallback].recovery,
-                          recovery_key(b, i), e->len, e->fallback);
+            recovery_note(fc->be->recovery, recovery_key(b, i), e->len,
+                          e->fallback);
         }
     }
-    for (uint32_t i = 0; i < h->n; i++) {
-        health_write(&h->c[i]);
+    TAILQ_FOREACH(c, &h->all, link) {
+        health_write(c);
     }
-    health_op_done(h, hc->b, hc->fd >= 0);
+    health_op_done(hc, hc->fd >= 0);
 }
 
 /* ---- life cycle ---------------------------------------------------------- */
+
+static void
+health_hconn_destroy(struct hconn *hc)
+{
+    struct health *h = hc->h;
+
+    /* Its queued replies are owed to passes (possibly its own): fail
+     * them first, while it is still findable. */
+    hc->probe_out = false;
+    if (hc->in != NULL && hc->out != NULL && hc->ev_timeout != NULL) {
+        health_reset(hc, "removed");
+    }
+    h->by_id[hc->be->id] = NULL;
+    TAILQ_REMOVE(&h->all, hc, link);
+    if (hc->ev_tick != NULL) {
+        event_free(hc->ev_tick);
+    }
+    if (hc->ev_timeout != NULL) {
+        event_free(hc->ev_timeout);
+    }
+    if (hc->ev_pass != NULL) {
+        event_free(hc->ev_pass);
+    }
+    if (hc->in != NULL) {
+        evbuffer_free(hc->in);
+    }
+    if (hc->out != NULL) {
+        evbuffer_free(hc->out);
+    }
+    free(hc->q);
+    /* Whatever its pass had not deleted yet is moot: it is gone. */
+    recovery_batch_release(&hc->batch);
+    hc->be->health = NULL;
+    backend_unref(hc->be);
+    free(hc);
+}
+
+static struct hconn *
+health_hconn_create(struct health *h, struct backend *be)
+{
+    struct hconn *hc = util_xcalloc(1, sizeof(*hc));
+
+    hc->h = h;
+    hc->be = backend_ref(be);
+    hc->serial = ++h->next_serial;
+    hc->fd = -1;
+    hc->seen_state = backend_state(be);
+    hc->seed = (unsigned)(be->id * 2654435761u) ^ (unsigned)getpid() ^
+               (unsigned)hc->serial;
+    hc->in = evbuffer_new();
+    hc->out = evbuffer_new();
+    hc->ev_tick = evtimer_new(h->p->base, health_tick_cb, hc);
+    hc->ev_timeout = evtimer_new(h->p->base, health_timeout_cb, hc);
+    hc->ev_pass = evtimer_new(h->p->base, health_pass_cb, hc);
+    if (be->id >= h->nids) {
+        uint32_t n = be->id + 16;
+
+        h->by_id = realloc(h->by_id, n * sizeof(*h->by_id));
+        if (h->by_id == NULL) {
+            log_error("out of memory");
+            abort();
+        }
+        memset(h->by_id + h->nids, 0, (n - h->nids) * sizeof(*h->by_id));
+        h->nids = n;
+    }
+    h->by_id[be->id] = hc;
+    be->health = hc;
+    TAILQ_INSERT_TAIL(&h->all, hc, link);
+    if (hc->in == NULL || hc->out == NULL || hc->ev_tick == NULL ||
+        hc->ev_timeout == NULL || hc->ev_pass == NULL) {
+        health_hconn_destroy(hc);
+        return NULL;
+    }
+    return hc;
+}
+
+void
+health_apply(struct health *h, const struct topology *t)
+{
+    struct hconn *hc, *next;
+
+    TAILQ_FOREACH(hc, &h->all, link) {
+        hc->keep = false;
+    }
+    for (uint32_t i = 0; i < t->n; i++) {
+        struct backend *be = t->backends[i];
+
+        if (be->health != NULL) {
+            ((struct hconn *)be->health)->keep = true;
+            continue;
+        }
+        hc = health_hconn_create(h, be);
+        if (hc == NULL) {
+            log_error("health: out of memory");
+            abort();
+        }
+        hc->keep = true;
+        if (backend_state(be) == BACKEND_NEW) {
+            /* Check it now: it gets keys once that check passes. */
+            struct timeval now = {0, 0};
+
+            evtimer_add(hc->ev_tick, &now);
+        } else {
+            health_arm_tick(hc);
+        }
+    }
+    for (hc = TAILQ_FIRST(&h->all); hc != NULL; hc = next) {
+        next = TAILQ_NEXT(hc, link);
+        if (!hc->keep) {
+            health_hconn_destroy(hc);
+        }
+    }
+}
+
+void
+health_activate(struct health *h, struct backend *be)
+{
+    struct hconn *hc = be->health;
+
+    if (hc != NULL && backend_set_state(be, BACKEND_MAINT,
+                                        BACKEND_RECOVERING,
+                                        "activated by the operator")) {
+        hc->passes = 0;
+        hc->ok_run = 0;
+        hc->fail_run = 0;
+        hc->seen_state = BACKEND_RECOVERING;
+        health_start_pass(hc);
+    }
+}
 
 struct health *
 health_create(struct proxy *p, char *err, size_t errlen)
@@ -600,67 +723,22 @@ health_create(struct proxy *p, char *err, size_t errlen)
     struct health *h = util_xcalloc(1, sizeof(*h));
 
     h->p = p;
-    h->n = p->nbackends;
-    h->c = util_xcalloc(h->n, sizeof(*h->c));
-    for (uint32_t b = 0; b < h->n; b++) {
-        struct hconn *hc = &h->c[b];
-
-        hc->h = h;
-        hc->b = b;
-        hc->fd = -1;
-        hc->seed = (unsigned)(b * 2654435761u) ^ (unsigned)getpid();
-        hc->in = evbuffer_new();
-        hc->out = evbuffer_new();
-        hc->ev_tick = evtimer_new(p->base, health_tick_cb, hc);
-        hc->ev_timeout = evtimer_new(p->base, health_timeout_cb, hc);
-        hc->ev_pass = evtimer_new(p->base, health_pass_cb, hc);
-        if (hc->in == NULL || hc->out == NULL || hc->ev_tick == NULL ||
-            hc->ev_timeout == NULL || hc->ev_pass == NULL) {
-            snprintf(err, errlen, "health: out of memory");
-            health_destroy(h);
-            return NULL;
-        }
-        health_arm_tick(hc);
-    }
+    TAILQ_INIT(&h->all);
+    health_apply(h, proxy_topology(p));
     return h;
 }
 
 void
 health_destroy(struct health *h)
 {
+    struct hconn *hc;
+
     if (h == NULL) {
         return;
     }
-    for (uint32_t b = 0; b < h->n; b++) {
-        struct hconn *hc = &h->c[b];
-
-        if (hc->ev_read != NULL) {
-            event_free(hc->ev_read);
-        }
-        if (hc->ev_write != NULL) {
-            event_free(hc->ev_write);
-        }
-        if (hc->fd >= 0) {
-            close(hc->fd);
-        }
-        if (hc->ev_tick != NULL) {
-            event_free(hc->ev_tick);
-        }
-        if (hc->ev_timeout != NULL) {
-            event_free(hc->ev_timeout);
-        }
-        if (hc->ev_pass != NULL) {
-            event_free(hc->ev_pass);
-        }
-        if (hc->in != NULL) {
-            evbuffer_free(hc->in);
-        }
-        if (hc->out != NULL) {
-            evbuffer_free(hc->out);
-        }
-        free(hc->q);
-        recovery_batch_release(&hc->batch);
+    while ((hc = TAILQ_FIRST(&h->all)) != NULL) {
+        health_hconn_destroy(hc);
     }
-    free(h->c);
+    free(h->by_id);
     free(h);
 }

@@ -7,6 +7,9 @@
  *    |                      +-------- a failure --------+
  *    +-- workers may also take UP -> DOWN at once (refused connect)
  *
+ *   NEW (added by a reload) --first good check--> RECOVERING
+ *   MAINT (by hand) --activate--> RECOVERING
+ *
  * A probe is "version" on a dedicated connection per backend; a reply within
  * [health] timeout_ms is a success. Data-path timeouts reported by workers
  * count as failures. While RECOVERING the backend is still routed around;
@@ -22,21 +25,25 @@
 
 struct proxy;
 struct health;
+struct backend;
+struct topology;
 
-/* Creates the checker and arms its first probes. Returns NULL with err. */
+/*
+ * Creates the checker for the proxy's current topology and arms its first
+ * probes. Returns NULL with err.
+ */
 struct health *health_create(struct proxy *p, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 void health_destroy(struct health *h);
 
 /*
- * A worker saw backend b fail hard (refused or failed connect): mark it
- * DOWN now. Thread-safe.
+ * A new topology was published: start checking its new backends (a NEW
+ * one at once) and stop checking those it left out (replies owed to their
+ * recovery passes are dropped).
  */
-void health_backend_failed(struct proxy *p, uint32_t b, const char *reason);
+void health_apply(struct health *h, const struct topology *t);
 
-/* A worker's request to backend b timed out. Thread-safe. */
-void health_backend_timeout(struct proxy *p, uint32_t b);
-
-const char *health_state_name(int state);
+/* An operator put a MAINT backend back: it returns through RECOVERING. */
+void health_activate(struct health *h, struct backend *be);
 
 #endif

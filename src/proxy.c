@@ -1,10 +1,18 @@
 /*
- * proxy: start-up, the listener, signals and shutdown.
+ * proxy: start-up, the listener, signals, topology changes and shutdown.
  *
  * The main thread accepts every connection and hands it to the next worker
  * in turn, so clients spread evenly over the workers. max_connections is
  * enforced here with an atomic count that workers decrement when a client
  * goes away. SIGTERM/SIGINT close the listener and ask each worker to drain.
+ *
+ * A topology change (SIGHUP, the admin API) is built completely here, on
+ * the main thread: the file is parsed and checked, addresses resolved, the
+ * ring built, backend objects matched by name and address (kept) or
+ * created (NEW). Only then is the snapshot published: p->topo is swapped,
+ * each worker gets a reference through its inbox, the health checker
+ * starts and stops probes. A change that fails anywhere before that
+ * changes nothing.
  */
 #include "autoconf.h"
 
@@ -23,10 +31,11 @@
 #include <event2/thread.h>
 #include <event2/util.h>
 
+#include "backend.h"
 #include "health.h"
 #include "log.h"
 #include "proxy.h"
-#include "recovery.h"
+#include "topology.h"
 #include "util.h"
 #include "worker.h"
 
@@ -39,13 +48,14 @@ proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     struct proxy *p = arg;
     struct worker *w;
 
-    if (atomic_load(&p->nclients) >= p->cfg->max_connections) {
+    unsigned max = atomic_load(&p->max_connections);
+
+    if (atomic_load(&p->nclients) >= max) {
         static const char msg[] = "SERVER_ERROR too many open connections\r\n";
         ssize_t n = send(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 
         (void)n;
-        log_info("connection refused: max_connections (%u) reached",
-                 p->cfg->max_connections);
+        log_info("connection refused: max_connections (%u) reached", max);
         atomic_fetch_add(&p->rejected, 1);
         evutil_closesocket(fd);
         return;
@@ -93,8 +103,11 @@ proxy_signal_cb(evutil_socket_t sig, short what, void *arg)
     struct proxy *p = arg;
 
     if (sig == SIGHUP) {
-        log_warn("SIGHUP: configuration reload is not implemented yet; "
-                 "running configuration unchanged");
+        char err[512];
+
+        if (proxy_reload(p, "SIGHUP", err, sizeof(err)) != 0) {
+            /* Logged and counted by proxy_reload(). */
+        }
         return;
     }
     proxy_begin_stop(p, sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -119,10 +132,10 @@ proxy_listen(struct proxy *p, char *err, size_t errlen)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE;
-    snprintf(port, sizeof(port), "%u", p->cfg->listen_port);
-    rc = getaddrinfo(p->cfg->listen_host, port, &hints, &res);
+    snprintf(port, sizeof(port), "%u", p->topo->cfg->listen_port);
+    rc = getaddrinfo(p->topo->cfg->listen_host, port, &hints, &res);
     if (rc != 0) {
-        snprintf(err, errlen, "listen %s: %s", p->cfg->listen_host,
+        snprintf(err, errlen, "listen %s: %s", p->topo->cfg->listen_host,
                  gai_strerror(rc));
         return -1;
     }
@@ -140,40 +153,231 @@ proxy_listen(struct proxy *p, char *err, size_t errlen)
     return 0;
 }
 
+/* A backend stopped serving: its queued requests fail now, in every
+ * worker, instead of at their timeout. Any thread. */
+static void
+proxy_backend_down(struct backend *be, void *arg)
+{
+    struct proxy *p = arg;
+
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        struct worker *w = p->workers != NULL ? p->workers[i] : NULL;
+
+        if (w != NULL && atomic_load(&w->started) &&
+            worker_send(w, WORKER_MSG_BACKEND_DOWN, -1, backend_ref(be)) !=
+                0) {
+            backend_unref(be);
+        }
+    }
+}
+
+/* Makes t (whose reference is taken) current and sends it to everyone. */
+static void
+proxy_publish(struct proxy *p, struct topology *t)
+{
+    struct topology *old = p->topo;
+
+    p->topo = t;
+    atomic_store(&p->max_connections, t->cfg->max_connections);
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        struct worker *w = p->workers[i];
+
+        if (worker_send(w, WORKER_MSG_TOPOLOGY, -1, topology_ref(t)) != 0) {
+            /* Cannot happen short of a closed pipe; it keeps the old one. */
+            log_error("worker %u: cannot send the new topology", w->id);
+            topology_unref(t);
+        }
+    }
+    if (p->health != NULL) {
+        health_apply(p->health, t);
+    }
+    topology_unref(old);
+}
+
+/*
+ * The backend objects of cfg's backends, in cfg's order: the running one
+ * where name and address are unchanged, else a new one in state `fresh`.
+ * Fills out (cfg->nbackends entries, a reference each).
+ */
+static int
+proxy_match_backends(struct proxy *p, const struct config *cfg,
+                     enum backend_state fresh, struct backend **out,
+                     char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cfg->nbackends; i++) {
+        const struct config_backend *cb = &cfg->backends[i];
+        struct backend *old =
+            p->topo != NULL ? topology_find(p->topo, cb->name) : NULL;
+
+        if (old != NULL && old->port == cb->port &&
+            strcmp(old->host, cb->host) == 0) {
+            out[i] = backend_ref(old);
+            continue;
+        }
+        out[i] = backend_create(&p->backends, cb, fresh, cfg->recovery_log,
+                                err, errlen);
+        if (out[i] == NULL) {
+            while (i-- > 0) {
+                backend_unref(out[i]);
+            }
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Keeps the running value of every key that needs a restart. */
+static void
+proxy_keep_restart_keys(struct proxy *p, struct config *cfg, const char *why)
+{
+    const struct config *cur = p->topo->cfg;
+
+    if (strcmp(cfg->listen_host, cur->listen_host) != 0 ||
+        cfg->listen_port != cur->listen_port) {
+        log_warn("%s: [proxy] listen needs a restart; still listening on %s",
+                 why, p->listen_addr);
+        free(cfg->listen_host);
+        cfg->listen_host = util_xstrdup(cur->listen_host);
+        cfg->listen_port = cur->listen_port;
+    }
+    if (cfg->threads != cur->threads) {
+        log_warn("%s: [proxy] threads needs a restart; keeping %u", why,
+                 cur->threads);
+        cfg->threads = cur->threads;
+    }
+    if (cfg->backend_connections != cur->backend_connections) {
+        log_warn("%s: [proxy] backend_connections needs a restart; keeping "
+                 "%u", why, cur->backend_connections);
+        cfg->backend_connections = cur->backend_connections;
+    }
+}
+
+struct topology *
+proxy_topology(struct proxy *p)
+{
+    return p->topo;
+}
+
+int
+proxy_apply(struct proxy *p, struct config *cfg, const char *why, char *err,
+            size_t errlen)
+{
+    struct backend **bes;
+    struct ring *ring;
+    struct topology *t;
+    const struct topology *cur = p->topo;
+    unsigned added = 0, removed = 0, kept = 0;
+
+    proxy_keep_restart_keys(p, cfg, why);
+    if (config_resolve(cfg, err, errlen) != 0) {
+        config_destroy(cfg);
+        return -1;
+    }
+    ring = config_build_ring(cfg, err, errlen);
+    if (ring == NULL) {
+        config_destroy(cfg);
+        return -1;
+    }
+    bes = util_xcalloc(cfg->nbackends, sizeof(*bes));
+    if (proxy_match_backends(p, cfg, BACKEND_NEW, bes, err, errlen) != 0) {
+        free(bes);
+        ring_destroy(ring);
+        config_destroy(cfg);
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->nbackends; i++) {
+        if (topology_index_of(cur, bes[i]->id) == UINT32_MAX) {
+            added++;
+        } else {
+            kept++;
+        }
+    }
+    removed = cur->n - kept;
+    t = topology_create(++p->generation, cfg, ring, bes);
+    free(bes);
+    proxy_publish(p, t);
+    atomic_fetch_add(&p->reloads, 1);
+    atomic_store(&p->last_reload, (int64_t)time(NULL));
+    log_notice("%s: topology %llu applied: %u backends (%u added, %u "
+               "removed, %u kept)", why, (unsigned long long)t->generation,
+               t->n, added, removed, kept);
+    return 0;
+}
+
+int
+proxy_reload(struct proxy *p, const char *why, char *err, size_t errlen)
+{
+    struct config *cfg;
+
+    log_notice("%s: reloading %s", why, p->config_path);
+    cfg = config_load(p->config_path, err, errlen);
+    if (cfg == NULL || proxy_apply(p, cfg, why, err, errlen) != 0) {
+        atomic_fetch_add(&p->reload_failures, 1);
+        log_error("%s: reload failed, running configuration unchanged: %s",
+                  why, err);
+        return -1;
+    }
+    return 0;
+}
+
+int
+proxy_set_maint(struct proxy *p, const char *name, bool maint, char *err,
+                size_t errlen)
+{
+    struct backend *be = topology_find(p->topo, name);
+
+    if (be == NULL) {
+        snprintf(err, errlen, "no backend '%s'", name);
+        return -1;
+    }
+    if (!maint) {
+        health_activate(p->health, be);
+        return 0;
+    }
+    for (;;) {
+        int state = backend_state(be);
+
+        if (state == BACKEND_MAINT ||
+            backend_set_state(be, state, BACKEND_MAINT,
+                              "maintenance, by the operator")) {
+            return 0;
+        }
+    }
+}
+
 int
 proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
             char *err, size_t errlen)
 {
+    struct backend **bes;
+
     memset(p, 0, sizeof(*p));
-    p->cfg = cfg;
-    p->ring = ring;
     p->start_time = time(NULL);
-    p->nbackends = (uint32_t)cfg->nbackends;
+    /* Absolute: a daemon runs in / and reloads from there. */
+    p->config_path = cfg->path != NULL ? realpath(cfg->path, NULL) : NULL;
+    if (p->config_path == NULL) {
+        p->config_path = util_xstrdup(cfg->path != NULL ? cfg->path : "");
+    }
+    p->nworkers = cfg->threads ? cfg->threads : util_online_cpus();
+    p->per_backend = cfg->backend_connections;
+    atomic_store(&p->max_connections, cfg->max_connections);
     pthread_mutex_init(&p->stats_lock, NULL);
     p->stats_base = util_xcalloc(1, sizeof(*p->stats_base));
-    p->bstats_base = util_xcalloc(p->nbackends, sizeof(*p->bstats_base));
     snprintf(p->listen_addr, sizeof(p->listen_addr),
              strchr(cfg->listen_host, ':') ? "[%s]:%u" : "%s:%u",
              cfg->listen_host, cfg->listen_port);
-    p->backends = util_xcalloc(p->nbackends, sizeof(*p->backends));
-    for (uint32_t b = 0; b < p->nbackends; b++) {
-        const struct config_backend *cb = &cfg->backends[b];
-
-        p->backends[b].index = b;
-        p->backends[b].cfg = cb;
-        atomic_store(&p->backends[b].since, (int64_t)p->start_time);
-        p->backends[b].recovery = recovery_create(cfg->recovery_log);
-        if (p->backends[b].recovery == NULL) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        snprintf(p->backends[b].addr, sizeof(p->backends[b].addr),
-                 strchr(cb->host, ':') ? "[%s]:%u" : "%s:%u", cb->host,
-                 cb->port);
+    backend_set_init(&p->backends, p->nworkers, proxy_backend_down, p);
+    bes = util_xcalloc(cfg->nbackends, sizeof(*bes));
+    if (proxy_match_backends(p, cfg, BACKEND_UP, bes, err, errlen) != 0) {
+        free(bes);
+        ring_destroy(ring);
+        config_destroy(cfg);
+        return -1;
     }
+    p->topo = topology_create(++p->generation, cfg, ring, bes);
+    free(bes);
 
-    signal(SIGPIPE, SIG_IGN);
-    log_hook_libevent();
+    signal(SIGPIPE, SIG_IGN);    log_hook_libevent();
     p->base = event_base_new();
     if (p->base == NULL) {
         snprintf(err, errlen, "cannot create event base");
@@ -192,10 +396,9 @@ proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
         return -1;
     }
 
-    p->nworkers = cfg->threads ? cfg->threads : util_online_cpus();
     p->workers = util_xcalloc(p->nworkers, sizeof(*p->workers));
     for (unsigned i = 0; i < p->nworkers; i++) {
-        p->workers[i] = worker_create(p, i, err, errlen);
+        p->workers[i] = worker_create(p, i, p->topo, err, errlen);
         if (p->workers[i] == NULL) {
             return -1;
         }
@@ -204,17 +407,18 @@ proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
         return -1;
     }
     for (unsigned i = 0; i < p->nworkers; i++) {
+        atomic_store(&p->workers[i]->started, true);
         if (worker_start(p->workers[i], err, errlen) != 0) {
+            atomic_store(&p->workers[i]->started, false);
             return -1;
         }
-        p->workers[i]->started = true;
     }
     p->health = health_create(p, err, errlen);
     if (p->health == NULL) {
         return -1;
     }
     log_notice("mcring %s listening on %s: %u backends, %u threads",
-               PACKAGE_VERSION, p->listen_addr, p->nbackends, p->nworkers);
+               PACKAGE_VERSION, p->listen_addr, p->topo->n, p->nworkers);
     return 0;
 }
 
@@ -223,7 +427,7 @@ proxy_run(struct proxy *p)
 {
     event_base_dispatch(p->base);
     for (unsigned i = 0; i < p->nworkers; i++) {
-        if (p->workers[i] != NULL && p->workers[i]->started) {
+        if (p->workers[i] != NULL && atomic_load(&p->workers[i]->started)) {
             worker_join(p->workers[i]);
         }
     }
@@ -243,7 +447,7 @@ proxy_stop(struct proxy *p)
         for (unsigned i = 0; i < p->nworkers; i++) {
             struct worker *w = p->workers[i];
 
-            if (w != NULL && w->started && !p->joined) {
+            if (w != NULL && atomic_load(&w->started) && !p->joined) {
                 worker_request_stop(w);
                 worker_join(w);
             }
@@ -266,16 +470,12 @@ proxy_stop(struct proxy *p)
     if (p->base != NULL) {
         event_base_free(p->base);
     }
-    for (uint32_t b = 0; p->backends != NULL && b < p->nbackends; b++) {
-        recovery_destroy(p->backends[b].recovery);
-    }
-    free(p->backends);
-    free(p->stats_base);
-    free(p->bstats_base);
-    if (p->cfg != NULL) {
+    if (p->config_path != NULL) {
+        topology_unref(p->topo);
+        backend_set_deinit(&p->backends);
         pthread_mutex_destroy(&p->stats_lock);
     }
-    ring_destroy(p->ring);
-    config_destroy(p->cfg);
+    free(p->stats_base);
+    free(p->config_path);
     memset(p, 0, sizeof(*p));
 }

@@ -19,8 +19,10 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "backend.h"
 #include "config.h"
 #include "ring.h"
+#include "topology.h"
 
 struct stats_worker;
 struct stats_backend;
@@ -37,44 +39,16 @@ struct evconnlistener;
 struct event;
 struct worker;
 struct health;
-struct recovery;
-
-enum backend_state {
-    BACKEND_UP = 0,
-    BACKEND_DOWN,                   /* its keys go to ring successors */
-    BACKEND_RECOVERING,             /* passed rise; cleaning up, still DOWN
-                                       for routing */
-};
-
-/*
- * A configured backend as every thread sees it. The health fields are
- * written by the health checker (main thread) and, for a passive failure,
- * by any worker; everyone else only reads them.
- */
-struct backend {
-    uint32_t index;                 /* in cfg->backends and the ring */
-    const struct config_backend *cfg;
-    char addr[96];                  /* "host:port" for logs and stats */
-    _Atomic int state;              /* enum backend_state */
-    _Atomic int64_t since;          /* wall-clock time of the last change */
-    _Atomic uint64_t transitions;
-    _Atomic uint64_t soft_failures; /* data-path timeouts not yet counted */
-    struct recovery *recovery;      /* keys written to fallbacks */
-};
-
-static inline bool
-backend_is_up(const struct backend *be)
-{
-    return atomic_load_explicit(&be->state, memory_order_relaxed) ==
-           BACKEND_UP;
-}
+struct admin_http;
 
 struct proxy {
-    struct config *cfg;             /* owned */
-    struct ring *ring;              /* owned */
-    struct backend *backends;       /* owned, cfg->nbackends entries */
-    uint32_t nbackends;
+    struct topology *topo;          /* current; main thread only (workers
+                                       have their own reference) */
+    uint64_t generation;            /* of the last snapshot built */
+    struct backend_set backends;    /* ids, shared hooks */
+    char *config_path;              /* what a reload reads */
     unsigned nworkers;
+    unsigned per_backend;           /* backend_connections, fixed */
     struct worker **workers;        /* owned */
     struct event_base *base;        /* main thread */
     struct evconnlistener *listener;
@@ -83,15 +57,19 @@ struct proxy {
     struct event *ev_sighup;
     struct event *ev_stop_timer;
     struct health *health;          /* owned; main thread */
+    struct admin_http *admin;       /* owned; main thread; NULL when off */
     unsigned next_worker;
     time_t start_time;
+    _Atomic unsigned max_connections;
     _Atomic uint32_t nclients;      /* for max_connections */
     _Atomic uint64_t rejected;      /* connections over the limit */
+    _Atomic uint64_t reloads;       /* topology changes applied */
+    _Atomic uint64_t reload_failures;
+    _Atomic int64_t last_reload;    /* wall-clock time, 0 = never */
     /* `stats reset`: the counters' totals at the last reset, subtracted
      * when they are shown (workers' counters have one writer each). */
     pthread_mutex_t stats_lock;
     struct stats_worker *stats_base;        /* one */
-    struct stats_backend *bstats_base;      /* one per backend */
     uint64_t rejected_base;
     _Atomic bool stopping;
     bool joined;
@@ -110,5 +88,42 @@ void proxy_run(struct proxy *p);
 
 /* Joins the workers and frees everything proxy_start() created. */
 void proxy_stop(struct proxy *p);
+
+/*
+ * Main thread only: the topology changes. Each builds a new snapshot and
+ * publishes it to every worker, or changes nothing and returns -1 with a
+ * message in err.
+ */
+
+/* The snapshot in use (borrowed; valid until the next change). */
+struct topology *proxy_topology(struct proxy *p);
+
+/*
+ * Makes cfg (taken, also on failure) the running configuration: backends
+ * with the same name and address keep their object (connections, health,
+ * recovery log, counters); added ones start NEW and get keys once their
+ * first check succeeds; removed ones get no new requests and close once
+ * their requests in flight are done. Keys that need a restart (listen,
+ * threads, backend_connections) keep their running values, each logged.
+ * why names the change in the log ("SIGHUP", "admin API").
+ */
+int proxy_apply(struct proxy *p, struct config *cfg, const char *why,
+                char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Reads the config file again and applies it; a bad file is logged as
+ * "FILE:LINE: message", counted in reload_failures and changes nothing.
+ */
+int proxy_reload(struct proxy *p, const char *why, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/*
+ * Takes the backend called name out of routing by hand (maint), or puts it
+ * back through the stale-safe return (RECOVERING, then UP). Returns 0, or
+ * -1 with err when there is no such backend.
+ */
+int proxy_set_maint(struct proxy *p, const char *name, bool maint,
+                    char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 #endif

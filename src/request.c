@@ -27,13 +27,17 @@
 
 #include <event2/buffer.h>
 
+#include "backend.h"
 #include "bconn.h"
 #include "client.h"
+#include "config.h"
 #include "log.h"
 #include "proxy.h"
 #include "recovery.h"
 #include "request.h"
+#include "ring.h"
 #include "stats.h"
+#include "topology.h"
 #include "util.h"
 #include "worker.h"
 
@@ -65,6 +69,8 @@ request_get(struct worker *w, struct client *c)
     }
     req->client = c;
     req->worker = w;
+    req->wt = w->topo;
+    w->topo->users++;
     req->cmd = PROTO_CMD_NONE;
     req->noreply = false;
     req->done = false;
@@ -74,7 +80,7 @@ request_get(struct worker *w, struct client *c)
     req->nfrags = 0;
     req->nfailed = 0;
     req->hits = 0;
-    req->failover_owner = UINT32_MAX;
+    req->failover_owner = NULL;
     req->failover_clean = false;
     req->counted = 0;
     req->valslen = 0;
@@ -118,6 +124,8 @@ request_put(struct request *req)
             evbuffer_drain(b, evbuffer_get_length(b));
         }
     }
+    worker_topo_release(w, req->wt);
+    req->wt = NULL;
     if (req->valscap > REQUEST_KEEP_VALS) {
         free(req->vals);
         req->vals = NULL;
@@ -191,13 +199,15 @@ request_reserve_keys(struct request *req, uint32_t n, size_t linelen)
 }
 
 static struct frag *
-request_frag_init(struct request *req, enum frag_kind kind, uint32_t backend)
+request_frag_init(struct request *req, enum frag_kind kind,
+                  struct backend *be)
 {
     struct frag *f = &req->frags[req->nfrags++];
 
     f->req = req;
     f->kind = kind;
-    f->backend = backend;
+    f->be = be;
+    f->wb = be != NULL ? worker_wb(req->worker, be) : NULL;
     f->key_start = 0;
     f->nkeys = 0;
     f->cursor = 0;
@@ -207,46 +217,51 @@ request_frag_init(struct request *req, enum frag_kind kind, uint32_t backend)
 }
 
 static struct bconn *
-request_pick(struct worker *w, uint32_t backend)
+request_pick(struct worker *w, struct worker_backend *wb)
 {
     unsigned slot = 0;
 
     if (w->per_backend > 1) {
-        slot = w->next_slot[backend]++ % w->per_backend;
+        slot = wb->next_slot++ % w->per_backend;
     }
-    return w->bconns[backend * w->per_backend + slot];
+    return wb->conns[slot];
 }
 
 static size_t request_strip_noreply(const char *line, size_t len,
                                     bool noreply);
-static void request_failover_done(struct request *req, uint32_t fallback);
-static void request_owner_delete_failed(struct request *req, uint32_t owner);
+static void request_failover_done(struct request *req,
+                                  const struct backend *fallback);
+static void request_owner_delete_failed(struct request *req,
+                                        struct backend *owner);
 
 static bool
 request_backend_up(uint32_t b, void *arg)
 {
-    const struct proxy *p = arg;
+    const struct topology *t = arg;
 
-    return backend_is_up(&p->backends[b]);
+    return backend_is_up(t->backends[b]);
 }
 
 /*
- * The backend for key: its owner when UP, else the next distinct UP backend
- * clockwise from the owner's point, or RING_NONE when none is. The owner
- * is stored in *owner.
+ * The backend for key in the request's topology: its owner when UP, else
+ * the next distinct UP backend clockwise from the owner's point, or NULL
+ * when none is. The owner is stored in *owner.
  */
-static uint32_t
-request_route(struct worker *w, const char *key, size_t len, uint32_t *owner)
+static struct backend *
+request_route(struct request *req, const char *key, size_t len,
+              struct backend **owner)
 {
-    struct proxy *p = w->proxy;
-    uint32_t o = ring_lookup(p->ring, key, len);
+    const struct topology *t = req->wt->t;
+    struct backend *o = t->backends[ring_lookup(t->ring, key, len)];
+    uint32_t b;
 
     *owner = o;
-    if (backend_is_up(&p->backends[o])) {
+    if (backend_is_up(o)) {
         return o;
     }
-    stats_add(&w->bstats[o].failovers, 1);
-    return ring_route(p->ring, key, len, request_backend_up, p);
+    stats_add(&worker_wb(req->worker, o)->stats->failovers, 1);
+    b = ring_route(t->ring, key, len, request_backend_up, (void *)t);
+    return b == RING_NONE ? NULL : t->backends[b];
 }
 
 /*
@@ -349,10 +364,10 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
                         size_t skip)
 {
     struct worker *w = req->worker;
-    uint32_t owner;
-    uint32_t b = request_route(w, pr->key.p, pr->key.len, &owner);
+    struct backend *owner;
+    struct backend *b = request_route(req, pr->key.p, pr->key.len, &owner);
     bool storage = proto_cmd_is_storage(pr->cmd);
-    struct backend *ob = &w->proxy->backends[owner];
+    struct backend *ob = owner;
     struct bconn *bc, *obc = NULL;
     struct evbuffer *out;
     struct frag *f;
@@ -367,13 +382,13 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
      * keep it out of the ring, and a steady stream of writes cannot hold
      * off its return.
      */
-    if (b != owner && b != RING_NONE) {
-        if (atomic_load_explicit(&ob->state, memory_order_relaxed) ==
-                BACKEND_RECOVERING &&
-            bconn_output(obc = request_pick(w, owner)) != NULL) {
+    if (b != owner && b != NULL) {
+        if (backend_state(ob) == BACKEND_RECOVERING &&
+            bconn_output(obc = request_pick(w, worker_wb(w, owner))) !=
+                NULL) {
             req->failover_clean = true;
         } else if (recovery_note_unless(ob->recovery, &ob->state, BACKEND_UP,
-                                        pr->key.p, pr->key.len, b)) {
+                                        pr->key.p, pr->key.len, b->id)) {
             obc = NULL;
         } else {
             b = owner;
@@ -388,7 +403,7 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
         }
     }
 
-    if (b == RING_NONE) {
+    if (b == NULL) {
         if (storage) {
             evbuffer_drain(data, skip + (size_t)pr->vlen + 2);
         }
@@ -396,13 +411,13 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
         request_reply(req, "SERVER_ERROR no backend available");
         return;
     }
-    bc = request_pick(w, b);
+    bc = request_pick(w, worker_wb(w, b));
     out = bconn_output(bc);
     if (out == NULL) {
         if (storage) {
             evbuffer_drain(data, skip + (size_t)pr->vlen + 2);
         }
-        stats_add(&w->bstats[b].errors, 1);
+        stats_add(&worker_wb(w, b)->stats->errors, 1);
         stats_add(&w->stats.server_errors, 1);
         request_failover_done(req, b);
         request_reply(req, "SERVER_ERROR backend unavailable");
@@ -415,7 +430,7 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
         char fl[PROTO_LINE_MAX + 64];
 
         evbuffer_add(out, fl,
-                     request_failover_line(w->proxy->cfg, pr, line, len, fl,
+                     request_failover_line(w->cfg, pr, line, len, fl,
                                            sizeof(fl)));
     } else {
         evbuffer_add(out, line,
@@ -456,7 +471,7 @@ static int64_t
 request_gat_exptime(const struct request *req, const struct frag *f,
                     const struct proto_req *pr)
 {
-    return f->fallback ? request_cap_exptime(req->worker->proxy->cfg,
+    return f->fallback ? request_cap_exptime(req->wt->t->cfg,
                                              pr->exptime)
                        : pr->exptime;
 }
@@ -508,10 +523,9 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
                            const char *line, size_t len)
 {
     struct worker *w = req->worker;
-    uint32_t *frag_of = w->frag_of_backend;
     const char *cur, *end;
     struct proto_str key;
-    uint32_t i, slot, nkeys = pr->nkeys;
+    uint32_t i, nkeys = pr->nkeys;
     bool touches = request_touches(pr->cmd);
 
     stats_add(&w->stats.cmd_get, nkeys);
@@ -521,8 +535,9 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
     req->nkeys = nkeys;
 
     if (nkeys == 1) {
-        uint32_t owner;
-        uint32_t b = request_route(w, pr->key.p, pr->key.len, &owner);
+        struct backend *owner;
+        struct backend *b = request_route(req, pr->key.p, pr->key.len,
+                                          &owner);
         struct bconn *bc;
         struct evbuffer *out;
         struct frag *f;
@@ -532,14 +547,14 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         f->nkeys = 1;
         f->fallback = b != owner && touches;
         req->pending = 1;
-        if (b == RING_NONE) {
+        if (b == NULL) {
             request_frag_fail(f, "SERVER_ERROR no backend available");
             return;
         }
-        bc = request_pick(w, b);
+        bc = request_pick(w, f->wb);
         out = bconn_output(bc);
         if (out == NULL) {
-            stats_add(&w->bstats[b].errors, 1);
+            stats_add(&f->wb->stats->errors, 1);
             request_frag_fail(f, "SERVER_ERROR backend unavailable");
             return;
         }
@@ -562,13 +577,15 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
     cur = req->line;
     end = req->line + pr->keys.len;
     for (i = 0; proto_next_key(&cur, end, &key); i++) {
-        uint32_t owner;
-        uint32_t b = request_route(w, key.p, key.len, &owner);
+        struct backend *owner;
+        struct backend *b = request_route(req, key.p, key.len, &owner);
+        struct worker_backend *wb;
+        uint32_t *slot;
 
-        if (b == RING_NONE) {
+        if (b == NULL) {
             /* No backend is up (they all went down together). */
             for (uint32_t fi = 0; fi < req->nfrags; fi++) {
-                frag_of[2 * req->frags[fi].backend + req->frags[fi].fallback] =
+                req->frags[fi].wb->frag_of[req->frags[fi].fallback] =
                     RING_NONE;
             }
             req->nfrags = 0;
@@ -580,20 +597,22 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         req->block_len[i] = 0;
         /* A gat/gats for a DOWN owner's keys goes in a fragment of its
          * own, whose exptime is capped. */
-        slot = 2 * b + (b != owner && touches);
-        if (frag_of[slot] == RING_NONE) {
-            frag_of[slot] = req->nfrags;
+        wb = worker_wb(w, b);
+        slot = &wb->frag_of[b != owner && touches];
+        if (*slot == RING_NONE) {
+            *slot = req->nfrags;
             request_reserve_frags(req, req->nfrags + 1);
-            request_frag_init(req, FRAG_RETRIEVAL, b)->fallback = slot & 1;
+            request_frag_init(req, FRAG_RETRIEVAL, b)->fallback =
+                slot != &wb->frag_of[0];
         }
-        req->key_frag[i] = frag_of[slot];
-        req->frags[frag_of[slot]].nkeys++;
+        req->key_frag[i] = *slot;
+        req->frags[*slot].nkeys++;
     }
     /* Lay the keys out grouped by fragment, in the client's order. */
     for (uint32_t fi = 0, start = 0; fi < req->nfrags; fi++) {
         struct frag *f = &req->frags[fi];
 
-        frag_of[2 * f->backend + f->fallback] = RING_NONE;
+        f->wb->frag_of[f->fallback] = RING_NONE;
         f->key_start = start;
         start += f->nkeys;
         f->nkeys = 0;
@@ -609,7 +628,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
     req->pending = req->nfrags + 1;
     for (uint32_t fi = 0; fi < req->nfrags; fi++) {
         struct frag *f = &req->frags[fi];
-        struct bconn *bc = request_pick(w, f->backend);
+        struct bconn *bc = request_pick(w, f->wb);
         struct evbuffer *out = bconn_output(bc);
 
         f->cursor = 0;
@@ -617,7 +636,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
             f->buf = evbuffer_new();
         }
         if (out == NULL) {
-            stats_add(&w->bstats[f->backend].errors, 1);
+            stats_add(&f->wb->stats->errors, 1);
             request_frag_fail(f, "SERVER_ERROR backend unavailable");
             continue;
         }
@@ -638,7 +657,8 @@ static void
 request_dispatch_flush(struct request *req, const struct proto_req *pr)
 {
     struct worker *w = req->worker;
-    uint32_t n = w->proxy->nbackends;
+    const struct topology *t = req->wt->t;
+    uint32_t n = t->n;
     char cmd[48];
     int cmdlen;
 
@@ -656,14 +676,14 @@ request_dispatch_flush(struct request *req, const struct proto_req *pr)
         struct bconn *bc;
         struct evbuffer *out;
 
-        if (!backend_is_up(&w->proxy->backends[b])) {
+        if (!backend_is_up(t->backends[b])) {
             /* It misses this flush: it is flushed before it comes back. */
-            recovery_note_flush(w->proxy->backends[b].recovery);
+            recovery_note_flush(t->backends[b]->recovery);
             req->pending--;
             continue;
         }
-        f = request_frag_init(req, FRAG_FLUSH, b);
-        bc = request_pick(w, b);
+        f = request_frag_init(req, FRAG_FLUSH, t->backends[b]);
+        bc = request_pick(w, f->wb);
         out = bconn_output(bc);
         if (out == NULL) {
             request_frag_fail(f, "SERVER_ERROR backend unavailable");
@@ -681,6 +701,7 @@ static void
 request_dispatch_local(struct request *req, const struct proto_req *pr)
 {
     struct proxy *p = req->worker->proxy;
+    const struct topology *t = req->wt->t;
 
     switch (pr->cmd) {
     case PROTO_CMD_VERSION:
@@ -698,13 +719,13 @@ request_dispatch_local(struct request *req, const struct proto_req *pr)
         return;
     case PROTO_CMD_STATS:
         if (pr->args.len == 0) {
-            stats_render(p, req->rsp);
+            stats_render(p, t, req->rsp);
         } else if (pr->args.len == 8 && memcmp(pr->args.p, "backends", 8) == 0) {
-            stats_render_backends(p, req->rsp);
+            stats_render_backends(p, t, req->rsp);
         } else if (pr->args.len == 8 && memcmp(pr->args.p, "settings", 8) == 0) {
-            stats_render_settings(p, req->rsp);
+            stats_render_settings(p, t, req->rsp);
         } else if (pr->args.len == 5 && memcmp(pr->args.p, "reset", 5) == 0) {
-            stats_reset(p);
+            stats_reset(p, t);
             request_reply(req, "RESET");
             return;
         } else {
@@ -801,20 +822,22 @@ request_count_line(struct request *req, enum proto_rsp kind)
 
 /* A write made on a DOWN backend's behalf is answered or failed. */
 static void
-request_failover_done(struct request *req, uint32_t fallback)
+request_failover_done(struct request *req, const struct backend *fallback)
 {
     struct recovery *r;
 
-    if (req->failover_owner == UINT32_MAX) {
+    if (req->failover_owner == NULL) {
         return;
     }
-    r = req->worker->proxy->backends[req->failover_owner].recovery;
+    r = req->failover_owner->recovery;
     if (req->failover_clean) {
-        recovery_note_clean(r, req->keys[0].p, req->keys[0].len, fallback);
+        recovery_note_clean(r, req->keys[0].p, req->keys[0].len,
+                            fallback->id);
     } else {
-        recovery_write_done(r, req->keys[0].p, req->keys[0].len, fallback);
+        recovery_write_done(r, req->keys[0].p, req->keys[0].len,
+                            fallback->id);
     }
-    req->failover_owner = UINT32_MAX;
+    req->failover_owner = NULL;
 }
 
 /*
@@ -823,10 +846,10 @@ request_failover_done(struct request *req, uint32_t fallback)
  * deletes it. The client is told that its write may not have happened.
  */
 static void
-request_owner_delete_failed(struct request *req, uint32_t owner)
+request_owner_delete_failed(struct request *req, struct backend *owner)
 {
-    recovery_note(req->worker->proxy->backends[owner].recovery,
-                  req->keys[0].p, req->keys[0].len, req->frags[0].backend);
+    recovery_note(owner->recovery, req->keys[0].p, req->keys[0].len,
+                  req->frags[0].be->id);
     req->nfailed++;
     request_set_error(req, "SERVER_ERROR backend unavailable");
 }
@@ -839,14 +862,14 @@ request_frag_line(struct frag *f, const char *line, size_t len,
 
     if (f->kind == FRAG_OWNER_DELETE) {
         if (kind != PROTO_RSP_DELETED && kind != PROTO_RSP_NOT_FOUND) {
-            request_owner_delete_failed(req, f->backend);
+            request_owner_delete_failed(req, f->be);
         }
         if (--req->pending == 0) {
             request_finish(req);
         }
         return;
     }
-    request_failover_done(req, f->backend);
+    request_failover_done(req, f->be);
 
     if (f->kind == FRAG_FLUSH) {
         if (kind != PROTO_RSP_OK) {
@@ -856,7 +879,7 @@ request_frag_line(struct frag *f, const char *line, size_t len,
                 n--;
             }
             log_warn("flush_all on backend %s: %.*s",
-                     req->worker->proxy->backends[f->backend].cfg->name, n,
+                     f->be->name, n,
                      line);
             f->failed = true;
             req->nfailed++;
@@ -955,13 +978,13 @@ request_frag_fail(struct frag *f, const char *reason)
     struct request *req = f->req;
 
     if (f->kind == FRAG_OWNER_DELETE) {
-        request_owner_delete_failed(req, f->backend);
+        request_owner_delete_failed(req, f->be);
         if (--req->pending == 0) {
             request_finish(req);
         }
         return;
     }
-    request_failover_done(req, f->backend);
+    request_failover_done(req, f->be);
     f->failed = true;
     req->nfailed++;
     request_set_error(req, reason);

@@ -23,6 +23,9 @@
 
 struct client;
 struct worker;
+struct worker_backend;
+struct worker_topo;
+struct backend;
 struct evbuffer;
 struct bconn;
 
@@ -38,7 +41,8 @@ struct frag {
     struct request *req;
     TAILQ_ENTRY(frag) link;         /* on its bconn's queue */
     enum frag_kind kind;
-    uint32_t backend;
+    struct backend *be;             /* kept by the request's topology */
+    struct worker_backend *wb;      /* valid while queued */
     uint32_t key_start;             /* into req->frag_keys */
     uint32_t nkeys;
     uint32_t cursor;                /* keys matched so far */
@@ -56,6 +60,7 @@ TAILQ_HEAD(frag_queue, frag);
 struct request {
     struct client *client;          /* NULL once orphaned */
     struct worker *worker;
+    struct worker_topo *wt;         /* the snapshot it was routed with */
     STAILQ_ENTRY(request) link;     /* on the client's queue */
     struct request *next_free;
     enum proto_cmd cmd;
@@ -84,8 +89,8 @@ struct request {
     uint32_t fragcap;
     uint32_t nfailed;               /* fragments that failed */
     uint32_t hits;
-    uint32_t failover_owner;        /* write sent on behalf of this DOWN
-                                       backend (key in line), or RING_NONE */
+    struct backend *failover_owner; /* write sent on behalf of this DOWN
+                                       backend (key in line), or NULL */
     bool failover_clean;            /* ... and deleted on that owner too */
     size_t counted;                 /* bytes added to client's
                                        pending_bytes */

@@ -16,9 +16,10 @@
 
 #include <event2/buffer.h>
 
-#include "health.h"
+#include "backend.h"
 #include "proxy.h"
 #include "stats.h"
+#include "topology.h"
 #include "worker.h"
 
 /* Sums the workers' client counters into *sum; returns curr_connections. */
@@ -39,27 +40,13 @@ stats_sum_clients(struct proxy *p, struct stats_worker *sum)
     return curr;
 }
 
-static void
-stats_sum_backend(struct proxy *p, uint32_t b, struct stats_backend *sum)
-{
-    memset(sum, 0, sizeof(*sum));
-    for (unsigned i = 0; i < p->nworkers; i++) {
-        struct stats_backend *s = &p->workers[i]->bstats[b];
-
-#define STATS_SUM(name) stats_add(&sum->name, stats_get(&s->name));
-        STATS_BACKEND_FIELDS(STATS_SUM)
-        STATS_SUM(open_connections)
-#undef STATS_SUM
-    }
-}
-
 void
-stats_reset(struct proxy *p)
+stats_reset(struct proxy *p, const struct topology *t)
 {
     pthread_mutex_lock(&p->stats_lock);
     stats_sum_clients(p, p->stats_base);
-    for (uint32_t b = 0; b < p->nbackends; b++) {
-        stats_sum_backend(p, b, &p->bstats_base[b]);
+    for (uint32_t b = 0; b < t->n; b++) {
+        backend_stats_sum(t->backends[b], &t->backends[b]->stats_base);
     }
     p->rejected_base = atomic_load(&p->rejected);
     pthread_mutex_unlock(&p->stats_lock);
@@ -69,7 +56,7 @@ stats_reset(struct proxy *p)
 #define STATS_SINCE(sum, base, name)                                             atomic_store_explicit(&(sum)->name,                                                                stats_get(&(sum)->name) - stats_get(&(base)->name),                           memory_order_relaxed)
 
 void
-stats_render(struct proxy *p, struct evbuffer *out)
+stats_render(struct proxy *p, const struct topology *t, struct evbuffer *out)
 {
     struct stats_worker sum;
     uint64_t curr, rejected;
@@ -97,11 +84,19 @@ stats_render(struct proxy *p, struct evbuffer *out)
                         (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec);
     evbuffer_add_printf(out, "STAT threads %u\r\n", p->nworkers);
     evbuffer_add_printf(out, "STAT max_connections %u\r\n",
-                        p->cfg->max_connections);
+                        atomic_load(&p->max_connections));
     evbuffer_add_printf(out, "STAT curr_connections %" PRIu64 "\r\n", curr);
     evbuffer_add_printf(out, "STAT rejected_connections %" PRIu64 "\r\n",
                         rejected);
-    evbuffer_add_printf(out, "STAT backends %u\r\n", p->nbackends);
+    evbuffer_add_printf(out, "STAT backends %u\r\n", t->n);
+    evbuffer_add_printf(out, "STAT topology_generation %" PRIu64 "\r\n",
+                        t->generation);
+    evbuffer_add_printf(out, "STAT reloads %" PRIu64 "\r\n",
+                        (uint64_t)atomic_load(&p->reloads));
+    evbuffer_add_printf(out, "STAT reload_failures %" PRIu64 "\r\n",
+                        (uint64_t)atomic_load(&p->reload_failures));
+    evbuffer_add_printf(out, "STAT last_reload %lld\r\n",
+                        (long long)atomic_load(&p->last_reload));
 #define STATS_PRINT(name)                                                    \
     evbuffer_add_printf(out, "STAT " #name " %" PRIu64 "\r\n",              \
                         stats_get(&sum.name));
@@ -111,46 +106,47 @@ stats_render(struct proxy *p, struct evbuffer *out)
 }
 
 void
-stats_render_backends(struct proxy *p, struct evbuffer *out)
+stats_render_backends(struct proxy *p, const struct topology *t,
+                      struct evbuffer *out)
 {
-    for (uint32_t b = 0; b < p->nbackends; b++) {
-        const struct backend *be = &p->backends[b];
+    for (uint32_t b = 0; b < t->n; b++) {
+        const struct backend *be = t->backends[b];
+        const char *name = be->name;
         struct stats_backend sum;
 
         pthread_mutex_lock(&p->stats_lock);
-        stats_sum_backend(p, b, &sum);
-#define STATS_SUB(name) STATS_SINCE(&sum, &p->bstats_base[b], name);
+        backend_stats_sum(be, &sum);
+#define STATS_SUB(name) STATS_SINCE(&sum, &be->stats_base, name);
         STATS_BACKEND_FIELDS(STATS_SUB)
 #undef STATS_SUB
         pthread_mutex_unlock(&p->stats_lock);
-        evbuffer_add_printf(out, "STAT %s:address %s\r\n", be->cfg->name,
-                            be->addr);
-        evbuffer_add_printf(out, "STAT %s:weight %g\r\n", be->cfg->name,
-                            be->cfg->weight);
-        evbuffer_add_printf(out, "STAT %s:ring_share %.4f\r\n", be->cfg->name,
-                            ring_backend_arc_share(p->ring, b));
-        evbuffer_add_printf(out, "STAT %s:state %s\r\n", be->cfg->name,
-                            health_state_name(atomic_load(&be->state)));
-        evbuffer_add_printf(out, "STAT %s:since %lld\r\n", be->cfg->name,
+        evbuffer_add_printf(out, "STAT %s:address %s\r\n", name, be->addr);
+        evbuffer_add_printf(out, "STAT %s:weight %g\r\n", name,
+                            t->cfg->backends[b].weight);
+        evbuffer_add_printf(out, "STAT %s:ring_share %.4f\r\n", name,
+                            ring_backend_arc_share(t->ring, b));
+        evbuffer_add_printf(out, "STAT %s:state %s\r\n", name,
+                            backend_state_name(backend_state(be)));
+        evbuffer_add_printf(out, "STAT %s:since %lld\r\n", name,
                             (long long)atomic_load(&be->since));
-        evbuffer_add_printf(out, "STAT %s:transitions %" PRIu64 "\r\n",
-                            be->cfg->name,
+        evbuffer_add_printf(out, "STAT %s:transitions %" PRIu64 "\r\n", name,
                             (uint64_t)atomic_load(&be->transitions));
 #define STATS_PRINT(field)                                                   \
-    evbuffer_add_printf(out, "STAT %s:" #field " %" PRIu64 "\r\n",          \
-                        be->cfg->name, stats_get(&sum.field));
+    evbuffer_add_printf(out, "STAT %s:" #field " %" PRIu64 "\r\n", name,    \
+                        stats_get(&sum.field));
         STATS_BACKEND_FIELDS(STATS_PRINT)
 #undef STATS_PRINT
-        evbuffer_add_printf(out, "STAT %s:connections %" PRIu64 "\r\n",
-                            be->cfg->name, stats_get(&sum.open_connections));
+        evbuffer_add_printf(out, "STAT %s:connections %" PRIu64 "\r\n", name,
+                            stats_get(&sum.open_connections));
     }
     evbuffer_add(out, "END\r\n", 5);
 }
 
 void
-stats_render_settings(struct proxy *p, struct evbuffer *out)
+stats_render_settings(struct proxy *p, const struct topology *t,
+                      struct evbuffer *out)
 {
-    const struct config *c = p->cfg;
+    const struct config *c = t->cfg;
 
     evbuffer_add_printf(out, "STAT config %s\r\n", c->path ? c->path : "");
     evbuffer_add_printf(out, "STAT listen %s\r\n", p->listen_addr);

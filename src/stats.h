@@ -51,8 +51,9 @@ struct stats_worker {
     _Atomic uint64_t curr_connections;
 };
 
+/* One slot per worker: aligned so that two workers never share a line. */
 struct stats_backend {
-    STATS_BACKEND_FIELDS(STATS_DECL)
+    _Alignas(64) STATS_BACKEND_FIELDS(STATS_DECL)
     _Atomic uint64_t open_connections;
 #undef STATS_DECL
 };
@@ -75,22 +76,27 @@ stats_sub(_Atomic uint64_t *c, uint64_t n)
 }
 
 static inline uint64_t
-stats_get(_Atomic uint64_t *c)
+stats_get(const _Atomic uint64_t *c)
 {
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
 struct proxy;
+struct topology;
 struct evbuffer;
 
-/* Appends the `stats` reply (STAT lines and END) summed over workers. */
-void stats_render(struct proxy *p, struct evbuffer *out);
-/* Appends the `stats backends` reply. */
-void stats_render_backends(struct proxy *p, struct evbuffer *out);
+/* Appends the `stats` reply (STAT lines and END) summed over workers;
+ * t is the topology of the worker answering. */
+void stats_render(struct proxy *p, const struct topology *t,
+                  struct evbuffer *out);
+/* Appends the `stats backends` reply: the backends of t. */
+void stats_render_backends(struct proxy *p, const struct topology *t,
+                           struct evbuffer *out);
 /* `stats settings`: the configuration in use, one STAT line per key. */
-void stats_render_settings(struct proxy *p, struct evbuffer *out);
+void stats_render_settings(struct proxy *p, const struct topology *t,
+                           struct evbuffer *out);
 /* `stats reset`: counters start again from 0 (gauges such as
  * curr_connections, state and connections are not counters). */
-void stats_reset(struct proxy *p);
+void stats_reset(struct proxy *p, const struct topology *t);
 
 #endif

@@ -1,11 +1,18 @@
 /*
  * worker: a thread running its own event_base.
  *
- * The main thread writes accepted sockets (or WORKER_MSG_STOP) as ints to
- * the worker's notify pipe; writes of sizeof(int) are atomic, so no lock is
- * needed. On STOP the worker stops reading from its clients, lets every
- * request in flight finish, closes each client once its replies are out,
- * and leaves its loop when no client is left or the drain timer fires.
+ * Other threads write struct worker_msg to the worker's inbox pipe; a
+ * write of one message is atomic (it is far below PIPE_BUF), so no lock
+ * is needed. Messages: an accepted client socket, a new topology (adopted
+ * right away, i.e. within this loop turn), a backend that went DOWN, STOP.
+ * On STOP the worker stops reading from its clients, lets every request in
+ * flight finish, closes each client once its replies are out, and leaves
+ * its loop when no client is left or the drain timer fires.
+ *
+ * Topology adoption: every backend of the new snapshot gets its
+ * worker_backend (new ones connect at once); those no longer in it retire:
+ * their requests in flight finish, then ev_retire closes their
+ * connections. The old snapshot is let go when its last request is done.
  */
 #include "autoconf.h"
 
@@ -15,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -27,11 +33,14 @@
 #include "mem.h"
 #include "proxy.h"
 #include "request.h"
+#include "topology.h"
 #include "util.h"
 #include "worker.h"
 
 /* How long a stopping worker waits for requests in flight. */
 #define WORKER_DRAIN_SECONDS 5
+/* How often retired backends are checked for an empty queue. */
+#define WORKER_RETIRE_MS 50
 
 static void
 worker_reap_cb(evutil_socket_t fd, short what, void *arg)
@@ -43,76 +52,6 @@ worker_reap_cb(evutil_socket_t fd, short what, void *arg)
         TAILQ_REMOVE(&w->closed, c, link);
         client_free(c);
     }
-}
-
-ssize_t
-worker_read(int fd, struct evbuffer *buf)
-{
-    struct evbuffer_iovec v[2];
-    int nv = evbuffer_reserve_space(buf, 16384, v, 2);
-    ssize_t n;
-    size_t left;
-
-    if (nv <= 0) {
-        errno = ENOMEM;
-        return -1;
-    }
-    do {
-        n = readv(fd, (struct iovec *)v, nv);
-    } while (n < 0 && errno == EINTR);
-    if (n <= 0) {
-        evbuffer_commit_space(buf, v, 0);
-        return n;
-    }
-    left = (size_t)n;
-    for (int i = 0; i < nv; i++) {
-        if (v[i].iov_len > left) {
-            v[i].iov_len = left;
-        }
-        left -= v[i].iov_len;
-        if (v[i].iov_len == 0) {
-            nv = i;
-            break;
-        }
-    }
-    evbuffer_commit_space(buf, v, nv);
-    return n;
-}
-
-const char *
-worker_head(struct evbuffer *buf, size_t *len)
-{
-    struct evbuffer_iovec v;
-
-    if (evbuffer_peek(buf, -1, NULL, &v, 1) < 1) {
-        *len = 0;
-        return NULL;
-    }
-    *len = v.iov_len;
-    return v.iov_base;
-}
-
-const char *
-worker_line(struct evbuffer *buf, size_t *len, size_t *eollen)
-{
-    size_t n;
-    const char *p = worker_head(buf, &n);
-    const char *nl = n > 0 ? memchr(p, '\n', n) : NULL;
-    struct evbuffer_ptr eol;
-
-    if (nl != NULL) {
-        worker_eol(p, nl, len, eollen);
-        return p;
-    }
-    if (n == evbuffer_get_length(buf)) {
-        return NULL;
-    }
-    eol = evbuffer_search_eol(buf, NULL, eollen, EVBUFFER_EOL_CRLF);
-    if (eol.pos < 0) {
-        return NULL;
-    }
-    *len = (size_t)eol.pos;
-    return (const char *)evbuffer_pullup(buf, (ev_ssize_t)(*len + *eollen));
 }
 
 static void
@@ -234,22 +173,158 @@ worker_begin_stop(struct worker *w)
 }
 
 static void
-worker_backend_down(struct worker *w, uint32_t b)
+worker_backend_down(struct worker *w, struct backend *be)
 {
-    if (b >= w->proxy->nbackends) {
-        return;
+    struct worker_backend *wb = be->id < w->nwb ? w->wb[be->id] : NULL;
+
+    if (wb != NULL && wb->be == be) {
+        for (unsigned i = 0; i < w->per_backend; i++) {
+            bconn_fail(wb->conns[i], "SERVER_ERROR backend down");
+        }
     }
+    backend_unref(be);
+}
+
+static struct worker_backend *
+worker_backend_create(struct worker *w, struct backend *be)
+{
+    struct worker_backend *wb = util_xcalloc(1, sizeof(*wb));
+
+    wb->be = backend_ref(be);
+    wb->stats = backend_stats(be, w->id);
+    wb->frag_of[0] = wb->frag_of[1] = RING_NONE;
+    wb->conns = util_xcalloc(w->per_backend, sizeof(*wb->conns));
     for (unsigned i = 0; i < w->per_backend; i++) {
-        bconn_fail(w->bconns[b * w->per_backend + i],
-                   "SERVER_ERROR backend down");
+        wb->conns[i] = bconn_create(w, wb);
+        if (wb->conns[i] == NULL) {
+            log_error("out of memory");
+            abort();
+        }
+    }
+    return wb;
+}
+
+static void
+worker_backend_destroy(struct worker *w, struct worker_backend *wb)
+{
+    for (unsigned i = 0; i < w->per_backend; i++) {
+        bconn_destroy(wb->conns[i]);
+    }
+    free(wb->conns);
+    backend_unref(wb->be);
+    free(wb);
+}
+
+static bool
+worker_backend_idle(const struct worker *w, const struct worker_backend *wb)
+{
+    for (unsigned i = 0; i < w->per_backend; i++) {
+        if (wb->conns[i]->nqueued > 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Frees the retired backends with nothing in flight; re-arms itself while
+ * some are left. */
+static void
+worker_retire(struct worker *w)
+{
+    struct timeval tv = {0, WORKER_RETIRE_MS * 1000};
+
+    for (uint32_t id = 0; id < w->nwb && w->nretiring > 0; id++) {
+        struct worker_backend *wb = w->wb[id];
+
+        if (wb != NULL && wb->retiring && worker_backend_idle(w, wb)) {
+            log_debug("worker %u: backend %s retired", w->id, wb->be->name);
+            w->wb[id] = NULL;
+            w->nretiring--;
+            worker_backend_destroy(w, wb);
+        }
+    }
+    if (w->nretiring > 0) {
+        evtimer_add(w->ev_retire, &tv);
     }
 }
 
 static void
-worker_notify_cb(evutil_socket_t fd, short what, void *arg)
+worker_retire_cb(evutil_socket_t fd, short what, void *arg)
+{
+    worker_retire(arg);
+}
+
+void
+worker_topo_release(struct worker *w, struct worker_topo *wt)
+{
+    if (--wt->users == 0 && wt != w->topo) {
+        topology_unref(wt->t);
+        free(wt);
+    }
+}
+
+/*
+ * Makes t (whose reference is taken) the worker's current topology. New
+ * backends get their connections, started now unless connect is false
+ * (before the thread runs); missing ones retire.
+ */
+static void
+worker_adopt(struct worker *w, struct topology *t, bool connect)
+{
+    struct worker_topo *old = w->topo;
+    struct worker_topo *wt = util_xcalloc(1, sizeof(*wt));
+    uint32_t nretiring = 0;
+
+    wt->t = t;
+    if (t->id_limit > w->nwb) {
+        w->wb = realloc(w->wb, t->id_limit * sizeof(*w->wb));
+        if (w->wb == NULL) {
+            log_error("out of memory");
+            abort();
+        }
+        memset(w->wb + w->nwb, 0, (t->id_limit - w->nwb) * sizeof(*w->wb));
+        w->nwb = t->id_limit;
+    }
+    for (uint32_t id = 0; id < w->nwb; id++) {
+        if (w->wb[id] != NULL) {
+            w->wb[id]->retiring = true;
+        }
+    }
+    for (uint32_t i = 0; i < t->n; i++) {
+        struct backend *be = t->backends[i];
+        struct worker_backend *wb = w->wb[be->id];
+
+        if (wb == NULL) {
+            wb = w->wb[be->id] = worker_backend_create(w, be);
+            if (connect) {
+                for (unsigned c = 0; c < w->per_backend; c++) {
+                    bconn_connect(wb->conns[c]);
+                }
+            }
+        }
+        wb->retiring = false;
+    }
+    for (uint32_t id = 0; id < w->nwb; id++) {
+        nretiring += w->wb[id] != NULL && w->wb[id]->retiring;
+    }
+    w->nretiring = nretiring;
+    w->topo = wt;
+    w->cfg = t->cfg;
+    w->adopted = t->generation;
+    if (old != NULL && old->users == 0) {
+        topology_unref(old->t);
+        free(old);
+    }
+    if (nretiring > 0) {
+        worker_retire(w);
+    }
+}
+
+static void
+worker_inbox_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    int msgs[64];
+    struct worker_msg msgs[32];
 
     for (;;) {
         ssize_t n = read(fd, msgs, sizeof(msgs));
@@ -260,23 +335,35 @@ worker_notify_cb(evutil_socket_t fd, short what, void *arg)
             }
             return;
         }
-        for (size_t i = 0; i < (size_t)n / sizeof(int); i++) {
-            if (msgs[i] == WORKER_MSG_STOP) {
+        for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++) {
+            struct worker_msg *m = &msgs[i];
+
+            switch (m->type) {
+            case WORKER_MSG_STOP:
                 worker_begin_stop(w);
-            } else if (msgs[i] < 0) {
-                worker_backend_down(w, (uint32_t)(-2 - msgs[i]));
-            } else if (w->stopping) {
-                close(msgs[i]);
-                atomic_fetch_sub(&w->proxy->nclients, 1);
-            } else if (client_create(w, msgs[i]) == NULL) {
-                atomic_fetch_sub(&w->proxy->nclients, 1);
+                break;
+            case WORKER_MSG_TOPOLOGY:
+                worker_adopt(w, m->ptr, !w->stopping);
+                break;
+            case WORKER_MSG_BACKEND_DOWN:
+                worker_backend_down(w, m->ptr);
+                break;
+            case WORKER_MSG_CLIENT:
+                if (w->stopping) {
+                    close(m->fd);
+                    atomic_fetch_sub(&w->proxy->nclients, 1);
+                } else if (client_create(w, m->fd) == NULL) {
+                    atomic_fetch_sub(&w->proxy->nclients, 1);
+                }
+                break;
             }
         }
     }
 }
 
 struct worker *
-worker_create(struct proxy *p, unsigned id, char *err, size_t errlen)
+worker_create(struct proxy *p, unsigned id, struct topology *t, char *err,
+              size_t errlen)
 {
     struct worker *w = util_xcalloc(1, sizeof(*w));
     struct event_config *ec = event_config_new();
@@ -284,7 +371,8 @@ worker_create(struct proxy *p, unsigned id, char *err, size_t errlen)
 
     w->proxy = p;
     w->id = id;
-    w->notify_rd = w->notify_wr = -1;
+    w->inbox_rd = w->inbox_wr = -1;
+    w->per_backend = p->per_backend;
     TAILQ_INIT(&w->clients);
     TAILQ_INIT(&w->closed);
     TAILQ_INIT(&w->flush_clients);
@@ -302,38 +390,24 @@ worker_create(struct proxy *p, unsigned id, char *err, size_t errlen)
         snprintf(err, errlen, "worker %u: pipe: %s", id, strerror(errno));
         goto fail;
     }
-    w->notify_rd = fds[0];
-    w->notify_wr = fds[1];
-    /* The main thread's writes must block rather than fail. */
-    fcntl(w->notify_wr, F_SETFL, 0);
-    w->ev_notify = event_new(w->base, w->notify_rd, EV_READ | EV_PERSIST,
-                             worker_notify_cb, w);
+    w->inbox_rd = fds[0];
+    w->inbox_wr = fds[1];
+    /* Senders' writes must block rather than fail. */
+    fcntl(w->inbox_wr, F_SETFL, 0);
+    w->ev_inbox = event_new(w->base, w->inbox_rd, EV_READ | EV_PERSIST,
+                            worker_inbox_cb, w);
+    w->ev_retire = evtimer_new(w->base, worker_retire_cb, w);
     w->ev_reap = event_new(w->base, -1, 0, worker_reap_cb, w);
     w->ev_drain_timer = evtimer_new(w->base, worker_drain_timer_cb, w);
     w->ev_flush = event_new(w->base, -1, 0, worker_flush_cb, w);
-    if (w->ev_notify == NULL || w->ev_reap == NULL || w->ev_flush == NULL ||
-        w->ev_drain_timer == NULL || event_add(w->ev_notify, NULL) != 0) {
+    if (w->ev_inbox == NULL || w->ev_reap == NULL || w->ev_flush == NULL ||
+        w->ev_drain_timer == NULL || w->ev_retire == NULL ||
+        event_add(w->ev_inbox, NULL) != 0) {
         snprintf(err, errlen, "worker %u: cannot create events", id);
         goto fail;
     }
 
-    w->bstats = util_xcalloc(p->nbackends, sizeof(*w->bstats));
-    w->next_slot = util_xcalloc(p->nbackends, sizeof(uint32_t));
-    w->frag_of_backend = util_xcalloc(2 * (size_t)p->nbackends,
-                                      sizeof(uint32_t));
-    for (uint32_t b = 0; b < 2 * p->nbackends; b++) {
-        w->frag_of_backend[b] = RING_NONE;
-    }
-    w->per_backend = p->cfg->backend_connections;
-    w->bconns = util_xcalloc((size_t)p->nbackends * w->per_backend,
-                             sizeof(*w->bconns));
-    for (size_t i = 0; i < (size_t)p->nbackends * w->per_backend; i++) {
-        w->bconns[i] = bconn_create(w, (uint32_t)(i / w->per_backend));
-        if (w->bconns[i] == NULL) {
-            snprintf(err, errlen, "worker %u: cannot create connections", id);
-            goto fail;
-        }
-    }
+    worker_adopt(w, topology_ref(t), false);
     return w;
 
 fail:
@@ -347,9 +421,10 @@ worker_main(void *arg)
     struct worker *w = arg;
 
     /* Connect eagerly, so that the first requests do not wait. */
-    for (size_t i = 0; i < (size_t)w->proxy->nbackends * w->per_backend;
-         i++) {
-        bconn_connect(w->bconns[i]);
+    for (uint32_t id = 0; id < w->nwb; id++) {
+        for (unsigned c = 0; w->wb[id] != NULL && c < w->per_backend; c++) {
+            bconn_connect(w->wb[id]->conns[c]);
+        }
     }
     event_base_dispatch(w->base);
     mem_thread_release();
@@ -376,20 +451,27 @@ worker_start(struct worker *w, char *err, size_t errlen)
 }
 
 int
-worker_hand_off(struct worker *w, int fd)
+worker_send(struct worker *w, int type, int fd, void *ptr)
 {
+    struct worker_msg m = {.type = type, .fd = fd, .ptr = ptr};
     ssize_t n;
 
     do {
-        n = write(w->notify_wr, &fd, sizeof(fd));
+        n = write(w->inbox_wr, &m, sizeof(m));
     } while (n < 0 && errno == EINTR);
-    return n == (ssize_t)sizeof(fd) ? 0 : -1;
+    return n == (ssize_t)sizeof(m) ? 0 : -1;
+}
+
+int
+worker_hand_off(struct worker *w, int fd)
+{
+    return worker_send(w, WORKER_MSG_CLIENT, fd, NULL);
 }
 
 void
 worker_request_stop(struct worker *w)
 {
-    if (worker_hand_off(w, WORKER_MSG_STOP) != 0) {
+    if (worker_send(w, WORKER_MSG_STOP, -1, NULL) != 0) {
         log_error("worker %u: cannot signal stop", w->id);
     }
 }
@@ -418,19 +500,26 @@ worker_destroy(struct worker *w)
         }
     }
     worker_reap_cb(-1, 0, w);
-    if (w->bconns != NULL) {
-        for (size_t i = 0; i < (size_t)w->proxy->nbackends * w->per_backend;
-             i++) {
-            bconn_destroy(w->bconns[i]);
+    /* Messages still in the inbox carry references. */
+    if (w->inbox_rd >= 0) {
+        worker_inbox_cb(w->inbox_rd, EV_READ, w);
+    }
+    for (uint32_t id = 0; id < w->nwb; id++) {
+        if (w->wb[id] != NULL) {
+            worker_backend_destroy(w, w->wb[id]);
         }
     }
+    free(w->wb);
     request_free_list(w);
-    free(w->bconns);
-    free(w->bstats);
-    free(w->next_slot);
-    free(w->frag_of_backend);
-    if (w->ev_notify != NULL) {
-        event_free(w->ev_notify);
+    if (w->topo != NULL) {
+        topology_unref(w->topo->t);
+        free(w->topo);
+    }
+    if (w->ev_retire != NULL) {
+        event_free(w->ev_retire);
+    }
+    if (w->ev_inbox != NULL) {
+        event_free(w->ev_inbox);
     }
     if (w->ev_reap != NULL) {
         event_free(w->ev_reap);
@@ -441,11 +530,11 @@ worker_destroy(struct worker *w)
     if (w->ev_flush != NULL) {
         event_free(w->ev_flush);
     }
-    if (w->notify_rd >= 0) {
-        close(w->notify_rd);
+    if (w->inbox_rd >= 0) {
+        close(w->inbox_rd);
     }
-    if (w->notify_wr >= 0) {
-        close(w->notify_wr);
+    if (w->inbox_wr >= 0) {
+        close(w->inbox_wr);
     }
     if (w->base != NULL) {
         event_base_free(w->base);

@@ -13,6 +13,7 @@
 #include <sys/queue.h>
 #include <sys/types.h>
 
+#include "backend.h"
 #include "stats.h"
 
 struct proxy;
@@ -22,98 +23,108 @@ struct bconn;
 struct event;
 struct event_base;
 struct evbuffer;
+struct backend;
+struct topology;
+struct config;
 
 TAILQ_HEAD(client_list, client);
 TAILQ_HEAD(bconn_list, bconn);
+
+/*
+ * What a worker keeps of one backend: its connections, its counter slot,
+ * scratch for splitting requests. Keyed by the backend's id in w->wb, so
+ * that a new topology never renumbers it. A backend left out of the
+ * current topology is `retiring`: it gets no new requests, and is freed
+ * once nothing is queued on its connections any more.
+ */
+struct worker_backend {
+    struct backend *be;             /* a reference */
+    struct stats_backend *stats;    /* be's counter slot of this worker */
+    struct bconn **conns;           /* [worker->per_backend], owned */
+    uint32_t next_slot;             /* round robin over conns */
+    uint32_t frag_of[2];            /* scratch for splitting, RING_NONE:
+                                       its fragment of own keys, and of
+                                       keys of a gat/gats it serves for a
+                                       DOWN owner */
+    bool retiring;
+};
+
+/*
+ * A topology snapshot as one worker holds it: requests routed with it
+ * count themselves in `users` (no atomics: only this worker touches it).
+ * It is let go once it is not the current one and has no users.
+ */
+struct worker_topo {
+    struct topology *t;             /* a reference */
+    uint32_t users;
+};
 
 struct worker {
     struct proxy *proxy;
     unsigned id;
     pthread_t thread;
     struct event_base *base;
-    int notify_rd;                  /* fds handed over by the main thread */
-    int notify_wr;
-    struct event *ev_notify;
+    int inbox_rd;                   /* the typed inbox: struct worker_msg */
+    int inbox_wr;
+    struct event *ev_inbox;
     struct event *ev_reap;          /* frees closed clients, deferred */
     struct event *ev_drain_timer;   /* bounds the shutdown drain */
     struct event *ev_flush;         /* end of the loop turn: write out */
+    struct event *ev_retire;        /* closes retired backends' conns */
     bool flush_scheduled;
     struct client_list flush_clients;
     struct bconn_list flush_bconns;
     struct client_list clients;
     struct client_list closed;      /* waiting for ev_reap */
-    struct bconn **bconns;          /* [backend * per_backend + slot] */
+    struct worker_topo *topo;       /* current; owned */
+    const struct config *cfg;       /* topo->t->cfg */
+    struct worker_backend **wb;     /* [nwb], by backend id, or NULL */
+    uint32_t nwb;
+    uint32_t nretiring;
     unsigned per_backend;
-    uint32_t *next_slot;            /* round robin per backend */
-    uint32_t *frag_of_backend;      /* scratch for splitting, RING_NONE;
-                                       2 per backend: own keys, and keys
-                                       of a gat/gats it serves for a
-                                       DOWN owner */
     struct request *free_requests;  /* free list, linked by next_free */
     unsigned nfree_requests;
     bool stopping;
-    bool started;                   /* its thread runs */
+    _Atomic bool started;           /* its thread runs (or is about to) */
     uint64_t next_client_id;
+    uint64_t adopted;               /* generation of topo */
     struct stats_worker stats;
-    struct stats_backend *bstats;   /* per backend */
 };
 
-/* Message on the notify pipe that asks the worker to drain and stop. */
-#define WORKER_MSG_STOP (-1)
-/* Backend b went DOWN: fail what is queued on it now, not at timeout. */
-#define WORKER_MSG_BACKEND_DOWN(b) (-2 - (int)(b))
+/* The inbox: fixed-size messages, each written whole (< PIPE_BUF). */
+enum worker_msg_type {
+    WORKER_MSG_CLIENT,              /* fd: an accepted socket, now ours */
+    WORKER_MSG_STOP,                /* drain and leave the loop */
+    WORKER_MSG_TOPOLOGY,            /* ptr: a topology reference, ours */
+    WORKER_MSG_BACKEND_DOWN,        /* ptr: a backend reference, ours:
+                                       fail what is queued on it now */
+};
+
+struct worker_msg {
+    int type;                       /* enum worker_msg_type */
+    int fd;
+    void *ptr;
+};
 
 /*
- * Creates worker id of proxy p (its base, pipe, backend connections).
- * Returns NULL with a message in err.
+ * Creates worker id of proxy p (its base, inbox, backend connections) on
+ * topology t (a reference is taken). Returns NULL with a message in err.
  */
-struct worker *worker_create(struct proxy *p, unsigned id, char *err,
-                             size_t errlen) __attribute__((warn_unused_result));
+struct worker *worker_create(struct proxy *p, unsigned id,
+                             struct topology *t, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 /* Starts the thread. Returns 0 or -1 with err. */
 int worker_start(struct worker *w, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/* Puts a message in the worker's inbox (any thread). Returns 0 or -1;
+ * on success the worker owns what the message carries. */
+int worker_send(struct worker *w, int type, int fd, void *ptr);
 /* Hands an accepted socket to the worker; the worker owns fd afterwards. */
 int worker_hand_off(struct worker *w, int fd);
 /* Asks the worker to finish in-flight requests and exit its loop. */
 void worker_request_stop(struct worker *w);
 void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);
-
-/*
- * Reads what the socket has (up to 64 KiB) into buf without an extra copy.
- * Returns bytes read, 0 at EOF, -1 with errno.
- */
-ssize_t worker_read(int fd, struct evbuffer *buf);
-
-/*
- * The first chain of buf: *len bytes at the returned address (NULL and 0
- * when buf is empty). Valid until buf is changed.
- */
-const char *worker_head(struct evbuffer *buf, size_t *len);
-
-/*
- * The first line of buf, made contiguous: returns its start, its length
- * without the terminator in *len and the terminator's ("\n" or "\r\n") in
- * *eollen; NULL if buf holds no complete line. Found in the first chain
- * with memchr in the common case; only a line that spans chains is pulled
- * up. Valid until buf is changed.
- */
-const char *worker_line(struct evbuffer *buf, size_t *len, size_t *eollen);
-
-/*
- * The line from p to the '\n' at nl: its length without the terminator in
- * *len, the terminator's ("\n" or "\r\n") in *eollen.
- */
-static inline void
-worker_eol(const char *p, const char *nl, size_t *len, size_t *eollen)
-{
-    *len = (size_t)(nl - p);
-    *eollen = 1;
-    if (*len > 0 && p[*len - 1] == '\r') {
-        (*len)--;
-        *eollen = 2;
-    }
-}
 
 /*
  * Output is batched per loop turn: a client or backend connection with new
@@ -130,5 +141,17 @@ void worker_flush(struct worker *w);
 void worker_schedule_reap(struct worker *w);
 /* Called when a client is gone during shutdown, to end the loop early. */
 void worker_check_drained(struct worker *w);
+
+/* The worker's state for backend be: never NULL for a backend of any
+ * topology the worker holds. */
+static inline struct worker_backend *
+worker_wb(const struct worker *w, const struct backend *be)
+{
+    return w->wb[be->id];
+}
+
+/* A request routed with wt finished: let wt go if it is no longer current
+ * and this was its last request. */
+void worker_topo_release(struct worker *w, struct worker_topo *wt);
 
 #endif

@@ -1,0 +1,86 @@
+/*
+ * net: the byte-level I/O shared by client, backend and health
+ * connections: one read routine that fills an evbuffer without a copy, and
+ * one line framer that finds a line in place (memchr over the first chain)
+ * and pulls up only a line that spans chains.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include <event2/buffer.h>
+
+#include "net.h"
+
+ssize_t
+net_read(int fd, struct evbuffer *buf)
+{
+    struct evbuffer_iovec v[2];
+    int nv = evbuffer_reserve_space(buf, 16384, v, 2);
+    ssize_t n;
+    size_t left;
+
+    if (nv <= 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    do {
+        n = readv(fd, (struct iovec *)v, nv);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        evbuffer_commit_space(buf, v, 0);
+        return n;
+    }
+    left = (size_t)n;
+    for (int i = 0; i < nv; i++) {
+        if (v[i].iov_len > left) {
+            v[i].iov_len = left;
+        }
+        left -= v[i].iov_len;
+        if (v[i].iov_len == 0) {
+            nv = i;
+            break;
+        }
+    }
+    evbuffer_commit_space(buf, v, nv);
+    return n;
+}
+
+const char *
+net_head(struct evbuffer *buf, size_t *len)
+{
+    struct evbuffer_iovec v;
+
+    if (evbuffer_peek(buf, -1, NULL, &v, 1) < 1) {
+        *len = 0;
+        return NULL;
+    }
+    *len = v.iov_len;
+    return v.iov_base;
+}
+
+const char *
+net_line(struct evbuffer *buf, size_t *len, size_t *eollen)
+{
+    size_t n;
+    const char *p = net_head(buf, &n);
+    const char *nl = n > 0 ? memchr(p, '\n', n) : NULL;
+    struct evbuffer_ptr eol;
+
+    if (nl != NULL) {
+        net_eol(p, nl, len, eollen);
+        return p;
+    }
+    if (n == evbuffer_get_length(buf)) {
+        return NULL;
+    }
+    eol = evbuffer_search_eol(buf, NULL, eollen, EVBUFFER_EOL_CRLF);
+    if (eol.pos < 0) {
+        return NULL;
+    }
+    *len = (size_t)eol.pos;
+    return (const char *)evbuffer_pullup(buf, (ev_ssize_t)(*len + *eollen));
+}
+

@@ -1,0 +1,49 @@
+/*
+ * net: connection I/O helpers shared by every connection type (client,
+ * backend, health): reading into an evbuffer and framing lines in place.
+ */
+#ifndef MCRING_NET_H
+#define MCRING_NET_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct evbuffer;
+
+/*
+ * Reads what the socket has (up to 64 KiB) into buf without an extra copy.
+ * Returns bytes read, 0 at EOF, -1 with errno.
+ */
+ssize_t net_read(int fd, struct evbuffer *buf);
+
+/*
+ * The first chain of buf: *len bytes at the returned address (NULL and 0
+ * when buf is empty). Valid until buf is changed.
+ */
+const char *net_head(struct evbuffer *buf, size_t *len);
+
+/*
+ * The first line of buf, made contiguous: returns its start, its length
+ * without the terminator in *len and the terminator's ("\n" or "\r\n") in
+ * *eollen; NULL if buf holds no complete line. Found in the first chain
+ * with memchr in the common case; only a line that spans chains is pulled
+ * up. Valid until buf is changed.
+ */
+const char *net_line(struct evbuffer *buf, size_t *len, size_t *eollen);
+
+/*
+ * The line from p to the '\n' at nl: its length without the terminator in
+ * *len, the terminator's ("\n" or "\r\n") in *eollen.
+ */
+static inline void
+net_eol(const char *p, const char *nl, size_t *len, size_t *eollen)
+{
+    *len = (size_t)(nl - p);
+    *eollen = 1;
+    if (*len > 0 && p[*len - 1] == '\r') {
+        (*len)--;
+        *eollen = 2;
+    }
+}
+
+#endif
