@@ -31,6 +31,7 @@
 #include "bconn.h"
 #include "config.h"
 #include "log.h"
+#include "mget.h"
 #include "net.h"
 #include "request.h"
 #include "util.h"
@@ -475,11 +476,11 @@ bconn_parse(struct bconn *bc)
                 return;
             }
             if (off + total <= n) {
-                request_frag_value(f, p + off, total);
+                mget_value(f, p + off, total);
                 off += total;
             } else {
                 evbuffer_drain(in, off);
-                request_frag_value_move(f, in, total);
+                mget_value_move(f, in, total);
                 p = net_head(in, &n);
                 off = 0;
             }

@@ -783,3 +783,19 @@ proto_parse_value(const char *line, size_t len, struct proto_str *key,
     *cas = n == 3 ? num[2] : 0;
     return 0;
 }
+
+/* Length of line without a trailing "noreply" token and spaces. */
+size_t
+proto_strip_noreply(const char *line, size_t len, bool noreply)
+{
+    while (len > 0 && line[len - 1] == ' ') {
+        len--;
+    }
+    if (noreply && len >= 7) {
+        len -= 7;
+        while (len > 0 && line[len - 1] == ' ') {
+            len--;
+        }
+    }
+    return len;
+}

@@ -198,4 +198,8 @@ int proto_parse_value(const char *line, size_t len, struct proto_str *key,
                       uint32_t *flags, uint32_t *vlen, uint64_t *cas,
                       bool *has_cas) __attribute__((warn_unused_result));
 
+/* Length of line without trailing spaces and, when noreply is set, the
+ * "noreply" token before them. */
+size_t proto_strip_noreply(const char *line, size_t len, bool noreply);
+
 #endif

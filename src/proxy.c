@@ -35,6 +35,7 @@
 #include "health.h"
 #include "log.h"
 #include "proxy.h"
+#include "recovery.h"
 #include "topology.h"
 #include "util.h"
 #include "worker.h"
@@ -179,6 +180,7 @@ proxy_publish(struct proxy *p, struct topology *t)
 
     p->topo = t;
     atomic_store(&p->max_connections, t->cfg->max_connections);
+    atomic_store(&p->published_ns, util_now_ns());
     for (unsigned i = 0; i < p->nworkers; i++) {
         struct worker *w = p->workers[i];
 
@@ -221,6 +223,12 @@ proxy_match_backends(struct proxy *p, const struct config *cfg,
                 backend_unref(out[i]);
             }
             return -1;
+        }
+        if (fresh == BACKEND_NEW) {
+            /* Whatever a server added while running holds may be older
+             * than what the ring served meanwhile (it may have been in
+             * the ring before): it is flushed before it gets keys. */
+            recovery_note_flush(out[i]->recovery);
         }
     }
     return 0;

@@ -66,6 +66,7 @@ struct proxy {
     _Atomic uint64_t reloads;       /* topology changes applied */
     _Atomic uint64_t reload_failures;
     _Atomic int64_t last_reload;    /* wall-clock time, 0 = never */
+    _Atomic uint64_t published_ns;  /* monotonic time of the last publish */
     /* `stats reset`: the counters' totals at the last reset, subtracted
      * when they are shown (workers' counters have one writer each). */
     pthread_mutex_t stats_lock;

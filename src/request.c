@@ -1,5 +1,5 @@
 /*
- * request: routing, splitting and merging of client commands.
+ * request: the life of a client command, from dispatch to its reply.
  *
  *   single-key command  -> one FRAG_LINE to the key's backend; its reply
  *                          line is the client's reply (plus, for a write
@@ -12,7 +12,10 @@
  *                          collects its blocks and request_finish() merges
  *                          them in the client's key order under one END
  *   flush_all           -> one FRAG_FLUSH per backend, OK only if all are
- *   version, stats, ... -> answered here
+ *   version, stats, ... -> answered by admin.c
+ *
+ * Where a key goes is route.c's (owner, fallback, failover write policy);
+ * how a multi-key retrieval is split and merged is mget.c's.
  *
  * noreply is never forwarded: the backend always answers, and the answer is
  * dropped, so a backend stream can never be misaligned by a reply that did
@@ -27,15 +30,17 @@
 
 #include <event2/buffer.h>
 
+#include "admin.h"
 #include "backend.h"
 #include "bconn.h"
 #include "client.h"
 #include "config.h"
 #include "log.h"
-#include "proxy.h"
+#include "mget.h"
 #include "recovery.h"
 #include "request.h"
 #include "ring.h"
+#include "route.h"
 #include "stats.h"
 #include "topology.h"
 #include "util.h"
@@ -46,10 +51,6 @@
 /* Arrays of a recycled request larger than this are released. */
 #define REQUEST_KEEP_KEYS 4096
 #define REQUEST_KEEP_VALS 16384
-/* VALUE blocks up to this size, of a retrieval split over several
- * backends, are collected in req->vals: cheaper than evbuffer chains for
- * the typical small value. Larger blocks stay in evbuffer chains. */
-#define REQUEST_SMALL_BLOCK 4096
 
 struct request *
 request_get(struct worker *w, struct client *c)
@@ -160,40 +161,25 @@ request_reserve_frags(struct request *req, uint32_t n)
     if (n <= req->fragcap) {
         return;
     }
-    req->frags = realloc(req->frags, n * sizeof(*req->frags));
-    if (req->frags == NULL) {
-        log_error("out of memory");
-        abort();
-    }
+    req->frags = util_xrealloc(req->frags, n, sizeof(*req->frags));
     memset(req->frags + req->fragcap, 0,
            (n - req->fragcap) * sizeof(*req->frags));
     req->fragcap = n;
 }
 
-static void *
-request_grow(void *p, size_t n, size_t size)
-{
-    p = realloc(p, n * size);
-    if (p == NULL) {
-        log_error("out of memory");
-        abort();
-    }
-    return p;
-}
-
-static void
+void
 request_reserve_keys(struct request *req, uint32_t n, size_t linelen)
 {
     if (n > req->keycap) {
-        req->keys = request_grow(req->keys, n, sizeof(*req->keys));
-        req->key_frag = request_grow(req->key_frag, n, sizeof(uint32_t));
-        req->block_len = request_grow(req->block_len, n, sizeof(uint32_t));
-        req->block_off = request_grow(req->block_off, n, sizeof(uint32_t));
-        req->frag_keys = request_grow(req->frag_keys, n, sizeof(uint32_t));
+        req->keys = util_xrealloc(req->keys, n, sizeof(*req->keys));
+        req->key_frag = util_xrealloc(req->key_frag, n, sizeof(uint32_t));
+        req->block_len = util_xrealloc(req->block_len, n, sizeof(uint32_t));
+        req->block_off = util_xrealloc(req->block_off, n, sizeof(uint32_t));
+        req->frag_keys = util_xrealloc(req->frag_keys, n, sizeof(uint32_t));
         req->keycap = n;
     }
     if (linelen > req->linecap) {
-        req->line = request_grow(req->line, linelen, 1);
+        req->line = util_xrealloc(req->line, linelen, 1);
         req->linecap = linelen;
     }
 }
@@ -216,129 +202,12 @@ request_frag_init(struct request *req, enum frag_kind kind,
     return f;
 }
 
-static struct bconn *
-request_pick(struct worker *w, struct worker_backend *wb)
-{
-    unsigned slot = 0;
-
-    if (w->per_backend > 1) {
-        slot = wb->next_slot++ % w->per_backend;
-    }
-    return wb->conns[slot];
-}
-
-static size_t request_strip_noreply(const char *line, size_t len,
-                                    bool noreply);
-static void request_failover_done(struct request *req,
-                                  const struct backend *fallback);
-static void request_owner_delete_failed(struct request *req,
-                                        struct backend *owner);
-
-static bool
-request_backend_up(uint32_t b, void *arg)
-{
-    const struct topology *t = arg;
-
-    return backend_is_up(t->backends[b]);
-}
-
-/*
- * The backend for key in the request's topology: its owner when UP, else
- * the next distinct UP backend clockwise from the owner's point, or NULL
- * when none is. The owner is stored in *owner.
- */
-static struct backend *
-request_route(struct request *req, const char *key, size_t len,
-              struct backend **owner)
-{
-    const struct topology *t = req->wt->t;
-    struct backend *o = t->backends[ring_lookup(t->ring, key, len)];
-    uint32_t b;
-
-    *owner = o;
-    if (backend_is_up(o)) {
-        return o;
-    }
-    stats_add(&worker_wb(req->worker, o)->stats->failovers, 1);
-    b = ring_route(t->ring, key, len, request_backend_up, (void *)t);
-    return b == RING_NONE ? NULL : t->backends[b];
-}
-
-/*
- * Caps the exptime of a write that goes to a fallback at failover_ttl, so
- * that a copy made during an outage does not outlive it for long.
- */
-static int64_t
-request_cap_exptime(const struct config *cfg, int64_t exptime)
-{
-    int64_t ttl = cfg->failover_ttl;
-
-    if (ttl == 0 || exptime < 0) {
-        return exptime;
-    }
-    if (exptime == 0) {
-        return ttl;
-    }
-    if (exptime <= 2592000) {
-        return exptime < ttl ? exptime : ttl;
-    }
-    /* An absolute Unix time. */
-    return exptime - (int64_t)time(NULL) < ttl ? exptime : ttl;
-}
-
-/*
- * Writes the command line to send to a fallback: with the exptime capped
- * (storage, touch) and without noreply. Returns its length.
- */
-static size_t
-request_failover_line(const struct config *cfg, const struct proto_req *pr,
-                      const char *line, size_t len, char *buf, size_t cap)
-{
-    int n;
-    int64_t e = request_cap_exptime(cfg, pr->exptime);
-
-    if (proto_cmd_is_storage(pr->cmd)) {
-        n = snprintf(buf, cap, "%.*s %.*s %u %lld %u", (int)pr->name.len,
-                     pr->name.p, (int)pr->key.len, pr->key.p, pr->flags,
-                     (long long)e, pr->vlen);
-        if (pr->cmd == PROTO_CMD_CAS && n > 0 && (size_t)n < cap) {
-            n += snprintf(buf + n, cap - (size_t)n, " %llu",
-                          (unsigned long long)pr->cas);
-        }
-    } else if (pr->cmd == PROTO_CMD_TOUCH) {
-        n = snprintf(buf, cap, "touch %.*s %lld", (int)pr->key.len,
-                     pr->key.p, (long long)e);
-    } else {
-        size_t m = request_strip_noreply(line, len, pr->noreply);
-
-        n = (int)(m < cap ? m : cap - 1);
-        memcpy(buf, line, (size_t)n);
-    }
-    return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
-}
-
-static void
+void
 request_set_error(struct request *req, const char *line)
 {
     if (req->errline[0] == '\0') {
         snprintf(req->errline, sizeof(req->errline), "%s", line);
     }
-}
-
-/* Length of line without a trailing "noreply" token and spaces. */
-static size_t
-request_strip_noreply(const char *line, size_t len, bool noreply)
-{
-    while (len > 0 && line[len - 1] == ' ') {
-        len--;
-    }
-    if (noreply && len >= 7) {
-        len -= 7;
-        while (len > 0 && line[len - 1] == ' ') {
-            len--;
-        }
-    }
-    return len;
 }
 
 static void request_finish(struct request *req);
@@ -364,44 +233,13 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
                         size_t skip)
 {
     struct worker *w = req->worker;
-    struct backend *owner;
-    struct backend *b = request_route(req, pr->key.p, pr->key.len, &owner);
     bool storage = proto_cmd_is_storage(pr->cmd);
-    struct backend *ob = owner;
-    struct bconn *bc, *obc = NULL;
+    struct bconn *bc, *obc;
+    /* Every command routed here writes: the failover write policy. */
+    struct backend *b = route_write(req, pr, &obc);
+    struct backend *owner = req->failover_owner;
     struct evbuffer *out;
     struct frag *f;
-
-    /*
-     * Every command routed here writes. On behalf of a backend that is not
-     * UP, remember it so it can be undone before the owner is routed to
-     * again; if the owner came back meanwhile, write to it instead. While
-     * the owner is RECOVERING (reads still go to the fallback) the write
-     * also deletes the key on the owner and is answered once both are
-     * done: the owner then holds no older value, so the write need not
-     * keep it out of the ring, and a steady stream of writes cannot hold
-     * off its return.
-     */
-    if (b != owner && b != NULL) {
-        if (backend_state(ob) == BACKEND_RECOVERING &&
-            bconn_output(obc = request_pick(w, worker_wb(w, owner))) !=
-                NULL) {
-            req->failover_clean = true;
-        } else if (recovery_note_unless(ob->recovery, &ob->state, BACKEND_UP,
-                                        pr->key.p, pr->key.len, b->id)) {
-            obc = NULL;
-        } else {
-            b = owner;
-            obc = NULL;
-        }
-        if (b != owner) {
-            /* Keep the key: it is noted once the write is done. */
-            request_reserve_keys(req, 1, pr->key.len);
-            memcpy(req->line, pr->key.p, pr->key.len);
-            req->keys[0] = (struct proto_str){req->line, pr->key.len};
-            req->failover_owner = owner;
-        }
-    }
 
     if (b == NULL) {
         if (storage) {
@@ -411,7 +249,7 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
         request_reply(req, "SERVER_ERROR no backend available");
         return;
     }
-    bc = request_pick(w, worker_wb(w, b));
+    bc = route_pick(w, worker_wb(w, b));
     out = bconn_output(bc);
     if (out == NULL) {
         if (storage) {
@@ -419,22 +257,21 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
         }
         stats_add(&worker_wb(w, b)->stats->errors, 1);
         stats_add(&w->stats.server_errors, 1);
-        request_failover_done(req, b);
+        route_write_done(req, b);
         request_reply(req, "SERVER_ERROR backend unavailable");
         return;
     }
     request_reserve_frags(req, 2);
     f = request_frag_init(req, FRAG_LINE, b);
     req->pending = 1;
-    if (b != owner) {
+    if (owner != NULL) {
         char fl[PROTO_LINE_MAX + 64];
 
         evbuffer_add(out, fl,
-                     request_failover_line(w->cfg, pr, line, len, fl,
-                                           sizeof(fl)));
+                     route_failover_line(w->cfg, pr, line, len, fl,
+                                         sizeof(fl)));
     } else {
-        evbuffer_add(out, line,
-                     request_strip_noreply(line, len, pr->noreply));
+        evbuffer_add(out, line, proto_strip_noreply(line, len, pr->noreply));
     }
     evbuffer_add(out, "\r\n", 2);
     if (storage) {
@@ -450,7 +287,7 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     if (out == NULL) {
         /* Cannot happen (it was usable above), but if it did the owner
          * could keep an older value: treat it as a failed delete. */
-        request_owner_delete_failed(req, owner);
+        route_owner_delete_failed(req, owner);
         return;
     }
     f = request_frag_init(req, FRAG_OWNER_DELETE, owner);
@@ -471,51 +308,9 @@ static int64_t
 request_gat_exptime(const struct request *req, const struct frag *f,
                     const struct proto_req *pr)
 {
-    return f->fallback ? request_cap_exptime(req->wt->t->cfg,
+    return f->fallback ? route_cap_exptime(req->wt->t->cfg,
                                              pr->exptime)
                        : pr->exptime;
-}
-
-/* Writes the retrieval command for fragment f's keys, in one piece. */
-static void
-request_add_retrieval(const struct request *req, const struct frag *f,
-                      const struct proto_req *pr, struct evbuffer *out)
-{
-    char num[24];
-    int numlen = 0;
-    size_t size;
-    struct evbuffer_iovec v;
-    char *p;
-
-    if (request_touches(pr->cmd)) {
-        numlen = snprintf(num, sizeof(num), " %lld",
-                          (long long)request_gat_exptime(req, f, pr));
-    }
-    size = pr->name.len + (size_t)numlen + 2;
-    for (uint32_t k = 0; k < f->nkeys; k++) {
-        size += 1 + req->keys[req->frag_keys[f->key_start + k]].len;
-    }
-    if (evbuffer_reserve_space(out, (ev_ssize_t)size, &v, 1) != 1) {
-        log_error("out of memory");
-        abort();
-    }
-    p = v.iov_base;
-    memcpy(p, pr->name.p, pr->name.len);
-    p += pr->name.len;
-    memcpy(p, num, (size_t)numlen);
-    p += numlen;
-    for (uint32_t k = 0; k < f->nkeys; k++) {
-        const struct proto_str *ks =
-            &req->keys[req->frag_keys[f->key_start + k]];
-
-        *p++ = ' ';
-        memcpy(p, ks->p, ks->len);
-        p += ks->len;
-    }
-    *p++ = '\r';
-    *p++ = '\n';
-    v.iov_len = size;
-    evbuffer_commit_space(out, &v, 1);
 }
 
 static void
@@ -536,8 +331,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
 
     if (nkeys == 1) {
         struct backend *owner;
-        struct backend *b = request_route(req, pr->key.p, pr->key.len,
-                                          &owner);
+        struct backend *b = route_key(req, pr->key.p, pr->key.len, &owner);
         struct bconn *bc;
         struct evbuffer *out;
         struct frag *f;
@@ -551,7 +345,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
             request_frag_fail(f, "SERVER_ERROR no backend available");
             return;
         }
-        bc = request_pick(w, f->wb);
+        bc = route_pick(w, f->wb);
         out = bconn_output(bc);
         if (out == NULL) {
             stats_add(&f->wb->stats->errors, 1);
@@ -564,7 +358,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
                                 (long long)request_gat_exptime(req, f, pr),
                                 (int)pr->key.len, pr->key.p);
         } else {
-            evbuffer_add(out, line, request_strip_noreply(line, len, false));
+            evbuffer_add(out, line, proto_strip_noreply(line, len, false));
             evbuffer_add(out, "\r\n", 2);
         }
         bconn_enqueue(bc, f);
@@ -578,7 +372,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
     end = req->line + pr->keys.len;
     for (i = 0; proto_next_key(&cur, end, &key); i++) {
         struct backend *owner;
-        struct backend *b = request_route(req, key.p, key.len, &owner);
+        struct backend *b = route_key(req, key.p, key.len, &owner);
         struct worker_backend *wb;
         uint32_t *slot;
 
@@ -608,27 +402,17 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         req->key_frag[i] = *slot;
         req->frags[*slot].nkeys++;
     }
-    /* Lay the keys out grouped by fragment, in the client's order. */
-    for (uint32_t fi = 0, start = 0; fi < req->nfrags; fi++) {
-        struct frag *f = &req->frags[fi];
-
-        f->wb->frag_of[f->fallback] = RING_NONE;
-        f->key_start = start;
-        start += f->nkeys;
-        f->nkeys = 0;
+    for (uint32_t fi = 0; fi < req->nfrags; fi++) {
+        req->frags[fi].wb->frag_of[req->frags[fi].fallback] = RING_NONE;
     }
-    for (i = 0; i < nkeys; i++) {
-        struct frag *f = &req->frags[req->key_frag[i]];
-
-        req->frag_keys[f->key_start + f->nkeys++] = i;
-    }
+    mget_layout(req);
 
     /* One extra reference while sending, so that fragments failing at once
      * cannot finish (and recycle) the request under this loop. */
     req->pending = req->nfrags + 1;
     for (uint32_t fi = 0; fi < req->nfrags; fi++) {
         struct frag *f = &req->frags[fi];
-        struct bconn *bc = request_pick(w, f->wb);
+        struct bconn *bc = route_pick(w, f->wb);
         struct evbuffer *out = bconn_output(bc);
 
         f->cursor = 0;
@@ -641,10 +425,10 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
             continue;
         }
         if (req->nfrags == 1 && !f->fallback) {
-            evbuffer_add(out, line, request_strip_noreply(line, len, false));
+            evbuffer_add(out, line, proto_strip_noreply(line, len, false));
             evbuffer_add(out, "\r\n", 2);
         } else {
-            request_add_retrieval(req, f, pr, out);
+            mget_write(req, f, pr, request_gat_exptime(req, f, pr), out);
         }
         bconn_enqueue(bc, f);
     }
@@ -683,7 +467,7 @@ request_dispatch_flush(struct request *req, const struct proto_req *pr)
             continue;
         }
         f = request_frag_init(req, FRAG_FLUSH, t->backends[b]);
-        bc = request_pick(w, f->wb);
+        bc = route_pick(w, f->wb);
         out = bconn_output(bc);
         if (out == NULL) {
             request_frag_fail(f, "SERVER_ERROR backend unavailable");
@@ -694,50 +478,6 @@ request_dispatch_flush(struct request *req, const struct proto_req *pr)
     }
     if (--req->pending == 0) {
         request_finish(req);
-    }
-}
-
-static void
-request_dispatch_local(struct request *req, const struct proto_req *pr)
-{
-    struct proxy *p = req->worker->proxy;
-    const struct topology *t = req->wt->t;
-
-    switch (pr->cmd) {
-    case PROTO_CMD_VERSION:
-        request_reply(req, "VERSION " PROXY_VERSION_STRING);
-        return;
-    case PROTO_CMD_VERBOSITY:
-        /* 0: notices and worse (the default), 1: info, 2+: debug. */
-        log_set_level(LOG_LEVEL_NOTICE + (int)(pr->level > 2 ? 2 : pr->level));
-        request_reply(req, "OK");
-        return;
-    case PROTO_CMD_QUIT:
-        req->closes = true;
-        req->done = true;
-        client_flush(req->client);
-        return;
-    case PROTO_CMD_STATS:
-        if (pr->args.len == 0) {
-            stats_render(p, t, req->rsp);
-        } else if (pr->args.len == 8 && memcmp(pr->args.p, "backends", 8) == 0) {
-            stats_render_backends(p, t, req->rsp);
-        } else if (pr->args.len == 8 && memcmp(pr->args.p, "settings", 8) == 0) {
-            stats_render_settings(p, t, req->rsp);
-        } else if (pr->args.len == 5 && memcmp(pr->args.p, "reset", 5) == 0) {
-            stats_reset(p, t);
-            request_reply(req, "RESET");
-            return;
-        } else {
-            request_reply(req, "ERROR");
-            return;
-        }
-        req->done = true;
-        client_flush(req->client);
-        return;
-    default:
-        request_reply(req, "ERROR");
-        return;
     }
 }
 
@@ -779,7 +519,7 @@ request_dispatch(struct request *req, const struct proto_req *pr,
         request_dispatch_flush(req, pr);
         return;
     default:
-        request_dispatch_local(req, pr);
+        admin_dispatch(req, pr);
         return;
     }
 }
@@ -820,40 +560,6 @@ request_count_line(struct request *req, enum proto_rsp kind)
     }
 }
 
-/* A write made on a DOWN backend's behalf is answered or failed. */
-static void
-request_failover_done(struct request *req, const struct backend *fallback)
-{
-    struct recovery *r;
-
-    if (req->failover_owner == NULL) {
-        return;
-    }
-    r = req->failover_owner->recovery;
-    if (req->failover_clean) {
-        recovery_note_clean(r, req->keys[0].p, req->keys[0].len,
-                            fallback->id);
-    } else {
-        recovery_write_done(r, req->keys[0].p, req->keys[0].len,
-                            fallback->id);
-    }
-    req->failover_owner = NULL;
-}
-
-/*
- * The delete on a RECOVERING owner failed: it may still hold an older value
- * of the key, so the key must keep it out of the ring until a recovery pass
- * deletes it. The client is told that its write may not have happened.
- */
-static void
-request_owner_delete_failed(struct request *req, struct backend *owner)
-{
-    recovery_note(owner->recovery, req->keys[0].p, req->keys[0].len,
-                  req->frags[0].be->id);
-    req->nfailed++;
-    request_set_error(req, "SERVER_ERROR backend unavailable");
-}
-
 void
 request_frag_line(struct frag *f, const char *line, size_t len,
                   enum proto_rsp kind)
@@ -862,14 +568,14 @@ request_frag_line(struct frag *f, const char *line, size_t len,
 
     if (f->kind == FRAG_OWNER_DELETE) {
         if (kind != PROTO_RSP_DELETED && kind != PROTO_RSP_NOT_FOUND) {
-            request_owner_delete_failed(req, f->be);
+            route_owner_delete_failed(req, f->be);
         }
         if (--req->pending == 0) {
             request_finish(req);
         }
         return;
     }
-    request_failover_done(req, f->be);
+    route_write_done(req, f->be);
 
     if (f->kind == FRAG_FLUSH) {
         if (kind != PROTO_RSP_OK) {
@@ -907,59 +613,7 @@ request_frag_match(struct frag *f, const char *key, size_t keylen,
         req->client->pending_bytes += blocklen;
         req->counted += blocklen;
     }
-    if (req->nfrags == 1) {
-        /* One fragment: the backend answers in the client's order. */
-        req->hits++;
-        return true;
-    }
-    while (f->cursor < f->nkeys) {
-        uint32_t idx = req->frag_keys[f->key_start + f->cursor++];
-        const struct proto_str *k = &req->keys[idx];
-
-        if (k->len == keylen && memcmp(k->p, key, keylen) == 0) {
-            req->block_len[idx] = blocklen;
-            req->block_off[idx] = REQUEST_IN_FRAG;
-            f->matched = idx;
-            req->hits++;
-            return true;
-        }
-    }
-    return false;
-}
-
-void
-request_frag_value(struct frag *f, const char *p, size_t len)
-{
-    struct request *req = f->req;
-
-    if (req->nfrags == 1) {
-        evbuffer_add(req->rsp, p, len);
-        return;
-    }
-    if (len > REQUEST_SMALL_BLOCK) {
-        evbuffer_add(f->buf, p, len);
-        return;
-    }
-    if (req->valslen + len > req->valscap) {
-        size_t cap = req->valscap == 0 ? 4096 : req->valscap * 2;
-
-        while (cap < req->valslen + len) {
-            cap *= 2;
-        }
-        req->vals = request_grow(req->vals, cap, 1);
-        req->valscap = cap;
-    }
-    memcpy(req->vals + req->valslen, p, len);
-    req->block_off[f->matched] = (uint32_t)req->valslen;
-    req->valslen += len;
-}
-
-void
-request_frag_value_move(struct frag *f, struct evbuffer *in, size_t len)
-{
-    struct request *req = f->req;
-
-    evbuffer_remove_buffer(in, req->nfrags == 1 ? req->rsp : f->buf, len);
+    return mget_match(f, key, keylen, blocklen);
 }
 
 void
@@ -978,83 +632,21 @@ request_frag_fail(struct frag *f, const char *reason)
     struct request *req = f->req;
 
     if (f->kind == FRAG_OWNER_DELETE) {
-        request_owner_delete_failed(req, f->be);
+        route_owner_delete_failed(req, f->be);
         if (--req->pending == 0) {
             request_finish(req);
         }
         return;
     }
-    request_failover_done(req, f->be);
+    route_write_done(req, f->be);
     f->failed = true;
     req->nfailed++;
     request_set_error(req, reason);
     if (f->kind == FRAG_RETRIEVAL) {
-        if (req->nfrags > 1) {
-            /* Its keys become misses; drop what it had collected. */
-            for (uint32_t k = 0; k < f->nkeys; k++) {
-                uint32_t idx = req->frag_keys[f->key_start + k];
-
-                if (req->block_len[idx] > 0) {
-                    req->block_len[idx] = 0;
-                    req->hits--;
-                }
-            }
-            evbuffer_drain(f->buf, evbuffer_get_length(f->buf));
-        } else {
-            evbuffer_drain(req->rsp, evbuffer_get_length(req->rsp));
-            req->hits = 0;
-        }
+        mget_drop(f);
     }
     if (--req->pending == 0) {
         request_finish(req);
-    }
-}
-
-/*
- * Writes the VALUE blocks of a multi-fragment retrieval into req->rsp in
- * the client's key order: runs of small blocks (in req->vals) are copied
- * into one reserved extent, large ones moved from their fragment's buffer.
- */
-static void
-request_merge(struct request *req)
-{
-    uint32_t i = 0;
-
-    while (i < req->nkeys) {
-        struct evbuffer_iovec v;
-        uint32_t j;
-        size_t run = 0;
-        char *p;
-
-        if (req->block_len[i] > 0 && req->block_off[i] == REQUEST_IN_FRAG) {
-            evbuffer_remove_buffer(req->frags[req->key_frag[i]].buf,
-                                   req->rsp, req->block_len[i]);
-            i++;
-            continue;
-        }
-        for (j = i; j < req->nkeys && (req->block_len[j] == 0 ||
-                                       req->block_off[j] != REQUEST_IN_FRAG);
-             j++) {
-            run += req->block_len[j];
-        }
-        if (run > 0) {
-            if (evbuffer_reserve_space(req->rsp, (ev_ssize_t)run, &v, 1) !=
-                1) {
-                log_error("out of memory");
-                abort();
-            }
-            p = v.iov_base;
-            for (uint32_t k = i; k < j; k++) {
-                if (req->block_len[k] > 0) {
-                    memcpy(p, req->vals + req->block_off[k],
-                           req->block_len[k]);
-                    p += req->block_len[k];
-                }
-            }
-            v.iov_len = run;
-            evbuffer_commit_space(req->rsp, &v, 1);
-        }
-        i = j;
     }
 }
 
@@ -1071,7 +663,7 @@ request_finish_retrieval(struct request *req)
         return;
     }
     if (req->nfrags > 1) {
-        request_merge(req);
+        mget_merge(req);
         for (uint32_t fi = 0; fi < req->nfrags; fi++) {
             if (req->frags[fi].failed) {
                 stats_add(&s->get_errors, req->frags[fi].nkeys);

@@ -121,6 +121,12 @@ void request_dispatch(struct request *req, const struct proto_req *pr,
 /* Completes req with a literal reply line (adds "\r\n"). */
 void request_reply(struct request *req, const char *line);
 
+/* Makes room for n keys and a copy of linelen bytes in req->line. */
+void request_reserve_keys(struct request *req, uint32_t n, size_t linelen);
+
+/* Remembers line as the request's error reply, unless it has one. */
+void request_set_error(struct request *req, const char *line);
+
 /* A block is REQUEST_IN_FRAG when it is kept in its fragment's buffer. */
 #define REQUEST_IN_FRAG UINT32_MAX
 
@@ -131,14 +137,10 @@ void request_frag_line(struct frag *f, const char *line, size_t len,
                        enum proto_rsp kind);
 /* A VALUE line of a FRAG_RETRIEVAL fragment names key, its whole block
  * (line, data, "\r\n") being blocklen bytes: false if the key was not
- * asked for. Then exactly one of the two calls below hands over the
+ * asked for. Then mget_value() or mget_value_move() hands over the
  * block. */
 bool request_frag_match(struct frag *f, const char *key, size_t keylen,
                         uint32_t blocklen);
-/* The block, contiguous at p (copied). */
-void request_frag_value(struct frag *f, const char *p, size_t len);
-/* The block, the first len bytes of in (moved out of in). */
-void request_frag_value_move(struct frag *f, struct evbuffer *in, size_t len);
 /* END of a retrieval fragment. */
 void request_frag_end(struct frag *f);
 /* The fragment failed; reason is a full reply line without "\r\n". */

@@ -81,22 +81,4 @@ stats_get(const _Atomic uint64_t *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-struct proxy;
-struct topology;
-struct evbuffer;
-
-/* Appends the `stats` reply (STAT lines and END) summed over workers;
- * t is the topology of the worker answering. */
-void stats_render(struct proxy *p, const struct topology *t,
-                  struct evbuffer *out);
-/* Appends the `stats backends` reply: the backends of t. */
-void stats_render_backends(struct proxy *p, const struct topology *t,
-                           struct evbuffer *out);
-/* `stats settings`: the configuration in use, one STAT line per key. */
-void stats_render_settings(struct proxy *p, const struct topology *t,
-                           struct evbuffer *out);
-/* `stats reset`: counters start again from 0 (gauges such as
- * curr_connections, state and connections are not counters). */
-void stats_reset(struct proxy *p, const struct topology *t);
-
 #endif

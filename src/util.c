@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,6 +34,21 @@ util_xcalloc(size_t nmemb, size_t size)
 {
     void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
 
+    if (p == NULL) {
+        fprintf(stderr, "mcring: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+void *
+util_xrealloc(void *p, size_t n, size_t size)
+{
+    if (size != 0 && n > SIZE_MAX / size) {
+        fprintf(stderr, "mcring: out of memory\n");
+        abort();
+    }
+    p = realloc(p, n * size != 0 ? n * size : 1);
     if (p == NULL) {
         fprintf(stderr, "mcring: out of memory\n");
         abort();

@@ -10,9 +10,11 @@
 
 #define UTIL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-/* malloc/calloc/strdup that abort on failure (start-up paths only). */
+/* malloc/calloc/strdup that abort on failure. */
 void *util_xmalloc(size_t n);
 void *util_xcalloc(size_t nmemb, size_t size);
+/* realloc of n elements of size bytes that aborts on failure. */
+void *util_xrealloc(void *p, size_t n, size_t size);
 char *util_xstrdup(const char *s);
 
 /*

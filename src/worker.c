@@ -318,6 +318,12 @@ worker_adopt(struct worker *w, struct topology *t, bool connect)
     if (nretiring > 0) {
         worker_retire(w);
     }
+    if (connect) {
+        log_info("worker %u: topology %llu in use, %.0f us after it was "
+                 "published", w->id, (unsigned long long)t->generation,
+                 (double)(util_now_ns() -
+                          atomic_load(&w->proxy->published_ns)) / 1000.0);
+    }
 }
 
 static void

@@ -1,7 +1,9 @@
 /*
- * stats: renders the `stats` and `stats backends` replies by summing the
- * per-worker counters (relaxed loads; a reply is a consistent-enough
- * snapshot, as memcached's own is).
+ * admin: the commands mcring answers itself, on the worker that read them:
+ * version, verbosity, quit, and stats with its subcommands, rendered from
+ * the per-worker counters (summed with relaxed loads; a reply is a
+ * consistent-enough snapshot, as memcached's own is) and the backends of
+ * the worker's current topology.
  */
 #include "autoconf.h"
 
@@ -16,15 +18,21 @@
 
 #include <event2/buffer.h>
 
+#include "admin.h"
 #include "backend.h"
+#include "client.h"
+#include "config.h"
+#include "log.h"
 #include "proxy.h"
+#include "request.h"
+#include "ring.h"
 #include "stats.h"
 #include "topology.h"
 #include "worker.h"
 
 /* Sums the workers' client counters into *sum; returns curr_connections. */
 static uint64_t
-stats_sum_clients(struct proxy *p, struct stats_worker *sum)
+admin_sum_clients(struct proxy *p, struct stats_worker *sum)
 {
     uint64_t curr = 0;
 
@@ -40,11 +48,11 @@ stats_sum_clients(struct proxy *p, struct stats_worker *sum)
     return curr;
 }
 
-void
-stats_reset(struct proxy *p, const struct topology *t)
+static void
+admin_stats_reset(struct proxy *p, const struct topology *t)
 {
     pthread_mutex_lock(&p->stats_lock);
-    stats_sum_clients(p, p->stats_base);
+    admin_sum_clients(p, p->stats_base);
     for (uint32_t b = 0; b < t->n; b++) {
         backend_stats_sum(t->backends[b], &t->backends[b]->stats_base);
     }
@@ -55,8 +63,8 @@ stats_reset(struct proxy *p, const struct topology *t)
 /* a - b for a counter and its value at the last reset. */
 #define STATS_SINCE(sum, base, name)                                             atomic_store_explicit(&(sum)->name,                                                                stats_get(&(sum)->name) - stats_get(&(base)->name),                           memory_order_relaxed)
 
-void
-stats_render(struct proxy *p, const struct topology *t, struct evbuffer *out)
+static void
+admin_stats(struct proxy *p, const struct topology *t, struct evbuffer *out)
 {
     struct stats_worker sum;
     uint64_t curr, rejected;
@@ -64,7 +72,7 @@ stats_render(struct proxy *p, const struct topology *t, struct evbuffer *out)
     time_t now = time(NULL);
 
     pthread_mutex_lock(&p->stats_lock);
-    curr = stats_sum_clients(p, &sum);
+    curr = admin_sum_clients(p, &sum);
 #define STATS_SUB(name) STATS_SINCE(&sum, p->stats_base, name);
     STATS_CLIENT_FIELDS(STATS_SUB)
 #undef STATS_SUB
@@ -105,8 +113,8 @@ stats_render(struct proxy *p, const struct topology *t, struct evbuffer *out)
     evbuffer_add(out, "END\r\n", 5);
 }
 
-void
-stats_render_backends(struct proxy *p, const struct topology *t,
+static void
+admin_stats_backends(struct proxy *p, const struct topology *t,
                       struct evbuffer *out)
 {
     for (uint32_t b = 0; b < t->n; b++) {
@@ -142,8 +150,8 @@ stats_render_backends(struct proxy *p, const struct topology *t,
     evbuffer_add(out, "END\r\n", 5);
 }
 
-void
-stats_render_settings(struct proxy *p, const struct topology *t,
+static void
+admin_stats_settings(struct proxy *p, const struct topology *t,
                       struct evbuffer *out)
 {
     const struct config *c = t->cfg;
@@ -175,4 +183,48 @@ stats_render_settings(struct proxy *p, const struct topology *t,
     evbuffer_add_printf(out, "STAT recovery_log %u\r\n", c->recovery_log);
     evbuffer_add_printf(out, "STAT failover_ttl %u\r\n", c->failover_ttl);
     evbuffer_add(out, "END\r\n", 5);
+}
+
+void
+admin_dispatch(struct request *req, const struct proto_req *pr)
+{
+    struct proxy *p = req->worker->proxy;
+    const struct topology *t = req->wt->t;
+
+    switch (pr->cmd) {
+    case PROTO_CMD_VERSION:
+        request_reply(req, "VERSION " PROXY_VERSION_STRING);
+        return;
+    case PROTO_CMD_VERBOSITY:
+        /* 0: notices and worse (the default), 1: info, 2+: debug. */
+        log_set_level(LOG_LEVEL_NOTICE + (int)(pr->level > 2 ? 2 : pr->level));
+        request_reply(req, "OK");
+        return;
+    case PROTO_CMD_QUIT:
+        req->closes = true;
+        req->done = true;
+        client_flush(req->client);
+        return;
+    case PROTO_CMD_STATS:
+        if (pr->args.len == 0) {
+            admin_stats(p, t, req->rsp);
+        } else if (pr->args.len == 8 && memcmp(pr->args.p, "backends", 8) == 0) {
+            admin_stats_backends(p, t, req->rsp);
+        } else if (pr->args.len == 8 && memcmp(pr->args.p, "settings", 8) == 0) {
+            admin_stats_settings(p, t, req->rsp);
+        } else if (pr->args.len == 5 && memcmp(pr->args.p, "reset", 5) == 0) {
+            admin_stats_reset(p, t);
+            request_reply(req, "RESET");
+            return;
+        } else {
+            request_reply(req, "ERROR");
+            return;
+        }
+        req->done = true;
+        client_flush(req->client);
+        return;
+    default:
+        request_reply(req, "ERROR");
+        return;
+    }
 }

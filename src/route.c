@@ -1,0 +1,202 @@
+/*
+ * route: where a request goes, in the topology it was routed with.
+ *
+ *   route_key()    owner from the ring; when it is not UP, the next UP
+ *                  backend clockwise (the deterministic fallback walk)
+ *   route_pick()   which of the worker's connections to that backend
+ *   route_write()  the failover write policy: a write for a key whose
+ *                  owner is not UP goes to the fallback and is remembered
+ *                  in the owner's recovery log (its exptime capped at
+ *                  failover_ttl), or, while the owner is RECOVERING, also
+ *                  deletes the key on the owner; if the owner came back
+ *                  meanwhile the write goes to it instead
+ *
+ * Everything here runs on the worker, lock-free but for the recovery
+ * log's mutex on the failover path (never in the steady state).
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+
+#include "backend.h"
+#include "bconn.h"
+#include "config.h"
+#include "recovery.h"
+#include "request.h"
+#include "ring.h"
+#include "route.h"
+#include "stats.h"
+#include "topology.h"
+#include "worker.h"
+
+struct bconn *
+route_pick(struct worker *w, struct worker_backend *wb)
+{
+    unsigned slot = 0;
+
+    if (w->per_backend > 1) {
+        slot = wb->next_slot++ % w->per_backend;
+    }
+    return wb->conns[slot];
+}
+
+static bool
+route_backend_up(uint32_t b, void *arg)
+{
+    const struct topology *t = arg;
+
+    return backend_is_up(t->backends[b]);
+}
+
+/*
+ * The backend for key in the request's topology: its owner when UP, else
+ * the next distinct UP backend clockwise from the owner's point, or NULL
+ * when none is. The owner is stored in *owner.
+ */
+struct backend *
+route_key(struct request *req, const char *key, size_t len,
+              struct backend **owner)
+{
+    const struct topology *t = req->wt->t;
+    struct backend *o = t->backends[ring_lookup(t->ring, key, len)];
+    uint32_t b;
+
+    *owner = o;
+    if (backend_is_up(o)) {
+        return o;
+    }
+    stats_add(&worker_wb(req->worker, o)->stats->failovers, 1);
+    b = ring_route(t->ring, key, len, route_backend_up, (void *)t);
+    return b == RING_NONE ? NULL : t->backends[b];
+}
+
+/*
+ * Caps the exptime of a write that goes to a fallback at failover_ttl, so
+ * that a copy made during an outage does not outlive it for long.
+ */
+int64_t
+route_cap_exptime(const struct config *cfg, int64_t exptime)
+{
+    int64_t ttl = cfg->failover_ttl;
+
+    if (ttl == 0 || exptime < 0) {
+        return exptime;
+    }
+    if (exptime == 0) {
+        return ttl;
+    }
+    if (exptime <= 2592000) {
+        return exptime < ttl ? exptime : ttl;
+    }
+    /* An absolute Unix time. */
+    return exptime - (int64_t)time(NULL) < ttl ? exptime : ttl;
+}
+
+/*
+ * Writes the command line to send to a fallback: with the exptime capped
+ * (storage, touch) and without noreply. Returns its length.
+ */
+size_t
+route_failover_line(const struct config *cfg, const struct proto_req *pr,
+                      const char *line, size_t len, char *buf, size_t cap)
+{
+    int n;
+    int64_t e = route_cap_exptime(cfg, pr->exptime);
+
+    if (proto_cmd_is_storage(pr->cmd)) {
+        n = snprintf(buf, cap, "%.*s %.*s %u %lld %u", (int)pr->name.len,
+                     pr->name.p, (int)pr->key.len, pr->key.p, pr->flags,
+                     (long long)e, pr->vlen);
+        if (pr->cmd == PROTO_CMD_CAS && n > 0 && (size_t)n < cap) {
+            n += snprintf(buf + n, cap - (size_t)n, " %llu",
+                          (unsigned long long)pr->cas);
+        }
+    } else if (pr->cmd == PROTO_CMD_TOUCH) {
+        n = snprintf(buf, cap, "touch %.*s %lld", (int)pr->key.len,
+                     pr->key.p, (long long)e);
+    } else {
+        size_t m = proto_strip_noreply(line, len, pr->noreply);
+
+        n = (int)(m < cap ? m : cap - 1);
+        memcpy(buf, line, (size_t)n);
+    }
+    return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
+}
+
+struct backend *
+route_write(struct request *req, const struct proto_req *pr,
+            struct bconn **owner_conn)
+{
+    struct worker *w = req->worker;
+    struct backend *owner;
+    struct backend *b = route_key(req, pr->key.p, pr->key.len, &owner);
+    struct bconn *obc = NULL;
+
+    *owner_conn = NULL;
+    if (b == owner || b == NULL) {
+        return b;
+    }
+    /*
+     * On behalf of a backend that is not UP, remember the write so it can
+     * be undone before the owner is routed to again; if the owner came
+     * back meanwhile, write to it instead. While the owner is RECOVERING
+     * (reads still go to the fallback) the write also deletes the key on
+     * the owner and is answered once both are done: the owner then holds
+     * no older value, so the write need not keep it out of the ring, and
+     * a steady stream of writes cannot hold off its return.
+     */
+    if (backend_state(owner) == BACKEND_RECOVERING &&
+        bconn_output(obc = route_pick(w, worker_wb(w, owner))) != NULL) {
+        req->failover_clean = true;
+    } else if (recovery_note_unless(owner->recovery, &owner->state,
+                                    BACKEND_UP, pr->key.p, pr->key.len,
+                                    b->id)) {
+        obc = NULL;
+    } else {
+        return owner;
+    }
+    /* Keep the key: it is noted once the write is done. */
+    request_reserve_keys(req, 1, pr->key.len);
+    memcpy(req->line, pr->key.p, pr->key.len);
+    req->keys[0] = (struct proto_str){req->line, pr->key.len};
+    req->failover_owner = owner;
+    *owner_conn = obc;
+    return b;
+}
+
+void
+route_write_done(struct request *req, const struct backend *fallback)
+{
+    struct recovery *r;
+
+    if (req->failover_owner == NULL) {
+        return;
+    }
+    r = req->failover_owner->recovery;
+    if (req->failover_clean) {
+        recovery_note_clean(r, req->keys[0].p, req->keys[0].len,
+                            fallback->id);
+    } else {
+        recovery_write_done(r, req->keys[0].p, req->keys[0].len,
+                            fallback->id);
+    }
+    req->failover_owner = NULL;
+}
+
+/*
+ * The delete on a RECOVERING owner failed: it may still hold an older value
+ * of the key, so the key must keep it out of the ring until a recovery pass
+ * deletes it. The client is told that its write may not have happened.
+ */
+void
+route_owner_delete_failed(struct request *req, struct backend *owner)
+{
+    recovery_note(owner->recovery, req->keys[0].p, req->keys[0].len,
+                  req->frags[0].be->id);
+    req->nfailed++;
+    request_set_error(req, "SERVER_ERROR backend unavailable");
+}
