@@ -30,22 +30,15 @@
 #include "topology.h"
 #include "worker.h"
 
-/* Sums the workers' client counters into *sum; returns curr_connections. */
-static uint64_t
+/* Sums the workers' client counters into *sum. */
+static void
 admin_sum_clients(struct proxy *p, struct stats_worker *sum)
 {
-    uint64_t curr = 0;
-
     memset(sum, 0, sizeof(*sum));
     for (unsigned i = 0; i < p->nworkers; i++) {
-        struct stats_worker *s = &p->workers[i]->stats;
-
-#define STATS_SUM(name) stats_add(&sum->name, stats_get(&s->name));
-        STATS_CLIENT_FIELDS(STATS_SUM)
-#undef STATS_SUM
-        curr += stats_get(&s->curr_connections);
+        stats_accumulate(sum, &p->workers[i]->stats, stats_client_defs,
+                         stats_nclient_defs);
     }
-    return curr;
 }
 
 static void
@@ -60,22 +53,18 @@ admin_stats_reset(struct proxy *p, const struct topology *t)
     pthread_mutex_unlock(&p->stats_lock);
 }
 
-/* a - b for a counter and its value at the last reset. */
-#define STATS_SINCE(sum, base, name)                                             atomic_store_explicit(&(sum)->name,                                                                stats_get(&(sum)->name) - stats_get(&(base)->name),                           memory_order_relaxed)
-
 static void
 admin_stats(struct proxy *p, const struct topology *t, struct evbuffer *out)
 {
     struct stats_worker sum;
-    uint64_t curr, rejected;
+    uint64_t rejected;
     struct rusage ru;
     time_t now = time(NULL);
 
     pthread_mutex_lock(&p->stats_lock);
-    curr = admin_sum_clients(p, &sum);
-#define STATS_SUB(name) STATS_SINCE(&sum, p->stats_base, name);
-    STATS_CLIENT_FIELDS(STATS_SUB)
-#undef STATS_SUB
+    admin_sum_clients(p, &sum);
+    stats_subtract(&sum, p->stats_base, stats_client_defs,
+                   stats_nclient_defs);
     rejected = atomic_load(&p->rejected) - p->rejected_base;
     pthread_mutex_unlock(&p->stats_lock);
     getrusage(RUSAGE_SELF, &ru);
@@ -93,7 +82,6 @@ admin_stats(struct proxy *p, const struct topology *t, struct evbuffer *out)
     evbuffer_add_printf(out, "STAT threads %u\r\n", p->nworkers);
     evbuffer_add_printf(out, "STAT max_connections %u\r\n",
                         atomic_load(&p->max_connections));
-    evbuffer_add_printf(out, "STAT curr_connections %" PRIu64 "\r\n", curr);
     evbuffer_add_printf(out, "STAT rejected_connections %" PRIu64 "\r\n",
                         rejected);
     evbuffer_add_printf(out, "STAT backends %u\r\n", t->n);
@@ -105,17 +93,17 @@ admin_stats(struct proxy *p, const struct topology *t, struct evbuffer *out)
                         (uint64_t)atomic_load(&p->reload_failures));
     evbuffer_add_printf(out, "STAT last_reload %lld\r\n",
                         (long long)atomic_load(&p->last_reload));
-#define STATS_PRINT(name)                                                    \
-    evbuffer_add_printf(out, "STAT " #name " %" PRIu64 "\r\n",              \
-                        stats_get(&sum.name));
-    STATS_CLIENT_FIELDS(STATS_PRINT)
-#undef STATS_PRINT
+    for (size_t i = 0; i < stats_nclient_defs; i++) {
+        evbuffer_add_printf(out, "STAT %s %" PRIu64 "\r\n",
+                            stats_client_defs[i].name,
+                            stats_value(&sum, &stats_client_defs[i]));
+    }
     evbuffer_add(out, "END\r\n", 5);
 }
 
 static void
 admin_stats_backends(struct proxy *p, const struct topology *t,
-                      struct evbuffer *out)
+                     struct evbuffer *out)
 {
     for (uint32_t b = 0; b < t->n; b++) {
         const struct backend *be = t->backends[b];
@@ -124,9 +112,8 @@ admin_stats_backends(struct proxy *p, const struct topology *t,
 
         pthread_mutex_lock(&p->stats_lock);
         backend_stats_sum(be, &sum);
-#define STATS_SUB(name) STATS_SINCE(&sum, &be->stats_base, name);
-        STATS_BACKEND_FIELDS(STATS_SUB)
-#undef STATS_SUB
+        stats_subtract(&sum, &be->stats_base, stats_backend_defs,
+                       stats_nbackend_defs);
         pthread_mutex_unlock(&p->stats_lock);
         evbuffer_add_printf(out, "STAT %s:address %s\r\n", name, be->addr);
         evbuffer_add_printf(out, "STAT %s:weight %g\r\n", name,
@@ -139,13 +126,11 @@ admin_stats_backends(struct proxy *p, const struct topology *t,
                             (long long)atomic_load(&be->since));
         evbuffer_add_printf(out, "STAT %s:transitions %" PRIu64 "\r\n", name,
                             (uint64_t)atomic_load(&be->transitions));
-#define STATS_PRINT(field)                                                   \
-    evbuffer_add_printf(out, "STAT %s:" #field " %" PRIu64 "\r\n", name,    \
-                        stats_get(&sum.field));
-        STATS_BACKEND_FIELDS(STATS_PRINT)
-#undef STATS_PRINT
-        evbuffer_add_printf(out, "STAT %s:connections %" PRIu64 "\r\n", name,
-                            stats_get(&sum.open_connections));
+        for (size_t i = 0; i < stats_nbackend_defs; i++) {
+            evbuffer_add_printf(out, "STAT %s:%s %" PRIu64 "\r\n", name,
+                                stats_backend_defs[i].name,
+                                stats_value(&sum, &stats_backend_defs[i]));
+        }
     }
     evbuffer_add(out, "END\r\n", 5);
 }

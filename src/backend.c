@@ -216,11 +216,7 @@ backend_stats_sum(const struct backend *be, struct stats_backend *sum)
     memset(sum, 0, sizeof(*sum));
     for (unsigned i = 0; i < (be->set->nworkers ? be->set->nworkers : 1);
          i++) {
-        struct stats_backend *s = &be->stats[i];
-
-#define BACKEND_SUM(name) stats_add(&sum->name, stats_get(&s->name));
-        STATS_BACKEND_FIELDS(BACKEND_SUM)
-        BACKEND_SUM(open_connections)
-#undef BACKEND_SUM
+        stats_accumulate(sum, &be->stats[i], stats_backend_defs,
+                         stats_nbackend_defs);
     }
 }

@@ -138,7 +138,7 @@ bconn_reset(struct bconn *bc, const char *reason, bool backoff)
     struct stats_backend *bs = bc->wb->stats;
 
     if (bc->state == BCONN_CONNECTED) {
-        stats_sub(&bs->open_connections, 1);
+        stats_sub(&bs->connections, 1);
     }
     bconn_close(bc);
     bconn_disarm(bc);
@@ -324,7 +324,7 @@ bconn_connected(struct bconn *bc)
     }
     bc->state = BCONN_CONNECTED;
     bc->backoff_ms = 0;
-    stats_add(&bc->wb->stats->open_connections, 1);
+    stats_add(&bc->wb->stats->connections, 1);
     bconn_disarm(bc);
     event_del(bc->ev_write);
     bc->writing = false;

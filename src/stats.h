@@ -1,5 +1,6 @@
 /*
- * stats: per-worker counters, summed when read.
+ * stats: per-worker counters, summed when read, and the table that
+ * describes them.
  *
  * Each counter has exactly one writer (its worker thread) and is read by
  * whichever thread answers `stats`. Counters are relaxed atomics: on the
@@ -10,53 +11,82 @@
 #define MCRING_STATS_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
+/*
+ * The one table of what is counted: name, type and help text. memcached
+ * `stats` lines, JSON and Prometheus metrics all render from it, so they
+ * never disagree. Gauges go up and down and are not reset by `stats
+ * reset`.
+ */
 #define STATS_CLIENT_FIELDS(X)                                               \
-    X(total_connections)                                                     \
-    X(cmd_get)                                                               \
-    X(cmd_set)                                                               \
-    X(cmd_touch)                                                             \
-    X(cmd_flush)                                                             \
-    X(get_hits)                                                              \
-    X(get_misses)                                                            \
-    X(get_errors)                                                            \
-    X(delete_hits)                                                           \
-    X(delete_misses)                                                         \
-    X(incr_hits)                                                             \
-    X(incr_misses)                                                           \
-    X(decr_hits)                                                             \
-    X(decr_misses)                                                           \
-    X(cas_hits)                                                              \
-    X(cas_misses)                                                            \
-    X(cas_badval)                                                            \
-    X(touch_hits)                                                            \
-    X(touch_misses)                                                          \
-    X(bytes_read)                                                            \
-    X(bytes_written)                                                         \
-    X(protocol_errors)                                                       \
-    X(server_errors)
+    X(curr_connections, GAUGE, "Client connections open now")              \
+    X(total_connections, COUNTER, "Client connections accepted")           \
+    X(cmd_get, COUNTER, "Keys asked for by get, gets, gat and gats")        \
+    X(cmd_set, COUNTER, "Storage commands (set, add, replace, append, "    \
+                        "prepend, cas)")                                    \
+    X(cmd_touch, COUNTER, "Keys touched by touch, gat and gats")            \
+    X(cmd_flush, COUNTER, "flush_all commands")                             \
+    X(get_hits, COUNTER, "Keys found by retrievals")                        \
+    X(get_misses, COUNTER, "Keys not found by retrievals")                  \
+    X(get_errors, COUNTER, "Keys of retrievals that failed on a backend")   \
+    X(delete_hits, COUNTER, "delete of a key that existed")                 \
+    X(delete_misses, COUNTER, "delete of a key that did not exist")         \
+    X(incr_hits, COUNTER, "incr of a key that existed")                     \
+    X(incr_misses, COUNTER, "incr of a key that did not exist")             \
+    X(decr_hits, COUNTER, "decr of a key that existed")                     \
+    X(decr_misses, COUNTER, "decr of a key that did not exist")             \
+    X(cas_hits, COUNTER, "cas that stored")                                 \
+    X(cas_misses, COUNTER, "cas of a key that did not exist")               \
+    X(cas_badval, COUNTER, "cas refused: the item changed since gets")      \
+    X(touch_hits, COUNTER, "touch of a key that existed")                   \
+    X(touch_misses, COUNTER, "touch of a key that did not exist")           \
+    X(bytes_read, COUNTER, "Bytes read from clients")                       \
+    X(bytes_written, COUNTER, "Bytes written to clients")                   \
+    X(protocol_errors, COUNTER, "Client commands answered with ERROR or "  \
+                                "CLIENT_ERROR")                             \
+    X(server_errors, COUNTER, "Client commands answered with "             \
+                              "SERVER_ERROR")
 
 #define STATS_BACKEND_FIELDS(X)                                              \
-    X(requests)                                                              \
-    X(errors)                                                                \
-    X(timeouts)                                                              \
-    X(connects)                                                              \
-    X(connect_failures)                                                      \
-    X(failovers)
+    X(requests, COUNTER, "Requests sent to the backend")                    \
+    X(errors, COUNTER, "Requests to the backend that failed")               \
+    X(timeouts, COUNTER, "Requests to the backend that timed out")          \
+    X(connects, COUNTER, "Connection attempts to the backend")              \
+    X(connect_failures, COUNTER, "Connection attempts that failed")         \
+    X(failovers, COUNTER, "Keys of the backend routed to a fallback")       \
+    X(connections, GAUGE, "Connections to the backend open now")
+
+enum stats_type {
+    STATS_COUNTER,
+    STATS_GAUGE,
+};
 
 struct stats_worker {
-#define STATS_DECL(name) _Atomic uint64_t name;
+#define STATS_DECL(name, type, help) _Atomic uint64_t name;
     STATS_CLIENT_FIELDS(STATS_DECL)
-    _Atomic uint64_t curr_connections;
 };
 
 /* One slot per worker: aligned so that two workers never share a line. */
 struct stats_backend {
     _Alignas(64) STATS_BACKEND_FIELDS(STATS_DECL)
-    _Atomic uint64_t open_connections;
 #undef STATS_DECL
 };
+
+/* One entry of the table. */
+struct stats_def {
+    const char *name;
+    enum stats_type type;
+    const char *help;
+    size_t offset;                  /* in struct stats_worker or
+                                       stats_backend */
+};
+
+extern const struct stats_def stats_client_defs[];
+extern const size_t stats_nclient_defs;
+extern const struct stats_def stats_backend_defs[];
+extern const size_t stats_nbackend_defs;
 
 /* Single-writer increment: cheap, never a locked instruction. */
 static inline void
@@ -80,5 +110,24 @@ stats_get(const _Atomic uint64_t *c)
 {
     return atomic_load_explicit(c, memory_order_relaxed);
 }
+
+/* The value of field d of a struct stats_worker or stats_backend. */
+static inline uint64_t
+stats_value(const void *stats, const struct stats_def *d)
+{
+    return stats_get(
+        (const _Atomic uint64_t *)(const void *)((const char *)stats +
+                                                 d->offset));
+}
+
+/*
+ * sum += slot, field by field, for the n fields of defs (both structs of
+ * the kind defs describes). sum must have one writer: the caller.
+ */
+void stats_accumulate(void *sum, const void *slot,
+                      const struct stats_def *defs, size_t n);
+/* Counters of sum minus those of base (gauges kept). */
+void stats_subtract(void *sum, const void *base, const struct stats_def *defs,
+                    size_t n);
 
 #endif
