@@ -875,8 +875,8 @@ START_TEST(test_render_text)
     ck_assert_ptr_nonnull(strstr(text, "\n[proxy]\nlisten = 127.0.0.1:11311\n"
                                        "threads = 0\nhash = xxh3\n"));
     ck_assert_ptr_nonnull(strstr(text, "\n[health]\ninterval_ms = 200\n"));
-    ck_assert_ptr_nonnull(
-        strstr(text, "\n[backends]\na = 127.0.0.1:1\nb = [::1]:2 weight=0.5\n"));
+    ck_assert_ptr_nonnull(strstr(text, "\n[backends]\na = 127.0.0.1:1\n"
+                                       "b = [::1]:2 weight=0.5\n"));
     ck_assert_ptr_null(strstr(text, "[admin]"));
     config_destroy(back);
     config_destroy(cfg);
