@@ -467,7 +467,7 @@ config_find_backend(const struct config *cfg, const char *name,
 
 /*
  * The checks of a backend's name: valid and not taken in cfg. Return 0, or
- * -1 with a message in err.
+ * -1 (bad) or CONFIG_ECONFLICT (taken) with a message in err.
  */
 static int
 config_check_name(const struct config *cfg, const char *name, char *err,
@@ -490,7 +490,7 @@ config_check_name(const struct config *cfg, const char *name, char *err,
         } else {
             snprintf(err, errlen, "duplicate backend name '%s'", name);
         }
-        return -1;
+        return CONFIG_ECONFLICT;
     }
     return 0;
 }
@@ -511,7 +511,10 @@ config_parse_addr(const char *name, const char *addr, char *host,
     return 0;
 }
 
-/* No backend of cfg may have host:port already (as written, any case). */
+/*
+ * No backend of cfg may have host:port already (as written, any case):
+ * CONFIG_ECONFLICT with err if one has.
+ */
 static int
 config_check_addr(const struct config *cfg, const char *name,
                   const char *addr, const char *host, uint16_t port,
@@ -532,7 +535,7 @@ config_check_addr(const struct config *cfg, const char *name,
                      "'%s')",
                      name, addr, dup->name);
         }
-        return -1;
+        return CONFIG_ECONFLICT;
     }
     return 0;
 }
@@ -1281,9 +1284,13 @@ config_add_backend_str(struct config *cfg, const char *name,
     uint16_t port;
     size_t cap = cfg->nbackends;
     size_t at = 0;
+    int rc;
 
-    if (config_check_name(cfg, name, err, errlen) != 0 ||
-        config_parse_addr(name, hostport, host, sizeof(host), &port, err,
+    rc = config_check_name(cfg, name, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    if (config_parse_addr(name, hostport, host, sizeof(host), &port, err,
                           errlen) != 0) {
         return -1;
     }
@@ -1298,8 +1305,9 @@ config_add_backend_str(struct config *cfg, const char *name,
                  name, weight);
         return -1;
     }
-    if (config_check_addr(cfg, name, hostport, host, port, err, errlen) != 0) {
-        return -1;
+    rc = config_check_addr(cfg, name, hostport, host, port, err, errlen);
+    if (rc != 0) {
+        return rc;
     }
     /* config_render() must be able to write it as one line. */
     if (strlen(name) + strlen(host) + strlen(wtext) + 24 > CONFIG_LINE_MAX) {

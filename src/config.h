@@ -23,6 +23,8 @@
 #define CONFIG_WEIGHT_MAX 1000.0    /* backend weight is in (0, this] */
 #define CONFIG_TOKEN_MAX 128        /* [admin] token length */
 #define CONFIG_UNIX_PATH_MAX 107    /* [admin] listen = /path, sun_path */
+#define CONFIG_ECONFLICT (-2)       /* config_add_backend_str(): name or
+                                       address taken */
 
 struct config_backend {
     char *name;                     /* [A-Za-z0-9_.:-], 1..64 bytes */
@@ -108,7 +110,9 @@ struct config *config_clone(const struct config *cfg)
  * checked exactly as a [backends] line is (name, address syntax, weight,
  * duplicate name, duplicate address as written), keeping cfg->backends
  * sorted by name; its line is 0 and its address is not resolved. Returns
- * 0, or -1 with a message (no FILE:LINE) in err and cfg unchanged.
+ * 0, or with a message (no FILE:LINE) in err and cfg unchanged
+ * CONFIG_ECONFLICT when the name or the address is taken, -1 for anything
+ * else.
  */
 int config_add_backend_str(struct config *cfg, const char *name,
                            const char *hostport, double weight, char *err,

@@ -1003,10 +1003,11 @@ expect_add_error(struct config *cfg, const char *name, const char *addr,
 {
     char err[256] = "";
     size_t n = cfg->nbackends;
+    int want = strstr(needle, "duplicate") != NULL ? CONFIG_ECONFLICT : -1;
 
     ck_assert_int_eq(config_add_backend_str(cfg, name, addr, weight, err,
                                             sizeof(err)),
-                     -1);
+                     want);
     ck_assert_msg(strstr(err, needle) != NULL, "got '%s', want '%s'", err,
                   needle);
     ck_assert_msg(strchr(err, '/') == NULL, "FILE in '%s'", err);
