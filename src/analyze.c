@@ -13,9 +13,13 @@
  * Sample keys are "key:0" .. "key:N-1": deterministic, so two runs over
  * one config print the same report. The report keeps each key's position
  * and owner (12 bytes per sample key) and one what-if ring at a time.
+ *
+ * JSON goes through Jansson: analyze_ring_json() builds the report as an
+ * object (the admin API's GET /ring serves it), analyze_report() dumps it.
  */
 #include "autoconf.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -226,50 +230,6 @@ analyze_moved_if_added(const struct config *cfg, const struct ring *ring,
     return 0;
 }
 
-/* Writes s as a JSON string. */
-static void
-analyze_json_string(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"':
-            fputs("\\\"", out);
-            break;
-        case '\\':
-            fputs("\\\\", out);
-            break;
-        case '\n':
-            fputs("\\n", out);
-            break;
-        case '\r':
-            fputs("\\r", out);
-            break;
-        case '\t':
-            fputs("\\t", out);
-            break;
-        default:
-            if (*p < 0x20 || *p == 0x7f) {
-                fprintf(out, "\\u%04x", *p);
-            } else {
-                fputc(*p, out);
-            }
-        }
-    }
-    fputc('"', out);
-}
-
-/* A JSON number, or null for what JSON cannot say (inf, nan). */
-static void
-analyze_json_number(FILE *out, double v)
-{
-    if (isfinite(v)) {
-        fprintf(out, "%.6g", v);
-    } else {
-        fputs("null", out);
-    }
-}
-
 /* Overall figures of a report. */
 struct analyze_totals {
     double cv;      /* stddev / mean of the ratios */
@@ -278,51 +238,91 @@ struct analyze_totals {
     char new_name[CONFIG_NAME_MAX + 16];
 };
 
+/* A JSON number, or null for what JSON cannot say (inf, nan). */
+static json_t *
+analyze_json_real(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+/*
+ * Sets o[key] = v (stolen); on failure (v NULL: out of memory) sets *bad so
+ * that a whole object is built first and checked once.
+ */
 static void
-analyze_print_json(const struct config *cfg, const struct ring *ring,
+analyze_json_set(json_t *o, const char *key, json_t *v, bool *bad)
+{
+    if (v == NULL || json_object_set_new(o, key, v) != 0) {
+        *bad = true;
+    }
+}
+
+/* The report as a JSON object (new reference), or NULL out of memory. */
+static json_t *
+analyze_build_json(const struct config *cfg, const struct ring *ring,
                    const struct analyze_row *rows,
-                   const struct analyze_totals *t, uint64_t nsample, FILE *out)
+                   const struct analyze_totals *t, uint64_t nsample)
 {
     uint32_t nb = ring_nbackends(ring);
+    json_t *doc = json_object();
+    json_t *list = json_array();
+    bool bad = doc == NULL || list == NULL;
 
-    fprintf(out, "{\n  \"hash\": \"%s\",\n",
-            analyze_hash_name(ring_hash_kind(ring)));
+    if (bad) {
+        json_decref(doc);
+        json_decref(list);
+        return NULL;
+    }
+    analyze_json_set(doc, "hash",
+                     json_string(analyze_hash_name(ring_hash_kind(ring))),
+                     &bad);
     if (ring_hash_kind(ring) == RING_HASH_XXH3) {
-        fprintf(out, "  \"vnodes\": %u,\n", cfg->vnodes);
+        analyze_json_set(doc, "vnodes", json_integer(cfg->vnodes), &bad);
     }
-    fprintf(out,
-            "  \"backend_count\": %u,\n  \"points\": %u,\n"
-            "  \"memory_bytes\": %zu,\n  \"sample_keys\": %llu,\n"
-            "  \"backends\": [\n",
-            nb, ring_npoints(ring), ring_memory(ring),
-            (unsigned long long)nsample);
-    for (uint32_t b = 0; b < nb; b++) {
-        fputs("    {\"name\": ", out);
-        analyze_json_string(out, ring_backend_name(ring, b));
-        fputs(", \"weight\": ", out);
-        analyze_json_number(out, ring_backend_weight(ring, b));
-        fprintf(out, ", \"points\": %u, \"arc_share\": ",
-                ring_backend_npoints(ring, b));
-        analyze_json_number(out, ring_backend_arc_share(ring, b));
-        fputs(", \"sample_share\": ", out);
-        analyze_json_number(out, rows[b].sample);
-        fputs(", \"fair_share\": ", out);
-        analyze_json_number(out, rows[b].fair);
-        fputs(", \"ratio\": ", out);
-        analyze_json_number(out, rows[b].ratio);
-        fputs(", \"moved_if_removed\": ", out);
-        analyze_json_number(out, rows[b].moved);
-        fprintf(out, "}%s\n", b + 1 < nb ? "," : "");
+    analyze_json_set(doc, "backend_count", json_integer(nb), &bad);
+    analyze_json_set(doc, "points", json_integer(ring_npoints(ring)), &bad);
+    analyze_json_set(doc, "memory_bytes",
+                     json_integer((json_int_t)ring_memory(ring)), &bad);
+    analyze_json_set(doc, "sample_keys", json_integer((json_int_t)nsample),
+                     &bad);
+    for (uint32_t b = 0; b < nb && !bad; b++) {
+        json_t *e = json_object();
+
+        if (e == NULL || json_array_append_new(list, e) != 0) {
+            bad = true;
+            break;
+        }
+        analyze_json_set(e, "name", json_string(ring_backend_name(ring, b)),
+                         &bad);
+        analyze_json_set(e, "weight",
+                         analyze_json_real(ring_backend_weight(ring, b)), &bad);
+        analyze_json_set(e, "points",
+                         json_integer(ring_backend_npoints(ring, b)), &bad);
+        analyze_json_set(e, "arc_share",
+                         analyze_json_real(ring_backend_arc_share(ring, b)),
+                         &bad);
+        analyze_json_set(e, "sample_share", analyze_json_real(rows[b].sample),
+                         &bad);
+        analyze_json_set(e, "fair_share", analyze_json_real(rows[b].fair),
+                         &bad);
+        analyze_json_set(e, "ratio", analyze_json_real(rows[b].ratio), &bad);
+        analyze_json_set(e, "moved_if_removed",
+                         analyze_json_real(rows[b].moved), &bad);
     }
-    fputs("  ],\n  \"ratio_cv\": ", out);
-    analyze_json_number(out, t->cv);
-    fputs(",\n  \"ratio_max_min\": ", out);
-    analyze_json_number(out, t->max_min);
-    fputs(",\n  \"added_backend\": ", out);
-    analyze_json_string(out, t->new_name);
-    fputs(",\n  \"moved_if_added\": ", out);
-    analyze_json_number(out, t->moved_added);
-    fputs("\n}\n", out);
+    json_incref(list);
+    analyze_json_set(doc, "backends", list, &bad);
+    json_decref(list);
+    analyze_json_set(doc, "ratio_cv", analyze_json_real(t->cv), &bad);
+    analyze_json_set(doc, "ratio_max_min", analyze_json_real(t->max_min),
+                     &bad);
+    analyze_json_set(doc, "added_backend", json_string(t->new_name), &bad);
+    analyze_json_set(doc, "moved_if_added", analyze_json_real(t->moved_added),
+                     &bad);
+    if (bad) {
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
 }
 
 static void
@@ -390,13 +390,17 @@ analyze_route(const struct config *cfg, const struct ring *ring,
     free(order);
 }
 
-int
-analyze_report(const struct config *cfg, const struct ring *ring,
-               uint64_t nsample, bool json, FILE *out, char *err, size_t errlen)
+/*
+ * The figures of a report: rows[nb] (caller frees) and *t. Returns 0, or
+ * -1 with err.
+ */
+static int
+analyze_compute(const struct config *cfg, const struct ring *ring,
+                uint64_t nsample, struct analyze_row **rowsp,
+                struct analyze_totals *t, char *err, size_t errlen)
 {
     uint32_t nb = ring_nbackends(ring);
     struct analyze_sample s;
-    struct analyze_totals t;
     struct analyze_row *rows;
     double wsum = 0, mean = 0, var = 0, rmin = INFINITY, rmax = 0;
     int rc = -1;
@@ -439,29 +443,75 @@ analyze_report(const struct config *cfg, const struct ring *ring,
     for (uint32_t b = 0; b < nb; b++) {
         var += (rows[b].ratio - mean) * (rows[b].ratio - mean) / nb;
     }
-    t.cv = mean > 0 ? sqrt(var) / mean : INFINITY;
-    t.max_min = rmin > 0 ? rmax / rmin : INFINITY;
-    analyze_new_name(cfg, t.new_name, sizeof(t.new_name));
-    if (analyze_moved_if_added(cfg, ring, &s, t.new_name, &t.moved_added, err,
-                               errlen) != 0) {
-        goto out;
-    }
-
-    if (json) {
-        analyze_print_json(cfg, ring, rows, &t, nsample, out);
-    } else {
-        analyze_print_text(cfg, ring, rows, &t, nsample, out);
-    }
-    if (ferror(out)) {
-        snprintf(err, errlen, "write error");
+    t->cv = mean > 0 ? sqrt(var) / mean : INFINITY;
+    t->max_min = rmin > 0 ? rmax / rmin : INFINITY;
+    analyze_new_name(cfg, t->new_name, sizeof(t->new_name));
+    if (analyze_moved_if_added(cfg, ring, &s, t->new_name, &t->moved_added,
+                               err, errlen) != 0) {
         goto out;
     }
     rc = 0;
 
 out:
     analyze_sample_deinit(&s);
-    free(rows);
+    if (rc == 0) {
+        *rowsp = rows;
+    } else {
+        free(rows);
+    }
     return rc;
+}
+
+json_t *
+analyze_ring_json(const struct config *cfg, const struct ring *ring,
+                  uint64_t nsample, char *err, size_t errlen)
+{
+    struct analyze_totals t;
+    struct analyze_row *rows;
+    json_t *doc;
+
+    if (analyze_compute(cfg, ring, nsample, &rows, &t, err, errlen) != 0) {
+        return NULL;
+    }
+    doc = analyze_build_json(cfg, ring, rows, &t, nsample);
+    free(rows);
+    if (doc == NULL) {
+        snprintf(err, errlen, "out of memory");
+    }
+    return doc;
+}
+
+int
+analyze_report(const struct config *cfg, const struct ring *ring,
+               uint64_t nsample, bool json, FILE *out, char *err, size_t errlen)
+{
+    struct analyze_totals t;
+    struct analyze_row *rows;
+
+    if (analyze_compute(cfg, ring, nsample, &rows, &t, err, errlen) != 0) {
+        return -1;
+    }
+    if (json) {
+        json_t *doc = analyze_build_json(cfg, ring, rows, &t, nsample);
+
+        if (doc == NULL) {
+            snprintf(err, errlen, "out of memory");
+            free(rows);
+            return -1;
+        }
+        if (json_dumpf(doc, out, ANALYZE_JSON_FLAGS) == 0) {
+            fputc('\n', out);
+        }
+        json_decref(doc);
+    } else {
+        analyze_print_text(cfg, ring, rows, &t, nsample, out);
+    }
+    free(rows);
+    if (ferror(out)) {
+        snprintf(err, errlen, "write error");
+        return -1;
+    }
+    return 0;
 }
 
 void

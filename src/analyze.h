@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "config.h"
 #include "ring.h"
 
@@ -33,6 +35,24 @@ void analyze_route(const struct config *cfg, const struct ring *ring,
 int analyze_report(const struct config *cfg, const struct ring *ring,
                    uint64_t nsample, bool json, FILE *out, char *err,
                    size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * json_dumpf() flags of the report: two-space indentation, numbers to six
+ * significant digits as the text report shows them.
+ */
+#define ANALYZE_JSON_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(6))
+
+/*
+ * The report of analyze_report() as a JSON object: hash, vnodes (xxh3),
+ * backend_count, points, memory_bytes, sample_keys, backends (name, weight,
+ * points, arc_share, sample_share, fair_share, ratio, moved_if_removed),
+ * ratio_cv, ratio_max_min, added_backend, moved_if_added; numbers that are
+ * not finite are null. Returns a new reference the caller owns
+ * (json_decref()), or NULL with a message in err.
+ */
+json_t *analyze_ring_json(const struct config *cfg, const struct ring *ring,
+                          uint64_t nsample, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* One line summary of ring for `mcring -t`, e.g. points and spread. */
 void analyze_summary(const struct config *cfg, const struct ring *ring,

@@ -23,6 +23,18 @@
  * The handler re-splits the current line at its first '=' instead of using
  * inih's name: inih also splits at ':', which backend names may contain.
  *
+ * [admin] has two string keys of its own (listen, token) outside the key
+ * table, so that `stats settings`, which renders from the table, never shows
+ * the token. A non-loopback TCP listen needs a token; that is checked once
+ * the whole file is read, at the listen line.
+ *
+ * After loading, the admin API edits copies (config_clone()) through
+ * config_add_backend_str(), config_remove_backend() and config_set_weight(),
+ * which share the [backends] line's checks (config_check_name(),
+ * config_check_addr(), config_check_weight()) so that the API accepts
+ * exactly what the file does, and config_render() writes any config back as
+ * a file that loads equal.
+ *
  * Invariants: the first error wins; once it is recorded the reader ends the
  * stream and the handler ignores everything. A config returned by
  * config_load() has every backend name and address unique (textually; see
@@ -123,6 +135,8 @@ struct config_parser {
     size_t errlen;
     int key_line[CONFIG_NKEYS]; /* where each key was set; 0 = not yet */
     int backends_line;          /* first [backends] header */
+    int admin_listen_line;      /* where [admin] listen was set */
+    int admin_token_line;
     size_t backends_cap;
 };
 
@@ -197,7 +211,8 @@ config_fail(struct config_parser *p, int line, const char *fmt, ...)
 static const char *
 config_section_known(const char *name)
 {
-    static const char *const sections[] = {"proxy", "health", "backends"};
+    static const char *const sections[] = {"proxy", "health", "admin",
+                                           "backends"};
 
     for (size_t i = 0; i < UTIL_ARRAY_SIZE(sections); i++) {
         if (strcmp(name, sections[i]) == 0) {
@@ -223,8 +238,8 @@ config_check_section(struct config_parser *p, char *line)
         config_fail(p, p->line, "unexpected text after [%s]", line + 1);
     } else if (config_section_known(line + 1) == NULL) {
         config_fail(p, p->line,
-                    "unknown section [%s] (expected [proxy], [health] or "
-                    "[backends])",
+                    "unknown section [%s] (expected [proxy], [health], "
+                    "[admin] or [backends])",
                     line + 1);
     } else if (strcmp(line + 1, "backends") == 0 && p->backends_line == 0) {
         p->backends_line = p->line;
@@ -450,15 +465,138 @@ config_find_backend(const struct config *cfg, const char *name,
     return NULL;
 }
 
+/*
+ * The checks of a backend's name: valid and not taken in cfg. Return 0, or
+ * -1 (bad) or CONFIG_ECONFLICT (taken) with a message in err.
+ */
+static int
+config_check_name(const struct config *cfg, const char *name, char *err,
+                  size_t errlen)
+{
+    const struct config_backend *dup;
+
+    if (!config_name_valid(name)) {
+        snprintf(err, errlen,
+                 "bad backend name '%s' (1..%d bytes of A-Z a-z 0-9 _ . : -)",
+                 name, CONFIG_NAME_MAX);
+        return -1;
+    }
+    dup = config_find_backend(cfg, name, NULL, 0);
+    if (dup != NULL) {
+        if (dup->line > 0) {
+            snprintf(err, errlen,
+                     "duplicate backend name '%s' (first defined at line %d)",
+                     name, dup->line);
+        } else {
+            snprintf(err, errlen, "duplicate backend name '%s'", name);
+        }
+        return CONFIG_ECONFLICT;
+    }
+    return 0;
+}
+
+/* Parses backend name's address addr into host and port, or fills err. */
+static int
+config_parse_addr(const char *name, const char *addr, char *host,
+                  size_t hostlen, uint16_t *port, char *err, size_t errlen)
+{
+    char reason[128];
+
+    if (config_parse_hostport(addr, host, hostlen, port, reason,
+                              sizeof(reason)) != 0) {
+        snprintf(err, errlen, "backend '%s': bad address '%s': %s", name,
+                 addr, reason);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * No backend of cfg may have host:port already (as written, any case):
+ * CONFIG_ECONFLICT with err if one has.
+ */
+static int
+config_check_addr(const struct config *cfg, const char *name,
+                  const char *addr, const char *host, uint16_t port,
+                  char *err, size_t errlen)
+{
+    const struct config_backend *dup;
+
+    dup = config_find_backend(cfg, NULL, host, port);
+    if (dup != NULL) {
+        if (dup->line > 0) {
+            snprintf(err, errlen,
+                     "backend '%s': duplicate address %s (same as backend "
+                     "'%s' at line %d)",
+                     name, addr, dup->name, dup->line);
+        } else {
+            snprintf(err, errlen,
+                     "backend '%s': duplicate address %s (same as backend "
+                     "'%s')",
+                     name, addr, dup->name);
+        }
+        return CONFIG_ECONFLICT;
+    }
+    return 0;
+}
+
+/* weight (as text: how it was given) must be in (0, CONFIG_WEIGHT_MAX]. */
+static int
+config_check_weight(const char *name, double weight, const char *text,
+                    char *err, size_t errlen)
+{
+    if (!(weight > 0.0 && weight <= CONFIG_WEIGHT_MAX)) {
+        snprintf(err, errlen,
+                 "backend '%s': bad weight '%s' (expected a decimal number "
+                 "greater than 0 and at most %g)",
+                 name, text, CONFIG_WEIGHT_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Makes room for one more backend at index at (cfg->backends grows by
+ * doubling; *cap is its capacity) and fills it. Strings are copied.
+ */
+static struct config_backend *
+config_insert_backend(struct config *cfg, size_t *cap, size_t at,
+                      const char *name, const char *host, uint16_t port,
+                      double weight, int line)
+{
+    struct config_backend *b;
+
+    if (cfg->nbackends == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8;
+        struct config_backend *nb = util_xcalloc(ncap, sizeof(*nb));
+
+        if (cfg->nbackends > 0) {
+            memcpy(nb, cfg->backends, cfg->nbackends * sizeof(*nb));
+        }
+        free(cfg->backends);
+        cfg->backends = nb;
+        *cap = ncap;
+    }
+    memmove(&cfg->backends[at + 1], &cfg->backends[at],
+            (cfg->nbackends - at) * sizeof(*b));
+    cfg->nbackends++;
+    b = &cfg->backends[at];
+    memset(b, 0, sizeof(*b));
+    b->name = util_xstrdup(name);
+    b->host = util_xstrdup(host);
+    b->port = port;
+    b->weight = weight;
+    b->line = line;
+    return b;
+}
+
 /* "NAME = HOST:PORT [weight=W]" in [backends]. */
 static int
 config_add_backend(struct config_parser *p, const char *name, char *value)
 {
     struct config *cfg = p->cfg;
-    struct config_backend *b;
-    struct config_backend *dup;
     char host[CONFIG_LINE_MAX + 1];
-    char reason[128];
+    char reason[256];
     char *addr;
     char *tok;
     char *save = NULL;
@@ -466,18 +604,8 @@ config_add_backend(struct config_parser *p, const char *name, char *value)
     double weight = 1.0;
     bool have_weight = false;
 
-    if (!config_name_valid(name)) {
-        config_fail(p, p->line,
-                    "bad backend name '%s' (1..%d bytes of A-Z a-z 0-9 _ . : "
-                    "-)",
-                    name, CONFIG_NAME_MAX);
-        return -1;
-    }
-    dup = config_find_backend(cfg, name, NULL, 0);
-    if (dup != NULL) {
-        config_fail(p, p->line,
-                    "duplicate backend name '%s' (first defined at line %d)",
-                    name, dup->line);
+    if (config_check_name(cfg, name, reason, sizeof(reason)) != 0) {
+        config_fail(p, p->line, "%s", reason);
         return -1;
     }
     addr = strtok_r(value, " \t", &save);
@@ -485,10 +613,9 @@ config_add_backend(struct config_parser *p, const char *name, char *value)
         config_fail(p, p->line, "backend '%s': missing HOST:PORT", name);
         return -1;
     }
-    if (config_parse_hostport(addr, host, sizeof(host), &port, reason,
-                              sizeof(reason)) != 0) {
-        config_fail(p, p->line, "backend '%s': bad address '%s': %s", name,
-                    addr, reason);
+    if (config_parse_addr(name, addr, host, sizeof(host), &port, reason,
+                          sizeof(reason)) != 0) {
+        config_fail(p, p->line, "%s", reason);
         return -1;
     }
     while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
@@ -504,41 +631,150 @@ config_add_backend(struct config_parser *p, const char *name, char *value)
             return -1;
         }
         have_weight = true;
-        if (config_parse_weight(tok + 7, &weight) != 0 || weight <= 0.0 ||
-            weight > CONFIG_WEIGHT_MAX) {
-            config_fail(p, p->line,
-                        "backend '%s': bad weight '%s' (expected a decimal "
-                        "number greater than 0 and at most %g)",
-                        name, tok + 7, CONFIG_WEIGHT_MAX);
+        if (config_parse_weight(tok + 7, &weight) != 0) {
+            weight = 0.0; /* reported as bad below */
+        }
+        if (config_check_weight(name, weight, tok + 7, reason,
+                                sizeof(reason)) != 0) {
+            config_fail(p, p->line, "%s", reason);
             return -1;
         }
     }
-    dup = config_find_backend(cfg, NULL, host, port);
-    if (dup != NULL) {
-        config_fail(p, p->line,
-                    "backend '%s': duplicate address %s (same as backend "
-                    "'%s' at line %d)",
-                    name, addr, dup->name, dup->line);
+    if (config_check_addr(cfg, name, addr, host, port, reason,
+                          sizeof(reason)) != 0) {
+        config_fail(p, p->line, "%s", reason);
         return -1;
     }
-    if (cfg->nbackends == p->backends_cap) {
-        size_t cap = p->backends_cap ? p->backends_cap * 2 : 8;
-        struct config_backend *nb = util_xcalloc(cap, sizeof(*nb));
+    /* Appended; config_load() sorts once the file is read. */
+    config_insert_backend(cfg, &p->backends_cap, cfg->nbackends, name, host,
+                          port, weight, p->line);
+    return 0;
+}
 
-        if (cfg->nbackends > 0) {
-            memcpy(nb, cfg->backends, cfg->nbackends * sizeof(*nb));
-        }
-        free(cfg->backends);
-        cfg->backends = nb;
-        p->backends_cap = cap;
+/* Whether HOST of a TCP listen is a loopback address or "localhost". */
+static bool
+config_host_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (strcasecmp(host, "localhost") == 0) {
+        return true;
     }
-    b = &cfg->backends[cfg->nbackends++];
-    memset(b, 0, sizeof(*b));
-    b->name = util_xstrdup(name);
-    b->host = util_xstrdup(host);
-    b->port = port;
-    b->weight = weight;
-    b->line = p->line;
+    if (inet_pton(AF_INET, host, &a4) == 1) {
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    }
+    if (inet_pton(AF_INET6, host, &a6) == 1) {
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    }
+    return false;
+}
+
+/*
+ * Checks an [admin] listen value: an absolute unix socket path, or
+ * HOST:PORT. *loopback tells whether it needs no token.
+ */
+static int
+config_check_admin_listen(const char *value, bool *loopback, char *err,
+                          size_t errlen)
+{
+    char host[CONFIG_LINE_MAX + 1];
+    char reason[128];
+    uint16_t port;
+
+    if (value[0] == '/') {
+        size_t n = strlen(value);
+
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)value[i];
+
+            if (c <= ' ' || c >= 0x7f) {
+                snprintf(err, errlen,
+                         "listen: bad unix socket path '%s' (printable ASCII "
+                         "without spaces)",
+                         value);
+                return -1;
+            }
+        }
+        if (n > CONFIG_UNIX_PATH_MAX) {
+            snprintf(err, errlen,
+                     "listen: unix socket path too long (max %d bytes)",
+                     CONFIG_UNIX_PATH_MAX);
+            return -1;
+        }
+        *loopback = true; /* file permissions guard it */
+        return 0;
+    }
+    if (config_parse_hostport(value, host, sizeof(host), &port, reason,
+                              sizeof(reason)) != 0) {
+        snprintf(err, errlen,
+                 "listen: bad address '%s': %s (expected HOST:PORT or an "
+                 "absolute unix socket path)",
+                 value, reason);
+        return -1;
+    }
+    *loopback = config_host_is_loopback(host);
+    return 0;
+}
+
+/* A token: 1..CONFIG_TOKEN_MAX printable ASCII bytes, no spaces. */
+static bool
+config_token_valid(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > CONFIG_TOKEN_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* "listen = ..." and "token = ..." in [admin]. */
+static int
+config_set_admin(struct config_parser *p, const char *name, const char *value)
+{
+    struct config *cfg = p->cfg;
+    char reason[256];
+    int *line;
+    char **field;
+    bool loopback;
+
+    if (strcmp(name, "listen") == 0) {
+        line = &p->admin_listen_line;
+        field = &cfg->admin_listen;
+    } else if (strcmp(name, "token") == 0) {
+        line = &p->admin_token_line;
+        field = &cfg->admin_token;
+    } else {
+        config_fail(p, p->line, "unknown key '%s' in [admin]", name);
+        return -1;
+    }
+    if (*line != 0) {
+        config_fail(p, p->line,
+                    "duplicate key '%s' in [admin] (first set at line %d)",
+                    name, *line);
+        return -1;
+    }
+    *line = p->line;
+    if (field == &cfg->admin_listen) {
+        if (config_check_admin_listen(value, &loopback, reason,
+                                      sizeof(reason)) != 0) {
+            config_fail(p, p->line, "%s", reason);
+            return -1;
+        }
+    } else if (!config_token_valid(value)) {
+        config_fail(p, p->line,
+                    "token: expected 1..%d printable ASCII bytes without "
+                    "spaces",
+                    CONFIG_TOKEN_MAX);
+        return -1;
+    }
+    *field = util_xstrdup(value);
     return 0;
 }
 
@@ -578,12 +814,15 @@ config_handler(void *user, const char *section, const char *iname,
     if (*section == '\0') {
         config_fail(p, p->line,
                     "key '%s' outside a section (start with [proxy], "
-                    "[health] or [backends])",
+                    "[health], [admin] or [backends])",
                     name);
         return 0;
     }
     if (strcmp(section, "backends") == 0) {
         return config_add_backend(p, name, value) == 0;
+    }
+    if (strcmp(section, "admin") == 0) {
+        return config_set_admin(p, name, value) == 0;
     }
     for (size_t i = 0; i < CONFIG_NKEYS; i++) {
         const struct config_key *k = &config_keys[i];
@@ -679,6 +918,20 @@ config_load(const char *path, char *err, size_t errlen)
 
         config_fail(&p, line > 0 ? line : 1,
                     "no backends (add NAME = HOST:PORT lines to [backends])");
+    }
+    if (!p.failed && cfg->admin_listen != NULL && cfg->admin_token == NULL) {
+        bool loopback = false;
+        char reason[256];
+
+        if (config_check_admin_listen(cfg->admin_listen, &loopback, reason,
+                                      sizeof(reason)) == 0 &&
+            !loopback) {
+            config_fail(&p, p.admin_listen_line,
+                        "listen: %s is not a loopback address: a token is "
+                        "needed (set token = ... in [admin]), or listen on "
+                        "127.0.0.1, [::1] or a unix socket",
+                        cfg->admin_listen);
+        }
     }
     if (p.failed) {
         config_destroy(cfg);
@@ -788,6 +1041,8 @@ config_destroy(struct config *cfg)
     free(cfg->backends);
     free(cfg->listen_host);
     free(cfg->path);
+    free(cfg->admin_listen);
+    free(cfg->admin_token);
     free(cfg);
 }
 
@@ -944,4 +1199,309 @@ config_build_ring(const struct config *cfg, char *err, size_t errlen)
     ring = ring_create(cfg->hash, cfg->vnodes, rb, cfg->nbackends, err, errlen);
     free(rb);
     return ring;
+}
+
+static char *
+config_xstrdup_or_null(const char *s)
+{
+    return s != NULL ? util_xstrdup(s) : NULL;
+}
+
+struct config *
+config_clone(const struct config *cfg)
+{
+    struct config *c = util_xcalloc(1, sizeof(*c));
+
+    *c = *cfg;
+    c->path = config_xstrdup_or_null(cfg->path);
+    c->listen_host = config_xstrdup_or_null(cfg->listen_host);
+    c->admin_listen = config_xstrdup_or_null(cfg->admin_listen);
+    c->admin_token = config_xstrdup_or_null(cfg->admin_token);
+    c->backends = NULL;
+    if (cfg->nbackends > 0) {
+        c->backends = util_xcalloc(cfg->nbackends, sizeof(*c->backends));
+        for (size_t i = 0; i < cfg->nbackends; i++) {
+            c->backends[i] = cfg->backends[i];
+            c->backends[i].name = util_xstrdup(cfg->backends[i].name);
+            c->backends[i].host = util_xstrdup(cfg->backends[i].host);
+        }
+    }
+    return c;
+}
+
+int
+config_backend_index(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nbackends; i++) {
+        if (strcmp(cfg->backends[i].name, name) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+int
+config_format_weight(double w, char *buf, size_t len)
+{
+    char tmp[64];
+
+    if (!(w > 0.0 && w <= CONFIG_WEIGHT_MAX)) {
+        return -1;
+    }
+    /*
+     * The fewest decimals that read back as w; a leading "0" counts as a
+     * digit for config_parse_weight(), so try without it too.
+     */
+    for (int decimals = 0; decimals <= 15; decimals++) {
+        double v;
+        char *s = tmp;
+        size_t n;
+
+        snprintf(tmp, sizeof(tmp), "%.*f", decimals, w);
+        if (config_parse_weight(s, &v) != 0 && s[0] == '0' && s[1] == '.') {
+            s++;
+        }
+        if (config_parse_weight(s, &v) != 0 || v != w) {
+            continue;
+        }
+        n = strlen(s);
+        if (n >= len) {
+            return -1;
+        }
+        memcpy(buf, s, n + 1);
+        return 0;
+    }
+    return -1;
+}
+
+int
+config_add_backend_str(struct config *cfg, const char *name,
+                       const char *hostport, double weight, char *err,
+                       size_t errlen)
+{
+    char host[CONFIG_LINE_MAX + 1];
+    char wtext[64];
+    uint16_t port;
+    size_t cap = cfg->nbackends;
+    size_t at = 0;
+    int rc;
+
+    rc = config_check_name(cfg, name, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    if (config_parse_addr(name, hostport, host, sizeof(host), &port, err,
+                          errlen) != 0) {
+        return -1;
+    }
+    snprintf(wtext, sizeof(wtext), "%g", weight);
+    if (config_check_weight(name, weight, wtext, err, errlen) != 0) {
+        return -1;
+    }
+    if (config_format_weight(weight, wtext, sizeof(wtext)) != 0) {
+        snprintf(err, errlen,
+                 "backend '%s': bad weight %.17g (at most 15 significant "
+                 "decimal digits)",
+                 name, weight);
+        return -1;
+    }
+    rc = config_check_addr(cfg, name, hostport, host, port, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    /* config_render() must be able to write it as one line. */
+    if (strlen(name) + strlen(host) + strlen(wtext) + 24 > CONFIG_LINE_MAX) {
+        snprintf(err, errlen,
+                 "backend '%s': address too long for a config line (max "
+                 "%d bytes)",
+                 name, CONFIG_LINE_MAX);
+        return -1;
+    }
+    while (at < cfg->nbackends && strcmp(cfg->backends[at].name, name) < 0) {
+        at++;
+    }
+    config_insert_backend(cfg, &cap, at, name, host, port, weight, 0);
+    return 0;
+}
+
+int
+config_remove_backend(struct config *cfg, const char *name, char *err,
+                      size_t errlen)
+{
+    int i = config_backend_index(cfg, name);
+    struct config_backend *b;
+
+    if (i < 0) {
+        snprintf(err, errlen, "no backend '%s'", name);
+        return -1;
+    }
+    if (cfg->nbackends == 1) {
+        snprintf(err, errlen, "cannot remove the last backend");
+        return -1;
+    }
+    b = &cfg->backends[i];
+    free(b->name);
+    free(b->host);
+    memmove(b, b + 1, (cfg->nbackends - (size_t)i - 1) * sizeof(*b));
+    cfg->nbackends--;
+    return 0;
+}
+
+int
+config_set_weight(struct config *cfg, const char *name, double weight,
+                  char *err, size_t errlen)
+{
+    int i = config_backend_index(cfg, name);
+    char wtext[64];
+
+    if (i < 0) {
+        snprintf(err, errlen, "no backend '%s'", name);
+        return -1;
+    }
+    snprintf(wtext, sizeof(wtext), "%g", weight);
+    if (config_check_weight(name, weight, wtext, err, errlen) != 0) {
+        return -1;
+    }
+    if (config_format_weight(weight, wtext, sizeof(wtext)) != 0) {
+        snprintf(err, errlen,
+                 "backend '%s': bad weight %.17g (at most 15 significant "
+                 "decimal digits)",
+                 name, weight);
+        return -1;
+    }
+    cfg->backends[i].weight = weight;
+    return 0;
+}
+
+size_t
+config_nkeys(void)
+{
+    return CONFIG_NKEYS;
+}
+
+/* "host:port", with IPv6 hosts in brackets. */
+static int
+config_format_hostport(const char *host, uint16_t port, char *buf,
+                       size_t len)
+{
+    int n;
+
+    if (strchr(host, ':') != NULL) {
+        n = snprintf(buf, len, "[%s]:%u", host, (unsigned)port);
+    } else {
+        n = snprintf(buf, len, "%s:%u", host, (unsigned)port);
+    }
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+int
+config_key_format(const struct config *cfg, size_t i, const char **section,
+                  const char **name, char *value, size_t valuelen)
+{
+    const struct config_key *k;
+    const char *field;
+    int n = 0;
+
+    if (i >= CONFIG_NKEYS) {
+        return -1;
+    }
+    k = &config_keys[i];
+    field = (const char *)cfg + k->offset;
+    *section = k->section;
+    *name = k->name;
+    switch (k->type) {
+    case CONFIG_TYPE_UINT:
+        n = snprintf(value, valuelen, "%u",
+                     *(const unsigned *)(const void *)field);
+        break;
+    case CONFIG_TYPE_SIZE:
+        n = snprintf(value, valuelen, "%zu",
+                     *(const size_t *)(const void *)field);
+        break;
+    case CONFIG_TYPE_HASH:
+        n = snprintf(value, valuelen, "%s",
+                     (size_t)cfg->hash < UTIL_ARRAY_SIZE(config_hash_names)
+                         ? config_hash_names[cfg->hash]
+                         : "?");
+        break;
+    case CONFIG_TYPE_LISTEN:
+        return config_format_hostport(cfg->listen_host, cfg->listen_port,
+                                      value, valuelen);
+    }
+    return n < 0 || (size_t)n >= valuelen ? -1 : 0;
+}
+
+/*
+ * "name = value", or "name =value" when value starts with ';' (after a
+ * space it would be an inline comment).
+ */
+static void
+config_render_key(FILE *out, const char *name, const char *value)
+{
+    fprintf(out, "%s =%s%s\n", name, value[0] == ';' ? "" : " ", value);
+}
+
+void
+config_render(const struct config *cfg, FILE *out)
+{
+    const char *section = NULL;
+    char value[CONFIG_LINE_MAX + 1];
+
+    fprintf(out, "# mcring configuration: the running topology");
+    if (cfg->path != NULL) {
+        fprintf(out, " (loaded from %s, then changed by the admin API if "
+                     "at all)",
+                cfg->path);
+    }
+    fprintf(out, ".\n# See mcring.ini(5).\n");
+    for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+        const char *sec;
+        const char *name;
+
+        if (config_key_format(cfg, i, &sec, &name, value, sizeof(value)) !=
+            0) {
+            continue; /* cannot happen: values are short */
+        }
+        if (section == NULL || strcmp(section, sec) != 0) {
+            fprintf(out, "\n[%s]\n", sec);
+            section = sec;
+        }
+        config_render_key(out, name, value);
+    }
+    if (cfg->admin_listen != NULL || cfg->admin_token != NULL) {
+        fprintf(out, "\n[admin]\n");
+        if (cfg->admin_listen != NULL) {
+            config_render_key(out, "listen", cfg->admin_listen);
+        }
+        if (cfg->admin_token != NULL) {
+            config_render_key(out, "token", cfg->admin_token);
+        }
+    }
+    fprintf(out, "\n[backends]\n");
+    for (size_t i = 0; i < cfg->nbackends; i++) {
+        const struct config_backend *b = &cfg->backends[i];
+        char addr[CONFIG_LINE_MAX + 8];
+        char w[64];
+        char line[2 * CONFIG_LINE_MAX];
+
+        if (config_format_hostport(b->host, b->port, addr, sizeof(addr)) !=
+            0) {
+            continue; /* cannot happen: it was parsed from a line */
+        }
+        if (b->weight == 1.0 ||
+            config_format_weight(b->weight, w, sizeof(w)) != 0) {
+            snprintf(line, sizeof(line), "%s = %s", b->name, addr);
+        } else {
+            snprintf(line, sizeof(line), "%s = %s weight=%s", b->name, addr,
+                     w);
+        }
+        if (strlen(line) > CONFIG_LINE_MAX) {
+            /* Without the spaces around '=' it was at most that long. */
+            char *eq = strchr(line, '=');
+
+            memmove(eq - 1, eq, strlen(eq) + 1);
+            memmove(eq, eq + 1, strlen(eq + 1) + 1);
+        }
+        fprintf(out, "%s\n", line);
+    }
 }

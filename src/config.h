@@ -1,9 +1,11 @@
 /*
  * config: the INI configuration file, read with inih.
  *
- * Sections [proxy], [health] and [backends]. Every key has a default (see
- * config_defaults() and mcring.ini(5)); every error is reported as
- * "FILE:LINE: message". A loaded config is immutable.
+ * Sections [proxy], [health], [admin] and [backends]. Every key has a
+ * default (see config_defaults() and mcring.ini(5)); every error is reported
+ * as "FILE:LINE: message". A loaded config is not changed once a topology
+ * uses it: the admin API edits a config_clone() of it (config_add_backend_str()
+ * and friends) and applies the copy.
  */
 #ifndef MCRING_CONFIG_H
 #define MCRING_CONFIG_H
@@ -11,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include "ring.h"
@@ -18,13 +21,18 @@
 #define CONFIG_NAME_MAX 64          /* backend name length */
 #define CONFIG_LINE_MAX 199         /* libinih 55 splits longer lines */
 #define CONFIG_WEIGHT_MAX 1000.0    /* backend weight is in (0, this] */
+#define CONFIG_TOKEN_MAX 128        /* [admin] token length */
+#define CONFIG_UNIX_PATH_MAX 107    /* [admin] listen = /path, sun_path */
+#define CONFIG_ECONFLICT (-2)       /* config_add_backend_str(): name or
+                                       address taken */
 
 struct config_backend {
     char *name;                     /* [A-Za-z0-9_.:-], 1..64 bytes */
     char *host;                     /* as written, without IPv6 brackets */
     uint16_t port;
     double weight;                  /* > 0, default 1 */
-    int line;                       /* where it was defined */
+    int line;                       /* where it was defined; 0 = not in
+                                       the file (added through the API) */
     struct sockaddr_storage addr;   /* filled by config_resolve() */
     socklen_t addrlen;
 };
@@ -53,6 +61,11 @@ struct config {
     unsigned health_fall;
     unsigned recovery_log;          /* keys remembered per DOWN backend */
     unsigned failover_ttl;          /* seconds; cap on fallback writes */
+
+    /* [admin] */
+    char *admin_listen;             /* HOST:PORT or /unix/path, as written;
+                                       NULL = the admin API is off */
+    char *admin_token;              /* NULL = no token required */
 
     /* [backends], sorted by name */
     struct config_backend *backends;
@@ -84,6 +97,72 @@ int config_resolve(struct config *cfg, char *err, size_t errlen)
 
 /* Frees a config returned by config_load(); NULL is ignored. */
 void config_destroy(struct config *cfg);
+
+/*
+ * A deep copy of cfg (resolved addresses included) that the caller owns
+ * (config_destroy()). Aborts when out of memory, like util_xcalloc().
+ */
+struct config *config_clone(const struct config *cfg)
+    __attribute__((warn_unused_result));
+
+/*
+ * Adds backend name at hostport ("HOST:PORT", "[IPv6]:PORT") with weight,
+ * checked exactly as a [backends] line is (name, address syntax, weight,
+ * duplicate name, duplicate address as written), keeping cfg->backends
+ * sorted by name; its line is 0 and its address is not resolved. Returns
+ * 0, or with a message (no FILE:LINE) in err and cfg unchanged
+ * CONFIG_ECONFLICT when the name or the address is taken, -1 for anything
+ * else.
+ */
+int config_add_backend_str(struct config *cfg, const char *name,
+                           const char *hostport, double weight, char *err,
+                           size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Removes backend name. Returns 0, or -1 with a message in err and cfg
+ * unchanged when there is no such backend or it is the last one.
+ */
+int config_remove_backend(struct config *cfg, const char *name, char *err,
+                          size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Sets the weight of backend name, checked as weight=W on a [backends]
+ * line (and it must be writable back as a decimal of at most 15 digits).
+ * Returns 0, or -1 with a message in err and cfg unchanged.
+ */
+int config_set_weight(struct config *cfg, const char *name, double weight,
+                      char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Looks a backend up by name: its index in cfg->backends, or -1. */
+int config_backend_index(const struct config *cfg, const char *name);
+
+/*
+ * Writes cfg as an INI file that config_load() reads back equal: every
+ * [proxy] and [health] key with its value, [admin] when set, [backends].
+ */
+void config_render(const struct config *cfg, FILE *out);
+
+/* Number of [proxy] and [health] keys (the key table). */
+size_t config_nkeys(void);
+
+/*
+ * Key i of the table (i < config_nkeys()): its section and name (static
+ * strings) and its value in cfg as config_load() reads it, written into
+ * value (at most valuelen bytes with the NUL). Returns 0, or -1 when i is
+ * out of range or value is too small.
+ */
+int config_key_format(const struct config *cfg, size_t i,
+                      const char **section, const char **name, char *value,
+                      size_t valuelen) __attribute__((warn_unused_result));
+
+/*
+ * Writes weight w as the decimal that weight=W reads back as exactly w
+ * ("1", "0.5", "2.25"). Returns 0, or -1 when there is none of at most 15
+ * digits or w is out of (0, CONFIG_WEIGHT_MAX].
+ */
+int config_format_weight(double w, char *buf, size_t len)
+    __attribute__((warn_unused_result));
 
 /*
  * Splits "HOST:PORT", "[IPv6]:PORT" or "IPv6-free-host:PORT" into a host

@@ -4,6 +4,7 @@
  *   mcring [-c FILE] [-t] [-d] [-p PIDFILE] [-v] [-V] [-h]
  *   mcring -c FILE --route KEY...
  *   mcring -c FILE --analyze [--keys N] [--json]
+ *   mcring ctl [-a ADDR] [-T TOKEN] [--json] COMMAND...   (see ctl.c)
  */
 #include "autoconf.h"
 
@@ -19,6 +20,7 @@
 
 #include "analyze.h"
 #include "config.h"
+#include "ctl.h"
 #include "log.h"
 #include "mem.h"
 #include "proxy.h"
@@ -54,6 +56,7 @@ main_usage(FILE *out)
             "Usage: mcring [OPTION]...\n"
             "       mcring -c FILE --route KEY...\n"
             "       mcring -c FILE --analyze [--keys N] [--json]\n"
+            "       mcring ctl [-a ADDR] [-T TOKEN] [--json] COMMAND...\n"
             "A memcached proxy with a weighted consistent-hash ring.\n"
             "\n"
             "  -c, --config FILE    configuration file (default %s)\n"
@@ -69,7 +72,9 @@ main_usage(FILE *out)
             "      --analyze        report how evenly the ring spreads keys\n"
             "      --keys N         sample keys for --analyze (default %d)\n"
             "      --json           --analyze output as JSON\n"
-            "\nSee mcring(8) and mcring.ini(5).\n",
+            "\n`mcring ctl` talks to the admin API of a running mcring; "
+            "see mcring ctl -h.\n"
+            "See mcring(8) and mcring.ini(5).\n",
             MAIN_DEFAULT_CONFIG, MAIN_DEFAULT_SAMPLE);
 }
 
@@ -264,6 +269,9 @@ main(int argc, char **argv)
     char err[512];
     int ready = -1;
 
+    if (argc > 1 && strcmp(argv[1], "ctl") == 0) {
+        return ctl_main(argc - 1, argv + 1);
+    }
     if (main_parse(argc, argv, &a) != 0) {
         return 2;
     }

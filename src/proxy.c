@@ -31,6 +31,7 @@
 #include <event2/thread.h>
 #include <event2/util.h>
 
+#include "admin_http.h"
 #include "backend.h"
 #include "health.h"
 #include "log.h"
@@ -253,6 +254,16 @@ proxy_keep_restart_keys(struct proxy *p, struct config *cfg, const char *why)
                  cur->threads);
         cfg->threads = cur->threads;
     }
+    if ((cfg->admin_listen == NULL) != (cur->admin_listen == NULL) ||
+        (cfg->admin_listen != NULL &&
+         strcmp(cfg->admin_listen, cur->admin_listen) != 0)) {
+        log_warn("%s: [admin] listen needs a restart; keeping %s", why,
+                 cur->admin_listen != NULL ? cur->admin_listen : "none");
+        free(cfg->admin_listen);
+        cfg->admin_listen = cur->admin_listen != NULL
+                                ? util_xstrdup(cur->admin_listen)
+                                : NULL;
+    }
     if (cfg->backend_connections != cur->backend_connections) {
         log_warn("%s: [proxy] backend_connections needs a restart; keeping "
                  "%u", why, cur->backend_connections);
@@ -425,6 +436,13 @@ proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
     if (p->health == NULL) {
         return -1;
     }
+    if (p->topo->cfg->admin_listen != NULL) {
+        p->admin = admin_http_create(p, p->topo->cfg->admin_listen, err,
+                                     errlen);
+        if (p->admin == NULL) {
+            return -1;
+        }
+    }
     log_notice("mcring %s listening on %s: %u backends, %u threads",
                PACKAGE_VERSION, p->listen_addr, p->topo->n, p->nworkers);
     return 0;
@@ -449,6 +467,8 @@ proxy_stop(struct proxy *p)
     if (p->listener != NULL) {
         evconnlistener_free(p->listener);
     }
+    admin_http_destroy(p->admin);
+    p->admin = NULL;
     health_destroy(p->health);
     p->health = NULL;
     if (p->workers != NULL) {

@@ -682,6 +682,408 @@ START_TEST(test_backends_sorted_by_name)
 }
 END_TEST
 
+/* ---- [admin] ------------------------------------------------------------- */
+
+START_TEST(test_admin_off_by_default)
+{
+    struct config *cfg = load_ok(BACKEND);
+
+    ck_assert_ptr_null(cfg->admin_listen);
+    ck_assert_ptr_null(cfg->admin_token);
+    config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(test_admin_keys_parsed)
+{
+    static const char *const ok[] = {
+        "127.0.0.1:11312", "127.1.2.3:1",       "localhost:8080",
+        "LocalHost:8080",  "[::1]:11312",       "/run/mcring/admin.sock",
+    };
+    struct config *cfg;
+    char text[512];
+
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(ok); i++) {
+        snprintf(text, sizeof(text), "[admin]\nlisten = %s\n" BACKEND, ok[i]);
+        cfg = load_ok(text);
+        ck_assert_str_eq(cfg->admin_listen, ok[i]);
+        ck_assert_ptr_null(cfg->admin_token);
+        config_destroy(cfg);
+    }
+    cfg = load_ok("[admin]\nlisten = 0.0.0.0:11312\ntoken = s3cr;t!\n" BACKEND);
+    ck_assert_str_eq(cfg->admin_listen, "0.0.0.0:11312");
+    ck_assert_str_eq(cfg->admin_token, "s3cr;t!");
+    config_destroy(cfg);
+    /* The token may come after the listen line, or before it. */
+    cfg = load_ok("[admin]\ntoken = abc\n[proxy]\nthreads = 1\n[admin]\n"
+                  "listen = [2001:db8::1]:11312\n" BACKEND);
+    ck_assert_str_eq(cfg->admin_listen, "[2001:db8::1]:11312");
+    ck_assert_str_eq(cfg->admin_token, "abc");
+    config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(test_admin_non_loopback_needs_token)
+{
+    expect_error("[admin]\nlisten = 0.0.0.0:11312\n" BACKEND, 2,
+                 "a token is needed");
+    expect_error("[proxy]\nthreads = 1\n[admin]\n\nlisten = 10.0.0.1:1\n"
+                 BACKEND,
+                 5, "10.0.0.1:1 is not a loopback address");
+    expect_error("[admin]\nlisten = [2001:db8::1]:80\n" BACKEND, 2,
+                 "a token is needed");
+    expect_error("[admin]\nlisten = example.com:80\n" BACKEND, 2,
+                 "a token is needed");
+    expect_error("[admin]\nlisten = 128.0.0.1:80\n" BACKEND, 2,
+                 "a token is needed");
+}
+END_TEST
+
+START_TEST(test_admin_errors)
+{
+    char longtoken[CONFIG_TOKEN_MAX + 2];
+    char longpath[CONFIG_UNIX_PATH_MAX + 2];
+    char text[512];
+
+    expect_error("[admin]\nport = 1\n" BACKEND, 2,
+                 "unknown key 'port' in [admin]");
+    expect_error("[admin]\nlisten = 127.0.0.1:1\nlisten = 127.0.0.1:2\n"
+                 BACKEND,
+                 3, "duplicate key 'listen' in [admin] (first set at line 2)");
+    expect_error("[admin]\ntoken = a\ntoken = b\n" BACKEND, 3,
+                 "duplicate key 'token' in [admin]");
+    expect_error("[admin]\nlisten = 127.0.0.1\n" BACKEND, 2,
+                 "listen: bad address '127.0.0.1'");
+    expect_error("[admin]\nlisten = relative.sock\n" BACKEND, 2,
+                 "absolute unix socket path");
+    expect_error("[admin]\nlisten =\n" BACKEND, 2, "listen: bad address");
+    expect_error("[admin]\nlisten = /tmp/a b\n" BACKEND, 2,
+                 "bad unix socket path");
+    memset(longpath, 'p', sizeof(longpath) - 1);
+    longpath[0] = '/';
+    longpath[sizeof(longpath) - 1] = '\0';
+    snprintf(text, sizeof(text), "[admin]\nlisten = %s\n" BACKEND, longpath);
+    expect_error(text, 2, "unix socket path too long (max 107 bytes)");
+    expect_error("[admin]\ntoken =\n" BACKEND, 2, "token: expected 1..128");
+    expect_error("[admin]\ntoken = a b\n" BACKEND, 2, "token: expected");
+    expect_error("[admin]\ntoken = a\x01" "b\n" BACKEND, 2, "token: expected");
+    memset(longtoken, 't', sizeof(longtoken) - 1);
+    longtoken[sizeof(longtoken) - 1] = '\0';
+    snprintf(text, sizeof(text), "[admin]\ntoken = %s\n" BACKEND, longtoken);
+    expect_error(text, 2, "token: expected 1..128");
+    longtoken[CONFIG_TOKEN_MAX] = '\0';
+    snprintf(text, sizeof(text), "[admin]\ntoken = %s\n" BACKEND, longtoken);
+    config_destroy(load_ok(text));
+    expect_error(BACKEND "[admn]\n", 3, "[admin]");
+}
+END_TEST
+
+/* ---- clone, edit, render ------------------------------------------------- */
+
+static void
+assert_config_equal(const struct config *a, const struct config *b)
+{
+    for (size_t i = 0; i < config_nkeys(); i++) {
+        const char *sa, *sb, *na, *nb;
+        char va[256], vb[256];
+
+        ck_assert_int_eq(config_key_format(a, i, &sa, &na, va, sizeof(va)), 0);
+        ck_assert_int_eq(config_key_format(b, i, &sb, &nb, vb, sizeof(vb)), 0);
+        ck_assert_str_eq(sa, sb);
+        ck_assert_str_eq(na, nb);
+        ck_assert_msg(strcmp(va, vb) == 0, "[%s] %s: '%s' != '%s'", sa, na, va,
+                      vb);
+    }
+    ck_assert_str_eq(a->listen_host, b->listen_host);
+    ck_assert_uint_eq(a->listen_port, b->listen_port);
+    ck_assert_pstr_eq(a->admin_listen, b->admin_listen);
+    ck_assert_pstr_eq(a->admin_token, b->admin_token);
+    ck_assert_uint_eq(a->nbackends, b->nbackends);
+    for (size_t i = 0; i < a->nbackends; i++) {
+        ck_assert_str_eq(a->backends[i].name, b->backends[i].name);
+        ck_assert_str_eq(a->backends[i].host, b->backends[i].host);
+        ck_assert_uint_eq(a->backends[i].port, b->backends[i].port);
+        ck_assert_msg(a->backends[i].weight == b->backends[i].weight,
+                      "%s: weight %.17g != %.17g", a->backends[i].name,
+                      a->backends[i].weight, b->backends[i].weight);
+    }
+}
+
+/* Renders cfg, loads the text back; the caller destroys both. */
+static struct config *
+render_and_load(const struct config *cfg, char **textp)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&text, &len);
+    struct config *back;
+
+    ck_assert_ptr_nonnull(fp);
+    config_render(cfg, fp);
+    ck_assert_int_eq(fclose(fp), 0);
+    back = load_ok(text);
+    if (textp != NULL) {
+        *textp = text;
+    } else {
+        free(text);
+    }
+    return back;
+}
+
+static const char *const round_trip_configs[] = {
+    BACKEND,
+    "[proxy]\nlisten = [::1]:22122\nthreads = 3\nhash = ketama\n"
+    "vnodes = 7\ntimeout_ms = 9\nconnect_timeout_ms = 8\n"
+    "backend_connections = 2\nmax_connections = 77\nmax_value_size = 5\n"
+    "max_keys = 6\nclient_output_limit = 4096\n"
+    "[health]\ninterval_ms = 11\ntimeout_ms = 12\nrise = 13\nfall = 14\n"
+    "recovery_log = 0\nfailover_ttl = 2592000\n"
+    "[admin]\nlisten = 0.0.0.0:11312\ntoken =;x=y\n"
+    "[backends]\n"
+    "v6 = [::1]:11211 weight=0.5\n"
+    "zone = [fe80::1%lo]:11212 weight=2.25\n"
+    "named = localhost:11213 weight=1000\n"
+    "tiny = 127.0.0.1:11214 weight=.000000000000015\n"
+    "small = 127.0.0.1:11215 weight=0.00001\n"
+    "long = 127.0.0.1:11216 weight=123.456789012345\n"
+    "one = 127.0.0.1:11217 weight=1.0\n",
+    "[admin]\nlisten = /tmp/mcring-admin.sock\n"
+    "[backends]\nb = example.com:1 weight=0.1\na = 10.0.0.1:65535\n",
+};
+
+START_TEST(test_render_round_trip)
+{
+    struct config *cfg = load_ok(round_trip_configs[_i]);
+    struct config *back = render_and_load(cfg, NULL);
+    struct config *again = render_and_load(back, NULL);
+
+    assert_config_equal(cfg, back);
+    assert_config_equal(cfg, again);
+    config_destroy(again);
+    config_destroy(back);
+    config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(test_render_text)
+{
+    struct config *cfg = load_ok("[backends]\nb = [::1]:2 weight=0.5\n"
+                                 "a = 127.0.0.1:1\n");
+    char *text;
+    struct config *back = render_and_load(cfg, &text);
+
+    ck_assert_ptr_nonnull(strstr(text, "\n[proxy]\nlisten = 127.0.0.1:11311\n"
+                                       "threads = 0\nhash = xxh3\n"));
+    ck_assert_ptr_nonnull(strstr(text, "\n[health]\ninterval_ms = 200\n"));
+    ck_assert_ptr_nonnull(strstr(text, "\n[backends]\na = 127.0.0.1:1\n"
+                                       "b = [::1]:2 weight=0.5\n"));
+    ck_assert_ptr_null(strstr(text, "[admin]"));
+    config_destroy(back);
+    config_destroy(cfg);
+    free(text);
+}
+END_TEST
+
+START_TEST(test_key_format)
+{
+    struct config cfg;
+    const char *section, *name;
+    char value[64];
+    size_t n = config_nkeys();
+    bool seen_hash = false;
+
+    config_defaults(&cfg);
+    ck_assert_uint_eq(n, 17);
+    ck_assert_int_eq(config_key_format(&cfg, 0, &section, &name, value,
+                                       sizeof(value)),
+                     0);
+    ck_assert_str_eq(section, "proxy");
+    ck_assert_str_eq(name, "listen");
+    ck_assert_str_eq(value, "127.0.0.1:11311");
+    cfg.hash = RING_HASH_KETAMA;
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_int_eq(config_key_format(&cfg, i, &section, &name, value,
+                                           sizeof(value)),
+                         0);
+        if (strcmp(name, "hash") == 0) {
+            ck_assert_str_eq(value, "ketama");
+            seen_hash = true;
+        }
+    }
+    ck_assert(seen_hash);
+    ck_assert_int_eq(config_key_format(&cfg, n, &section, &name, value,
+                                       sizeof(value)),
+                     -1);
+    ck_assert_int_eq(config_key_format(&cfg, 0, &section, &name, value, 4),
+                     -1);
+}
+END_TEST
+
+START_TEST(test_format_weight)
+{
+    static const struct {
+        double w;
+        const char *text;
+    } ok[] = {
+        {1, "1"},          {0.5, "0.5"},       {2.25, "2.25"},
+        {1000, "1000"},    {0.1, "0.1"},       {123.456, "123.456"},
+        {1e-5, "0.00001"}, {1.5e-14, ".000000000000015"},
+    };
+    char buf[64];
+
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(ok); i++) {
+        ck_assert_int_eq(config_format_weight(ok[i].w, buf, sizeof(buf)), 0);
+        ck_assert_str_eq(buf, ok[i].text);
+    }
+    ck_assert_int_eq(config_format_weight(1.0 / 3, buf, sizeof(buf)), -1);
+    ck_assert_int_eq(config_format_weight(0, buf, sizeof(buf)), -1);
+    ck_assert_int_eq(config_format_weight(1000.5, buf, sizeof(buf)), -1);
+    ck_assert_int_eq(config_format_weight(2.25, buf, 3), -1);
+}
+END_TEST
+
+START_TEST(test_clone_is_deep)
+{
+    struct config *cfg = load_ok("[admin]\nlisten = 127.0.0.1:1\ntoken = t\n"
+                                 BACKEND "mc2 = 127.0.0.1:2 weight=3\n");
+    struct config *c = config_clone(cfg);
+    char err[256];
+
+    ck_assert_ptr_ne(c->backends, cfg->backends);
+    ck_assert_ptr_ne(c->backends[0].name, cfg->backends[0].name);
+    ck_assert_ptr_ne(c->admin_token, cfg->admin_token);
+    ck_assert_ptr_ne(c->path, cfg->path);
+    assert_config_equal(cfg, c);
+    ck_assert_int_eq(config_set_weight(c, "mc2", 0.5, err, sizeof(err)), 0);
+    ck_assert(cfg->backends[1].weight == 3.0);
+    config_destroy(cfg);
+    /* The clone outlives its original. */
+    ck_assert_str_eq(c->backends[1].name, "mc2");
+    ck_assert(c->backends[1].weight == 0.5);
+    config_destroy(c);
+}
+END_TEST
+
+START_TEST(test_add_backend_sorted)
+{
+    struct config *cfg = load_ok("[backends]\nm = 127.0.0.1:1\n"
+                                 "c = 127.0.0.1:2\n");
+    static const char *const want[] = {"a", "b", "c", "m", "z"};
+    struct config *back;
+    char err[256];
+
+    ck_assert_int_eq(config_add_backend_str(cfg, "z", "127.0.0.1:3", 1, err,
+                                            sizeof(err)),
+                     0);
+    ck_assert_int_eq(config_add_backend_str(cfg, "a", "[::1]:4", 0.5, err,
+                                            sizeof(err)),
+                     0);
+    ck_assert_int_eq(config_add_backend_str(cfg, "b", "localhost:5", 2.25,
+                                            err, sizeof(err)),
+                     0);
+    ck_assert_uint_eq(cfg->nbackends, UTIL_ARRAY_SIZE(want));
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(want); i++) {
+        ck_assert_str_eq(cfg->backends[i].name, want[i]);
+    }
+    ck_assert_str_eq(cfg->backends[0].host, "::1");
+    ck_assert_uint_eq(cfg->backends[0].port, 4);
+    ck_assert(cfg->backends[0].weight == 0.5);
+    ck_assert_int_eq(cfg->backends[0].line, 0);
+    ck_assert_int_eq(cfg->backends[3].line, 2);
+    back = render_and_load(cfg, NULL);
+    assert_config_equal(cfg, back);
+    config_destroy(back);
+    config_destroy(cfg);
+}
+END_TEST
+
+static void
+expect_add_error(struct config *cfg, const char *name, const char *addr,
+                 double weight, const char *needle)
+{
+    char err[256] = "";
+    size_t n = cfg->nbackends;
+    int want = strstr(needle, "duplicate") != NULL ? CONFIG_ECONFLICT : -1;
+
+    ck_assert_int_eq(config_add_backend_str(cfg, name, addr, weight, err,
+                                            sizeof(err)),
+                     want);
+    ck_assert_msg(strstr(err, needle) != NULL, "got '%s', want '%s'", err,
+                  needle);
+    ck_assert_msg(strchr(err, '/') == NULL, "FILE in '%s'", err);
+    ck_assert_uint_eq(cfg->nbackends, n);
+}
+
+START_TEST(test_add_backend_errors)
+{
+    struct config *cfg = load_ok(BACKEND "mc2 = [::1]:11212\n");
+    char longname[CONFIG_NAME_MAX + 2];
+    char err[256];
+
+    memset(longname, 'n', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    expect_add_error(cfg, "bad name", "127.0.0.1:1", 1, "bad backend name");
+    expect_add_error(cfg, "", "127.0.0.1:1", 1, "bad backend name");
+    expect_add_error(cfg, longname, "127.0.0.1:1", 1, "bad backend name");
+    expect_add_error(cfg, "mc1", "127.0.0.1:1", 1,
+                     "duplicate backend name 'mc1' (first defined at line 2)");
+    expect_add_error(cfg, "x", "127.0.0.1:11211", 1,
+                     "duplicate address 127.0.0.1:11211 (same as backend "
+                     "'mc1' at line 2)");
+    expect_add_error(cfg, "x", "[::1]:11212", 1, "duplicate address");
+    expect_add_error(cfg, "x", "127.0.0.1", 1, "bad address '127.0.0.1'");
+    expect_add_error(cfg, "x", "::1:5", 1, "IPv6 address must be in brackets");
+    expect_add_error(cfg, "x", "127.0.0.1:0", 1, "out of range");
+    expect_add_error(cfg, "x", "127.0.0.1:1", 0, "bad weight");
+    expect_add_error(cfg, "x", "127.0.0.1:1", -1, "bad weight");
+    expect_add_error(cfg, "x", "127.0.0.1:1", 1000.5, "bad weight");
+    expect_add_error(cfg, "x", "127.0.0.1:1", 1.0 / 3, "15 significant");
+    /* Added backends count as duplicates too, without a line. */
+    ck_assert_int_eq(config_add_backend_str(cfg, "x", "127.0.0.1:1", 1, err,
+                                            sizeof(err)),
+                     0);
+    expect_add_error(cfg, "x", "127.0.0.1:2", 1, "duplicate backend name 'x'");
+    expect_add_error(cfg, "y", "127.0.0.1:1", 1,
+                     "duplicate address 127.0.0.1:1 (same as backend 'x')");
+    config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(test_remove_and_weight)
+{
+    struct config *cfg = load_ok(BACKEND "mc2 = 127.0.0.1:2\n"
+                                         "mc3 = 127.0.0.1:3\n");
+    char err[256];
+
+    ck_assert_int_eq(config_remove_backend(cfg, "mc2", err, sizeof(err)), 0);
+    ck_assert_uint_eq(cfg->nbackends, 2);
+    ck_assert_str_eq(cfg->backends[0].name, "mc1");
+    ck_assert_str_eq(cfg->backends[1].name, "mc3");
+    ck_assert_int_eq(config_backend_index(cfg, "mc3"), 1);
+    ck_assert_int_eq(config_backend_index(cfg, "mc2"), -1);
+    ck_assert_int_eq(config_remove_backend(cfg, "mc2", err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "no backend 'mc2'");
+    ck_assert_int_eq(config_remove_backend(cfg, "mc1", err, sizeof(err)), 0);
+    ck_assert_int_eq(config_remove_backend(cfg, "mc3", err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "cannot remove the last backend");
+    ck_assert_uint_eq(cfg->nbackends, 1);
+
+    ck_assert_int_eq(config_set_weight(cfg, "mc3", 2.5, err, sizeof(err)), 0);
+    ck_assert(cfg->backends[0].weight == 2.5);
+    ck_assert_int_eq(config_set_weight(cfg, "nope", 2, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "no backend 'nope'");
+    ck_assert_int_eq(config_set_weight(cfg, "mc3", 0, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "bad weight"));
+    ck_assert_int_eq(config_set_weight(cfg, "mc3", 1001, err, sizeof(err)),
+                     -1);
+    ck_assert_int_eq(config_set_weight(cfg, "mc3", 0.1 + 0.2, err,
+                                       sizeof(err)),
+                     -1);
+    ck_assert(cfg->backends[0].weight == 2.5);
+    config_destroy(cfg);
+}
+END_TEST
+
 /* ---- inih traps ---------------------------------------------------------- */
 
 /* "a = 127.0.0.1:11211" padded with trailing spaces to len bytes. */
@@ -1065,6 +1467,25 @@ config_suite(void)
     tcase_add_test(tc, test_no_backends);
     tcase_add_test(tc, test_backends_sorted_by_name);
     tcase_add_test(tc, test_parse_hostport);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("[admin] listen and token");
+    tcase_add_test(tc, test_admin_off_by_default);
+    tcase_add_test(tc, test_admin_keys_parsed);
+    tcase_add_test(tc, test_admin_non_loopback_needs_token);
+    tcase_add_test(tc, test_admin_errors);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("edited copies render back equal");
+    tcase_add_loop_test(tc, test_render_round_trip, 0,
+                        (int)UTIL_ARRAY_SIZE(round_trip_configs));
+    tcase_add_test(tc, test_render_text);
+    tcase_add_test(tc, test_key_format);
+    tcase_add_test(tc, test_format_weight);
+    tcase_add_test(tc, test_clone_is_deep);
+    tcase_add_test(tc, test_add_backend_sorted);
+    tcase_add_test(tc, test_add_backend_errors);
+    tcase_add_test(tc, test_remove_and_weight);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("inih traps are errors");

@@ -5,9 +5,12 @@
 including libinih 55's traps: over-long and indented lines), --route
 (format, determinism, independence from the order of backend lines and from
 addresses, weights, libmemcached ketama golden vectors), --analyze (text
-and JSON), and the sample configs shipped in etc/.  No memcached needed.
+and JSON), the sample configs shipped in etc/, and `mcring ctl` against
+nothing (exit 2) and against a stub of the admin API (requests it sends,
+text and --json output, exit 1 on an error answer).  No memcached needed.
 """
 
+import http.server
 import json
 import os
 import signal
@@ -15,7 +18,10 @@ import socket
 import re
 import shutil
 import sys
+import socketserver
+import subprocess
 import tempfile
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -97,7 +103,7 @@ class OptionsTest(CliTestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             text = r.stdout + r.stderr
             self.assertRegex(text, r"(?i)usage")
-            for word in ("-c", "-t", "--route", "--analyze"):
+            for word in ("-c", "-t", "--route", "--analyze", "mcring ctl"):
                 self.assertIn(word, text, "%s: usage lacks %s" % (opt, word))
 
     def test_unknown_option_fails(self):
@@ -431,6 +437,194 @@ class DaemonTest(CliTestCase):
         r = run_mcring(["-c", path, "-d"])
         self.assertEqual(r.returncode, 1)
         self.assertIn("Address already in use", r.stderr)
+
+
+class _StubHandler(http.server.BaseHTTPRequestHandler):
+    """Answers like the admin API would, from the server's `answers` table
+    keyed by (method, path); records every request it saw."""
+
+    protocol_version = "HTTP/1.1"
+
+    def _any(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n).decode() if n else ""
+        self.server.seen.append((self.command, self.path, body,
+                                 self.headers.get("Authorization")))
+        code, doc = self.server.answers.get((self.command, self.path),
+                                            (404, {"error": "not found"}))
+        data = json.dumps(doc).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = _any
+
+    def log_message(self, *args):
+        pass
+
+
+class _UnixStub(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def get_request(self):
+        conn, _ = super().get_request()
+        return conn, ("unix", 0)
+
+
+class _TcpStub(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+
+
+STUB_BACKENDS = [
+    {"name": "mc1", "address": "127.0.0.1:11211", "weight": 1.0,
+     "state": "up", "share": 0.25, "requests": 12, "errors": 0},
+    {"name": "long-backend-name", "address": "[::1]:11212", "weight": 3.0,
+     "state": "maint", "share": 0.75, "requests": 5, "errors": 2},
+]
+
+
+class CtlTest(CliTestCase):
+    """`mcring ctl`: usage, unreachable API, and a stub of the API."""
+
+    def ctl(self, args, env=None):
+        full = dict(os.environ)
+        full.pop("MCRING_TOKEN", None)
+        full.update(env or {})
+        return subprocess_run([mctest.mcring_path(), "ctl"] + list(args),
+                              full)
+
+    def stub(self, unix=False):
+        if unix:
+            path = os.path.join(self.tmpdir, "admin.sock")
+            server = _UnixStub(path, _StubHandler)
+            addr = path
+        else:
+            server = _TcpStub(("127.0.0.1", 0), _StubHandler)
+            addr = "127.0.0.1:%d" % server.server_address[1]
+        server.seen = []
+        server.answers = {
+            ("GET", "/backends"): (200, STUB_BACKENDS),
+            ("GET", "/route?key=k1&key=k%202"): (200, [
+                {"key": "k1", "owner": "mc1", "fallbacks": ["mc2", "mc3"],
+                 "target": "mc1"},
+                {"key": "k 2", "owner": "mc2", "fallbacks": ["mc1"],
+                 "target": None}]),
+            ("POST", "/backends"): (201, {"name": "mc9",
+                                          "address": "127.0.0.1:1",
+                                          "weight": 0.5, "state": "new"}),
+            ("PATCH", "/backends/mc1"): (200, dict(STUB_BACKENDS[0],
+                                                   state="maint")),
+            ("DELETE", "/backends/mc1"): (200, {"removed": "mc1"}),
+            ("DELETE", "/backends/nope"): (404,
+                                           {"error": "no backend 'nope'"}),
+            ("POST", "/reload"): (400, {"applied": False,
+                                        "error": "/x.ini:3: bad"}),
+        }
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        return server, addr
+
+    def test_help(self):
+        for opt in ("-h", "--help"):
+            r = self.ctl([opt])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            for word in ("backends", "route KEY", "add NAME HOST:PORT",
+                         "remove", "weight", "maint", "activate", "reload",
+                         "config", "--json", "-a", "-T"):
+                self.assertIn(word, r.stdout)
+
+    def test_usage_errors_exit_2(self):
+        for args in ([], ["bogus"], ["route"], ["remove"],
+                     ["add", "x"], ["add", "x", "h:1", "w=2"],
+                     ["weight", "mc1", "heavy"], ["--no-such-option"]):
+            r = self.ctl(args)
+            self.assertEqual(r.returncode, 2, args)
+            self.assertTrue(r.stderr.strip(), args)
+            self.assertEqual(r.stdout, "", args)
+
+    def test_nothing_listening_exits_2(self):
+        port = mctest.free_port()
+        r = self.ctl(["-a", "127.0.0.1:%d" % port, "backends"])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("cannot talk to the admin API at 127.0.0.1:%d" % port,
+                      r.stderr)
+        r = self.ctl(["-a", os.path.join(self.tmpdir, "none.sock"), "ring"])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("No such file", r.stderr)
+        r = self.ctl(["-a", "no-port", "backends"])
+        self.assertEqual(r.returncode, 2, r.stderr)
+
+    def check_stub(self, unix):
+        server, addr = self.stub(unix)
+        r = self.ctl(["-a", addr, "-T", "tok", "backends"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0].split(), ["NAME", "ADDRESS", "WEIGHT",
+                                            "STATE", "SHARE", "REQUESTS",
+                                            "ERRORS"])
+        self.assertEqual(lines[1].split(), ["mc1", "127.0.0.1:11211", "1",
+                                            "up", "25.00%", "12", "0"])
+        self.assertEqual(lines[2].split(), ["long-backend-name",
+                                            "[::1]:11212", "3", "maint",
+                                            "75.00%", "5", "2"])
+        self.assertEqual(len({len(l) for l in lines}), 1, "not aligned")
+        self.assertEqual(server.seen[-1], ("GET", "/backends", "",
+                                           "Bearer tok"))
+
+        r = self.ctl(["-a", addr, "--json", "backends"],
+                     env={"MCRING_TOKEN": "envtok"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout), STUB_BACKENDS)
+        self.assertEqual(server.seen[-1][3], "Bearer envtok")
+
+        r = self.ctl(["-a", addr, "route", "k1", "k 2"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = [l.split() for l in r.stdout.splitlines()]
+        self.assertEqual(rows[1], ["k1", "mc1", "mc1", "mc2,mc3"])
+        self.assertEqual(rows[2], ["k", "2", "mc2", "-", "mc1"])
+        self.assertIsNone(server.seen[-1][3])
+
+        r = self.ctl(["-a", addr, "add", "mc9", "127.0.0.1:1", "weight=0.5"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("mc9", r.stdout)
+        method, path, body, _ = server.seen[-1]
+        self.assertEqual((method, path), ("POST", "/backends"))
+        self.assertEqual(json.loads(body), {"name": "mc9",
+                                            "address": "127.0.0.1:1",
+                                            "weight": 0.5})
+        for args, want in ((["weight", "mc1", "2.25"], {"weight": 2.25}),
+                           (["maint", "mc1"], {"state": "maint"}),
+                           (["activate", "mc1"], {"state": "active"})):
+            r = self.ctl(["-a", addr] + args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            method, path, body, _ = server.seen[-1]
+            self.assertEqual((method, path), ("PATCH", "/backends/mc1"))
+            self.assertEqual(json.loads(body), want)
+
+        r = self.ctl(["-a", addr, "remove", "mc1"])
+        self.assertEqual((r.returncode, r.stdout), (0, "removed mc1\n"))
+        r = self.ctl(["-a", addr, "remove", "nope"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no backend 'nope' (HTTP 404)", r.stderr)
+        r = self.ctl(["-a", addr, "reload"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("/x.ini:3: bad", r.stderr)
+
+    def test_tcp_stub(self):
+        self.check_stub(unix=False)
+
+    def test_unix_socket_stub(self):
+        self.check_stub(unix=True)
+
+
+def subprocess_run(argv, env):
+    return subprocess.run(argv, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=15, text=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,879 @@
+/*
+ * admin_http: the admin API on libevent's evhttp, main thread only.
+ *
+ *   request --admin_http_handle()--> token check (401) --> path and method
+ *   (404, 405) --> one admin_http_<endpoint>() --> JSON answer
+ *
+ * Every answer is JSON built with Jansson (GET /config is the INI text),
+ * every error {"error": "..."}: 400 bad JSON or field, 401 missing or wrong
+ * token, 404 unknown path or backend, 405 wrong method (with Allow), 409
+ * conflict (name or address taken, the last backend).
+ *
+ * Reads go to the current snapshot, proxy_topology(p), looked up once per
+ * request: it cannot change while a handler runs, because changes are made
+ * on this thread too. Changes edit a config_clone() of the snapshot's
+ * config and hand it to proxy_apply(), so a change through the API is
+ * checked and applied exactly like a reload of an edited file; the file
+ * itself is never written (GET /config renders what runs).
+ *
+ * The token is read from the snapshot's config on every request, so a
+ * reload can set or change it; it is compared in constant time.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "admin_http.h"
+#include "analyze.h"
+#include "backend.h"
+#include "config.h"
+#include "log.h"
+#include "proxy.h"
+#include "ring.h"
+#include "stats.h"
+#include "topology.h"
+#include "util.h"
+
+#define ADMIN_HTTP_JSON_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(15))
+#define ADMIN_HTTP_WHY "admin API"
+
+/* Owned by the proxy (p->admin). */
+struct admin_http {
+    struct proxy *p;
+    struct evhttp *http;            /* owned; frees its sockets */
+    char *unix_path;                /* owned; unlinked on destroy */
+};
+
+/* ---- answers ------------------------------------------------------------- */
+
+static const char *
+admin_http_reason(int code)
+{
+    switch (code) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    default:
+        return "Internal Server Error";
+    }
+}
+
+static void
+admin_http_send(struct evhttp_request *req, int code, const char *type,
+                const char *body, size_t len)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    struct evbuffer *out = evbuffer_new();
+
+    evhttp_add_header(h, "Content-Type", type);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    if (out == NULL || evbuffer_add(out, body, len) != 0) {
+        evhttp_send_error(req, 500, NULL);
+    } else {
+        evhttp_send_reply(req, code, admin_http_reason(code), out);
+    }
+    if (out != NULL) {
+        evbuffer_free(out);
+    }
+}
+
+/* Answers doc (stolen; NULL means out of memory: 500). */
+static void
+admin_http_json(struct evhttp_request *req, int code, json_t *doc)
+{
+    char *text = doc != NULL ? json_dumps(doc, ADMIN_HTTP_JSON_FLAGS) : NULL;
+
+    json_decref(doc);
+    if (text == NULL) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    admin_http_send(req, code, "application/json", text, strlen(text));
+    free(text);
+}
+
+static void admin_http_error(struct evhttp_request *req, int code,
+                             const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+admin_http_error(struct evhttp_request *req, int code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    admin_http_json(req, code, json_pack("{s:s}", "error", msg));
+}
+
+static void
+admin_http_not_allowed(struct evhttp_request *req, const char *allow)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    admin_http_error(req, 405, "method not allowed (allowed: %s)", allow);
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static const char *
+admin_http_method(enum evhttp_cmd_type m)
+{
+    switch (m) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    default:
+        return "other";
+    }
+}
+
+/* "Bearer TOKEN" against want, in time independent of where they differ. */
+static bool
+admin_http_token_ok(const char *want, const char *header)
+{
+    size_t wl = strlen(want);
+    size_t gl;
+    unsigned char diff = 0;
+
+    if (header == NULL || strncasecmp(header, "Bearer ", 7) != 0) {
+        return false;
+    }
+    header += 7;
+    gl = strlen(header);
+    diff = (unsigned char)(wl != gl);
+    for (size_t i = 0; i < wl; i++) {
+        diff |= (unsigned char)(want[i] ^ (i < gl ? header[i] : 0));
+    }
+    return diff == 0;
+}
+
+/*
+ * The request body as a JSON object (new reference), or NULL after a 400
+ * answer.
+ */
+static json_t *
+admin_http_body(struct evhttp_request *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *data = (const char *)evbuffer_pullup(in, -1);
+    json_error_t jerr;
+    json_t *doc;
+
+    if (len == 0) {
+        admin_http_error(req, 400, "bad JSON: empty body (expected an "
+                                   "object)");
+        return NULL;
+    }
+    doc = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (doc == NULL) {
+        admin_http_error(req, 400, "bad JSON: %s (line %d column %d)",
+                         jerr.text, jerr.line, jerr.column);
+        return NULL;
+    }
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        admin_http_error(req, 400, "bad JSON: expected an object");
+        return NULL;
+    }
+    return doc;
+}
+
+/* Logs a change with the peer that asked for it. */
+static void
+admin_http_log(struct evhttp_request *req, const char *what, const char *name)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    char *peer = NULL;
+    ev_uint16_t port = 0;
+
+    if (evcon != NULL) {
+        evhttp_connection_get_peer(evcon, &peer, &port);
+    }
+    log_notice("admin API: %s %s (from %s:%u)", what, name != NULL ? name : "",
+               peer != NULL && peer[0] != '\0' ? peer : "unix",
+               (unsigned)port);
+}
+
+/* ---- endpoints ----------------------------------------------------------- */
+
+static void
+admin_http_set(json_t *o, const char *key, json_t *v, bool *bad)
+{
+    if (v == NULL || json_object_set_new(o, key, v) != 0) {
+        *bad = true;
+    }
+}
+
+/* Backend i of t as GET /backends lists it (new reference, or NULL):
+ * its counters since the last `stats reset`, as `stats backends`. */
+static json_t *
+admin_http_backend_json(struct proxy *p, const struct topology *t, uint32_t i)
+{
+    const struct backend *be = t->backends[i];
+    struct stats_backend sum;
+    json_t *o = json_object();
+    bool bad = o == NULL;
+
+    if (bad) {
+        return NULL;
+    }
+    pthread_mutex_lock(&p->stats_lock);
+    backend_stats_sum(be, &sum);
+    stats_subtract(&sum, &be->stats_base, stats_backend_defs,
+                   stats_nbackend_defs);
+    pthread_mutex_unlock(&p->stats_lock);
+    admin_http_set(o, "name", json_string(be->name), &bad);
+    admin_http_set(o, "address", json_string(be->addr), &bad);
+    admin_http_set(o, "weight", json_real(t->cfg->backends[i].weight), &bad);
+    admin_http_set(o, "state", json_string(backend_state_name(
+                                   backend_state(be))),
+                   &bad);
+    admin_http_set(o, "share", json_real(ring_backend_arc_share(t->ring, i)),
+                   &bad);
+    admin_http_set(o, "since",
+                   json_integer((json_int_t)atomic_load(&be->since)), &bad);
+    admin_http_set(o, "transitions",
+                   json_integer((json_int_t)atomic_load(&be->transitions)),
+                   &bad);
+    for (size_t k = 0; k < stats_nbackend_defs; k++) {
+        admin_http_set(o, stats_backend_defs[k].name,
+                       json_integer((json_int_t)stats_value(
+                           &sum, &stats_backend_defs[k])),
+                       &bad);
+    }
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The backend called name in the current snapshot, as JSON. */
+static void
+admin_http_answer_backend(struct evhttp_request *req, struct proxy *p,
+                          int code, const char *name)
+{
+    struct topology *t = proxy_topology(p);
+    int i = config_backend_index(t->cfg, name);
+
+    if (i < 0) {
+        admin_http_error(req, 404, "no backend '%s'", name);
+        return;
+    }
+    admin_http_json(req, code, admin_http_backend_json(p, t, (uint32_t)i));
+}
+
+static void
+admin_http_get_backends(struct evhttp_request *req, struct proxy *p)
+{
+    struct topology *t = proxy_topology(p);
+    json_t *list = json_array();
+
+    for (uint32_t i = 0; i < t->n && list != NULL; i++) {
+        if (json_array_append_new(list, admin_http_backend_json(p, t, i)) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    admin_http_json(req, 200, list);
+}
+
+/* A key as memcached takes it: 1..250 bytes, no space or control byte. */
+static bool
+admin_http_key_valid(const char *k)
+{
+    size_t n = strlen(k);
+
+    if (n == 0 || n > ADMIN_HTTP_KEY_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)k[i] <= ' ' || (unsigned char)k[i] == 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The route of one key: owner, fallbacks in walk order, target now. */
+static json_t *
+admin_http_route_json(const struct topology *t, const char *key,
+                      uint32_t *order)
+{
+    const struct ring *ring = t->ring;
+    uint32_t point = ring_point_at(ring, ring_key_pos(ring, key, strlen(key)));
+    size_t n = ring_walk(ring, point, NULL, NULL, order, t->n);
+    json_t *o = json_object();
+    json_t *fallbacks = json_array();
+    json_t *target = NULL;
+    bool bad = o == NULL || fallbacks == NULL || n == 0;
+
+    for (size_t i = 0; i < n && !bad; i++) {
+        const struct backend *be = t->backends[order[i]];
+
+        if (i > 0 && json_array_append_new(fallbacks,
+                                           json_string(be->name)) != 0) {
+            bad = true;
+        }
+        if (target == NULL && backend_is_up(be)) {
+            target = json_string(be->name);
+        }
+    }
+    if (bad) {
+        json_decref(o);
+        json_decref(fallbacks);
+        json_decref(target);
+        return NULL;
+    }
+    admin_http_set(o, "key", json_string(key), &bad);
+    admin_http_set(o, "owner", json_string(t->backends[order[0]]->name),
+                   &bad);
+    admin_http_set(o, "fallbacks", fallbacks, &bad);
+    admin_http_set(o, "target", target != NULL ? target : json_null(), &bad);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static void
+admin_http_get_route(struct evhttp_request *req, struct proxy *p,
+                     const char *query)
+{
+    struct topology *t = proxy_topology(p);
+    struct evkeyvalq params;
+    struct evkeyval *kv;
+    uint32_t *order;
+    json_t *list;
+    size_t nkeys = 0;
+
+    TAILQ_INIT(&params);
+    if (query == NULL || evhttp_parse_query_str(query, &params) != 0) {
+        evhttp_clear_headers(&params);
+        admin_http_error(req, 400, "expected ?key=K (repeatable)");
+        return;
+    }
+    TAILQ_FOREACH(kv, &params, next) {
+        if (strcmp(kv->key, "key") != 0) {
+            admin_http_error(req, 400, "unknown parameter '%s' (expected "
+                                       "key)",
+                             kv->key);
+            evhttp_clear_headers(&params);
+            return;
+        }
+        if (!admin_http_key_valid(kv->value)) {
+            admin_http_error(req, 400, "bad key (1..%d bytes, no spaces or "
+                                       "control characters)",
+                             ADMIN_HTTP_KEY_MAX);
+            evhttp_clear_headers(&params);
+            return;
+        }
+        nkeys++;
+    }
+    if (nkeys == 0 || nkeys > ADMIN_HTTP_MAX_ROUTE_KEYS) {
+        admin_http_error(req, 400, "expected 1..%d key parameters, got %zu",
+                         ADMIN_HTTP_MAX_ROUTE_KEYS, nkeys);
+        evhttp_clear_headers(&params);
+        return;
+    }
+    order = util_xcalloc(t->n, sizeof(*order));
+    list = json_array();
+    TAILQ_FOREACH(kv, &params, next) {
+        if (list != NULL &&
+            json_array_append_new(
+                list, admin_http_route_json(t, kv->value, order)) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    free(order);
+    evhttp_clear_headers(&params);
+    admin_http_json(req, 200, list);
+}
+
+static void
+admin_http_get_ring(struct evhttp_request *req, struct proxy *p)
+{
+    struct topology *t = proxy_topology(p);
+    char err[256];
+    json_t *doc = analyze_ring_json(t->cfg, t->ring, ADMIN_HTTP_RING_SAMPLE,
+                                    err, sizeof(err));
+
+    if (doc == NULL) {
+        admin_http_error(req, 500, "%s", err);
+        return;
+    }
+    admin_http_json(req, 200, doc);
+}
+
+static void
+admin_http_get_config(struct evhttp_request *req, struct proxy *p)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&text, &len);
+
+    if (fp == NULL) {
+        admin_http_error(req, 500, "out of memory");
+        return;
+    }
+    config_render(proxy_topology(p)->cfg, fp);
+    if (fclose(fp) != 0 || text == NULL) {
+        free(text);
+        admin_http_error(req, 500, "out of memory");
+        return;
+    }
+    admin_http_send(req, 200, "text/plain; charset=utf-8", text, len);
+    free(text);
+}
+
+/*
+ * Applies cfg (taken) and answers an error if it was refused: 409 when the
+ * refusal is a resolved address that another backend has, else 400.
+ * Returns 0 when applied.
+ */
+static int
+admin_http_apply(struct evhttp_request *req, struct proxy *p,
+                 struct config *cfg)
+{
+    char err[512];
+
+    if (proxy_apply(p, cfg, ADMIN_HTTP_WHY, err, sizeof(err)) != 0) {
+        admin_http_error(req, strstr(err, "same address") != NULL ? 409 : 400,
+                         "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+admin_http_post_backend(struct evhttp_request *req, struct proxy *p)
+{
+    json_t *body = admin_http_body(req);
+    json_t *jname, *jaddr, *jweight;
+    const char *key;
+    json_t *v;
+    struct config *cfg;
+    double weight = 1.0;
+    char err[512];
+    char *name;
+    int rc;
+
+    if (body == NULL) {
+        return;
+    }
+    json_object_foreach(body, key, v) {
+        if (strcmp(key, "name") != 0 && strcmp(key, "address") != 0 &&
+            strcmp(key, "weight") != 0) {
+            admin_http_error(req, 400, "unknown field '%s' (expected name, "
+                                       "address, weight)",
+                             key);
+            json_decref(body);
+            return;
+        }
+    }
+    jname = json_object_get(body, "name");
+    jaddr = json_object_get(body, "address");
+    jweight = json_object_get(body, "weight");
+    if (!json_is_string(jname) || !json_is_string(jaddr) ||
+        (jweight != NULL && !json_is_number(jweight))) {
+        admin_http_error(req, 400, "expected {\"name\": string, \"address\": "
+                                   "\"HOST:PORT\", \"weight\": number "
+                                   "(optional)}");
+        json_decref(body);
+        return;
+    }
+    if (jweight != NULL) {
+        weight = json_number_value(jweight);
+    }
+    cfg = config_clone(proxy_topology(p)->cfg);
+    rc = config_add_backend_str(cfg, json_string_value(jname),
+                                json_string_value(jaddr), weight, err,
+                                sizeof(err));
+    if (rc != 0) {
+        config_destroy(cfg);
+        json_decref(body);
+        admin_http_error(req, rc == CONFIG_ECONFLICT ? 409 : 400, "%s", err);
+        return;
+    }
+    name = util_xstrdup(json_string_value(jname));
+    json_decref(body);
+    if (admin_http_apply(req, p, cfg) == 0) {
+        char location[CONFIG_NAME_MAX + 16];
+
+        admin_http_log(req, "added backend", name);
+        snprintf(location, sizeof(location), "/backends/%s", name);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Location",
+                          location);
+        admin_http_answer_backend(req, p, 201, name);
+    }
+    free(name);
+}
+
+static void
+admin_http_delete_backend(struct evhttp_request *req, struct proxy *p,
+                          const char *name)
+{
+    struct config *cfg;
+    char err[512];
+
+    if (config_backend_index(proxy_topology(p)->cfg, name) < 0) {
+        admin_http_error(req, 404, "no backend '%s'", name);
+        return;
+    }
+    cfg = config_clone(proxy_topology(p)->cfg);
+    if (config_remove_backend(cfg, name, err, sizeof(err)) != 0) {
+        config_destroy(cfg);
+        admin_http_error(req, 409, "%s", err); /* the last backend */
+        return;
+    }
+    if (admin_http_apply(req, p, cfg) == 0) {
+        admin_http_log(req, "removed backend", name);
+        admin_http_json(req, 200, json_pack("{s:s}", "removed", name));
+    }
+}
+
+static void
+admin_http_patch_backend(struct evhttp_request *req, struct proxy *p,
+                         const char *name)
+{
+    json_t *body;
+    json_t *jweight, *jstate;
+    char err[512];
+
+    if (config_backend_index(proxy_topology(p)->cfg, name) < 0) {
+        admin_http_error(req, 404, "no backend '%s'", name);
+        return;
+    }
+    body = admin_http_body(req);
+    if (body == NULL) {
+        return;
+    }
+    jweight = json_object_get(body, "weight");
+    jstate = json_object_get(body, "state");
+    if (json_object_size(body) != 1 ||
+        (jweight != NULL && !json_is_number(jweight)) ||
+        (jstate != NULL && !json_is_string(jstate))) {
+        json_decref(body);
+        admin_http_error(req, 400, "expected {\"weight\": number} or "
+                                   "{\"state\": \"maint\" | \"active\"}");
+        return;
+    }
+    if (jweight != NULL) {
+        struct config *cfg = config_clone(proxy_topology(p)->cfg);
+
+        if (config_set_weight(cfg, name, json_number_value(jweight), err,
+                              sizeof(err)) != 0) {
+            config_destroy(cfg);
+            json_decref(body);
+            admin_http_error(req, 400, "%s", err);
+            return;
+        }
+        json_decref(body);
+        if (admin_http_apply(req, p, cfg) != 0) {
+            return;
+        }
+        admin_http_log(req, "changed the weight of", name);
+    } else {
+        const char *state = json_string_value(jstate);
+        bool maint = strcmp(state, "maint") == 0;
+
+        if (!maint && strcmp(state, "active") != 0) {
+            admin_http_error(req, 400, "bad state '%s' (expected maint or "
+                                       "active)",
+                             state);
+            json_decref(body);
+            return;
+        }
+        json_decref(body);
+        if (proxy_set_maint(p, name, maint, err, sizeof(err)) != 0) {
+            admin_http_error(req, 404, "%s", err);
+            return;
+        }
+        admin_http_log(req, maint ? "maint" : "activate", name);
+    }
+    admin_http_answer_backend(req, p, 200, name);
+}
+
+static void
+admin_http_post_reload(struct evhttp_request *req, struct proxy *p)
+{
+    char err[512];
+
+    admin_http_log(req, "reload", NULL);
+    if (proxy_reload(p, ADMIN_HTTP_WHY, err, sizeof(err)) != 0) {
+        admin_http_json(req, 400, json_pack("{s:b, s:s}", "applied", 0,
+                                            "error", err));
+        return;
+    }
+    admin_http_json(req, 200, json_pack("{s:b}", "applied", 1));
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+static void
+admin_http_handle(struct evhttp_request *req, void *arg)
+{
+    struct admin_http *a = arg;
+    struct proxy *p = a->p;
+    const char *token = proxy_topology(p)->cfg->admin_token;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+
+    if (token != NULL &&
+        !admin_http_token_ok(token,
+                             evhttp_find_header(
+                                 evhttp_request_get_input_headers(req),
+                                 "Authorization"))) {
+        evhttp_add_header(evhttp_request_get_output_headers(req),
+                          "WWW-Authenticate", "Bearer");
+        admin_http_error(req, 401, "missing or wrong token (send "
+                                   "Authorization: Bearer TOKEN)");
+        return;
+    }
+    log_debug("admin API: %s %s", admin_http_method(m),
+              path != NULL ? path : "?");
+    if (path == NULL) {
+        admin_http_error(req, 400, "bad request URI");
+    } else if (strcmp(path, "/backends") == 0) {
+        if (m == EVHTTP_REQ_GET) {
+            admin_http_get_backends(req, p);
+        } else if (m == EVHTTP_REQ_POST) {
+            admin_http_post_backend(req, p);
+        } else {
+            admin_http_not_allowed(req, "GET, POST");
+        }
+    } else if (strncmp(path, "/backends/", 10) == 0 && path[10] != '\0') {
+        char *name = evhttp_uridecode(path + 10, 0, NULL);
+
+        if (name == NULL) {
+            admin_http_error(req, 500, "out of memory");
+        } else if (m == EVHTTP_REQ_GET) {
+            admin_http_answer_backend(req, p, 200, name);
+        } else if (m == EVHTTP_REQ_PATCH) {
+            admin_http_patch_backend(req, p, name);
+        } else if (m == EVHTTP_REQ_DELETE) {
+            admin_http_delete_backend(req, p, name);
+        } else {
+            admin_http_not_allowed(req, "GET, PATCH, DELETE");
+        }
+        free(name);
+    } else if (strcmp(path, "/route") == 0) {
+        if (m == EVHTTP_REQ_GET) {
+            admin_http_get_route(req, p, query);
+        } else {
+            admin_http_not_allowed(req, "GET");
+        }
+    } else if (strcmp(path, "/ring") == 0) {
+        if (m == EVHTTP_REQ_GET) {
+            admin_http_get_ring(req, p);
+        } else {
+            admin_http_not_allowed(req, "GET");
+        }
+    } else if (strcmp(path, "/config") == 0) {
+        if (m == EVHTTP_REQ_GET) {
+            admin_http_get_config(req, p);
+        } else {
+            admin_http_not_allowed(req, "GET");
+        }
+    } else if (strcmp(path, "/reload") == 0) {
+        if (m == EVHTTP_REQ_POST) {
+            admin_http_post_reload(req, p);
+        } else {
+            admin_http_not_allowed(req, "POST");
+        }
+    } else {
+        admin_http_error(req, 404, "no such endpoint '%s' (see mcring(8), "
+                                   "ADMIN API)",
+                         path);
+    }
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+/*
+ * A listening unix socket at path. An existing socket that nobody accepts
+ * on is stale and replaced; a live one, or another kind of file, is an
+ * error. Returns the socket, or -1 with err.
+ */
+static int
+admin_http_unix_listen(const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un sun;
+    struct stat st;
+    int fd;
+
+    if (strlen(path) >= sizeof(sun.sun_path)) {
+        snprintf(err, errlen, "admin listen %s: path too long", path);
+        return -1;
+    }
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    if (lstat(path, &st) == 0) {
+        int probe;
+
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, errlen, "admin listen %s: exists and is not a "
+                                  "socket",
+                     path);
+            return -1;
+        }
+        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe >= 0 &&
+            connect(probe, (const struct sockaddr *)&sun, sizeof(sun)) == 0) {
+            close(probe);
+            snprintf(err, errlen, "admin listen %s: in use by a running "
+                                  "process",
+                     path);
+            return -1;
+        }
+        if (probe >= 0) {
+            close(probe);
+        }
+        if (unlink(path) != 0) {
+            snprintf(err, errlen, "admin listen %s: cannot remove the stale "
+                                  "socket: %s",
+                     path, strerror(errno));
+            return -1;
+        }
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "admin listen %s: socket: %s", path,
+                 strerror(errno));
+        return -1;
+    }
+    if (bind(fd, (const struct sockaddr *)&sun, sizeof(sun)) != 0 ||
+        chmod(path, 0600) != 0 || listen(fd, 64) != 0) {
+        snprintf(err, errlen, "admin listen %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+struct admin_http *
+admin_http_create(struct proxy *p, const char *listen, char *err,
+                  size_t errlen)
+{
+    struct admin_http *a = util_xcalloc(1, sizeof(*a));
+
+    a->p = p;
+    a->http = evhttp_new(p->base);
+    if (a->http == NULL) {
+        snprintf(err, errlen, "admin listen %s: out of memory", listen);
+        free(a);
+        return NULL;
+    }
+    evhttp_set_max_body_size(a->http, ADMIN_HTTP_MAX_BODY);
+    evhttp_set_max_headers_size(a->http, ADMIN_HTTP_MAX_HEADERS);
+    evhttp_set_timeout(a->http, ADMIN_HTTP_TIMEOUT_S);
+    /* PATCH is not among evhttp's defaults; other methods get our 405. */
+    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+                                            EVHTTP_REQ_PATCH |
+                                            EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_OPTIONS);
+    evhttp_set_gencb(a->http, admin_http_handle, a);
+
+    if (listen[0] == '/') {
+        int fd = admin_http_unix_listen(listen, err, errlen);
+
+        if (fd < 0) {
+            admin_http_destroy(a);
+            return NULL;
+        }
+        a->unix_path = util_xstrdup(listen);
+        if (evhttp_accept_socket_with_handle(a->http, fd) == NULL) {
+            close(fd);
+            snprintf(err, errlen, "admin listen %s: cannot accept",
+                     listen);
+            admin_http_destroy(a);
+            return NULL;
+        }
+    } else {
+        char host[CONFIG_LINE_MAX + 1];
+        char reason[128];
+        uint16_t port;
+
+        if (config_parse_hostport(listen, host, sizeof(host), &port, reason,
+                                  sizeof(reason)) != 0) {
+            snprintf(err, errlen, "admin listen %s: %s", listen, reason);
+            admin_http_destroy(a);
+            return NULL;
+        }
+        errno = 0;
+        if (evhttp_bind_socket_with_handle(a->http, host, port) == NULL) {
+            snprintf(err, errlen, "admin listen %s: cannot bind: %s", listen,
+                     errno != 0 ? strerror(errno) : "failed");
+            admin_http_destroy(a);
+            return NULL;
+        }
+    }
+    log_notice("admin API on %s%s", listen,
+               proxy_topology(p)->cfg->admin_token != NULL
+                   ? " (token required)"
+                   : "");
+    return a;
+}
+
+void
+admin_http_destroy(struct admin_http *a)
+{
+    if (a == NULL) {
+        return;
+    }
+    if (a->http != NULL) {
+        evhttp_free(a->http);
+    }
+    if (a->unix_path != NULL) {
+        unlink(a->unix_path);
+        free(a->unix_path);
+    }
+    free(a);
+}

@@ -1,0 +1,37 @@
+/*
+ * admin_http: the admin API, HTTP/1.1 and JSON on the main thread's loop.
+ *
+ * Endpoints (see mcring(8), "ADMIN API"): GET /backends, GET /route?key=K,
+ * GET /ring, POST /backends, PATCH and DELETE /backends/NAME, POST /reload,
+ * GET /config. Every change goes through proxy_apply(), proxy_reload() or
+ * proxy_set_maint(), exactly like a reload of the file.
+ */
+#ifndef MCRING_ADMIN_HTTP_H
+#define MCRING_ADMIN_HTTP_H
+
+#include <stddef.h>
+
+#define ADMIN_HTTP_MAX_BODY (64 * 1024)     /* request body bytes */
+#define ADMIN_HTTP_MAX_HEADERS (16 * 1024)  /* request header bytes */
+#define ADMIN_HTTP_MAX_ROUTE_KEYS 1000      /* keys in one GET /route */
+#define ADMIN_HTTP_KEY_MAX 250              /* bytes of one key */
+#define ADMIN_HTTP_RING_SAMPLE 100000       /* sample keys of GET /ring */
+#define ADMIN_HTTP_TIMEOUT_S 30             /* idle connection */
+
+struct proxy;
+struct admin_http;
+
+/*
+ * Serves the admin API on listen ("HOST:PORT", or an absolute unix socket
+ * path, which is created, replacing a stale one) on p->base. The token in
+ * effect is read from proxy_topology(p)->cfg on every request. Returns the
+ * server (admin_http_destroy()), or NULL with a message in err.
+ */
+struct admin_http *admin_http_create(struct proxy *p, const char *listen,
+                                     char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Stops serving, closes every connection, unlinks the unix socket. */
+void admin_http_destroy(struct admin_http *a);
+
+#endif
