@@ -111,8 +111,10 @@ backend_create(struct backend_set *s, const struct config_backend *cb,
     be->port = cb->port;
     snprintf(be->addr, sizeof(be->addr),
              strchr(cb->host, ':') ? "[%s]:%u" : "%s:%u", cb->host, cb->port);
+    pthread_mutex_init(&be->addr_lock, NULL);
     memcpy(&be->sa, &cb->addr, sizeof(be->sa));
     be->salen = cb->addrlen;
+    be->named = cb->addrlen == 0;
     atomic_init(&be->state, (int)state);
     atomic_init(&be->since, (int64_t)time(NULL));
     be->recovery = recovery_create(recovery_log);
@@ -142,6 +144,7 @@ backend_unref(struct backend *be)
     s = be->set;
     log_debug("backend %s (%s): freed (id %u)", be->name, be->addr, be->id);
     recovery_destroy(be->recovery);
+    pthread_mutex_destroy(&be->addr_lock);
     free(be->stats);
     free(be->name);
     free(be->host);
@@ -208,6 +211,34 @@ void
 backend_timeout(struct backend *be)
 {
     atomic_fetch_add(&be->soft_failures, 1);
+}
+
+bool
+backend_address(struct backend *be, struct sockaddr_storage *sa,
+                 socklen_t *salen)
+{
+    pthread_mutex_lock(&be->addr_lock);
+    *sa = be->sa;
+    *salen = be->salen;
+    pthread_mutex_unlock(&be->addr_lock);
+    return *salen > 0;
+}
+
+bool
+backend_set_address(struct backend *be, const struct sockaddr_storage *sa,
+                    socklen_t salen)
+{
+    bool changed;
+
+    pthread_mutex_lock(&be->addr_lock);
+    changed = salen != be->salen || memcmp(sa, &be->sa, salen) != 0;
+    if (changed) {
+        memset(&be->sa, 0, sizeof(be->sa));
+        memcpy(&be->sa, sa, salen);
+        be->salen = salen;
+    }
+    pthread_mutex_unlock(&be->addr_lock);
+    return changed;
 }
 
 void

@@ -8,10 +8,11 @@
  * is keyed by, so a topology change never renumbers anything. An id is
  * handed out again only after the object that had it is freed.
  *
- * Immutable after backend_create(): id, name, host, port, the resolved
- * address. Health state is atomic and changes only through
- * backend_set_state(). Counters are one slot per worker thread, each slot
- * written by that worker alone.
+ * Immutable after backend_create(): id, name, host, port. The resolved
+ * address may change (a host name resolved again), under addr_lock, which
+ * is taken only to connect, never per request. Health state is atomic and
+ * changes only through backend_set_state(). Counters are one slot per
+ * worker thread, each slot written by that worker alone.
  *
  *   NEW --first check--> RECOVERING --clean--> UP --fall--> DOWN
  *                             ^                             |
@@ -73,7 +74,9 @@ struct backend {
     char *host;                     /* as configured, no IPv6 brackets */
     uint16_t port;
     char addr[96];                  /* "host:port" for logs and stats */
-    struct sockaddr_storage sa;     /* resolved */
+    bool named;                     /* host is a name, not an address */
+    pthread_mutex_t addr_lock;      /* sa, salen */
+    struct sockaddr_storage sa;     /* resolved; salen 0: not yet */
     socklen_t salen;
     _Atomic int state;              /* enum backend_state */
     _Atomic int64_t since;          /* wall-clock time of the last change */
@@ -92,9 +95,10 @@ void backend_set_init(struct backend_set *s, unsigned nworkers,
 void backend_set_deinit(struct backend_set *s);
 
 /*
- * A backend for cb, whose address must be resolved (cb->addrlen > 0), in
- * the given state, with a recovery log of recovery_log keys. The caller
- * holds the one reference. Returns NULL with err (out of ids).
+ * A backend for cb in the given state, with a recovery log of recovery_log
+ * keys. Its address is cb's when cb->addrlen > 0 (a numeric host), else
+ * the host is a name still to be resolved (backend_set_address()). The
+ * caller holds the one reference. Returns NULL with err (out of ids).
  */
 struct backend *backend_create(struct backend_set *s,
                                const struct config_backend *cb,
@@ -135,6 +139,13 @@ void backend_changed(struct backend *be, int from, int to, const char *reason);
 void backend_failed(struct backend *be, const char *reason);
 /* A worker's request to be timed out (counts towards fall). */
 void backend_timeout(struct backend *be);
+
+/* Copies the address to connect to; false when it is not resolved yet. */
+bool backend_address(struct backend *be, struct sockaddr_storage *sa,
+                     socklen_t *salen);
+/* Sets the address (a name resolved); true if it changed. */
+bool backend_set_address(struct backend *be, const struct sockaddr_storage *sa,
+                         socklen_t salen);
 
 /* Counters of be summed over the workers. */
 void backend_stats_sum(const struct backend *be, struct stats_backend *sum);

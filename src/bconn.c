@@ -217,14 +217,22 @@ bconn_connect_failed(struct bconn *bc, int err)
 void
 bconn_connect(struct bconn *bc)
 {
-    const struct backend *be = bconn_backend(bc);
+    struct backend *be = bconn_backend(bc);
     const struct config *cfg = bc->worker->cfg;
+    struct sockaddr_storage sa;
+    socklen_t salen;
 
     if (bc->state != BCONN_IDLE) {
         return;
     }
+    if (!backend_address(be, &sa, &salen)) {
+        /* A host name not resolved yet: the backend is not UP, so only
+         * eager connects and a RECOVERING owner's deletes get here. */
+        bconn_reset(bc, "SERVER_ERROR backend unavailable", true);
+        return;
+    }
     stats_add(&bc->wb->stats->connects, 1);
-    bc->fd = util_connect_nonblock(&be->sa, be->salen);
+    bc->fd = util_connect_nonblock(&sa, salen);
     if (bc->fd < 0) {
         bconn_connect_failed(bc, errno);
         return;

@@ -57,6 +57,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "net.h"
 #include "util.h"
 
 #define CONFIG_DEFAULT_LISTEN_HOST "127.0.0.1"
@@ -942,33 +943,8 @@ config_load(const char *path, char *err, size_t errlen)
     return cfg;
 }
 
-static bool
-config_same_addr(const struct config_backend *a, const struct config_backend *b)
-{
-    if (a->addr.ss_family != b->addr.ss_family) {
-        return false;
-    }
-    if (a->addr.ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)&a->addr;
-        const struct sockaddr_in *y = (const void *)&b->addr;
-
-        return x->sin_port == y->sin_port &&
-               x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    if (a->addr.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *x = (const void *)&a->addr;
-        const struct sockaddr_in6 *y = (const void *)&b->addr;
-
-        return x->sin6_port == y->sin6_port &&
-               x->sin6_scope_id == y->sin6_scope_id &&
-               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-    }
-    return a->addrlen == b->addrlen &&
-           memcmp(&a->addr, &b->addr, a->addrlen) == 0;
-}
-
 int
-config_resolve(struct config *cfg, char *err, size_t errlen)
+config_resolve(struct config *cfg, FILE *warn, char *err, size_t errlen)
 {
     for (size_t i = 0; i < cfg->nbackends; i++) {
         struct config_backend *b = &cfg->backends[i];
@@ -983,6 +959,7 @@ config_resolve(struct config *cfg, char *err, size_t errlen)
         hints.ai_flags = AI_NUMERICSERV;
         snprintf(port, sizeof(port), "%u", (unsigned)b->port);
         rc = getaddrinfo(b->host, port, &hints, &res);
+        b->addrlen = 0;
         if (rc != 0 || res == NULL) {
             snprintf(err, errlen,
                      "%s:%d: backend '%s': cannot resolve '%s': %s", cfg->path,
@@ -991,7 +968,12 @@ config_resolve(struct config *cfg, char *err, size_t errlen)
             if (res != NULL) {
                 freeaddrinfo(res);
             }
-            return -1;
+            if (warn == NULL) {
+                return -1;
+            }
+            fprintf(warn, "warning: %s (mcring starts it DOWN and retries)\n",
+                    err);
+            continue;
         }
         memset(&b->addr, 0, sizeof(b->addr));
         memcpy(&b->addr, res->ai_addr, res->ai_addrlen);
@@ -1004,7 +986,8 @@ config_resolve(struct config *cfg, char *err, size_t errlen)
             const struct config_backend *b = &cfg->backends[j];
             char host[NI_MAXHOST];
 
-            if (!config_same_addr(a, b)) {
+            if (a->addrlen == 0 || b->addrlen == 0 ||
+                !net_same_addr(&a->addr, a->addrlen, &b->addr, b->addrlen)) {
                 continue;
             }
             if (a->line < b->line) {

@@ -88,11 +88,13 @@ struct config *config_load(const char *path, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /*
- * Resolves every backend address (getaddrinfo, first result) and checks that
- * no two backends resolve to the same address. Returns 0, or -1 with
- * "FILE:LINE: message" in err.
+ * Resolves every backend address (getaddrinfo, first result; blocking: for
+ * `mcring -t`, not the daemon) and checks that no two backends resolve to
+ * the same address. A name that does not resolve is an error, or, with
+ * warn, a warning written there (its addrlen stays 0). Returns 0, or -1
+ * with "FILE:LINE: message" in err.
  */
-int config_resolve(struct config *cfg, char *err, size_t errlen)
+int config_resolve(struct config *cfg, FILE *warn, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* Frees a config returned by config_load(); NULL is ignored. */

@@ -29,6 +29,7 @@
 #include <event2/event.h>
 
 #include "backend.h"
+#include "dns.h"
 #include "health.h"
 #include "log.h"
 #include "net.h"
@@ -59,6 +60,9 @@ struct hconn {
     uint64_t serial;                /* unique per hconn */
     TAILQ_ENTRY(hconn) link;
     bool keep;                      /* scratch of health_apply() */
+    struct dns_req *lookup;         /* of its host name, in flight */
+    uint64_t next_lookup_ns;
+    char lookup_err[128];           /* last failure, logged once */
     int fd;
     bool connected;
     struct event *ev_read;
@@ -87,6 +91,7 @@ TAILQ_HEAD(hconn_list, hconn);
 
 struct health {
     struct proxy *p;
+    struct dns *dns;                /* owned */
     struct hconn_list all;
     struct hconn **by_id;           /* [nids], by backend id, or NULL */
     uint32_t nids;
@@ -130,6 +135,91 @@ static bool
 health_transition(struct hconn *hc, int from, int to, const char *reason)
 {
     return backend_set_state(hc->be, from, to, reason);
+}
+
+/* ---- host names ---------------------------------------------------------- */
+
+/* A name is looked up at most this often (unless forced). */
+#define HEALTH_LOOKUP_EVERY_NS 1000000000u
+
+static void health_tick_now(struct hconn *hc);
+static void health_reset(struct hconn *hc, const char *reason);
+
+/* Another backend with that address, or NULL. */
+static struct hconn *
+health_same_address(const struct hconn *hc, const struct sockaddr_storage *sa,
+                    socklen_t salen)
+{
+    struct hconn *o;
+
+    TAILQ_FOREACH(o, &hc->h->all, link) {
+        struct sockaddr_storage osa;
+        socklen_t olen;
+
+        if (o != hc && backend_address(o->be, &osa, &olen) &&
+            net_same_addr(sa, salen, &osa, olen)) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+static void
+health_lookup_cb(int err, const char *reason,
+                 const struct sockaddr_storage *sa, socklen_t salen, void *arg)
+{
+    struct hconn *hc = arg;
+    struct backend *be = hc->be;
+    struct hconn *dup = NULL;
+    char why[128], text[96];
+
+    hc->lookup = NULL;
+    if (err == 0 && (dup = health_same_address(hc, sa, salen)) == NULL) {
+        if (backend_set_address(be, sa, salen)) {
+            log_notice("backend %s: %s resolves to %s", be->name, be->host,
+                       net_addr_text(sa, salen, text, sizeof(text)));
+            if (hc->fd >= 0) {
+                /* Probe the new address, without counting a failure. */
+                hc->probe_out = false;
+                health_reset(hc, "address changed");
+                health_tick_now(hc);
+            }
+        }
+        hc->lookup_err[0] = '\0';
+        return;
+    }
+    if (dup != NULL) {
+        snprintf(why, sizeof(why), "it resolves to the address of backend %s",
+                 dup->be->name);
+        reason = why;
+    }
+    if (strcmp(hc->lookup_err, reason) != 0) {
+        struct sockaddr_storage old;
+        socklen_t oldlen;
+
+        snprintf(hc->lookup_err, sizeof(hc->lookup_err), "%s", reason);
+        log_warn("backend %s (%s): cannot resolve '%s': %s; %s", be->name,
+                 be->addr, be->host, reason,
+                 backend_address(be, &old, &oldlen)
+                     ? "keeping its last address"
+                     : "routed around until it does");
+    }
+}
+
+/* Looks the backend's host name up again (not more than once a second
+ * unless forced); numeric hosts never. */
+static void
+health_lookup(struct hconn *hc, bool force)
+{
+    uint64_t now = util_now_ns();
+
+    if (!hc->be->named || hc->lookup != NULL || hc->h->dns == NULL ||
+        (!force && now < hc->next_lookup_ns)) {
+        return;
+    }
+    hc->next_lookup_ns = now + HEALTH_LOOKUP_EVERY_NS;
+    hc->lookup = dns_resolve(hc->h->dns, hc->be->host, hc->be->port,
+                             health_lookup_cb, hc);
 }
 
 /* ---- the probe connection ------------------------------------------------ */
@@ -371,8 +461,14 @@ static int
 health_connect(struct hconn *hc)
 {
     struct event_base *base = hc->h->p->base;
+    struct sockaddr_storage sa;
+    socklen_t salen;
 
-    hc->fd = util_connect_nonblock(&hc->be->sa, hc->be->salen);
+    if (!backend_address(hc->be, &sa, &salen)) {
+        errno = EDESTADDRREQ;
+        return -1;
+    }
+    hc->fd = util_connect_nonblock(&sa, salen);
     if (hc->fd < 0) {
         return -1;
     }
@@ -416,6 +512,8 @@ health_probe_result(struct hconn *hc, bool ok, const char *reason)
         }
         log_debug("backend %s: probe failed (%s), %u in a row",
                   be->name, reason, hc->fail_run);
+        /* Its connections fail: maybe its name points elsewhere now. */
+        health_lookup(hc, false);
     }
     switch (state) {
     case BACKEND_UP:
@@ -493,6 +591,15 @@ health_arm_tick(struct hconn *hc)
     evtimer_add(hc->ev_tick, &tv);
 }
 
+/* The next probe now rather than an interval from now. */
+static void
+health_tick_now(struct hconn *hc)
+{
+    struct timeval now = {0, 0};
+
+    evtimer_add(hc->ev_tick, &now);
+}
+
 static void
 health_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -506,9 +613,11 @@ health_tick_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (hc->fd < 0 && health_connect(hc) != 0) {
         int err = errno;
+        const char *why = err == EDESTADDRREQ ? "host name not resolved"
+                                              : strerror(err);
 
-        health_reset(hc, strerror(err));
-        health_probe_result(hc, false, strerror(err));
+        health_reset(hc, why);
+        health_probe_result(hc, false, why);
         return;
     }
     evbuffer_add(hc->out, "version\r\n", 9);
@@ -599,6 +708,10 @@ health_hconn_destroy(struct hconn *hc)
     if (hc->in != NULL && hc->out != NULL && hc->ev_timeout != NULL) {
         health_reset(hc, "removed");
     }
+    if (hc->lookup != NULL) {
+        dns_cancel(hc->lookup);
+        hc->lookup = NULL;
+    }
     h->by_id[hc->be->id] = NULL;
     TAILQ_REMOVE(&h->all, hc, link);
     if (hc->ev_tick != NULL) {
@@ -675,7 +788,10 @@ health_apply(struct health *h, const struct topology *t)
         struct backend *be = t->backends[i];
 
         if (be->health != NULL) {
-            ((struct hconn *)be->health)->keep = true;
+            hc = be->health;
+            hc->keep = true;
+            /* A reload looks every name up again. */
+            health_lookup(hc, true);
             continue;
         }
         hc = health_hconn_create(h, be);
@@ -684,11 +800,10 @@ health_apply(struct health *h, const struct topology *t)
             abort();
         }
         hc->keep = true;
+        health_lookup(hc, true);
         if (backend_state(be) == BACKEND_NEW) {
             /* Check it now: it gets keys once that check passes. */
-            struct timeval now = {0, 0};
-
-            evtimer_add(hc->ev_tick, &now);
+            health_tick_now(hc);
         } else {
             health_arm_tick(hc);
         }
@@ -724,8 +839,51 @@ health_create(struct proxy *p, char *err, size_t errlen)
 
     h->p = p;
     TAILQ_INIT(&h->all);
+    h->dns = dns_create(p->base, err, errlen);
+    if (h->dns == NULL) {
+        free(h);
+        return NULL;
+    }
     health_apply(h, proxy_topology(p));
     return h;
+}
+
+void
+health_reload_names(struct health *h)
+{
+    dns_reload(h->dns);
+}
+
+void
+health_wait_names(struct health *h, unsigned ms)
+{
+    uint64_t deadline = util_now_ns() + (uint64_t)ms * 1000000u;
+    struct hconn *hc;
+
+    for (;;) {
+        bool pending = false;
+
+        TAILQ_FOREACH(hc, &h->all, link) {
+            pending |= hc->lookup != NULL;
+        }
+        if (!pending || util_now_ns() >= deadline) {
+            break;
+        }
+        event_base_loop(h->p->base, EVLOOP_ONCE);
+    }
+    TAILQ_FOREACH(hc, &h->all, link) {
+        struct sockaddr_storage sa;
+        socklen_t salen;
+        char why[200];
+
+        if (backend_address(hc->be, &sa, &salen)) {
+            continue;
+        }
+        snprintf(why, sizeof(why), "'%s' does not resolve%s%s; retrying",
+                 hc->be->host, hc->lookup_err[0] ? ": " : " yet",
+                 hc->lookup_err);
+        backend_set_state(hc->be, backend_state(hc->be), BACKEND_DOWN, why);
+    }
 }
 
 void
@@ -739,6 +897,7 @@ health_destroy(struct health *h)
     while ((hc = TAILQ_FIRST(&h->all)) != NULL) {
         health_hconn_destroy(hc);
     }
+    dns_destroy(h->dns);
     free(h->by_id);
     free(h);
 }

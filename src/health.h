@@ -43,6 +43,16 @@ void health_destroy(struct health *h);
  */
 void health_apply(struct health *h, const struct topology *t);
 
+/*
+ * At start: waits up to ms for the first lookups of host names to finish
+ * (running the main loop), then marks DOWN every backend whose name did
+ * not resolve; it is looked up again until it does.
+ */
+void health_wait_names(struct health *h, unsigned ms);
+
+/* Reads resolv.conf and /etc/hosts again (before a reload's lookups). */
+void health_reload_names(struct health *h);
+
 /* An operator put a MAINT backend back: it returns through RECOVERING. */
 void health_activate(struct health *h, struct backend *be);
 

@@ -7,7 +7,11 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <event2/buffer.h>
@@ -84,3 +88,44 @@ net_line(struct evbuffer *buf, size_t *len, size_t *eollen)
     return (const char *)evbuffer_pullup(buf, (ev_ssize_t)(*len + *eollen));
 }
 
+bool
+net_same_addr(const struct sockaddr_storage *a, socklen_t alen,
+              const struct sockaddr_storage *b, socklen_t blen)
+{
+    if (a->ss_family != b->ss_family) {
+        return false;
+    }
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a;
+        const struct sockaddr_in *y = (const void *)b;
+
+        return x->sin_port == y->sin_port &&
+               x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a;
+        const struct sockaddr_in6 *y = (const void *)b;
+
+        return x->sin6_port == y->sin6_port &&
+               x->sin6_scope_id == y->sin6_scope_id &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+const char *
+net_addr_text(const struct sockaddr_storage *sa, socklen_t salen, char *buf,
+              size_t len)
+{
+    char host[NI_MAXHOST], serv[NI_MAXSERV];
+
+    if (getnameinfo((const struct sockaddr *)sa, salen, host, sizeof(host),
+                    serv, sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) !=
+        0) {
+        snprintf(buf, len, "?");
+    } else {
+        snprintf(buf, len, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host,
+                 serv);
+    }
+    return buf;
+}

@@ -1,11 +1,14 @@
 /*
  * net: connection I/O helpers shared by every connection type (client,
- * backend, health): reading into an evbuffer and framing lines in place.
+ * backend, health): reading into an evbuffer, framing lines in place, and
+ * comparing and printing socket addresses.
  */
 #ifndef MCRING_NET_H
 #define MCRING_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 struct evbuffer;
@@ -45,5 +48,14 @@ net_eol(const char *p, const char *nl, size_t *len, size_t *eollen)
         *eollen = 2;
     }
 }
+
+/* Whether a and b are the same address and port (IPv4, IPv6 with its
+ * scope, else byte for byte). */
+bool net_same_addr(const struct sockaddr_storage *a, socklen_t alen,
+                   const struct sockaddr_storage *b, socklen_t blen);
+
+/* "IP:PORT" ("[IPv6]:PORT") of sa in buf; returns buf. */
+const char *net_addr_text(const struct sockaddr_storage *sa, socklen_t salen,
+                          char *buf, size_t len);
 
 #endif

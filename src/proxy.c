@@ -33,6 +33,7 @@
 
 #include "admin_http.h"
 #include "backend.h"
+#include "dns.h"
 #include "health.h"
 #include "log.h"
 #include "proxy.h"
@@ -42,6 +43,8 @@
 #include "worker.h"
 
 #define PROXY_BACKLOG 1024
+/* How long start-up waits for the first lookups of backend host names. */
+#define PROXY_NAME_WAIT_MS 2000
 
 static void
 proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
@@ -203,12 +206,12 @@ proxy_publish(struct proxy *p, struct topology *t)
  * Fills out (cfg->nbackends entries, a reference each).
  */
 static int
-proxy_match_backends(struct proxy *p, const struct config *cfg,
+proxy_match_backends(struct proxy *p, struct config *cfg,
                      enum backend_state fresh, struct backend **out,
                      char *err, size_t errlen)
 {
     for (size_t i = 0; i < cfg->nbackends; i++) {
-        const struct config_backend *cb = &cfg->backends[i];
+        struct config_backend *cb = &cfg->backends[i];
         struct backend *old =
             p->topo != NULL ? topology_find(p->topo, cb->name) : NULL;
 
@@ -216,6 +219,11 @@ proxy_match_backends(struct proxy *p, const struct config *cfg,
             strcmp(old->host, cb->host) == 0) {
             out[i] = backend_ref(old);
             continue;
+        }
+        /* A numeric address now; a name is looked up by the health
+         * checker, on the loop. */
+        if (dns_numeric(cb->host, cb->port, &cb->addr, &cb->addrlen) != 0) {
+            cb->addrlen = 0;
         }
         out[i] = backend_create(&p->backends, cb, fresh, cfg->recovery_log,
                                 err, errlen);
@@ -288,10 +296,6 @@ proxy_apply(struct proxy *p, struct config *cfg, const char *why, char *err,
     unsigned added = 0, removed = 0, kept = 0;
 
     proxy_keep_restart_keys(p, cfg, why);
-    if (config_resolve(cfg, err, errlen) != 0) {
-        config_destroy(cfg);
-        return -1;
-    }
     ring = config_build_ring(cfg, err, errlen);
     if (ring == NULL) {
         config_destroy(cfg);
@@ -329,6 +333,7 @@ proxy_reload(struct proxy *p, const char *why, char *err, size_t errlen)
     struct config *cfg;
 
     log_notice("%s: reloading %s", why, p->config_path);
+    health_reload_names(p->health);
     cfg = config_load(p->config_path, err, errlen);
     if (cfg == NULL || proxy_apply(p, cfg, why, err, errlen) != 0) {
         atomic_fetch_add(&p->reload_failures, 1);
@@ -425,16 +430,20 @@ proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
     if (proxy_listen(p, err, errlen) != 0) {
         return -1;
     }
+    /* Probes and lookups run on the main loop; before the workers start,
+     * wait a moment for host names, so that those that resolve at once
+     * start UP. */
+    p->health = health_create(p, err, errlen);
+    if (p->health == NULL) {
+        return -1;
+    }
+    health_wait_names(p->health, PROXY_NAME_WAIT_MS);
     for (unsigned i = 0; i < p->nworkers; i++) {
         atomic_store(&p->workers[i]->started, true);
         if (worker_start(p->workers[i], err, errlen) != 0) {
             atomic_store(&p->workers[i]->started, false);
             return -1;
         }
-    }
-    p->health = health_create(p, err, errlen);
-    if (p->health == NULL) {
-        return -1;
     }
     if (p->topo->cfg->admin_listen != NULL) {
         p->admin = admin_http_create(p, p->topo->cfg->admin_listen, err,

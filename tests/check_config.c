@@ -1317,7 +1317,7 @@ START_TEST(test_resolve_numeric_and_localhost)
     const struct sockaddr_in *sin;
     const struct sockaddr_in6 *sin6;
 
-    ck_assert_msg(config_resolve(cfg, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(config_resolve(cfg, NULL, err, sizeof(err)) == 0, "%s", err);
     ck_assert_int_eq(cfg->backends[0].addr.ss_family, AF_INET);
     ck_assert_uint_eq(cfg->backends[0].addrlen, sizeof(*sin));
     sin = (const void *)&cfg->backends[0].addr;
@@ -1348,7 +1348,7 @@ START_TEST(test_resolve_duplicate_address)
                   "x = 127.0.0.1:11211\n"
                   "y = 127.0.0.1:11212\n"
                   "a = 127.1:11211\n");
-    ck_assert_int_eq(config_resolve(cfg, err, sizeof(err)), -1);
+    ck_assert_int_eq(config_resolve(cfg, NULL, err, sizeof(err)), -1);
     snprintf(want, sizeof(want),
              "%s:4: backend 'a' resolves to the same address (127.0.0.1 port "
              "11211) as backend 'x' (line 2)",
@@ -1358,7 +1358,7 @@ START_TEST(test_resolve_duplicate_address)
 
     /* localhost and whatever it resolves to first, IPv4 or IPv6. */
     cfg = load_ok("[backends]\nl = localhost:11211\n");
-    ck_assert_msg(config_resolve(cfg, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(config_resolve(cfg, NULL, err, sizeof(err)) == 0, "%s", err);
     ck_assert_int_eq(
         getnameinfo((const struct sockaddr *)&cfg->backends[0].addr,
                     cfg->backends[0].addrlen, host, sizeof(host), NULL, 0,
@@ -1369,7 +1369,7 @@ START_TEST(test_resolve_duplicate_address)
              "[backends]\nl = localhost:11211\nn = %s%s%s:11211\n",
              strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "");
     cfg = load_ok(text);
-    ck_assert_int_eq(config_resolve(cfg, err, sizeof(err)), -1);
+    ck_assert_int_eq(config_resolve(cfg, NULL, err, sizeof(err)), -1);
     ck_assert_msg(strstr(err, ":3: backend 'n' resolves to the same address") !=
                       NULL,
                   "%s", err);

@@ -914,3 +914,99 @@ def main(needs_memcached=True):
     print(summary, flush=True)
     sys.exit(0 if failed == 0 else 1)
 
+
+
+# ---------------------------------------------------------------- reload
+# Helpers for tests of a live topology change (tests/test_reload.py).
+
+def write_text_atomic(path, text):
+    """Replaces the file at path with text in one rename, so a process
+    reading it never sees half a file."""
+    tmp = "%s.tmp-%d" % (path, os.getpid())
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def route_file(path, keys):
+    """{key: [owner, fallbacks...]} from `mcring -c PATH --route KEY...`,
+    500 keys per run."""
+    keys = list(keys)
+    out = {}
+    for i in range(0, len(keys), 500):
+        chunk = keys[i:i + 500]
+        r = run_mcring(["-c", path, "--route"] + chunk, timeout=60.0)
+        if r.returncode != 0:
+            raise HarnessError("mcring -c %s --route failed (%d): %s"
+                               % (path, r.returncode, r.stderr))
+        out.update(parse_route(r.stdout))
+    missing = [k for k in keys if k not in out]
+    if missing:
+        raise HarnessError("mcring --route gave no line for %r"
+                           % missing[:5])
+    return out
+
+
+def proxy_stats(port, args="", timeout=IO_TIMEOUT):
+    """`stats [args]` of the server on port, on a fresh connection."""
+    with Client(port, timeout=timeout) as c:
+        return c.stats(args)
+
+
+def stats_backends(port, timeout=IO_TIMEOUT):
+    """`stats backends` of mcring: {name: {field: value-string}}."""
+    out = {}
+    for name, value in proxy_stats(port, "backends", timeout).items():
+        be, _, field = name.partition(":")
+        out.setdefault(be, {})[field] = value
+    return out
+
+
+def reload_counters(port):
+    """(reloads, reload_failures) from mcring's `stats`; None for a counter
+    the reply lacks."""
+    st = proxy_stats(port)
+
+    def num(name):
+        return int(st[name]) if name in st else None
+    return num("reloads"), num("reload_failures")
+
+
+def sighup_reload(mcring, timeout=10.0):
+    """Sends SIGHUP to mcring (by PID) and waits until its `reloads` or
+    `reload_failures` counter has grown.  Returns "applied" or "failed".
+    Raises TimeoutError if neither grows (a binary without reload, or a
+    hung main loop)."""
+    before = reload_counters(mcring.port)
+    if before == (None, None):
+        raise HarnessError("mcring's stats have neither reloads nor "
+                           "reload_failures: no reload in this binary?")
+    mcring.send_signal(signal.SIGHUP)
+    got = {}
+
+    def grown():
+        now = reload_counters(mcring.port)
+        if before[0] is not None and now[0] is not None \
+                and now[0] > before[0]:
+            got["r"] = "applied"
+        elif before[1] is not None and now[1] is not None \
+                and now[1] > before[1]:
+            got["r"] = "failed"
+        return got.get("r")
+    wait_for(grown, timeout, "mcring's reloads or reload_failures to grow "
+             "after SIGHUP (counters before: %r)" % (before,))
+    return got["r"]
+
+
+def add_memcached(cluster, name):
+    """Starts one more memcached owned by cluster (closed with it), not yet
+    in mcring's configuration.  Returns it."""
+    m = Memcached(cluster.tmpdir, name=name)
+    cluster.backends.append(m)
+    m.start()
+    return m
+
+
+def open_fds(process):
+    """Number of open file descriptors of a running process."""
+    return len(os.listdir("/proc/%d/fd" % process.pid))
