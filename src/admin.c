@@ -20,11 +20,10 @@
 
 #include "admin.h"
 #include "backend.h"
-#include "client.h"
 #include "config.h"
 #include "log.h"
+#include "proto.h"
 #include "proxy.h"
-#include "request.h"
 #include "ring.h"
 #include "stats.h"
 #include "topology.h"
@@ -135,81 +134,68 @@ admin_stats_backends(struct proxy *p, const struct topology *t,
     evbuffer_add(out, "END\r\n", 5);
 }
 
+/*
+ * `stats settings`, from the config key table: [proxy] keys by their name,
+ * other sections' keys as SECTION_NAME; threads is the running count.
+ */
 static void
 admin_stats_settings(struct proxy *p, const struct topology *t,
-                      struct evbuffer *out)
+                     struct evbuffer *out)
 {
     const struct config *c = t->cfg;
 
     evbuffer_add_printf(out, "STAT config %s\r\n", c->path ? c->path : "");
-    evbuffer_add_printf(out, "STAT listen %s\r\n", p->listen_addr);
-    evbuffer_add_printf(out, "STAT threads %u\r\n", p->nworkers);
-    evbuffer_add_printf(out, "STAT hash %s\r\n",
-                        c->hash == RING_HASH_KETAMA ? "ketama" : "xxh3");
-    evbuffer_add_printf(out, "STAT vnodes %u\r\n", c->vnodes);
-    evbuffer_add_printf(out, "STAT timeout_ms %u\r\n", c->timeout_ms);
-    evbuffer_add_printf(out, "STAT connect_timeout_ms %u\r\n",
-                        c->connect_timeout_ms);
-    evbuffer_add_printf(out, "STAT backend_connections %u\r\n",
-                        c->backend_connections);
-    evbuffer_add_printf(out, "STAT max_connections %u\r\n",
-                        c->max_connections);
-    evbuffer_add_printf(out, "STAT max_value_size %zu\r\n",
-                        c->max_value_size);
-    evbuffer_add_printf(out, "STAT max_keys %u\r\n", c->max_keys);
-    evbuffer_add_printf(out, "STAT client_output_limit %zu\r\n",
-                        c->client_output_limit);
-    evbuffer_add_printf(out, "STAT health_interval_ms %u\r\n",
-                        c->health_interval_ms);
-    evbuffer_add_printf(out, "STAT health_timeout_ms %u\r\n",
-                        c->health_timeout_ms);
-    evbuffer_add_printf(out, "STAT health_rise %u\r\n", c->health_rise);
-    evbuffer_add_printf(out, "STAT health_fall %u\r\n", c->health_fall);
-    evbuffer_add_printf(out, "STAT recovery_log %u\r\n", c->recovery_log);
-    evbuffer_add_printf(out, "STAT failover_ttl %u\r\n", c->failover_ttl);
+    for (size_t i = 0; i < config_nkeys(); i++) {
+        const char *section, *name;
+        char value[256];
+
+        if (config_key_format(c, i, &section, &name, value, sizeof(value)) !=
+            0) {
+            continue;
+        }
+        if (strcmp(section, "proxy") != 0) {
+            evbuffer_add_printf(out, "STAT %s_%s %s\r\n", section, name,
+                                value);
+        } else if (strcmp(name, "threads") == 0) {
+            evbuffer_add_printf(out, "STAT threads %u\r\n", p->nworkers);
+        } else {
+            evbuffer_add_printf(out, "STAT %s %s\r\n", name, value);
+        }
+    }
     evbuffer_add(out, "END\r\n", 5);
 }
 
-void
-admin_dispatch(struct request *req, const struct proto_req *pr)
+bool
+admin_answer(struct proxy *p, const struct topology *t,
+             const struct proto_req *pr, struct evbuffer *out)
 {
-    struct proxy *p = req->worker->proxy;
-    const struct topology *t = req->wt->t;
-
     switch (pr->cmd) {
     case PROTO_CMD_VERSION:
-        request_reply(req, "VERSION " PROXY_VERSION_STRING);
-        return;
+        evbuffer_add_printf(out, "VERSION %s\r\n", PROXY_VERSION_STRING);
+        return false;
     case PROTO_CMD_VERBOSITY:
         /* 0: notices and worse (the default), 1: info, 2+: debug. */
         log_set_level(LOG_LEVEL_NOTICE + (int)(pr->level > 2 ? 2 : pr->level));
-        request_reply(req, "OK");
-        return;
+        evbuffer_add(out, "OK\r\n", 4);
+        return false;
     case PROTO_CMD_QUIT:
-        req->closes = true;
-        req->done = true;
-        client_flush(req->client);
-        return;
+        return true;
     case PROTO_CMD_STATS:
         if (pr->args.len == 0) {
-            admin_stats(p, t, req->rsp);
+            admin_stats(p, t, out);
         } else if (pr->args.len == 8 && memcmp(pr->args.p, "backends", 8) == 0) {
-            admin_stats_backends(p, t, req->rsp);
+            admin_stats_backends(p, t, out);
         } else if (pr->args.len == 8 && memcmp(pr->args.p, "settings", 8) == 0) {
-            admin_stats_settings(p, t, req->rsp);
+            admin_stats_settings(p, t, out);
         } else if (pr->args.len == 5 && memcmp(pr->args.p, "reset", 5) == 0) {
             admin_stats_reset(p, t);
-            request_reply(req, "RESET");
-            return;
+            evbuffer_add(out, "RESET\r\n", 7);
         } else {
-            request_reply(req, "ERROR");
-            return;
+            evbuffer_add(out, "ERROR\r\n", 7);
         }
-        req->done = true;
-        client_flush(req->client);
-        return;
+        return false;
     default:
-        request_reply(req, "ERROR");
-        return;
+        evbuffer_add(out, "ERROR\r\n", 7);
+        return false;
     }
 }

@@ -9,10 +9,10 @@
  * token, 404 unknown path or backend, 405 wrong method (with Allow), 409
  * conflict (name or address taken, the last backend).
  *
- * Reads go to the current snapshot, proxy_topology(p), looked up once per
+ * Reads go to the current snapshot, admin_http_topology(a), looked up once per
  * request: it cannot change while a handler runs, because changes are made
  * on this thread too. Changes edit a config_clone() of the snapshot's
- * config and hand it to proxy_apply(), so a change through the API is
+ * config and hand it to ops.apply (proxy_apply()), so a change through the API is
  * checked and applied exactly like a reload of an edited file; the file
  * itself is never written (GET /config renders what runs).
  *
@@ -46,7 +46,6 @@
 #include "backend.h"
 #include "config.h"
 #include "log.h"
-#include "proxy.h"
 #include "ring.h"
 #include "stats.h"
 #include "topology.h"
@@ -57,10 +56,16 @@
 
 /* Owned by the proxy (p->admin). */
 struct admin_http {
-    struct proxy *p;
+    struct admin_http_ops ops;      /* what it may do, and to what */
     struct evhttp *http;            /* owned; frees its sockets */
     char *unix_path;                /* owned; unlinked on destroy */
 };
+
+static struct topology *
+admin_http_topology(struct admin_http *a)
+{
+    return a->ops.topology(a->ops.arg);
+}
 
 /* ---- answers ------------------------------------------------------------- */
 
@@ -248,7 +253,7 @@ admin_http_set(json_t *o, const char *key, json_t *v, bool *bad)
 /* Backend i of t as GET /backends lists it (new reference, or NULL):
  * its counters since the last `stats reset`, as `stats backends`. */
 static json_t *
-admin_http_backend_json(struct proxy *p, const struct topology *t, uint32_t i)
+admin_http_backend_json(struct admin_http *a, const struct topology *t, uint32_t i)
 {
     const struct backend *be = t->backends[i];
     struct stats_backend sum;
@@ -258,11 +263,11 @@ admin_http_backend_json(struct proxy *p, const struct topology *t, uint32_t i)
     if (bad) {
         return NULL;
     }
-    pthread_mutex_lock(&p->stats_lock);
+    pthread_mutex_lock(a->ops.stats_lock);
     backend_stats_sum(be, &sum);
     stats_subtract(&sum, &be->stats_base, stats_backend_defs,
                    stats_nbackend_defs);
-    pthread_mutex_unlock(&p->stats_lock);
+    pthread_mutex_unlock(a->ops.stats_lock);
     admin_http_set(o, "name", json_string(be->name), &bad);
     admin_http_set(o, "address", json_string(be->addr), &bad);
     admin_http_set(o, "weight", json_real(t->cfg->backends[i].weight), &bad);
@@ -291,27 +296,27 @@ admin_http_backend_json(struct proxy *p, const struct topology *t, uint32_t i)
 
 /* The backend called name in the current snapshot, as JSON. */
 static void
-admin_http_answer_backend(struct evhttp_request *req, struct proxy *p,
+admin_http_answer_backend(struct evhttp_request *req, struct admin_http *a,
                           int code, const char *name)
 {
-    struct topology *t = proxy_topology(p);
+    struct topology *t = admin_http_topology(a);
     int i = config_backend_index(t->cfg, name);
 
     if (i < 0) {
         admin_http_error(req, 404, "no backend '%s'", name);
         return;
     }
-    admin_http_json(req, code, admin_http_backend_json(p, t, (uint32_t)i));
+    admin_http_json(req, code, admin_http_backend_json(a, t, (uint32_t)i));
 }
 
 static void
-admin_http_get_backends(struct evhttp_request *req, struct proxy *p)
+admin_http_get_backends(struct evhttp_request *req, struct admin_http *a)
 {
-    struct topology *t = proxy_topology(p);
+    struct topology *t = admin_http_topology(a);
     json_t *list = json_array();
 
     for (uint32_t i = 0; i < t->n && list != NULL; i++) {
-        if (json_array_append_new(list, admin_http_backend_json(p, t, i)) != 0) {
+        if (json_array_append_new(list, admin_http_backend_json(a, t, i)) != 0) {
             json_decref(list);
             list = NULL;
         }
@@ -379,10 +384,10 @@ admin_http_route_json(const struct topology *t, const char *key,
 }
 
 static void
-admin_http_get_route(struct evhttp_request *req, struct proxy *p,
+admin_http_get_route(struct evhttp_request *req, struct admin_http *a,
                      const char *query)
 {
-    struct topology *t = proxy_topology(p);
+    struct topology *t = admin_http_topology(a);
     struct evkeyvalq params;
     struct evkeyval *kv;
     uint32_t *order;
@@ -434,9 +439,9 @@ admin_http_get_route(struct evhttp_request *req, struct proxy *p,
 }
 
 static void
-admin_http_get_ring(struct evhttp_request *req, struct proxy *p)
+admin_http_get_ring(struct evhttp_request *req, struct admin_http *a)
 {
-    struct topology *t = proxy_topology(p);
+    struct topology *t = admin_http_topology(a);
     char err[256];
     json_t *doc = analyze_ring_json(t->cfg, t->ring, ADMIN_HTTP_RING_SAMPLE,
                                     err, sizeof(err));
@@ -449,7 +454,7 @@ admin_http_get_ring(struct evhttp_request *req, struct proxy *p)
 }
 
 static void
-admin_http_get_config(struct evhttp_request *req, struct proxy *p)
+admin_http_get_config(struct evhttp_request *req, struct admin_http *a)
 {
     char *text = NULL;
     size_t len = 0;
@@ -459,7 +464,7 @@ admin_http_get_config(struct evhttp_request *req, struct proxy *p)
         admin_http_error(req, 500, "out of memory");
         return;
     }
-    config_render(proxy_topology(p)->cfg, fp);
+    config_render(admin_http_topology(a)->cfg, fp);
     if (fclose(fp) != 0 || text == NULL) {
         free(text);
         admin_http_error(req, 500, "out of memory");
@@ -475,12 +480,12 @@ admin_http_get_config(struct evhttp_request *req, struct proxy *p)
  * Returns 0 when applied.
  */
 static int
-admin_http_apply(struct evhttp_request *req, struct proxy *p,
+admin_http_apply(struct evhttp_request *req, struct admin_http *a,
                  struct config *cfg)
 {
     char err[512];
 
-    if (proxy_apply(p, cfg, ADMIN_HTTP_WHY, err, sizeof(err)) != 0) {
+    if (a->ops.apply(a->ops.arg, cfg, ADMIN_HTTP_WHY, err, sizeof(err)) != 0) {
         admin_http_error(req, strstr(err, "same address") != NULL ? 409 : 400,
                          "%s", err);
         return -1;
@@ -489,7 +494,7 @@ admin_http_apply(struct evhttp_request *req, struct proxy *p,
 }
 
 static void
-admin_http_post_backend(struct evhttp_request *req, struct proxy *p)
+admin_http_post_backend(struct evhttp_request *req, struct admin_http *a)
 {
     json_t *body = admin_http_body(req);
     json_t *jname, *jaddr, *jweight;
@@ -528,7 +533,7 @@ admin_http_post_backend(struct evhttp_request *req, struct proxy *p)
     if (jweight != NULL) {
         weight = json_number_value(jweight);
     }
-    cfg = config_clone(proxy_topology(p)->cfg);
+    cfg = config_clone(admin_http_topology(a)->cfg);
     rc = config_add_backend_str(cfg, json_string_value(jname),
                                 json_string_value(jaddr), weight, err,
                                 sizeof(err));
@@ -540,50 +545,50 @@ admin_http_post_backend(struct evhttp_request *req, struct proxy *p)
     }
     name = util_xstrdup(json_string_value(jname));
     json_decref(body);
-    if (admin_http_apply(req, p, cfg) == 0) {
+    if (admin_http_apply(req, a, cfg) == 0) {
         char location[CONFIG_NAME_MAX + 16];
 
         admin_http_log(req, "added backend", name);
         snprintf(location, sizeof(location), "/backends/%s", name);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Location",
                           location);
-        admin_http_answer_backend(req, p, 201, name);
+        admin_http_answer_backend(req, a, 201, name);
     }
     free(name);
 }
 
 static void
-admin_http_delete_backend(struct evhttp_request *req, struct proxy *p,
+admin_http_delete_backend(struct evhttp_request *req, struct admin_http *a,
                           const char *name)
 {
     struct config *cfg;
     char err[512];
 
-    if (config_backend_index(proxy_topology(p)->cfg, name) < 0) {
+    if (config_backend_index(admin_http_topology(a)->cfg, name) < 0) {
         admin_http_error(req, 404, "no backend '%s'", name);
         return;
     }
-    cfg = config_clone(proxy_topology(p)->cfg);
+    cfg = config_clone(admin_http_topology(a)->cfg);
     if (config_remove_backend(cfg, name, err, sizeof(err)) != 0) {
         config_destroy(cfg);
         admin_http_error(req, 409, "%s", err); /* the last backend */
         return;
     }
-    if (admin_http_apply(req, p, cfg) == 0) {
+    if (admin_http_apply(req, a, cfg) == 0) {
         admin_http_log(req, "removed backend", name);
         admin_http_json(req, 200, json_pack("{s:s}", "removed", name));
     }
 }
 
 static void
-admin_http_patch_backend(struct evhttp_request *req, struct proxy *p,
+admin_http_patch_backend(struct evhttp_request *req, struct admin_http *a,
                          const char *name)
 {
     json_t *body;
     json_t *jweight, *jstate;
     char err[512];
 
-    if (config_backend_index(proxy_topology(p)->cfg, name) < 0) {
+    if (config_backend_index(admin_http_topology(a)->cfg, name) < 0) {
         admin_http_error(req, 404, "no backend '%s'", name);
         return;
     }
@@ -602,7 +607,7 @@ admin_http_patch_backend(struct evhttp_request *req, struct proxy *p,
         return;
     }
     if (jweight != NULL) {
-        struct config *cfg = config_clone(proxy_topology(p)->cfg);
+        struct config *cfg = config_clone(admin_http_topology(a)->cfg);
 
         if (config_set_weight(cfg, name, json_number_value(jweight), err,
                               sizeof(err)) != 0) {
@@ -612,7 +617,7 @@ admin_http_patch_backend(struct evhttp_request *req, struct proxy *p,
             return;
         }
         json_decref(body);
-        if (admin_http_apply(req, p, cfg) != 0) {
+        if (admin_http_apply(req, a, cfg) != 0) {
             return;
         }
         admin_http_log(req, "changed the weight of", name);
@@ -628,22 +633,22 @@ admin_http_patch_backend(struct evhttp_request *req, struct proxy *p,
             return;
         }
         json_decref(body);
-        if (proxy_set_maint(p, name, maint, err, sizeof(err)) != 0) {
+        if (a->ops.set_maint(a->ops.arg, name, maint, err, sizeof(err)) != 0) {
             admin_http_error(req, 404, "%s", err);
             return;
         }
         admin_http_log(req, maint ? "maint" : "activate", name);
     }
-    admin_http_answer_backend(req, p, 200, name);
+    admin_http_answer_backend(req, a, 200, name);
 }
 
 static void
-admin_http_post_reload(struct evhttp_request *req, struct proxy *p)
+admin_http_post_reload(struct evhttp_request *req, struct admin_http *a)
 {
     char err[512];
 
     admin_http_log(req, "reload", NULL);
-    if (proxy_reload(p, ADMIN_HTTP_WHY, err, sizeof(err)) != 0) {
+    if (a->ops.reload(a->ops.arg, ADMIN_HTTP_WHY, err, sizeof(err)) != 0) {
         admin_http_json(req, 400, json_pack("{s:b, s:s}", "applied", 0,
                                             "error", err));
         return;
@@ -657,8 +662,7 @@ static void
 admin_http_handle(struct evhttp_request *req, void *arg)
 {
     struct admin_http *a = arg;
-    struct proxy *p = a->p;
-    const char *token = proxy_topology(p)->cfg->admin_token;
+    const char *token = admin_http_topology(a)->cfg->admin_token;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
@@ -681,9 +685,9 @@ admin_http_handle(struct evhttp_request *req, void *arg)
         admin_http_error(req, 400, "bad request URI");
     } else if (strcmp(path, "/backends") == 0) {
         if (m == EVHTTP_REQ_GET) {
-            admin_http_get_backends(req, p);
+            admin_http_get_backends(req, a);
         } else if (m == EVHTTP_REQ_POST) {
-            admin_http_post_backend(req, p);
+            admin_http_post_backend(req, a);
         } else {
             admin_http_not_allowed(req, "GET, POST");
         }
@@ -693,36 +697,36 @@ admin_http_handle(struct evhttp_request *req, void *arg)
         if (name == NULL) {
             admin_http_error(req, 500, "out of memory");
         } else if (m == EVHTTP_REQ_GET) {
-            admin_http_answer_backend(req, p, 200, name);
+            admin_http_answer_backend(req, a, 200, name);
         } else if (m == EVHTTP_REQ_PATCH) {
-            admin_http_patch_backend(req, p, name);
+            admin_http_patch_backend(req, a, name);
         } else if (m == EVHTTP_REQ_DELETE) {
-            admin_http_delete_backend(req, p, name);
+            admin_http_delete_backend(req, a, name);
         } else {
             admin_http_not_allowed(req, "GET, PATCH, DELETE");
         }
         free(name);
     } else if (strcmp(path, "/route") == 0) {
         if (m == EVHTTP_REQ_GET) {
-            admin_http_get_route(req, p, query);
+            admin_http_get_route(req, a, query);
         } else {
             admin_http_not_allowed(req, "GET");
         }
     } else if (strcmp(path, "/ring") == 0) {
         if (m == EVHTTP_REQ_GET) {
-            admin_http_get_ring(req, p);
+            admin_http_get_ring(req, a);
         } else {
             admin_http_not_allowed(req, "GET");
         }
     } else if (strcmp(path, "/config") == 0) {
         if (m == EVHTTP_REQ_GET) {
-            admin_http_get_config(req, p);
+            admin_http_get_config(req, a);
         } else {
             admin_http_not_allowed(req, "GET");
         }
     } else if (strcmp(path, "/reload") == 0) {
         if (m == EVHTTP_REQ_POST) {
-            admin_http_post_reload(req, p);
+            admin_http_post_reload(req, a);
         } else {
             admin_http_not_allowed(req, "POST");
         }
@@ -798,13 +802,13 @@ admin_http_unix_listen(const char *path, char *err, size_t errlen)
 }
 
 struct admin_http *
-admin_http_create(struct proxy *p, const char *listen, char *err,
-                  size_t errlen)
+admin_http_create(struct event_base *base, const char *listen,
+                  const struct admin_http_ops *ops, char *err, size_t errlen)
 {
     struct admin_http *a = util_xcalloc(1, sizeof(*a));
 
-    a->p = p;
-    a->http = evhttp_new(p->base);
+    a->ops = *ops;
+    a->http = evhttp_new(base);
     if (a->http == NULL) {
         snprintf(err, errlen, "admin listen %s: out of memory", listen);
         free(a);
@@ -856,7 +860,7 @@ admin_http_create(struct proxy *p, const char *listen, char *err,
         }
     }
     log_notice("admin API on %s%s", listen,
-               proxy_topology(p)->cfg->admin_token != NULL
+               admin_http_topology(a)->cfg->admin_token != NULL
                    ? " (token required)"
                    : "");
     return a;

@@ -9,6 +9,8 @@
 #ifndef MCRING_ADMIN_HTTP_H
 #define MCRING_ADMIN_HTTP_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define ADMIN_HTTP_MAX_BODY (64 * 1024)     /* request body bytes */
@@ -18,16 +20,37 @@
 #define ADMIN_HTTP_RING_SAMPLE 100000       /* sample keys of GET /ring */
 #define ADMIN_HTTP_TIMEOUT_S 30             /* idle connection */
 
-struct proxy;
 struct admin_http;
+struct config;
+struct event_base;
+struct topology;
+
+/*
+ * What the API may read and change: the proxy's (proxy_topology(),
+ * proxy_apply(), proxy_reload(), proxy_set_maint(), with arg the proxy),
+ * handed down so that this module needs nothing above it.
+ */
+struct admin_http_ops {
+    struct topology *(*topology)(void *arg);
+    int (*apply)(void *arg, struct config *cfg, const char *why, char *err,
+                 size_t errlen);
+    int (*reload)(void *arg, const char *why, char *err, size_t errlen);
+    int (*set_maint)(void *arg, const char *name, bool maint, char *err,
+                     size_t errlen);
+    pthread_mutex_t *stats_lock;    /* guards the backends' stats_base */
+    void *arg;
+};
 
 /*
  * Serves the admin API on listen ("HOST:PORT", or an absolute unix socket
- * path, which is created, replacing a stale one) on p->base. The token in
- * effect is read from proxy_topology(p)->cfg on every request. Returns the
- * server (admin_http_destroy()), or NULL with a message in err.
+ * path, which is created, replacing a stale one) on base. The token in
+ * effect is read from the current topology's config on every request.
+ * Returns the server (admin_http_destroy()), or NULL with a message in
+ * err.
  */
-struct admin_http *admin_http_create(struct proxy *p, const char *listen,
+struct admin_http *admin_http_create(struct event_base *base,
+                                     const char *listen,
+                                     const struct admin_http_ops *ops,
                                      char *err, size_t errlen)
     __attribute__((warn_unused_result));
 

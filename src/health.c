@@ -29,12 +29,12 @@
 #include <event2/event.h>
 
 #include "backend.h"
+#include "config.h"
 #include "dns.h"
 #include "health.h"
 #include "log.h"
 #include "net.h"
 #include "proto.h"
-#include "proxy.h"
 #include "recovery.h"
 #include "topology.h"
 #include "util.h"
@@ -90,7 +90,8 @@ struct hconn {
 TAILQ_HEAD(hconn_list, hconn);
 
 struct health {
-    struct proxy *p;
+    struct event_base *base;        /* the main thread's */
+    const struct topology *topo;    /* current (the proxy's reference) */
     struct dns *dns;                /* owned */
     struct hconn_list all;
     struct hconn **by_id;           /* [nids], by backend id, or NULL */
@@ -101,7 +102,7 @@ struct health {
 static const struct config *
 health_cfg(const struct health *h)
 {
-    return proxy_topology(h->p)->cfg;
+    return h->topo->cfg;
 }
 
 static struct hconn *
@@ -460,7 +461,7 @@ health_write_cb(evutil_socket_t fd, short what, void *arg)
 static int
 health_connect(struct hconn *hc)
 {
-    struct event_base *base = hc->h->p->base;
+    struct event_base *base = hc->h->base;
     struct sockaddr_storage sa;
     socklen_t salen;
 
@@ -751,9 +752,9 @@ health_hconn_create(struct health *h, struct backend *be)
                (unsigned)hc->serial;
     hc->in = evbuffer_new();
     hc->out = evbuffer_new();
-    hc->ev_tick = evtimer_new(h->p->base, health_tick_cb, hc);
-    hc->ev_timeout = evtimer_new(h->p->base, health_timeout_cb, hc);
-    hc->ev_pass = evtimer_new(h->p->base, health_pass_cb, hc);
+    hc->ev_tick = evtimer_new(h->base, health_tick_cb, hc);
+    hc->ev_timeout = evtimer_new(h->base, health_timeout_cb, hc);
+    hc->ev_pass = evtimer_new(h->base, health_pass_cb, hc);
     if (be->id >= h->nids) {
         uint32_t n = be->id + 16;
 
@@ -781,6 +782,7 @@ health_apply(struct health *h, const struct topology *t)
 {
     struct hconn *hc, *next;
 
+    h->topo = t;
     TAILQ_FOREACH(hc, &h->all, link) {
         hc->keep = false;
     }
@@ -833,18 +835,19 @@ health_activate(struct health *h, struct backend *be)
 }
 
 struct health *
-health_create(struct proxy *p, char *err, size_t errlen)
+health_create(struct event_base *base, const struct topology *t, char *err,
+              size_t errlen)
 {
     struct health *h = util_xcalloc(1, sizeof(*h));
 
-    h->p = p;
+    h->base = base;
     TAILQ_INIT(&h->all);
-    h->dns = dns_create(p->base, err, errlen);
+    h->dns = dns_create(base, err, errlen);
     if (h->dns == NULL) {
         free(h);
         return NULL;
     }
-    health_apply(h, proxy_topology(p));
+    health_apply(h, t);
     return h;
 }
 
@@ -869,7 +872,7 @@ health_wait_names(struct health *h, unsigned ms)
         if (!pending || util_now_ns() >= deadline) {
             break;
         }
-        event_base_loop(h->p->base, EVLOOP_ONCE);
+        event_base_loop(h->base, EVLOOP_ONCE);
     }
     TAILQ_FOREACH(hc, &h->all, link) {
         struct sockaddr_storage sa;

@@ -23,23 +23,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct proxy;
+struct event_base;
 struct health;
 struct backend;
 struct topology;
 
 /*
- * Creates the checker for the proxy's current topology and arms its first
- * probes. Returns NULL with err.
+ * Creates the checker on base (the main thread's loop) for topology t and
+ * arms its first probes. t must stay alive until the next health_apply()
+ * (the proxy's reference). Returns NULL with err.
  */
-struct health *health_create(struct proxy *p, char *err, size_t errlen)
+struct health *health_create(struct event_base *base, const struct topology *t,
+                             char *err, size_t errlen)
     __attribute__((warn_unused_result));
 void health_destroy(struct health *h);
 
 /*
- * A new topology was published: start checking its new backends (a NEW
- * one at once) and stop checking those it left out (replies owed to their
- * recovery passes are dropped).
+ * A new topology t was published (borrowed until the next call): start
+ * checking its new backends (a NEW one at once) and stop checking those it
+ * left out (replies owed to their recovery passes are dropped).
  */
 void health_apply(struct health *h, const struct topology *t);
 

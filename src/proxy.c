@@ -369,6 +369,33 @@ proxy_set_maint(struct proxy *p, const char *name, bool maint, char *err,
     }
 }
 
+/* The admin API's view of the proxy (struct admin_http_ops). */
+static struct topology *
+proxy_ops_topology(void *arg)
+{
+    return proxy_topology(arg);
+}
+
+static int
+proxy_ops_apply(void *arg, struct config *cfg, const char *why, char *err,
+                size_t errlen)
+{
+    return proxy_apply(arg, cfg, why, err, errlen);
+}
+
+static int
+proxy_ops_reload(void *arg, const char *why, char *err, size_t errlen)
+{
+    return proxy_reload(arg, why, err, errlen);
+}
+
+static int
+proxy_ops_set_maint(void *arg, const char *name, bool maint, char *err,
+                    size_t errlen)
+{
+    return proxy_set_maint(arg, name, maint, err, errlen);
+}
+
 int
 proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
             char *err, size_t errlen)
@@ -427,13 +454,30 @@ proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
             return -1;
         }
     }
+    /* The admin API first: once clients are accepted, it answers too. */
+    if (p->topo->cfg->admin_listen != NULL) {
+        struct admin_http_ops ops = {
+            .topology = proxy_ops_topology,
+            .apply = proxy_ops_apply,
+            .reload = proxy_ops_reload,
+            .set_maint = proxy_ops_set_maint,
+            .stats_lock = &p->stats_lock,
+            .arg = p,
+        };
+
+        p->admin = admin_http_create(p->base, p->topo->cfg->admin_listen,
+                                     &ops, err, errlen);
+        if (p->admin == NULL) {
+            return -1;
+        }
+    }
     if (proxy_listen(p, err, errlen) != 0) {
         return -1;
     }
     /* Probes and lookups run on the main loop; before the workers start,
      * wait a moment for host names, so that those that resolve at once
      * start UP. */
-    p->health = health_create(p, err, errlen);
+    p->health = health_create(p->base, p->topo, err, errlen);
     if (p->health == NULL) {
         return -1;
     }
@@ -442,13 +486,6 @@ proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
         atomic_store(&p->workers[i]->started, true);
         if (worker_start(p->workers[i], err, errlen) != 0) {
             atomic_store(&p->workers[i]->started, false);
-            return -1;
-        }
-    }
-    if (p->topo->cfg->admin_listen != NULL) {
-        p->admin = admin_http_create(p, p->topo->cfg->admin_listen, err,
-                                     errlen);
-        if (p->admin == NULL) {
             return -1;
         }
     }

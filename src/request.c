@@ -210,6 +210,30 @@ request_set_error(struct request *req, const char *line)
     }
 }
 
+/* A write made on a DOWN backend's behalf is answered or failed. */
+static void
+request_failover_done(struct request *req, const struct backend *fallback)
+{
+    if (req->failover_owner != NULL) {
+        route_write_done(req->failover_owner, req->failover_clean,
+                         req->keys[0].p, req->keys[0].len, fallback);
+        req->failover_owner = NULL;
+    }
+}
+
+/*
+ * The delete on a RECOVERING owner failed: see route_owner_delete_failed().
+ * The client is told that its write may not have happened.
+ */
+static void
+request_owner_delete_failed(struct request *req, struct backend *owner)
+{
+    route_owner_delete_failed(owner, req->keys[0].p, req->keys[0].len,
+                              req->frags[0].be);
+    req->nfailed++;
+    request_set_error(req, "SERVER_ERROR backend unavailable");
+}
+
 static void request_finish(struct request *req);
 
 void
@@ -235,11 +259,24 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     struct worker *w = req->worker;
     bool storage = proto_cmd_is_storage(pr->cmd);
     struct bconn *bc, *obc;
-    /* Every command routed here writes: the failover write policy. */
-    struct backend *b = route_write(req, pr, &obc);
-    struct backend *owner = req->failover_owner;
+    struct route_write rw;
+    struct backend *b, *owner;
     struct evbuffer *out;
     struct frag *f;
+
+    /* Every command routed here writes: the failover write policy. */
+    route_write(w, req->wt->t, pr, &rw);
+    b = rw.target;
+    owner = rw.owner;
+    obc = rw.owner_conn;
+    if (owner != NULL) {
+        /* Keep the key: it is noted once the write is done. */
+        request_reserve_keys(req, 1, pr->key.len);
+        memcpy(req->line, pr->key.p, pr->key.len);
+        req->keys[0] = (struct proto_str){req->line, pr->key.len};
+        req->failover_owner = owner;
+        req->failover_clean = rw.clean;
+    }
 
     if (b == NULL) {
         if (storage) {
@@ -257,7 +294,7 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
         }
         stats_add(&worker_wb(w, b)->stats->errors, 1);
         stats_add(&w->stats.server_errors, 1);
-        route_write_done(req, b);
+        request_failover_done(req, b);
         request_reply(req, "SERVER_ERROR backend unavailable");
         return;
     }
@@ -287,7 +324,7 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     if (out == NULL) {
         /* Cannot happen (it was usable above), but if it did the owner
          * could keep an older value: treat it as a failed delete. */
-        route_owner_delete_failed(req, owner);
+        request_owner_delete_failed(req, owner);
         return;
     }
     f = request_frag_init(req, FRAG_OWNER_DELETE, owner);
@@ -331,7 +368,8 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
 
     if (nkeys == 1) {
         struct backend *owner;
-        struct backend *b = route_key(req, pr->key.p, pr->key.len, &owner);
+        struct backend *b = route_key(w, req->wt->t, pr->key.p, pr->key.len,
+                                      &owner);
         struct bconn *bc;
         struct evbuffer *out;
         struct frag *f;
@@ -372,7 +410,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
     end = req->line + pr->keys.len;
     for (i = 0; proto_next_key(&cur, end, &key); i++) {
         struct backend *owner;
-        struct backend *b = route_key(req, key.p, key.len, &owner);
+        struct backend *b = route_key(w, req->wt->t, key.p, key.len, &owner);
         struct worker_backend *wb;
         uint32_t *slot;
 
@@ -481,6 +519,18 @@ request_dispatch_flush(struct request *req, const struct proto_req *pr)
     }
 }
 
+/* A command mcring answers itself (admin.c). */
+static void
+request_dispatch_local(struct request *req, const struct proto_req *pr)
+{
+    req->closes = admin_answer(req->worker->proxy, req->wt->t, pr, req->rsp);
+    if (req->noreply) {
+        evbuffer_drain(req->rsp, evbuffer_get_length(req->rsp));
+    }
+    req->done = true;
+    client_flush(req->client);
+}
+
 void
 request_dispatch(struct request *req, const struct proto_req *pr,
                  const char *line, size_t len, struct evbuffer *in,
@@ -519,7 +569,7 @@ request_dispatch(struct request *req, const struct proto_req *pr,
         request_dispatch_flush(req, pr);
         return;
     default:
-        admin_dispatch(req, pr);
+        request_dispatch_local(req, pr);
         return;
     }
 }
@@ -568,14 +618,14 @@ request_frag_line(struct frag *f, const char *line, size_t len,
 
     if (f->kind == FRAG_OWNER_DELETE) {
         if (kind != PROTO_RSP_DELETED && kind != PROTO_RSP_NOT_FOUND) {
-            route_owner_delete_failed(req, f->be);
+            request_owner_delete_failed(req, f->be);
         }
         if (--req->pending == 0) {
             request_finish(req);
         }
         return;
     }
-    route_write_done(req, f->be);
+    request_failover_done(req, f->be);
 
     if (f->kind == FRAG_FLUSH) {
         if (kind != PROTO_RSP_OK) {
@@ -632,13 +682,13 @@ request_frag_fail(struct frag *f, const char *reason)
     struct request *req = f->req;
 
     if (f->kind == FRAG_OWNER_DELETE) {
-        route_owner_delete_failed(req, f->be);
+        request_owner_delete_failed(req, f->be);
         if (--req->pending == 0) {
             request_finish(req);
         }
         return;
     }
-    route_write_done(req, f->be);
+    request_failover_done(req, f->be);
     f->failed = true;
     req->nfailed++;
     request_set_error(req, reason);

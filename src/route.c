@@ -26,7 +26,6 @@
 #include "bconn.h"
 #include "config.h"
 #include "recovery.h"
-#include "request.h"
 #include "ring.h"
 #include "route.h"
 #include "stats.h"
@@ -52,16 +51,10 @@ route_backend_up(uint32_t b, void *arg)
     return backend_is_up(t->backends[b]);
 }
 
-/*
- * The backend for key in the request's topology: its owner when UP, else
- * the next distinct UP backend clockwise from the owner's point, or NULL
- * when none is. The owner is stored in *owner.
- */
 struct backend *
-route_key(struct request *req, const char *key, size_t len,
-              struct backend **owner)
+route_key(struct worker *w, const struct topology *t, const char *key,
+          size_t len, struct backend **owner)
 {
-    const struct topology *t = req->wt->t;
     struct backend *o = t->backends[ring_lookup(t->ring, key, len)];
     uint32_t b;
 
@@ -69,7 +62,7 @@ route_key(struct request *req, const char *key, size_t len,
     if (backend_is_up(o)) {
         return o;
     }
-    stats_add(&worker_wb(req->worker, o)->stats->failovers, 1);
+    stats_add(&worker_wb(w, o)->stats->failovers, 1);
     b = ring_route(t->ring, key, len, route_backend_up, (void *)t);
     return b == RING_NONE ? NULL : t->backends[b];
 }
@@ -127,18 +120,18 @@ route_failover_line(const struct config *cfg, const struct proto_req *pr,
     return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
 }
 
-struct backend *
-route_write(struct request *req, const struct proto_req *pr,
-            struct bconn **owner_conn)
+void
+route_write(struct worker *w, const struct topology *t,
+            const struct proto_req *pr, struct route_write *rw)
 {
-    struct worker *w = req->worker;
     struct backend *owner;
-    struct backend *b = route_key(req, pr->key.p, pr->key.len, &owner);
-    struct bconn *obc = NULL;
+    struct backend *b = route_key(w, t, pr->key.p, pr->key.len, &owner);
+    struct bconn *obc;
 
-    *owner_conn = NULL;
+    memset(rw, 0, sizeof(*rw));
+    rw->target = b;
     if (b == owner || b == NULL) {
-        return b;
+        return;
     }
     /*
      * On behalf of a backend that is not UP, remember the write so it can
@@ -151,52 +144,31 @@ route_write(struct request *req, const struct proto_req *pr,
      */
     if (backend_state(owner) == BACKEND_RECOVERING &&
         bconn_output(obc = route_pick(w, worker_wb(w, owner))) != NULL) {
-        req->failover_clean = true;
-    } else if (recovery_note_unless(owner->recovery, &owner->state,
-                                    BACKEND_UP, pr->key.p, pr->key.len,
-                                    b->id)) {
-        obc = NULL;
-    } else {
-        return owner;
-    }
-    /* Keep the key: it is noted once the write is done. */
-    request_reserve_keys(req, 1, pr->key.len);
-    memcpy(req->line, pr->key.p, pr->key.len);
-    req->keys[0] = (struct proto_str){req->line, pr->key.len};
-    req->failover_owner = owner;
-    *owner_conn = obc;
-    return b;
-}
-
-void
-route_write_done(struct request *req, const struct backend *fallback)
-{
-    struct recovery *r;
-
-    if (req->failover_owner == NULL) {
+        rw->clean = true;
+        rw->owner_conn = obc;
+    } else if (!recovery_note_unless(owner->recovery, &owner->state,
+                                     BACKEND_UP, pr->key.p, pr->key.len,
+                                     b->id)) {
+        rw->target = owner;
         return;
     }
-    r = req->failover_owner->recovery;
-    if (req->failover_clean) {
-        recovery_note_clean(r, req->keys[0].p, req->keys[0].len,
-                            fallback->id);
-    } else {
-        recovery_write_done(r, req->keys[0].p, req->keys[0].len,
-                            fallback->id);
-    }
-    req->failover_owner = NULL;
+    rw->owner = owner;
 }
 
-/*
- * The delete on a RECOVERING owner failed: it may still hold an older value
- * of the key, so the key must keep it out of the ring until a recovery pass
- * deletes it. The client is told that its write may not have happened.
- */
 void
-route_owner_delete_failed(struct request *req, struct backend *owner)
+route_write_done(struct backend *owner, bool clean, const char *key,
+                 size_t len, const struct backend *fallback)
 {
-    recovery_note(owner->recovery, req->keys[0].p, req->keys[0].len,
-                  req->frags[0].be->id);
-    req->nfailed++;
-    request_set_error(req, "SERVER_ERROR backend unavailable");
+    if (clean) {
+        recovery_note_clean(owner->recovery, key, len, fallback->id);
+    } else {
+        recovery_write_done(owner->recovery, key, len, fallback->id);
+    }
+}
+
+void
+route_owner_delete_failed(struct backend *owner, const char *key, size_t len,
+                          const struct backend *fallback)
+{
+    recovery_note(owner->recovery, key, len, fallback->id);
 }

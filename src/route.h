@@ -5,6 +5,7 @@
 #ifndef MCRING_ROUTE_H
 #define MCRING_ROUTE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,17 +13,17 @@ struct backend;
 struct bconn;
 struct config;
 struct proto_req;
-struct request;
+struct topology;
 struct worker;
 struct worker_backend;
 
 /*
- * The backend for key in the request's topology: its owner when UP, else
- * the next distinct UP backend clockwise from the owner's point, or NULL
- * when none is. The owner is stored in *owner; a failover is counted on it.
+ * The backend for key in topology t: its owner when UP, else the next
+ * distinct UP backend clockwise from the owner's point, or NULL when none
+ * is. The owner is stored in *owner; a failover is counted on it.
  */
-struct backend *route_key(struct request *req, const char *key, size_t len,
-                          struct backend **owner);
+struct backend *route_key(struct worker *w, const struct topology *t,
+                          const char *key, size_t len, struct backend **owner);
 
 /* The worker's connection to use next for wb (round robin). */
 struct bconn *route_pick(struct worker *w, struct worker_backend *wb);
@@ -42,25 +43,37 @@ size_t route_failover_line(const struct config *cfg,
                            const struct proto_req *pr, const char *line,
                            size_t len, char *buf, size_t cap);
 
-/*
- * The backend a single-key write goes to (NULL: none is up), after the
- * failover write policy: when that is not the owner, req->failover_owner
- * is set and the key kept in req->keys[0]; *owner_conn is then the owner's
- * connection when the key must also be deleted there (owner RECOVERING),
- * else NULL.
- */
-struct backend *route_write(struct request *req, const struct proto_req *pr,
-                            struct bconn **owner_conn);
+/* Where a single-key write goes, by the failover write policy. */
+struct route_write {
+    struct backend *target;         /* NULL: no backend is up */
+    struct backend *owner;          /* set when target is a fallback
+                                       writing on the owner's behalf */
+    bool clean;                     /* the owner is RECOVERING: the key is
+                                       deleted there too, on owner_conn */
+    struct bconn *owner_conn;
+};
 
-/* A write made on a DOWN backend's behalf is answered or failed: note the
- * key in the owner's recovery log now that it is on the fallback. */
-void route_write_done(struct request *req, const struct backend *fallback);
+/*
+ * Routes the write pr in topology t. When rw->owner is set the caller keeps
+ * the key and, once the write is answered or failed, calls
+ * route_write_done(); with rw->clean it also sends a delete of the key on
+ * rw->owner_conn.
+ */
+void route_write(struct worker *w, const struct topology *t,
+                 const struct proto_req *pr, struct route_write *rw);
+
+/* A write made on owner's behalf to fallback is answered or failed: note
+ * the key in owner's recovery log now that it is on the fallback (clean:
+ * the owner's copy was deleted too). */
+void route_write_done(struct backend *owner, bool clean, const char *key,
+                      size_t len, const struct backend *fallback);
 
 /*
  * The delete on a RECOVERING owner failed: it may still hold an older value
  * of the key, so the key must keep it out of the ring until a recovery pass
- * deletes it. The client is told that its write may not have happened.
+ * deletes it (there and on fallback).
  */
-void route_owner_delete_failed(struct request *req, struct backend *owner);
+void route_owner_delete_failed(struct backend *owner, const char *key,
+                               size_t len, const struct backend *fallback);
 
 #endif

@@ -559,8 +559,8 @@ class ProtocolTest(ClusterTestCase):
                      "backend_connections", "max_connections",
                      "max_value_size", "max_keys", "client_output_limit",
                      "health_interval_ms", "health_timeout_ms",
-                     "health_rise", "health_fall", "recovery_log",
-                     "failover_ttl"):
+                     "health_rise", "health_fall", "health_recovery_log",
+                     "health_failover_ttl"):
             self.assertTrue(st[name].isdigit(), (name, st[name]))
         self.assertEqual(int(st["threads"]), int(c.stats()["threads"]))
         self.assertEqual(c.call(b"stats nonsense"), b"ERROR")
