@@ -82,7 +82,7 @@ echo "== build with ASan and UBSan"
 sh scripts/build.sh build-asan --enable-werror --enable-sanitizers \
     --enable-debug || exit 1
 echo "== tests under sanitizers"
-run_check build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=16 \
+run_check build-asan MCTEST_SLOW=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=16 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 echo "== unit tests under sanitizers with CK_FORK=no"
 run_check build-asan CK_FORK=no TESTS="$(cd build-asan && make -s print-check-tests)" \

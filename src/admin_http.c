@@ -443,8 +443,10 @@ admin_http_get_ring(struct evhttp_request *req, struct admin_http *a)
 {
     struct topology *t = admin_http_topology(a);
     char err[256];
+    /* No what-if rings: at 1000 backends they would hold the main loop
+     * (health checks, reloads) for a minute. */
     json_t *doc = analyze_ring_json(t->cfg, t->ring, ADMIN_HTTP_RING_SAMPLE,
-                                    err, sizeof(err));
+                                    false, err, sizeof(err));
 
     if (doc == NULL) {
         admin_http_error(req, 500, "%s", err);
@@ -475,8 +477,7 @@ admin_http_get_config(struct evhttp_request *req, struct admin_http *a)
 }
 
 /*
- * Applies cfg (taken) and answers an error if it was refused: 409 when the
- * refusal is a resolved address that another backend has, else 400.
+ * Applies cfg (taken) and answers an error if it was refused (400).
  * Returns 0 when applied.
  */
 static int
@@ -486,8 +487,7 @@ admin_http_apply(struct evhttp_request *req, struct admin_http *a,
     char err[512];
 
     if (a->ops.apply(a->ops.arg, cfg, ADMIN_HTTP_WHY, err, sizeof(err)) != 0) {
-        admin_http_error(req, strstr(err, "same address") != NULL ? 409 : 400,
-                         "%s", err);
+        admin_http_error(req, 400, "%s", err);
         return -1;
     }
     return 0;

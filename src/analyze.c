@@ -236,6 +236,7 @@ struct analyze_totals {
     double max_min; /* max ratio / min ratio, inf if min is 0 */
     double moved_added;
     char new_name[CONFIG_NAME_MAX + 16];
+    bool what_if;   /* moved_* were computed */
 };
 
 /* A JSON number, or null for what JSON cannot say (inf, nan). */
@@ -306,8 +307,10 @@ analyze_build_json(const struct config *cfg, const struct ring *ring,
         analyze_json_set(e, "fair_share", analyze_json_real(rows[b].fair),
                          &bad);
         analyze_json_set(e, "ratio", analyze_json_real(rows[b].ratio), &bad);
-        analyze_json_set(e, "moved_if_removed",
-                         analyze_json_real(rows[b].moved), &bad);
+        if (t->what_if) {
+            analyze_json_set(e, "moved_if_removed",
+                             analyze_json_real(rows[b].moved), &bad);
+        }
     }
     json_incref(list);
     analyze_json_set(doc, "backends", list, &bad);
@@ -315,9 +318,12 @@ analyze_build_json(const struct config *cfg, const struct ring *ring,
     analyze_json_set(doc, "ratio_cv", analyze_json_real(t->cv), &bad);
     analyze_json_set(doc, "ratio_max_min", analyze_json_real(t->max_min),
                      &bad);
-    analyze_json_set(doc, "added_backend", json_string(t->new_name), &bad);
-    analyze_json_set(doc, "moved_if_added", analyze_json_real(t->moved_added),
-                     &bad);
+    if (t->what_if) {
+        analyze_json_set(doc, "added_backend", json_string(t->new_name),
+                         &bad);
+        analyze_json_set(doc, "moved_if_added",
+                         analyze_json_real(t->moved_added), &bad);
+    }
     if (bad) {
         json_decref(doc);
         return NULL;
@@ -396,7 +402,7 @@ analyze_route(const struct config *cfg, const struct ring *ring,
  */
 static int
 analyze_compute(const struct config *cfg, const struct ring *ring,
-                uint64_t nsample, struct analyze_row **rowsp,
+                uint64_t nsample, bool what_if, struct analyze_row **rowsp,
                 struct analyze_totals *t, char *err, size_t errlen)
 {
     uint32_t nb = ring_nbackends(ring);
@@ -435,8 +441,8 @@ analyze_compute(const struct config *cfg, const struct ring *ring,
         mean += r->ratio / nb;
         rmin = r->ratio < rmin ? r->ratio : rmin;
         rmax = r->ratio > rmax ? r->ratio : rmax;
-        if (analyze_moved_if_removed(cfg, ring, &s, b, &r->moved, err,
-                                     errlen) != 0) {
+        if (what_if && analyze_moved_if_removed(cfg, ring, &s, b, &r->moved,
+                                                err, errlen) != 0) {
             goto out;
         }
     }
@@ -446,8 +452,9 @@ analyze_compute(const struct config *cfg, const struct ring *ring,
     t->cv = mean > 0 ? sqrt(var) / mean : INFINITY;
     t->max_min = rmin > 0 ? rmax / rmin : INFINITY;
     analyze_new_name(cfg, t->new_name, sizeof(t->new_name));
-    if (analyze_moved_if_added(cfg, ring, &s, t->new_name, &t->moved_added,
-                               err, errlen) != 0) {
+    t->what_if = what_if;
+    if (what_if && analyze_moved_if_added(cfg, ring, &s, t->new_name,
+                                          &t->moved_added, err, errlen) != 0) {
         goto out;
     }
     rc = 0;
@@ -464,13 +471,14 @@ out:
 
 json_t *
 analyze_ring_json(const struct config *cfg, const struct ring *ring,
-                  uint64_t nsample, char *err, size_t errlen)
+                  uint64_t nsample, bool what_if, char *err, size_t errlen)
 {
     struct analyze_totals t;
     struct analyze_row *rows;
     json_t *doc;
 
-    if (analyze_compute(cfg, ring, nsample, &rows, &t, err, errlen) != 0) {
+    if (analyze_compute(cfg, ring, nsample, what_if, &rows, &t, err,
+                        errlen) != 0) {
         return NULL;
     }
     doc = analyze_build_json(cfg, ring, rows, &t, nsample);
@@ -488,7 +496,8 @@ analyze_report(const struct config *cfg, const struct ring *ring,
     struct analyze_totals t;
     struct analyze_row *rows;
 
-    if (analyze_compute(cfg, ring, nsample, &rows, &t, err, errlen) != 0) {
+    if (analyze_compute(cfg, ring, nsample, true, &rows, &t, err, errlen) !=
+        0) {
         return -1;
     }
     if (json) {

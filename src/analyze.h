@@ -47,11 +47,14 @@ int analyze_report(const struct config *cfg, const struct ring *ring,
  * backend_count, points, memory_bytes, sample_keys, backends (name, weight,
  * points, arc_share, sample_share, fair_share, ratio, moved_if_removed),
  * ratio_cv, ratio_max_min, added_backend, moved_if_added; numbers that are
- * not finite are null. Returns a new reference the caller owns
+ * not finite are null. Without what_if the moved_* and added_backend
+ * fields are left out and no what-if ring is built (cheap enough for a
+ * running proxy's main loop). Returns a new reference the caller owns
  * (json_decref()), or NULL with a message in err.
  */
 json_t *analyze_ring_json(const struct config *cfg, const struct ring *ring,
-                          uint64_t nsample, char *err, size_t errlen)
+                          uint64_t nsample, bool what_if, char *err,
+                          size_t errlen)
     __attribute__((warn_unused_result));
 
 /* One line summary of ring for `mcring -t`, e.g. points and spread. */
