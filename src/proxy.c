@@ -294,6 +294,8 @@ proxy_apply(struct proxy *p, struct config *cfg, const char *why, char *err,
     struct topology *t;
     const struct topology *cur = p->topo;
     unsigned added = 0, removed = 0, kept = 0;
+    /* From the start of the reload, file parsing included. */
+    uint64_t t0 = p->change_start_ns ? p->change_start_ns : util_now_ns();
 
     proxy_keep_restart_keys(p, cfg, why);
     ring = config_build_ring(cfg, err, errlen);
@@ -322,8 +324,9 @@ proxy_apply(struct proxy *p, struct config *cfg, const char *why, char *err,
     atomic_fetch_add(&p->reloads, 1);
     atomic_store(&p->last_reload, (int64_t)time(NULL));
     log_notice("%s: topology %llu applied: %u backends (%u added, %u "
-               "removed, %u kept)", why, (unsigned long long)t->generation,
-               t->n, added, removed, kept);
+               "removed, %u kept), built in %.2f ms", why,
+               (unsigned long long)t->generation, t->n, added, removed, kept,
+               (double)(atomic_load(&p->published_ns) - t0) / 1e6);
     return 0;
 }
 
@@ -332,16 +335,22 @@ proxy_reload(struct proxy *p, const char *why, char *err, size_t errlen)
 {
     struct config *cfg;
 
+    int rc = -1;
+
     log_notice("%s: reloading %s", why, p->config_path);
+    p->change_start_ns = util_now_ns();
     health_reload_names(p->health);
     cfg = config_load(p->config_path, err, errlen);
-    if (cfg == NULL || proxy_apply(p, cfg, why, err, errlen) != 0) {
+    if (cfg != NULL) {
+        rc = proxy_apply(p, cfg, why, err, errlen);
+    }
+    p->change_start_ns = 0;
+    if (rc != 0) {
         atomic_fetch_add(&p->reload_failures, 1);
         log_error("%s: reload failed, running configuration unchanged: %s",
                   why, err);
-        return -1;
     }
-    return 0;
+    return rc;
 }
 
 int

@@ -67,6 +67,7 @@ struct proxy {
     _Atomic uint64_t reload_failures;
     _Atomic int64_t last_reload;    /* wall-clock time, 0 = never */
     _Atomic uint64_t published_ns;  /* monotonic time of the last publish */
+    uint64_t change_start_ns;       /* a reload in progress began then */
     /* `stats reset`: the counters' totals at the last reset, subtracted
      * when they are shown (workers' counters have one writer each). */
     pthread_mutex_t stats_lock;
