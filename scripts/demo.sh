@@ -1,7 +1,9 @@
 #!/bin/sh
-# Quick start: installs the dependencies, builds mcring, starts three local
-# memcached servers (127.0.0.1:21211-21213) and runs mcring in front of
-# them on 127.0.0.1:11311 in the foreground. Ctrl-C stops everything.
+# Quick start: installs the dependencies, builds mcring, starts four local
+# memcached servers (127.0.0.1:21211-21214) and runs mcring in front of the
+# first three on 127.0.0.1:11311 in the foreground, its admin API on
+# 127.0.0.1:11312 (the fourth is there to be added while it runs). Ctrl-C
+# stops everything.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 sh "$top/scripts/deps.sh"
@@ -22,12 +24,15 @@ cat >"$work/mcring.ini" <<INI
 [proxy]
 listen = 127.0.0.1:11311
 
+[admin]
+listen = 127.0.0.1:11312
+
 [backends]
 mc1 = 127.0.0.1:21211
 mc2 = 127.0.0.1:21212
 mc3 = 127.0.0.1:21213 weight=2
 INI
-for port in 21211 21212 21213; do
+for port in 21211 21212 21213 21214; do
     # shellcheck disable=SC2086
     memcached -l 127.0.0.1 -p "$port" -U 0 -m 64 $user &
     pids="$pids $!"
@@ -40,6 +45,10 @@ mcring is starting on 127.0.0.1:11311 in front of three memcached.
 Try, from another terminal:
     printf 'set greeting 0 0 5\r\nhello\r\nget greeting\r\n' | nc -q1 127.0.0.1 11311
     printf 'stats backends\r\n' | nc -q1 127.0.0.1 11311
+    $bin ctl backends
+    $bin ctl add mc4 127.0.0.1:21214     # a fourth backend, live
+    $bin ctl route greeting
+    kill -HUP <mcring pid>   # reread $work/mcring.ini
 Ctrl-C (or SIGTERM to this script) stops mcring and the memcached servers.
 
 MSG
