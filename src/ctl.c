@@ -754,6 +754,22 @@ ctl_parse_args(int argc, char **argv, struct ctl_args *a)
     }
     a->cmd = argv + optind;
     a->ncmd = argc - optind;
+    /* --json may also follow the command ("ctl backends --json"); after
+     * "--" everything is an argument (a key may be "--json"). */
+    for (int i = 1, j = 1; i <= a->ncmd; i++) {
+        if (i == a->ncmd) {
+            a->ncmd = j;
+        } else if (strcmp(a->cmd[i], "--") == 0) {
+            memmove(&a->cmd[j], &a->cmd[i + 1],
+                    (size_t)(a->ncmd - i - 1) * sizeof(*a->cmd));
+            a->ncmd = j + a->ncmd - i - 1;
+            break;
+        } else if (strcmp(a->cmd[i], "--json") == 0) {
+            a->json = true;
+        } else {
+            a->cmd[j++] = a->cmd[i];
+        }
+    }
     return 0;
 }
 

@@ -405,10 +405,16 @@ class CtlTest(AdminTestCase):
         self.assertEqual(lines[0].split()[:4],
                          ["NAME", "ADDRESS", "WEIGHT", "STATE"])
         self.assertEqual([l.split()[0] for l in lines[1:]], self.names())
-        r = self.ctl("--json", "backends")
+        for argv in (("--json", "backends"), ("backends", "--json")):
+            r = self.ctl(*argv)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual([b["name"] for b in json.loads(r.stdout)],
+                             self.names())
+        # After "--" a key may look like an option.
+        r = self.ctl("--json", "route", "--", "--json")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual([b["name"] for b in json.loads(r.stdout)],
-                         self.names())
+        self.assertEqual([d["key"] for d in json.loads(r.stdout)],
+                         ["--json"])
         r = self.ctl("route", "k1", "k2")
         self.assertEqual(r.returncode, 0, r.stderr)
         want = self.api_routes(["k1", "k2"])
