@@ -90,12 +90,15 @@ bconn_create(struct worker *w, struct worker_backend *wb)
     bc->worker = w;
     bc->wb = wb;
     bc->state = BCONN_IDLE;
-    bc->fd = -1;
     TAILQ_INIT(&bc->queue);
+    if (net_conn_init(&bc->nc) != 0) {
+        free(bc);
+        return NULL;
+    }
+    snprintf(bc->nc.name, sizeof(bc->nc.name), "backend %s (%s)",
+             wb->be->name, wb->be->addr);
     bc->timer = evtimer_new(w->base, bconn_timer_cb, bc);
-    bc->in = evbuffer_new();
-    bc->out = evbuffer_new();
-    if (bc->timer == NULL || bc->in == NULL || bc->out == NULL) {
+    if (bc->timer == NULL) {
         bconn_destroy(bc);
         return NULL;
     }
@@ -106,24 +109,10 @@ bconn_create(struct worker *w, struct worker_backend *wb)
 static void
 bconn_close(struct bconn *bc)
 {
-    if (bc->ev_read != NULL) {
-        event_free(bc->ev_read);
-        bc->ev_read = NULL;
-    }
-    if (bc->ev_write != NULL) {
-        event_free(bc->ev_write);
-        bc->ev_write = NULL;
-    }
-    bc->writing = false;
-    if (bc->fd >= 0) {
-        evutil_closesocket(bc->fd);
-        bc->fd = -1;
-    }
+    net_conn_close(&bc->nc);
     if (bc->flush_pending) {
         worker_cancel_flush_bconn(bc->worker, bc);
     }
-    evbuffer_drain(bc->in, evbuffer_get_length(bc->in));
-    evbuffer_drain(bc->out, evbuffer_get_length(bc->out));
 }
 
 /*
@@ -160,9 +149,7 @@ bconn_reset(struct bconn *bc, const char *reason, bool backoff)
     TAILQ_CONCAT(&failed, &bc->queue, link);
     bc->nqueued = 0;
     if (!TAILQ_EMPTY(&failed)) {
-        log_info("backend %s (%s): %s, failing queued requests",
-                 bconn_backend(bc)->name, bconn_backend(bc)->addr,
-                 reason);
+        net_log(&bc->nc, LOG_LEVEL_INFO, "%s, failing queued requests", reason);
     }
     while ((f = TAILQ_FIRST(&failed)) != NULL) {
         TAILQ_REMOVE(&failed, f, link);
@@ -189,12 +176,7 @@ bconn_destroy(struct bconn *bc)
     if (bc->timer != NULL) {
         event_free(bc->timer);
     }
-    if (bc->in != NULL) {
-        evbuffer_free(bc->in);
-    }
-    if (bc->out != NULL) {
-        evbuffer_free(bc->out);
-    }
+    net_conn_deinit(&bc->nc);
     free(bc);
 }
 
@@ -206,8 +188,7 @@ bconn_connect_failed(struct bconn *bc, int err)
     stats_add(&bc->wb->stats->connect_failures, 1);
     snprintf(why, sizeof(why), "connect failed on the data path: %s",
              evutil_socket_error_to_string(err));
-    log_info("backend %s (%s): %s", bconn_backend(bc)->name,
-             bconn_backend(bc)->addr, why);
+    net_log(&bc->nc, LOG_LEVEL_INFO, "%s", why);
     /* A refused connect is as clear as a failure gets: route around the
      * backend now rather than after the health checker's next probes. */
     backend_failed(bconn_backend(bc), why);
@@ -221,6 +202,7 @@ bconn_connect(struct bconn *bc)
     const struct config *cfg = bc->worker->cfg;
     struct sockaddr_storage sa;
     socklen_t salen;
+    int fd;
 
     if (bc->state != BCONN_IDLE) {
         return;
@@ -232,23 +214,20 @@ bconn_connect(struct bconn *bc)
         return;
     }
     stats_add(&bc->wb->stats->connects, 1);
-    bc->fd = util_connect_nonblock(&sa, salen);
-    if (bc->fd < 0) {
+    fd = util_connect_nonblock(&sa, salen);
+    if (fd < 0) {
         bconn_connect_failed(bc, errno);
         return;
     }
-    bc->ev_read = event_new(bc->worker->base, bc->fd, EV_READ | EV_PERSIST,
-                            bconn_read_cb, bc);
-    bc->ev_write = event_new(bc->worker->base, bc->fd, EV_WRITE | EV_PERSIST,
-                             bconn_write_cb, bc);
-    if (bc->ev_read == NULL || bc->ev_write == NULL) {
+    if (net_conn_attach(&bc->nc, bc->worker->base, fd, bconn_read_cb,
+                        bconn_write_cb, bc) != 0) {
+        evutil_closesocket(fd);
         bconn_connect_failed(bc, ENOMEM);
         return;
     }
     /* Completion (or failure) shows as writability. */
     bc->state = BCONN_CONNECTING;
-    event_add(bc->ev_write, NULL);
-    bc->writing = true;
+    net_conn_writing(&bc->nc, true);
     bconn_arm(bc, (uint64_t)cfg->connect_timeout_ms * 1000000u);
 }
 
@@ -271,7 +250,7 @@ bconn_output(struct bconn *bc)
             return NULL;
         }
     }
-    return bc->out;
+    return bc->nc.out;
 }
 
 void
@@ -287,7 +266,7 @@ bconn_enqueue(struct bconn *bc, struct frag *f)
         if (!bc->timer_armed) {
             bconn_arm(bc, (uint64_t)timeout_ms * 1000000u);
         }
-        if (!bc->flush_pending && !bc->writing) {
+        if (!bc->flush_pending && !bc->nc.writing) {
             worker_want_flush_bconn(bc->worker, bc);
         }
     }
@@ -296,24 +275,13 @@ bconn_enqueue(struct bconn *bc, struct frag *f)
 void
 bconn_flush(struct bconn *bc)
 {
-    if (bc->state != BCONN_CONNECTED || evbuffer_get_length(bc->out) == 0) {
+    if (bc->state != BCONN_CONNECTED ||
+        evbuffer_get_length(bc->nc.out) == 0) {
         return;
     }
-    if (evbuffer_write(bc->out, bc->fd) < 0 && errno != EAGAIN &&
-        errno != EINTR) {
-        log_info("backend %s (%s): write: %s", bconn_backend(bc)->name,
-                 bconn_backend(bc)->addr, strerror(errno));
+    if (net_conn_write(&bc->nc) != 0) {
+        net_log(&bc->nc, LOG_LEVEL_INFO, "write: %s", strerror(errno));
         bconn_reset(bc, "SERVER_ERROR backend connection lost", false);
-        return;
-    }
-    if (evbuffer_get_length(bc->out) > 0) {
-        if (!bc->writing) {
-            event_add(bc->ev_write, NULL);
-            bc->writing = true;
-        }
-    } else if (bc->writing) {
-        event_del(bc->ev_write);
-        bc->writing = false;
     }
 }
 
@@ -323,7 +291,7 @@ bconn_connected(struct bconn *bc)
     int err = 0;
     socklen_t len = sizeof(err);
 
-    if (getsockopt(bc->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+    if (getsockopt(bc->nc.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
         err = errno;
     }
     if (err != 0) {
@@ -334,17 +302,15 @@ bconn_connected(struct bconn *bc)
     bc->backoff_ms = 0;
     stats_add(&bc->wb->stats->connections, 1);
     bconn_disarm(bc);
-    event_del(bc->ev_write);
-    bc->writing = false;
-    event_add(bc->ev_read, NULL);
+    net_conn_writing(&bc->nc, false);
+    net_conn_reading(&bc->nc, true);
     if (!TAILQ_EMPTY(&bc->queue)) {
         uint64_t now = bconn_now();
         uint64_t due = TAILQ_FIRST(&bc->queue)->deadline_ns;
 
         bconn_arm(bc, due > now ? due - now : 0);
     }
-    log_debug("backend %s (%s): connected", bconn_backend(bc)->name,
-              bconn_backend(bc)->addr);
+    net_log(&bc->nc, LOG_LEVEL_DEBUG, "connected");
     bconn_flush(bc);
 }
 
@@ -370,8 +336,7 @@ bconn_timer_cb(evutil_socket_t fd, short what, void *arg)
     bc->timer_armed = false;
     if (bc->state == BCONN_CONNECTING) {
         stats_add(&bc->wb->stats->connect_failures, 1);
-        log_info("backend %s (%s): connect timeout",
-                 bconn_backend(bc)->name, bconn_backend(bc)->addr);
+        net_log(&bc->nc, LOG_LEVEL_INFO, "connect timeout");
         backend_timeout(bconn_backend(bc));
         bconn_reset(bc, "SERVER_ERROR backend connect timeout", true);
         return;
@@ -386,8 +351,7 @@ bconn_timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     stats_add(&bc->wb->stats->timeouts, 1);
-    log_info("backend %s (%s): request timeout, resetting connection",
-             bconn_backend(bc)->name, bconn_backend(bc)->addr);
+    net_log(&bc->nc, LOG_LEVEL_INFO, "request timeout, resetting connection");
     backend_timeout(bconn_backend(bc));
     bconn_reset(bc, "SERVER_ERROR backend timeout", false);
 }
@@ -395,8 +359,7 @@ bconn_timer_cb(evutil_socket_t fd, short what, void *arg)
 static void
 bconn_protocol_error(struct bconn *bc, const char *what)
 {
-    log_warn("backend %s (%s): protocol error: %s",
-             bconn_backend(bc)->name, bconn_backend(bc)->addr, what);
+    net_log(&bc->nc, LOG_LEVEL_WARN, "protocol error: %s", what);
     bconn_reset(bc, "SERVER_ERROR backend protocol error", false);
 }
 
@@ -423,7 +386,7 @@ bconn_pop(struct bconn *bc)
 static void
 bconn_parse(struct bconn *bc)
 {
-    struct evbuffer *in = bc->in;
+    struct evbuffer *in = bc->nc.in;
     const char *p = NULL;       /* the first chain, n bytes */
     size_t n = 0, off = 0;      /* off: bytes of it used (not yet drained) */
     struct frag *f;
@@ -527,12 +490,11 @@ static void
 bconn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct bconn *bc = arg;
-    ssize_t n = net_read(fd, bc->in);
+    ssize_t n = net_conn_read(&bc->nc);
 
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        log_info("backend %s (%s): connection %s",
-                 bconn_backend(bc)->name, bconn_backend(bc)->addr,
-                 n == 0 ? "closed" : strerror(errno));
+        net_log(&bc->nc, LOG_LEVEL_INFO, "connection %s",
+                n == 0 ? "closed" : strerror(errno));
         bconn_reset(bc, "SERVER_ERROR backend connection lost", false);
     } else if (n > 0) {
         /* Replies go out with everything else at the end of the turn. */

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "net.h"
 #include "request.h"
 
 struct worker;
@@ -34,14 +35,11 @@ struct bconn {
     struct worker *worker;
     struct worker_backend *wb;      /* the backend, as this worker has it */
     enum bconn_state state;
-    int fd;                         /* -1 unless CONNECTING/CONNECTED */
-    struct event *ev_read;
-    struct event *ev_write;         /* connect completion, full socket */
-    bool writing;                   /* ev_write is added */
+    struct net_conn nc;             /* a socket while CONNECTING or
+                                       CONNECTED; ev_write: connect
+                                       completion, full socket */
     bool flush_pending;             /* on the worker's flush list */
     TAILQ_ENTRY(bconn) flush_link;
-    struct evbuffer *in;
-    struct evbuffer *out;
     struct frag_queue queue;
     uint32_t nqueued;
     struct event *timer;            /* connect/request timeout, backoff */

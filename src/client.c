@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -49,30 +50,36 @@ struct client *
 client_create(struct worker *w, int fd)
 {
     struct client *c = calloc(1, sizeof(*c));
+    struct sockaddr_storage peer;
+    socklen_t peerlen = sizeof(peer);
+    char text[96];
     int one = 1;
 
-    if (c == NULL) {
+    if (c == NULL || net_conn_init(&c->nc) != 0) {
+        free(c);
         evutil_closesocket(fd);
         return NULL;
     }
     evutil_make_socket_nonblocking(fd);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->fd = fd;
     c->worker = w;
-    c->in = evbuffer_new();
-    c->out = evbuffer_new();
-    c->ev_read = event_new(w->base, fd, EV_READ | EV_PERSIST, client_read_cb,
-                           c);
-    c->ev_write = event_new(w->base, fd, EV_WRITE | EV_PERSIST,
-                            client_write_cb, c);
-    if (c->in == NULL || c->out == NULL || c->ev_read == NULL ||
-        c->ev_write == NULL || event_add(c->ev_read, NULL) != 0) {
+    if (net_conn_attach(&c->nc, w->base, fd, client_read_cb, client_write_cb,
+                        c) != 0) {
+        evutil_closesocket(fd);
         client_release(c);
         free(c);
         return NULL;
     }
-    c->reading = true;
+    net_conn_reading(&c->nc, true);
     c->id = ++w->next_client_id;
+    if (getpeername(fd, (struct sockaddr *)&peer, &peerlen) != 0) {
+        peerlen = 0;
+    }
+    snprintf(c->nc.name, sizeof(c->nc.name), "client %u.%llu (%s)", w->id,
+             (unsigned long long)c->id,
+             peerlen > 0 && peer.ss_family != AF_UNIX
+                 ? net_addr_text(&peer, peerlen, text, sizeof(text))
+                 : "local");
     c->state = CLIENT_ACTIVE;
     STAILQ_INIT(&c->queue);
     TAILQ_INSERT_TAIL(&w->clients, c, link);
@@ -85,26 +92,7 @@ client_create(struct worker *w, int fd)
 static void
 client_release(struct client *c)
 {
-    if (c->ev_read != NULL) {
-        event_free(c->ev_read);
-        c->ev_read = NULL;
-    }
-    if (c->ev_write != NULL) {
-        event_free(c->ev_write);
-        c->ev_write = NULL;
-    }
-    if (c->in != NULL) {
-        evbuffer_free(c->in);
-        c->in = NULL;
-    }
-    if (c->out != NULL) {
-        evbuffer_free(c->out);
-        c->out = NULL;
-    }
-    if (c->fd >= 0) {
-        evutil_closesocket(c->fd);
-        c->fd = -1;
-    }
+    net_conn_deinit(&c->nc);
 }
 
 void
@@ -149,7 +137,7 @@ static void
 client_maybe_finish(struct client *c)
 {
     if (c->state == CLIENT_DRAINING && STAILQ_EMPTY(&c->queue) &&
-        !c->in_drive && evbuffer_get_length(c->out) == 0) {
+        !c->in_drive && evbuffer_get_length(c->nc.out) == 0) {
         client_abort(c);
     }
 }
@@ -157,10 +145,7 @@ client_maybe_finish(struct client *c)
 static void
 client_stop_reading(struct client *c)
 {
-    if (c->reading) {
-        event_del(c->ev_read);
-        c->reading = false;
-    }
+    net_conn_reading(&c->nc, false);
 }
 
 void
@@ -188,12 +173,11 @@ client_resume(struct client *c)
 {
     if (c->paused && c->state == CLIENT_ACTIVE) {
         c->paused = false;
-        event_add(c->ev_read, NULL);
-        c->reading = true;
+        net_conn_reading(&c->nc, true);
         /* Commands already buffered raise no read event: have the loop
          * run the read callback, never from here. */
-        if (evbuffer_get_length(c->in) > 0) {
-            event_active(c->ev_read, EV_READ, 0);
+        if (evbuffer_get_length(c->nc.in) > 0) {
+            event_active(c->nc.ev_read, EV_READ, 0);
         }
     }
 }
@@ -201,7 +185,7 @@ client_resume(struct client *c)
 static bool
 client_over_limit(struct client *c)
 {
-    return evbuffer_get_length(c->out) + c->pending_bytes >
+    return evbuffer_get_length(c->nc.out) + c->pending_bytes >
                c->worker->cfg->client_output_limit ||
            c->nqueued >= CLIENT_MAX_INFLIGHT;
 }
@@ -214,20 +198,12 @@ client_write(struct client *c)
     if (c->state == CLIENT_CLOSED) {
         return;
     }
-    if (evbuffer_get_length(c->out) > 0 &&
-        evbuffer_write(c->out, c->fd) < 0 && errno != EAGAIN &&
-        errno != EINTR) {
+    if (net_conn_write(&c->nc) != 0) {
+        net_log(&c->nc, LOG_LEVEL_DEBUG, "write: %s", strerror(errno));
         client_abort(c);
         return;
     }
-    left = evbuffer_get_length(c->out);
-    if (left > 0 && !c->writing) {
-        event_add(c->ev_write, NULL);
-        c->writing = true;
-    } else if (left == 0 && c->writing) {
-        event_del(c->ev_write);
-        c->writing = false;
-    }
+    left = evbuffer_get_length(c->nc.out);
     /* Resume below half the limit, so a slow reader is not woken for
      * every few bytes. */
     if (c->paused &&
@@ -258,7 +234,7 @@ client_flush(struct client *c)
         c->pending_bytes -= req->counted;
         if (n > 0) {
             stats_add(&s->bytes_written, n);
-            evbuffer_add_buffer(c->out, req->rsp);
+            evbuffer_add_buffer(c->nc.out, req->rsp);
             any = true;
         }
         request_put(req);
@@ -297,8 +273,7 @@ client_error(struct client *c, const char *reason, bool fatal, bool noreply)
     snprintf(line, sizeof(line), "CLIENT_ERROR %s", reason);
     client_reply_line(c, line, noreply && !fatal);
     if (fatal) {
-        log_info("client %llu: %s, closing", (unsigned long long)c->id,
-                 reason);
+        net_log(&c->nc, LOG_LEVEL_INFO, "%s, closing", reason);
         client_drain(c);
     }
 }
@@ -360,7 +335,7 @@ client_drive(struct client *c)
         return;
     }
     c->in_drive = true;
-    in = c->in;
+    in = c->nc.in;
     while (c->state == CLIENT_ACTIVE) {
         size_t avail = evbuffer_get_length(in);
         size_t eollen = 0, linelen = 0;
@@ -446,7 +421,7 @@ static void
 client_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct client *c = arg;
-    ssize_t n = net_read(fd, c->in);
+    ssize_t n = net_conn_read(&c->nc);
 
     if (n < 0 && errno != EAGAIN && errno != EINTR) {
         client_abort(c);

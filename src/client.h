@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "net.h"
+
 struct worker;
 struct request;
 struct event;
@@ -27,15 +29,11 @@ STAILQ_HEAD(request_queue, request);
 
 struct client {
     struct worker *worker;
-    int fd;
-    struct event *ev_read;
-    struct event *ev_write;         /* added only while the socket is full */
-    bool reading;                   /* ev_read is added */
-    bool writing;                   /* ev_write is added */
+    struct net_conn nc;             /* ev_write added only while the
+                                       socket is full; buffers freed
+                                       once CLOSED */
     bool flush_pending;             /* on the worker's flush list */
     TAILQ_ENTRY(client) flush_link;
-    struct evbuffer *in;
-    struct evbuffer *out;
     enum client_state state;
     struct request_queue queue;     /* in the order the client sent them */
     uint32_t nqueued;

@@ -63,15 +63,11 @@ struct hconn {
     struct dns_req *lookup;         /* of its host name, in flight */
     uint64_t next_lookup_ns;
     char lookup_err[128];           /* last failure, logged once */
-    int fd;
+    struct net_conn nc;             /* the check connection */
     bool connected;
-    struct event *ev_read;
-    struct event *ev_write;
     struct event *ev_tick;          /* next probe */
     struct event *ev_pass;          /* next recovery pass */
     struct event *ev_timeout;       /* outstanding probe's deadline */
-    struct evbuffer *in;
-    struct evbuffer *out;
     struct hexpect *q;              /* ring buffer of expected replies */
     size_t qhead, qlen, qcap;
     bool probe_out;
@@ -179,7 +175,7 @@ health_lookup_cb(int err, const char *reason,
         if (backend_set_address(be, sa, salen)) {
             log_notice("backend %s: %s resolves to %s", be->name, be->host,
                        net_addr_text(sa, salen, text, sizeof(text)));
-            if (hc->fd >= 0) {
+            if (hc->nc.fd >= 0) {
                 /* Probe the new address, without counting a failure. */
                 hc->probe_out = false;
                 health_reset(hc, "address changed");
@@ -334,21 +330,8 @@ health_reset(struct hconn *hc, const char *reason)
 {
     bool probe = hc->probe_out;
 
-    if (hc->ev_read != NULL) {
-        event_free(hc->ev_read);
-        hc->ev_read = NULL;
-    }
-    if (hc->ev_write != NULL) {
-        event_free(hc->ev_write);
-        hc->ev_write = NULL;
-    }
-    if (hc->fd >= 0) {
-        close(hc->fd);
-        hc->fd = -1;
-    }
+    net_conn_close(&hc->nc);
     hc->connected = false;
-    evbuffer_drain(hc->in, evbuffer_get_length(hc->in));
-    evbuffer_drain(hc->out, evbuffer_get_length(hc->out));
     evtimer_del(hc->ev_timeout);
     hc->probe_out = false;
     while (hc->qlen > 0) {
@@ -366,18 +349,8 @@ health_reset(struct hconn *hc, const char *reason)
 static void
 health_write(struct hconn *hc)
 {
-    if (!hc->connected || evbuffer_get_length(hc->out) == 0) {
-        return;
-    }
-    if (evbuffer_write(hc->out, hc->fd) < 0 && errno != EAGAIN &&
-        errno != EINTR) {
+    if (hc->connected && net_conn_write(&hc->nc) != 0) {
         health_reset(hc, strerror(errno));
-        return;
-    }
-    if (evbuffer_get_length(hc->out) > 0) {
-        event_add(hc->ev_write, NULL);
-    } else {
-        event_del(hc->ev_write);
     }
 }
 
@@ -385,7 +358,7 @@ static void
 health_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct hconn *hc = arg;
-    ssize_t n = net_read(fd, hc->in);
+    ssize_t n = net_conn_read(&hc->nc);
 
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         health_reset(hc, n == 0 ? "connection closed" : strerror(errno));
@@ -394,13 +367,13 @@ health_read_cb(evutil_socket_t fd, short what, void *arg)
     for (;;) {
         size_t eollen = 0, len;
         struct evbuffer_ptr eol =
-            evbuffer_search_eol(hc->in, NULL, &eollen, EVBUFFER_EOL_CRLF);
+            evbuffer_search_eol(hc->nc.in, NULL, &eollen, EVBUFFER_EOL_CRLF);
         const char *line;
         struct hexpect e;
         enum proto_rsp kind;
 
         if (eol.pos < 0) {
-            if (evbuffer_get_length(hc->in) > 4096) {
+            if (evbuffer_get_length(hc->nc.in) > 4096) {
                 health_reset(hc, "reply line too long");
             }
             return;
@@ -410,9 +383,10 @@ health_read_cb(evutil_socket_t fd, short what, void *arg)
             return;
         }
         len = (size_t)eol.pos;
-        line = (const char *)evbuffer_pullup(hc->in, (ev_ssize_t)(len + eollen));
+        line = (const char *)evbuffer_pullup(hc->nc.in,
+                                             (ev_ssize_t)(len + eollen));
         kind = proto_classify_response(line, len);
-        evbuffer_drain(hc->in, len + eollen);
+        evbuffer_drain(hc->nc.in, len + eollen);
         e = health_pop(hc);
         switch (e.kind) {
         case HEXPECT_PROBE:
@@ -430,7 +404,7 @@ health_read_cb(evutil_socket_t fd, short what, void *arg)
             health_expect_done(hc->h, &e, kind == PROTO_RSP_OK);
             break;
         }
-        if (hc->fd < 0) {
+        if (hc->nc.fd < 0) {
             return;
         }
     }
@@ -453,7 +427,7 @@ health_write_cb(evutil_socket_t fd, short what, void *arg)
             return;
         }
         hc->connected = true;
-        event_add(hc->ev_read, NULL);
+        net_conn_reading(&hc->nc, true);
     }
     health_write(hc);
 }
@@ -461,27 +435,26 @@ health_write_cb(evutil_socket_t fd, short what, void *arg)
 static int
 health_connect(struct hconn *hc)
 {
-    struct event_base *base = hc->h->base;
     struct sockaddr_storage sa;
     socklen_t salen;
+    int fd;
 
     if (!backend_address(hc->be, &sa, &salen)) {
         errno = EDESTADDRREQ;
         return -1;
     }
-    hc->fd = util_connect_nonblock(&sa, salen);
-    if (hc->fd < 0) {
+    fd = util_connect_nonblock(&sa, salen);
+    if (fd < 0) {
         return -1;
     }
-    hc->ev_read = event_new(base, hc->fd, EV_READ | EV_PERSIST,
-                            health_read_cb, hc);
-    hc->ev_write = event_new(base, hc->fd, EV_WRITE | EV_PERSIST,
-                             health_write_cb, hc);
-    if (hc->ev_read == NULL || hc->ev_write == NULL) {
+    if (net_conn_attach(&hc->nc, hc->h->base, fd, health_read_cb,
+                        health_write_cb, hc) != 0) {
+        close(fd);
         errno = ENOMEM;
         return -1;
     }
-    event_add(hc->ev_write, NULL);
+    /* Completion (or failure) shows as writability. */
+    net_conn_writing(&hc->nc, true);
     return 0;
 }
 
@@ -612,7 +585,7 @@ health_tick_cb(evutil_socket_t fd, short what, void *arg)
     if (hc->probe_out) {
         return;
     }
-    if (hc->fd < 0 && health_connect(hc) != 0) {
+    if (hc->nc.fd < 0 && health_connect(hc) != 0) {
         int err = errno;
         const char *why = err == EDESTADDRREQ ? "host name not resolved"
                                               : strerror(err);
@@ -621,7 +594,7 @@ health_tick_cb(evutil_socket_t fd, short what, void *arg)
         health_probe_result(hc, false, why);
         return;
     }
-    evbuffer_add(hc->out, "version\r\n", 9);
+    evbuffer_add(hc->nc.out, "version\r\n", 9);
     health_expect(hc, HEXPECT_PROBE, hc);
     hc->probe_out = true;
     evtimer_add(hc->ev_timeout, &tv);
@@ -635,11 +608,11 @@ health_send_op(struct hconn *on, enum hexpect_kind kind, struct hconn *owner,
                const char *key, size_t len)
 {
     if (kind == HEXPECT_FLUSH) {
-        evbuffer_add(on->out, "flush_all\r\n", 11);
+        evbuffer_add(on->nc.out, "flush_all\r\n", 11);
     } else {
-        evbuffer_add(on->out, "delete ", 7);
-        evbuffer_add(on->out, key, len);
-        evbuffer_add(on->out, "\r\n", 2);
+        evbuffer_add(on->nc.out, "delete ", 7);
+        evbuffer_add(on->nc.out, key, len);
+        evbuffer_add(on->nc.out, "\r\n", 2);
     }
     health_expect(on, kind, owner);
     owner->pass_pending++;
@@ -693,7 +666,7 @@ health_start_pass(struct hconn *hc)
     TAILQ_FOREACH(c, &h->all, link) {
         health_write(c);
     }
-    health_op_done(hc, hc->fd >= 0);
+    health_op_done(hc, hc->nc.fd >= 0);
 }
 
 /* ---- life cycle ---------------------------------------------------------- */
@@ -706,7 +679,7 @@ health_hconn_destroy(struct hconn *hc)
     /* Its queued replies are owed to passes (possibly its own): fail
      * them first, while it is still findable. */
     hc->probe_out = false;
-    if (hc->in != NULL && hc->out != NULL && hc->ev_timeout != NULL) {
+    if (hc->ev_timeout != NULL) {
         health_reset(hc, "removed");
     }
     if (hc->lookup != NULL) {
@@ -724,12 +697,7 @@ health_hconn_destroy(struct hconn *hc)
     if (hc->ev_pass != NULL) {
         event_free(hc->ev_pass);
     }
-    if (hc->in != NULL) {
-        evbuffer_free(hc->in);
-    }
-    if (hc->out != NULL) {
-        evbuffer_free(hc->out);
-    }
+    net_conn_deinit(&hc->nc);
     free(hc->q);
     /* Whatever its pass had not deleted yet is moot: it is gone. */
     recovery_batch_release(&hc->batch);
@@ -746,12 +714,15 @@ health_hconn_create(struct health *h, struct backend *be)
     hc->h = h;
     hc->be = backend_ref(be);
     hc->serial = ++h->next_serial;
-    hc->fd = -1;
+    if (net_conn_init(&hc->nc) != 0) {
+        log_error("out of memory");
+        abort();
+    }
+    snprintf(hc->nc.name, sizeof(hc->nc.name), "backend %s (%s): check",
+             be->name, be->addr);
     hc->seen_state = backend_state(be);
     hc->seed = (unsigned)(be->id * 2654435761u) ^ (unsigned)getpid() ^
                (unsigned)hc->serial;
-    hc->in = evbuffer_new();
-    hc->out = evbuffer_new();
     hc->ev_tick = evtimer_new(h->base, health_tick_cb, hc);
     hc->ev_timeout = evtimer_new(h->base, health_timeout_cb, hc);
     hc->ev_pass = evtimer_new(h->base, health_pass_cb, hc);
@@ -769,8 +740,7 @@ health_hconn_create(struct health *h, struct backend *be)
     h->by_id[be->id] = hc;
     be->health = hc;
     TAILQ_INSERT_TAIL(&h->all, hc, link);
-    if (hc->in == NULL || hc->out == NULL || hc->ev_tick == NULL ||
-        hc->ev_timeout == NULL || hc->ev_pass == NULL) {
+    if (hc->ev_tick == NULL || hc->ev_timeout == NULL || hc->ev_pass == NULL) {
         health_hconn_destroy(hc);
         return NULL;
     }

@@ -14,9 +14,142 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include <event2/buffer.h>
+#include <stdarg.h>
+#include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "log.h"
 #include "net.h"
+
+int
+net_conn_init(struct net_conn *nc)
+{
+    memset(nc, 0, sizeof(*nc));
+    nc->fd = -1;
+    nc->in = evbuffer_new();
+    nc->out = evbuffer_new();
+    if (nc->in == NULL || nc->out == NULL) {
+        net_conn_deinit(nc);
+        return -1;
+    }
+    return 0;
+}
+
+void
+net_conn_deinit(struct net_conn *nc)
+{
+    net_conn_close(nc);
+    if (nc->in != NULL) {
+        evbuffer_free(nc->in);
+        nc->in = NULL;
+    }
+    if (nc->out != NULL) {
+        evbuffer_free(nc->out);
+        nc->out = NULL;
+    }
+}
+
+int
+net_conn_attach(struct net_conn *nc, struct event_base *base, int fd,
+                event_callback_fn on_read, event_callback_fn on_write,
+                void *arg)
+{
+    nc->ev_read = event_new(base, fd, EV_READ | EV_PERSIST, on_read, arg);
+    nc->ev_write = event_new(base, fd, EV_WRITE | EV_PERSIST, on_write, arg);
+    if (nc->ev_read == NULL || nc->ev_write == NULL) {
+        if (nc->ev_read != NULL) {
+            event_free(nc->ev_read);
+        }
+        if (nc->ev_write != NULL) {
+            event_free(nc->ev_write);
+        }
+        nc->ev_read = nc->ev_write = NULL;
+        return -1;
+    }
+    nc->fd = fd;
+    return 0;
+}
+
+void
+net_conn_close(struct net_conn *nc)
+{
+    if (nc->ev_read != NULL) {
+        event_free(nc->ev_read);
+        nc->ev_read = NULL;
+    }
+    if (nc->ev_write != NULL) {
+        event_free(nc->ev_write);
+        nc->ev_write = NULL;
+    }
+    nc->reading = nc->writing = false;
+    if (nc->fd >= 0) {
+        close(nc->fd);
+        nc->fd = -1;
+    }
+    if (nc->in != NULL) {
+        evbuffer_drain(nc->in, evbuffer_get_length(nc->in));
+    }
+    if (nc->out != NULL) {
+        evbuffer_drain(nc->out, evbuffer_get_length(nc->out));
+    }
+}
+
+void
+net_conn_reading(struct net_conn *nc, bool on)
+{
+    if (on && !nc->reading) {
+        event_add(nc->ev_read, NULL);
+    } else if (!on && nc->reading) {
+        event_del(nc->ev_read);
+    }
+    nc->reading = on;
+}
+
+void
+net_conn_writing(struct net_conn *nc, bool on)
+{
+    if (on && !nc->writing) {
+        event_add(nc->ev_write, NULL);
+    } else if (!on && nc->writing) {
+        event_del(nc->ev_write);
+    }
+    nc->writing = on;
+}
+
+int
+net_conn_write(struct net_conn *nc)
+{
+    if (evbuffer_get_length(nc->out) > 0 &&
+        evbuffer_write(nc->out, nc->fd) < 0 && errno != EAGAIN &&
+        errno != EINTR) {
+        return -1;
+    }
+    net_conn_writing(nc, evbuffer_get_length(nc->out) > 0);
+    return 0;
+}
+
+ssize_t
+net_conn_read(struct net_conn *nc)
+{
+    return net_read(nc->fd, nc->in);
+}
+
+void
+net_log(const struct net_conn *nc, int level, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    if (log_get_level() < level) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_msg((enum log_level)level, "%s: %s", nc->name, msg);
+}
 
 ssize_t
 net_read(int fd, struct evbuffer *buf)

@@ -11,7 +11,55 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <event2/event.h>
+
 struct evbuffer;
+
+/*
+ * One socket with its buffers and events: what client, backend and health
+ * connections share. ev_write is added only while `out` holds bytes the
+ * socket did not take (or, by its owner, while a connect is in progress).
+ * Log lines about it start with its name.
+ */
+struct net_conn {
+    int fd;                         /* -1: no socket */
+    struct evbuffer *in;            /* owned */
+    struct evbuffer *out;           /* owned */
+    struct event *ev_read;          /* NULL without a socket */
+    struct event *ev_write;
+    bool reading;                   /* ev_read is added */
+    bool writing;                   /* ev_write is added */
+    char name[128];                 /* "backend NAME (ADDR)", "client 7
+                                       (PEER)" */
+};
+
+/* Buffers, no socket. Returns 0, or -1 (out of memory). */
+int net_conn_init(struct net_conn *nc) __attribute__((warn_unused_result));
+/* Closes the socket and frees the buffers. */
+void net_conn_deinit(struct net_conn *nc);
+/*
+ * Takes socket fd, with its read and write events on base (not added; the
+ * callbacks get arg). Returns 0, or -1 (out of memory: fd is not taken).
+ */
+int net_conn_attach(struct net_conn *nc, struct event_base *base, int fd,
+                    event_callback_fn on_read, event_callback_fn on_write,
+                    void *arg) __attribute__((warn_unused_result));
+/* Closes the socket, frees its events, forgets every byte either way. */
+void net_conn_close(struct net_conn *nc);
+/* Adds or deletes the read event. */
+void net_conn_reading(struct net_conn *nc, bool on);
+void net_conn_writing(struct net_conn *nc, bool on);
+/*
+ * Writes what the socket takes of `out` and arms ev_write for the rest (or
+ * disarms it). Returns 0, or -1 with errno on an error that ends the
+ * connection.
+ */
+int net_conn_write(struct net_conn *nc) __attribute__((warn_unused_result));
+/* Reads what the socket has into `in`: see net_read(). */
+ssize_t net_conn_read(struct net_conn *nc);
+/* A log line "NAME: message" at level (enum log_level). */
+void net_log(const struct net_conn *nc, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /*
  * Reads what the socket has (up to 64 KiB) into buf without an extra copy.
