@@ -32,16 +32,6 @@
 #include "topology.h"
 #include "worker.h"
 
-struct bconn *
-route_pick(struct worker *w, struct worker_backend *wb)
-{
-    unsigned slot = 0;
-
-    if (w->per_backend > 1) {
-        slot = wb->next_slot++ % w->per_backend;
-    }
-    return wb->conns[slot];
-}
 
 static bool
 route_backend_up(uint32_t b, void *arg)
@@ -52,17 +42,12 @@ route_backend_up(uint32_t b, void *arg)
 }
 
 struct backend *
-route_key(struct worker *w, const struct topology *t, const char *key,
-          size_t len, struct backend **owner)
+route_fallback(struct worker *w, const struct topology *t, const char *key,
+               size_t len, struct backend *owner)
 {
-    struct backend *o = t->backends[ring_lookup(t->ring, key, len)];
     uint32_t b;
 
-    *owner = o;
-    if (backend_is_up(o)) {
-        return o;
-    }
-    stats_add(&worker_wb(w, o)->stats->failovers, 1);
+    stats_add(&worker_wb(w, owner)->stats->failovers, 1);
     b = ring_route(t->ring, key, len, route_backend_up, (void *)t);
     return b == RING_NONE ? NULL : t->backends[b];
 }

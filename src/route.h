@@ -9,6 +9,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend.h"
+#include "ring.h"
+#include "topology.h"
+#include "worker.h"
+
 struct backend;
 struct bconn;
 struct config;
@@ -17,16 +22,39 @@ struct topology;
 struct worker;
 struct worker_backend;
 
+/* The next UP backend clockwise from owner's point for key (owner not
+ * UP), or NULL; counts the failover. */
+struct backend *route_fallback(struct worker *w, const struct topology *t,
+                               const char *key, size_t len,
+                               struct backend *owner);
+
 /*
  * The backend for key in topology t: its owner when UP, else the next
  * distinct UP backend clockwise from the owner's point, or NULL when none
- * is. The owner is stored in *owner; a failover is counted on it.
+ * is. The owner is stored in *owner; a failover is counted on it. Inline:
+ * it runs once per key.
  */
-struct backend *route_key(struct worker *w, const struct topology *t,
-                          const char *key, size_t len, struct backend **owner);
+static inline struct backend *
+route_key(struct worker *w, const struct topology *t, const char *key,
+          size_t len, struct backend **owner)
+{
+    struct backend *o = t->backends[ring_lookup(t->ring, key, len)];
+
+    *owner = o;
+    return backend_is_up(o) ? o : route_fallback(w, t, key, len, o);
+}
 
 /* The worker's connection to use next for wb (round robin). */
-struct bconn *route_pick(struct worker *w, struct worker_backend *wb);
+static inline struct bconn *
+route_pick(struct worker *w, struct worker_backend *wb)
+{
+    unsigned slot = 0;
+
+    if (w->per_backend > 1) {
+        slot = wb->next_slot++ % w->per_backend;
+    }
+    return wb->conns[slot];
+}
 
 /*
  * Caps the exptime of a write that goes to a fallback at failover_ttl, so

@@ -255,12 +255,10 @@ worker_retire_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-worker_topo_release(struct worker *w, struct worker_topo *wt)
+worker_topo_free(struct worker_topo *wt)
 {
-    if (--wt->users == 0 && wt != w->topo) {
-        topology_unref(wt->t);
-        free(wt);
-    }
+    topology_unref(wt->t);
+    free(wt);
 }
 
 /*
@@ -312,8 +310,7 @@ worker_adopt(struct worker *w, struct topology *t, bool connect)
     w->cfg = t->cfg;
     w->adopted = t->generation;
     if (old != NULL && old->users == 0) {
-        topology_unref(old->t);
-        free(old);
+        worker_topo_free(old);
     }
     if (nretiring > 0) {
         worker_retire(w);

@@ -150,8 +150,17 @@ worker_wb(const struct worker *w, const struct backend *be)
     return w->wb[be->id];
 }
 
+/* Frees wt, a snapshot no longer current and with no request left. */
+void worker_topo_free(struct worker_topo *wt);
+
 /* A request routed with wt finished: let wt go if it is no longer current
  * and this was its last request. */
-void worker_topo_release(struct worker *w, struct worker_topo *wt);
+static inline void
+worker_topo_release(struct worker *w, struct worker_topo *wt)
+{
+    if (--wt->users == 0 && wt != w->topo) {
+        worker_topo_free(wt);
+    }
+}
 
 #endif
