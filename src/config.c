@@ -1050,6 +1050,29 @@ config_parse_port(const char *s, uint16_t *port, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * A weight given as a number (the admin API): in range, and one that
+ * config_render() writes back exactly, as it does into wtext (wlen bytes).
+ * Returns 0, or -1 with err.
+ */
+static int
+config_check_number_weight(const char *name, double weight, char *wtext,
+                           size_t wlen, char *err, size_t errlen)
+{
+    snprintf(wtext, wlen, "%g", weight);
+    if (config_check_weight(name, weight, wtext, err, errlen) != 0) {
+        return -1;
+    }
+    if (config_format_weight(weight, wtext, wlen) != 0) {
+        snprintf(err, errlen,
+                 "backend '%s': bad weight %.17g (at most 15 significant "
+                 "decimal digits)",
+                 name, weight);
+        return -1;
+    }
+    return 0;
+}
+
 /* Zone (scope) of a link-local IPv6 address: "eth0", "2". */
 static bool
 config_zone_valid(const char *s, const char *end)
@@ -1277,15 +1300,8 @@ config_add_backend_str(struct config *cfg, const char *name,
                           errlen) != 0) {
         return -1;
     }
-    snprintf(wtext, sizeof(wtext), "%g", weight);
-    if (config_check_weight(name, weight, wtext, err, errlen) != 0) {
-        return -1;
-    }
-    if (config_format_weight(weight, wtext, sizeof(wtext)) != 0) {
-        snprintf(err, errlen,
-                 "backend '%s': bad weight %.17g (at most 15 significant "
-                 "decimal digits)",
-                 name, weight);
+    if (config_check_number_weight(name, weight, wtext, sizeof(wtext), err,
+                                   errlen) != 0) {
         return -1;
     }
     rc = config_check_addr(cfg, name, hostport, host, port, err, errlen);
@@ -1341,15 +1357,8 @@ config_set_weight(struct config *cfg, const char *name, double weight,
         snprintf(err, errlen, "no backend '%s'", name);
         return -1;
     }
-    snprintf(wtext, sizeof(wtext), "%g", weight);
-    if (config_check_weight(name, weight, wtext, err, errlen) != 0) {
-        return -1;
-    }
-    if (config_format_weight(weight, wtext, sizeof(wtext)) != 0) {
-        snprintf(err, errlen,
-                 "backend '%s': bad weight %.17g (at most 15 significant "
-                 "decimal digits)",
-                 name, weight);
+    if (config_check_number_weight(name, weight, wtext, sizeof(wtext), err,
+                                   errlen) != 0) {
         return -1;
     }
     cfg->backends[i].weight = weight;
