@@ -165,6 +165,12 @@ admin_stats_settings(struct proxy *p, const struct topology *t,
     evbuffer_add(out, "END\r\n", 5);
 }
 
+static bool
+admin_is(const struct proto_str *arg, const char *word)
+{
+    return arg->len == strlen(word) && memcmp(arg->p, word, arg->len) == 0;
+}
+
 bool
 admin_answer(struct proxy *p, const struct topology *t,
              const struct proto_req *pr, struct evbuffer *out)
@@ -183,11 +189,11 @@ admin_answer(struct proxy *p, const struct topology *t,
     case PROTO_CMD_STATS:
         if (pr->args.len == 0) {
             admin_stats(p, t, out);
-        } else if (pr->args.len == 8 && memcmp(pr->args.p, "backends", 8) == 0) {
+        } else if (admin_is(&pr->args, "backends")) {
             admin_stats_backends(p, t, out);
-        } else if (pr->args.len == 8 && memcmp(pr->args.p, "settings", 8) == 0) {
+        } else if (admin_is(&pr->args, "settings")) {
             admin_stats_settings(p, t, out);
-        } else if (pr->args.len == 5 && memcmp(pr->args.p, "reset", 5) == 0) {
+        } else if (admin_is(&pr->args, "reset")) {
             admin_stats_reset(p, t);
             evbuffer_add(out, "RESET\r\n", 7);
         } else {

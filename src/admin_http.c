@@ -12,8 +12,8 @@
  * Reads go to the current snapshot, admin_http_topology(a), looked up once per
  * request: it cannot change while a handler runs, because changes are made
  * on this thread too. Changes edit a config_clone() of the snapshot's
- * config and hand it to ops.apply (proxy_apply()), so a change through the API is
- * checked and applied exactly like a reload of an edited file; the file
+ * config and hand it to ops.apply (proxy_apply()), so a change through the
+ * API is checked and applied exactly like a reload of an edited file; the file
  * itself is never written (GET /config renders what runs).
  *
  * The token is read from the snapshot's config on every request, so a
@@ -253,7 +253,8 @@ admin_http_set(json_t *o, const char *key, json_t *v, bool *bad)
 /* Backend i of t as GET /backends lists it (new reference, or NULL):
  * its counters since the last `stats reset`, as `stats backends`. */
 static json_t *
-admin_http_backend_json(struct admin_http *a, const struct topology *t, uint32_t i)
+admin_http_backend_json(struct admin_http *a, const struct topology *t,
+                        uint32_t i)
 {
     const struct backend *be = t->backends[i];
     struct stats_backend sum;
@@ -316,7 +317,8 @@ admin_http_get_backends(struct evhttp_request *req, struct admin_http *a)
     json_t *list = json_array();
 
     for (uint32_t i = 0; i < t->n && list != NULL; i++) {
-        if (json_array_append_new(list, admin_http_backend_json(a, t, i)) != 0) {
+        if (json_array_append_new(list, admin_http_backend_json(a, t, i)) !=
+            0) {
             json_decref(list);
             list = NULL;
         }

@@ -3,8 +3,8 @@
  *
  * Invariants:
  *   - queue holds, in write order, every fragment whose request bytes were
- *     written to out (or the socket) and whose reply has not been read; the head
- *     is the one being answered.
+ *     written to nc.out (or the socket) and whose reply has not been read;
+ *     the head is the one being answered.
  *   - timer is armed whenever the queue is non-empty in CONNECTED state, or
  *     while CONNECTING; it fires at the head's deadline at the latest, and
  *     a firing that finds the head not yet due re-arms it, so a steady
