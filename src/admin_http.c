@@ -45,6 +45,7 @@
 #include "analyze.h"
 #include "backend.h"
 #include "config.h"
+#include "net.h"
 #include "log.h"
 #include "ring.h"
 #include "stats.h"
@@ -847,7 +848,7 @@ admin_http_create(struct event_base *base, const char *listen,
         char reason[128];
         uint16_t port;
 
-        if (config_parse_hostport(listen, host, sizeof(host), &port, reason,
+        if (net_parse_hostport(listen, host, sizeof(host), &port, reason,
                                   sizeof(reason)) != 0) {
             snprintf(err, errlen, "admin listen %s: %s", listen, reason);
             admin_http_destroy(a);

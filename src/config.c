@@ -378,7 +378,7 @@ config_set_key(struct config_parser *p, const struct config_key *k,
                     k->name, value);
         return -1;
     case CONFIG_TYPE_LISTEN:
-        if (config_parse_hostport(value, host, sizeof(host), &port, reason,
+        if (net_parse_hostport(value, host, sizeof(host), &port, reason,
                                   sizeof(reason)) != 0) {
             config_fail(p, p->line, "%s: bad address '%s': %s", k->name, value,
                         reason);
@@ -503,7 +503,7 @@ config_parse_addr(const char *name, const char *addr, char *host,
 {
     char reason[128];
 
-    if (config_parse_hostport(addr, host, hostlen, port, reason,
+    if (net_parse_hostport(addr, host, hostlen, port, reason,
                               sizeof(reason)) != 0) {
         snprintf(err, errlen, "backend '%s': bad address '%s': %s", name,
                  addr, reason);
@@ -706,7 +706,7 @@ config_check_admin_listen(const char *value, bool *loopback, char *err,
         *loopback = true; /* file permissions guard it */
         return 0;
     }
-    if (config_parse_hostport(value, host, sizeof(host), &port, reason,
+    if (net_parse_hostport(value, host, sizeof(host), &port, reason,
                               sizeof(reason)) != 0) {
         snprintf(err, errlen,
                  "listen: bad address '%s': %s (expected HOST:PORT or an "
@@ -1029,27 +1029,6 @@ config_destroy(struct config *cfg)
     free(cfg);
 }
 
-static int
-config_parse_port(const char *s, uint16_t *port, char *err, size_t errlen)
-{
-    uint64_t v;
-
-    if (*s == '\0') {
-        snprintf(err, errlen, "missing port");
-        return -1;
-    }
-    if (util_parse_u64(s, strlen(s), &v) != 0) {
-        snprintf(err, errlen, "bad port '%s' (expected 1..65535)", s);
-        return -1;
-    }
-    if (v < 1 || v > 65535) {
-        snprintf(err, errlen, "port %" PRIu64 " out of range 1..65535", v);
-        return -1;
-    }
-    *port = (uint16_t)v;
-    return 0;
-}
-
 /*
  * A weight given as a number (the admin API): in range, and one that
  * config_render() writes back exactly, as it does into wtext (wlen bytes).
@@ -1070,118 +1049,6 @@ config_check_number_weight(const char *name, double weight, char *wtext,
                  name, weight);
         return -1;
     }
-    return 0;
-}
-
-/* Zone (scope) of a link-local IPv6 address: "eth0", "2". */
-static bool
-config_zone_valid(const char *s, const char *end)
-{
-    if (s == end) {
-        return false;
-    }
-    for (; s < end; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_')) {
-            return false;
-        }
-    }
-    return true;
-}
-
-int
-config_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port,
-                      char *err, size_t errlen)
-{
-    const char *h;
-    const char *colon;
-    size_t n;
-
-    if (*s == '[') {
-        char v6[INET6_ADDRSTRLEN + 1];
-        struct in6_addr a6;
-        const char *close = strchr(s, ']');
-        const char *zone;
-        size_t alen;
-
-        h = s + 1;
-        if (close == NULL) {
-            snprintf(err, errlen, "missing ']' after IPv6 address");
-            return -1;
-        }
-        n = (size_t)(close - h);
-        if (n == 0) {
-            snprintf(err, errlen, "empty host");
-            return -1;
-        }
-        zone = memchr(h, '%', n);
-        alen = zone != NULL ? (size_t)(zone - h) : n;
-        if (alen >= sizeof(v6)) {
-            snprintf(err, errlen, "bad IPv6 address in brackets");
-            return -1;
-        }
-        memcpy(v6, h, alen);
-        v6[alen] = '\0';
-        if (inet_pton(AF_INET6, v6, &a6) != 1) {
-            snprintf(err, errlen, "bad IPv6 address in brackets");
-            return -1;
-        }
-        if (zone != NULL && !config_zone_valid(zone + 1, close)) {
-            snprintf(err, errlen, "bad IPv6 zone");
-            return -1;
-        }
-        if (close[1] == '\0') {
-            snprintf(err, errlen, "missing port");
-            return -1;
-        }
-        if (close[1] != ':') {
-            snprintf(err, errlen, "expected ':' after ']'");
-            return -1;
-        }
-        colon = close + 1;
-    } else {
-        h = s;
-        colon = strrchr(s, ':');
-        if (colon == NULL) {
-            snprintf(err, errlen, "missing port (HOST:PORT)");
-            return -1;
-        }
-        n = (size_t)(colon - h);
-        if (n == 0) {
-            snprintf(err, errlen, "empty host");
-            return -1;
-        }
-        for (size_t i = 0; i < n; i++) {
-            unsigned char c = (unsigned char)h[i];
-
-            if (c == ':') {
-                snprintf(err, errlen,
-                         "IPv6 address must be in brackets, e.g. "
-                         "[::1]:11211");
-                return -1;
-            }
-            if (c == '[' || c == ']') {
-                snprintf(err, errlen, "bad brackets");
-                return -1;
-            }
-            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_')) {
-                snprintf(err, errlen, "bad character '%c' in host name", c);
-                return -1;
-            }
-        }
-    }
-    if (config_parse_port(colon + 1, port, err, errlen) != 0) {
-        return -1;
-    }
-    if (n >= hostlen) {
-        snprintf(err, errlen, "host too long");
-        return -1;
-    }
-    memcpy(host, h, n);
-    host[n] = '\0';
     return 0;
 }
 
@@ -1371,21 +1238,6 @@ config_nkeys(void)
     return CONFIG_NKEYS;
 }
 
-/* "host:port", with IPv6 hosts in brackets. */
-static int
-config_format_hostport(const char *host, uint16_t port, char *buf,
-                       size_t len)
-{
-    int n;
-
-    if (strchr(host, ':') != NULL) {
-        n = snprintf(buf, len, "[%s]:%u", host, (unsigned)port);
-    } else {
-        n = snprintf(buf, len, "%s:%u", host, (unsigned)port);
-    }
-    return n < 0 || (size_t)n >= len ? -1 : 0;
-}
-
 int
 config_key_format(const struct config *cfg, size_t i, const char **section,
                   const char **name, char *value, size_t valuelen)
@@ -1417,7 +1269,7 @@ config_key_format(const struct config *cfg, size_t i, const char **section,
                          : "?");
         break;
     case CONFIG_TYPE_LISTEN:
-        return config_format_hostport(cfg->listen_host, cfg->listen_port,
+        return net_format_hostport(cfg->listen_host, cfg->listen_port,
                                       value, valuelen);
     }
     return n < 0 || (size_t)n >= valuelen ? -1 : 0;
@@ -1476,7 +1328,7 @@ config_render(const struct config *cfg, FILE *out)
         char w[64];
         char line[2 * CONFIG_LINE_MAX];
 
-        if (config_format_hostport(b->host, b->port, addr, sizeof(addr)) !=
+        if (net_format_hostport(b->host, b->port, addr, sizeof(addr)) !=
             0) {
             continue; /* cannot happen: it was parsed from a line */
         }

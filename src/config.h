@@ -166,14 +166,6 @@ int config_key_format(const struct config *cfg, size_t i,
 int config_format_weight(double w, char *buf, size_t len)
     __attribute__((warn_unused_result));
 
-/*
- * Splits "HOST:PORT", "[IPv6]:PORT" or "IPv6-free-host:PORT" into a host
- * (copied into host, at most hostlen bytes with the NUL) and a port 1..65535.
- * Returns 0, or -1 with a reason in err.
- */
-int config_parse_hostport(const char *s, char *host, size_t hostlen,
-                          uint16_t *port, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
 
 /* Builds the ring described by cfg; see ring_create(). */
 struct ring *config_build_ring(const struct config *cfg, char *err,

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "net.h"
 #include "ctl.h"
 #include "util.h"
 
@@ -380,7 +381,7 @@ ctl_send_tcp(const char *addr, const char *token, const struct ctl_request *r,
     int bad = 0;
     int rc = -1;
 
-    if (config_parse_hostport(addr, host, sizeof(host), &port, reason,
+    if (net_parse_hostport(addr, host, sizeof(host), &port, reason,
                               sizeof(reason)) != 0) {
         snprintf(ans->err, sizeof(ans->err),
                  "bad address '%s': %s (expected HOST:PORT or a unix socket "

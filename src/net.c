@@ -6,15 +6,16 @@
  */
 #include "autoconf.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-
-#include <stdarg.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -22,6 +23,7 @@
 
 #include "log.h"
 #include "net.h"
+#include "util.h"
 
 int
 net_conn_init(struct net_conn *nc)
@@ -261,4 +263,154 @@ net_addr_text(const struct sockaddr_storage *sa, socklen_t salen, char *buf,
                  serv);
     }
     return buf;
+}
+
+/* ---- addresses as text ---------------------------------------------------- */
+
+static int
+net_parse_port(const char *s, uint16_t *port, char *err, size_t errlen)
+{
+    uint64_t v;
+
+    if (*s == '\0') {
+        snprintf(err, errlen, "missing port");
+        return -1;
+    }
+    if (util_parse_u64(s, strlen(s), &v) != 0) {
+        snprintf(err, errlen, "bad port '%s' (expected 1..65535)", s);
+        return -1;
+    }
+    if (v < 1 || v > 65535) {
+        snprintf(err, errlen, "port %" PRIu64 " out of range 1..65535", v);
+        return -1;
+    }
+    *port = (uint16_t)v;
+    return 0;
+}
+
+/* Zone (scope) of a link-local IPv6 address: "eth0", "2". */
+static bool
+net_zone_valid(const char *s, const char *end)
+{
+    if (s == end) {
+        return false;
+    }
+    for (; s < end; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int
+net_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port,
+                      char *err, size_t errlen)
+{
+    const char *h;
+    const char *colon;
+    size_t n;
+
+    if (*s == '[') {
+        char v6[INET6_ADDRSTRLEN + 1];
+        struct in6_addr a6;
+        const char *close = strchr(s, ']');
+        const char *zone;
+        size_t alen;
+
+        h = s + 1;
+        if (close == NULL) {
+            snprintf(err, errlen, "missing ']' after IPv6 address");
+            return -1;
+        }
+        n = (size_t)(close - h);
+        if (n == 0) {
+            snprintf(err, errlen, "empty host");
+            return -1;
+        }
+        zone = memchr(h, '%', n);
+        alen = zone != NULL ? (size_t)(zone - h) : n;
+        if (alen >= sizeof(v6)) {
+            snprintf(err, errlen, "bad IPv6 address in brackets");
+            return -1;
+        }
+        memcpy(v6, h, alen);
+        v6[alen] = '\0';
+        if (inet_pton(AF_INET6, v6, &a6) != 1) {
+            snprintf(err, errlen, "bad IPv6 address in brackets");
+            return -1;
+        }
+        if (zone != NULL && !net_zone_valid(zone + 1, close)) {
+            snprintf(err, errlen, "bad IPv6 zone");
+            return -1;
+        }
+        if (close[1] == '\0') {
+            snprintf(err, errlen, "missing port");
+            return -1;
+        }
+        if (close[1] != ':') {
+            snprintf(err, errlen, "expected ':' after ']'");
+            return -1;
+        }
+        colon = close + 1;
+    } else {
+        h = s;
+        colon = strrchr(s, ':');
+        if (colon == NULL) {
+            snprintf(err, errlen, "missing port (HOST:PORT)");
+            return -1;
+        }
+        n = (size_t)(colon - h);
+        if (n == 0) {
+            snprintf(err, errlen, "empty host");
+            return -1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)h[i];
+
+            if (c == ':') {
+                snprintf(err, errlen,
+                         "IPv6 address must be in brackets, e.g. "
+                         "[::1]:11211");
+                return -1;
+            }
+            if (c == '[' || c == ']') {
+                snprintf(err, errlen, "bad brackets");
+                return -1;
+            }
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_')) {
+                snprintf(err, errlen, "bad character '%c' in host name", c);
+                return -1;
+            }
+        }
+    }
+    if (net_parse_port(colon + 1, port, err, errlen) != 0) {
+        return -1;
+    }
+    if (n >= hostlen) {
+        snprintf(err, errlen, "host too long");
+        return -1;
+    }
+    memcpy(host, h, n);
+    host[n] = '\0';
+    return 0;
+}
+
+/* "host:port", with IPv6 hosts in brackets. */
+int
+net_format_hostport(const char *host, uint16_t port, char *buf,
+                       size_t len)
+{
+    int n;
+
+    if (strchr(host, ':') != NULL) {
+        n = snprintf(buf, len, "[%s]:%u", host, (unsigned)port);
+    } else {
+        n = snprintf(buf, len, "%s:%u", host, (unsigned)port);
+    }
+    return n < 0 || (size_t)n >= len ? -1 : 0;
 }

@@ -1,13 +1,16 @@
 /*
- * net: connection I/O helpers shared by every connection type (client,
- * backend, health): reading into an evbuffer, framing lines in place, and
- * comparing and printing socket addresses.
+ * net: the connection I/O core shared by every connection type (client,
+ * backend, health): a socket with its buffers and events, one write
+ * routine, reading into an evbuffer, framing lines in place, log lines
+ * named after the connection; and addresses: HOST:PORT parsed and
+ * printed, socket addresses compared and printed.
  */
 #ifndef MCRING_NET_H
 #define MCRING_NET_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -105,5 +108,19 @@ bool net_same_addr(const struct sockaddr_storage *a, socklen_t alen,
 /* "IP:PORT" ("[IPv6]:PORT") of sa in buf; returns buf. */
 const char *net_addr_text(const struct sockaddr_storage *sa, socklen_t salen,
                           char *buf, size_t len);
+
+/*
+ * Splits "HOST:PORT", "[IPv6]:PORT" or "IPv6-free-host:PORT" into a host
+ * (copied into host, at most hostlen bytes with the NUL) and a port 1..65535.
+ * Returns 0, or -1 with a reason in err.
+ */
+int net_parse_hostport(const char *s, char *host, size_t hostlen,
+                       uint16_t *port, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* "host:port" into buf (len bytes), an IPv6 host in brackets. Returns 0,
+ * or -1 when it does not fit. */
+int net_format_hostport(const char *host, uint16_t port, char *buf,
+                        size_t len);
 
 #endif

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "net.h"
 #include "ring.h"
 #include "util.h"
 
@@ -1269,28 +1270,28 @@ START_TEST(test_parse_hostport)
     char err[128];
     uint16_t port = 0;
 
-    ck_assert_int_eq(config_parse_hostport("1.2.3.4:5", host, sizeof(host),
+    ck_assert_int_eq(net_parse_hostport("1.2.3.4:5", host, sizeof(host),
                                            &port, err, sizeof(err)),
                      0);
     ck_assert_str_eq(host, "1.2.3.4");
     ck_assert_uint_eq(port, 5);
-    ck_assert_int_eq(config_parse_hostport("[::]:65535", host, sizeof(host),
+    ck_assert_int_eq(net_parse_hostport("[::]:65535", host, sizeof(host),
                                            &port, err, sizeof(err)),
                      0);
     ck_assert_str_eq(host, "::");
     ck_assert_uint_eq(port, 65535);
     /* 15 bytes fit in 16 with the NUL; 16 do not. */
-    ck_assert_int_eq(config_parse_hostport("abcdefghijklmno:1", host,
+    ck_assert_int_eq(net_parse_hostport("abcdefghijklmno:1", host,
                                            sizeof(host), &port, err,
                                            sizeof(err)),
                      0);
-    ck_assert_int_eq(config_parse_hostport("abcdefghijklmnop:1", host,
+    ck_assert_int_eq(net_parse_hostport("abcdefghijklmnop:1", host,
                                            sizeof(host), &port, err,
                                            sizeof(err)),
                      -1);
     ck_assert_str_eq(err, "host too long");
     ck_assert_int_eq(
-        config_parse_hostport("", host, sizeof(host), &port, err, sizeof(err)),
+        net_parse_hostport("", host, sizeof(host), &port, err, sizeof(err)),
         -1);
 }
 END_TEST
