@@ -1,8 +1,11 @@
 /*
- * net: the byte-level I/O shared by client, backend and health
- * connections: one read routine that fills an evbuffer without a copy, and
- * one line framer that finds a line in place (memchr over the first chain)
- * and pulls up only a line that spans chains.
+ * net: the connection core shared by client, backend and health
+ * connections: struct net_conn (socket, buffers, events) with one write
+ * routine that arms the write event only while the socket is full; one
+ * read routine that fills an evbuffer without a copy; one line framer that
+ * finds a line in place (memchr over the first chain) and pulls up only a
+ * line that spans chains; and the address helpers (HOST:PORT text, socket
+ * address comparison) that config, the admin API and ctl share.
  */
 #include "autoconf.h"
 
