@@ -262,6 +262,34 @@ class EndpointTest(AdminTestCase):
         self.ok("PATCH", "/backends/b1", {"state": "active"})
         self.wait_state(["b1"], "UP")
 
+    def test_maint_return_is_stale_safe(self):
+        """A value written while a backend is in maintenance is never
+        followed by the older one it kept."""
+        keys = ["stale-%d" % i for i in range(200)]
+        routes = self.ok("GET", "/route?" + "&".join("key=" + k
+                                                     for k in keys))
+        owned = [e["key"] for e in routes if e["owner"] == "b1"]
+        self.assertTrue(owned)
+        with self.mcring.client() as c:
+            for k in owned:
+                self.assertEqual(c.set(k, b"old"), b"STORED")
+        self.ok("PATCH", "/backends/b1", {"state": "maint"})
+        with self.mcring.client() as c:
+            for i, k in enumerate(owned):
+                if i % 2 == 0:
+                    self.assertEqual(c.set(k, b"new"), b"STORED")
+                else:
+                    # On the fallback, which never had it.
+                    self.assertIn(c.delete(k), (b"DELETED", b"NOT_FOUND"))
+        with self.backend("b1").client() as d:
+            self.assertEqual(d.get(owned[0]), b"old")   # still kept there
+        self.ok("PATCH", "/backends/b1", {"state": "active"})
+        self.wait_state(["b1"], "UP")
+        with self.mcring.client() as c:
+            for i, k in enumerate(owned):
+                self.assertIn(c.get(k), (b"new", None) if i % 2 == 0
+                              else (None,), k)
+
     def test_config_accepted_by_mcring_t(self):
         path = os.path.join(self.tmpdir, "saved.ini")
         with open(path, "w") as f:
