@@ -186,6 +186,13 @@ admin_answer(struct proxy *p, const struct topology *t,
         return false;
     case PROTO_CMD_QUIT:
         return true;
+    case PROTO_CMD_MN:
+        evbuffer_add(out, "MN\r\n", 4);
+        return false;
+    case PROTO_CMD_SHUTDOWN:
+        /* What memcached says when started without -A. */
+        evbuffer_add(out, "ERROR: shutdown not enabled\r\n", 29);
+        return false;
     case PROTO_CMD_STATS:
         if (pr->args.len == 0) {
             admin_stats(p, t, out);

@@ -294,11 +294,14 @@ client_storage(struct client *c, struct evbuffer *in,
     struct request *req;
 
     if (pr->vlen > max) {
-        /* Like memcached: refuse, then skip the data block. */
+        /* Like memcached: refuse (deleting the key of a set), then skip
+         * the data block. */
+        req = request_get(c->worker, c);
+        STAILQ_INSERT_TAIL(&c->queue, req, link);
+        c->nqueued++;
+        request_dispatch_too_large(req, pr);
         evbuffer_drain(in, linelen + eollen);
         c->swallow = (uint64_t)pr->vlen + 2;
-        client_reply_line(c, "SERVER_ERROR object too large for cache",
-                          pr->noreply);
         return true;
     }
     if (evbuffer_get_length(in) < need) {
@@ -345,6 +348,21 @@ client_drive(struct client *c)
 
         if (avail == 0) {
             break;
+        }
+        if (!c->started) {
+            unsigned char first;
+
+            c->started = true;
+            evbuffer_copyout(in, &first, 1);
+            if (first == PROTO_BINARY_MAGIC) {
+                /* The binary protocol: fail fast rather than time out. */
+                net_log(&c->nc, LOG_LEVEL_INFO,
+                        "binary protocol request, closing");
+                stats_add(&w->stats.protocol_errors, 1);
+                evbuffer_drain(in, avail);
+                client_drain(c);
+                break;
+            }
         }
         if (c->swallow > 0) {
             size_t n = avail < c->swallow ? avail : (size_t)c->swallow;
@@ -399,15 +417,16 @@ client_drive(struct client *c)
             client_reply_line(c, "ERROR", false);
             break;
         case PROTO_CLIENT_ERROR:
-            if (proto_cmd_is_storage(pr.cmd)) {
-                /* The length was readable: skip the data block. */
-                c->swallow = (uint64_t)pr.vlen + 2;
-            }
+            /* As memcached: a refused storage line's data block, if the
+             * client sent one, is read as the next command. */
             client_error(c, reason, false, pr.noreply);
             break;
         default:
+            /* An HTTP request: memcached hangs up without a word. */
+            stats_add(&w->stats.protocol_errors, 1);
             evbuffer_drain(in, evbuffer_get_length(in));
-            client_error(c, reason, true, false);
+            net_log(&c->nc, LOG_LEVEL_INFO, "HTTP request line, closing");
+            client_drain(c);
             break;
         }
     }

@@ -42,6 +42,7 @@ struct client {
     uint64_t swallow;               /* bytes of a rejected data block */
     bool paused;                    /* output over its limit */
     bool in_drive;                  /* client_drive() is on the stack */
+    bool started;                   /* its first byte was looked at */
     uint64_t id;
     TAILQ_ENTRY(client) link;
 };

@@ -28,13 +28,17 @@
  */
 #include "autoconf.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proto.h"
 #include "util.h"
 
-/* Most tokens a non-retrieval command takes after its word (cas). */
-#define PROTO_ARGS_MAX 6
+/* memcached's MAX_TOKENS: a line is cut into at most 23 tokens and the
+ * rest (only a retrieval looks at it). */
+#define PROTO_MAX_TOKENS 24
 
 /* Exact comparison of a view of known length with a string literal. */
 #define PROTO_EQ(p, len, lit)                                                  \
@@ -65,6 +69,9 @@ static const char *const proto_cmd_names[] = {
     [PROTO_CMD_VERBOSITY] = "verbosity",
     [PROTO_CMD_QUIT] = "quit",
     [PROTO_CMD_STATS] = "stats",
+    [PROTO_CMD_MN] = "mn",
+    [PROTO_CMD_CACHE_MEMLIMIT] = "cache_memlimit",
+    [PROTO_CMD_SHUTDOWN] = "shutdown",
 };
 /* clang-format on */
 
@@ -147,84 +154,10 @@ proto_key_byte_ok(unsigned char c)
     return proto_byte_class[c] == PROTO_BYTE_KEY;
 }
 
-static bool
-proto_key_ok(const struct proto_str *k)
-{
-    if (k->len == 0 || k->len > PROTO_KEY_MAX) {
-        return false;
-    }
-    for (size_t i = 0; i < k->len; i++) {
-        if (!proto_key_byte_ok((unsigned char)k->p[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
 static inline bool
 proto_is_noreply(const struct proto_str *t)
 {
     return PROTO_EQ(t->p, t->len, "noreply");
-}
-
-/*
- * True if the last token of [p, end) is "noreply", p being just past the
- * command word. Used, like memcached's set_noreply_maybe(), to tell the
- * caller of a malformed line whether the client asked for no reply.
- */
-static bool
-proto_ends_with_noreply(const char *p, const char *end)
-{
-    while (end > p && end[-1] == ' ') {
-        end--;
-    }
-    return end - p >= 8 && memcmp(end - 8, " noreply", 8) == 0;
-}
-
-static int
-proto_parse_u32(const struct proto_str *t, uint32_t *out)
-{
-    uint64_t v;
-
-    if (util_parse_u64(t->p, t->len, &v) != 0 || v > UINT32_MAX) {
-        return -1;
-    }
-    *out = (uint32_t)v;
-    return 0;
-}
-
-/* A memcached exptime or delay: what memcached's safe_strtol accepts. */
-static int
-proto_parse_i32(const struct proto_str *t, int64_t *out)
-{
-    int64_t v;
-
-    if (util_parse_i64(t->p, t->len, &v) != 0 || v < INT32_MIN ||
-        v > INT32_MAX) {
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-/* A data block length; memcached refuses what does not fit an int. */
-static int
-proto_parse_vlen(const struct proto_str *t, uint32_t *out)
-{
-    uint64_t v;
-
-    if (util_parse_u64(t->p, t->len, &v) != 0 || v > INT32_MAX) {
-        return -1;
-    }
-    *out = (uint32_t)v;
-    return 0;
-}
-
-static inline enum proto_status
-proto_fail(enum proto_status st, const char *why, const char **reason)
-{
-    *reason = why;
-    return st;
 }
 
 /*
@@ -235,6 +168,11 @@ static enum proto_cmd
 proto_lookup(const char *w, size_t len)
 {
     switch (len) {
+    case 2:
+        if (w[0] == 'm' && w[1] == 'n') {
+            return PROTO_CMD_MN;
+        }
+        break;
     case 3:
         switch (w[0]) {
         case 'g':
@@ -289,6 +227,12 @@ proto_lookup(const char *w, size_t len)
                 return PROTO_CMD_QUIT;
             }
             break;
+        case 'b':
+            /* An ancient synonym of get that memcached still answers. */
+            if (memcmp(w, "bget", 4) == 0) {
+                return PROTO_CMD_GET;
+            }
+            break;
         }
         break;
     case 5:
@@ -326,6 +270,16 @@ proto_lookup(const char *w, size_t len)
             break;
         }
         break;
+    case 8:
+        if (memcmp(w, "shutdown", 8) == 0) {
+            return PROTO_CMD_SHUTDOWN;
+        }
+        break;
+    case 14:
+        if (memcmp(w, "cache_memlimit", 14) == 0) {
+            return PROTO_CMD_CACHE_MEMLIMIT;
+        }
+        break;
     case 9:
         if (memcmp(w, "flush_all", 9) == 0) {
             return PROTO_CMD_FLUSH_ALL;
@@ -338,267 +292,405 @@ proto_lookup(const char *w, size_t len)
     return PROTO_CMD_NONE;
 }
 
+/* ---- requests: memcached 1.6's own reading of a line -------------------- */
+
 /*
- * get/gets [exptime for gat/gats] <key>+, from p (just past the command
- * word) to end. Validates every key in the same pass that counts them.
+ * memcached's tokenizer (proto_text.c tokenize_command()): tokens are
+ * separated by single spaces (runs of them make no empty token); at most
+ * PROTO_MAX_TOKENS - 1 tokens, the rest of the line being the terminal
+ * token's value. Returns the number of tokens, the terminal one included,
+ * as memcached counts them; *rest is the terminal token's value (NULL at
+ * the end of the line).
  */
-static enum proto_status
-proto_parse_retrieval(const char *p, const char *end, unsigned max_keys,
-                      struct proto_req *req, const char **reason)
+static size_t
+proto_tokenize(const char *line, size_t len, struct proto_str *tok,
+               const char **rest)
 {
-    const char *last = NULL;
+    const char *s = line, *e = line, *end = line + len;
+    size_t n = 0;
+
+    for (; e < end; e++) {
+        if (*e != ' ') {
+            continue;
+        }
+        if (s != e) {
+            tok[n].p = s;
+            tok[n].len = (size_t)(e - s);
+            n++;
+            if (n == PROTO_MAX_TOKENS - 1) {
+                e++;
+                s = e;
+                break;
+            }
+        }
+        s = e + 1;
+    }
+    if (s != e) {
+        tok[n].p = s;
+        tok[n].len = (size_t)(e - s);
+        n++;
+    }
+    *rest = e < end ? e : NULL;
+    tok[n].p = *rest;
+    tok[n].len = 0;
+    return n + 1;
+}
+
+/*
+ * The NUL-terminated copy of a token that libc's number parsers need, as
+ * memcached's tokenizer leaves it (it writes a NUL over each separator).
+ */
+static const char *
+proto_cstr(const struct proto_str *t, char *buf, size_t cap)
+{
+    size_t n = t->len < cap - 1 ? t->len : cap - 1;
+
+    if (t->p != NULL) {
+        memcpy(buf, t->p, n);
+    } else {
+        n = 0;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* memcached's util.c, exactly: what strtoul and friends take, followed by
+ * a space or the end; the result truncated to the field's width. */
+static bool
+proto_mc_strtoull(const struct proto_str *t, uint64_t *out)
+{
+    char buf[PROTO_LINE_MAX + 1];
+    const char *s = proto_cstr(t, buf, sizeof(buf));
+    char *endp;
+    unsigned long long v;
+
+    errno = 0;
+    v = strtoull(s, &endp, 10);
+    if (errno == ERANGE || endp == s) {
+        return false;
+    }
+    if (isspace((unsigned char)*endp) || *endp == '\0') {
+        if ((long long)v < 0 && strchr(s, '-') != NULL) {
+            return false;
+        }
+        *out = v;
+        return true;
+    }
+    return false;
+}
+
+static bool
+proto_mc_strtoul(const struct proto_str *t, uint32_t *out)
+{
+    uint64_t v;
+
+    /* unsigned long is 64 bits here: the same test, then truncation. */
+    if (!proto_mc_strtoull(t, &v)) {
+        return false;
+    }
+    *out = (uint32_t)v;
+    return true;
+}
+
+static bool
+proto_mc_strtol(const struct proto_str *t, int32_t *out)
+{
+    char buf[PROTO_LINE_MAX + 1];
+    const char *s = proto_cstr(t, buf, sizeof(buf));
+    char *endp;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &endp, 10);
+    if (errno == ERANGE || endp == s) {
+        return false;
+    }
+    if (isspace((unsigned char)*endp) || *endp == '\0') {
+        *out = (int32_t)v;
+        return true;
+    }
+    return false;
+}
+
+/* set_noreply_maybe(): the last token is "noreply". */
+static bool
+proto_noreply_maybe(const struct proto_str *tok, size_t ntok)
+{
+    const struct proto_str *t = &tok[ntok - 2];
+
+    return t->p != NULL && proto_is_noreply(t);
+}
+
+static inline enum proto_status
+proto_client_error(struct proto_req *req, const char *why,
+                   const char **reason)
+{
+    (void)req;
+    *reason = why;
+    return PROTO_CLIENT_ERROR;
+}
+
+/* get gets gat gats bget: keys to the end of the line (any number). */
+static enum proto_status
+proto_req_retrieval(const struct proto_str *tok, size_t ntok,
+                    const char *line, const char *end, unsigned max_keys,
+                    struct proto_req *req, const char **reason)
+{
+    const struct proto_str *first = &tok[1];
+    const char *p;
     uint32_t nkeys = 0;
+    const char *last = NULL;
 
     if (req->cmd == PROTO_CMD_GAT || req->cmd == PROTO_CMD_GATS) {
-        struct proto_str t;
+        int32_t e;
 
-        if (!proto_token(&p, end, &t)) {
-            return proto_fail(PROTO_CLIENT_ERROR, PROTO_REASON_FORMAT, reason);
+        if (!proto_mc_strtol(&tok[1], &e)) {
+            return proto_client_error(req, PROTO_REASON_EXPTIME, reason);
         }
-        if (proto_parse_i32(&t, &req->exptime) != 0) {
-            return proto_fail(PROTO_CLIENT_ERROR, PROTO_REASON_EXPTIME, reason);
-        }
+        req->exptime = e;
+        first = &tok[2];
     }
-    p = proto_skip_spaces(p, end);
-    if (p == end) {
-        return proto_fail(PROTO_CLIENT_ERROR, PROTO_REASON_FORMAT, reason);
-    }
+    (void)ntok;
+    /* The keys: from the first one to the end of the line. */
+    p = first->p != NULL ? first->p : end;
     req->keys.p = p;
     while (p < end) {
-        const char *k = p;
+        const char *k;
         size_t klen;
 
-        while (p < end &&
-               proto_byte_class[(unsigned char)*p] == PROTO_BYTE_KEY) {
+        while (p < end && *p == ' ') {
+            p++;
+        }
+        if (p == end) {
+            break;
+        }
+        k = p;
+        while (p < end && *p != ' ') {
             p++;
         }
         klen = (size_t)(p - k);
-        if ((p < end && *p != ' ') || klen > PROTO_KEY_MAX) {
-            return proto_fail(PROTO_CLIENT_ERROR, PROTO_REASON_FORMAT, reason);
+        if (klen > PROTO_KEY_MAX) {
+            return proto_client_error(req, PROTO_REASON_FORMAT, reason);
         }
         if (nkeys == 0) {
             req->key.p = k;
             req->key.len = klen;
         }
         if (nkeys == max_keys) {
-            return proto_fail(PROTO_CLIENT_ERROR, PROTO_REASON_TOO_MANY_KEYS,
-                              reason);
+            return proto_client_error(req, PROTO_REASON_TOO_MANY_KEYS,
+                                      reason);
         }
         nkeys++;
         last = p;
-        p = proto_skip_spaces(p, end);
     }
-    req->keys.len = (size_t)(last - req->keys.p);
+    req->keys.len = last != NULL ? (size_t)(last - req->keys.p) : 0;
     req->nkeys = nkeys;
+    (void)line;
     return PROTO_OK;
 }
 
-/*
- * set/add/replace/append/prepend <key> <flags> <exptime> <bytes> [noreply]
- * cas <key> <flags> <exptime> <bytes> <cas unique> [noreply]
- * The bytes field is read first: once it is known the data block can be
- * skipped, so every later error leaves the stream in sync.
- */
+/* process_update_command(): set add replace append prepend, cas. */
 static enum proto_status
-proto_parse_storage(const struct proto_str *a, unsigned n,
-                    struct proto_req *req, const char **reason)
+proto_req_update(const struct proto_str *tok, size_t ntok,
+                 struct proto_req *req, const char **reason)
 {
-    unsigned base = req->cmd == PROTO_CMD_CAS ? 5 : 4;
+    int32_t e, vlen;
 
-    if (n < 4 || proto_parse_vlen(&a[3], &req->vlen) != 0) {
-        return proto_fail(PROTO_CLIENT_ERROR_CLOSE, PROTO_REASON_FORMAT,
-                          reason);
+    req->noreply = proto_noreply_maybe(tok, ntok);
+    if (tok[1].len > PROTO_KEY_MAX) {
+        return proto_client_error(req, PROTO_REASON_FORMAT, reason);
     }
-    /* The bytes field is where it belongs: whatever else is wrong, the
-     * data block can be skipped and the stream stays in step. */
-    req->vlen_known = true;
-    if (n != base && n != base + 1) {
-        return proto_fail(PROTO_CLIENT_ERROR, PROTO_REASON_FORMAT, reason);
+    if (!proto_mc_strtoul(&tok[2], &req->flags) ||
+        !proto_mc_strtol(&tok[3], &e) || !proto_mc_strtol(&tok[4], &vlen)) {
+        return proto_client_error(req, PROTO_REASON_FORMAT, reason);
     }
-    if (!proto_key_ok(&a[0]) || proto_parse_u32(&a[1], &req->flags) != 0 ||
-        proto_parse_i32(&a[2], &req->exptime) != 0 ||
-        (base == 5 && util_parse_u64(a[4].p, a[4].len, &req->cas) != 0) ||
-        (n == base + 1 && !proto_is_noreply(&a[base]))) {
-        return proto_fail(PROTO_CLIENT_ERROR, PROTO_REASON_FORMAT, reason);
+    if (req->cmd == PROTO_CMD_CAS && !proto_mc_strtoull(&tok[5], &req->cas)) {
+        return proto_client_error(req, PROTO_REASON_FORMAT, reason);
     }
-    req->key = a[0];
-    req->noreply = n == base + 1;
+    if (vlen < 0 || vlen > INT32_MAX - 2) {
+        return proto_client_error(req, PROTO_REASON_FORMAT, reason);
+    }
+    req->key = tok[1];
+    req->exptime = e;
+    req->vlen = (uint32_t)vlen;
     return PROTO_OK;
 }
 
-/* delete <key> [0] [noreply]: the "0" is a legacy hold time. */
+/* process_touch_command(), process_arithmetic_command(). */
 static enum proto_status
-proto_parse_delete(const struct proto_str *a, unsigned n, struct proto_req *req,
-                   const char **reason)
+proto_req_key_number(const struct proto_str *tok, size_t ntok,
+                     struct proto_req *req, const char **reason)
 {
-    bool ok;
-
-    switch (n) {
-    case 1:
-        ok = true;
-        break;
-    case 2:
-        ok = PROTO_EQ(a[1].p, a[1].len, "0") || proto_is_noreply(&a[1]);
-        break;
-    case 3:
-        ok = PROTO_EQ(a[1].p, a[1].len, "0") && proto_is_noreply(&a[2]);
-        break;
-    default:
-        ok = false;
-        break;
-    }
-    if (!ok) {
-        return proto_fail(PROTO_CLIENT_ERROR, PROTO_REASON_DELETE_FORMAT,
-                          reason);
-    }
-    if (!proto_key_ok(&a[0])) {
-        return proto_fail(PROTO_CLIENT_ERROR, PROTO_REASON_FORMAT, reason);
-    }
-    req->key = a[0];
-    req->noreply = n > 1 && proto_is_noreply(&a[n - 1]);
-    return PROTO_OK;
-}
-
-/* incr/decr <key> <delta> [noreply], touch <key> <exptime> [noreply]. */
-static enum proto_status
-proto_parse_key_number(const struct proto_str *a, unsigned n,
-                       struct proto_req *req, const char **reason)
-{
-    if ((n != 2 && n != 3) || !proto_key_ok(&a[0]) ||
-        (n == 3 && !proto_is_noreply(&a[2]))) {
-        return proto_fail(PROTO_CLIENT_ERROR, PROTO_REASON_FORMAT, reason);
+    req->noreply = proto_noreply_maybe(tok, ntok);
+    if (tok[1].len > PROTO_KEY_MAX) {
+        return proto_client_error(req, PROTO_REASON_FORMAT, reason);
     }
     if (req->cmd == PROTO_CMD_TOUCH) {
-        if (proto_parse_i32(&a[1], &req->exptime) != 0) {
-            return proto_fail(PROTO_CLIENT_ERROR, PROTO_REASON_EXPTIME, reason);
+        int32_t e;
+
+        if (!proto_mc_strtol(&tok[2], &e)) {
+            return proto_client_error(req, PROTO_REASON_EXPTIME, reason);
         }
-    } else if (util_parse_u64(a[1].p, a[1].len, &req->delta) != 0) {
-        return proto_fail(PROTO_CLIENT_ERROR, PROTO_REASON_DELTA, reason);
+        req->exptime = e;
+    } else if (!proto_mc_strtoull(&tok[2], &req->delta)) {
+        return proto_client_error(req, PROTO_REASON_DELTA, reason);
     }
-    req->key = a[0];
-    req->noreply = n == 3;
+    req->key = tok[1];
     return PROTO_OK;
 }
 
-/* flush_all [delay] [noreply] */
+/* process_delete_command(): delete <key> [0] [noreply]. */
 static enum proto_status
-proto_parse_flush_all(const struct proto_str *a, unsigned n,
-                      struct proto_req *req, const char **reason)
+proto_req_delete(const struct proto_str *tok, size_t ntok,
+                 struct proto_req *req, const char **reason)
 {
-    unsigned ndelay = n;
+    if (ntok > 3) {
+        bool zero = PROTO_EQ(tok[2].p, tok[2].len, "0");
+        bool noreply = proto_noreply_maybe(tok, ntok);
 
-    if (n > 2 || (n == 2 && !proto_is_noreply(&a[1]))) {
-        return proto_fail(PROTO_CLIENT_ERROR, PROTO_REASON_FORMAT, reason);
-    }
-    if (n > 0 && proto_is_noreply(&a[n - 1])) {
-        req->noreply = true;
-        ndelay--;
-    }
-    if (ndelay == 1) {
-        if (proto_parse_i32(&a[0], &req->exptime) != 0) {
-            return proto_fail(PROTO_CLIENT_ERROR, PROTO_REASON_EXPTIME, reason);
+        req->noreply = noreply;
+        if (!((ntok == 4 && (zero || noreply)) ||
+              (ntok == 5 && zero && noreply))) {
+            return proto_client_error(req, PROTO_REASON_DELETE_FORMAT,
+                                      reason);
         }
+    }
+    if (tok[1].len > PROTO_KEY_MAX) {
+        return proto_client_error(req, PROTO_REASON_FORMAT, reason);
+    }
+    req->key = tok[1];
+    return PROTO_OK;
+}
+
+/* process_flush_all_command(). */
+static enum proto_status
+proto_req_flush_all(const struct proto_str *tok, size_t ntok,
+                    struct proto_req *req, const char **reason)
+{
+    req->noreply = proto_noreply_maybe(tok, ntok);
+    if (ntok != (req->noreply ? 3u : 2u)) {
+        int32_t e;
+
+        if (!proto_mc_strtol(&tok[1], &e)) {
+            return proto_client_error(req, PROTO_REASON_EXPTIME, reason);
+        }
+        req->exptime = e;
         req->has_delay = true;
     }
     return PROTO_OK;
 }
 
-/*
- * verbosity <level> [noreply]. As in memcached, "verbosity noreply" is a
- * missing level, so a format error.
- */
+/* process_verbosity_command(), process_memlimit_command(). */
 static enum proto_status
-proto_parse_verbosity(const struct proto_str *a, unsigned n,
-                      struct proto_req *req, const char **reason)
+proto_req_level(const struct proto_str *tok, size_t ntok,
+                struct proto_req *req, const char **reason)
 {
-    uint32_t level;
-
-    if ((n != 1 && n != 2) || proto_parse_u32(&a[0], &level) != 0 ||
-        (n == 2 && !proto_is_noreply(&a[1]))) {
-        return proto_fail(PROTO_CLIENT_ERROR, PROTO_REASON_FORMAT, reason);
+    req->noreply = proto_noreply_maybe(tok, ntok);
+    if (!proto_mc_strtoul(&tok[1], &req->level)) {
+        if (req->cmd == PROTO_CMD_CACHE_MEMLIMIT) {
+            return PROTO_ERROR;
+        }
+        return proto_client_error(req, PROTO_REASON_FORMAT, reason);
     }
-    req->level = level;
-    req->noreply = n == 2;
     return PROTO_OK;
+}
+
+/* True when ntok is a or b (memcached's WANT_TOKENS_OR). */
+static inline bool
+proto_want(size_t ntok, size_t a, size_t b)
+{
+    return ntok == a || ntok == b;
 }
 
 enum proto_status
 proto_parse_request(const char *line, size_t len, unsigned max_keys,
                     struct proto_req *req, const char **reason)
 {
-    const char *end = line + len;
-    const char *p = line;
-    struct proto_str a[PROTO_ARGS_MAX];
-    struct proto_str word;
-    enum proto_status st;
-    unsigned n;
+    struct proto_str tok[PROTO_MAX_TOKENS];
+    const char *rest, *nul;
+    size_t ntok;
+    enum proto_cmd cmd;
 
     memset(req, 0, sizeof(*req));
-    if (!proto_token(&p, end, &word)) {
+    /* memcached reads the line as a C string: a NUL ends it. */
+    nul = memchr(line, '\0', len);
+    if (nul != NULL) {
+        len = (size_t)(nul - line);
+    }
+    ntok = proto_tokenize(line, len, tok, &rest);
+    if (ntok < 2 || tok[0].len < 2) {
         return PROTO_ERROR;
     }
-    req->name = word;
-    req->cmd = proto_lookup(word.p, word.len);
-    if (req->cmd == PROTO_CMD_NONE) {
-        return PROTO_ERROR;
-    }
-    if (proto_cmd_is_retrieval(req->cmd)) {
-        return proto_parse_retrieval(p, end, max_keys, req, reason);
-    }
-    if (req->cmd == PROTO_CMD_STATS) {
-        p = proto_skip_spaces(p, end);
-        while (end > p && end[-1] == ' ') {
-            end--;
+    req->name = tok[0];
+    cmd = proto_lookup(tok[0].p, tok[0].len);
+    req->cmd = cmd;
+    switch (cmd) {
+    case PROTO_CMD_GET:
+    case PROTO_CMD_GETS:
+    case PROTO_CMD_GAT:
+    case PROTO_CMD_GATS:
+        if (ntok < 3) {
+            return PROTO_ERROR;
         }
-        req->args.p = p;
-        req->args.len = (size_t)(end - p);
-        return PROTO_OK;
-    }
-
-    /* n == PROTO_ARGS_MAX + 1 stands for "more than any command takes". */
-    for (n = 0; n <= PROTO_ARGS_MAX; n++) {
-        struct proto_str t;
-
-        if (!proto_token(&p, end, n < PROTO_ARGS_MAX ? &a[n] : &t)) {
-            break;
-        }
-    }
-
-    switch (req->cmd) {
+        return proto_req_retrieval(tok, ntok, line, line + len, max_keys, req,
+                                   reason);
     case PROTO_CMD_SET:
     case PROTO_CMD_ADD:
     case PROTO_CMD_REPLACE:
     case PROTO_CMD_APPEND:
     case PROTO_CMD_PREPEND:
+        if (!proto_want(ntok, 6, 7)) {
+            return PROTO_ERROR;
+        }
+        return proto_req_update(tok, ntok, req, reason);
     case PROTO_CMD_CAS:
-        st = proto_parse_storage(a, n, req, reason);
-        break;
-    case PROTO_CMD_DELETE:
-        st = proto_parse_delete(a, n, req, reason);
-        break;
+        if (!proto_want(ntok, 7, 8)) {
+            return PROTO_ERROR;
+        }
+        return proto_req_update(tok, ntok, req, reason);
     case PROTO_CMD_INCR:
     case PROTO_CMD_DECR:
     case PROTO_CMD_TOUCH:
-        st = proto_parse_key_number(a, n, req, reason);
-        break;
-    case PROTO_CMD_FLUSH_ALL:
-        st = proto_parse_flush_all(a, n, req, reason);
-        break;
-    case PROTO_CMD_VERBOSITY:
-        st = proto_parse_verbosity(a, n, req, reason);
-        break;
-    default: /* PROTO_CMD_VERSION, PROTO_CMD_QUIT */
-        if (n != 0) {
-            st = proto_fail(PROTO_CLIENT_ERROR, PROTO_REASON_FORMAT, reason);
-        } else {
-            st = PROTO_OK;
+        if (!proto_want(ntok, 4, 5)) {
+            return PROTO_ERROR;
         }
+        return proto_req_key_number(tok, ntok, req, reason);
+    case PROTO_CMD_DELETE:
+        if (ntok < 3 || ntok > 5) {
+            return PROTO_ERROR;
+        }
+        return proto_req_delete(tok, ntok, req, reason);
+    case PROTO_CMD_FLUSH_ALL:
+        if (ntok < 2 || ntok > 4) {
+            return PROTO_ERROR;
+        }
+        return proto_req_flush_all(tok, ntok, req, reason);
+    case PROTO_CMD_VERBOSITY:
+    case PROTO_CMD_CACHE_MEMLIMIT:
+        if (!proto_want(ntok, 3, 4)) {
+            return PROTO_ERROR;
+        }
+        return proto_req_level(tok, ntok, req, reason);
+    case PROTO_CMD_STATS:
+        req->args.p = tok[1].p != NULL ? tok[1].p : line + len;
+        req->args.len = (size_t)(line + len - req->args.p);
+        while (req->args.len > 0 && req->args.p[req->args.len - 1] == ' ') {
+            req->args.len--;
+        }
+        return PROTO_OK;
+    case PROTO_CMD_VERSION:
+    case PROTO_CMD_QUIT:
+    case PROTO_CMD_MN:
+    case PROTO_CMD_SHUTDOWN:
+        return PROTO_OK;
+    case PROTO_CMD_NONE:
         break;
     }
-    if (st != PROTO_OK) {
-        req->noreply = proto_ends_with_noreply(word.p + word.len, line + len);
+    /* Unknown. An HTTP request line is closed on, as memcached does. */
+    if (tok[ntok - 2].len >= 5 && memcmp(tok[ntok - 2].p, "HTTP/", 5) == 0) {
+        return PROTO_CLOSE;
     }
-    return st;
+    return PROTO_ERROR;
 }
 
 size_t
@@ -746,11 +838,6 @@ proto_parse_value(const char *line, size_t len, struct proto_str *key,
     key->len = (size_t)(p - key->p);
     if (key->len == 0 || key->len > PROTO_KEY_MAX) {
         return -1;
-    }
-    for (size_t i = 0; i < key->len; i++) {
-        if (!proto_key_byte_ok((unsigned char)key->p[i])) {
-            return -1;
-        }
     }
     for (n = 0; p < end; n++) {
         const char *d;

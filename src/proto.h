@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #define PROTO_KEY_MAX 250           /* bytes in a key */
+#define PROTO_BINARY_MAGIC 0x80     /* first byte of a binary request */
 #define PROTO_LINE_MAX 2048         /* a command line, but retrievals */
 
 /*
@@ -61,15 +62,17 @@ enum proto_cmd {
     PROTO_CMD_VERBOSITY,
     PROTO_CMD_QUIT,
     PROTO_CMD_STATS,
+    PROTO_CMD_MN,               /* answered "MN", in order */
+    PROTO_CMD_CACHE_MEMLIMIT,   /* sent to every UP backend */
+    PROTO_CMD_SHUTDOWN,         /* refused, as memcached without -A */
 };
 
 enum proto_status {
     PROTO_OK = 0,
-    PROTO_ERROR,                /* unknown command: reply "ERROR" */
-    PROTO_CLIENT_ERROR,         /* malformed: "CLIENT_ERROR <reason>",
-                                   the stream is still in sync */
-    PROTO_CLIENT_ERROR_CLOSE,   /* malformed storage command whose data
-                                   block length is unknown: reply, close */
+    PROTO_ERROR,                /* reply "ERROR" */
+    PROTO_CLIENT_ERROR,         /* reply "CLIENT_ERROR <reason>" unless
+                                   noreply; no data block is read */
+    PROTO_CLOSE,                /* an HTTP request line: close, silently */
 };
 
 struct proto_req {
@@ -84,49 +87,34 @@ struct proto_req {
     int64_t exptime;            /* storage, touch, gat/gats; flush_all delay */
     bool has_delay;             /* flush_all: a delay was given */
     uint32_t vlen;              /* storage: data block length */
-    bool vlen_known;            /* storage: vlen was read, so a data block
-                                   of vlen + 2 bytes follows the line and
-                                   must be consumed, whatever the status */
     uint64_t cas;               /* cas: unique */
     uint64_t delta;             /* incr/decr */
-    unsigned level;             /* verbosity */
+    uint32_t level;             /* verbosity, cache_memlimit */
     struct proto_str args;      /* stats: the rest of the line (may be
                                    empty) */
     bool noreply;
 };
 
 /*
- * Parses one request line of len bytes (no line terminator). A retrieval
- * with more than max_keys keys is a PROTO_CLIENT_ERROR. Returns PROTO_OK and
- * fills req, or another status with a short reason (a static string, without
- * the "CLIENT_ERROR " prefix, one of PROTO_REASON_*) in *reason; *reason is
- * left alone on PROTO_OK and PROTO_ERROR.
+ * Reads one request line of len bytes (no line terminator) exactly as
+ * memcached 1.6 does (proto_text.c): a NUL ends the line; tokens are
+ * separated by spaces, at most 23 of them; the command word and the token
+ * count decide ERROR; then each command's own checks decide CLIENT_ERROR.
+ * A key is any bytes but a space, 1..PROTO_KEY_MAX of them. Numbers are
+ * what memcached's safe_strto*() take (libc's strto* followed by a space
+ * or the end), truncated to the field as memcached truncates them: flags
+ * uint32, exptime and bytes int32 (bytes 0..INT32_MAX - 2), cas and delta
+ * uint64. A last token "noreply" sets req->noreply, also on a
+ * CLIENT_ERROR (memcached then sends nothing). Extra tokens memcached
+ * ignores are accepted (and forwarded as they are).
  *
- * Tokens are separated by runs of spaces (only ' '; leading and trailing
- * spaces are ignored); command words are lowercase as in memcached. A key
- * is 1..PROTO_KEY_MAX bytes, none of them below 0x21 or 0x7f. "noreply" is
- * only recognised as the last token. Numbers are plain decimal: flags
- * uint32, exptime int32 (negative allowed), bytes 0..INT32_MAX, cas, delta
- * uint64; verbosity level uint32.
- *
- * req->cmd is set whenever the command word is known, whatever the status;
- * the other fields are meaningful on PROTO_OK only, except vlen/vlen_known
- * (below) and noreply: on PROTO_CLIENT_ERROR(_CLOSE) of a command other
- * than a retrieval or stats, noreply tells whether the line's last token is
- * "noreply" (memcached then sends no error line; the caller decides).
- * Storage commands and their data block:
- *   PROTO_OK                  vlen_known, a data block of vlen + 2 bytes
- *                             follows.
- *   PROTO_CLIENT_ERROR        vlen_known too: the bytes field was read but
- *                             something else is wrong (key, flags, exptime,
- *                             cas, a last token that is not "noreply"). The
- *                             caller answers and swallows vlen + 2 bytes;
- *                             the stream stays in sync.
- *   PROTO_CLIENT_ERROR_CLOSE  !vlen_known: the token count is wrong or the
- *                             bytes field is missing, not a number or out of
- *                             range, so the data block cannot be found. The
- *                             caller answers and closes the connection.
- * No other command returns PROTO_CLIENT_ERROR_CLOSE or sets vlen_known.
+ * A retrieval with more than max_keys keys is a CLIENT_ERROR (mcring's
+ * bound). gat/gats with no key is PROTO_OK with nkeys 0 (memcached answers
+ * END). Returns PROTO_OK and fills req, or another status with, for
+ * PROTO_CLIENT_ERROR, a short reason (one of PROTO_REASON_*, without the
+ * "CLIENT_ERROR " prefix) in *reason. A storage command's data block is
+ * read by the caller only on PROTO_OK: memcached reads what follows a
+ * refused line as the next command.
  */
 enum proto_status proto_parse_request(const char *line, size_t len,
                                       unsigned max_keys, struct proto_req *req,

@@ -11,7 +11,8 @@
  *                          client's key order), with several each fragment
  *                          collects its blocks and request_finish() merges
  *                          them in the client's key order under one END
- *   flush_all           -> one FRAG_FLUSH per backend, OK only if all are
+ *   flush_all,          -> one FRAG_ALL per UP backend, OK only if all are
+ *   cache_memlimit
  *   version, stats, ... -> answered by admin.c
  *
  * Where a key goes is route.c's (owner, fallback, failover write policy);
@@ -83,6 +84,7 @@ request_get(struct worker *w, struct client *c)
     req->hits = 0;
     req->failover_owner = NULL;
     req->failover_clean = false;
+    req->too_large = false;
     req->counted = 0;
     req->valslen = 0;
     req->errline[0] = '\0';
@@ -239,6 +241,10 @@ static void request_finish(struct request *req);
 void
 request_reply(struct request *req, const char *line)
 {
+    if (req->too_large) {
+        /* The delete that goes with it could not be sent. */
+        line = REQUEST_TOO_LARGE;
+    }
     if (!req->noreply) {
         evbuffer_add(req->rsp, line, strlen(line));
         evbuffer_add(req->rsp, "\r\n", 2);
@@ -365,6 +371,11 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         stats_add(&w->stats.cmd_touch, nkeys);
     }
     req->nkeys = nkeys;
+    if (nkeys == 0) {
+        /* gat/gats with an exptime and no key: memcached says END. */
+        request_reply(req, "END");
+        return;
+    }
 
     if (nkeys == 1) {
         struct backend *owner;
@@ -475,20 +486,40 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
     }
 }
 
+/*
+ * flush_all and cache_memlimit: one FRAG_ALL to every UP backend; the
+ * client gets OK only if every one of them answered OK.
+ */
 static void
-request_dispatch_flush(struct request *req, const struct proto_req *pr)
+request_dispatch_all(struct request *req, const struct proto_req *pr)
 {
     struct worker *w = req->worker;
     const struct topology *t = req->wt->t;
+    bool flush = pr->cmd == PROTO_CMD_FLUSH_ALL;
     uint32_t n = t->n;
     char cmd[48];
     int cmdlen;
 
-    stats_add(&w->stats.cmd_flush, 1);
-    if (pr->has_delay) {
+    if (!flush) {
+        /* memcached's own checks, the same on every backend. */
+        if (pr->level < 8) {
+            request_reply(req, "MEMLIMIT_TOO_SMALL cannot set maxbytes to "
+                               "less than 8m");
+            return;
+        }
+        if (pr->level > 1000000000) {
+            request_reply(req, "MEMLIMIT_ADJUST_FAILED input value is "
+                               "megabytes not bytes");
+            return;
+        }
+        cmdlen = snprintf(cmd, sizeof(cmd), "cache_memlimit %u\r\n",
+                          (unsigned)pr->level);
+    } else if (pr->has_delay) {
+        stats_add(&w->stats.cmd_flush, 1);
         cmdlen = snprintf(cmd, sizeof(cmd), "flush_all %lld\r\n",
                           (long long)pr->exptime);
     } else {
+        stats_add(&w->stats.cmd_flush, 1);
         cmdlen = snprintf(cmd, sizeof(cmd), "flush_all\r\n");
     }
     request_reserve_frags(req, n);
@@ -500,11 +531,13 @@ request_dispatch_flush(struct request *req, const struct proto_req *pr)
 
         if (!backend_is_up(t->backends[b])) {
             /* It misses this flush: it is flushed before it comes back. */
-            recovery_note_flush(t->backends[b]->recovery);
+            if (flush) {
+                recovery_note_flush(t->backends[b]->recovery);
+            }
             req->pending--;
             continue;
         }
-        f = request_frag_init(req, FRAG_FLUSH, t->backends[b]);
+        f = request_frag_init(req, FRAG_ALL, t->backends[b]);
         bc = route_pick(w, f->wb);
         out = bconn_output(bc);
         if (out == NULL) {
@@ -529,6 +562,31 @@ request_dispatch_local(struct request *req, const struct proto_req *pr)
     }
     req->done = true;
     client_flush(req->client);
+}
+
+void
+request_dispatch_too_large(struct request *req, const struct proto_req *pr)
+{
+    struct proto_req del;
+    char line[PROTO_KEY_MAX + 16];
+    int n;
+
+    req->too_large = true;
+    req->noreply = pr->noreply;
+    if (pr->cmd != PROTO_CMD_SET) {
+        request_reply(req, REQUEST_TOO_LARGE);
+        return;
+    }
+    /* memcached drops the old value of a set it cannot store: so do we,
+     * on the key's owner (or, for a DOWN owner, the way any write goes). */
+    n = snprintf(line, sizeof(line), "delete %.*s", (int)pr->key.len,
+                 pr->key.p);
+    memset(&del, 0, sizeof(del));
+    del.cmd = PROTO_CMD_DELETE;
+    del.name = (struct proto_str){"delete", 6};
+    del.key = (struct proto_str){line + 7, pr->key.len};
+    req->cmd = PROTO_CMD_DELETE;
+    request_dispatch_single(req, &del, line, (size_t)n, NULL, 0);
 }
 
 void
@@ -566,7 +624,8 @@ request_dispatch(struct request *req, const struct proto_req *pr,
         request_dispatch_single(req, pr, line, len, in, skip);
         return;
     case PROTO_CMD_FLUSH_ALL:
-        request_dispatch_flush(req, pr);
+    case PROTO_CMD_CACHE_MEMLIMIT:
+        request_dispatch_all(req, pr);
         return;
     default:
         request_dispatch_local(req, pr);
@@ -627,20 +686,19 @@ request_frag_line(struct frag *f, const char *line, size_t len,
     }
     request_failover_done(req, f->be);
 
-    if (f->kind == FRAG_FLUSH) {
+    if (f->kind == FRAG_ALL) {
         if (kind != PROTO_RSP_OK) {
             int n = (int)(len < 100 ? len : 100);
 
             while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n')) {
                 n--;
             }
-            log_warn("flush_all on backend %s: %.*s",
-                     f->be->name, n,
-                     line);
+            log_warn("%s on backend %s: %.*s", proto_cmd_name(req->cmd),
+                     f->be->name, n, line);
             f->failed = true;
             req->nfailed++;
         }
-    } else {
+    } else if (!req->too_large) {
         request_count_line(req, kind);
         if (!req->noreply && req->client != NULL) {
             evbuffer_add(req->rsp, line, len);
@@ -740,19 +798,28 @@ request_finish(struct request *req)
         request_finish_retrieval(req);
         break;
     case PROTO_CMD_FLUSH_ALL:
+    case PROTO_CMD_CACHE_MEMLIMIT:
         if (!req->noreply) {
             if (req->nfailed == 0) {
                 evbuffer_add(req->rsp, "OK\r\n", 4);
             } else {
                 evbuffer_add_printf(req->rsp,
-                                    "SERVER_ERROR flush_all failed on %u of "
+                                    "SERVER_ERROR %s failed on %u of "
                                     "%u backends\r\n",
-                                    req->nfailed, req->nfrags);
+                                    proto_cmd_name(req->cmd), req->nfailed,
+                                    req->nfrags);
             }
         }
         break;
     default:
-        if (req->nfailed > 0) {
+        if (req->too_large) {
+            /* What memcached says, whatever the delete found. */
+            evbuffer_drain(req->rsp, evbuffer_get_length(req->rsp));
+            if (!req->noreply) {
+                evbuffer_add(req->rsp, REQUEST_TOO_LARGE "\r\n",
+                             sizeof(REQUEST_TOO_LARGE) + 1);
+            }
+        } else if (req->nfailed > 0) {
             stats_add(&req->worker->stats.server_errors, 1);
             /* The fallback's answer, if any, is not the whole story. */
             evbuffer_drain(req->rsp, evbuffer_get_length(req->rsp));

@@ -32,7 +32,7 @@ struct bconn;
 enum frag_kind {
     FRAG_LINE,          /* one reply line: storage, delete, incr, touch */
     FRAG_RETRIEVAL,     /* VALUE blocks then END */
-    FRAG_FLUSH,         /* flush_all to one backend */
+    FRAG_ALL,           /* flush_all or cache_memlimit to one backend */
     FRAG_OWNER_DELETE,  /* delete on a RECOVERING owner, beside a write
                            to its fallback */
 };
@@ -67,6 +67,8 @@ struct request {
     bool noreply;
     bool done;
     bool closes;                    /* quit or fatal error: close after */
+    bool too_large;                 /* a refused value: the reply is
+                                       REQUEST_TOO_LARGE */
     uint32_t pending;               /* fragments not yet answered */
     struct evbuffer *rsp;
     /* Multi-key state (retrieval and flush_all). */
@@ -118,6 +120,16 @@ void request_dispatch(struct request *req, const struct proto_req *pr,
                       const char *line, size_t len, struct evbuffer *in,
                       size_t skip);
 
+#define REQUEST_TOO_LARGE "SERVER_ERROR object too large for cache"
+
+/*
+ * A storage command whose value is over max_value_size (its data block is
+ * skipped by the caller): answers REQUEST_TOO_LARGE once, for set, the key
+ * is deleted on its owner, as memcached drops the old value.
+ */
+void request_dispatch_too_large(struct request *req,
+                                const struct proto_req *pr);
+
 /* Completes req with a literal reply line (adds "\r\n"). */
 void request_reply(struct request *req, const char *line);
 
@@ -131,7 +143,7 @@ void request_set_error(struct request *req, const char *line);
 #define REQUEST_IN_FRAG UINT32_MAX
 
 /* Fragment callbacks from bconn. */
-/* The whole reply line (terminator included) of a FRAG_LINE, FRAG_FLUSH or
+/* The whole reply line (terminator included) of a FRAG_LINE, FRAG_ALL or
  * FRAG_OWNER_DELETE fragment. */
 void request_frag_line(struct frag *f, const char *line, size_t len,
                        enum proto_rsp kind);

@@ -1044,7 +1044,7 @@ class ProtocolErrorTest(HealthTestCase):
         b"set",
         b"set k 0 0",
         b"set k 0 0 x",
-        b"set k abc 0 1\r\nx",      # a bad command's data is swallowed
+        b"set k abc 0 1\r\nx",      # its "data" is read as a command
         b"incr",
         b"incr k",
         b"incr k abc",
@@ -1077,6 +1077,9 @@ class ProtocolErrorTest(HealthTestCase):
                                 1)
             try:
                 reply = c.call(line)
+                if b"\r\n" in line:
+                    # As memcached: the refused line's data is a command.
+                    self.assertEqual(c.readline(), b"ERROR", line)
                 # the next command is answered exactly
                 self.assertEqual(c.call("get nokey-%d" % i), b"END",
                                  "after %r (%r)" % (line, reply))
