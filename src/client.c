@@ -278,6 +278,16 @@ client_error(struct client *c, const char *reason, bool fatal, bool noreply)
     }
 }
 
+/* A line longer than memcached would read: close, as it does. */
+static void
+client_line_too_long(struct client *c, struct evbuffer *in)
+{
+    stats_add(&c->worker->stats.protocol_errors, 1);
+    net_log(&c->nc, LOG_LEVEL_INFO, "line too long, closing");
+    evbuffer_drain(in, evbuffer_get_length(in));
+    client_drain(c);
+}
+
 /*
  * Handles one storage command whose line is [0, linelen + eollen) of in.
  * Returns false if more input is needed.
@@ -381,14 +391,16 @@ client_drive(struct client *c)
             const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)head);
 
             if (avail > proto_line_limit(p, head, cfg->max_keys)) {
-                evbuffer_drain(in, avail);
-                client_error(c, "line too long", true, false);
+                /* memcached hangs up on that many bytes with no newline
+                 * (but a multi-get): so do we, once the replies owed are
+                 * out. */
+                client_line_too_long(c, in);
             }
             break;
         }
-        if (linelen > proto_line_limit(line, linelen, cfg->max_keys)) {
-            evbuffer_drain(in, avail);
-            client_error(c, "line too long", true, false);
+        if (linelen > PROTO_LINE_BUF &&
+            linelen > proto_line_limit(line, linelen, cfg->max_keys)) {
+            client_line_too_long(c, in);
             break;
         }
         st = proto_parse_request(line, linelen, cfg->max_keys, &pr, &reason);
@@ -414,7 +426,9 @@ client_drive(struct client *c)
         switch (st) {
         case PROTO_ERROR:
             stats_add(&w->stats.protocol_errors, 1);
-            client_reply_line(c, "ERROR", false);
+            /* noreply is only set for an ERROR memcached says after
+             * reading it (cache_memlimit with a bad number). */
+            client_reply_line(c, "ERROR", pr.noreply);
             break;
         case PROTO_CLIENT_ERROR:
             /* As memcached: a refused storage line's data block, if the

@@ -359,7 +359,7 @@ proto_cstr(const struct proto_str *t, char *buf, size_t cap)
 static bool
 proto_mc_strtoull(const struct proto_str *t, uint64_t *out)
 {
-    char buf[PROTO_LINE_MAX + 1];
+    char buf[PROTO_LINE_BUF + 1];
     const char *s = proto_cstr(t, buf, sizeof(buf));
     char *endp;
     unsigned long long v;
@@ -395,7 +395,7 @@ proto_mc_strtoul(const struct proto_str *t, uint32_t *out)
 static bool
 proto_mc_strtol(const struct proto_str *t, int32_t *out)
 {
-    char buf[PROTO_LINE_MAX + 1];
+    char buf[PROTO_LINE_BUF + 1];
     const char *s = proto_cstr(t, buf, sizeof(buf));
     char *endp;
     long v;

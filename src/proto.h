@@ -15,7 +15,11 @@
 
 #define PROTO_KEY_MAX 250           /* bytes in a key */
 #define PROTO_BINARY_MAGIC 0x80     /* first byte of a binary request */
-#define PROTO_LINE_MAX 2048         /* a command line, but retrievals */
+#define PROTO_LINE_MAX 2048         /* bytes without a newline before a
+                                       connection is closed (memcached's
+                                       rule), but retrievals */
+#define PROTO_LINE_BUF 16384        /* the longest complete line read:
+                                       memcached's read buffer */
 
 /*
  * Reasons, the text after "CLIENT_ERROR ". proto_parse_request() returns
@@ -105,7 +109,8 @@ struct proto_req {
  * or the end), truncated to the field as memcached truncates them: flags
  * uint32, exptime and bytes int32 (bytes 0..INT32_MAX - 2), cas and delta
  * uint64. A last token "noreply" sets req->noreply, also on a
- * CLIENT_ERROR (memcached then sends nothing). Extra tokens memcached
+ * CLIENT_ERROR (memcached then sends nothing) and on the one ERROR that
+ * memcached says after reading noreply (cache_memlimit, a bad number). Extra tokens memcached
  * ignores are accepted (and forwarded as they are).
  *
  * A retrieval with more than max_keys keys is a CLIENT_ERROR (mcring's

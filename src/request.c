@@ -308,7 +308,7 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     f = request_frag_init(req, FRAG_LINE, b);
     req->pending = 1;
     if (owner != NULL) {
-        char fl[PROTO_LINE_MAX + 64];
+        char fl[PROTO_LINE_BUF + 64];
 
         evbuffer_add(out, fl,
                      route_failover_line(w->cfg, pr, line, len, fl,
