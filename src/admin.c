@@ -7,7 +7,9 @@
  */
 #include "autoconf.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,7 +28,9 @@
 #include "proxy.h"
 #include "ring.h"
 #include "stats.h"
+#include "request.h"
 #include "topology.h"
+#include "util.h"
 #include "worker.h"
 
 /* Sums the workers' client counters into *sum. */
@@ -172,6 +176,158 @@ admin_is(const struct proto_str *arg, const char *word)
 }
 
 bool
+admin_owns_stats(const struct proto_str *args)
+{
+    return args->len == 0 || admin_is(args, "backends") ||
+           admin_is(args, "settings") || admin_is(args, "reset");
+}
+
+/* One STAT name of a merge: its total, or its first value. */
+struct admin_stat {
+    const char *name;               /* into a frag's buffer */
+    size_t namelen;
+    const char *value;
+    size_t valuelen;
+    bool number;
+    bool real;
+    double sum;
+    uint64_t isum;
+};
+
+/* A decimal integer (u64) or a plain decimal fraction. */
+static bool
+admin_number(const char *p, size_t len, bool *real, uint64_t *u, double *d)
+{
+    char buf[64];
+    char *end;
+
+    if (len == 0 || len >= sizeof(buf)) {
+        return false;
+    }
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    if (strspn(buf, "0123456789") == len) {
+        errno = 0;
+        *u = strtoull(buf, &end, 10);
+        *real = false;
+        return errno == 0;
+    }
+    if (strspn(buf, "0123456789.") == len && strchr(buf, '.') ==
+                                                 strrchr(buf, '.')) {
+        *d = strtod(buf, &end);
+        *real = true;
+        return *end == '\0';
+    }
+    return false;
+}
+
+void
+admin_merge_stats(const struct frag *frags, uint32_t n, struct evbuffer *out)
+{
+    struct admin_stat *st = NULL;
+    size_t nst = 0, cap = 0;
+    struct evbuffer *other = evbuffer_new();
+    const char *error = NULL;
+    size_t errlen = 0;
+    bool any = false;
+
+    for (uint32_t fi = 0; fi < n; fi++) {
+        const struct frag *f = &frags[fi];
+        size_t len = f->buf != NULL ? evbuffer_get_length(f->buf) : 0;
+        const char *p = len > 0 ? (const char *)evbuffer_pullup(
+                                      f->buf, (ev_ssize_t)len)
+                                : NULL;
+        const char *end = p + len;
+
+        if (f->failed) {
+            if (error == NULL && len > 0) {
+                error = p;
+                errlen = len;
+            }
+            continue;
+        }
+        any = true;
+        while (p != NULL && p < end) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t ll = nl != NULL ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+            size_t body = ll;
+            const char *name, *sp, *value;
+            bool real = false;
+            uint64_t u = 0;
+            double d = 0;
+            size_t i;
+
+            while (body > 0 && (p[body - 1] == '\n' || p[body - 1] == '\r')) {
+                body--;
+            }
+            if (body < 5 || memcmp(p, "STAT ", 5) != 0 ||
+                (sp = memchr(p + 5, ' ', body - 5)) == NULL) {
+                evbuffer_add(other, p, ll);
+                p += ll;
+                continue;
+            }
+            name = p + 5;
+            value = sp + 1;
+            for (i = 0; i < nst; i++) {
+                if (st[i].namelen == (size_t)(sp - name) &&
+                    memcmp(st[i].name, name, st[i].namelen) == 0) {
+                    break;
+                }
+            }
+            if (i == nst) {
+                if (nst == cap) {
+                    cap = cap ? cap * 2 : 64;
+                    st = util_xrealloc(st, cap, sizeof(*st));
+                }
+                memset(&st[nst], 0, sizeof(st[nst]));
+                st[nst].name = name;
+                st[nst].namelen = (size_t)(sp - name);
+                st[nst].value = value;
+                st[nst].valuelen = (size_t)(p + body - value);
+                st[nst].number = admin_number(value, st[nst].valuelen,
+                                              &st[nst].real, &st[nst].isum,
+                                              &st[nst].sum);
+                nst++;
+            } else if (st[i].number &&
+                       admin_number(value, (size_t)(p + body - value), &real,
+                                    &u, &d) &&
+                       real == st[i].real) {
+                st[i].isum += u;
+                st[i].sum += d;
+            }
+            p += ll;
+        }
+    }
+    if (!any) {
+        if (error != NULL) {
+            evbuffer_add(out, error, errlen);
+        } else {
+            evbuffer_add_printf(out, "SERVER_ERROR no backend available\r\n");
+        }
+    } else {
+        for (size_t i = 0; i < nst; i++) {
+            const struct admin_stat *a = &st[i];
+
+            if (a->number && a->real) {
+                evbuffer_add_printf(out, "STAT %.*s %.6f\r\n",
+                                    (int)a->namelen, a->name, a->sum);
+            } else if (a->number) {
+                evbuffer_add_printf(out, "STAT %.*s %" PRIu64 "\r\n",
+                                    (int)a->namelen, a->name, a->isum);
+            } else {
+                evbuffer_add_printf(out, "STAT %.*s %.*s\r\n",
+                                    (int)a->namelen, a->name,
+                                    (int)a->valuelen, a->value);
+            }
+        }
+        evbuffer_add_buffer(out, other);
+        evbuffer_add(out, "END\r\n", 5);
+    }
+    evbuffer_free(other);
+    free(st);
+}
+
+bool
 admin_answer(struct proxy *p, const struct topology *t,
              const struct proto_req *pr, struct evbuffer *out)
 {
@@ -203,8 +359,6 @@ admin_answer(struct proxy *p, const struct topology *t,
         } else if (admin_is(&pr->args, "reset")) {
             admin_stats_reset(p, t);
             evbuffer_add(out, "RESET\r\n", 7);
-        } else {
-            evbuffer_add(out, "ERROR\r\n", 7);
         }
         return false;
     default:

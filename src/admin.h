@@ -20,4 +20,22 @@ struct topology;
 bool admin_answer(struct proxy *p, const struct topology *t,
                   const struct proto_req *pr, struct evbuffer *out);
 
+struct frag;
+struct proto_str;
+
+/* stats, stats backends, stats settings, stats reset: mcring's own; any
+ * other stats ARGS goes to the backends. */
+bool admin_owns_stats(const struct proto_str *args);
+
+/*
+ * Appends to out the merge of the backends' answers to one stats ARGS, in
+ * frags[0..n) (each frag's buf: its STAT and other lines, without END):
+ * a STAT whose value is a number is summed over the backends, another
+ * keeps its first value; other lines are concatenated; one END. When no
+ * backend answered with lines but one answered with a one-line error,
+ * that line; none up: SERVER_ERROR no backend available.
+ */
+void admin_merge_stats(const struct frag *frags, uint32_t n,
+                       struct evbuffer *out);
+
 #endif

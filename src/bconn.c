@@ -416,6 +416,21 @@ bconn_parse(struct bconn *bc)
         kind = proto_classify_response(line, len);
         unit = len + eollen;
 
+        if (f->kind == FRAG_STATS) {
+            /* Lines until END; a one-line answer (ERROR...) ends it too. */
+            off += unit;
+            if (kind == PROTO_RSP_END || kind == PROTO_RSP_ERROR ||
+                kind == PROTO_RSP_CLIENT_ERROR ||
+                kind == PROTO_RSP_SERVER_ERROR) {
+                bconn_pop(bc);
+                request_frag_stats_end(f, line, unit, kind);
+            } else if (request_frag_stats_line(f, line, unit) != 0) {
+                evbuffer_drain(in, off);
+                bconn_protocol_error(bc, "stats reply too long");
+                return;
+            }
+            continue;
+        }
         if (f->kind != FRAG_RETRIEVAL) {
             bconn_pop(bc);
             off += unit;

@@ -552,6 +552,74 @@ request_dispatch_all(struct request *req, const struct proto_req *pr)
     }
 }
 
+/*
+ * stats ARGS that are not mcring's own: one FRAG_STATS to every UP
+ * backend, the answers merged by admin_merge_stats() when all are in.
+ */
+static void
+request_dispatch_stats(struct request *req, const struct proto_req *pr)
+{
+    struct worker *w = req->worker;
+    const struct topology *t = req->wt->t;
+
+    request_reserve_frags(req, t->n);
+    req->pending = t->n + 1;
+    for (uint32_t b = 0; b < t->n; b++) {
+        struct frag *f;
+        struct bconn *bc;
+        struct evbuffer *out;
+
+        if (!backend_is_up(t->backends[b])) {
+            req->pending--;
+            continue;
+        }
+        f = request_frag_init(req, FRAG_STATS, t->backends[b]);
+        if (f->buf == NULL) {
+            f->buf = evbuffer_new();
+        }
+        bc = route_pick(w, f->wb);
+        out = bconn_output(bc);
+        if (out == NULL) {
+            request_frag_fail(f, "SERVER_ERROR backend unavailable");
+            continue;
+        }
+        evbuffer_add(out, "stats ", 6);
+        evbuffer_add(out, pr->args.p, pr->args.len);
+        evbuffer_add(out, "\r\n", 2);
+        bconn_enqueue(bc, f);
+    }
+    if (--req->pending == 0) {
+        request_finish(req);
+    }
+}
+
+int
+request_frag_stats_line(struct frag *f, const char *line, size_t len)
+{
+    if (evbuffer_get_length(f->buf) + len > REQUEST_STATS_MAX) {
+        return -1;
+    }
+    evbuffer_add(f->buf, line, len);
+    return 0;
+}
+
+void
+request_frag_stats_end(struct frag *f, const char *line, size_t len,
+                       enum proto_rsp kind)
+{
+    struct request *req = f->req;
+
+    if (kind != PROTO_RSP_END) {
+        /* A one-line answer (ERROR for an unknown subcommand...). */
+        evbuffer_drain(f->buf, evbuffer_get_length(f->buf));
+        evbuffer_add(f->buf, line, len);
+        f->failed = true;
+    }
+    if (--req->pending == 0) {
+        request_finish(req);
+    }
+}
+
 /* A command mcring answers itself (admin.c). */
 static void
 request_dispatch_local(struct request *req, const struct proto_req *pr)
@@ -626,6 +694,13 @@ request_dispatch(struct request *req, const struct proto_req *pr,
     case PROTO_CMD_FLUSH_ALL:
     case PROTO_CMD_CACHE_MEMLIMIT:
         request_dispatch_all(req, pr);
+        return;
+    case PROTO_CMD_STATS:
+        if (!admin_owns_stats(&pr->args)) {
+            request_dispatch_stats(req, pr);
+            return;
+        }
+        request_dispatch_local(req, pr);
         return;
     default:
         request_dispatch_local(req, pr);
@@ -752,6 +827,10 @@ request_frag_fail(struct frag *f, const char *reason)
     request_set_error(req, reason);
     if (f->kind == FRAG_RETRIEVAL) {
         mget_drop(f);
+    } else if (f->kind == FRAG_STATS) {
+        /* What it had said is not the whole answer: its error instead. */
+        evbuffer_drain(f->buf, evbuffer_get_length(f->buf));
+        evbuffer_add_printf(f->buf, "%s\r\n", reason);
     }
     if (--req->pending == 0) {
         request_finish(req);
@@ -796,6 +875,9 @@ request_finish(struct request *req)
     case PROTO_CMD_GAT:
     case PROTO_CMD_GATS:
         request_finish_retrieval(req);
+        break;
+    case PROTO_CMD_STATS:
+        admin_merge_stats(req->frags, req->nfrags, req->rsp);
         break;
     case PROTO_CMD_FLUSH_ALL:
     case PROTO_CMD_CACHE_MEMLIMIT:

@@ -33,6 +33,7 @@ enum frag_kind {
     FRAG_LINE,          /* one reply line: storage, delete, incr, touch */
     FRAG_RETRIEVAL,     /* VALUE blocks then END */
     FRAG_ALL,           /* flush_all or cache_memlimit to one backend */
+    FRAG_STATS,         /* stats ARGS to one backend: lines until END */
     FRAG_OWNER_DELETE,  /* delete on a RECOVERING owner, beside a write
                            to its fallback */
 };
@@ -153,6 +154,15 @@ void request_frag_line(struct frag *f, const char *line, size_t len,
  * block. */
 bool request_frag_match(struct frag *f, const char *key, size_t keylen,
                         uint32_t blocklen);
+/* One line (terminator included) of a FRAG_STATS answer, kept in the
+ * fragment's buffer. Returns -1 when the answer is over REQUEST_STATS_MAX
+ * bytes. */
+int request_frag_stats_line(struct frag *f, const char *line, size_t len);
+/* The END (or the one-line answer, such as ERROR) of a FRAG_STATS. */
+void request_frag_stats_end(struct frag *f, const char *line, size_t len,
+                            enum proto_rsp kind);
+#define REQUEST_STATS_MAX (16u << 20)
+
 /* END of a retrieval fragment. */
 void request_frag_end(struct frag *f);
 /* The fragment failed; reason is a full reply line without "\r\n". */

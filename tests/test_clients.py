@@ -237,6 +237,21 @@ class ClientLibraryTest(ClusterTestCase):
                    "--execute-number=500", "--test=get")
         self.assertIn(b"Time to", out)
 
+    def test_memccapable_ascii(self):
+        """libmemcached's protocol checker: every ASCII check passes
+        through mcring (regression: it failed 16 of 27, from `version` with
+        arguments on)."""
+        self.needs_mcring()
+        if shutil.which("memccapable") is None:
+            self.skipTest("libmemcached-tools is not installed")
+        r = subprocess.run(["memccapable", "-a", "-h", "127.0.0.1", "-p",
+                            str(self.cluster.port)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=120, text=True)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertIn("All tests passed", r.stdout)
+        self.assertNotIn("[FAIL]", r.stdout)
+
 
 if __name__ == "__main__":
     mctest.main()

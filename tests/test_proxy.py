@@ -719,6 +719,85 @@ class ProtocolTest(ClusterTestCase):
             self.assertIsNone(c2.get(k.decode()))
         self.assert_alive()
 
+    def test_too_large_set_drops_the_old_value(self):
+        """As memcached: a set refused as too large also removes the key's
+        old value, so no older value is served after the failed write
+        (regression)."""
+        k = self.key()
+        c = self.client()
+        self.stored(c.set(k, b"old"))
+        big = 2 * 1024 * 1024
+        c.send(b"set " + k.encode() + b" 0 0 %d\r\n" % big)
+        c.send(b"x" * big + b"\r\n")
+        self.assertEqual(c.readline(), b"SERVER_ERROR object too large for "
+                                       b"cache")
+        self.assertIsNone(c.get(k))
+        # add, append: refused, and the value stays (memcached unlinks only
+        # for set).
+        self.stored(c.set(k, b"kept"))
+        c.send(b"append " + k.encode() + b" 0 0 %d noreply\r\n" % big)
+        c.send(b"x" * big + b"\r\n")
+        self.assertEqual(c.get(k), b"kept")
+
+    def test_binary_protocol_closed_at_once(self):
+        c = self.client()
+        c.send(b"\x80\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x05" +
+               b"\x00" * 12 + b"hello")
+        closed, data = c.wait_closed(5.0)
+        if self.direct:
+            return                      # memcached answers it
+        self.assertTrue(closed, "binary request left waiting")
+        self.assertEqual(data, b"")
+
+    def test_http_request_closed_as_memcached(self):
+        c = self.client()
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        closed, data = c.wait_closed(5.0)
+        self.assertTrue(closed)
+        self.assertEqual(data, b"")
+
+    def test_stats_subcommands_merged_from_backends(self):
+        """stats ARGS that are not mcring's own go to every UP backend and
+        come back as one reply: numbers summed, other lines concatenated
+        (regression: a Python client's `stats cachedump 1 1` got ERROR)."""
+        c = self.client()
+        keys = ["%s-%d" % (self.key(), i) for i in range(30)]
+        for k in keys:
+            self.stored(c.set(k, b"v"))
+        items = c.stats("items")
+        total = sum(int(v) for n, v in items.items()
+                    if n.endswith(":number"))
+        if not self.direct:
+            direct = 0
+            for m in self.cluster.backends:
+                with m.client() as d:
+                    direct += sum(int(v) for n, v in d.stats("items").items()
+                                  if n.endswith(":number"))
+            self.assertEqual(total, direct)
+        self.assertGreaterEqual(total, len(keys))
+        c.send(b"stats cachedump 1 0\r\n")
+        dump = c.read_until(b"END\r\n")
+        # (memcached dumps one of its LRUs: some of the items, not all.)
+        self.assertRegex(dump, rb"^(ITEM [^\r\n]+ \[\d+ b; \d+ s\]\r\n)+"
+                               rb"END\r\n$")
+        self.assertEqual(c.call(b"stats bogus"), b"ERROR")
+        slabs = c.stats("slabs")
+        self.assertIn("total_malloced", slabs)
+        self.sync(c)
+
+    def test_fanned_out_and_local_commands(self):
+        c = self.client()
+        self.assertEqual(c.call(b"cache_memlimit 64"), b"OK")
+        self.assertEqual(c.call(b"cache_memlimit 5"),
+                         b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less "
+                         b"than 8m")
+        self.assertEqual(c.call(b"cache_memlimit abc"), b"ERROR")
+        self.assertEqual(c.call(b"shutdown"), b"ERROR: shutdown not enabled")
+        self.assertEqual(c.call(b"mn"), b"MN")
+        self.assertTrue(c.call(b"version foo bar").startswith(b"VERSION "))
+        self.assertEqual(c.call(b"verbosity 0 extra"), b"OK")
+        self.assertEqual(c.call(b"gat 10"), b"END")
+
     def test_lenient_storage(self):
         """What memcached 1.6 stores although protocol.txt would not: flags
         above 32 bits (truncated), a length with a sign, an extra token
