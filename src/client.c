@@ -278,6 +278,70 @@ client_error(struct client *c, const char *reason, bool fatal, bool noreply)
     }
 }
 
+/*
+ * How many keys of the longest kind a retrieval line may hold: what fills
+ * client_output_limit (a line is never longer), so that memory is bounded
+ * by the output limit, not by a key count.
+ */
+static unsigned
+client_keys_limit(const struct config *cfg)
+{
+    size_t n = cfg->client_output_limit / (PROTO_KEY_MAX + 1);
+
+    return n < cfg->max_keys ? cfg->max_keys : (unsigned)n;
+}
+
+/*
+ * A retrieval with more keys than max_keys: dispatched as consecutive
+ * requests of at most max_keys keys each, whose replies follow each other
+ * in the client's order; only the last one ends with END, so the client
+ * sees the one reply memcached would give.
+ */
+static void
+client_split_retrieval(struct client *c, const struct proto_req *pr)
+{
+    const struct config *cfg = c->worker->cfg;
+    const char *cur = pr->keys.p, *end = pr->keys.p + pr->keys.len;
+    size_t cap = 64 + (size_t)cfg->max_keys * (PROTO_KEY_MAX + 1);
+    char *buf = util_xmalloc(cap);
+    uint32_t left = pr->nkeys;
+
+    while (left > 0) {
+        uint32_t n = left < cfg->max_keys ? left : cfg->max_keys;
+        struct proto_str key;
+        struct proto_req sub;
+        struct request *req;
+        const char *reason = NULL;
+        size_t len;
+        int head;
+
+        if (pr->cmd == PROTO_CMD_GAT || pr->cmd == PROTO_CMD_GATS) {
+            head = snprintf(buf, cap, "%.*s %lld", (int)pr->name.len,
+                            pr->name.p, (long long)pr->exptime);
+        } else {
+            head = snprintf(buf, cap, "%.*s", (int)pr->name.len, pr->name.p);
+        }
+        len = (size_t)head;
+        for (uint32_t i = 0; i < n && proto_next_key(&cur, end, &key); i++) {
+            buf[len++] = ' ';
+            memcpy(buf + len, key.p, key.len);
+            len += key.len;
+        }
+        left -= n;
+        if (proto_parse_request(buf, len, 0, &sub, &reason) != PROTO_OK) {
+            /* Cannot happen: the keys were read from a good line. */
+            break;
+        }
+        req = request_get(c->worker, c);
+        req->split = true;
+        req->more = left > 0;
+        STAILQ_INSERT_TAIL(&c->queue, req, link);
+        c->nqueued++;
+        request_dispatch(req, &sub, buf, len, NULL, 0);
+    }
+    free(buf);
+}
+
 /* A line longer than memcached would read: close, as it does. */
 static void
 client_line_too_long(struct client *c, struct evbuffer *in)
@@ -390,7 +454,7 @@ client_drive(struct client *c)
             size_t head = avail < 8 ? avail : 8;
             const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)head);
 
-            if (avail > proto_line_limit(p, head, cfg->max_keys)) {
+            if (avail > proto_line_limit(p, head, client_keys_limit(cfg))) {
                 /* memcached hangs up on that many bytes with no newline
                  * (but a multi-get): so do we, once the replies owed are
                  * out. */
@@ -399,11 +463,18 @@ client_drive(struct client *c)
             break;
         }
         if (linelen > PROTO_LINE_BUF &&
-            linelen > proto_line_limit(line, linelen, cfg->max_keys)) {
+            linelen > proto_line_limit(line, linelen,
+                                       client_keys_limit(cfg))) {
             client_line_too_long(c, in);
             break;
         }
-        st = proto_parse_request(line, linelen, cfg->max_keys, &pr, &reason);
+        st = proto_parse_request(line, linelen, 0, &pr, &reason);
+        if (st == PROTO_OK && proto_cmd_is_retrieval(pr.cmd) &&
+            pr.nkeys > cfg->max_keys) {
+            client_split_retrieval(c, &pr);
+            evbuffer_drain(in, linelen + eollen);
+            continue;
+        }
         if (st == PROTO_OK && proto_cmd_is_storage(pr.cmd)) {
             if (!client_storage(c, in, &pr, line, linelen, eollen)) {
                 break;

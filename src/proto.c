@@ -476,7 +476,7 @@ proto_req_retrieval(const struct proto_str *tok, size_t ntok,
             req->key.p = k;
             req->key.len = klen;
         }
-        if (nkeys == max_keys) {
+        if (max_keys != 0 && nkeys == max_keys) {
             return proto_client_error(req, PROTO_REASON_TOO_MANY_KEYS,
                                       reason);
         }

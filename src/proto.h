@@ -113,7 +113,7 @@ struct proto_req {
  * memcached says after reading noreply (cache_memlimit, a bad number). Extra tokens memcached
  * ignores are accepted (and forwarded as they are).
  *
- * A retrieval with more than max_keys keys is a CLIENT_ERROR (mcring's
+ * A retrieval with more than max_keys keys is a CLIENT_ERROR (0: no
  * bound). gat/gats with no key is PROTO_OK with nkeys 0 (memcached answers
  * END). Returns PROTO_OK and fills req, or another status with, for
  * PROTO_CLIENT_ERROR, a short reason (one of PROTO_REASON_*, without the

@@ -85,6 +85,8 @@ request_get(struct worker *w, struct client *c)
     req->failover_owner = NULL;
     req->failover_clean = false;
     req->too_large = false;
+    req->more = false;
+    req->split = false;
     req->counted = 0;
     req->valslen = 0;
     req->errline[0] = '\0';
@@ -245,7 +247,11 @@ request_reply(struct request *req, const char *line)
         /* The delete that goes with it could not be sent. */
         line = REQUEST_TOO_LARGE;
     }
-    if (!req->noreply) {
+    if (req->split) {
+        /* A piece of a split retrieval (no backend up): misses. */
+        line = req->more ? NULL : "END";
+    }
+    if (!req->noreply && line != NULL) {
         evbuffer_add(req->rsp, line, strlen(line));
         evbuffer_add(req->rsp, "\r\n", 2);
     }
@@ -842,11 +848,21 @@ request_finish_retrieval(struct request *req)
 {
     struct stats_worker *s = &req->worker->stats;
 
-    if (req->nfailed == req->nfrags) {
+    if (req->nfailed == req->nfrags && !req->split) {
         stats_add(&s->get_errors, req->nkeys);
         stats_add(&s->server_errors, 1);
         evbuffer_add(req->rsp, req->errline, strlen(req->errline));
         evbuffer_add(req->rsp, "\r\n", 2);
+        return;
+    }
+    if (req->nfailed == req->nfrags) {
+        /* A piece of a split retrieval: an error line in the middle of
+         * the one reply cannot be; its keys are misses, as they are for
+         * a failed backend of a multi-get. */
+        stats_add(&s->get_errors, req->nkeys);
+        if (!req->more) {
+            evbuffer_add(req->rsp, "END\r\n", 5);
+        }
         return;
     }
     if (req->nfrags > 1) {
@@ -859,7 +875,9 @@ request_finish_retrieval(struct request *req)
     }
     stats_add(&s->get_hits, req->hits);
     stats_add(&s->get_misses, req->nkeys - req->hits);
-    evbuffer_add(req->rsp, "END\r\n", 5);
+    if (!req->more) {
+        evbuffer_add(req->rsp, "END\r\n", 5);
+    }
 }
 
 static void

@@ -70,6 +70,9 @@ struct request {
     bool closes;                    /* quit or fatal error: close after */
     bool too_large;                 /* a refused value: the reply is
                                        REQUEST_TOO_LARGE */
+    bool split;                     /* a piece of a retrieval split in
+                                       max_keys pieces */
+    bool more;                      /* ... and not the last one: no END */
     uint32_t pending;               /* fragments not yet answered */
     struct evbuffer *rsp;
     /* Multi-key state (retrieval and flush_all). */

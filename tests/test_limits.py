@@ -81,21 +81,45 @@ class RequestLimitsTest(ClusterTestCase):
         self.sync(other)
         self.assert_alive()
 
-    def test_more_than_max_keys(self):
+    def test_more_than_max_keys_split_in_pieces(self):
+        """A retrieval with more keys than max_keys (8 here) is answered
+        whole, as memcached answers any number of keys: sent to the
+        backends in pieces of max_keys, one reply, one END, the client's
+        key order (regression: CLIENT_ERROR too many keys)."""
         self.needs_mcring()
         c = self.client()
-        keys = [self.key() for _ in range(9)]
-        for k in keys:
+        keys = [self.key() for _ in range(30)]
+        for k in keys[::3]:
             self.assertEqual(c.set(k, k.encode()), b"STORED")
-        got = c.get_multi(keys[:8])
-        self.assertEqual([g[0] for g in got], keys[:8])
-        for cmd in ("get", "gets", "gat 0"):
-            reply = c.call("%s %s" % (cmd, " ".join(keys)))
-            self.assertTrue(reply.startswith(b"CLIENT_ERROR "),
-                            "%s with 9 keys: %r" % (cmd, reply))
+        want = keys[::3]
+        for cmd in ("get", "gets", "gat 0", "gats 100"):
+            c.send(("%s %s\r\n" % (cmd, " ".join(keys))).encode())
+            reply = c.read_until(b"END\r\n")
+            got = [l.split(b" ")[1].decode() for l in reply.split(b"\r\n")
+                   if l.startswith(b"VALUE ")]
+            self.assertEqual(got, want, cmd)
+            self.assertEqual(reply.count(b"END\r\n"), 1, cmd)
             self.sync(c)
-        reply = c.call("get " + " ".join(keys[:1] * 20))
-        self.assertTrue(reply.startswith(b"CLIENT_ERROR "), reply)
+        # the same key many times, as memcached: every time
+        c.send(("get " + " ".join(keys[:1] * 20) + "\r\n").encode())
+        self.assertEqual(c.read_until(b"END\r\n").count(b"VALUE "), 20)
+        self.sync(c)
+
+    def test_get_of_18000_keys(self):
+        """A 128 KB line of 18,000 keys (regression)."""
+        self.needs_mcring()
+        c = self.client()
+        base = self.key()
+        keys = ["%s-%d" % (base, i) for i in range(18000)]
+        for k in keys[::1000]:
+            self.assertEqual(c.set(k, b"x"), b"STORED")
+        line = ("get " + " ".join(keys) + "\r\n").encode()
+        self.assertGreater(len(line), 128 * 1024)
+        c.send(line)
+        reply = c.read_until(b"END\r\n")
+        got = [l.split(b" ")[1].decode() for l in reply.split(b"\r\n")
+               if l.startswith(b"VALUE ")]
+        self.assertEqual(got, keys[::1000])
         self.sync(c)
 
     def test_value_of_max_value_size(self):
