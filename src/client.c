@@ -278,6 +278,16 @@ client_error(struct client *c, const char *reason, bool fatal, bool noreply)
     }
 }
 
+/* The command part of a line: memcached reads it as a C string, so a NUL
+ * ends it; what follows is not forwarded either. */
+static size_t
+client_cmdlen(const char *line, size_t len)
+{
+    const char *nul = memchr(line, '\0', len);
+
+    return nul != NULL ? (size_t)(nul - line) : len;
+}
+
 /*
  * How many keys of the longest kind a retrieval line may hold: what fills
  * client_output_limit (a line is never longer), so that memory is bounded
@@ -393,7 +403,8 @@ client_storage(struct client *c, struct evbuffer *in,
     STAILQ_INSERT_TAIL(&c->queue, req, link);
     c->nqueued++;
     /* Consumes the line and the data block. */
-    request_dispatch(req, pr, line, linelen, in, linelen + eollen);
+    request_dispatch(req, pr, line, client_cmdlen(line, linelen), in,
+                     linelen + eollen);
     return true;
 }
 
@@ -486,7 +497,8 @@ client_drive(struct client *c)
 
             STAILQ_INSERT_TAIL(&c->queue, req, link);
             c->nqueued++;
-            request_dispatch(req, &pr, line, linelen, NULL, 0);
+            request_dispatch(req, &pr, line, client_cmdlen(line, linelen),
+                             NULL, 0);
             evbuffer_drain(in, linelen + eollen);
             if (pr.cmd == PROTO_CMD_QUIT) {
                 client_drain(c);

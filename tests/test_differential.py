@@ -4,8 +4,8 @@
 Two fresh memcached processes, A and B. mcring runs in front of A alone;
 B is spoken to directly. A seeded generator builds request sequences (every
 classic command, edge and broken numbers, wrong token counts, odd keys,
-noreply, data blocks of the right and wrong length, pipelines, writes split
-at random points) and each sequence is sent, in the same pieces, to mcring
+noreply, a NUL inside a line, data blocks of the right and wrong length,
+pipelines, writes split at random points) and each sequence is sent, in the same pieces, to mcring
 and to B. The bytes that come back, and whether the connection was closed,
 must be equal. Masked, because a proxy cannot avoid them (mcring(8) lists
 them): the version string; replies memcached drops and mcring sends (for
@@ -163,7 +163,8 @@ def other_cmd(rng):
     if r in (3, 4, 13) and rng.random() < 0.2:
         toks.append(b"noreply")
     toks = mutate_tokens(rng, toks)
-    return b" ".join(toks) + b"\r\n"
+    tail = b"\x00 noreply junk" if rng.random() < 0.03 else b""
+    return b" ".join(toks) + tail + b"\r\n"
 
 
 def sequence(rng):
