@@ -416,6 +416,50 @@ bconn_parse(struct bconn *bc)
         kind = proto_classify_response(line, len);
         unit = len + eollen;
 
+        if (f->kind == FRAG_META) {
+            size_t total = unit;
+            bool quiet = f->req->meta_quiet;
+
+            if (quiet && len == 2 && line[0] == 'M' && line[1] == 'N') {
+                /* The mn sent after a quiet command: it is done. */
+                off += unit;
+                bconn_pop(bc);
+                request_frag_meta_end(f);
+                continue;
+            }
+            if (len > 3 && memcmp(line, "VA ", 3) == 0) {
+                uint64_t v = 0;
+                size_t i = 3;
+
+                while (i < len && line[i] >= '0' && line[i] <= '9' &&
+                       v <= INT32_MAX) {
+                    v = v * 10 + (uint64_t)(line[i++] - '0');
+                }
+                if (i == 3 || v > INT32_MAX || (i < len && line[i] != ' ')) {
+                    evbuffer_drain(in, off);
+                    bconn_protocol_error(bc, "malformed VA line");
+                    return;
+                }
+                total = unit + (size_t)v + 2;
+            }
+            if (off + total <= n) {
+                request_frag_meta(f, line, total, NULL);
+                off += total;
+            } else if (evbuffer_get_length(in) - off < total) {
+                evbuffer_drain(in, off);
+                return;
+            } else {
+                evbuffer_drain(in, off);
+                request_frag_meta(f, NULL, total, in);
+                p = net_head(in, &n);
+                off = 0;
+            }
+            if (!quiet) {
+                bconn_pop(bc);
+                request_frag_meta_end(f);
+            }
+            continue;
+        }
         if (f->kind == FRAG_STATS) {
             /* Lines until END; a one-line answer (ERROR...) ends it too. */
             off += unit;

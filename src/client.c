@@ -393,7 +393,9 @@ client_storage(struct client *c, struct evbuffer *in,
     }
     evbuffer_ptr_set(in, &at, linelen + eollen + pr->vlen, EVBUFFER_PTR_SET);
     evbuffer_copyout_from(in, &at, crlf, 2);
-    if (crlf[0] != '\r' || crlf[1] != '\n') {
+    if ((crlf[0] != '\r' || crlf[1] != '\n') && pr->cmd != PROTO_CMD_MS) {
+        /* (ms: memcached checks its flags first; the backend sees the
+         * same bytes and answers whichever comes first.) */
         /* Like memcached: silent with noreply. */
         evbuffer_drain(in, need);
         client_error(c, "bad data chunk", false, pr->noreply);
@@ -486,7 +488,8 @@ client_drive(struct client *c)
             evbuffer_drain(in, linelen + eollen);
             continue;
         }
-        if (st == PROTO_OK && proto_cmd_is_storage(pr.cmd)) {
+        if (st == PROTO_OK &&
+            (proto_cmd_is_storage(pr.cmd) || pr.cmd == PROTO_CMD_MS)) {
             if (!client_storage(c, in, &pr, line, linelen, eollen)) {
                 break;
             }

@@ -70,6 +70,11 @@ static const char *const proto_cmd_names[] = {
     [PROTO_CMD_QUIT] = "quit",
     [PROTO_CMD_STATS] = "stats",
     [PROTO_CMD_MN] = "mn",
+    [PROTO_CMD_MG] = "mg",
+    [PROTO_CMD_MS] = "ms",
+    [PROTO_CMD_MD] = "md",
+    [PROTO_CMD_MA] = "ma",
+    [PROTO_CMD_ME] = "me",
     [PROTO_CMD_CACHE_MEMLIMIT] = "cache_memlimit",
     [PROTO_CMD_SHUTDOWN] = "shutdown",
 };
@@ -94,6 +99,62 @@ bool
 proto_cmd_is_storage(enum proto_cmd cmd)
 {
     return cmd >= PROTO_CMD_SET && cmd <= PROTO_CMD_CAS;
+}
+
+bool
+proto_cmd_is_meta(enum proto_cmd cmd)
+{
+    return cmd >= PROTO_CMD_MG && cmd <= PROTO_CMD_ME;
+}
+
+size_t
+proto_base64_decode(const char *src, size_t len, char *out, size_t cap)
+{
+    uint32_t acc = 0;
+    unsigned bits = 0;
+    size_t n = 0, pad = 0;
+
+    if (len == 0 || len % 4 != 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)src[i];
+        int v;
+
+        if (c == '=') {
+            if (i < len - 2) {
+                return 0;
+            }
+            pad++;
+            continue;
+        }
+        if (pad > 0) {
+            return 0;
+        }
+        if (c >= 'A' && c <= 'Z') {
+            v = c - 'A';
+        } else if (c >= 'a' && c <= 'z') {
+            v = c - 'a' + 26;
+        } else if (c >= '0' && c <= '9') {
+            v = c - '0' + 52;
+        } else if (c == '+') {
+            v = 62;
+        } else if (c == '/') {
+            v = 63;
+        } else {
+            return 0;
+        }
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n == cap) {
+                return 0;
+            }
+            out[n++] = (char)(acc >> bits);
+        }
+    }
+    return n;
 }
 
 static inline const char *
@@ -169,8 +230,22 @@ proto_lookup(const char *w, size_t len)
 {
     switch (len) {
     case 2:
-        if (w[0] == 'm' && w[1] == 'n') {
+        if (w[0] != 'm') {
+            break;
+        }
+        switch (w[1]) {
+        case 'n':
             return PROTO_CMD_MN;
+        case 'g':
+            return PROTO_CMD_MG;
+        case 's':
+            return PROTO_CMD_MS;
+        case 'd':
+            return PROTO_CMD_MD;
+        case 'a':
+            return PROTO_CMD_MA;
+        case 'e':
+            return PROTO_CMD_ME;
         }
         break;
     case 3:
@@ -595,6 +670,62 @@ proto_req_level(const struct proto_str *tok, size_t ntok,
     return PROTO_OK;
 }
 
+/*
+ * mg ms md ma me: what mcring must know to route and frame them, with the
+ * checks memcached makes before it looks at the flags (the backend makes
+ * the others, and answers them). ms: the data length, as process_mset
+ * reads it.
+ */
+static enum proto_status
+proto_req_meta(const struct proto_str *tok, size_t ntok, struct proto_req *req,
+               const char **reason)
+{
+    uint32_t first = req->cmd == PROTO_CMD_MS ? 3 : 2;
+    unsigned nq = 0;
+
+    if (ntok < 3) {
+        return PROTO_ERROR;
+    }
+    if (tok[1].len > PROTO_KEY_MAX) {
+        return proto_client_error(req, PROTO_REASON_FORMAT, reason);
+    }
+    req->key = tok[1];
+    if (req->cmd == PROTO_CMD_ME) {
+        req->meta_b64 = ntok >= 4 && PROTO_EQ(tok[2].p, tok[2].len, "b");
+        return PROTO_OK;
+    }
+    if (req->cmd == PROTO_CMD_MS) {
+        int32_t vlen;
+
+        if (ntok == 3) {
+            return proto_client_error(req, PROTO_REASON_FORMAT, reason);
+        }
+        if (ntok > 20) {
+            return proto_client_error(req, PROTO_REASON_META_LONG, reason);
+        }
+        if (!proto_mc_strtol(&tok[2], &vlen) || vlen < 0 ||
+            vlen > INT32_MAX - 2) {
+            return proto_client_error(req, PROTO_REASON_FORMAT, reason);
+        }
+        req->vlen = (uint32_t)vlen;
+    } else if (ntok > 20) {
+        return proto_client_error(req, req->cmd == PROTO_CMD_MG
+                                           ? PROTO_REASON_MG_LONG
+                                           : PROTO_REASON_META_LONG,
+                                  reason);
+    }
+    req->meta_flags = first;
+    for (size_t i = first; i + 1 < ntok; i++) {
+        if (tok[i].p[0] == 'b') {
+            req->meta_b64 = true;
+        } else if (tok[i].p[0] == 'q') {
+            nq++;
+        }
+    }
+    req->meta_quiet = nq > 0;
+    return PROTO_OK;
+}
+
 /* True when ntok is a or b (memcached's WANT_TOKENS_OR). */
 static inline bool
 proto_want(size_t ntok, size_t a, size_t b)
@@ -683,6 +814,12 @@ proto_parse_request(const char *line, size_t len, unsigned max_keys,
     case PROTO_CMD_MN:
     case PROTO_CMD_SHUTDOWN:
         return PROTO_OK;
+    case PROTO_CMD_MG:
+    case PROTO_CMD_MS:
+    case PROTO_CMD_MD:
+    case PROTO_CMD_MA:
+    case PROTO_CMD_ME:
+        return proto_req_meta(tok, ntok, req, reason);
     case PROTO_CMD_NONE:
         break;
     }

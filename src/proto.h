@@ -34,6 +34,8 @@
 #define PROTO_REASON_TOO_MANY_KEYS "too many keys"
 #define PROTO_REASON_LINE_TOO_LONG "line too long"
 #define PROTO_REASON_BAD_CHUNK "bad data chunk"
+#define PROTO_REASON_META_LONG "options flags too long"
+#define PROTO_REASON_MG_LONG "options flags are too long"
 
 /* A view into a line. */
 struct proto_str {
@@ -67,6 +69,12 @@ enum proto_cmd {
     PROTO_CMD_QUIT,
     PROTO_CMD_STATS,
     PROTO_CMD_MN,               /* answered "MN", in order */
+    /* meta commands, routed by key (see proto_parse_request) */
+    PROTO_CMD_MG,
+    PROTO_CMD_MS,               /* followed by a data block, as storage */
+    PROTO_CMD_MD,
+    PROTO_CMD_MA,
+    PROTO_CMD_ME,
     PROTO_CMD_CACHE_MEMLIMIT,   /* sent to every UP backend */
     PROTO_CMD_SHUTDOWN,         /* refused, as memcached without -A */
 };
@@ -97,6 +105,10 @@ struct proto_req {
     struct proto_str args;      /* stats: the rest of the line (may be
                                    empty) */
     bool noreply;
+    /* meta commands */
+    bool meta_b64;              /* the key is base64 ('b' flag) */
+    bool meta_quiet;            /* 'q': the backend may not answer */
+    uint32_t meta_flags;        /* index of the first flag token */
 };
 
 /*
@@ -141,6 +153,16 @@ const char *proto_cmd_name(enum proto_cmd cmd);
 bool proto_cmd_is_retrieval(enum proto_cmd cmd);
 /* True for SET..CAS (a data block follows). */
 bool proto_cmd_is_storage(enum proto_cmd cmd);
+/* True for MG..ME. */
+bool proto_cmd_is_meta(enum proto_cmd cmd);
+
+/*
+ * Decodes base64 (standard alphabet, '=' padding) src of len bytes into
+ * out (cap bytes). Returns the decoded length, or 0 if src is not valid
+ * base64 or does not fit (what memcached's base64_decode() returns).
+ */
+size_t proto_base64_decode(const char *src, size_t len, char *out,
+                           size_t cap);
 
 /*
  * The longest line accepted for a request that starts with the avail bytes

@@ -87,6 +87,7 @@ request_get(struct worker *w, struct client *c)
     req->too_large = false;
     req->more = false;
     req->split = false;
+    req->meta_quiet = false;
     req->counted = 0;
     req->valslen = 0;
     req->errline[0] = '\0';
@@ -638,6 +639,223 @@ request_dispatch_local(struct request *req, const struct proto_req *pr)
     client_flush(req->client);
 }
 
+/*
+ * A meta command's line as it goes to a backend: as the client sent it,
+ * but on a fallback with a ttl flag capped at failover_ttl (ms without T
+ * gets one). Returns its length in buf.
+ */
+static size_t
+request_meta_line(const struct request *req, const struct proto_req *pr,
+                  const char *line, size_t len, bool fallback, char *buf,
+                  size_t cap)
+{
+    const char *p = line, *end = line + len;
+    const struct config *cfg = req->wt->t->cfg;
+    bool have_ttl = false;
+    size_t n = 0;
+    uint32_t idx = 0;
+
+    while (p < end) {
+        const char *t;
+        size_t tl;
+
+        while (p < end && *p == ' ') {
+            p++;
+        }
+        if (p == end) {
+            break;
+        }
+        t = p;
+        while (p < end && *p != ' ') {
+            p++;
+        }
+        tl = (size_t)(p - t);
+        if (n + tl + 32 > cap) {
+            break;
+        }
+        if (n > 0) {
+            buf[n++] = ' ';
+        }
+        if (fallback && idx >= pr->meta_flags && tl > 1 &&
+            (t[0] == 'T' || (t[0] == 'N' && pr->cmd == PROTO_CMD_MA))) {
+            struct proto_str num = {t + 1, tl - 1};
+            char tmp[24];
+            int64_t e = 0;
+            uint64_t u;
+
+            if (t[0] == 'T') {
+                have_ttl = true;
+            }
+            if (util_parse_i64(num.p, num.len, &e) == 0 ||
+                util_parse_u64(num.p, num.len, &u) == 0) {
+                int m = snprintf(tmp, sizeof(tmp), "%c%lld", t[0],
+                                 (long long)route_cap_exptime(cfg, e));
+
+                memcpy(buf + n, tmp, (size_t)m);
+                n += (size_t)m;
+                idx++;
+                continue;
+            }
+        }
+        memcpy(buf + n, t, tl);
+        n += tl;
+        idx++;
+    }
+    if (fallback && pr->cmd == PROTO_CMD_MS && !have_ttl &&
+        cfg->failover_ttl > 0) {
+        n += (size_t)snprintf(buf + n, cap - n, " T%u", cfg->failover_ttl);
+    }
+    return n;
+}
+
+/* A key that a classic "delete" can name (for recovery): no space, no
+ * newline, no NUL, at most PROTO_KEY_MAX bytes. */
+static bool
+request_key_classic(const char *k, size_t len)
+{
+    return len > 0 && len <= PROTO_KEY_MAX && memchr(k, ' ', len) == NULL &&
+           memchr(k, '\n', len) == NULL && memchr(k, '\0', len) == NULL &&
+           k[len - 1] != '\r';
+}
+
+/*
+ * mg ms md ma me: routed by key (a base64 key decoded to route), the line
+ * forwarded (see request_meta_line()), the reply relayed. ms, md, ma write:
+ * the failover write policy applies as to classic writes.
+ */
+static void
+request_dispatch_meta(struct request *req, const struct proto_req *pr,
+                      const char *line, size_t len, struct evbuffer *data,
+                      size_t skip)
+{
+    struct worker *w = req->worker;
+    bool write = pr->cmd == PROTO_CMD_MS || pr->cmd == PROTO_CMD_MD ||
+                 pr->cmd == PROTO_CMD_MA;
+    char keybuf[PROTO_KEY_MAX];
+    struct proto_req rp = *pr;
+    struct backend *b, *owner = NULL;
+    struct bconn *bc, *obc = NULL;
+    struct evbuffer *out;
+    struct frag *f;
+    char fl[PROTO_LINE_BUF + 64];
+    size_t n;
+
+    req->meta_quiet = pr->meta_quiet;
+    if (pr->meta_b64) {
+        size_t k = proto_base64_decode(pr->key.p, pr->key.len, keybuf,
+                                       sizeof(keybuf));
+
+        if (k > 0) {
+            rp.key = (struct proto_str){keybuf, k};
+        }
+    }
+    if (write) {
+        struct route_write rw;
+
+        route_write(w, req->wt->t, &rp, &rw);
+        b = rw.target;
+        owner = rw.owner;
+        obc = rw.owner_conn;
+        if (owner != NULL) {
+            if (!request_key_classic(rp.key.p, rp.key.len)) {
+                /* Its recovery could not name the key: refuse rather than
+                 * leave a copy nobody can clean up. */
+                if (pr->cmd == PROTO_CMD_MS) {
+                    evbuffer_drain(data, skip + (size_t)pr->vlen + 2);
+                }
+                route_write_done(owner, rw.clean, rp.key.p, rp.key.len, b);
+                request_reply(req, "SERVER_ERROR backend unavailable");
+                return;
+            }
+            request_reserve_keys(req, 1, rp.key.len);
+            memcpy(req->line, rp.key.p, rp.key.len);
+            req->keys[0] = (struct proto_str){req->line, rp.key.len};
+            req->failover_owner = owner;
+            req->failover_clean = rw.clean;
+        }
+    } else {
+        b = route_key(w, req->wt->t, rp.key.p, rp.key.len, &owner);
+        owner = b != owner ? owner : NULL;
+    }
+    if (b == NULL) {
+        if (pr->cmd == PROTO_CMD_MS) {
+            evbuffer_drain(data, skip + (size_t)pr->vlen + 2);
+        }
+        stats_add(&w->stats.server_errors, 1);
+        request_reply(req, "SERVER_ERROR no backend available");
+        return;
+    }
+    bc = route_pick(w, worker_wb(w, b));
+    out = bconn_output(bc);
+    if (out == NULL) {
+        if (pr->cmd == PROTO_CMD_MS) {
+            evbuffer_drain(data, skip + (size_t)pr->vlen + 2);
+        }
+        stats_add(&worker_wb(w, b)->stats->errors, 1);
+        stats_add(&w->stats.server_errors, 1);
+        request_failover_done(req, b);
+        request_reply(req, "SERVER_ERROR backend unavailable");
+        return;
+    }
+    request_reserve_frags(req, 2);
+    f = request_frag_init(req, FRAG_META, b);
+    req->pending = 1;
+    n = request_meta_line(req, pr, line, len, owner != NULL, fl, sizeof(fl));
+    evbuffer_add(out, fl, n);
+    evbuffer_add(out, "\r\n", 2);
+    if (pr->cmd == PROTO_CMD_MS) {
+        evbuffer_drain(data, skip);
+        evbuffer_remove_buffer(data, out, (size_t)pr->vlen + 2);
+    }
+    if (pr->meta_quiet) {
+        /* The backend decides what q hides; its MN tells us it is done
+         * (and is not passed on). */
+        evbuffer_add(out, "mn\r\n", 4);
+    }
+    bconn_enqueue(bc, f);
+    if (obc == NULL) {
+        return;
+    }
+    out = bconn_output(obc);
+    if (out == NULL) {
+        request_owner_delete_failed(req, req->failover_owner);
+        return;
+    }
+    f = request_frag_init(req, FRAG_OWNER_DELETE, req->failover_owner);
+    req->pending++;
+    evbuffer_add_printf(out, "delete %.*s\r\n", (int)req->keys[0].len,
+                        req->keys[0].p);
+    bconn_enqueue(obc, f);
+}
+
+void
+request_frag_meta(struct frag *f, const char *line, size_t total,
+                  struct evbuffer *in)
+{
+    struct request *req = f->req;
+
+    if (in == NULL) {
+        if (req->client != NULL) {
+            evbuffer_add(req->rsp, line, total);
+        }
+    } else if (req->client == NULL) {
+        evbuffer_drain(in, total);
+    } else {
+        evbuffer_remove_buffer(in, req->rsp, total);
+    }
+}
+
+void
+request_frag_meta_end(struct frag *f)
+{
+    struct request *req = f->req;
+
+    request_failover_done(req, f->be);
+    if (--req->pending == 0) {
+        request_finish(req);
+    }
+}
+
 void
 request_dispatch_too_large(struct request *req, const struct proto_req *pr)
 {
@@ -700,6 +918,13 @@ request_dispatch(struct request *req, const struct proto_req *pr,
     case PROTO_CMD_FLUSH_ALL:
     case PROTO_CMD_CACHE_MEMLIMIT:
         request_dispatch_all(req, pr);
+        return;
+    case PROTO_CMD_MG:
+    case PROTO_CMD_MS:
+    case PROTO_CMD_MD:
+    case PROTO_CMD_MA:
+    case PROTO_CMD_ME:
+        request_dispatch_meta(req, pr, line, len, in, skip);
         return;
     case PROTO_CMD_STATS:
         if (!admin_owns_stats(&pr->args)) {

@@ -34,6 +34,7 @@ enum frag_kind {
     FRAG_RETRIEVAL,     /* VALUE blocks then END */
     FRAG_ALL,           /* flush_all or cache_memlimit to one backend */
     FRAG_STATS,         /* stats ARGS to one backend: lines until END */
+    FRAG_META,          /* a meta command: one line, or VA and a block */
     FRAG_OWNER_DELETE,  /* delete on a RECOVERING owner, beside a write
                            to its fallback */
 };
@@ -73,6 +74,7 @@ struct request {
     bool split;                     /* a piece of a retrieval split in
                                        max_keys pieces */
     bool more;                      /* ... and not the last one: no END */
+    bool meta_quiet;                /* a meta command with q */
     uint32_t pending;               /* fragments not yet answered */
     struct evbuffer *rsp;
     /* Multi-key state (retrieval and flush_all). */
@@ -165,6 +167,16 @@ int request_frag_stats_line(struct frag *f, const char *line, size_t len);
 void request_frag_stats_end(struct frag *f, const char *line, size_t len,
                             enum proto_rsp kind);
 #define REQUEST_STATS_MAX (16u << 20)
+
+/*
+ * (A part of) the reply to a FRAG_META, total bytes: a line, and for VA
+ * its data block. With in NULL it is contiguous at line; else it is the
+ * first total bytes of in (moved out, or drained).
+ */
+void request_frag_meta(struct frag *f, const char *line, size_t total,
+                       struct evbuffer *in);
+/* The reply to a FRAG_META is complete. */
+void request_frag_meta_end(struct frag *f);
 
 /* END of a retrieval fragment. */
 void request_frag_end(struct frag *f);

@@ -11,9 +11,9 @@ must be equal. Masked, because a proxy cannot avoid them (mcring(8) lists
 them): the version string; replies memcached drops and mcring sends (for
 the requests before a close, and before a get with a key over 250 bytes in
 the same read). Left out of the generator: `stats` (its values
-are mcring's own), the meta commands other than `mn` (not implemented yet),
-flush_all with a delay and small positive expiration times (wall-clock
-races), values near the 1 MB limit (memcached counts its item header).
+are mcring's own), flush_all with a delay, small positive expiration times
+and the meta flags that report times (wall-clock races), values near the
+1 MB limit (memcached counts its item header).
 
 Environment: MCTEST_DIFF_SEQUENCES (default 300), MCTEST_DIFF_SEED (default
 a fixed seed; the seed of a failing sequence is printed so it can be
@@ -167,12 +167,53 @@ def other_cmd(rng):
     return b" ".join(toks) + tail + b"\r\n"
 
 
+META_FLAGS = {
+    b"mg": [b"v", b"f", b"s", b"k", b"c", b"q", b"Oab12", b"h", b"u",
+            b"E77", b"T0", b"T-1", b"N0", b"b"],
+    b"ms": [b"F5", b"F4294967296", b"T0", b"T-1", b"I", b"q", b"MS", b"ME",
+            b"MA", b"MP", b"MR", b"MX", b"Oz", b"k", b"c", b"C1", b"b"],
+    b"md": [b"q", b"I", b"T0", b"k", b"Oz", b"C1", b"b"],
+    b"ma": [b"N0", b"J5", b"D3", b"MI", b"MD", b"M+", b"q", b"v", b"k",
+            b"Oz", b"b"],
+}
+
+
+def meta_cmd(rng):
+    """A meta command; 'b' uses the base64 form of the key. No 't', 'l' or
+    positive TTLs: their answers depend on the clock."""
+    import base64
+    name = rng.choice([b"mg", b"ms", b"md", b"ma", b"me", b"mn"])
+    if name == b"mn":
+        return b"mn\r\n"
+    key = rng.choice([k for k in KEYS if len(k) <= 250 and b" " not in k])
+    if name == b"me":
+        return b"me " + key + b"\r\n"
+    flags = rng.sample(META_FLAGS[name],
+                       rng.randrange(0, min(5, len(META_FLAGS[name]))))
+    if b"b" in flags:
+        key = base64.b64encode(key)
+    toks = [name, key]
+    block = b""
+    if name == b"ms":
+        data = bytes(rng.randrange(33, 127)
+                     for _ in range(rng.choice([0, 1, 5, 50])))
+        length = str(len(data)).encode()
+        if rng.random() < 0.1:
+            length = rng.choice(NUMBERS)
+        toks.append(length)
+        block = data + (b"\r\n" if rng.random() < 0.9 else b"x\r\n")
+    toks += flags
+    toks = mutate_tokens(rng, toks)
+    return b" ".join(toks) + b"\r\n" + block
+
+
 def sequence(rng):
     """One connection's bytes and whether it is expected to close."""
     parts = []
     for _ in range(rng.randrange(1, 12)):
-        parts.append(storage_cmd(rng) if rng.random() < 0.45
-                     else other_cmd(rng))
+        r = rng.random()
+        parts.append(storage_cmd(rng) if r < 0.4 else
+                     meta_cmd(rng) if r < 0.6 else other_cmd(rng))
     if rng.random() < 0.03:
         parts.append(b"GET / HTTP/1.1\r\n")
     elif rng.random() < 0.03:

@@ -763,8 +763,8 @@ class RecoveryRaceTest(HealthTestCase):
 class FailoverTtlTest(HealthTestCase):
     """What mcring writes to a fallback for a DOWN owner has its exptime
     capped at failover_ttl, whatever the client asked for: storage
-    commands, touch, and the touch in gat/gats (single key, and a multi-key
-    gats mixing keys of live and DOWN owners). Keys of live backends keep
+    commands, touch, the touch in gat/gats (single key, and a multi-key
+    gats mixing keys of live and DOWN owners), and ms (its T flag). Keys of live backends keep
     the exptime asked for."""
 
     HEALTH = dict(FAST, failover_ttl=2)
@@ -772,7 +772,7 @@ class FailoverTtlTest(HealthTestCase):
     def test_fallback_copies_expire(self):
         cl = self.cluster
         owner = cl.names[-1]
-        by, route = self.keys(6)
+        by, route = self.keys(8)
         ks = by[owner]
         live = [k for n in cl.names if n != owner for k in by[n][:2]]
         fb = {k: self.fallback(route, k, {owner}) for k in ks}
@@ -800,6 +800,11 @@ class FailoverTtlTest(HealthTestCase):
                     % (ks[5], " ".join(live))).encode())
             got = c.read_until()
             self.assertEqual(got.count(b"VALUE "), 1 + len(live), got)
+            # meta writes too: ms without T (forever) and with a day
+            c.send(b"ms %s 2\r\nv6\r\n" % ks[6].encode())
+            self.assertEqual(c.readline(), b"HD")
+            c.send(b"ms %s 2 T86400 q\r\nv7\r\nmn\r\n" % ks[7].encode())
+            self.assertEqual(c.readline(), b"MN")
 
         def on_fallbacks():
             found = {}

@@ -785,6 +785,65 @@ class ProtocolTest(ClusterTestCase):
         self.assertIn("total_malloced", slabs)
         self.sync(c)
 
+    def test_meta_commands_routed_by_key(self):
+        """mg ms md ma me go to the key's owner; a base64 key ('b') is
+        routed by what it decodes to; opaque and k come back."""
+        import base64
+        c = self.client()
+        base = self.key()
+        keys = ["%s-%d" % (base, i) for i in range(20)]
+        for k in keys:
+            c.send(b"ms " + k.encode() + b" 3 T0 F7\r\nabc\r\n")
+            self.assertEqual(c.readline(), b"HD", k)
+        for k in keys:
+            c.send(b"mg " + k.encode() + b" v f k Oop\r\n")
+            self.assertEqual(c.readline(), b"VA 3 f7 k" + k.encode() +
+                             b" Oop", k)
+            self.assertEqual(c.readline(), b"abc")
+        if not self.direct:
+            owners = self.cluster.owners(keys)
+            for k in keys:
+                with self.cluster.backend(owners[k]).client() as d:
+                    self.assertEqual(d.get(k), b"abc", k)
+        # base64: the same item as the plain key
+        b64 = base64.b64encode(keys[0].encode())
+        c.send(b"mg " + b64 + b" b v\r\n")
+        self.assertEqual(c.readline(), b"VA 3")
+        self.assertEqual(c.readline(), b"abc")
+        c.send(b"ma " + keys[1].encode() + b"-n N0 J10 v\r\n")
+        self.assertEqual(c.readline(), b"VA 2")
+        self.assertEqual(c.readline(), b"10")
+        c.send(b"md " + keys[2].encode() + b"\r\n")
+        self.assertEqual(c.readline(), b"HD")
+        self.assertIsNone(c.get(keys[2]))
+        c.send(b"me " + keys[3].encode() + b"\r\n")
+        self.assertTrue(c.readline().startswith(b"ME " + keys[3].encode()))
+        self.sync(c)
+
+    def test_meta_quiet_pipeline_across_backends(self):
+        """A pipeline of quiet mg over keys on every backend, ending in mn:
+        only the hits, in request order, then MN (memcached's quiet
+        semantics); classic and meta commands keep their order."""
+        c = self.client()
+        base = self.key()
+        keys = ["%s-%d" % (base, i) for i in range(40)]
+        hits = keys[::3]
+        for k in hits:
+            self.stored(c.set(k, k.encode()))
+        pipe = b"".join(b"mg " + k.encode() + b" v q k\r\n" for k in keys)
+        c.send(pipe + b"get " + hits[0].encode() + b"\r\nmn\r\n")
+        want = b"".join(b"VA %d k%s\r\n%s\r\n" % (len(k), k.encode(),
+                                                       k.encode())
+                        for k in hits)
+        want += b"VALUE %s 0 %d\r\n%s\r\nEND\r\nMN\r\n" % (
+            hits[0].encode(), len(hits[0]), hits[0].encode())
+        self.assertEqual(c.read_until(b"MN\r\n"), want)
+        # quiet writes: nothing for success, errors still come
+        c.send(b"ms " + keys[1].encode() + b" 1 q\r\nx\r\n"
+               b"ms " + keys[1].encode() + b" 1 q ME\r\nx\r\n"
+               b"md " + keys[1].encode() + b" q\r\nmn\r\n")
+        self.assertEqual(c.read_until(b"MN\r\n"), b"NS\r\nMN\r\n")
+
     def test_fanned_out_and_local_commands(self):
         c = self.client()
         self.assertEqual(c.call(b"cache_memlimit 64"), b"OK")
