@@ -250,7 +250,7 @@ static const struct bad_vec bad_vecs[] = {
     {"get\tfoo", PROTO_ERROR, PROTO_CMD_NONE, NULL, false},
     {"flush_al", PROTO_ERROR, PROTO_CMD_NONE, NULL, false},
     {"verbosit 1", PROTO_ERROR, PROTO_CMD_NONE, NULL, false},
-    {"mg foo v", PROTO_ERROR, PROTO_CMD_NONE, NULL, false},
+    {"mg foo v", PROTO_OK, PROTO_CMD_MG, NULL, false},
     {"bget foo", PROTO_OK, PROTO_CMD_GET, NULL, false},
     {"get", PROTO_ERROR, PROTO_CMD_GET, NULL, false},
     {"get    ", PROTO_ERROR, PROTO_CMD_GET, NULL, false},
@@ -909,6 +909,55 @@ START_TEST(value_line_key_limits)
 }
 END_TEST
 
+/* ---- meta commands ------------------------------------------------------ */
+
+START_TEST(meta_lines_read_for_routing)
+{
+    struct proto_req r;
+    const char *reason = untouched;
+
+    ck_assert_int_eq(parse("mg k v q Oab", MAX_KEYS, &r, &reason), PROTO_OK);
+    ck_assert_int_eq(r.cmd, PROTO_CMD_MG);
+    check_view(&r.key, "k", "key", "mg");
+    ck_assert(r.meta_quiet);
+    ck_assert(!r.meta_b64);
+    ck_assert_int_eq(parse("ms a2V5 5 b T10", MAX_KEYS, &r, &reason),
+                     PROTO_OK);
+    ck_assert_int_eq(r.cmd, PROTO_CMD_MS);
+    ck_assert_uint_eq(r.vlen, 5);
+    ck_assert(r.meta_b64);
+    ck_assert_uint_eq(r.meta_flags, 3);
+    /* what memcached checks before the flags */
+    ck_assert_int_eq(parse("mg", MAX_KEYS, &r, &reason), PROTO_ERROR);
+    ck_assert_int_eq(parse("ms k", MAX_KEYS, &r, &reason),
+                     PROTO_CLIENT_ERROR);
+    ck_assert_str_eq(reason, PROTO_REASON_FORMAT);
+    ck_assert_int_eq(parse("ms k -1", MAX_KEYS, &r, &reason),
+                     PROTO_CLIENT_ERROR);
+    ck_assert_int_eq(parse("mg k 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18",
+                           MAX_KEYS, &r, &reason),
+                     PROTO_CLIENT_ERROR);
+    ck_assert_str_eq(reason, PROTO_REASON_MG_LONG);
+    ck_assert_int_eq(parse("me k b", MAX_KEYS, &r, &reason), PROTO_OK);
+    ck_assert(r.meta_b64);
+}
+END_TEST
+
+START_TEST(base64_decoded_as_memcached)
+{
+    char out[16];
+
+    ck_assert_uint_eq(proto_base64_decode("a2V5", 4, out, sizeof(out)), 3);
+    ck_assert_int_eq(memcmp(out, "key", 3), 0);
+    ck_assert_uint_eq(proto_base64_decode("aw==", 4, out, sizeof(out)), 1);
+    ck_assert_int_eq(out[0], 'k');
+    ck_assert_uint_eq(proto_base64_decode("a2V", 3, out, sizeof(out)), 0);
+    ck_assert_uint_eq(proto_base64_decode("a=V5", 4, out, sizeof(out)), 0);
+    ck_assert_uint_eq(proto_base64_decode("a2V*", 4, out, sizeof(out)), 0);
+    ck_assert_uint_eq(proto_base64_decode("a2V5a2V5", 8, out, 3), 0);
+}
+END_TEST
+
 static Suite *
 proto_suite(void)
 {
@@ -935,6 +984,11 @@ proto_suite(void)
     tcase_add_test(tc, key_control_bytes_accepted);
     tcase_add_test(tc, nul_ends_the_line);
     tcase_add_test(tc, key_high_bytes_accepted);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("meta commands");
+    tcase_add_test(tc, meta_lines_read_for_routing);
+    tcase_add_test(tc, base64_decoded_as_memcached);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("max_keys");
