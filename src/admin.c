@@ -335,11 +335,6 @@ admin_answer(struct proxy *p, const struct topology *t,
     case PROTO_CMD_VERSION:
         evbuffer_add_printf(out, "VERSION %s\r\n", PROXY_VERSION_STRING);
         return false;
-    case PROTO_CMD_VERBOSITY:
-        /* 0: notices and worse (the default), 1: info, 2+: debug. */
-        log_set_level(LOG_LEVEL_NOTICE + (int)(pr->level > 2 ? 2 : pr->level));
-        evbuffer_add(out, "OK\r\n", 4);
-        return false;
     case PROTO_CMD_QUIT:
         return true;
     case PROTO_CMD_MN:

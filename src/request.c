@@ -12,7 +12,8 @@
  *                          collects its blocks and request_finish() merges
  *                          them in the client's key order under one END
  *   flush_all,          -> one FRAG_ALL per UP backend, OK only if all are
- *   cache_memlimit
+ *   cache_memlimit,
+ *   verbosity
  *   version, stats, ... -> answered by admin.c
  *
  * Where a key goes is route.c's (owner, fallback, failover write policy);
@@ -507,7 +508,13 @@ request_dispatch_all(struct request *req, const struct proto_req *pr)
     char cmd[48];
     int cmdlen;
 
-    if (!flush) {
+    if (pr->cmd == PROTO_CMD_VERBOSITY) {
+        /* mcring's own log level too: 0 notices, 1 info, 2+ debug. */
+        log_set_level(LOG_LEVEL_NOTICE +
+                      (int)(pr->level > 2 ? 2 : pr->level));
+        cmdlen = snprintf(cmd, sizeof(cmd), "verbosity %u\r\n",
+                          (unsigned)pr->level);
+    } else if (!flush) {
         /* memcached's own checks, the same on every backend. */
         if (pr->level < 8) {
             request_reply(req, "MEMLIMIT_TOO_SMALL cannot set maxbytes to "
@@ -917,6 +924,7 @@ request_dispatch(struct request *req, const struct proto_req *pr,
         return;
     case PROTO_CMD_FLUSH_ALL:
     case PROTO_CMD_CACHE_MEMLIMIT:
+    case PROTO_CMD_VERBOSITY:
         request_dispatch_all(req, pr);
         return;
     case PROTO_CMD_MG:
@@ -1124,6 +1132,7 @@ request_finish(struct request *req)
         break;
     case PROTO_CMD_FLUSH_ALL:
     case PROTO_CMD_CACHE_MEMLIMIT:
+    case PROTO_CMD_VERBOSITY:
         if (!req->noreply) {
             if (req->nfailed == 0) {
                 evbuffer_add(req->rsp, "OK\r\n", 4);

@@ -475,7 +475,7 @@ class HangDefaultsTest(HealthTestCase):
 
 class StaleReadTest(HealthTestCase):
     """Tests 4 and 5: a value written during an outage is never followed
-    by an older one."""
+    by an older one (classic and meta writes)."""
 
     NKEYS = 50
 
@@ -490,13 +490,22 @@ class StaleReadTest(HealthTestCase):
         sets, deletes, appends, adds, incrs, set_incrs = [
             ks[cut[i]:cut[i + 1]] for i in range(6)]
         after, now = {}, {}
-        for k in sets:
+        for i, k in enumerate(sets):
             v = ("new-%s" % k).encode()
-            self.assertEqual(c.set(k, v), b"STORED", k)
+            if i % 2:
+                # a meta write is a write like any other
+                c.send(b"ms %s %d\r\n%s\r\n" % (k.encode(), len(v), v))
+                self.assertEqual(c.readline(), b"HD", k)
+            else:
+                self.assertEqual(c.set(k, v), b"STORED", k)
             after[k], now[k] = {v, None}, v
-        for k in deletes:
+        for i, k in enumerate(deletes):
             # on the fallback, where the key is not
-            self.assertEqual(c.delete(k), b"NOT_FOUND", k)
+            if i % 2:
+                c.send(b"md %s\r\n" % k.encode())
+                self.assertEqual(c.readline(), b"NF", k)
+            else:
+                self.assertEqual(c.delete(k), b"NOT_FOUND", k)
             after[k], now[k] = {None}, None
         for k in appends:
             self.assertEqual(c.append(k, b"-more"), b"NOT_STORED", k)
