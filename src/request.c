@@ -870,20 +870,30 @@ request_dispatch_too_large(struct request *req, const struct proto_req *pr)
     char line[PROTO_KEY_MAX + 16];
     int n;
 
+    char keybuf[PROTO_KEY_MAX];
+    struct proto_str key = pr->key;
+
     req->too_large = true;
     req->noreply = pr->noreply;
-    if (pr->cmd != PROTO_CMD_SET) {
+    if (pr->cmd == PROTO_CMD_MS && pr->meta_b64) {
+        size_t k = proto_base64_decode(pr->key.p, pr->key.len, keybuf,
+                                       sizeof(keybuf));
+
+        key = (struct proto_str){keybuf, k};
+    }
+    if ((pr->cmd != PROTO_CMD_SET && pr->cmd != PROTO_CMD_MS) ||
+        !request_key_classic(key.p, key.len)) {
         request_reply(req, REQUEST_TOO_LARGE);
         return;
     }
-    /* memcached drops the old value of a set it cannot store: so do we,
-     * on the key's owner (or, for a DOWN owner, the way any write goes). */
-    n = snprintf(line, sizeof(line), "delete %.*s", (int)pr->key.len,
-                 pr->key.p);
+    /* memcached drops the old value of a set (or any ms) it cannot store:
+     * so do we, on the key's owner (or, for a DOWN owner, the way any
+     * write goes). */
+    n = snprintf(line, sizeof(line), "delete %.*s", (int)key.len, key.p);
     memset(&del, 0, sizeof(del));
     del.cmd = PROTO_CMD_DELETE;
     del.name = (struct proto_str){"delete", 6};
-    del.key = (struct proto_str){line + 7, pr->key.len};
+    del.key = (struct proto_str){line + 7, key.len};
     req->cmd = PROTO_CMD_DELETE;
     request_dispatch_single(req, &del, line, (size_t)n, NULL, 0);
 }

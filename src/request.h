@@ -130,8 +130,8 @@ void request_dispatch(struct request *req, const struct proto_req *pr,
 
 /*
  * A storage command whose value is over max_value_size (its data block is
- * skipped by the caller): answers REQUEST_TOO_LARGE once, for set, the key
- * is deleted on its owner, as memcached drops the old value.
+ * skipped by the caller): answers REQUEST_TOO_LARGE once, for set and ms,
+ * the key is deleted on its owner, as memcached drops the old value.
  */
 void request_dispatch_too_large(struct request *req,
                                 const struct proto_req *pr);

@@ -732,6 +732,13 @@ class ProtocolTest(ClusterTestCase):
         self.assertEqual(c.readline(), b"SERVER_ERROR object too large for "
                                        b"cache")
         self.assertIsNone(c.get(k))
+        # ms too, in any mode
+        self.stored(c.set(k, b"old"))
+        c.send(b"ms " + k.encode() + b" %d MA\r\n" % big)
+        c.send(b"x" * big + b"\r\n")
+        self.assertEqual(c.readline(), b"SERVER_ERROR object too large for "
+                                       b"cache")
+        self.assertIsNone(c.get(k))
         # add, append: refused, and the value stays (memcached unlinks only
         # for set).
         self.stored(c.set(k, b"kept"))
@@ -818,6 +825,11 @@ class ProtocolTest(ClusterTestCase):
         self.assertIsNone(c.get(keys[2]))
         c.send(b"me " + keys[3].encode() + b"\r\n")
         self.assertTrue(c.readline().startswith(b"ME " + keys[3].encode()))
+        # the TTL a Python client reads with "mg KEY t" (regression: ERROR)
+        c.send(b"ms " + keys[4].encode() + b" 1 T0\r\nx\r\n"
+               b"mg " + keys[4].encode() + b" t\r\n")
+        self.assertEqual(c.readline(), b"HD")
+        self.assertEqual(c.readline(), b"HD t-1")
         self.sync(c)
 
     def test_meta_quiet_pipeline_across_backends(self):
