@@ -265,6 +265,72 @@ request_reply(struct request *req, const char *line)
     }
 }
 
+/*
+ * The backend a write goes to (NULL: none is up), and its connection's
+ * output (NULL: the backend cannot take requests now). Neither: the write
+ * is answered here, its data block (block bytes after skip) skipped.
+ */
+static struct evbuffer *
+request_write_output(struct request *req, struct backend *b,
+                     struct evbuffer *data, size_t skip, size_t block,
+                     struct bconn **bc)
+{
+    struct worker *w = req->worker;
+    struct evbuffer *out = NULL;
+
+    if (b != NULL) {
+        *bc = route_pick(w, worker_wb(w, b));
+        out = bconn_output(*bc);
+    }
+    if (out != NULL) {
+        return out;
+    }
+    if (data != NULL && block > 0) {
+        evbuffer_drain(data, skip + block);
+    }
+    stats_add(&w->stats.server_errors, 1);
+    if (b == NULL) {
+        request_reply(req, "SERVER_ERROR no backend available");
+    } else {
+        stats_add(&worker_wb(w, b)->stats->errors, 1);
+        request_failover_done(req, b);
+        request_reply(req, "SERVER_ERROR backend unavailable");
+    }
+    return NULL;
+}
+
+/* Keeps the key of a write made on owner's behalf (noted once done). */
+static void
+request_keep_failover(struct request *req, const struct proto_str *key,
+                      struct backend *owner, bool clean)
+{
+    request_reserve_keys(req, 1, key->len);
+    memcpy(req->line, key->p, key->len);
+    req->keys[0] = (struct proto_str){req->line, key->len};
+    req->failover_owner = owner;
+    req->failover_clean = clean;
+}
+
+/* The delete of a write's key on its RECOVERING owner, on obc. */
+static void
+request_owner_delete(struct request *req, struct bconn *obc)
+{
+    struct evbuffer *out = bconn_output(obc);
+    struct frag *f;
+
+    if (out == NULL) {
+        /* Cannot happen (it was usable when routed), but if it did the
+         * owner could keep an older value: treat it as a failed delete. */
+        request_owner_delete_failed(req, req->failover_owner);
+        return;
+    }
+    f = request_frag_init(req, FRAG_OWNER_DELETE, req->failover_owner);
+    req->pending++;
+    evbuffer_add_printf(out, "delete %.*s\r\n", (int)req->keys[0].len,
+                        req->keys[0].p);
+    bconn_enqueue(obc, f);
+}
+
 static void
 request_dispatch_single(struct request *req, const struct proto_req *pr,
                         const char *line, size_t len, struct evbuffer *data,
@@ -284,32 +350,11 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     owner = rw.owner;
     obc = rw.owner_conn;
     if (owner != NULL) {
-        /* Keep the key: it is noted once the write is done. */
-        request_reserve_keys(req, 1, pr->key.len);
-        memcpy(req->line, pr->key.p, pr->key.len);
-        req->keys[0] = (struct proto_str){req->line, pr->key.len};
-        req->failover_owner = owner;
-        req->failover_clean = rw.clean;
+        request_keep_failover(req, &pr->key, owner, rw.clean);
     }
-
-    if (b == NULL) {
-        if (storage) {
-            evbuffer_drain(data, skip + (size_t)pr->vlen + 2);
-        }
-        stats_add(&w->stats.server_errors, 1);
-        request_reply(req, "SERVER_ERROR no backend available");
-        return;
-    }
-    bc = route_pick(w, worker_wb(w, b));
-    out = bconn_output(bc);
+    out = request_write_output(req, b, data, skip,
+                               storage ? (size_t)pr->vlen + 2 : 0, &bc);
     if (out == NULL) {
-        if (storage) {
-            evbuffer_drain(data, skip + (size_t)pr->vlen + 2);
-        }
-        stats_add(&worker_wb(w, b)->stats->errors, 1);
-        stats_add(&w->stats.server_errors, 1);
-        request_failover_done(req, b);
-        request_reply(req, "SERVER_ERROR backend unavailable");
         return;
     }
     request_reserve_frags(req, 2);
@@ -331,21 +376,9 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
         evbuffer_remove_buffer(data, out, (size_t)pr->vlen + 2);
     }
     bconn_enqueue(bc, f);
-    if (obc == NULL) {
-        return;
+    if (obc != NULL) {
+        request_owner_delete(req, obc);
     }
-    out = bconn_output(obc);
-    if (out == NULL) {
-        /* Cannot happen (it was usable above), but if it did the owner
-         * could keep an older value: treat it as a failed delete. */
-        request_owner_delete_failed(req, owner);
-        return;
-    }
-    f = request_frag_init(req, FRAG_OWNER_DELETE, owner);
-    req->pending++;
-    evbuffer_add_printf(out, "delete %.*s\r\n", (int)req->keys[0].len,
-                        req->keys[0].p);
-    bconn_enqueue(obc, f);
 }
 
 static bool
@@ -774,34 +807,18 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
                 request_reply(req, "SERVER_ERROR backend unavailable");
                 return;
             }
-            request_reserve_keys(req, 1, rp.key.len);
-            memcpy(req->line, rp.key.p, rp.key.len);
-            req->keys[0] = (struct proto_str){req->line, rp.key.len};
-            req->failover_owner = owner;
-            req->failover_clean = rw.clean;
+            request_keep_failover(req, &rp.key, owner, rw.clean);
         }
     } else {
         b = route_key(w, req->wt->t, rp.key.p, rp.key.len, &owner);
         owner = b != owner ? owner : NULL;
     }
-    if (b == NULL) {
-        if (pr->cmd == PROTO_CMD_MS) {
-            evbuffer_drain(data, skip + (size_t)pr->vlen + 2);
-        }
-        stats_add(&w->stats.server_errors, 1);
-        request_reply(req, "SERVER_ERROR no backend available");
-        return;
-    }
-    bc = route_pick(w, worker_wb(w, b));
-    out = bconn_output(bc);
+    out = request_write_output(req, b, data, skip,
+                               pr->cmd == PROTO_CMD_MS
+                                   ? (size_t)pr->vlen + 2
+                                   : 0,
+                               &bc);
     if (out == NULL) {
-        if (pr->cmd == PROTO_CMD_MS) {
-            evbuffer_drain(data, skip + (size_t)pr->vlen + 2);
-        }
-        stats_add(&worker_wb(w, b)->stats->errors, 1);
-        stats_add(&w->stats.server_errors, 1);
-        request_failover_done(req, b);
-        request_reply(req, "SERVER_ERROR backend unavailable");
         return;
     }
     request_reserve_frags(req, 2);
@@ -820,19 +837,9 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
         evbuffer_add(out, "mn\r\n", 4);
     }
     bconn_enqueue(bc, f);
-    if (obc == NULL) {
-        return;
+    if (obc != NULL) {
+        request_owner_delete(req, obc);
     }
-    out = bconn_output(obc);
-    if (out == NULL) {
-        request_owner_delete_failed(req, req->failover_owner);
-        return;
-    }
-    f = request_frag_init(req, FRAG_OWNER_DELETE, req->failover_owner);
-    req->pending++;
-    evbuffer_add_printf(out, "delete %.*s\r\n", (int)req->keys[0].len,
-                        req->keys[0].p);
-    bconn_enqueue(obc, f);
 }
 
 void
