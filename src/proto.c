@@ -375,11 +375,12 @@ proto_lookup(const char *w, size_t len)
  * PROTO_MAX_TOKENS - 1 tokens, the rest of the line being the terminal
  * token's value. Returns the number of tokens, the terminal one included,
  * as memcached counts them; *rest is the terminal token's value (NULL at
- * the end of the line).
+ * the end of the line). max (at most PROTO_MAX_TOKENS) stops it earlier,
+ * where a caller needs no more.
  */
 static size_t
 proto_tokenize(const char *line, size_t len, struct proto_str *tok,
-               const char **rest)
+               const char **rest, size_t max)
 {
     const char *s = line, *e = line, *end = line + len;
     size_t n = 0;
@@ -392,7 +393,7 @@ proto_tokenize(const char *line, size_t len, struct proto_str *tok,
             tok[n].p = s;
             tok[n].len = (size_t)(e - s);
             n++;
-            if (n == PROTO_MAX_TOKENS - 1) {
+            if (n == max - 1) {
                 e++;
                 s = e;
                 break;
@@ -431,14 +432,42 @@ proto_cstr(const struct proto_str *t, char *buf, size_t cap)
 
 /* memcached's util.c, exactly: what strtoul and friends take, followed by
  * a space or the end; the result truncated to the field's width. */
+/*
+ * The common case, plain decimal digits that cannot overflow: what libc's
+ * parsers give for them, without the copy. Returns false to fall back.
+ */
+static inline bool
+proto_digits(const struct proto_str *t, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (t->len == 0 || t->len > 18) {
+        return false;
+    }
+    for (size_t i = 0; i < t->len; i++) {
+        unsigned d = (unsigned)(t->p[i] - '0');
+
+        if (d > 9) {
+            return false;
+        }
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
 static bool
 proto_mc_strtoull(const struct proto_str *t, uint64_t *out)
 {
     char buf[PROTO_LINE_BUF + 1];
-    const char *s = proto_cstr(t, buf, sizeof(buf));
+    const char *s;
     char *endp;
     unsigned long long v;
 
+    if (proto_digits(t, out)) {
+        return true;
+    }
+    s = proto_cstr(t, buf, sizeof(buf));
     errno = 0;
     v = strtoull(s, &endp, 10);
     if (errno == ERANGE || endp == s) {
@@ -471,10 +500,16 @@ static bool
 proto_mc_strtol(const struct proto_str *t, int32_t *out)
 {
     char buf[PROTO_LINE_BUF + 1];
-    const char *s = proto_cstr(t, buf, sizeof(buf));
+    const char *s;
     char *endp;
     long v;
+    uint64_t u;
 
+    if (proto_digits(t, &u)) {
+        *out = (int32_t)u;      /* truncated, as memcached's long to int32 */
+        return true;
+    }
+    s = proto_cstr(t, buf, sizeof(buf));
     errno = 0;
     v = strtol(s, &endp, 10);
     if (errno == ERANGE || endp == s) {
@@ -738,7 +773,7 @@ proto_parse_request(const char *line, size_t len, unsigned max_keys,
                     struct proto_req *req, const char **reason)
 {
     struct proto_str tok[PROTO_MAX_TOKENS];
-    const char *rest, *nul;
+    const char *rest, *nul, *word, *wend;
     size_t ntok;
     enum proto_cmd cmd;
 
@@ -748,13 +783,19 @@ proto_parse_request(const char *line, size_t len, unsigned max_keys,
     if (nul != NULL) {
         len = (size_t)(nul - line);
     }
-    ntok = proto_tokenize(line, len, tok, &rest);
-    if (ntok < 2 || tok[0].len < 2) {
+    /* The command word first: a retrieval needs no more than three tokens
+     * (command, exptime, first key), its keys are read from the line. */
+    word = proto_skip_spaces(line, line + len);
+    for (wend = word; wend < line + len && *wend != ' '; wend++) {
+    }
+    if (wend - word < 2) {
         return PROTO_ERROR;
     }
-    req->name = tok[0];
-    cmd = proto_lookup(tok[0].p, tok[0].len);
+    cmd = proto_lookup(word, (size_t)(wend - word));
     req->cmd = cmd;
+    ntok = proto_tokenize(line, len, tok, &rest,
+                          proto_cmd_is_retrieval(cmd) ? 4 : PROTO_MAX_TOKENS);
+    req->name = tok[0];
     switch (cmd) {
     case PROTO_CMD_GET:
     case PROTO_CMD_GETS:
