@@ -15,7 +15,7 @@ are mcring's own), flush_all with a delay, small positive expiration times
 and the meta flags that report times (wall-clock races), values near the
 1 MB limit (memcached counts its item header).
 
-Environment: MCTEST_DIFF_SEQUENCES (default 300), MCTEST_DIFF_SEED (default
+Environment: MCTEST_DIFF_SEQUENCES (default 1000), MCTEST_DIFF_SEED (default
 a fixed seed; the seed of a failing sequence is printed so it can be
 replayed alone with MCTEST_DIFF_ONLY=N).
 """
@@ -31,7 +31,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mctest  # noqa: E402
 
-SEQUENCES = int(os.environ.get("MCTEST_DIFF_SEQUENCES") or 300)
+SEQUENCES = int(os.environ.get("MCTEST_DIFF_SEQUENCES") or 1000)
 SEED = int(os.environ.get("MCTEST_DIFF_SEED") or 20261201)
 ONLY = os.environ.get("MCTEST_DIFF_ONLY")
 QUIET = 0.6          # s: no reply for this long means the answer is complete

@@ -159,6 +159,34 @@ class RequestLimitsTest(ClusterTestCase):
                 self.assertIsNone(other.get(big))
 
 
+
+class RetrievalLineLimitTest(mctest.ClusterTestCase):
+    """A get line may be as long as client_output_limit (64 KiB here):
+    one just under it is answered, one over it without a newline closes
+    the connection, as memcached closes on what it will not read."""
+
+    CLUSTER_ARGS = {"nbackends": 2,
+                    "proxy": {"client_output_limit": 65536, "max_keys": 64}}
+    NEEDS_MCRING = True
+
+    def test_retrieval_line_limit(self):
+        c = self.client()
+        keys = ["lk-%05d" % i for i in range(6500)]     # ~58 KB
+        self.assertEqual(c.set(keys[-1], b"v"), b"STORED")
+        line = ("get " + " ".join(keys) + "\r\n").encode()
+        self.assertLess(len(line), 65536)
+        c.send(line)
+        reply = c.read_until(b"END\r\n")
+        self.assertEqual(reply, b"VALUE %s 0 1\r\nv\r\nEND\r\n"
+                         % keys[-1].encode())
+        d = self.client()
+        d.send(b"get " + b" ".join(k.encode() for k in keys * 2))
+        closed, data = d.wait_closed(5.0)
+        self.assertTrue(closed, "a get line over the limit left open")
+        self.assertEqual(data, b"")
+        self.assertEqual(c.call(b"version")[:8], b"VERSION ")
+        self.assert_alive()
+
 class MaxConnectionsTest(ClusterTestCase):
     CLUSTER_ARGS = {"nbackends": 1, "proxy": {"max_connections": 5}}
     NEEDS_MCRING = True
