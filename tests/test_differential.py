@@ -3,7 +3,7 @@
 
 Two fresh memcached processes, A and B. mcring runs in front of A alone;
 B is spoken to directly. A seeded generator builds request sequences (every
-classic command, edge and broken numbers, wrong token counts, odd keys,
+classic and meta command, edge and broken numbers, wrong token counts, odd keys,
 noreply, a NUL inside a line, data blocks of the right and wrong length,
 pipelines, writes split at random points) and each sequence is sent, in the same pieces, to mcring
 and to B. The bytes that come back, and whether the connection was closed,
