@@ -459,21 +459,7 @@ class Cluster:
         """{key: [owner, fallbacks...]} from `mcring --route`."""
         if self.direct:
             raise HarnessError("no routing in direct mode")
-        keys = list(keys)
-        out = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
-            r = run_mcring(["-c", self.mcring.config_path, "--route"]
-                           + chunk)
-            if r.returncode != 0:
-                raise HarnessError("mcring --route failed (%d): %s"
-                                   % (r.returncode, r.stderr))
-            out.update(parse_route(r.stdout))
-        missing = [k for k in keys if k not in out]
-        if missing:
-            raise HarnessError("mcring --route gave no line for %r"
-                               % missing[:5])
-        return out
+        return route_file(self.mcring.config_path, keys)
 
     def owners(self, keys):
         return {k: v[0] for k, v in self.route(keys).items()}
@@ -832,6 +818,48 @@ class ClusterTestCase(unittest.TestCase):
             self.assertTrue(self.cluster.mcring.alive(),
                             "mcring died (exit %s)"
                             % self.cluster.mcring.returncode)
+
+    def dump_logs(self, stream):
+        cluster = getattr(self, "cluster", None)
+        if cluster is not None:
+            cluster.dump_logs(stream)
+
+
+
+class FreshClusterTestCase(unittest.TestCase):
+    """A fresh Cluster per test (for tests that break backends or change
+    the topology): NBACKENDS, PROXY, HEALTH and WEIGHTS as class
+    attributes; needs mcring (skipped in direct mode)."""
+
+    NBACKENDS = 3
+    PROXY = {}
+    HEALTH = None
+    WEIGHTS = None
+
+    def setUp(self):
+        if direct_mode():
+            self.skipTest("needs mcring (MCTEST_DIRECT=1)")
+        self.cluster = Cluster(self.NBACKENDS, proxy=self.PROXY,
+                               health=self.HEALTH, weights=self.WEIGHTS)
+        self.addCleanup(self.cluster.close)
+        self.cluster.start()
+        self.port = self.cluster.port
+        self.mc = self.cluster.mcring
+        self._clients = []
+        self.addCleanup(self._close_clients)
+
+    def _close_clients(self):
+        for c in self._clients:
+            c.close()
+
+    def client(self, **kw):
+        c = self.cluster.client(**kw)
+        self._clients.append(c)
+        return c
+
+    def assert_alive(self):
+        self.assertTrue(self.mc.alive(),
+                        "mcring died (exit %s)" % self.mc.returncode)
 
     def dump_logs(self, stream):
         cluster = getattr(self, "cluster", None)

@@ -183,44 +183,11 @@ class Load:
         return [r for r in self.records if r[2] in keys and r[3]]
 
 
-class HealthTestCase(unittest.TestCase):
+class HealthTestCase(mctest.FreshClusterTestCase):
     """A fresh cluster per test (tests break backends)."""
 
-    NBACKENDS = 3
     HEALTH = FAST
     PROXY = {"threads": 2}
-    WEIGHTS = None
-
-    def setUp(self):
-        if mctest.direct_mode():
-            self.skipTest("needs mcring (MCTEST_DIRECT=1)")
-        self.cluster = mctest.Cluster(self.NBACKENDS, proxy=self.PROXY,
-                                      health=self.HEALTH,
-                                      weights=self.WEIGHTS)
-        self.addCleanup(self.cluster.close)
-        self.cluster.start()
-        self.port = self.cluster.port
-        self._clients = []
-        self.addCleanup(self._close_clients)
-
-    def _close_clients(self):
-        for c in self._clients:
-            c.close()
-
-    def dump_logs(self, stream):
-        cluster = getattr(self, "cluster", None)
-        if cluster is not None:
-            cluster.dump_logs(stream)
-
-    def client(self, **kw):
-        c = self.cluster.client(**kw)
-        self._clients.append(c)
-        return c
-
-    def assert_alive(self):
-        self.assertTrue(self.cluster.mcring.alive(),
-                        "mcring died (exit %s)"
-                        % self.cluster.mcring.returncode)
 
     def interval(self):
         return (self.HEALTH.get("interval_ms") or 200) / 1000.0

@@ -228,24 +228,14 @@ class Load:
 
 # ---------------------------------------------------------------- base
 
-class ReloadTestCase(unittest.TestCase):
+class ReloadTestCase(mctest.FreshClusterTestCase):
     """A fresh cluster per test (tests change its topology)."""
 
-    NBACKENDS = 3
-    WEIGHTS = None
     PROXY = {"threads": THREADS}
     HEALTH = HEALTH
 
     def setUp(self):
-        if mctest.direct_mode():
-            self.skipTest("needs mcring (MCTEST_DIRECT=1)")
-        self.cluster = mctest.Cluster(self.NBACKENDS, proxy=self.PROXY,
-                                      health=self.HEALTH,
-                                      weights=self.WEIGHTS)
-        self.addCleanup(self.cluster.close)
-        self.cluster.start()
-        self.port = self.cluster.port
-        self.mc = self.cluster.mcring
+        super().setUp()
         self.addCleanup(self._stop_mcring)
         self._direct = {}
         self._nside = 0
@@ -264,15 +254,6 @@ class ReloadTestCase(unittest.TestCase):
     def _close_direct(self):
         for c in self._direct.values():
             c.close()
-
-    def dump_logs(self, stream):
-        cluster = getattr(self, "cluster", None)
-        if cluster is not None:
-            cluster.dump_logs(stream)
-
-    def assert_alive(self):
-        self.assertTrue(self.mc.alive(),
-                        "mcring died (exit %s)" % self.mc.returncode)
 
     # -- configuration files
 
