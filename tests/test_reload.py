@@ -359,6 +359,28 @@ class ReloadTestCase(mctest.FreshClusterTestCase):
                     out[k].append(n)
         return out
 
+    def key_sets(self, nfresh):
+        """The keys of a move test: load (written and read under load),
+        fresh (set after the change), prior (set before it, {key: value}),
+        probe (watched to see the change land), and all of them."""
+        load_keys = ["load-%d" % i for i in range(800)]
+        fresh = ["fresh-%d" % i for i in range(nfresh)]
+        prior = {"prior-%d" % i: b"prior-%d" % i for i in range(1000)}
+        probe = ["probe-%d" % i for i in range(200)]
+        return (load_keys, fresh, prior, probe,
+                load_keys + fresh + list(prior) + probe)
+
+    def set_fresh_on_owners(self, fresh, names, route):
+        """Sets the fresh keys and checks each is on its --route owner
+        only; returns where they are."""
+        self.set_many({k: ("fresh-" + k).encode() for k in fresh})
+        where = self.placement(fresh, names)
+        wrong = [(k, where[k], route[k][0]) for k in fresh
+                 if where[k] != [route[k][0]]]
+        self.assertEqual(wrong[:10], [], "%d keys not (only) on their "
+                         "--route owner" % len(wrong))
+        return where
+
     def table(self):
         return mctest.stats_backends(self.port)
 
@@ -487,11 +509,7 @@ class AddBackendTest(ReloadTestCase):
         old_names = list(cl.names)
         new = mctest.add_memcached(cl, "b5")
         new_text = self.config_text(self.conf() + [("b5", new.port, None)])
-        load_keys = ["load-%d" % i for i in range(800)]
-        fresh = ["fresh-%d" % i for i in range(6000)]
-        prior = {"prior-%d" % i: b"prior-%d" % i for i in range(1000)}
-        probe = ["probe-%d" % i for i in range(200)]
-        keys = load_keys + fresh + list(prior) + probe
+        load_keys, fresh, prior, probe, keys = self.key_sets(6000)
         old_route = cl.route(keys)
         new_route = self.route_text(new_text, keys)
         moved = set()
@@ -535,12 +553,8 @@ class AddBackendTest(ReloadTestCase):
                            "the newcomer was never connected")
 
         # A fresh value set: each key on its new owner only.
-        self.set_many({k: ("fresh-" + k).encode() for k in fresh})
-        where = self.placement(fresh, old_names + ["b5"])
-        wrong = [(k, where[k], new_route[k][0]) for k in fresh
-                 if where[k] != [new_route[k][0]]]
-        self.assertEqual(wrong[:10], [], "%d keys not (only) on their "
-                         "--route owner" % len(wrong))
+        where = self.set_fresh_on_owners(fresh, old_names + ["b5"],
+                                         new_route)
         on_new = sum(1 for k in fresh if where[k] == ["b5"])
         frac = on_new / len(fresh)
         note("add: %.4f of %d fresh keys on the newcomer (1/5 = 0.2)",
@@ -610,11 +624,7 @@ class RemoveBackendTest(ReloadTestCase):
         kept = [n for n in cl.names if n != victim]
         new_text = self.config_text([b for b in self.conf()
                                      if b[0] != victim])
-        load_keys = ["load-%d" % i for i in range(800)]
-        fresh = ["fresh-%d" % i for i in range(4000)]
-        prior = {"prior-%d" % i: b"prior-%d" % i for i in range(1000)}
-        probe = ["probe-%d" % i for i in range(200)]
-        keys = load_keys + fresh + list(prior) + probe
+        load_keys, fresh, prior, probe, keys = self.key_sets(4000)
         old_route = cl.route(keys)
         new_route = self.route_text(new_text, keys)
         moved = set()
@@ -660,12 +670,7 @@ class RemoveBackendTest(ReloadTestCase):
              load.total_ops(), len(load.mismatches))
         self.check_load(load, moved)
 
-        self.set_many({k: ("fresh-" + k).encode() for k in fresh})
-        where = self.placement(fresh, cl.names)
-        wrong = [(k, where[k], new_route[k][0]) for k in fresh
-                 if where[k] != [new_route[k][0]]]
-        self.assertEqual(wrong[:10], [], "%d keys not (only) on their "
-                         "--route owner" % len(wrong))
+        where = self.set_fresh_on_owners(fresh, cl.names, new_route)
         self.assertFalse([k for k in fresh if victim in where[k]],
                          "fresh keys on the removed backend")
         self.check_prior(prior, moved)
@@ -728,11 +733,7 @@ class WeightChangeTest(ReloadTestCase):
         old_text = self.config_text(self.conf())
         heavy = [(n, p, 2 if n == "b2" else w) for n, p, w in self.conf()]
         new_text = self.config_text(heavy)
-        load_keys = ["load-%d" % i for i in range(800)]
-        fresh = ["fresh-%d" % i for i in range(4000)]
-        prior = {"prior-%d" % i: b"prior-%d" % i for i in range(1000)}
-        probe = ["probe-%d" % i for i in range(200)]
-        keys = load_keys + fresh + list(prior) + probe
+        load_keys, fresh, prior, probe, keys = self.key_sets(4000)
         old_route = cl.route(keys)
         new_route = self.route_text(new_text, keys)
         moved = {k for k in keys if old_route[k][0] != new_route[k][0]}
@@ -764,12 +765,7 @@ class WeightChangeTest(ReloadTestCase):
              "%d ops, %d misses after a set", took, t_land,
              load.total_ops(), len(load.mismatches))
         self.check_load(load, moved)
-        self.set_many({k: ("fresh-" + k).encode() for k in fresh})
-        where = self.placement(fresh, cl.names)
-        wrong = [(k, where[k], new_route[k][0]) for k in fresh
-                 if where[k] != [new_route[k][0]]]
-        self.assertEqual(wrong[:10], [], "%d keys not (only) on their "
-                         "--route owner" % len(wrong))
+        self.set_fresh_on_owners(fresh, cl.names, new_route)
         self.check_prior(prior, moved)
         self.assert_not_reconnected(cl.names, conns_before, connects0)
 
