@@ -547,6 +547,7 @@ proto_req_retrieval(const struct proto_str *tok, size_t ntok,
                     struct proto_req *req, const char **reason)
 {
     const struct proto_str *first = &tok[1];
+    struct proto_str k;
     const char *p;
     uint32_t nkeys = 0;
     const char *last = NULL;
@@ -564,27 +565,12 @@ proto_req_retrieval(const struct proto_str *tok, size_t ntok,
     /* The keys: from the first one to the end of the line. */
     p = first->p != NULL ? first->p : end;
     req->keys.p = p;
-    while (p < end) {
-        const char *k;
-        size_t klen;
-
-        while (p < end && *p == ' ') {
-            p++;
-        }
-        if (p == end) {
-            break;
-        }
-        k = p;
-        while (p < end && *p != ' ') {
-            p++;
-        }
-        klen = (size_t)(p - k);
-        if (klen > PROTO_KEY_MAX) {
+    while (proto_token(&p, end, &k)) {
+        if (k.len > PROTO_KEY_MAX) {
             return proto_client_error(req, PROTO_REASON_FORMAT, reason);
         }
         if (nkeys == 0) {
-            req->key.p = k;
-            req->key.len = klen;
+            req->key = k;
         }
         if (max_keys != 0 && nkeys == max_keys) {
             return proto_client_error(req, PROTO_REASON_TOO_MANY_KEYS,

@@ -691,25 +691,15 @@ request_meta_line(const struct request *req, const struct proto_req *pr,
 {
     const char *p = line, *end = line + len;
     const struct config *cfg = req->wt->t->cfg;
+    struct proto_str tok;
     bool have_ttl = false;
     size_t n = 0;
     uint32_t idx = 0;
 
-    while (p < end) {
-        const char *t;
-        size_t tl;
+    while (proto_next_key(&p, end, &tok)) {
+        const char *t = tok.p;
+        size_t tl = tok.len;
 
-        while (p < end && *p == ' ') {
-            p++;
-        }
-        if (p == end) {
-            break;
-        }
-        t = p;
-        while (p < end && *p != ' ') {
-            p++;
-        }
-        tl = (size_t)(p - t);
         if (n + tl + 32 > cap) {
             break;
         }
