@@ -243,6 +243,28 @@ proxy_match_backends(struct proxy *p, struct config *cfg,
     return 0;
 }
 
+/*
+ * The next topology: cfg, ring and cfg's backends matched as
+ * proxy_match_backends() does. On failure cfg and ring are freed and
+ * NULL is returned.
+ */
+static struct topology *
+proxy_build_topology(struct proxy *p, struct config *cfg, struct ring *ring,
+                     enum backend_state fresh, char *err, size_t errlen)
+{
+    struct backend **bes = util_xcalloc(cfg->nbackends, sizeof(*bes));
+    struct topology *t = NULL;
+
+    if (proxy_match_backends(p, cfg, fresh, bes, err, errlen) == 0) {
+        t = topology_create(++p->generation, cfg, ring, bes);
+    } else {
+        ring_destroy(ring);
+        config_destroy(cfg);
+    }
+    free(bes);
+    return t;
+}
+
 /* Keeps the running value of every key that needs a restart. */
 static void
 proxy_keep_restart_keys(struct proxy *p, struct config *cfg, const char *why)
@@ -289,7 +311,6 @@ int
 proxy_apply(struct proxy *p, struct config *cfg, const char *why, char *err,
             size_t errlen)
 {
-    struct backend **bes;
     struct ring *ring;
     struct topology *t;
     const struct topology *cur = p->topo;
@@ -303,23 +324,18 @@ proxy_apply(struct proxy *p, struct config *cfg, const char *why, char *err,
         config_destroy(cfg);
         return -1;
     }
-    bes = util_xcalloc(cfg->nbackends, sizeof(*bes));
-    if (proxy_match_backends(p, cfg, BACKEND_NEW, bes, err, errlen) != 0) {
-        free(bes);
-        ring_destroy(ring);
-        config_destroy(cfg);
+    t = proxy_build_topology(p, cfg, ring, BACKEND_NEW, err, errlen);
+    if (t == NULL) {
         return -1;
     }
-    for (size_t i = 0; i < cfg->nbackends; i++) {
-        if (topology_index_of(cur, bes[i]->id) == UINT32_MAX) {
+    for (uint32_t i = 0; i < t->n; i++) {
+        if (topology_index_of(cur, t->backends[i]->id) == UINT32_MAX) {
             added++;
         } else {
             kept++;
         }
     }
     removed = cur->n - kept;
-    t = topology_create(++p->generation, cfg, ring, bes);
-    free(bes);
     proxy_publish(p, t);
     atomic_fetch_add(&p->reloads, 1);
     atomic_store(&p->last_reload, (int64_t)time(NULL));
@@ -409,8 +425,6 @@ int
 proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
             char *err, size_t errlen)
 {
-    struct backend **bes;
-
     memset(p, 0, sizeof(*p));
     p->start_time = time(NULL);
     /* Absolute: a daemon runs in / and reloads from there. */
@@ -427,17 +441,13 @@ proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
              strchr(cfg->listen_host, ':') ? "[%s]:%u" : "%s:%u",
              cfg->listen_host, cfg->listen_port);
     backend_set_init(&p->backends, p->nworkers, proxy_backend_down, p);
-    bes = util_xcalloc(cfg->nbackends, sizeof(*bes));
-    if (proxy_match_backends(p, cfg, BACKEND_UP, bes, err, errlen) != 0) {
-        free(bes);
-        ring_destroy(ring);
-        config_destroy(cfg);
+    p->topo = proxy_build_topology(p, cfg, ring, BACKEND_UP, err, errlen);
+    if (p->topo == NULL) {
         return -1;
     }
-    p->topo = topology_create(++p->generation, cfg, ring, bes);
-    free(bes);
 
-    signal(SIGPIPE, SIG_IGN);    log_hook_libevent();
+    signal(SIGPIPE, SIG_IGN);
+    log_hook_libevent();
     p->base = event_base_new();
     if (p->base == NULL) {
         snprintf(err, errlen, "cannot create event base");
