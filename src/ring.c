@@ -21,7 +21,8 @@
  * (64 in xxh3 mode, 32 in ketama mode); points with equal positions are
  * ordered by backend name (names are unique), so the ring depends on the
  * configuration only, never on the order of the array given to
- * ring_create(). A ketama backend of tiny weight may own no point at all:
+ * ring_create(). A backend of weight 0 (one a paced move is bringing in or
+ * taking out), or a ketama backend of tiny weight, owns no point at all:
  * lookups and walks never return it.
  *
  * The sort is a counting sort on the index bits (which also fills index[])
@@ -314,8 +315,8 @@ ring_check_backends(enum ring_hash hash, unsigned vnodes,
             snprintf(err, errlen, "backend %zu has no name", i);
             return -1;
         }
-        if (!isfinite(be->weight) || be->weight <= 0) {
-            snprintf(err, errlen, "backend %s: weight must be > 0", be->name);
+        if (!isfinite(be->weight) || be->weight < 0) {
+            snprintf(err, errlen, "backend %s: weight must be >= 0", be->name);
             return -1;
         }
         if (hash == RING_HASH_KETAMA &&
@@ -370,8 +371,10 @@ ring_count_points(struct ring *ring, unsigned vnodes,
         double c;
 
         if (ring->hash == RING_HASH_XXH3) {
+            /* Weight 0 (a backend a paced move brings in or takes out)
+             * owns no point; any other weight owns at least one. */
             c = round((double)vnodes * backends[i].weight);
-            c = c < 1 ? 1 : c;
+            c = c < 1 && backends[i].weight > 0 ? 1 : c;
         } else {
             c = ring_ketama_npoints(backends[i].weight, wsum, ring->nbackends);
         }

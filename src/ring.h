@@ -50,7 +50,7 @@ struct ring_backend {
     const char *name;   /* point strings in xxh3 mode */
     const char *host;   /* as configured, for ketama point strings */
     uint16_t port;
-    double weight;      /* > 0 */
+    double weight;      /* >= 0; 0 owns no point (a paced move) */
 };
 
 struct ring_point {

@@ -697,6 +697,48 @@ START_TEST(test_addition_moves_keys_only_to_newcomer)
 }
 END_TEST
 
+/*
+ * A paced move: the newcomer's weight steps 0, 0.1, ..., 1. Weight 0 owns
+ * no point; each step only moves keys to the newcomer (its points of the
+ * step before are kept), and the last step is the ring with weight 1.
+ */
+START_TEST(test_weight_steps_move_keys_only_to_newcomer)
+{
+    struct bset s;
+    struct ring *prev = NULL, *r;
+    uint32_t *owner = util_xcalloc(NKEYS, sizeof(*owner));
+
+    bset_init(&s, "mc%u", 11, 1);
+    for (unsigned step = 0; step <= 10; step++) {
+        uint32_t nb;
+
+        s.be[10].weight = step / 10.0;
+        r = mkring(RING_HASH_XXH3, RING_DEFAULT_VNODES, s.be, 11);
+        nb = find_backend(r, "mc11");
+        ck_assert_uint_eq(ring_backend_npoints(r, nb),
+                          (uint32_t)round(RING_DEFAULT_VNODES * step / 10.0));
+        for (unsigned k = 0; k < NKEYS; k++) {
+            uint32_t o = lookup_i(r, k);
+
+            if (step == 0) {
+                ck_assert_uint_ne(o, nb);
+            } else if (o != owner[k]) {
+                ck_assert_uint_eq(o, nb);
+                ck_assert_uint_ne(owner[k], nb);
+            }
+            owner[k] = o;
+        }
+        if (prev != NULL) {
+            ring_destroy(prev);
+        }
+        prev = r;
+    }
+    ring_destroy(prev);
+    free(owner);
+    bset_deinit(&s);
+}
+END_TEST
+
 /* ---- fallback walk ------------------------------------------------------ */
 
 START_TEST(test_fallback_never_returns_excluded)
@@ -985,8 +1027,10 @@ START_TEST(test_bad_input_rejected)
     be[1].name = "";
     expect_fail(RING_HASH_XXH3, 10, be, 2, "empty name");
     be[1].name = "b";
+    be[0].weight = 0;
     be[1].weight = 0;
-    expect_fail(RING_HASH_XXH3, 10, be, 2, "weight 0");
+    expect_fail(RING_HASH_XXH3, 10, be, 2, "every weight 0: no point");
+    be[0].weight = 1;
     be[1].weight = -1;
     expect_fail(RING_HASH_KETAMA, 0, be, 2, "negative weight");
     be[1].weight = NAN;
@@ -1224,6 +1268,7 @@ ring_suite(int ngolden)
     tc = tcase_create("minimal_movement");
     tcase_add_test(tc, test_removal_moves_only_its_keys);
     tcase_add_test(tc, test_addition_moves_keys_only_to_newcomer);
+    tcase_add_test(tc, test_weight_steps_move_keys_only_to_newcomer);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("fallback_walk");
