@@ -103,6 +103,10 @@ static const struct config_key config_keys[] = {
      100000},
     {"proxy", "client_output_limit", CONFIG_TYPE_SIZE,
      CONFIG_OFF(client_output_limit), 4194304, 4096, 1073741824},
+    {"proxy", "ramp", CONFIG_TYPE_UINT, CONFIG_OFF(ramp), 0, 0,
+     CONFIG_RAMP_MAX},
+    {"proxy", "warmup", CONFIG_TYPE_UINT, CONFIG_OFF(warmup), 60, 0,
+     CONFIG_RAMP_MAX},
     {"health", "interval_ms", CONFIG_TYPE_UINT, CONFIG_OFF(health_interval_ms),
      200, 10, 60000},
     {"health", "timeout_ms", CONFIG_TYPE_UINT, CONFIG_OFF(health_timeout_ms),
@@ -587,11 +591,30 @@ config_insert_backend(struct config *cfg, size_t *cap, size_t at,
     b->host = util_xstrdup(host);
     b->port = port;
     b->weight = weight;
+    b->ramp = -1;
     b->line = line;
     return b;
 }
 
-/* "NAME = HOST:PORT [weight=W]" in [backends]. */
+/* ramp=S of a [backends] line: whole seconds, at most CONFIG_RAMP_MAX. */
+static int
+config_parse_ramp(const char *name, const char *s, int *out, char *err,
+                  size_t errlen)
+{
+    uint64_t v;
+
+    if (util_parse_u64(s, strlen(s), &v) != 0 || v > CONFIG_RAMP_MAX) {
+        snprintf(err, errlen,
+                 "backend '%s': bad ramp '%s' (expected whole seconds "
+                 "0..%d)",
+                 name, s, CONFIG_RAMP_MAX);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* "NAME = HOST:PORT [weight=W] [ramp=S]" in [backends]. */
 static int
 config_add_backend(struct config_parser *p, const char *name, char *value)
 {
@@ -604,6 +627,7 @@ config_add_backend(struct config_parser *p, const char *name, char *value)
     uint16_t port;
     double weight = 1.0;
     bool have_weight = false;
+    int ramp = -1;
 
     if (config_check_name(cfg, name, reason, sizeof(reason)) != 0) {
         config_fail(p, p->line, "%s", reason);
@@ -620,10 +644,23 @@ config_add_backend(struct config_parser *p, const char *name, char *value)
         return -1;
     }
     while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
+        if (strncmp(tok, "ramp=", 5) == 0) {
+            if (ramp >= 0) {
+                config_fail(p, p->line, "backend '%s': ramp given twice",
+                            name);
+                return -1;
+            }
+            if (config_parse_ramp(name, tok + 5, &ramp, reason,
+                                  sizeof(reason)) != 0) {
+                config_fail(p, p->line, "%s", reason);
+                return -1;
+            }
+            continue;
+        }
         if (strncmp(tok, "weight=", 7) != 0) {
             config_fail(p, p->line,
                         "backend '%s': unknown option '%s' (expected "
-                        "weight=W)",
+                        "weight=W or ramp=S)",
                         name, tok);
             return -1;
         }
@@ -648,7 +685,8 @@ config_add_backend(struct config_parser *p, const char *name, char *value)
     }
     /* Appended; config_load() sorts once the file is read. */
     config_insert_backend(cfg, &p->backends_cap, cfg->nbackends, name, host,
-                          port, weight, p->line);
+                          port, weight, p->line)
+        ->ramp = ramp;
     return 0;
 }
 
@@ -1176,7 +1214,7 @@ config_add_backend_str(struct config *cfg, const char *name,
         return rc;
     }
     /* config_render() must be able to write it as one line. */
-    if (strlen(name) + strlen(host) + strlen(wtext) + 24 > CONFIG_LINE_MAX) {
+    if (strlen(name) + strlen(host) + strlen(wtext) + 36 > CONFIG_LINE_MAX) {
         snprintf(err, errlen,
                  "backend '%s': address too long for a config line (max "
                  "%d bytes)",
@@ -1188,6 +1226,23 @@ config_add_backend_str(struct config *cfg, const char *name,
     }
     config_insert_backend(cfg, &cap, at, name, host, port, weight, 0);
     return 0;
+}
+
+void
+config_copy_backend(struct config *cfg, const struct config_backend *src)
+{
+    size_t cap = cfg->nbackends;
+    size_t at = 0;
+    struct config_backend *b;
+
+    while (at < cfg->nbackends && strcmp(cfg->backends[at].name, src->name) < 0) {
+        at++;
+    }
+    b = config_insert_backend(cfg, &cap, at, src->name, src->host, src->port,
+                              src->weight, src->line);
+    b->ramp = src->ramp;
+    b->addr = src->addr;
+    b->addrlen = src->addrlen;
 }
 
 int
@@ -1332,12 +1387,17 @@ config_render(const struct config *cfg, FILE *out)
             0) {
             continue; /* cannot happen: it was parsed from a line */
         }
+        char ramp[24] = "";
+
+        if (b->ramp >= 0) {
+            snprintf(ramp, sizeof(ramp), " ramp=%d", b->ramp);
+        }
         if (b->weight == 1.0 ||
             config_format_weight(b->weight, w, sizeof(w)) != 0) {
-            snprintf(line, sizeof(line), "%s = %s", b->name, addr);
+            snprintf(line, sizeof(line), "%s = %s%s", b->name, addr, ramp);
         } else {
-            snprintf(line, sizeof(line), "%s = %s weight=%s", b->name, addr,
-                     w);
+            snprintf(line, sizeof(line), "%s = %s weight=%s%s", b->name, addr,
+                     w, ramp);
         }
         if (strlen(line) > CONFIG_LINE_MAX) {
             /* Without the spaces around '=' it was at most that long. */

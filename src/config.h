@@ -23,6 +23,7 @@
 #define CONFIG_WEIGHT_MAX 1000.0    /* backend weight is in (0, this] */
 #define CONFIG_TOKEN_MAX 128        /* [admin] token length */
 #define CONFIG_UNIX_PATH_MAX 107    /* [admin] listen = /path, sun_path */
+#define CONFIG_RAMP_MAX 604800      /* ramp and warmup: seconds (7 days) */
 #define CONFIG_ECONFLICT (-2)       /* config_add_backend_str(): name or
                                        address taken */
 
@@ -30,7 +31,12 @@ struct config_backend {
     char *name;                     /* [A-Za-z0-9_.:-], 1..64 bytes */
     char *host;                     /* as written, without IPv6 brackets */
     uint16_t port;
-    double weight;                  /* > 0, default 1 */
+    double weight;                  /* > 0, default 1; 0 only in the
+                                       configs of a paced move's steps */
+    int ramp;                       /* ramp=S: seconds a change of this
+                                       backend is paced over; -1 = not
+                                       given ([proxy] ramp for an added
+                                       one, else at once) */
     int line;                       /* where it was defined; 0 = not in
                                        the file (added through the API) */
     struct sockaddr_storage addr;   /* filled by config_resolve() */
@@ -53,6 +59,10 @@ struct config {
     size_t max_value_size;
     unsigned max_keys;              /* keys in one retrieval command */
     size_t client_output_limit;     /* back-pressure high-water mark */
+    unsigned ramp;                  /* seconds: default pace of an added
+                                       backend */
+    unsigned warmup;                /* seconds of warm-up after a move
+                                       (at least its ramp); 0 = off */
 
     /* [health] */
     unsigned health_interval_ms;
@@ -119,6 +129,13 @@ struct config *config_clone(const struct config *cfg)
 int config_add_backend_str(struct config *cfg, const char *name,
                            const char *hostport, double weight, char *err,
                            size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Inserts a copy of src (name, address, resolved address, weight, ramp),
+ * keeping cfg->backends sorted by name. Nothing is checked: for building
+ * the step configs of a paced move from backends already checked.
+ */
+void config_copy_backend(struct config *cfg, const struct config_backend *src);
 
 /*
  * Removes backend name. Returns 0, or -1 with a message in err and cfg

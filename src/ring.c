@@ -777,3 +777,66 @@ ring_route(const struct ring *ring, const char *key, size_t len,
     }
     return RING_NONE;
 }
+
+/* The first point of ring at or after *i whose position is >= pos (it may
+ * be npoints: wraps to 0); *i only moves forward. */
+static uint32_t
+ring_owner_from(const struct ring *ring, uint32_t *i, uint64_t pos)
+{
+    while (*i < ring->npoints && ring->points[*i].pos < pos) {
+        (*i)++;
+    }
+    return ring->points[*i < ring->npoints ? *i : 0].backend;
+}
+
+int
+ring_compare(const struct ring *a, const struct ring *b, ring_arc_fn fn,
+             void *arg)
+{
+    uint32_t ia = 0, ib = 0;
+    uint64_t prev = 0;
+    double scale, first = 1.0;
+
+    if (a->pos_bits != b->pos_bits) {
+        return -1;
+    }
+    scale = ldexp(1.0, -(int)a->pos_bits);
+    /*
+     * The arcs end at the points of either ring, in order. The owner of
+     * (prev, pos] is the first point at or after pos in each ring; the
+     * arc before the first point and after the last is owned by point 0.
+     */
+    for (;;) {
+        uint64_t pa = ia < a->npoints ? a->points[ia].pos : UINT64_MAX;
+        uint64_t pb = ib < b->npoints ? b->points[ib].pos : UINT64_MAX;
+        uint64_t pos = pa < pb ? pa : pb;
+        uint32_t oa, ob;
+
+        if (ia >= a->npoints && ib >= b->npoints) {
+            break;
+        }
+        oa = ring_owner_from(a, &ia, pos);
+        ob = ring_owner_from(b, &ib, pos);
+        /* The first arc, [0, pos], holds pos + 1 positions. */
+        fn(oa, ob, ((double)(pos - prev) + first) * scale, arg);
+        first = 0.0;
+        prev = pos;
+        /* Past every point at pos, in both rings. */
+        while (ia < a->npoints && a->points[ia].pos == pos) {
+            ia++;
+        }
+        while (ib < b->npoints && b->points[ib].pos == pos) {
+            ib++;
+        }
+    }
+    /* After the last point: wraps to the first one of each ring. */
+    if (a->pos_bits == 64) {
+        fn(a->points[0].backend, b->points[0].backend,
+           (double)(UINT64_MAX - prev) * scale, arg);
+    } else {
+        fn(a->points[0].backend, b->points[0].backend,
+           (double)((((uint64_t)1 << a->pos_bits) - 1) - prev) * scale, arg);
+    }
+    return 0;
+}
+

@@ -105,6 +105,18 @@ size_t ring_walk(const struct ring *ring, uint32_t point, ring_pred_fn pred,
                  void *arg, uint32_t *out, size_t max);
 
 /*
+ * Compares the owners of the key space in rings a and b (the same hash:
+ * else -1): calls fn(ia, ib, share, arg) for each arc, ia and ib being its
+ * owner in a and in b (their indices) and share its part of the key space,
+ * so that the shares sum to 1. Exact, from the points: what a change from
+ * a to b moves is the sum of the shares where the owners differ.
+ */
+typedef void (*ring_arc_fn)(uint32_t ia, uint32_t ib, double share,
+                            void *arg);
+int ring_compare(const struct ring *a, const struct ring *b, ring_arc_fn fn,
+                 void *arg);
+
+/*
  * The first backend accepted by pred in the fallback walk of key, or
  * RING_NONE when none is. Allocation-free, for the request path.
  */

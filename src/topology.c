@@ -27,6 +27,7 @@ topology_create(uint64_t generation, struct config *cfg, struct ring *ring,
     t->ring = ring;
     t->n = (uint32_t)cfg->nbackends;
     t->backends = util_xcalloc(t->n ? t->n : 1, sizeof(*t->backends));
+    t->tainted = util_xcalloc(t->n ? t->n : 1, sizeof(*t->tainted));
     for (uint32_t i = 0; i < t->n; i++) {
         t->backends[i] = backends[i];
         if (backends[i]->id >= t->id_limit) {
@@ -54,9 +55,24 @@ topology_unref(struct topology *t)
         backend_unref(t->backends[i]);
     }
     free(t->backends);
+    free(t->tainted);
+    free(t->prev);
+    topology_unref(t->origin);
     ring_destroy(t->ring);
     config_destroy(t->cfg);
     free(t);
+}
+
+void
+topology_set_origin(struct topology *t, struct topology *origin)
+{
+    t->origin = topology_ref(origin);
+    t->prev = util_xcalloc(origin->n ? origin->n : 1, sizeof(*t->prev));
+    for (uint32_t i = 0; i < origin->n; i++) {
+        if (topology_index_of(t, origin->backends[i]->id) != UINT32_MAX) {
+            t->prev[i] = origin->backends[i];
+        }
+    }
 }
 
 struct backend *

@@ -171,6 +171,8 @@ START_TEST(test_every_key_parsed)
                                  "max_value_size = 2097152\n"
                                  "max_keys = 64\n"
                                  "client_output_limit = 65536\n"
+                                 "ramp = 30\n"
+                                 "warmup = 90\n"
                                  "[health]\n"
                                  "interval_ms = 1000\n"
                                  "timeout_ms = 150\n"
@@ -189,6 +191,8 @@ START_TEST(test_every_key_parsed)
     ck_assert_uint_eq(cfg->max_value_size, 2097152);
     ck_assert_uint_eq(cfg->max_keys, 64);
     ck_assert_uint_eq(cfg->client_output_limit, 65536);
+    ck_assert_uint_eq(cfg->ramp, 30);
+    ck_assert_uint_eq(cfg->warmup, 90);
     ck_assert_uint_eq(cfg->health_interval_ms, 1000);
     ck_assert_uint_eq(cfg->health_timeout_ms, 150);
     ck_assert_uint_eq(cfg->health_rise, 5);
@@ -532,6 +536,44 @@ START_TEST(test_backend_unknown_option)
     /* '#' is no inline comment. */
     expect_error("[backends]\na = 127.0.0.1:1 # main\n", 2,
                  "unknown option '#'");
+}
+END_TEST
+
+/* ramp=S on a [backends] line: whole seconds, once; rendered back. */
+START_TEST(test_backend_ramp)
+{
+    static const char *const bad[] = {"-1", "abc", "1.5", "", "604801",
+                                      "99999999999999999999"};
+    struct config *cfg = load_ok("[backends]\n"
+                                 "a = 127.0.0.1:1 ramp=20 weight=2\n"
+                                 "b = 127.0.0.1:2\n"
+                                 "c = 127.0.0.1:3 ramp=0\n");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+
+    ck_assert_int_eq(cfg->backends[0].ramp, 20);
+    ck_assert(cfg->backends[0].weight == 2.0);
+    ck_assert_int_eq(cfg->backends[1].ramp, -1);
+    ck_assert_int_eq(cfg->backends[2].ramp, 0);
+    config_render(cfg, out);
+    fclose(out);
+    ck_assert_ptr_nonnull(strstr(text, "a = 127.0.0.1:1 weight=2 ramp=20\n"));
+    ck_assert_ptr_nonnull(strstr(text, "b = 127.0.0.1:2\n"));
+    ck_assert_ptr_nonnull(strstr(text, "c = 127.0.0.1:3 ramp=0\n"));
+    free(text);
+    config_destroy(cfg);
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(bad); i++) {
+        char line[128];
+        char want[128];
+
+        snprintf(line, sizeof(line), "[backends]\na = 127.0.0.1:1 ramp=%s\n",
+                 bad[i]);
+        snprintf(want, sizeof(want), "backend 'a': bad ramp '%s'", bad[i]);
+        expect_error(line, 2, want);
+    }
+    expect_error("[backends]\na = 127.0.0.1:1 ramp=1 ramp=2\n", 2,
+                 "ramp given twice");
 }
 END_TEST
 
@@ -894,7 +936,7 @@ START_TEST(test_key_format)
     bool seen_hash = false;
 
     config_defaults(&cfg);
-    ck_assert_uint_eq(n, 17);
+    ck_assert_uint_eq(n, 19);
     ck_assert_int_eq(config_key_format(&cfg, 0, &section, &name, value,
                                        sizeof(value)),
                      0);
@@ -1461,6 +1503,7 @@ config_suite(void)
     tcase_add_test(tc, test_backend_weights);
     tcase_add_test(tc, test_backend_bad_weight);
     tcase_add_test(tc, test_backend_unknown_option);
+    tcase_add_test(tc, test_backend_ramp);
     tcase_add_test(tc, test_backend_names);
     tcase_add_test(tc, test_backend_duplicate_name);
     tcase_add_test(tc, test_backend_duplicate_address);

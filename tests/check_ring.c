@@ -739,6 +739,94 @@ START_TEST(test_weight_steps_move_keys_only_to_newcomer)
 }
 END_TEST
 
+struct compare_sum {
+    const struct ring *a, *b;
+    double total, moved;
+    double to_new;          /* moved to backend "mc11" of b */
+};
+
+static void
+compare_arc(uint32_t ia, uint32_t ib, double share, void *arg)
+{
+    struct compare_sum *s = arg;
+    const char *na = ring_backend_name(s->a, ia);
+    const char *nb = ring_backend_name(s->b, ib);
+
+    s->total += share;
+    if (strcmp(na, nb) != 0) {
+        s->moved += share;
+        if (strcmp(nb, "mc11") == 0) {
+            s->to_new += share;
+        }
+    }
+}
+
+/* ring_compare() of 10 and 11 backends: the arcs sum to 1, what moves is
+ * exactly the newcomer's arc share, and sampled keys agree. */
+START_TEST(test_compare_exact_moved_share)
+{
+    static const enum ring_hash hashes[] = {RING_HASH_XXH3, RING_HASH_KETAMA};
+
+    for (size_t h = 0; h < UTIL_ARRAY_SIZE(hashes); h++) {
+        struct bset s;
+        struct ring *before, *after;
+        struct compare_sum sum = {0};
+        unsigned moved = 0;
+
+        bset_init(&s, "mc%u", 11, 1);
+        before = mkring(hashes[h], RING_DEFAULT_VNODES, s.be, 10);
+        after = mkring(hashes[h], RING_DEFAULT_VNODES, s.be, 11);
+        sum.a = before;
+        sum.b = after;
+        ck_assert_int_eq(ring_compare(before, after, compare_arc, &sum), 0);
+        ck_assert_msg(fabs(sum.total - 1.0) < 1e-9, "total %.12f", sum.total);
+        if (hashes[h] == RING_HASH_XXH3) {
+            double share =
+                ring_backend_arc_share(after, find_backend(after, "mc11"));
+
+            ck_assert_msg(fabs(sum.moved - share) < 1e-9,
+                          "moved %.9f, arc share %.9f", sum.moved, share);
+            ck_assert_msg(fabs(sum.to_new - share) < 1e-9, "to new %.9f",
+                          sum.to_new);
+        }
+        for (unsigned k = 0; k < NKEYS; k++) {
+            if (strcmp(ring_backend_name(before, lookup_i(before, k)),
+                       ring_backend_name(after, lookup_i(after, k))) != 0) {
+                moved++;
+            }
+        }
+        ck_assert_msg(fabs((double)moved / NKEYS - sum.moved) <
+                          0.1 * sum.moved + 0.002,
+                      "sampled %.4f, exact %.4f", (double)moved / NKEYS,
+                      sum.moved);
+        ring_destroy(after);
+        ring_destroy(before);
+        bset_deinit(&s);
+    }
+}
+END_TEST
+
+/* A ring compared with itself: nothing moves. */
+START_TEST(test_compare_same_ring_moves_nothing)
+{
+    struct bset s;
+    struct ring *r, *k;
+    struct compare_sum sum = {0};
+
+    bset_init(&s, "mc%u", 5, 1);
+    r = mkring(RING_HASH_XXH3, 40, s.be, 5);
+    k = mkring(RING_HASH_KETAMA, 0, s.be, 5);
+    sum.a = sum.b = r;
+    ck_assert_int_eq(ring_compare(r, r, compare_arc, &sum), 0);
+    ck_assert(sum.moved == 0.0);
+    ck_assert_msg(fabs(sum.total - 1.0) < 1e-9, "total %.12f", sum.total);
+    ck_assert_int_eq(ring_compare(r, k, compare_arc, &sum), -1);
+    ring_destroy(k);
+    ring_destroy(r);
+    bset_deinit(&s);
+}
+END_TEST
+
 /* ---- fallback walk ------------------------------------------------------ */
 
 START_TEST(test_fallback_never_returns_excluded)
@@ -1269,6 +1357,8 @@ ring_suite(int ngolden)
     tcase_add_test(tc, test_removal_moves_only_its_keys);
     tcase_add_test(tc, test_addition_moves_keys_only_to_newcomer);
     tcase_add_test(tc, test_weight_steps_move_keys_only_to_newcomer);
+    tcase_add_test(tc, test_compare_exact_moved_share);
+    tcase_add_test(tc, test_compare_same_ring_moves_nothing);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("fallback_walk");
