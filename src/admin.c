@@ -24,6 +24,7 @@
 #include "backend.h"
 #include "config.h"
 #include "log.h"
+#include "migrate.h"
 #include "proto.h"
 #include "proxy.h"
 #include "ring.h"
@@ -33,27 +34,41 @@
 #include "util.h"
 #include "worker.h"
 
-/* Sums the workers' client counters into *sum. */
-static void
-admin_sum_clients(struct proxy *p, struct stats_worker *sum)
-{
-    memset(sum, 0, sizeof(*sum));
-    for (unsigned i = 0; i < p->nworkers; i++) {
-        stats_accumulate(sum, &p->workers[i]->stats, stats_client_defs,
-                         stats_nclient_defs);
-    }
-}
-
 static void
 admin_stats_reset(struct proxy *p, const struct topology *t)
 {
     pthread_mutex_lock(&p->stats_lock);
-    admin_sum_clients(p, p->stats_base);
+    proxy_sum_client_stats(p, p->stats_base);
     for (uint32_t b = 0; b < t->n; b++) {
         backend_stats_sum(t->backends[b], &t->backends[b]->stats_base);
     }
     p->rejected_base = atomic_load(&p->rejected);
     pthread_mutex_unlock(&p->stats_lock);
+}
+
+/* The migration's lines of `stats` (see migrate.h). */
+static void
+admin_stats_migration(const struct migrate_summary *ms, struct evbuffer *out)
+{
+    evbuffer_add_printf(
+        out,
+        "STAT migration_state %s\r\n"
+        "STAT migrations %" PRIu64 "\r\n"
+        "STAT migration_moves %u\r\n"
+        "STAT migration_steps_done %u\r\n"
+        "STAT migration_steps %u\r\n"
+        "STAT migration_moved_share %.4f\r\n"
+        "STAT migration_expected_end %lld\r\n",
+        migrate_state_name((enum migrate_state)atomic_load_explicit(
+            &ms->state, memory_order_relaxed)),
+        (uint64_t)atomic_load_explicit(&ms->started, memory_order_relaxed),
+        atomic_load_explicit(&ms->moves, memory_order_relaxed),
+        atomic_load_explicit(&ms->steps_done, memory_order_relaxed),
+        atomic_load_explicit(&ms->steps, memory_order_relaxed),
+        (double)atomic_load_explicit(&ms->moved_ppm, memory_order_relaxed) /
+            1e6,
+        (long long)atomic_load_explicit(&ms->expected_end,
+                                        memory_order_relaxed));
 }
 
 static void
@@ -65,7 +80,7 @@ admin_stats(struct proxy *p, const struct topology *t, struct evbuffer *out)
     time_t now = time(NULL);
 
     pthread_mutex_lock(&p->stats_lock);
-    admin_sum_clients(p, &sum);
+    proxy_sum_client_stats(p, &sum);
     stats_subtract(&sum, p->stats_base, stats_client_defs,
                    stats_nclient_defs);
     rejected = atomic_load(&p->rejected) - p->rejected_base;
@@ -96,6 +111,7 @@ admin_stats(struct proxy *p, const struct topology *t, struct evbuffer *out)
                         (uint64_t)atomic_load(&p->reload_failures));
     evbuffer_add_printf(out, "STAT last_reload %lld\r\n",
                         (long long)atomic_load(&p->last_reload));
+    admin_stats_migration(migrate_summary(p->migrate), out);
     for (size_t i = 0; i < stats_nclient_defs; i++) {
         evbuffer_add_printf(out, "STAT %s %" PRIu64 "\r\n",
                             stats_client_defs[i].name,

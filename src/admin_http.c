@@ -458,6 +458,13 @@ admin_http_get_ring(struct evhttp_request *req, struct admin_http *a)
     admin_http_json(req, 200, doc);
 }
 
+/* The config that changes are made to: where a move is heading. */
+static const struct config *
+admin_http_target(struct admin_http *a)
+{
+    return a->ops.target(a->ops.arg);
+}
+
 static void
 admin_http_get_config(struct evhttp_request *req, struct admin_http *a)
 {
@@ -469,7 +476,7 @@ admin_http_get_config(struct evhttp_request *req, struct admin_http *a)
         admin_http_error(req, 500, "out of memory");
         return;
     }
-    config_render(admin_http_topology(a)->cfg, fp);
+    config_render(admin_http_target(a), fp);
     if (fclose(fp) != 0 || text == NULL) {
         free(text);
         admin_http_error(req, 500, "out of memory");
@@ -485,15 +492,79 @@ admin_http_get_config(struct evhttp_request *req, struct admin_http *a)
  */
 static int
 admin_http_apply(struct evhttp_request *req, struct admin_http *a,
-                 struct config *cfg)
+                 struct config *cfg, int ramp)
 {
     char err[512];
+    int rc = a->ops.apply(a->ops.arg, cfg, ramp, ADMIN_HTTP_WHY, err,
+                          sizeof(err));
 
-    if (a->ops.apply(a->ops.arg, cfg, ADMIN_HTTP_WHY, err, sizeof(err)) != 0) {
-        admin_http_error(req, 400, "%s", err);
+    if (rc != 0) {
+        /* -2: a migration is in progress. */
+        admin_http_error(req, rc == -2 ? 409 : 400, "%s", err);
         return -1;
     }
     return 0;
+}
+
+/*
+ * A ramp in seconds from JSON (v NULL: none, -1). Returns 0, or -1 after
+ * answering 400.
+ */
+static int
+admin_http_ramp_json(struct evhttp_request *req, json_t *v, int *ramp)
+{
+    *ramp = -1;
+    if (v == NULL) {
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        json_integer_value(v) > CONFIG_RAMP_MAX) {
+        admin_http_error(req, 400, "bad ramp (expected whole seconds 0..%d)",
+                         CONFIG_RAMP_MAX);
+        return -1;
+    }
+    *ramp = (int)json_integer_value(v);
+    return 0;
+}
+
+/*
+ * ?ramp=S of a request (none: -1; no other parameter is known). Returns 0,
+ * or -1 after answering 400.
+ */
+static int
+admin_http_ramp_query(struct evhttp_request *req, int *ramp)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+    struct evkeyvalq params;
+    struct evkeyval *kv;
+    int rc = 0;
+
+    *ramp = -1;
+    if (query == NULL || query[0] == '\0') {
+        return 0;
+    }
+    TAILQ_INIT(&params);
+    if (evhttp_parse_query_str(query, &params) != 0) {
+        rc = -1;
+    }
+    TAILQ_FOREACH(kv, &params, next) {
+        uint64_t v;
+
+        if (rc != 0 || strcmp(kv->key, "ramp") != 0 ||
+            util_parse_u64(kv->value, strlen(kv->value), &v) != 0 ||
+            v > CONFIG_RAMP_MAX) {
+            rc = -1;
+            break;
+        }
+        *ramp = (int)v;
+    }
+    evhttp_clear_headers(&params);
+    if (rc != 0) {
+        admin_http_error(req, 400, "expected ?ramp=SECONDS (0..%d)",
+                         CONFIG_RAMP_MAX);
+    }
+    return rc;
 }
 
 static void
@@ -507,16 +578,16 @@ admin_http_post_backend(struct evhttp_request *req, struct admin_http *a)
     double weight = 1.0;
     char err[512];
     char *name;
-    int rc;
+    int rc, ramp;
 
     if (body == NULL) {
         return;
     }
     json_object_foreach(body, key, v) {
         if (strcmp(key, "name") != 0 && strcmp(key, "address") != 0 &&
-            strcmp(key, "weight") != 0) {
+            strcmp(key, "weight") != 0 && strcmp(key, "ramp") != 0) {
             admin_http_error(req, 400, "unknown field '%s' (expected name, "
-                                       "address, weight)",
+                                       "address, weight, ramp)",
                              key);
             json_decref(body);
             return;
@@ -533,10 +604,15 @@ admin_http_post_backend(struct evhttp_request *req, struct admin_http *a)
         json_decref(body);
         return;
     }
+    if (admin_http_ramp_json(req, json_object_get(body, "ramp"), &ramp) !=
+        0) {
+        json_decref(body);
+        return;
+    }
     if (jweight != NULL) {
         weight = json_number_value(jweight);
     }
-    cfg = config_clone(admin_http_topology(a)->cfg);
+    cfg = config_clone(admin_http_target(a));
     rc = config_add_backend_str(cfg, json_string_value(jname),
                                 json_string_value(jaddr), weight, err,
                                 sizeof(err));
@@ -548,7 +624,7 @@ admin_http_post_backend(struct evhttp_request *req, struct admin_http *a)
     }
     name = util_xstrdup(json_string_value(jname));
     json_decref(body);
-    if (admin_http_apply(req, a, cfg) == 0) {
+    if (admin_http_apply(req, a, cfg, ramp) == 0) {
         char location[CONFIG_NAME_MAX + 16];
 
         admin_http_log(req, "added backend", name);
@@ -566,18 +642,22 @@ admin_http_delete_backend(struct evhttp_request *req, struct admin_http *a,
 {
     struct config *cfg;
     char err[512];
+    int ramp;
 
-    if (config_backend_index(admin_http_topology(a)->cfg, name) < 0) {
+    if (config_backend_index(admin_http_target(a), name) < 0) {
         admin_http_error(req, 404, "no backend '%s'", name);
         return;
     }
-    cfg = config_clone(admin_http_topology(a)->cfg);
+    if (admin_http_ramp_query(req, &ramp) != 0) {
+        return;
+    }
+    cfg = config_clone(admin_http_target(a));
     if (config_remove_backend(cfg, name, err, sizeof(err)) != 0) {
         config_destroy(cfg);
         admin_http_error(req, 409, "%s", err); /* the last backend */
         return;
     }
-    if (admin_http_apply(req, a, cfg) == 0) {
+    if (admin_http_apply(req, a, cfg, ramp) == 0) {
         admin_http_log(req, "removed backend", name);
         admin_http_json(req, 200, json_pack("{s:s}", "removed", name));
     }
@@ -588,10 +668,11 @@ admin_http_patch_backend(struct evhttp_request *req, struct admin_http *a,
                          const char *name)
 {
     json_t *body;
-    json_t *jweight, *jstate;
+    json_t *jweight, *jstate, *jramp;
     char err[512];
+    int ramp;
 
-    if (config_backend_index(admin_http_topology(a)->cfg, name) < 0) {
+    if (config_backend_index(admin_http_target(a), name) < 0) {
         admin_http_error(req, 404, "no backend '%s'", name);
         return;
     }
@@ -601,16 +682,23 @@ admin_http_patch_backend(struct evhttp_request *req, struct admin_http *a,
     }
     jweight = json_object_get(body, "weight");
     jstate = json_object_get(body, "state");
-    if (json_object_size(body) != 1 ||
+    jramp = json_object_get(body, "ramp");
+    if (json_object_size(body) != (jramp != NULL && jweight != NULL ? 2u : 1u) ||
         (jweight != NULL && !json_is_number(jweight)) ||
-        (jstate != NULL && !json_is_string(jstate))) {
+        (jstate != NULL && !json_is_string(jstate)) ||
+        (jweight == NULL && jstate == NULL)) {
         json_decref(body);
-        admin_http_error(req, 400, "expected {\"weight\": number} or "
+        admin_http_error(req, 400, "expected {\"weight\": number, "
+                                   "\"ramp\": seconds (optional)} or "
                                    "{\"state\": \"maint\" | \"active\"}");
         return;
     }
+    if (admin_http_ramp_json(req, jramp, &ramp) != 0) {
+        json_decref(body);
+        return;
+    }
     if (jweight != NULL) {
-        struct config *cfg = config_clone(admin_http_topology(a)->cfg);
+        struct config *cfg = config_clone(admin_http_target(a));
 
         if (config_set_weight(cfg, name, json_number_value(jweight), err,
                               sizeof(err)) != 0) {
@@ -620,7 +708,7 @@ admin_http_patch_backend(struct evhttp_request *req, struct admin_http *a,
             return;
         }
         json_decref(body);
-        if (admin_http_apply(req, a, cfg) != 0) {
+        if (admin_http_apply(req, a, cfg, ramp) != 0) {
             return;
         }
         admin_http_log(req, "changed the weight of", name);
@@ -657,6 +745,28 @@ admin_http_post_reload(struct evhttp_request *req, struct admin_http *a)
         return;
     }
     admin_http_json(req, 200, json_pack("{s:b}", "applied", 1));
+}
+
+static void
+admin_http_get_migration(struct evhttp_request *req, struct admin_http *a)
+{
+    admin_http_json(req, 200, a->ops.migration(a->ops.arg));
+}
+
+/* POST /migration/VERB: pause, resume, rollback, finish. */
+static void
+admin_http_post_migration(struct evhttp_request *req, struct admin_http *a,
+                          const char *verb)
+{
+    char err[512];
+    int rc = a->ops.migrate(a->ops.arg, verb, err, sizeof(err));
+
+    if (rc != 0) {
+        admin_http_error(req, rc == -2 ? 409 : 404, "%s", err);
+        return;
+    }
+    admin_http_log(req, "migration", verb);
+    admin_http_json(req, 200, a->ops.migration(a->ops.arg));
 }
 
 /* ---- dispatch ------------------------------------------------------------ */
@@ -726,6 +836,18 @@ admin_http_handle(struct evhttp_request *req, void *arg)
             admin_http_get_config(req, a);
         } else {
             admin_http_not_allowed(req, "GET");
+        }
+    } else if (strcmp(path, "/migration") == 0) {
+        if (m == EVHTTP_REQ_GET) {
+            admin_http_get_migration(req, a);
+        } else {
+            admin_http_not_allowed(req, "GET");
+        }
+    } else if (strncmp(path, "/migration/", 11) == 0) {
+        if (m == EVHTTP_REQ_POST) {
+            admin_http_post_migration(req, a, path + 11);
+        } else {
+            admin_http_not_allowed(req, "POST");
         }
     } else if (strcmp(path, "/reload") == 0) {
         if (m == EVHTTP_REQ_POST) {

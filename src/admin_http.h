@@ -3,7 +3,8 @@
  *
  * Endpoints (see mcring(8), "ADMIN API"): GET /backends, GET /route?key=K,
  * GET /ring, POST /backends, PATCH and DELETE /backends/NAME, POST /reload,
- * GET /config. Every change goes through proxy_apply(), proxy_reload() or
+ * GET /config, GET /migration, POST /migration/{pause,resume,rollback,
+ * finish}. Every change goes through proxy_apply(), proxy_reload() or
  * proxy_set_maint(), exactly like a reload of the file.
  */
 #ifndef MCRING_ADMIN_HTTP_H
@@ -12,6 +13,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include <jansson.h>
 
 #define ADMIN_HTTP_MAX_BODY (64 * 1024)     /* request body bytes */
 #define ADMIN_HTTP_MAX_HEADERS (16 * 1024)  /* request header bytes */
@@ -32,8 +35,15 @@ struct topology;
  */
 struct admin_http_ops {
     struct topology *(*topology)(void *arg);
-    int (*apply)(void *arg, struct config *cfg, const char *why, char *err,
-                 size_t errlen);
+    /* Returns 0, -1, or -2 when a migration is in progress. */
+    int (*apply)(void *arg, struct config *cfg, int ramp, const char *why,
+                 char *err, size_t errlen);
+    /* The config changes are made to (a move's target while it runs). */
+    const struct config *(*target)(void *arg);
+    /* GET /migration's document (a new reference). */
+    json_t *(*migration)(void *arg);
+    /* pause, resume, rollback, finish: 0, -1 (unknown verb) or -2. */
+    int (*migrate)(void *arg, const char *verb, char *err, size_t errlen);
     int (*reload)(void *arg, const char *why, char *err, size_t errlen);
     int (*set_maint)(void *arg, const char *name, bool maint, char *err,
                      size_t errlen);

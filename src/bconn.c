@@ -416,9 +416,12 @@ bconn_parse(struct bconn *bc)
         kind = proto_classify_response(line, len);
         unit = len + eollen;
 
-        if (f->kind == FRAG_META) {
+        if (frag_kind_is_meta(f->kind)) {
             size_t total = unit;
-            bool quiet = f->req->meta_quiet;
+            /* Only the client's own mg (and its warm-up copy) may be
+             * quiet. */
+            bool quiet = f->req->meta_quiet && (f->kind == FRAG_META ||
+                                                f->kind == FRAG_WARM_META);
 
             if (quiet && len == 2 && line[0] == 'M' && line[1] == 'N') {
                 /* The mn sent after a quiet command: it is done. */

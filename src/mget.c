@@ -5,8 +5,9 @@
  *   client keys k0 k1 k2 k3 ...       req->keys, key_frag[i] = fragment
  *   frag_keys: [f0's keys][f1's keys] grouped by fragment, each group in
  *                                      the client's order (mget_layout)
- *   VALUE blocks as they come:        one fragment: straight into req->rsp
- *                                      (the backend keeps the order);
+ *   VALUE blocks as they come:        one fragment (and no warm-up):
+ *                                      straight into req->rsp (the backend
+ *                                      keeps the order);
  *                                      several: small blocks appended to
  *                                      req->vals, large ones kept in the
  *                                      fragment's evbuffer (mget_value)
@@ -97,7 +98,7 @@ mget_match(struct frag *f, const char *key, size_t keylen, uint32_t blocklen)
 {
     struct request *req = f->req;
 
-    if (req->nfrags == 1) {
+    if (req->stream) {
         /* One fragment: the backend answers in the client's order. */
         req->hits++;
         return true;
@@ -122,7 +123,7 @@ mget_value(struct frag *f, const char *p, size_t len)
 {
     struct request *req = f->req;
 
-    if (req->nfrags == 1) {
+    if (req->stream) {
         evbuffer_add(req->rsp, p, len);
         return;
     }
@@ -149,7 +150,7 @@ mget_value_move(struct frag *f, struct evbuffer *in, size_t len)
 {
     struct request *req = f->req;
 
-    evbuffer_remove_buffer(in, req->nfrags == 1 ? req->rsp : f->buf, len);
+    evbuffer_remove_buffer(in, req->stream ? req->rsp : f->buf, len);
 }
 
 void
@@ -157,7 +158,7 @@ mget_drop(struct frag *f)
 {
     struct request *req = f->req;
 
-    if (req->nfrags > 1) {
+    if (!req->stream) {
         /* Its keys become misses; drop what it had collected. */
         for (uint32_t k = 0; k < f->nkeys; k++) {
             uint32_t idx = req->frag_keys[f->key_start + k];
@@ -174,6 +175,29 @@ mget_drop(struct frag *f)
         evbuffer_drain(req->rsp, evbuffer_get_length(req->rsp));
         req->hits = 0;
     }
+}
+
+void
+mget_put(struct request *req, uint32_t idx, const char *line, size_t linelen,
+         const char *data, size_t datalen)
+{
+    size_t len = linelen + datalen;
+
+    if (req->valslen + len > req->valscap) {
+        size_t cap = req->valscap == 0 ? 4096 : req->valscap * 2;
+
+        while (cap < req->valslen + len) {
+            cap *= 2;
+        }
+        req->vals = util_xrealloc(req->vals, cap, 1);
+        req->valscap = cap;
+    }
+    memcpy(req->vals + req->valslen, line, linelen);
+    memcpy(req->vals + req->valslen + linelen, data, datalen);
+    req->block_off[idx] = (uint32_t)req->valslen;
+    req->block_len[idx] = (uint32_t)len;
+    req->valslen += len;
+    req->hits++;
 }
 
 /*

@@ -43,6 +43,11 @@ void mget_value(struct frag *f, const char *p, size_t len);
 /* The block, the first len bytes of in (moved out of in). */
 void mget_value_move(struct frag *f, struct evbuffer *in, size_t len);
 
+/* Key idx's block, a VALUE line and its data, from elsewhere (a warm-up
+ * read): copied into req->vals and counted as a hit. */
+void mget_put(struct request *req, uint32_t idx, const char *line,
+              size_t linelen, const char *data, size_t datalen);
+
 /* Fragment f failed: its keys become misses, what it collected is gone. */
 void mget_drop(struct frag *f);
 

@@ -36,7 +36,9 @@
 #include "dns.h"
 #include "health.h"
 #include "log.h"
+#include "migrate.h"
 #include "proxy.h"
+#include "stats.h"
 #include "recovery.h"
 #include "topology.h"
 #include "util.h"
@@ -307,19 +309,16 @@ proxy_topology(struct proxy *p)
     return p->topo;
 }
 
-int
-proxy_apply(struct proxy *p, struct config *cfg, const char *why, char *err,
-            size_t errlen)
+/* Builds a snapshot of cfg (taken) with origin (may be NULL) and publishes
+ * it: every topology change ends here (struct migrate_ops). */
+static int
+proxy_publish_config(void *arg, struct config *cfg, struct topology *origin,
+                     char *err, size_t errlen)
 {
-    struct ring *ring;
+    struct proxy *p = arg;
+    struct ring *ring = config_build_ring(cfg, err, errlen);
     struct topology *t;
-    const struct topology *cur = p->topo;
-    unsigned added = 0, removed = 0, kept = 0;
-    /* From the start of the reload, file parsing included. */
-    uint64_t t0 = p->change_start_ns ? p->change_start_ns : util_now_ns();
 
-    proxy_keep_restart_keys(p, cfg, why);
-    ring = config_build_ring(cfg, err, errlen);
     if (ring == NULL) {
         config_destroy(cfg);
         return -1;
@@ -328,20 +327,59 @@ proxy_apply(struct proxy *p, struct config *cfg, const char *why, char *err,
     if (t == NULL) {
         return -1;
     }
-    for (uint32_t i = 0; i < t->n; i++) {
-        if (topology_index_of(cur, t->backends[i]->id) == UINT32_MAX) {
+    if (origin != NULL) {
+        topology_set_origin(t, origin);
+    }
+    proxy_publish(p, t);
+    log_info("topology %llu published: %u backends%s",
+             (unsigned long long)t->generation, t->n,
+             origin != NULL ? ", with the origin of a move" : "");
+    return 0;
+}
+
+static struct topology *
+proxy_ops_topology(void *arg)
+{
+    return proxy_topology(arg);
+}
+
+int
+proxy_apply(struct proxy *p, struct config *cfg, int ramp, const char *why,
+            char *err, size_t errlen)
+{
+    struct ring *ring;
+    const struct config *cur = p->topo->cfg;
+    unsigned added = 0, removed = 0, kept = 0;
+    /* From the start of the reload, file parsing included. */
+    uint64_t t0 = p->change_start_ns ? p->change_start_ns : util_now_ns();
+    int rc;
+
+    proxy_keep_restart_keys(p, cfg, why);
+    /* A config whose ring cannot be built changes nothing. */
+    ring = config_build_ring(cfg, err, errlen);
+    if (ring == NULL) {
+        config_destroy(cfg);
+        return -1;
+    }
+    ring_destroy(ring);
+    for (size_t i = 0; i < cfg->nbackends; i++) {
+        if (config_backend_index(cur, cfg->backends[i].name) < 0) {
             added++;
         } else {
             kept++;
         }
     }
-    removed = cur->n - kept;
-    proxy_publish(p, t);
+    removed = (unsigned)cur->nbackends - kept;
+    rc = migrate_change(p->migrate, cfg, ramp, why, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
     atomic_fetch_add(&p->reloads, 1);
     atomic_store(&p->last_reload, (int64_t)time(NULL));
     log_notice("%s: topology %llu applied: %u backends (%u added, %u "
                "removed, %u kept), built in %.2f ms", why,
-               (unsigned long long)t->generation, t->n, added, removed, kept,
+               (unsigned long long)p->topo->generation, p->topo->n, added,
+               removed, kept,
                (double)(atomic_load(&p->published_ns) - t0) / 1e6);
     return 0;
 }
@@ -358,7 +396,7 @@ proxy_reload(struct proxy *p, const char *why, char *err, size_t errlen)
     health_reload_names(p->health);
     cfg = config_load(p->config_path, err, errlen);
     if (cfg != NULL) {
-        rc = proxy_apply(p, cfg, why, err, errlen);
+        rc = proxy_apply(p, cfg, -1, why, err, errlen);
     }
     p->change_start_ns = 0;
     if (rc != 0) {
@@ -394,18 +432,63 @@ proxy_set_maint(struct proxy *p, const char *name, bool maint, char *err,
     }
 }
 
-/* The admin API's view of the proxy (struct admin_http_ops). */
-static struct topology *
-proxy_ops_topology(void *arg)
+void
+proxy_sum_client_stats(struct proxy *p, struct stats_worker *sum)
 {
-    return proxy_topology(arg);
+    memset(sum, 0, sizeof(*sum));
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        stats_accumulate(sum, &p->workers[i]->stats, stats_client_defs,
+                         stats_nclient_defs);
+    }
+}
+
+/* The admin API's view of the proxy (struct admin_http_ops). */
+static int
+proxy_ops_apply(void *arg, struct config *cfg, int ramp, const char *why,
+                char *err, size_t errlen)
+{
+    return proxy_apply(arg, cfg, ramp, why, err, errlen);
+}
+
+static const struct config *
+proxy_ops_target(void *arg)
+{
+    struct proxy *p = arg;
+
+    return migrate_target(p->migrate);
+}
+
+static json_t *
+proxy_ops_migration(void *arg)
+{
+    struct proxy *p = arg;
+    json_t *o = migrate_json(p->migrate);
+    struct stats_worker sum;
+
+    proxy_sum_client_stats(p, &sum);
+    json_object_set_new(
+        o, "warmup",
+        json_pack("{s:I, s:I, s:I, s:I, s:I}", "hits",
+                  (json_int_t)stats_get(&sum.warmup_hits), "misses",
+                  (json_int_t)stats_get(&sum.warmup_misses), "copies",
+                  (json_int_t)stats_get(&sum.warmup_copies), "copy_failures",
+                  (json_int_t)stats_get(&sum.warmup_copy_failures),
+                  "copies_dropped",
+                  (json_int_t)stats_get(&sum.warmup_copies_dropped)));
+    json_object_set_new(
+        o, "deletes",
+        json_pack("{s:I, s:I}", "sent",
+                  (json_int_t)stats_get(&sum.migrate_deletes), "failed",
+                  (json_int_t)stats_get(&sum.migrate_delete_failures)));
+    return o;
 }
 
 static int
-proxy_ops_apply(void *arg, struct config *cfg, const char *why, char *err,
-                size_t errlen)
+proxy_ops_migrate(void *arg, const char *verb, char *err, size_t errlen)
 {
-    return proxy_apply(arg, cfg, why, err, errlen);
+    struct proxy *p = arg;
+
+    return migrate_control(p->migrate, verb, err, errlen);
 }
 
 static int
@@ -466,6 +549,19 @@ proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
         return -1;
     }
 
+    {
+        struct migrate_ops mops = {
+            .current = proxy_ops_topology,
+            .publish = proxy_publish_config,
+            .arg = p,
+        };
+
+        p->migrate = migrate_create(p->base, &mops);
+        if (p->migrate == NULL) {
+            snprintf(err, errlen, "cannot create the migration timer");
+            return -1;
+        }
+    }
     p->workers = util_xcalloc(p->nworkers, sizeof(*p->workers));
     for (unsigned i = 0; i < p->nworkers; i++) {
         p->workers[i] = worker_create(p, i, p->topo, err, errlen);
@@ -478,6 +574,9 @@ proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
         struct admin_http_ops ops = {
             .topology = proxy_ops_topology,
             .apply = proxy_ops_apply,
+            .target = proxy_ops_target,
+            .migration = proxy_ops_migration,
+            .migrate = proxy_ops_migrate,
             .reload = proxy_ops_reload,
             .set_maint = proxy_ops_set_maint,
             .stats_lock = &p->stats_lock,
@@ -536,6 +635,8 @@ proxy_stop(struct proxy *p)
     p->admin = NULL;
     health_destroy(p->health);
     p->health = NULL;
+    migrate_destroy(p->migrate);
+    p->migrate = NULL;
     if (p->workers != NULL) {
         for (unsigned i = 0; i < p->nworkers; i++) {
             struct worker *w = p->workers[i];

@@ -40,6 +40,7 @@ struct event;
 struct worker;
 struct health;
 struct admin_http;
+struct migrate;
 
 struct proxy {
     struct topology *topo;          /* current; main thread only (workers
@@ -58,6 +59,8 @@ struct proxy {
     struct event *ev_stop_timer;
     struct health *health;          /* owned; main thread */
     struct admin_http *admin;       /* owned; main thread; NULL when off */
+    struct migrate *migrate;        /* owned; main thread (its summary:
+                                       any thread) */
     unsigned next_worker;
     time_t start_time;
     _Atomic unsigned max_connections;
@@ -109,8 +112,9 @@ struct topology *proxy_topology(struct proxy *p);
  * threads, backend_connections) keep their running values, each logged.
  * why names the change in the log ("SIGHUP", "admin API").
  */
-int proxy_apply(struct proxy *p, struct config *cfg, const char *why,
-                char *err, size_t errlen) __attribute__((warn_unused_result));
+int proxy_apply(struct proxy *p, struct config *cfg, int ramp,
+                const char *why, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /*
  * Reads the config file again and applies it; a bad file is logged as
@@ -127,5 +131,8 @@ int proxy_reload(struct proxy *p, const char *why, char *err, size_t errlen)
 int proxy_set_maint(struct proxy *p, const char *name, bool maint,
                     char *err, size_t errlen)
     __attribute__((warn_unused_result));
+
+/* Sums every worker's client counters into *sum (any thread). */
+void proxy_sum_client_stats(struct proxy *p, struct stats_worker *sum);
 
 #endif

@@ -46,6 +46,7 @@
 #include "stats.h"
 #include "topology.h"
 #include "util.h"
+#include "warmup.h"
 #include "worker.h"
 
 /* Requests kept on a worker's free list; more are freed. */
@@ -92,6 +93,13 @@ request_get(struct worker *w, struct client *c)
     req->counted = 0;
     req->valslen = 0;
     req->errline[0] = '\0';
+    req->stream = true;
+    req->prev_owner = NULL;
+    req->prev_b64 = false;
+    req->nwarm = 0;
+    req->warm_sent = false;
+    req->meta_seen = false;
+    req->warm_touch = false;
     return req;
 }
 
@@ -110,6 +118,7 @@ request_release(struct request *req)
     free(req->block_len);
     free(req->block_off);
     free(req->frag_keys);
+    free(req->key_prev);
     free(req->vals);
     evbuffer_free(req->rsp);
     free(req);
@@ -161,7 +170,7 @@ request_free_list(struct worker *w)
     w->nfree_requests = 0;
 }
 
-static void
+void
 request_reserve_frags(struct request *req, uint32_t n)
 {
     if (n <= req->fragcap) {
@@ -182,6 +191,8 @@ request_reserve_keys(struct request *req, uint32_t n, size_t linelen)
         req->block_len = util_xrealloc(req->block_len, n, sizeof(uint32_t));
         req->block_off = util_xrealloc(req->block_off, n, sizeof(uint32_t));
         req->frag_keys = util_xrealloc(req->frag_keys, n, sizeof(uint32_t));
+        req->key_prev = util_xrealloc(req->key_prev, n,
+                                      sizeof(*req->key_prev));
         req->keycap = n;
     }
     if (linelen > req->linecap) {
@@ -190,7 +201,7 @@ request_reserve_keys(struct request *req, uint32_t n, size_t linelen)
     }
 }
 
-static struct frag *
+struct frag *
 request_frag_init(struct request *req, enum frag_kind kind,
                   struct backend *be)
 {
@@ -299,14 +310,20 @@ request_write_output(struct request *req, struct backend *b,
     return NULL;
 }
 
+void
+request_keep_key(struct request *req, const struct proto_str *key)
+{
+    request_reserve_keys(req, 1, key->len);
+    memmove(req->line, key->p, key->len);
+    req->keys[0] = (struct proto_str){req->line, key->len};
+}
+
 /* Keeps the key of a write made on owner's behalf (noted once done). */
 static void
 request_keep_failover(struct request *req, const struct proto_str *key,
                       struct backend *owner, bool clean)
 {
-    request_reserve_keys(req, 1, key->len);
-    memcpy(req->line, key->p, key->len);
-    req->keys[0] = (struct proto_str){req->line, key->len};
+    request_keep_key(req, key);
     req->failover_owner = owner;
     req->failover_clean = clean;
 }
@@ -351,6 +368,10 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     obc = rw.owner_conn;
     if (owner != NULL) {
         request_keep_failover(req, &pr->key, owner, rw.clean);
+    }
+    if (req->wt->t->origin != NULL && b != NULL) {
+        warmup_note_write(req, &pr->key, &pr->key, false,
+                          owner != NULL ? owner : b, b);
     }
     out = request_write_output(req, b, data, skip,
                                storage ? (size_t)pr->vlen + 2 : 0, &bc);
@@ -410,6 +431,8 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
     stats_add(&w->stats.cmd_get, nkeys);
     if (touches) {
         stats_add(&w->stats.cmd_touch, nkeys);
+        req->warm_touch = true;
+        req->warm_exptime = pr->exptime;
     }
     req->nkeys = nkeys;
     if (nkeys == 0) {
@@ -431,6 +454,15 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         f->nkeys = 1;
         f->fallback = b != owner && touches;
         req->pending = 1;
+        if (req->wt->t->origin != NULL && b != NULL) {
+            /* Its key, for a warm-up read if it misses. */
+            req->nkeys = 0;
+            request_keep_key(req, &pr->key);
+            req->nkeys = 1;
+            req->key_frag[0] = 0;
+            req->block_len[0] = 0;
+            warmup_note_read(req, 0, &req->keys[0], owner, b);
+        }
         if (b == NULL) {
             request_frag_fail(f, "SERVER_ERROR no backend available");
             return;
@@ -479,6 +511,9 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         }
         req->keys[i] = key;
         req->block_len[i] = 0;
+        if (req->wt->t->origin != NULL) {
+            warmup_note_read(req, i, &key, owner, b);
+        }
         /* A gat/gats for a DOWN owner's keys goes in a fragment of its
          * own, whose exptime is capped. */
         wb = worker_wb(w, b);
@@ -496,6 +531,8 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         req->frags[fi].wb->frag_of[req->frags[fi].fallback] = RING_NONE;
     }
     mget_layout(req);
+    /* Keys to warm up are answered in the client's order: collected. */
+    req->stream = req->nfrags == 1 && req->nwarm == 0;
 
     /* One extra reference while sending, so that fragments failing at once
      * cannot finish (and recycle) the request under this loop. */
@@ -506,7 +543,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         struct evbuffer *out = bconn_output(bc);
 
         f->cursor = 0;
-        if (req->nfrags > 1 && f->buf == NULL) {
+        if (!req->stream && f->buf == NULL) {
             f->buf = evbuffer_new();
         }
         if (out == NULL) {
@@ -799,8 +836,27 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
             }
             request_keep_failover(req, &rp.key, owner, rw.clean);
         }
+        if (req->wt->t->origin != NULL && b != NULL) {
+            /* The delete that follows names the key as failover does
+             * when it can, else in base64. */
+            bool classic = request_key_classic(rp.key.p, rp.key.len);
+
+            warmup_note_write(req, &rp.key, classic ? &rp.key : &pr->key,
+                              !classic, owner != NULL ? owner : b, b);
+        }
     } else {
         b = route_key(w, req->wt->t, rp.key.p, rp.key.len, &owner);
+        if (req->wt->t->origin != NULL && pr->cmd == PROTO_CMD_MG &&
+            b != NULL) {
+            /* Its line, sent again to the previous owner if it misses. */
+            request_reserve_keys(req, 1, len);
+            memcpy(req->line, line, len);
+            req->warm_linelen = (uint32_t)len;
+            req->keys[0] = (struct proto_str){req->line + (pr->key.p - line),
+                                              pr->key.len};
+            req->prev_b64 = pr->meta_b64;
+            warmup_note_read(req, 0, &rp.key, owner, b);
+        }
         owner = b != owner ? owner : NULL;
     }
     out = request_write_output(req, b, data, skip,
@@ -832,12 +888,38 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
     }
 }
 
+/* Whether a meta reply is EN (a miss). */
+static bool
+request_meta_is_miss(const char *line, size_t total, struct evbuffer *in)
+{
+    char head[3];
+
+    if (in != NULL) {
+        if (total < 3 || evbuffer_copyout(in, head, 3) != 3) {
+            return false;
+        }
+        line = head;
+    }
+    return total >= 3 && line[0] == 'E' && line[1] == 'N' &&
+           (line[2] == '\r' || line[2] == '\n' || line[2] == ' ');
+}
+
 void
 request_frag_meta(struct frag *f, const char *line, size_t total,
                   struct evbuffer *in)
 {
     struct request *req = f->req;
 
+    if (f->kind == FRAG_WARM || f->kind == FRAG_COPY) {
+        warmup_frag_meta(f, line, total, in);
+        return;
+    }
+    if (f->kind == FRAG_WARM_META) {
+        /* The previous owner's answer replaces the new owner's miss. */
+        evbuffer_drain(req->rsp, evbuffer_get_length(req->rsp));
+    } else if (req->nwarm > 0 && !request_meta_is_miss(line, total, in)) {
+        req->meta_seen = true;
+    }
     if (in == NULL) {
         if (req->client != NULL) {
             evbuffer_add(req->rsp, line, total);
@@ -854,7 +936,11 @@ request_frag_meta_end(struct frag *f)
 {
     struct request *req = f->req;
 
-    request_failover_done(req, f->be);
+    if (f->kind == FRAG_COPY) {
+        warmup_copy_done(f);
+    } else if (f->kind == FRAG_META) {
+        request_failover_done(req, f->be);
+    }
     if (--req->pending == 0) {
         request_finish(req);
     }
@@ -996,8 +1082,10 @@ request_frag_line(struct frag *f, const char *line, size_t len,
 {
     struct request *req = f->req;
 
-    if (f->kind == FRAG_OWNER_DELETE) {
-        if (kind != PROTO_RSP_DELETED && kind != PROTO_RSP_NOT_FOUND) {
+    if (f->kind == FRAG_OWNER_DELETE || f->kind == FRAG_PREV_DELETE) {
+        if (f->kind == FRAG_PREV_DELETE) {
+            warmup_delete_answer(f, line, len);
+        } else if (kind != PROTO_RSP_DELETED && kind != PROTO_RSP_NOT_FOUND) {
             request_owner_delete_failed(req, f->be);
         }
         if (--req->pending == 0) {
@@ -1060,8 +1148,17 @@ request_frag_fail(struct frag *f, const char *reason)
 {
     struct request *req = f->req;
 
-    if (f->kind == FRAG_OWNER_DELETE) {
-        request_owner_delete_failed(req, f->be);
+    if (f->kind == FRAG_OWNER_DELETE || f->kind == FRAG_PREV_DELETE ||
+        f->kind == FRAG_WARM || f->kind == FRAG_WARM_META ||
+        f->kind == FRAG_COPY) {
+        if (f->kind == FRAG_OWNER_DELETE) {
+            request_owner_delete_failed(req, f->be);
+        } else {
+            warmup_frag_fail(f);
+        }
+        if (f->kind == FRAG_COPY) {
+            warmup_copy_done(f);
+        }
         if (--req->pending == 0) {
             request_finish(req);
         }
@@ -1105,7 +1202,7 @@ request_finish_retrieval(struct request *req)
         }
         return;
     }
-    if (req->nfrags > 1) {
+    if (!req->stream) {
         mget_merge(req);
         for (uint32_t fi = 0; fi < req->nfrags; fi++) {
             if (req->frags[fi].failed) {
@@ -1123,6 +1220,9 @@ request_finish_retrieval(struct request *req)
 static void
 request_finish(struct request *req)
 {
+    if (warmup_continue(req)) {
+        return; /* what a move asks for first */
+    }
     if (req->client == NULL) {
         request_put(req);
         return;

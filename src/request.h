@@ -37,7 +37,24 @@ enum frag_kind {
     FRAG_META,          /* a meta command: one line, or VA and a block */
     FRAG_OWNER_DELETE,  /* delete on a RECOVERING owner, beside a write
                            to its fallback */
+    /* During a move (warmup.c): */
+    FRAG_PREV_DELETE,   /* delete on a written key's previous owner, once
+                           the write is answered */
+    FRAG_WARM,          /* mg of a key that missed on its new owner, on its
+                           previous owner: the hit is answered and copied */
+    FRAG_WARM_META,     /* a client's mg that missed, sent again to the
+                           key's previous owner, its reply relayed */
+    FRAG_COPY,          /* ms with add semantics of a warm-up hit to the
+                           key's new owner (an orphaned request) */
 };
+
+/* Fragments whose replies are framed as meta replies. */
+static inline bool
+frag_kind_is_meta(enum frag_kind k)
+{
+    return k == FRAG_META || k == FRAG_WARM || k == FRAG_WARM_META ||
+           k == FRAG_COPY;
+}
 
 struct frag {
     struct request *req;
@@ -75,6 +92,9 @@ struct request {
                                        max_keys pieces */
     bool more;                      /* ... and not the last one: no END */
     bool meta_quiet;                /* a meta command with q */
+    bool stream;                    /* a retrieval's VALUE blocks go
+                                       straight to rsp (one fragment, no
+                                       warm-up): else collected, merged */
     uint32_t pending;               /* fragments not yet answered */
     struct evbuffer *rsp;
     /* Multi-key state (retrieval and flush_all). */
@@ -102,6 +122,19 @@ struct request {
     bool failover_clean;            /* ... and deleted on that owner too */
     size_t counted;                 /* bytes added to client's
                                        pending_bytes */
+    /* During a move (warmup.c). */
+    struct backend *prev_owner;     /* a write's key (keys[0]) is deleted
+                                       there once answered; or NULL */
+    uint32_t prev_idx;              /* its index in the origin */
+    bool prev_b64;                  /* keys[0] is base64 (md ... b) */
+    struct backend **key_prev;      /* [keycap]: previous owner of each
+                                       key of a read, NULL if none */
+    uint32_t nwarm;                 /* keys of a read with one */
+    bool warm_sent;                 /* its warm-up round is out */
+    bool meta_seen;                 /* mg: a reply other than EN came */
+    bool warm_touch;                /* gat/gats: copies get warm_exptime */
+    int64_t warm_exptime;
+    uint32_t warm_linelen;          /* mg: the client's line, in line */
     char errline[128];              /* first failure, for the reply */
 };
 
@@ -141,6 +174,15 @@ void request_reply(struct request *req, const char *line);
 
 /* Makes room for n keys and a copy of linelen bytes in req->line. */
 void request_reserve_keys(struct request *req, uint32_t n, size_t linelen);
+
+/* Makes room for n fragments in all. Only while none is queued: the array
+ * may move. */
+void request_reserve_frags(struct request *req, uint32_t n);
+/* The next fragment (room reserved), of kind, to be (NULL: none). */
+struct frag *request_frag_init(struct request *req, enum frag_kind kind,
+                               struct backend *be);
+/* Copies key into req->line as req->keys[0]. */
+void request_keep_key(struct request *req, const struct proto_str *key);
 
 /* Remembers line as the request's error reply, unless it has one. */
 void request_set_error(struct request *req, const char *line);

@@ -47,7 +47,20 @@
     X(protocol_errors, COUNTER, "Client commands answered with ERROR or "  \
                                 "CLIENT_ERROR")                             \
     X(server_errors, COUNTER, "Client commands answered with "             \
-                              "SERVER_ERROR")
+                              "SERVER_ERROR")                               \
+    X(warmup_hits, COUNTER, "Keys that missed on their new owner during a " \
+                            "move and were found on their previous owner")  \
+    X(warmup_misses, COUNTER, "Keys that missed on their new owner and on " \
+                              "their previous owner")                       \
+    X(warmup_copies, COUNTER, "Warm-up hits copied to the new owner")       \
+    X(warmup_copy_failures, COUNTER, "Warm-up copies that failed or found " \
+                                     "a value already there")               \
+    X(warmup_copies_dropped, COUNTER, "Warm-up copies dropped: the "         \
+                                      "worker's copy queue was full")       \
+    X(migrate_deletes, COUNTER, "Deletes sent to the previous owner of a "  \
+                                "key written during a move")                \
+    X(migrate_delete_failures, COUNTER, "Of those, deletes that failed or " \
+                                        "could not be sent")
 
 #define STATS_BACKEND_FIELDS(X)                                              \
     X(requests, COUNTER, "Requests sent to the backend")                    \

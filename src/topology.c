@@ -6,6 +6,7 @@
  */
 #include "autoconf.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +62,27 @@ topology_unref(struct topology *t)
     ring_destroy(t->ring);
     config_destroy(t->cfg);
     free(t);
+}
+
+struct topology *
+topology_without_origin(struct topology *t, char *err, size_t errlen)
+{
+    struct config *cfg;
+    struct ring *ring;
+
+    if (t->origin == NULL) {
+        return topology_ref(t);
+    }
+    cfg = config_clone(t->cfg);
+    ring = config_build_ring(cfg, err, errlen);
+    if (ring == NULL) {
+        config_destroy(cfg);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < t->n; i++) {
+        backend_ref(t->backends[i]);
+    }
+    return topology_create(t->generation, cfg, ring, t->backends);
 }
 
 void

@@ -55,6 +55,14 @@ struct topology *topology_create(uint64_t generation, struct config *cfg,
 struct topology *topology_ref(struct topology *t);
 
 /*
+ * t itself when it has no origin, else a copy of it without one (its
+ * config cloned, its ring rebuilt, the same backends): a snapshot that can
+ * be an origin. A new reference, or NULL with err.
+ */
+struct topology *topology_without_origin(struct topology *t, char *err,
+                                         size_t errlen);
+
+/*
  * Makes origin (a reference is taken; it must have no origin itself) the
  * snapshot t's keys had their previous owners in, before t is published.
  */

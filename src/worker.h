@@ -88,6 +88,8 @@ struct worker {
     _Atomic bool started;           /* its thread runs (or is about to) */
     uint64_t next_client_id;
     uint64_t adopted;               /* generation of topo */
+    uint32_t warm_copies;           /* warm-up copies in flight */
+    size_t warm_copy_bytes;         /* ... and their values' bytes */
     struct stats_worker stats;
 };
 

@@ -1,0 +1,437 @@
+/*
+ * warmup: see warmup.h.
+ *
+ *   write   FRAG_LINE / FRAG_META answered -> FRAG_PREV_DELETE on the
+ *           previous owner -> the client's answer
+ *   get     FRAG_RETRIEVAL(s) answered -> one FRAG_WARM (mg k v f t) per
+ *           key that missed, on its previous owner -> VALUE blocks put in
+ *           their place -> END; each hit also a FRAG_COPY (ms k S F T ME)
+ *           in an orphaned request of its own to the new owner
+ *   mg      FRAG_META answered EN (or nothing, with q) -> FRAG_WARM for the
+ *           copy and FRAG_WARM_META (the client's line again) on the
+ *           previous owner, whose reply the client gets
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+
+#include "backend.h"
+#include "bconn.h"
+#include "client.h"
+#include "mget.h"
+#include "proto.h"
+#include "request.h"
+#include "route.h"
+#include "stats.h"
+#include "topology.h"
+#include "util.h"
+#include "warmup.h"
+#include "worker.h"
+
+/* A TTL above this is an absolute time in memcached's protocol. */
+#define WARMUP_RELATIVE_MAX 2592000
+
+void
+warmup_note_write(struct request *req, const struct proto_str *route_key,
+                  const struct proto_str *key, bool b64,
+                  const struct backend *owner, const struct backend *target)
+{
+    uint32_t idx;
+    struct backend *po = topology_prev_owner(req->wt->t, route_key->p,
+                                             route_key->len, owner, &idx);
+
+    if (po == NULL || po == target) {
+        return;
+    }
+    request_keep_key(req, key);
+    req->prev_owner = po;
+    req->prev_idx = idx;
+    req->prev_b64 = b64;
+}
+
+void
+warmup_note_read(struct request *req, uint32_t i,
+                 const struct proto_str *route_key,
+                 const struct backend *owner, const struct backend *b)
+{
+    uint32_t idx;
+    struct backend *po = NULL;
+
+    if (b == owner && b != NULL) {
+        po = topology_prev_owner(req->wt->t, route_key->p, route_key->len,
+                                 owner, &idx);
+    }
+    if (po != NULL && !backend_is_up(po)) {
+        po = NULL;
+    }
+    req->key_prev[i] = po;
+    req->nwarm += po != NULL;
+}
+
+/* The delete after a write, on its key's previous owner. */
+static bool
+warmup_send_delete(struct request *req)
+{
+    struct worker *w = req->worker;
+    struct backend *po = req->prev_owner;
+    struct worker_backend *wb = worker_wb(w, po);
+    struct evbuffer *out = NULL;
+    struct bconn *bc = NULL;
+    struct frag *f;
+
+    req->prev_owner = NULL;
+    stats_add(&w->stats.migrate_deletes, 1);
+    if (wb != NULL && backend_is_up(po)) {
+        bc = route_pick(w, wb);
+        out = bconn_output(bc);
+    }
+    if (out == NULL) {
+        /* It keeps what it had: no warm-up read may trust it now. */
+        topology_taint(req->wt->t, req->prev_idx);
+        stats_add(&w->stats.migrate_delete_failures, 1);
+        return false;
+    }
+    request_reserve_frags(req, req->nfrags + 1);
+    f = request_frag_init(req, FRAG_PREV_DELETE, po);
+    f->key_start = req->prev_idx;
+    if (req->prev_b64) {
+        evbuffer_add_printf(out, "md %.*s b\r\n", (int)req->keys[0].len,
+                            req->keys[0].p);
+    } else {
+        evbuffer_add_printf(out, "delete %.*s\r\n", (int)req->keys[0].len,
+                            req->keys[0].p);
+    }
+    req->pending++;
+    bconn_enqueue(bc, f);
+    return true;
+}
+
+static bool
+warmup_is_retrieval(enum proto_cmd cmd)
+{
+    return cmd == PROTO_CMD_GET || cmd == PROTO_CMD_GETS ||
+           cmd == PROTO_CMD_GAT || cmd == PROTO_CMD_GATS;
+}
+
+/* Key i missed on its owner, and its fragment did not fail. */
+static bool
+warmup_missed(const struct request *req, uint32_t i)
+{
+    if (req->stream) {
+        return req->hits == 0 && !req->frags[0].failed;
+    }
+    return req->block_len[i] == 0 && !req->frags[req->key_frag[i]].failed;
+}
+
+/* Queues "mg KEY [b] v f t [c]" for key i on po as a FRAG_WARM. */
+static bool
+warmup_send_get(struct request *req, uint32_t i, struct backend *po,
+                enum frag_kind kind, const char *line, size_t len)
+{
+    struct worker *w = req->worker;
+    struct worker_backend *wb = worker_wb(w, po);
+    bool cas = req->cmd == PROTO_CMD_GETS || req->cmd == PROTO_CMD_GATS;
+    struct bconn *bc;
+    struct evbuffer *out;
+    struct frag *f;
+
+    if (wb == NULL || (out = bconn_output(bc = route_pick(w, wb))) == NULL) {
+        return false;
+    }
+    f = request_frag_init(req, kind, po);
+    f->key_start = i;
+    if (kind == FRAG_WARM_META) {
+        evbuffer_add(out, line, len);
+        evbuffer_add(out, req->meta_quiet ? "\r\nmn\r\n" : "\r\n",
+                     req->meta_quiet ? 6 : 2);
+    } else {
+        evbuffer_add_printf(out, "mg %.*s%s v f t%s\r\n",
+                            (int)req->keys[i].len, req->keys[i].p,
+                            req->prev_b64 ? " b" : "", cas ? " c" : "");
+    }
+    req->pending++;
+    bconn_enqueue(bc, f);
+    return true;
+}
+
+/* The warm-up round of a read: each key that missed, on its previous
+ * owner. */
+static bool
+warmup_send_reads(struct request *req)
+{
+    uint32_t n = 0;
+
+    req->warm_sent = true;
+    if (req->cmd == PROTO_CMD_MG) {
+        /* Missed: EN, or nothing before MN with q. */
+        if (req->meta_seen || req->frags[0].failed) {
+            return false;
+        }
+        request_reserve_frags(req, req->nfrags + 2);
+        /* The copy's read, then the client's own line. */
+        warmup_send_get(req, 0, req->key_prev[0], FRAG_WARM, NULL, 0);
+        warmup_send_get(req, 0, req->key_prev[0], FRAG_WARM_META, req->line,
+                        req->warm_linelen);
+        return req->pending > 0;
+    }
+    for (uint32_t i = 0; i < req->nkeys; i++) {
+        n += req->key_prev[i] != NULL && warmup_missed(req, i);
+    }
+    if (n == 0) {
+        return false;
+    }
+    request_reserve_frags(req, req->nfrags + n);
+    for (uint32_t i = 0; i < req->nkeys; i++) {
+        if (req->key_prev[i] != NULL && warmup_missed(req, i) &&
+            !warmup_send_get(req, i, req->key_prev[i], FRAG_WARM, NULL, 0)) {
+            stats_add(&req->worker->stats.warmup_misses, 1);
+        }
+    }
+    return req->pending > 0;
+}
+
+bool
+warmup_continue(struct request *req)
+{
+    if (req->prev_owner != NULL && warmup_send_delete(req)) {
+        return true;
+    }
+    if (req->nwarm > 0 && !req->warm_sent && req->client != NULL &&
+        (warmup_is_retrieval(req->cmd) || req->cmd == PROTO_CMD_MG)) {
+        return warmup_send_reads(req);
+    }
+    return false;
+}
+
+/* Fields of an mg reply line "VA <len> f<flags> t<ttl> c<cas>". */
+struct warmup_va {
+    uint32_t len;
+    uint32_t flags;
+    int64_t ttl;                    /* -1: never expires */
+    uint64_t cas;
+    bool has_cas;
+};
+
+static int
+warmup_parse_va(const char *line, size_t len, struct warmup_va *va)
+{
+    const char *p = line + 3, *end = line + len;
+    struct proto_str tok;
+    uint64_t u;
+
+    memset(va, 0, sizeof(*va));
+    va->ttl = -1;
+    if (len < 4 || memcmp(line, "VA ", 3) != 0 || !proto_next_key(&p, end,
+                                                                 &tok) ||
+        util_parse_u64(tok.p, tok.len, &u) != 0 || u > UINT32_MAX) {
+        return -1;
+    }
+    va->len = (uint32_t)u;
+    while (proto_next_key(&p, end, &tok)) {
+        struct proto_str num = {tok.p + 1, tok.len - 1};
+
+        if (tok.p[0] == 'f' && util_parse_u64(num.p, num.len, &u) == 0 &&
+            u <= UINT32_MAX) {
+            va->flags = (uint32_t)u;
+        } else if (tok.p[0] == 't') {
+            if (util_parse_i64(num.p, num.len, &va->ttl) != 0) {
+                return -1;
+            }
+        } else if (tok.p[0] == 'c' &&
+                   util_parse_u64(num.p, num.len, &va->cas) == 0) {
+            va->has_cas = true;
+        }
+    }
+    return 0;
+}
+
+/* The TTL a copy gets (ms T): -1 when it must not be copied. */
+static int64_t
+warmup_copy_ttl(const struct request *req, const struct warmup_va *va)
+{
+    if (req->warm_touch) {
+        return req->warm_exptime < 0 ? -1 : req->warm_exptime;
+    }
+    if (va->ttl < 0) {
+        return 0;
+    }
+    if (va->ttl == 0) {
+        return -1; /* about to expire */
+    }
+    if (va->ttl > WARMUP_RELATIVE_MAX) {
+        return (int64_t)time(NULL) + va->ttl;
+    }
+    return va->ttl;
+}
+
+/* Copies the hit (data: len bytes and "\r\n") to the key's new owner. */
+static void
+warmup_copy(struct request *req, uint32_t i, const struct warmup_va *va,
+            const char *data)
+{
+    struct worker *w = req->worker;
+    struct backend *to = req->frags[req->stream ? 0 : req->key_frag[i]].be;
+    struct worker_backend *wb = worker_wb(w, to);
+    int64_t ttl = warmup_copy_ttl(req, va);
+    struct request *r;
+    struct bconn *bc;
+    struct evbuffer *out;
+    struct frag *f;
+
+    if (ttl < 0) {
+        return;
+    }
+    if (w->warm_copies >= WARMUP_COPY_QUEUE ||
+        w->warm_copy_bytes + va->len > WARMUP_COPY_BYTES || wb == NULL ||
+        !backend_is_up(to) || (out = bconn_output(bc = route_pick(w, wb))) ==
+                                  NULL) {
+        stats_add(&w->stats.warmup_copies_dropped, 1);
+        return;
+    }
+    r = request_get(w, NULL);
+    r->cmd = PROTO_CMD_MS;
+    r->noreply = true;
+    r->counted = va->len;
+    request_reserve_frags(r, 1);
+    f = request_frag_init(r, FRAG_COPY, to);
+    r->pending = 1;
+    w->warm_copies++;
+    w->warm_copy_bytes += va->len;
+    evbuffer_add_printf(out, "ms %.*s %u%s F%u T%lld ME\r\n",
+                        (int)req->keys[i].len, req->keys[i].p, va->len,
+                        req->prev_b64 ? " b" : "", va->flags, (long long)ttl);
+    evbuffer_add(out, data, (size_t)va->len + 2);
+    bconn_enqueue(bc, f);
+}
+
+/* A warm-up hit of key i: its VALUE block where the client expects it. */
+static void
+warmup_answer(struct request *req, uint32_t i, const struct warmup_va *va,
+              const char *data)
+{
+    char line[PROTO_KEY_MAX + 96];
+    int n;
+
+    if (req->cmd == PROTO_CMD_MG) {
+        return; /* FRAG_WARM_META answers */
+    }
+    n = snprintf(line, sizeof(line), "VALUE %.*s %u %u", (int)req->keys[i].len,
+                 req->keys[i].p, va->flags, va->len);
+    if (req->cmd == PROTO_CMD_GETS || req->cmd == PROTO_CMD_GATS) {
+        n += snprintf(line + n, sizeof(line) - (size_t)n, " %llu",
+                      (unsigned long long)va->cas);
+    }
+    line[n++] = '\r';
+    line[n++] = '\n';
+    if (req->client != NULL) {
+        /* Counted against the client's output limit, as any value. */
+        req->client->pending_bytes += (size_t)n + va->len + 2;
+        req->counted += (size_t)n + va->len + 2;
+    }
+    if (req->stream) {
+        evbuffer_add(req->rsp, line, (size_t)n);
+        evbuffer_add(req->rsp, data, (size_t)va->len + 2);
+        req->hits++;
+    } else {
+        mget_put(req, i, line, (size_t)n, data, (size_t)va->len + 2);
+    }
+}
+
+void
+warmup_frag_meta(struct frag *f, const char *line, size_t total,
+                 struct evbuffer *in)
+{
+    struct request *req = f->req;
+    struct worker *w = req->worker;
+    char *copy = NULL;
+    const char *nl;
+    struct warmup_va va;
+
+    if (f->kind == FRAG_COPY) {
+        /* HD: stored; NS: a value got there first (which is right). */
+        char head[2] = {0, 0};
+
+        if (in != NULL) {
+            evbuffer_copyout(in, head, 2);
+            evbuffer_drain(in, total);
+        } else {
+            memcpy(head, line, 2);
+        }
+        stats_add(head[0] == 'H' && head[1] == 'D'
+                      ? &w->stats.warmup_copies
+                      : &w->stats.warmup_copy_failures,
+                  1);
+        return;
+    }
+    if (in != NULL) {
+        copy = util_xmalloc(total);
+        evbuffer_remove(in, copy, total);
+        line = copy;
+    }
+    nl = memchr(line, '\n', total);
+    if (nl != NULL && warmup_parse_va(line, (size_t)(nl - line) -
+                                               (nl > line && nl[-1] == '\r'),
+                                      &va) == 0 &&
+        (size_t)(nl + 1 - line) + va.len + 2 == total) {
+        stats_add(&w->stats.warmup_hits, 1);
+        warmup_answer(req, f->key_start, &va, nl + 1);
+        warmup_copy(req, f->key_start, &va, nl + 1);
+    } else {
+        stats_add(&w->stats.warmup_misses, 1);
+    }
+    free(copy);
+}
+
+void
+warmup_delete_answer(struct frag *f, const char *line, size_t len)
+{
+    struct request *req = f->req;
+
+    if (!(len >= 2 && (memcmp(line, "HD", 2) == 0 ||
+                       memcmp(line, "NF", 2) == 0)) &&
+        !(len >= 7 && memcmp(line, "DELETED", 7) == 0) &&
+        !(len >= 9 && memcmp(line, "NOT_FOUND", 9) == 0)) {
+        topology_taint(req->wt->t, f->key_start);
+        stats_add(&req->worker->stats.migrate_delete_failures, 1);
+    }
+}
+
+void
+warmup_frag_fail(struct frag *f)
+{
+    struct request *req = f->req;
+    struct worker *w = req->worker;
+
+    switch (f->kind) {
+    case FRAG_PREV_DELETE:
+        topology_taint(req->wt->t, f->key_start);
+        stats_add(&w->stats.migrate_delete_failures, 1);
+        break;
+    case FRAG_WARM:
+        stats_add(&w->stats.warmup_misses, 1);
+        break;
+    case FRAG_WARM_META:
+        /* The client keeps the miss it had. */
+        break;
+    case FRAG_COPY:
+        stats_add(&w->stats.warmup_copy_failures, 1);
+        break;
+    default:
+        break;
+    }
+}
+
+void
+warmup_copy_done(struct frag *f)
+{
+    struct worker *w = f->req->worker;
+
+    w->warm_copies--;
+    w->warm_copy_bytes -= f->req->counted;
+    f->req->counted = 0;
+}
