@@ -51,6 +51,9 @@ struct migrate {
     struct config *start;
     struct config *target;
     struct config *base_cfg;
+    struct config *final;               /* warm-up: the target, which the
+                                           snapshot without its removed
+                                           backends (weight 0) ends on */
     struct topology *origin;            /* a reference, or NULL */
     struct migrate_move *moves;
     size_t nmoves;
@@ -240,17 +243,39 @@ migrate_drop_origin(struct migrate *m)
     m->moved_share = 0.0;
 }
 
+/*
+ * The target with the backends it removes kept at weight 0: they own no
+ * key but still serve warm-up reads, until the window is over.
+ */
+static struct config *
+migrate_warm_config(const struct migrate *m, const struct config *cur)
+{
+    struct config *cfg = config_clone(m->target);
+
+    for (size_t i = 0; i < cur->nbackends; i++) {
+        if (config_backend_index(m->target, cur->backends[i].name) < 0) {
+            config_copy_backend(cfg, &cur->backends[i]);
+            cfg->backends[config_backend_index(cfg, cur->backends[i].name)]
+                .weight = 0.0;
+        }
+    }
+    return cfg;
+}
+
 /* The steps are over (forward): the target, then the warm-up window. */
 static void
 migrate_end_steps(struct migrate *m)
 {
     char err[256];
     bool warm = m->warmup_s > 0;
+    struct config *cfg = warm ? migrate_warm_config(m, m->start)
+                              : config_clone(m->target);
 
-    if (migrate_publish(m, config_clone(m->target), warm, err,
-                        sizeof(err)) != 0) {
+    if (migrate_publish(m, cfg, warm, err, sizeof(err)) != 0) {
         log_error("migration: cannot apply its end: %s", err);
     }
+    config_destroy(m->final);
+    m->final = warm ? config_clone(m->target) : NULL;
     migrate_free_moves(m);
     if (warm) {
         m->state = MIGRATE_WARMUP;
@@ -291,10 +316,10 @@ migrate_end_warmup(struct migrate *m)
     char err[256];
 
     evtimer_del(m->timer);
-    if (migrate_publish(m, config_clone(m->ops.current(m->ops.arg)->cfg),
-                        false, err, sizeof(err)) != 0) {
+    if (migrate_publish(m, m->final, false, err, sizeof(err)) != 0) {
         log_error("migration: cannot end the warm-up: %s", err);
     }
+    m->final = NULL;
     migrate_drop_origin(m);
     m->state = MIGRATE_IDLE;
     m->warm_until_wall = 0;
@@ -408,6 +433,7 @@ migrate_destroy(struct migrate *m)
     }
     event_free(m->timer);
     migrate_free_moves(m);
+    config_destroy(m->final);
     topology_unref(m->origin);
     free(m);
 }
@@ -492,8 +518,20 @@ migrate_change(struct migrate *m, struct config *target, int ramp,
                               "first)");
         return MIGRATE_EBUSY;
     }
-    if (!migrate_plan(m, cur->cfg, target, ramp)) {
+    /* Where it starts: during a warm-up window, without the removed
+     * backends that still serve warm-up reads. */
+    m->start = config_clone(m->final != NULL ? m->final : cur->cfg);
+    if (!migrate_plan(m, m->start, target, ramp)) {
         /* Nothing moves: a warm-up window in progress goes on. */
+        if (m->state == MIGRATE_WARMUP) {
+            struct config *lingering = config_clone(cur->cfg);
+
+            config_destroy(m->final);
+            m->final = config_clone(target);
+            m->target = target;
+            target = migrate_warm_config(m, lingering);
+            config_destroy(lingering);
+        }
         migrate_free_moves(m);
         return m->ops.publish(m->ops.arg, target, m->origin, err, errlen);
     }
@@ -501,6 +539,8 @@ migrate_change(struct migrate *m, struct config *target, int ramp,
         log_notice("migration: %s: a new change ends the warm-up window", why);
         evtimer_del(m->timer);
         migrate_drop_origin(m);
+        config_destroy(m->final);
+        m->final = NULL;
         m->state = MIGRATE_IDLE;
     }
     m->origin = topology_without_origin(cur, err, errlen);
@@ -521,16 +561,13 @@ migrate_change(struct migrate *m, struct config *target, int ramp,
     atomic_fetch_add(&m->sum.started, 1);
     m->target = target;
     if (max_ramp == 0) {
-        m->start = NULL;
-        m->base_cfg = NULL;
         migrate_end_steps(m);
         return 0;
     }
-    m->start = config_clone(cur->cfg);
     m->base_cfg = config_clone(target);
-    for (size_t i = 0; i < cur->cfg->nbackends; i++) {
-        if (config_backend_index(target, cur->cfg->backends[i].name) < 0) {
-            config_copy_backend(m->base_cfg, &cur->cfg->backends[i]);
+    for (size_t i = 0; i < m->start->nbackends; i++) {
+        if (config_backend_index(target, m->start->backends[i].name) < 0) {
+            config_copy_backend(m->base_cfg, &m->start->backends[i]);
         }
     }
     now = util_now_ns();
@@ -632,7 +669,10 @@ migrate_control(struct migrate *m, const char *verb, char *err, size_t errlen)
 const struct config *
 migrate_target(struct migrate *m)
 {
-    return m->target != NULL ? m->target : m->ops.current(m->ops.arg)->cfg;
+    if (m->target != NULL) {
+        return m->target;
+    }
+    return m->final != NULL ? m->final : m->ops.current(m->ops.arg)->cfg;
 }
 
 static json_t *

@@ -61,6 +61,7 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 class AdminTestCase(unittest.TestCase):
     NBACKENDS = 3
     ADMIN = None        # default: loopback TCP with TOKEN
+    PROXY = {"threads": 2}
 
     def setUp(self):
         self.memcached = []
@@ -78,7 +79,7 @@ class AdminTestCase(unittest.TestCase):
         self.mcring = AdminMcring(
             self.tmpdir,
             [(m.name, m.port) for m in self.memcached[:self.NBACKENDS]],
-            admin, proxy={"threads": 2}, health=HEALTH)
+            admin, proxy=self.PROXY, health=HEALTH)
         self.mcring.start()
         self.wait_state(self.names(), "UP")
 
@@ -237,6 +238,14 @@ class EndpointTest(AdminTestCase):
     def test_remove_and_weight_equal_reload(self):
         keys = ["rm-%d" % i for i in range(300)]
         self.assertEqual(self.ok("DELETE", "/backends/b3"), {"removed": "b3"})
+        # It owns no key, but serves warm-up reads until the window is
+        # over (finish ends it now).
+        b3 = self.backends()["b3"]
+        self.assertEqual((b3["weight"], b3["share"]), (0.0, 0.0))
+        self.assertNotIn("b3 =", self.config_text())
+        self.assertEqual(self.ok("GET", "/migration")["state"], "warmup")
+        self.assertEqual(self.ok("POST", "/migration/finish")["state"],
+                         "idle")
         self.assertEqual(sorted(self.backends()), ["b1", "b2"])
         self.assertEqual(self.api_routes(keys), self.expected_routes(
             [self.line(m) for m in self.memcached[:2]], keys))

@@ -231,7 +231,9 @@ class Load:
 class ReloadTestCase(mctest.FreshClusterTestCase):
     """A fresh cluster per test (tests change its topology)."""
 
-    PROXY = {"threads": THREADS}
+    # A removed backend leaves at once (no warm-up window: those are
+    # test_migrate.py's).
+    PROXY = {"threads": THREADS, "warmup": 0}
     HEALTH = HEALTH
 
     def setUp(self):
@@ -683,7 +685,7 @@ class RemoveInFlightTest(ReloadTestCase):
     """Test 2b: a request in flight to a removed backend finishes; then its
     connections close."""
 
-    PROXY = {"threads": THREADS, "timeout_ms": 4000}
+    PROXY = {"threads": THREADS, "timeout_ms": 4000, "warmup": 0}
     HEALTH = {"interval_ms": 300, "timeout_ms": 250, "rise": 1, "fall": 10}
 
     def test_in_flight_request_finishes(self):

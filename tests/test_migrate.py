@@ -1,0 +1,482 @@
+#!/usr/bin/env python3
+"""Integration tests: live migration (paced moves, warm-up, never stale).
+
+Real memcached backends behind one mcring with the admin API (threads = 2).
+Keys are stored through mcring, then a backend is added, removed or
+reweighted with a ramp through the admin API (or SIGHUP) while the test
+reads every key, over and over:
+
+  - a paced add (ramp=4): the weight steps 0 -> 1 in 4 steps (GET
+    /migration shows each); every key stays a hit during the ramp and the
+    warm-up (hits on the newcomer are copied there with add, flags and TTL
+    kept); at the end each key read is on the owner `--route` names;
+  - the same with warmup = 0 and ramp 0: the misses a move costs without
+    warm-up (about 1/(n+1) of the keys), the figure to compare with;
+  - a paced removal (DELETE ?ramp=): every key stays a hit, then the
+    backend is gone;
+  - pause stops the steps, resume goes on, rollback walks back and removes
+    the newcomer, finish jumps to the end; a change while a move runs is
+    refused (409, or a failed SIGHUP reload);
+  - the newcomer going DOWN holds its move; UP again, it goes on;
+  - stale reads: keys set to v1, a move started, v2 set through mcring:
+    reads during the move, after it and after a rollback give v2 or a
+    miss, never v1; the previous owner no longer holds v1;
+  - gets, gat, gats and mg warm up too, with their own reply formats;
+  - deletes during a move: afterwards a miss through mcring and the value
+    is on no backend's previous owner.
+
+The figures (hits per second of a move with and without warm-up) are
+printed to stderr.
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mctest  # noqa: E402
+import test_admin  # noqa: E402
+from mctest import wait_for  # noqa: E402
+
+SLOW = os.environ.get("MCTEST_SLOW") == "1"
+NKEYS = 3000
+BATCH = 100
+
+
+def note(fmt, *args):
+    sys.stderr.write("\n  " + (fmt % args) + "\n")
+    sys.stderr.flush()
+
+
+class MigrateTestCase(test_admin.AdminTestCase):
+    PROXY = {"threads": 2}
+
+    # ---- helpers
+
+    def keys(self, n=NKEYS, prefix="mk"):
+        return ["%s-%d" % (prefix, i) for i in range(n)]
+
+    def preload(self, keys, value=b"v1", flags=5, exptime=0):
+        """Stores keys through mcring, pipelined; value + key as data."""
+        with self.mcring.client() as c:
+            for i in range(0, len(keys), BATCH):
+                chunk = keys[i:i + BATCH]
+                data = b"".join(
+                    b"set %s %d %d %d\r\n%s\r\n"
+                    % (k.encode(), flags, exptime,
+                       len(value) + len(k), value + k.encode())
+                    for k in chunk)
+                c.send(data)
+                for _ in chunk:
+                    self.assertEqual(c.readline(), b"STORED")
+
+    def read_all(self, c, keys):
+        """{key: value} of the keys that hit, by multi-gets of BATCH."""
+        out = {}
+        for i in range(0, len(keys), BATCH):
+            for k, _flags, v, _cas in c.get_multi(keys[i:i + BATCH]):
+                out[k] = v
+        return out
+
+    def migration(self):
+        return self.ok("GET", "/migration")
+
+    def wait_migration(self, state, timeout=20.0):
+        got = {}
+
+        def pred():
+            got["m"] = self.migration()
+            return got["m"]["state"] == state
+        wait_for(pred, timeout * (2 if SLOW else 1),
+                 "migration state %s (last: %r)" % (state, got.get("m")))
+        return got["m"]
+
+    def add_spare(self, ramp=None, weight=None):
+        body = {"name": self.spare().name,
+                "address": "127.0.0.1:%d" % self.spare().port}
+        if ramp is not None:
+            body["ramp"] = ramp
+        if weight is not None:
+            body["weight"] = weight
+        return self.ok("POST", "/backends", body, status=201)
+
+    def owners(self, keys, names):
+        """{key: owner} of a config with these backends (name, port)."""
+        lines = ["%s = 127.0.0.1:%d" % (n, self.backend(n).port)
+                 for n in names]
+        return {k: r[0] for k, r in self.expected_routes(lines, keys).items()}
+
+    def direct_values(self, name, keys):
+        with self.backend(name).client() as d:
+            return self.read_all(d, keys)
+
+
+class PacedAddTest(MigrateTestCase):
+
+    def test_ramp_add_keeps_every_key_a_hit(self):
+        keys = self.keys()
+        self.preload(keys)
+        new_names = self.names() + [self.spare().name]
+        after = self.owners(keys, new_names)
+        moving = [k for k in keys if after[k] == self.spare().name]
+        self.add_spare(ramp=4)
+        m = self.migration()
+        self.assertEqual(m["state"], "running")
+        self.assertEqual(len(m["moves"]), 1)
+        mv = m["moves"][0]
+        self.assertEqual((mv["backend"], mv["from_weight"], mv["to_weight"],
+                          mv["steps"], mv["ramp"]),
+                         (self.spare().name, 0.0, 1.0, 4, 4))
+        self.assertIsNotNone(m["expected_end"])
+        steps_seen = set()
+        curve = []
+        with self.mcring.client() as c:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                m = self.migration()
+                got = self.read_all(c, keys)
+                curve.append((m["state"], len(got)))
+                self.assertEqual(len(got), len(keys),
+                                 "misses during the move (%s): %d"
+                                 % (m["state"], len(keys) - len(got)))
+                for k, v in got.items():
+                    self.assertEqual(v, b"v1" + k.encode())
+                if m["moves"]:
+                    steps_seen.add(m["moves"][0]["step"])
+                if m["state"] == "warmup":
+                    break
+            self.assertEqual(m["state"], "warmup")
+            self.assertGreaterEqual(len(steps_seen), 2, steps_seen)
+            # The warm-up window: every key still hits.
+            got = self.read_all(c, keys)
+            self.assertEqual(len(got), len(keys))
+        note("ramp=4 add: %d passes over %d keys, hits per pass from %d "
+             "to %d", len(curve), len(keys), min(h for _, h in curve),
+             max(h for _, h in curve))
+        self.assertAlmostEqual(m["moved_share"], len(moving) / len(keys),
+                               delta=0.03)
+        self.assertGreater(m["warmup"]["hits"], 0)
+        self.assertEqual(m["warmup"]["misses"], 0)
+        self.assertGreater(m["warmup"]["copies"], 0)
+        # Every moved key read was copied to its new owner, flags kept.
+        on_new = self.direct_values(self.spare().name, moving)
+        self.assertEqual(sorted(on_new), sorted(moving))
+        with self.spare().client() as d:
+            d.send(b"mg %s f t v\r\n" % moving[0].encode())
+            line = d.readline()
+            self.assertTrue(line.startswith(b"VA "), line)
+            self.assertIn(b" f5", line)
+            self.assertIn(b" t-1", line)
+            d.readline()
+        # finish ends the warm-up window.
+        m = self.ok("POST", "/migration/finish")
+        self.assertEqual(m["state"], "idle")
+        st = mctest.proxy_stats(self.mcring.port)
+        self.assertEqual(st["migration_state"], "idle")
+        self.assertGreaterEqual(int(st["warmup_hits"]), len(moving))
+
+    def test_ramp_zero_warms_up(self):
+        keys = self.keys()
+        self.preload(keys)
+        self.add_spare()
+        m = self.migration()
+        self.assertEqual(m["state"], "warmup")
+        self.assertEqual(m["moves"], [])
+        self.assertGreaterEqual(m["warmup_seconds"], 60)
+        with self.mcring.client() as c:
+            got = self.read_all(c, keys)
+        self.assertEqual(len(got), len(keys))
+
+    def test_stats_lines(self):
+        self.add_spare(ramp=3)
+        st = mctest.proxy_stats(self.mcring.port)
+        self.assertEqual(st["migration_state"], "running")
+        self.assertEqual(st["migration_moves"], "1")
+        self.assertEqual(st["migration_steps"], "3")
+        for k in ("migrations", "migration_steps_done",
+                  "migration_moved_share", "migration_expected_end",
+                  "warmup_hits", "warmup_misses", "warmup_copies",
+                  "warmup_copy_failures", "warmup_copies_dropped",
+                  "migrate_deletes", "migrate_delete_failures"):
+            self.assertIn(k, st)
+
+
+class NoWarmupTest(MigrateTestCase):
+    PROXY = {"threads": 2, "warmup": 0}
+
+    def test_dip_without_warmup(self):
+        """The figure warm-up is measured against: ramp 0, warmup 0."""
+        keys = self.keys()
+        self.preload(keys)
+        after = self.owners(keys, self.names() + [self.spare().name])
+        moving = [k for k in keys if after[k] == self.spare().name]
+        self.add_spare()
+        self.assertEqual(self.migration()["state"], "idle")
+        self.wait_state([self.spare().name], "UP")
+        with self.mcring.client() as c:
+            got = self.read_all(c, keys)
+        missed = [k for k in keys if k not in got]
+        note("ramp=0 warmup=0 add: %d of %d keys miss (%.3f; moved %.3f)",
+             len(missed), len(keys), len(missed) / len(keys),
+             len(moving) / len(keys))
+        self.assertEqual(sorted(missed), sorted(moving))
+        self.assertGreater(len(missed), len(keys) / 8)
+
+
+class ControlTest(MigrateTestCase):
+
+    def step(self):
+        return self.migration()["moves"][0]["step"]
+
+    def test_pause_resume_finish(self):
+        self.add_spare(ramp=20)
+        wait_for(lambda: self.step() >= 1, 10, "a first step")
+        m = self.ok("POST", "/migration/pause")
+        self.assertEqual(m["state"], "paused")
+        at = self.step()
+        time.sleep(1.5)   # a step is due every second: none may come
+        self.assertEqual(self.step(), at)
+        m = self.ok("POST", "/migration/resume")
+        self.assertEqual(m["state"], "running")
+        wait_for(lambda: self.step() > at, 10, "a step after resume")
+        m = self.ok("POST", "/migration/finish")
+        self.assertEqual(m["state"], "warmup")
+        self.assertEqual(self.backends()[self.spare().name]["weight"], 1.0)
+        code, _, doc = self.api("POST", "/migration/pause")
+        self.assertEqual(code, 409, doc)
+        code, _, doc = self.api("POST", "/migration/nonsense")
+        self.assertEqual(code, 404, doc)
+
+    def test_rollback_removes_the_newcomer(self):
+        keys = self.keys(1000)
+        self.preload(keys)
+        self.add_spare(ramp=6)
+        wait_for(lambda: self.step() >= 2, 10, "two steps")
+        m = self.ok("POST", "/migration/rollback")
+        self.assertEqual(m["state"], "rollback")
+        with self.mcring.client() as c:
+            while self.migration()["state"] == "rollback":
+                got = self.read_all(c, keys)
+                self.assertEqual(len(got), len(keys))
+        self.assertEqual(self.migration()["state"], "idle")
+        self.assertEqual(sorted(self.backends()), self.names())
+        with self.mcring.client() as c:
+            self.assertEqual(len(self.read_all(c, keys)), len(keys))
+
+    def test_change_during_move_refused(self):
+        self.add_spare(ramp=20)
+        code, _, doc = self.api("DELETE", "/backends/%s" % self.names()[0])
+        self.assertEqual(code, 409, doc)
+        self.assertIn("migration is in progress", doc["error"])
+        code, _, doc = self.api("PATCH", "/backends/%s" % self.names()[0],
+                                {"weight": 2})
+        self.assertEqual(code, 409, doc)
+        # A reload of the file (which lacks the newcomer) fails too.
+        self.assertEqual(mctest.sighup_reload(self.mcring), "failed")
+        self.assertEqual(self.migration()["state"], "running")
+        # /config shows where the move is heading.
+        self.assertIn("%s = 127.0.0.1:%d" % (self.spare().name,
+                                             self.spare().port),
+                      self.config_text())
+        self.ok("POST", "/migration/finish")
+        self.ok("POST", "/migration/finish")
+        self.assertEqual(self.migration()["state"], "idle")
+        self.ok("DELETE", "/backends/%s" % self.names()[0])
+
+    def test_bad_ramps_refused(self):
+        for body in ({"ramp": -1}, {"ramp": "5"}, {"ramp": 1.5},
+                     {"ramp": 604801}):
+            b = {"name": "x", "address": "127.0.0.1:1"}
+            b.update(body)
+            self.assert_refused("POST", "/backends", b, 400, "bad ramp")
+        self.assert_refused("DELETE", "/backends/%s?ramp=x" % self.names()[0],
+                            None, 400, "ramp=SECONDS")
+        self.assert_refused("DELETE", "/backends/%s?rmp=1" % self.names()[0],
+                            None, 400, "ramp=SECONDS")
+
+    def test_target_down_holds_the_move(self):
+        self.add_spare(ramp=20)
+        wait_for(lambda: self.step() >= 1, 10, "a first step")
+        spare = self.spare()
+        spare.stop()
+        self.wait_state([spare.name], "DOWN")
+        wait_for(lambda: self.migration()["moves"][0]["waiting"], 5,
+                 "the move to wait")
+        at = self.step()
+        time.sleep(1.5)
+        self.assertEqual(self.step(), at)
+        spare.start()
+        wait_for(lambda: self.step() > at, 15, "the move to go on")
+        self.assertFalse(self.migration()["moves"][0]["waiting"])
+
+
+class PacedRemoveTest(MigrateTestCase):
+
+    def test_ramp_remove_keeps_every_key_a_hit(self):
+        keys = self.keys()
+        self.preload(keys)
+        gone = self.names()[0]
+        self.ok("DELETE", "/backends/%s?ramp=4" % gone)
+        m = self.migration()
+        self.assertEqual(m["state"], "running")
+        self.assertEqual((m["moves"][0]["backend"], m["moves"][0]["to_weight"]),
+                         (gone, 0.0))
+        with self.mcring.client() as c:
+            while self.migration()["state"] == "running":
+                got = self.read_all(c, keys)
+                self.assertEqual(len(got), len(keys),
+                                 "misses during a paced removal")
+        # Weight 0 now, serving warm-up reads until the window is over.
+        self.assertEqual(self.backends()[gone]["weight"], 0.0)
+        m = self.migration()
+        self.assertEqual(m["state"], "warmup")
+        self.assertGreater(m["warmup"]["hits"], 0)
+        with self.mcring.client() as c:
+            self.assertEqual(len(self.read_all(c, keys)), len(keys))
+        self.ok("POST", "/migration/finish")
+        self.assertNotIn(gone, self.backends())
+
+    def test_paced_reweight(self):
+        name = self.names()[0]
+        self.ok("PATCH", "/backends/%s" % name, {"weight": 2, "ramp": 2})
+        m = self.migration()
+        self.assertEqual(m["state"], "running")
+        self.assertEqual((m["moves"][0]["from_weight"],
+                          m["moves"][0]["to_weight"]), (1.0, 2.0))
+        self.wait_migration("warmup")
+        self.assertEqual(self.backends()[name]["weight"], 2.0)
+
+
+class StaleTest(MigrateTestCase):
+
+    def test_writes_during_move_never_read_stale(self):
+        keys = self.keys(1000)
+        self.preload(keys, value=b"v1")
+        before = self.owners(keys, self.names())
+        self.add_spare(ramp=4)
+        wait_for(lambda: self.migration()["moves"][0]["step"] >= 2, 10,
+                 "two steps")
+        # Keys owned by the newcomer now: written there, deleted on their
+        # previous owner.
+        moved = [k for k, r in self.api_routes(keys).items()
+                 if r[0] == self.spare().name]
+        self.assertGreater(len(moved), 50)
+        with self.mcring.client() as c:
+            self.preload(keys, value=b"v2")
+            while self.migration()["state"] == "running":
+                for k, v in self.read_all(c, keys).items():
+                    self.assertEqual(v, b"v2" + k.encode(), k)
+        for k in moved:
+            with self.backend(before[k]).client() as d:
+                self.assertIsNone(d.get(k), k)
+        m = self.migration()
+        self.assertGreaterEqual(m["deletes"]["sent"], len(moved))
+        self.assertEqual(m["deletes"]["failed"], 0)
+        with self.mcring.client() as c:
+            for k, v in self.read_all(c, keys).items():
+                self.assertEqual(v, b"v2" + k.encode(), k)
+
+    def test_rollback_never_read_stale(self):
+        keys = self.keys(1000)
+        self.preload(keys, value=b"v1")
+        self.add_spare(ramp=6)
+        wait_for(lambda: self.migration()["moves"][0]["step"] >= 2, 10,
+                 "two steps")
+        self.preload(keys, value=b"v2")
+        self.ok("POST", "/migration/rollback")
+        with self.mcring.client() as c:
+            while self.migration()["state"] == "rollback":
+                for k, v in self.read_all(c, keys).items():
+                    self.assertEqual(v, b"v2" + k.encode(), k)
+            for k, v in self.read_all(c, keys).items():
+                self.assertEqual(v, b"v2" + k.encode(), k)
+
+    def test_deletes_during_move(self):
+        keys = self.keys(500)
+        self.preload(keys)
+        before = self.owners(keys, self.names())
+        self.add_spare(ramp=4)
+        with self.mcring.client() as c:
+            self.read_all(c, keys[:250])      # some are copied first
+            for k in keys:
+                self.assertIn(c.delete(k), (b"DELETED", b"NOT_FOUND"))
+            while self.migration()["state"] == "running":
+                self.assertEqual(self.read_all(c, keys), {})
+        for name in self.names() + [self.spare().name]:
+            self.assertEqual(self.direct_values(name, keys), {}, name)
+        self.assertTrue(before)
+
+
+class CommandsTest(MigrateTestCase):
+    """Every read command warms up, in its own reply format."""
+
+    def moved_key(self):
+        keys = self.keys(200, "cmd")
+        after = self.owners(keys, self.names() + [self.spare().name])
+        return [k for k in keys if after[k] == self.spare().name]
+
+    def test_gets_gat_gats_mg(self):
+        ks = self.moved_key()
+        self.assertGreaterEqual(len(ks), 5)
+        with self.mcring.client() as c:
+            for k in ks:
+                self.assertEqual(c.set(k, b"val", flags=7, exptime=1000),
+                                 b"STORED")
+        self.add_spare()
+        self.wait_state([self.spare().name], "UP")
+        with self.mcring.client() as c:
+            # gets: VALUE with a cas unique
+            c.send(b"gets %s\r\n" % ks[0].encode())
+            line = c.readline()
+            parts = line.split()
+            self.assertEqual(parts[:4], [b"VALUE", ks[0].encode(), b"7",
+                                         b"3"], line)
+            self.assertEqual(len(parts), 5)
+            self.assertEqual(c.readline(), b"val")
+            self.assertEqual(c.readline(), b"END")
+            # gat: the copy gets the new exptime
+            c.send(b"gat 500 %s\r\n" % ks[1].encode())
+            self.assertEqual(c.readline(),
+                             b"VALUE %s 7 3" % ks[1].encode())
+            self.assertEqual(c.readline(), b"val")
+            self.assertEqual(c.readline(), b"END")
+            # gats of two moved keys and a missing one
+            c.send(b"gats 500 %s nosuch %s\r\n" % (ks[2].encode(),
+                                                   ks[3].encode()))
+            l1 = c.readline().split()
+            self.assertEqual(l1[:4], [b"VALUE", ks[2].encode(), b"7", b"3"])
+            self.assertEqual(c.readline(), b"val")
+            l2 = c.readline().split()
+            self.assertEqual(l2[:4], [b"VALUE", ks[3].encode(), b"7", b"3"])
+            self.assertEqual(c.readline(), b"val")
+            self.assertEqual(c.readline(), b"END")
+            # mg with the client's own flags, and quiet
+            c.send(b"mg %s v f k\r\n" % ks[4].encode())
+            self.assertEqual(c.readline(),
+                             b"VA 3 f7 k%s" % ks[4].encode())
+            self.assertEqual(c.readline(), b"val")
+            c.send(b"mg nosuch-key v q\r\nmn\r\n")
+            self.assertEqual(c.readline(), b"MN")
+            c.send(b"mg %s s q\r\nmn\r\n" % ks[4].encode())
+            self.assertEqual(c.readline(), b"HD s3")
+            self.assertEqual(c.readline(), b"MN")
+        wait_for(lambda: len(self.direct_values(self.spare().name,
+                                                ks[:5])) == 5, 5,
+                 "the copies on the new owner (%r of %r; %r)" % (
+                     sorted(self.direct_values(self.spare().name, ks[:5])),
+                     ks[:5], self.migration()["warmup"]))
+        with self.spare().client() as d:
+            d.send(b"mg %s t\r\n" % ks[1].encode())
+            line = d.readline()
+            ttl = int(line.split()[1][1:])
+            self.assertTrue(400 < ttl <= 500, line)
+            d.send(b"mg %s t\r\n" % ks[0].encode())
+            ttl = int(d.readline().split()[1][1:])
+            self.assertTrue(900 < ttl <= 1000, ttl)
+
+
+if __name__ == "__main__":
+    mctest.main()
