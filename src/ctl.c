@@ -51,6 +51,7 @@ struct ctl_args {
     const char *addr;
     const char *token;
     bool json;
+    int ramp;                        /* --ramp S, or -1 */
     char **cmd;                      /* command and its arguments */
     int ncmd;
 };
@@ -91,9 +92,15 @@ ctl_usage(FILE *out)
             "each KEY\n"
             "  ring                         how evenly the ring spreads "
             "keys\n"
-            "  add NAME HOST:PORT [weight=W]  add a backend\n"
-            "  remove NAME                  remove a backend\n"
-            "  weight NAME W                change a backend's weight\n"
+            "  add NAME HOST:PORT [weight=W] [--ramp S]\n"
+            "                               add a backend (over S "
+            "seconds)\n"
+            "  remove NAME [--ramp S]       remove a backend (over S "
+            "seconds)\n"
+            "  weight NAME W [--ramp S]     change a backend's weight\n"
+            "  migration [pause|resume|rollback|finish]\n"
+            "                               the move in progress, or steer "
+            "it\n"
             "  maint NAME                   take a backend out of routing\n"
             "  activate NAME                put it back (after recovery)\n"
             "  reload                       re-read the config file\n"
@@ -184,6 +191,16 @@ ctl_set(struct ctl_request *r, enum evhttp_cmd_type m, const char *name,
     r->path = path;
 }
 
+/* o with "ramp": ramp when ramp >= 0. */
+static json_t *
+ctl_with_ramp(json_t *o, int ramp)
+{
+    if (ramp >= 0) {
+        json_object_set_new(o, "ramp", json_integer(ramp));
+    }
+    return o;
+}
+
 /* Fills r for the command in a. Returns 0, or -1 after a usage message. */
 static int
 ctl_build(const struct ctl_args *a, struct ctl_request *r)
@@ -238,19 +255,51 @@ ctl_build(const struct ctl_args *a, struct ctl_request *r)
             }
         }
         ctl_set(r, EVHTTP_REQ_POST, "POST", util_xstrdup("/backends"));
-        r->body = ctl_dump(json_pack("{s:s, s:s, s:f}", "name", arg[0],
-                                     "address", arg[1], "weight", w));
+        r->body = ctl_dump(ctl_with_ramp(
+            json_pack("{s:s, s:s, s:f}", "name", arg[0], "address", arg[1],
+                      "weight", w),
+            a->ramp));
     } else if (strcmp(cmd, "remove") == 0) {
+        char *path;
+
         if (ctl_nargs(a, 1, 1) != 0) {
             return -1;
         }
-        ctl_set(r, EVHTTP_REQ_DELETE, "DELETE", ctl_backend_path(arg[0]));
+        path = ctl_backend_path(arg[0]);
+        if (a->ramp >= 0) {
+            char *p = util_xmalloc(strlen(path) + 24);
+
+            sprintf(p, "%s?ramp=%d", path, a->ramp);
+            free(path);
+            path = p;
+        }
+        ctl_set(r, EVHTTP_REQ_DELETE, "DELETE", path);
     } else if (strcmp(cmd, "weight") == 0) {
         if (ctl_nargs(a, 2, 2) != 0 || ctl_parse_weight(arg[1], &w) != 0) {
             return -1;
         }
         ctl_set(r, EVHTTP_REQ_PATCH, "PATCH", ctl_backend_path(arg[0]));
-        r->body = ctl_dump(json_pack("{s:f}", "weight", w));
+        r->body = ctl_dump(
+            ctl_with_ramp(json_pack("{s:f}", "weight", w), a->ramp));
+    } else if (strcmp(cmd, "migration") == 0) {
+        char path[40];
+
+        if (ctl_nargs(a, 0, 1) != 0) {
+            return -1;
+        }
+        if (a->ncmd == 1) {
+            ctl_set(r, EVHTTP_REQ_GET, "GET", util_xstrdup("/migration"));
+            return 0;
+        }
+        if (strcmp(arg[0], "pause") != 0 && strcmp(arg[0], "resume") != 0 &&
+            strcmp(arg[0], "rollback") != 0 && strcmp(arg[0], "finish") != 0) {
+            fprintf(stderr, "mcring ctl: migration: expected pause, resume, "
+                            "rollback or finish, got '%s'\n",
+                    arg[0]);
+            return -1;
+        }
+        snprintf(path, sizeof(path), "/migration/%s", arg[0]);
+        ctl_set(r, EVHTTP_REQ_POST, "POST", util_xstrdup(path));
     } else if (strcmp(cmd, "maint") == 0 || strcmp(cmd, "activate") == 0) {
         if (ctl_nargs(a, 1, 1) != 0) {
             return -1;
@@ -684,9 +733,55 @@ ctl_print_ring(json_t *doc)
 }
 
 static void
+ctl_print_migration(json_t *doc)
+{
+    json_t *moves = json_object_get(doc, "moves");
+    json_t *warm = json_object_get(doc, "warmup");
+    json_t *del = json_object_get(doc, "deletes");
+    json_t *e;
+    size_t i;
+
+    printf("state %s", ctl_str(doc, "state"));
+    if (json_is_string(json_object_get(doc, "why"))) {
+        printf(" (%s)", ctl_str(doc, "why"));
+    }
+    if (json_is_number(json_object_get(doc, "moved_share"))) {
+        printf(", %.4f of the keys moved", ctl_num(doc, "moved_share"));
+    }
+    if (json_is_integer(json_object_get(doc, "expected_end"))) {
+        printf(", steps end at %lld",
+               (long long)json_integer_value(
+                   json_object_get(doc, "expected_end")));
+    }
+    if (json_is_integer(json_object_get(doc, "warmup_until"))) {
+        printf(", warm-up until %lld",
+               (long long)json_integer_value(
+                   json_object_get(doc, "warmup_until")));
+    }
+    printf("\n");
+    json_array_foreach(moves, i, e) {
+        printf("  %s weight %g -> %g, now %g, step %g of %g, ramp %g s%s\n",
+               ctl_str(e, "backend"), ctl_num(e, "from_weight"),
+               ctl_num(e, "to_weight"), ctl_num(e, "weight"),
+               ctl_num(e, "step"), ctl_num(e, "steps"), ctl_num(e, "ramp"),
+               json_is_true(json_object_get(e, "waiting"))
+                   ? " (waiting: its backend is not up)"
+                   : "");
+    }
+    printf("warm-up: %g hits, %g misses, %g copies, %g copy failures, %g "
+           "dropped; previous-owner deletes: %g sent, %g failed\n",
+           ctl_num(warm, "hits"), ctl_num(warm, "misses"),
+           ctl_num(warm, "copies"), ctl_num(warm, "copy_failures"),
+           ctl_num(warm, "copies_dropped"), ctl_num(del, "sent"),
+           ctl_num(del, "failed"));
+}
+
+static void
 ctl_print(const char *cmd, json_t *doc)
 {
-    if (strcmp(cmd, "backends") == 0) {
+    if (strcmp(cmd, "migration") == 0) {
+        ctl_print_migration(doc);
+    } else if (strcmp(cmd, "backends") == 0) {
         ctl_print_backends(doc);
     } else if (strcmp(cmd, "route") == 0) {
         ctl_print_route(doc);
@@ -720,6 +815,7 @@ ctl_parse_args(int argc, char **argv, struct ctl_args *a)
 
     memset(a, 0, sizeof(*a));
     a->addr = CTL_DEFAULT_ADDR;
+    a->ramp = -1;
     a->token = getenv("MCRING_TOKEN");
     if (a->token != NULL && a->token[0] == '\0') {
         a->token = NULL;
@@ -767,6 +863,21 @@ ctl_parse_args(int argc, char **argv, struct ctl_args *a)
             break;
         } else if (strcmp(a->cmd[i], "--json") == 0) {
             a->json = true;
+        } else if (strcmp(a->cmd[i], "--ramp") == 0 ||
+                   strncmp(a->cmd[i], "--ramp=", 7) == 0) {
+            const char *v = a->cmd[i][6] == '=' ? a->cmd[i] + 7
+                            : i + 1 < a->ncmd   ? a->cmd[++i]
+                                                : "";
+            uint64_t u;
+
+            if (util_parse_u64(v, strlen(v), &u) != 0 ||
+                u > CONFIG_RAMP_MAX) {
+                fprintf(stderr, "mcring ctl: bad --ramp '%s' (whole seconds "
+                                "0..%d)\n",
+                        v, CONFIG_RAMP_MAX);
+                return -1;
+            }
+            a->ramp = (int)u;
         } else {
             a->cmd[j++] = a->cmd[i];
         }

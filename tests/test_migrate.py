@@ -410,6 +410,47 @@ class StaleTest(MigrateTestCase):
         self.assertTrue(before)
 
 
+class CtlTest(MigrateTestCase):
+    """`mcring ctl`: add, remove and weight with --ramp, migration."""
+
+    ctl = test_admin.CtlTest.ctl
+
+    def test_ctl_migration(self):
+        spare = self.spare()
+        r = self.ctl("add", spare.name, "127.0.0.1:%d" % spare.port,
+                     "--ramp", "20")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.ctl("migration")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("state running (admin API)", r.stdout)
+        self.assertIn("%s weight 0 -> 1" % spare.name, r.stdout)
+        self.assertIn("ramp 20 s", r.stdout)
+        r = self.ctl("migration", "pause", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["state"], "paused")
+        r = self.ctl("remove", self.names()[0])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("migration is in progress", r.stderr)
+        r = self.ctl("migration", "finish")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("state warmup", r.stdout)
+        self.ctl("migration", "finish")
+        r = self.ctl("remove", self.names()[0], "--ramp=2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m = self.migration()
+        self.assertEqual((m["moves"][0]["backend"], m["moves"][0]["ramp"]),
+                         (self.names()[0], 2))
+        self.wait_migration("warmup")
+        r = self.ctl("migration", "finish")
+        r = self.ctl("weight", self.names()[1], "3", "--ramp", "2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.migration()["moves"][0]["to_weight"], 3.0)
+        for bad in (["migration", "sideways"], ["remove", "b2", "--ramp"],
+                    ["remove", "b2", "--ramp", "-1"]):
+            r = self.ctl(*bad)
+            self.assertEqual(r.returncode, 2, bad)
+
+
 class CommandsTest(MigrateTestCase):
     """Every read command warms up, in its own reply format."""
 
