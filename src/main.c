@@ -4,6 +4,7 @@
  *   mcring [-c FILE] [-t] [-d] [-p PIDFILE] [-v] [-V] [-h]
  *   mcring -c FILE --route KEY...
  *   mcring -c FILE --analyze [--keys N] [--json]
+ *   mcring --plan OLD.ini NEW.ini [--keys N] [--json]
  *   mcring ctl [-a ADDR] [-T TOKEN] [--json] COMMAND...   (see ctl.c)
  */
 #include "autoconf.h"
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "analyze.h"
+#include "plan.h"
 #include "config.h"
 #include "ctl.h"
 #include "log.h"
@@ -35,6 +37,7 @@ enum main_opt {
     MAIN_OPT_ANALYZE,
     MAIN_OPT_KEYS,
     MAIN_OPT_JSON,
+    MAIN_OPT_PLAN,
 };
 
 struct main_args {
@@ -44,6 +47,7 @@ struct main_args {
     bool daemonize;
     bool route;
     bool analyze;
+    bool plan;
     bool json;
     uint64_t keys;
     int verbose;
@@ -56,6 +60,7 @@ main_usage(FILE *out)
             "Usage: mcring [OPTION]...\n"
             "       mcring -c FILE --route KEY...\n"
             "       mcring -c FILE --analyze [--keys N] [--json]\n"
+            "       mcring --plan OLD.ini NEW.ini [--keys N] [--json]\n"
             "       mcring ctl [-a ADDR] [-T TOKEN] [--json] COMMAND...\n"
             "A memcached proxy with a weighted consistent-hash ring.\n"
             "\n"
@@ -70,8 +75,13 @@ main_usage(FILE *out)
             "      --route          print owner and fallback order of each "
             "KEY\n"
             "      --analyze        report how evenly the ring spreads keys\n"
-            "      --keys N         sample keys for --analyze (default %d)\n"
-            "      --json           --analyze output as JSON\n"
+            "      --plan OLD NEW   the share of keys a change from one "
+            "config file\n"
+            "                       to the other moves, per pair and per "
+            "backend\n"
+            "      --keys N         sample keys for --analyze and --plan "
+            "(default %d)\n"
+            "      --json           --analyze or --plan output as JSON\n"
             "\n`mcring ctl` talks to the admin API of a running mcring; "
             "see mcring ctl -h.\n"
             "See mcring(8) and mcring.ini(5).\n",
@@ -93,6 +103,7 @@ main_parse(int argc, char **argv, struct main_args *a)
         {"analyze", no_argument, NULL, MAIN_OPT_ANALYZE},
         {"keys", required_argument, NULL, MAIN_OPT_KEYS},
         {"json", no_argument, NULL, MAIN_OPT_JSON},
+        {"plan", no_argument, NULL, MAIN_OPT_PLAN},
         {NULL, 0, NULL, 0},
     };
     int ch;
@@ -140,26 +151,35 @@ main_parse(int argc, char **argv, struct main_args *a)
         case MAIN_OPT_JSON:
             a->json = true;
             break;
+        case MAIN_OPT_PLAN:
+            a->plan = true;
+            break;
         default:
             main_usage(stderr);
             return -1;
         }
     }
-    if (a->route + a->analyze + a->test > 1) {
-        fprintf(stderr, "mcring: --route, --analyze and -t exclude each "
-                        "other\n");
+    if (a->route + a->analyze + a->test + a->plan > 1) {
+        fprintf(stderr, "mcring: --route, --analyze, --plan and -t exclude "
+                        "each other\n");
+        return -1;
+    }
+    if (a->plan && argc - optind != 2) {
+        fprintf(stderr, "mcring: --plan needs OLD.ini and NEW.ini\n");
         return -1;
     }
     if (a->route && optind >= argc) {
         fprintf(stderr, "mcring: --route needs at least one KEY\n");
         return -1;
     }
-    if (!a->route && optind < argc) {
+    if (!a->route && !a->plan && optind < argc) {
         fprintf(stderr, "mcring: unexpected argument '%s'\n", argv[optind]);
         return -1;
     }
-    if ((a->json || a->keys != MAIN_DEFAULT_SAMPLE) && !a->analyze) {
-        fprintf(stderr, "mcring: --keys and --json go with --analyze\n");
+    if ((a->json || a->keys != MAIN_DEFAULT_SAMPLE) && !a->analyze &&
+        !a->plan) {
+        fprintf(stderr, "mcring: --keys and --json go with --analyze or "
+                        "--plan\n");
         return -1;
     }
     return 0;
@@ -259,6 +279,50 @@ main_report(int ready, const char *msg)
     }
 }
 
+/* The ring of the config file at path, or NULL after a message. */
+static struct ring *
+main_load_ring(const char *path)
+{
+    char err[512];
+    struct config *cfg = config_load(path, err, sizeof(err));
+    struct ring *ring;
+
+    if (cfg == NULL) {
+        fprintf(stderr, "%s\n", err);
+        return NULL;
+    }
+    ring = config_build_ring(cfg, err, sizeof(err));
+    if (ring == NULL) {
+        fprintf(stderr, "%s: %s\n", path, err);
+    }
+    config_destroy(cfg);
+    return ring;
+}
+
+/* --plan OLD NEW: what a change from one file to the other moves. */
+static int
+main_plan(const char *old_path, const char *new_path,
+          const struct main_args *a)
+{
+    struct ring *a_ring = main_load_ring(old_path);
+    struct ring *b_ring = a_ring != NULL ? main_load_ring(new_path) : NULL;
+    char err[256];
+    int rc = 1;
+
+    if (b_ring != NULL) {
+        rc = plan_report(a_ring, b_ring, a->keys, a->json, stdout, err,
+                         sizeof(err)) == 0
+                 ? 0
+                 : 1;
+        if (rc != 0) {
+            fprintf(stderr, "mcring: %s\n", err);
+        }
+    }
+    ring_destroy(b_ring);
+    ring_destroy(a_ring);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -276,6 +340,9 @@ main(int argc, char **argv)
         return 2;
     }
     log_set_level(LOG_LEVEL_NOTICE + a.verbose);
+    if (a.plan) {
+        return main_plan(argv[optind], argv[optind + 1], &a);
+    }
 
     cfg = config_load(a.config, err, sizeof(err));
     if (cfg == NULL) {

@@ -395,6 +395,81 @@ class AnalyzeTest(CliTestCase):
                                    msg="%s sums to %s" % (field, total))
 
 
+class PlanTest(CliTestCase):
+    """mcring --plan OLD NEW: the share of keys a change moves."""
+
+    def plan(self, old, new, *extra):
+        r = run_mcring(["--plan", old, new] + list(extra), timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def routed_owners(self, path, keys):
+        return {k: v[0] for k, v in
+                mctest.parse_route(self.route(path, keys)).items()}
+
+    def test_add_one_moves_its_share_only_to_it(self):
+        old = self.config([("b%d" % i, 21000 + i) for i in range(1, 11)])
+        new = self.config([("b%d" % i, 21000 + i) for i in range(1, 12)])
+        doc = json.loads(self.plan(old, new, "--json", "--keys", "20000"))
+        self.assertTrue(doc["exact"])
+        self.assertEqual({e["to"] for e in doc["moves"]}, {"b11"})
+        self.assertAlmostEqual(sum(e["share"] for e in doc["moves"]),
+                               doc["moved_share"], delta=1e-6)
+        by = {b["name"]: b for b in doc["backends"]}
+        self.assertAlmostEqual(by["b11"]["gains"], doc["moved_share"],
+                               delta=1e-6)
+        self.assertEqual(by["b11"]["old_share"], 0.0)
+        self.assertAlmostEqual(by["b11"]["new_share"], doc["moved_share"],
+                               delta=1e-6)
+        self.assertAlmostEqual(sum(b["new_share"] for b in doc["backends"]),
+                               1.0, delta=1e-6)
+        # The theory: 1/11 within the ring's spread; the sample agrees.
+        self.assertAlmostEqual(doc["moved_share"], 1 / 11, delta=0.015)
+        p = doc["moved_share"]
+        self.assertLess(abs(doc["sample_moved_share"] - p),
+                        4 * (p * (1 - p) / 20000) ** 0.5)
+        # And so do the owners --route names for the two files.
+        keys = ["plan-%d" % i for i in range(3000)]
+        a = self.routed_owners(old, keys)
+        b = self.routed_owners(new, keys)
+        moved = sum(a[k] != b[k] for k in keys) / len(keys)
+        self.assertLess(abs(moved - p), 4 * (p * (1 - p) / len(keys)) ** 0.5)
+
+    def test_reweight_and_remove(self):
+        old = self.config([("b1", 21001), ("b2", 21002), ("b3", 21003)])
+        new = self.config([("b1", 21001, "weight=2"), ("b2", 21002)])
+        doc = json.loads(self.plan(old, new, "--json"))
+        by = {b["name"]: b for b in doc["backends"]}
+        self.assertAlmostEqual(by["b3"]["loses"], by["b3"]["old_share"],
+                               delta=1e-6)
+        self.assertEqual(by["b3"]["new_share"], 0.0)
+        self.assertAlmostEqual(by["b1"]["new_share"], 2 / 3, delta=0.03)
+        self.assertEqual(self.plan(old, old, "--json").count('"from"'), 0)
+        text = self.plan(old, new)
+        self.assertIn("keys moved:", text)
+        self.assertRegex(text, r"b3\s+b1\s+0\.\d{6}")
+
+    def test_hash_change_is_sampled_only(self):
+        old = self.config([("b1", 21001), ("b2", 21002)])
+        new = self.config([("b1", 21001), ("b2", 21002)], hash_="ketama")
+        doc = json.loads(self.plan(old, new, "--json", "--keys", "5000"))
+        self.assertFalse(doc["exact"])
+        self.assertIsNone(doc["moved_share"])
+        self.assertGreater(doc["sample_moved_share"], 0.2)
+        self.assertIn("sample only", self.plan(old, new))
+
+    def test_usage_errors(self):
+        good = self.config([("b1", 21001)])
+        for args in (["--plan", good], ["--plan"], ["--plan", good, good,
+                                                    good],
+                     ["--plan", good, good, "--route", "k"]):
+            r = run_mcring(args)
+            self.assertEqual(r.returncode, 2, args)
+        r = run_mcring(["--plan", good, os.path.join(self.tmpdir, "none")])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot open", r.stderr)
+
+
 class DaemonTest(CliTestCase):
     """-d detaches, -p writes the pid; start-up errors reach the caller."""
 

@@ -224,6 +224,23 @@ class NoWarmupTest(MigrateTestCase):
              len(moving) / len(keys))
         self.assertEqual(sorted(missed), sorted(moving))
         self.assertGreater(len(missed), len(keys) / 8)
+        # --plan, from the two files, predicts that share.
+        old = os.path.join(self.tmpdir, "plan-old.ini")
+        new = os.path.join(self.tmpdir, "plan-new.ini")
+        lines = [self.line(self.backend(n)) for n in self.names()]
+        for path, ls in ((old, lines), (new, lines + [self.line(self.spare())])):
+            with open(path, "w") as f:
+                f.write("[backends]\n" + "".join(l + "\n" for l in ls))
+        r = mctest.run_mcring(["--plan", old, new, "--json"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        plan = json.loads(r.stdout)
+        self.assertTrue(plan["exact"])
+        p = plan["moved_share"]
+        sigma = (p * (1 - p) / len(keys)) ** 0.5
+        self.assertLess(abs(len(missed) / len(keys) - p), 4 * sigma,
+                        (len(missed), p))
+        self.assertEqual({(e["from"], e["to"]) for e in plan["moves"]},
+                         {(n, self.spare().name) for n in self.names()})
 
 
 class ControlTest(MigrateTestCase):
