@@ -23,6 +23,7 @@
 #include "admin.h"
 #include "backend.h"
 #include "config.h"
+#include "copier.h"
 #include "log.h"
 #include "migrate.h"
 #include "proto.h"
@@ -48,8 +49,22 @@ admin_stats_reset(struct proxy *p, const struct topology *t)
 
 /* The migration's lines of `stats` (see migrate.h). */
 static void
-admin_stats_migration(const struct migrate_summary *ms, struct evbuffer *out)
+admin_stats_migration(const struct migrate_summary *ms,
+                      const struct copier_progress *cp, struct evbuffer *out)
 {
+    evbuffer_add_printf(
+        out,
+        "STAT migrate_copy_running %d\r\n"
+        "STAT migrate_copy_passes %" PRIu64 "\r\n"
+        "STAT migrate_copy_scanned %" PRIu64 "\r\n"
+        "STAT migrate_copy_copied %" PRIu64 "\r\n"
+        "STAT migrate_copy_skipped %" PRIu64 "\r\n"
+        "STAT migrate_copy_failed %" PRIu64 "\r\n",
+        (int)atomic_load(&cp->running), (uint64_t)atomic_load(&cp->passes),
+        (uint64_t)atomic_load(&cp->scanned),
+        (uint64_t)atomic_load(&cp->copied),
+        (uint64_t)atomic_load(&cp->skipped),
+        (uint64_t)atomic_load(&cp->failed));
     evbuffer_add_printf(
         out,
         "STAT migration_state %s\r\n"
@@ -111,7 +126,8 @@ admin_stats(struct proxy *p, const struct topology *t, struct evbuffer *out)
                         (uint64_t)atomic_load(&p->reload_failures));
     evbuffer_add_printf(out, "STAT last_reload %lld\r\n",
                         (long long)atomic_load(&p->last_reload));
-    admin_stats_migration(migrate_summary(p->migrate), out);
+    admin_stats_migration(migrate_summary(p->migrate),
+                          migrate_copy_progress(p->migrate), out);
     for (size_t i = 0; i < stats_nclient_defs; i++) {
         evbuffer_add_printf(out, "STAT %s %" PRIu64 "\r\n",
                             stats_client_defs[i].name,

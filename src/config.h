@@ -63,6 +63,8 @@ struct config {
                                        backend */
     unsigned warmup;                /* seconds of warm-up after a move
                                        (at least its ramp); 0 = off */
+    unsigned migrate_rate;          /* keys per second the background copy
+                                       moves; 0 = no copy */
 
     /* [health] */
     unsigned health_interval_ms;

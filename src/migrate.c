@@ -20,6 +20,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "copier.h"
 #include "log.h"
 #include "migrate.h"
 #include "ring.h"
@@ -44,6 +45,7 @@ struct migrate_move {
 
 struct migrate {
     struct event_base *base;
+    struct copier *copier;
     struct migrate_ops ops;
     struct event *timer;
     enum migrate_state state;
@@ -54,7 +56,9 @@ struct migrate {
     struct config *final;               /* warm-up: the target, which the
                                            snapshot without its removed
                                            backends (weight 0) ends on */
-    struct topology *origin;            /* a reference, or NULL */
+    struct topology *origin[TOPOLOGY_ORIGINS];  /* references, or NULL:
+                                           [0] before the move, [1] where
+                                           its rollback began */
     struct migrate_move *moves;
     size_t nmoves;
     unsigned warmup_s;
@@ -197,14 +201,16 @@ static int
 migrate_publish(struct migrate *m, struct config *cfg, bool with_origin,
                 char *err, size_t errlen)
 {
-    struct topology *origin = with_origin ? m->origin : NULL;
+    struct topology *none[TOPOLOGY_ORIGINS] = {NULL};
 
-    if (m->ops.publish(m->ops.arg, cfg, origin, err, errlen) != 0) {
+    if (m->ops.publish(m->ops.arg, cfg, with_origin ? m->origin : none, err,
+                       errlen) != 0) {
         return -1;
     }
     m->moved_share =
-        origin != NULL ? migrate_moved_share(origin, m->ops.current(m->ops.arg))
-                       : 0.0;
+        with_origin && m->origin[0] != NULL
+            ? migrate_moved_share(m->origin[0], m->ops.current(m->ops.arg))
+            : 0.0;
     return 0;
 }
 
@@ -238,84 +244,106 @@ migrate_schedule(struct migrate *m, uint64_t at_ns)
 static void
 migrate_drop_origin(struct migrate *m)
 {
-    topology_unref(m->origin);
-    m->origin = NULL;
+    for (unsigned o = 0; o < TOPOLOGY_ORIGINS; o++) {
+        topology_unref(m->origin[o]);
+        m->origin[o] = NULL;
+    }
     m->moved_share = 0.0;
 }
 
 /*
- * The target with the backends it removes kept at weight 0: they own no
- * key but still serve warm-up reads, until the window is over.
+ * final with every other backend of the move (of base, or of start for a
+ * move made at once) kept at weight 0: they own no key but still serve
+ * warm-up reads and hold keys the copy has still to move, until the move
+ * is over.
  */
 static struct config *
-migrate_warm_config(const struct migrate *m, const struct config *cur)
+migrate_linger_config(const struct migrate *m, const struct config *final)
 {
-    struct config *cfg = config_clone(m->target);
+    const struct config *all = m->base_cfg != NULL ? m->base_cfg : m->start;
+    struct config *cfg = config_clone(final);
 
-    for (size_t i = 0; i < cur->nbackends; i++) {
-        if (config_backend_index(m->target, cur->backends[i].name) < 0) {
-            config_copy_backend(cfg, &cur->backends[i]);
-            cfg->backends[config_backend_index(cfg, cur->backends[i].name)]
+    for (size_t i = 0; i < all->nbackends; i++) {
+        if (config_backend_index(final, all->backends[i].name) < 0) {
+            config_copy_backend(cfg, &all->backends[i]);
+            cfg->backends[config_backend_index(cfg, all->backends[i].name)]
                 .weight = 0.0;
         }
     }
     return cfg;
 }
 
-/* The steps are over (forward): the target, then the warm-up window. */
+/*
+ * The steps are over, at final (the target, or the start after a
+ * rollback): the window in which the origin stays (warm-up reads, deletes
+ * after writes) while warm_s seconds pass and the copy moves what is left.
+ * Without warm-up and copy, final at once.
+ */
 static void
-migrate_end_steps(struct migrate *m)
+migrate_end_move(struct migrate *m, const struct config *final,
+                 unsigned warm_s, const char *what)
 {
     char err[256];
-    bool warm = m->warmup_s > 0;
-    struct config *cfg = warm ? migrate_warm_config(m, m->start)
-                              : config_clone(m->target);
+    bool window = warm_s > 0 || final->migrate_rate > 0;
+    struct config *cfg = window ? migrate_linger_config(m, final)
+                                : config_clone(final);
 
-    if (migrate_publish(m, cfg, warm, err, sizeof(err)) != 0) {
+    if (migrate_publish(m, cfg, window, err, sizeof(err)) != 0) {
         log_error("migration: cannot apply its end: %s", err);
     }
     config_destroy(m->final);
-    m->final = warm ? config_clone(m->target) : NULL;
+    m->final = window ? config_clone(final) : NULL;
     migrate_free_moves(m);
-    if (warm) {
-        m->state = MIGRATE_WARMUP;
-        m->warm_until_ns = util_now_ns() + (uint64_t)m->warmup_s * MIGRATE_NS;
-        m->warm_until_wall = (int64_t)time(NULL) + m->warmup_s;
-        migrate_schedule(m, m->warm_until_ns);
-        log_notice("migration: done, %.4f of the keys moved; warm-up from "
-                   "their previous owners for %u s",
-                   m->moved_share, m->warmup_s);
-    } else {
+    if (!window) {
         m->state = MIGRATE_IDLE;
         migrate_drop_origin(m);
-        log_notice("migration: done");
+        log_notice("migration: %s", what);
+        migrate_update_summary(m);
+        return;
     }
+    m->state = MIGRATE_WARMUP;
+    m->warm_until_ns = util_now_ns() + (uint64_t)warm_s * MIGRATE_NS;
+    m->warm_until_wall = (int64_t)time(NULL) + warm_s;
+    copier_start(m->copier, m->ops.current(m->ops.arg), final->migrate_rate);
+    migrate_schedule(m, m->warm_until_ns);
+    log_notice("migration: %s, %.4f of the keys moved; warm-up from their "
+               "previous owners for %u s%s",
+               what, m->moved_share, warm_s,
+               final->migrate_rate > 0 ? " and until the copy is done" : "");
     migrate_update_summary(m);
 }
 
-/* The rollback is back where the move started. */
+static void
+migrate_end_steps(struct migrate *m)
+{
+    struct config *target = m->target;
+
+    m->target = NULL;
+    migrate_end_move(m, target, m->warmup_s, "done");
+    config_destroy(target);
+}
+
 static void
 migrate_end_rollback(struct migrate *m)
 {
-    char err[256];
+    struct config *start = m->start;
 
-    if (migrate_publish(m, config_clone(m->start), false, err,
-                        sizeof(err)) != 0) {
-        log_error("migration: cannot apply the rollback's end: %s", err);
-    }
-    migrate_free_moves(m);
-    migrate_drop_origin(m);
-    m->state = MIGRATE_IDLE;
-    migrate_update_summary(m);
-    log_notice("migration: rolled back to where it started");
+    m->start = NULL;
+    migrate_end_move(m, start, 0, "rolled back to where it started");
+    config_destroy(start);
 }
 
+/* The window is over once its time has passed and the copy is done. */
 static void
-migrate_end_warmup(struct migrate *m)
+migrate_end_warmup(struct migrate *m, bool now)
 {
     char err[256];
 
     evtimer_del(m->timer);
+    if (!now && copier_busy(m->copier)) {
+        migrate_schedule(m, util_now_ns() + MIGRATE_WAIT_NS);
+        return;
+    }
     if (migrate_publish(m, m->final, false, err, sizeof(err)) != 0) {
         log_error("migration: cannot end the warm-up: %s", err);
     }
@@ -386,10 +414,13 @@ migrate_tick(struct migrate *m)
         }
         return;
     }
-    if (changed &&
-        migrate_publish(m, migrate_step_config(m), true, err, sizeof(err)) !=
-            0) {
-        log_error("migration: cannot apply a step: %s", err);
+    if (changed) {
+        if (migrate_publish(m, migrate_step_config(m), true, err,
+                            sizeof(err)) != 0) {
+            log_error("migration: cannot apply a step: %s", err);
+        }
+        copier_start(m->copier, m->ops.current(m->ops.arg),
+                     m->base_cfg->migrate_rate);
     }
     migrate_update_summary(m);
     migrate_schedule(m, next);
@@ -403,7 +434,7 @@ migrate_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (m->state == MIGRATE_WARMUP) {
-        migrate_end_warmup(m);
+        migrate_end_warmup(m, false);
     } else if (m->state == MIGRATE_RUNNING || m->state == MIGRATE_ROLLBACK) {
         migrate_tick(m);
     }
@@ -417,7 +448,12 @@ migrate_create(struct event_base *base, const struct migrate_ops *ops)
     m->base = base;
     m->ops = *ops;
     m->timer = evtimer_new(base, migrate_timer_cb, m);
-    if (m->timer == NULL) {
+    m->copier = copier_create();
+    if (m->timer == NULL || m->copier == NULL) {
+        if (m->timer != NULL) {
+            event_free(m->timer);
+        }
+        copier_destroy(m->copier);
         free(m);
         return NULL;
     }
@@ -432,9 +468,10 @@ migrate_destroy(struct migrate *m)
         return;
     }
     event_free(m->timer);
+    copier_destroy(m->copier);
     migrate_free_moves(m);
     config_destroy(m->final);
-    topology_unref(m->origin);
+    migrate_drop_origin(m);
     free(m);
 }
 
@@ -524,13 +561,14 @@ migrate_change(struct migrate *m, struct config *target, int ramp,
     if (!migrate_plan(m, m->start, target, ramp)) {
         /* Nothing moves: a warm-up window in progress goes on. */
         if (m->state == MIGRATE_WARMUP) {
-            struct config *lingering = config_clone(cur->cfg);
+            struct config *kept = target;
 
             config_destroy(m->final);
-            m->final = config_clone(target);
-            m->target = target;
-            target = migrate_warm_config(m, lingering);
-            config_destroy(lingering);
+            m->final = config_clone(kept);
+            config_destroy(m->start);
+            m->start = config_clone(cur->cfg);
+            target = migrate_linger_config(m, kept);
+            config_destroy(kept);
         }
         migrate_free_moves(m);
         return m->ops.publish(m->ops.arg, target, m->origin, err, errlen);
@@ -543,8 +581,8 @@ migrate_change(struct migrate *m, struct config *target, int ramp,
         m->final = NULL;
         m->state = MIGRATE_IDLE;
     }
-    m->origin = topology_without_origin(cur, err, errlen);
-    if (m->origin == NULL) {
+    m->origin[0] = topology_without_origin(cur, err, errlen);
+    if (m->origin[0] == NULL) {
         migrate_free_moves(m);
         config_destroy(target);
         return -1;
@@ -606,6 +644,7 @@ migrate_control(struct migrate *m, const char *verb, char *err, size_t errlen)
             return MIGRATE_EBUSY;
         }
         evtimer_del(m->timer);
+        copier_pause(m->copier, true);
         m->paused_from = m->state;
         m->paused_ns = now;
         m->state = MIGRATE_PAUSED;
@@ -620,6 +659,7 @@ migrate_control(struct migrate *m, const char *verb, char *err, size_t errlen)
             m->moves[i].next_ns += now - m->paused_ns;
         }
         m->state = m->paused_from;
+        copier_pause(m->copier, false);
         log_notice("migration: resumed");
         migrate_tick(m);
         return 0;
@@ -630,6 +670,16 @@ migrate_control(struct migrate *m, const char *verb, char *err, size_t errlen)
             return MIGRATE_EBUSY;
         }
         evtimer_del(m->timer);
+        copier_pause(m->copier, false);
+        /* Keys moved (and copied) since the start live where the move
+         * got to: the second origin, asked when the first gives the key's
+         * current owner. */
+        topology_unref(m->origin[1]);
+        m->origin[1] = topology_without_origin(m->ops.current(m->ops.arg),
+                                               err, errlen);
+        if (m->origin[1] == NULL) {
+            return -1;
+        }
         for (size_t i = 0; i < m->nmoves; i++) {
             /* Moves made at once go back at once. */
             m->moves[i].next_ns =
@@ -645,9 +695,12 @@ migrate_control(struct migrate *m, const char *verb, char *err, size_t errlen)
             return MIGRATE_EBUSY;
         }
         evtimer_del(m->timer);
+        copier_pause(m->copier, false);
         log_notice("migration: finish, by the operator");
         if (m->state == MIGRATE_WARMUP) {
-            migrate_end_warmup(m);
+            /* No copy goes on once the window is closed. */
+            copier_cancel(m->copier);
+            migrate_end_warmup(m, true);
         } else if (m->state == MIGRATE_ROLLBACK ||
                    (m->state == MIGRATE_PAUSED &&
                     m->paused_from == MIGRATE_ROLLBACK)) {
@@ -685,6 +738,7 @@ json_t *
 migrate_json(struct migrate *m)
 {
     json_t *moves = json_array();
+    const struct copier_progress *cp = copier_progress(m->copier);
     json_t *o;
 
     migrate_update_summary(m);
@@ -715,6 +769,15 @@ migrate_json(struct migrate *m)
     json_object_set_new(o, "moved_share",
                         isfinite(m->moved_share) ? json_real(m->moved_share)
                                                  : json_null());
+    json_object_set_new(
+        o, "copy",
+        json_pack("{s:b, s:I, s:I, s:I, s:I, s:I}", "running",
+                  atomic_load(&cp->running), "passes",
+                  (json_int_t)atomic_load(&cp->passes), "scanned",
+                  (json_int_t)atomic_load(&cp->scanned), "copied",
+                  (json_int_t)atomic_load(&cp->copied), "skipped",
+                  (json_int_t)atomic_load(&cp->skipped), "failed",
+                  (json_int_t)atomic_load(&cp->failed)));
     json_object_set_new(o, "why",
                         m->state == MIGRATE_IDLE ? json_null()
                                                  : json_string(m->why));
@@ -725,4 +788,10 @@ const struct migrate_summary *
 migrate_summary(const struct migrate *m)
 {
     return &m->sum;
+}
+
+const struct copier_progress *
+migrate_copy_progress(const struct migrate *m)
+{
+    return copier_progress(m->copier);
 }

@@ -32,7 +32,10 @@
 
 #include <jansson.h>
 
+#include "topology.h"
+
 struct config;
+struct copier_progress;
 struct event_base;
 struct topology;
 
@@ -52,10 +55,11 @@ enum migrate_state {
 struct migrate_ops {
     /* The snapshot in use. */
     struct topology *(*current)(void *arg);
-    /* Builds a snapshot of cfg (taken, also on failure) with origin as its
-     * origin (NULL: none) and publishes it. Returns 0 or -1 with err. */
-    int (*publish)(void *arg, struct config *cfg, struct topology *origin,
-                   char *err, size_t errlen);
+    /* Builds a snapshot of cfg (taken, also on failure) with these
+     * origins (NULL: none) and publishes it. Returns 0 or -1 with err. */
+    int (*publish)(void *arg, struct config *cfg,
+                   struct topology *const origin[TOPOLOGY_ORIGINS], char *err,
+                   size_t errlen);
     void *arg;
 };
 
@@ -106,6 +110,8 @@ const struct config *migrate_target(struct migrate *m);
 json_t *migrate_json(struct migrate *m);
 
 const struct migrate_summary *migrate_summary(const struct migrate *m);
+/* The background copy's counters (copier.h). */
+const struct copier_progress *migrate_copy_progress(const struct migrate *m);
 
 const char *migrate_state_name(enum migrate_state s);
 

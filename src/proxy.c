@@ -309,10 +309,11 @@ proxy_topology(struct proxy *p)
     return p->topo;
 }
 
-/* Builds a snapshot of cfg (taken) with origin (may be NULL) and publishes
- * it: every topology change ends here (struct migrate_ops). */
+/* Builds a snapshot of cfg (taken) with origins (each may be NULL) and
+ * publishes it: every topology change ends here (struct migrate_ops). */
 static int
-proxy_publish_config(void *arg, struct config *cfg, struct topology *origin,
+proxy_publish_config(void *arg, struct config *cfg,
+                     struct topology *const origin[TOPOLOGY_ORIGINS],
                      char *err, size_t errlen)
 {
     struct proxy *p = arg;
@@ -327,13 +328,13 @@ proxy_publish_config(void *arg, struct config *cfg, struct topology *origin,
     if (t == NULL) {
         return -1;
     }
-    if (origin != NULL) {
-        topology_set_origin(t, origin);
+    for (unsigned o = 0; o < TOPOLOGY_ORIGINS && origin[o] != NULL; o++) {
+        topology_set_origin(t, o, origin[o]);
     }
     proxy_publish(p, t);
     log_info("topology %llu published: %u backends%s",
              (unsigned long long)t->generation, t->n,
-             origin != NULL ? ", with the origin of a move" : "");
+             t->origin[0] != NULL ? ", with the origin of a move" : "");
     return 0;
 }
 

@@ -94,7 +94,7 @@ request_get(struct worker *w, struct client *c)
     req->valslen = 0;
     req->errline[0] = '\0';
     req->stream = true;
-    req->prev_owner = NULL;
+    req->nprev = 0;
     req->prev_b64 = false;
     req->nwarm = 0;
     req->warm_sent = false;
@@ -369,7 +369,7 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     if (owner != NULL) {
         request_keep_failover(req, &pr->key, owner, rw.clean);
     }
-    if (req->wt->t->origin != NULL && b != NULL) {
+    if (req->wt->t->origin[0] != NULL && b != NULL) {
         warmup_note_write(req, &pr->key, &pr->key, false,
                           owner != NULL ? owner : b, b);
     }
@@ -454,7 +454,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         f->nkeys = 1;
         f->fallback = b != owner && touches;
         req->pending = 1;
-        if (req->wt->t->origin != NULL && b != NULL) {
+        if (req->wt->t->origin[0] != NULL && b != NULL) {
             /* Its key, for a warm-up read if it misses. */
             req->nkeys = 0;
             request_keep_key(req, &pr->key);
@@ -511,7 +511,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         }
         req->keys[i] = key;
         req->block_len[i] = 0;
-        if (req->wt->t->origin != NULL) {
+        if (req->wt->t->origin[0] != NULL) {
             warmup_note_read(req, i, &key, owner, b);
         }
         /* A gat/gats for a DOWN owner's keys goes in a fragment of its
@@ -836,7 +836,7 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
             }
             request_keep_failover(req, &rp.key, owner, rw.clean);
         }
-        if (req->wt->t->origin != NULL && b != NULL) {
+        if (req->wt->t->origin[0] != NULL && b != NULL) {
             /* The delete that follows names the key as failover does
              * when it can, else in base64. */
             bool classic = request_key_classic(rp.key.p, rp.key.len);
@@ -846,7 +846,7 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
         }
     } else {
         b = route_key(w, req->wt->t, rp.key.p, rp.key.len, &owner);
-        if (req->wt->t->origin != NULL && pr->cmd == PROTO_CMD_MG &&
+        if (req->wt->t->origin[0] != NULL && pr->cmd == PROTO_CMD_MG &&
             b != NULL) {
             /* Its line, sent again to the previous owner if it misses. */
             request_reserve_keys(req, 1, len);

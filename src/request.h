@@ -20,6 +20,7 @@
 #include <sys/queue.h>
 
 #include "proto.h"
+#include "topology.h"
 
 struct client;
 struct worker;
@@ -123,9 +124,9 @@ struct request {
     size_t counted;                 /* bytes added to client's
                                        pending_bytes */
     /* During a move (warmup.c). */
-    struct backend *prev_owner;     /* a write's key (keys[0]) is deleted
-                                       there once answered; or NULL */
-    uint32_t prev_idx;              /* its index in the origin */
+    struct topology_prev prev[TOPOLOGY_ORIGINS];
+    uint32_t nprev;                 /* a write's key (keys[0]) is deleted
+                                       on prev[0..nprev) once answered */
     bool prev_b64;                  /* keys[0] is base64 (md ... b) */
     struct backend **key_prev;      /* [keycap]: previous owner of each
                                        key of a read, NULL if none */

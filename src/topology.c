@@ -57,8 +57,10 @@ topology_unref(struct topology *t)
     }
     free(t->backends);
     free(t->tainted);
-    free(t->prev);
-    topology_unref(t->origin);
+    for (unsigned o = 0; o < TOPOLOGY_ORIGINS; o++) {
+        free(t->prev[o]);
+        topology_unref(t->origin[o]);
+    }
     ring_destroy(t->ring);
     config_destroy(t->cfg);
     free(t);
@@ -70,7 +72,7 @@ topology_without_origin(struct topology *t, char *err, size_t errlen)
     struct config *cfg;
     struct ring *ring;
 
-    if (t->origin == NULL) {
+    if (t->origin[0] == NULL) {
         return topology_ref(t);
     }
     cfg = config_clone(t->cfg);
@@ -86,13 +88,13 @@ topology_without_origin(struct topology *t, char *err, size_t errlen)
 }
 
 void
-topology_set_origin(struct topology *t, struct topology *origin)
+topology_set_origin(struct topology *t, unsigned o, struct topology *origin)
 {
-    t->origin = topology_ref(origin);
-    t->prev = util_xcalloc(origin->n ? origin->n : 1, sizeof(*t->prev));
+    t->origin[o] = topology_ref(origin);
+    t->prev[o] = util_xcalloc(origin->n ? origin->n : 1, sizeof(*t->prev[o]));
     for (uint32_t i = 0; i < origin->n; i++) {
         if (topology_index_of(t, origin->backends[i]->id) != UINT32_MAX) {
-            t->prev[i] = origin->backends[i];
+            t->prev[o][i] = origin->backends[i];
         }
     }
 }

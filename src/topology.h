@@ -22,6 +22,8 @@
 struct config;
 struct backend;
 
+#define TOPOLOGY_ORIGINS 2
+
 struct topology {
     _Atomic uint32_t refs;
     uint64_t generation;            /* 1 for the first, then +1 */
@@ -31,14 +33,16 @@ struct topology {
     uint32_t n;
     uint32_t id_limit;              /* every backend id is below this */
     /*
-     * During a move and its warm-up window: the snapshot from before the
-     * move began (a reference; it has no origin of its own), whose owner
-     * of a key is that key's previous owner. prev[i] is origin backend i
-     * when it is in this snapshot too (it can serve warm-up reads and take
-     * deletes), else NULL. NULL both when there is no move.
+     * During a move and its window: origin[0] is the snapshot from before
+     * the move began, origin[1] the one where a rollback began (or NULL);
+     * references, without origins of their own. A key's owner in an
+     * origin, when it differs from its owner here, is a previous owner.
+     * prev[o][i] is backend i of origin[o] when it is in this snapshot too
+     * (it can serve warm-up reads and take deletes), else NULL. All NULL
+     * when nothing moves.
      */
-    struct topology *origin;
-    struct backend **prev;          /* [origin->n] */
+    struct topology *origin[TOPOLOGY_ORIGINS];
+    struct backend **prev[TOPOLOGY_ORIGINS];
     /* As an origin: tainted[i] is set once a delete that backend i had to
      * take failed or could not be sent, so it may hold a value older than
      * one written since; it serves no more warm-up reads. [n] */
@@ -63,43 +67,52 @@ struct topology *topology_without_origin(struct topology *t, char *err,
                                          size_t errlen);
 
 /*
- * Makes origin (a reference is taken; it must have no origin itself) the
- * snapshot t's keys had their previous owners in, before t is published.
+ * Makes origin (a reference is taken; it must have no origin itself)
+ * t->origin[o], before t is published.
  */
-void topology_set_origin(struct topology *t, struct topology *origin);
+void topology_set_origin(struct topology *t, unsigned o,
+                         struct topology *origin);
+
+/* A previous owner of a key: which origin, the backend's index there. */
+struct topology_prev {
+    struct backend *be;
+    uint32_t origin;
+    uint32_t idx;
+};
 
 /*
- * The previous owner of key during a move, given its current owner: the
- * backend that owned it in t's origin, when that is another backend that
- * is still in t and not tainted (see struct topology). NULL otherwise, and
- * always when t has no origin. *idx is its index in the origin. Inline:
- * one branch per key when nothing moves.
+ * The previous owners of key during a move, given its current owner: for
+ * each origin of t, the backend that owned the key there when that is
+ * another backend that is still in t and not tainted (see struct
+ * topology), each once. Returns how many (0 when t has no origin; inline:
+ * one branch per key when nothing moves).
  */
-static inline struct backend *
-topology_prev_owner(const struct topology *t, const char *key, size_t len,
-                    const struct backend *owner, uint32_t *idx)
+static inline unsigned
+topology_prev_owners(const struct topology *t, const char *key, size_t len,
+                     const struct backend *owner,
+                     struct topology_prev out[TOPOLOGY_ORIGINS])
 {
-    struct backend *p;
-    uint32_t i;
+    unsigned n = 0;
 
-    if (t->origin == NULL) {
-        return NULL;
+    for (unsigned o = 0; o < TOPOLOGY_ORIGINS && t->origin[o] != NULL; o++) {
+        uint32_t i = ring_lookup(t->origin[o]->ring, key, len);
+        struct backend *p = t->prev[o][i];
+
+        if (p == owner || p == NULL || (n > 0 && out[0].be == p) ||
+            atomic_load_explicit(&t->origin[o]->tainted[i],
+                                 memory_order_relaxed)) {
+            continue;
+        }
+        out[n++] = (struct topology_prev){p, o, i};
     }
-    i = ring_lookup(t->origin->ring, key, len);
-    p = t->prev[i];
-    if (p == owner || p == NULL ||
-        atomic_load_explicit(&t->origin->tainted[i], memory_order_relaxed)) {
-        return NULL;
-    }
-    *idx = i;
-    return p;
+    return n;
 }
 
-/* Backend idx of t's origin may hold stale values: see tainted. */
+/* The previous owner p of t may hold stale values: see tainted. */
 static inline void
-topology_taint(const struct topology *t, uint32_t idx)
+topology_taint(const struct topology *t, const struct topology_prev *p)
 {
-    atomic_store_explicit(&t->origin->tainted[idx], true,
+    atomic_store_explicit(&t->origin[p->origin]->tainted[p->idx], true,
                           memory_order_relaxed);
 }
 void topology_unref(struct topology *t);

@@ -41,16 +41,20 @@ warmup_note_write(struct request *req, const struct proto_str *route_key,
                   const struct proto_str *key, bool b64,
                   const struct backend *owner, const struct backend *target)
 {
-    uint32_t idx;
-    struct backend *po = topology_prev_owner(req->wt->t, route_key->p,
-                                             route_key->len, owner, &idx);
+    struct topology_prev p[TOPOLOGY_ORIGINS];
+    unsigned n = topology_prev_owners(req->wt->t, route_key->p, route_key->len,
+                                      owner, p);
 
-    if (po == NULL || po == target) {
+    req->nprev = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (p[i].be != target) {
+            req->prev[req->nprev++] = p[i];
+        }
+    }
+    if (req->nprev == 0) {
         return;
     }
     request_keep_key(req, key);
-    req->prev_owner = po;
-    req->prev_idx = idx;
     req->prev_b64 = b64;
 }
 
@@ -59,12 +63,14 @@ warmup_note_read(struct request *req, uint32_t i,
                  const struct proto_str *route_key,
                  const struct backend *owner, const struct backend *b)
 {
-    uint32_t idx;
+    struct topology_prev p[TOPOLOGY_ORIGINS];
     struct backend *po = NULL;
 
-    if (b == owner && b != NULL) {
-        po = topology_prev_owner(req->wt->t, route_key->p, route_key->len,
-                                 owner, &idx);
+    /* The first previous owner: the one from before the move. */
+    if (b == owner && b != NULL &&
+        topology_prev_owners(req->wt->t, route_key->p, route_key->len, owner,
+                             p) > 0) {
+        po = p[0].be;
     }
     if (po != NULL && !backend_is_up(po)) {
         po = NULL;
@@ -73,32 +79,30 @@ warmup_note_read(struct request *req, uint32_t i,
     req->nwarm += po != NULL;
 }
 
-/* The delete after a write, on its key's previous owner. */
+/* The delete after a write, on its key's previous owner p. */
 static bool
-warmup_send_delete(struct request *req)
+warmup_send_delete(struct request *req, const struct topology_prev *p)
 {
     struct worker *w = req->worker;
-    struct backend *po = req->prev_owner;
-    struct worker_backend *wb = worker_wb(w, po);
+    struct worker_backend *wb = worker_wb(w, p->be);
     struct evbuffer *out = NULL;
     struct bconn *bc = NULL;
     struct frag *f;
 
-    req->prev_owner = NULL;
     stats_add(&w->stats.migrate_deletes, 1);
-    if (wb != NULL && backend_is_up(po)) {
+    if (wb != NULL && backend_is_up(p->be)) {
         bc = route_pick(w, wb);
         out = bconn_output(bc);
     }
     if (out == NULL) {
         /* It keeps what it had: no warm-up read may trust it now. */
-        topology_taint(req->wt->t, req->prev_idx);
+        topology_taint(req->wt->t, p);
         stats_add(&w->stats.migrate_delete_failures, 1);
         return false;
     }
-    request_reserve_frags(req, req->nfrags + 1);
-    f = request_frag_init(req, FRAG_PREV_DELETE, po);
-    f->key_start = req->prev_idx;
+    f = request_frag_init(req, FRAG_PREV_DELETE, p->be);
+    f->key_start = p->idx;
+    f->matched = p->origin;
     if (req->prev_b64) {
         evbuffer_add_printf(out, "md %.*s b\r\n", (int)req->keys[0].len,
                             req->keys[0].p);
@@ -145,6 +149,7 @@ warmup_send_get(struct request *req, uint32_t i, struct backend *po,
     }
     f = request_frag_init(req, kind, po);
     f->key_start = i;
+    f->fallback = false;
     if (kind == FRAG_WARM_META) {
         evbuffer_add(out, line, len);
         evbuffer_add(out, req->meta_quiet ? "\r\nmn\r\n" : "\r\n",
@@ -185,7 +190,9 @@ warmup_send_reads(struct request *req)
     if (n == 0) {
         return false;
     }
-    request_reserve_frags(req, req->nfrags + n);
+    /* Room for a second look at the new owner for each (see
+     * warmup_frag_meta()): no fragment may move once one is queued. */
+    request_reserve_frags(req, req->nfrags + 2 * n);
     for (uint32_t i = 0; i < req->nkeys; i++) {
         if (req->key_prev[i] != NULL && warmup_missed(req, i) &&
             !warmup_send_get(req, i, req->key_prev[i], FRAG_WARM, NULL, 0)) {
@@ -198,8 +205,18 @@ warmup_send_reads(struct request *req)
 bool
 warmup_continue(struct request *req)
 {
-    if (req->prev_owner != NULL && warmup_send_delete(req)) {
-        return true;
+    if (req->nprev > 0) {
+        uint32_t n = req->nprev;
+        bool sent = false;
+
+        req->nprev = 0;
+        request_reserve_frags(req, req->nfrags + n);
+        for (uint32_t i = 0; i < n; i++) {
+            sent |= warmup_send_delete(req, &req->prev[i]);
+        }
+        if (sent) {
+            return true;
+        }
     }
     if (req->nwarm > 0 && !req->warm_sent && req->client != NULL &&
         (warmup_is_retrieval(req->cmd) || req->cmd == PROTO_CMD_MG)) {
@@ -342,6 +359,27 @@ warmup_answer(struct request *req, uint32_t i, const struct warmup_va *va,
     }
 }
 
+/*
+ * Key i missed on its new owner, then on its previous owner: the copy may
+ * have moved it in between (added on the new owner, then deleted on the
+ * old one), so the new owner is asked once more. Room for the fragment
+ * was reserved with the round.
+ */
+static bool
+warmup_look_again(struct request *req, uint32_t i)
+{
+    struct backend *to = req->frags[req->stream ? 0 : req->key_frag[i]].be;
+    struct frag *f;
+
+    if (req->nfrags >= req->fragcap ||
+        !warmup_send_get(req, i, to, FRAG_WARM, NULL, 0)) {
+        return false;
+    }
+    f = &req->frags[req->nfrags - 1];
+    f->fallback = true;
+    return true;
+}
+
 void
 warmup_frag_meta(struct frag *f, const char *line, size_t total,
                  struct evbuffer *in)
@@ -378,9 +416,14 @@ warmup_frag_meta(struct frag *f, const char *line, size_t total,
                                                (nl > line && nl[-1] == '\r'),
                                       &va) == 0 &&
         (size_t)(nl + 1 - line) + va.len + 2 == total) {
-        stats_add(&w->stats.warmup_hits, 1);
         warmup_answer(req, f->key_start, &va, nl + 1);
-        warmup_copy(req, f->key_start, &va, nl + 1);
+        if (!f->fallback) {
+            stats_add(&w->stats.warmup_hits, 1);
+            warmup_copy(req, f->key_start, &va, nl + 1);
+        }
+    } else if (!f->fallback && req->cmd != PROTO_CMD_MG &&
+               warmup_look_again(req, f->key_start)) {
+        /* The background copy may have moved it meanwhile: asked again. */
     } else {
         stats_add(&w->stats.warmup_misses, 1);
     }
@@ -396,7 +439,9 @@ warmup_delete_answer(struct frag *f, const char *line, size_t len)
                        memcmp(line, "NF", 2) == 0)) &&
         !(len >= 7 && memcmp(line, "DELETED", 7) == 0) &&
         !(len >= 9 && memcmp(line, "NOT_FOUND", 9) == 0)) {
-        topology_taint(req->wt->t, f->key_start);
+        struct topology_prev p = {f->be, f->matched, f->key_start};
+
+        topology_taint(req->wt->t, &p);
         stats_add(&req->worker->stats.migrate_delete_failures, 1);
     }
 }
@@ -408,10 +453,13 @@ warmup_frag_fail(struct frag *f)
     struct worker *w = req->worker;
 
     switch (f->kind) {
-    case FRAG_PREV_DELETE:
-        topology_taint(req->wt->t, f->key_start);
+    case FRAG_PREV_DELETE: {
+        struct topology_prev p = {f->be, f->matched, f->key_start};
+
+        topology_taint(req->wt->t, &p);
         stats_add(&w->stats.migrate_delete_failures, 1);
         break;
+    }
     case FRAG_WARM:
         stats_add(&w->stats.warmup_misses, 1);
         break;

@@ -173,6 +173,7 @@ START_TEST(test_every_key_parsed)
                                  "client_output_limit = 65536\n"
                                  "ramp = 30\n"
                                  "warmup = 90\n"
+                                 "migrate_rate = 100\n"
                                  "[health]\n"
                                  "interval_ms = 1000\n"
                                  "timeout_ms = 150\n"
@@ -193,6 +194,7 @@ START_TEST(test_every_key_parsed)
     ck_assert_uint_eq(cfg->client_output_limit, 65536);
     ck_assert_uint_eq(cfg->ramp, 30);
     ck_assert_uint_eq(cfg->warmup, 90);
+    ck_assert_uint_eq(cfg->migrate_rate, 100);
     ck_assert_uint_eq(cfg->health_interval_ms, 1000);
     ck_assert_uint_eq(cfg->health_timeout_ms, 150);
     ck_assert_uint_eq(cfg->health_rise, 5);
@@ -936,7 +938,7 @@ START_TEST(test_key_format)
     bool seen_hash = false;
 
     config_defaults(&cfg);
-    ck_assert_uint_eq(n, 19);
+    ck_assert_uint_eq(n, 20);
     ck_assert_int_eq(config_key_format(&cfg, 0, &section, &name, value,
                                        sizeof(value)),
                      0);

@@ -49,6 +49,7 @@ fixture_new(const uint32_t *frag_of, uint32_t n, uint32_t nfrags)
     req->frags = fx->frags;
     req->nfrags = nfrags;
     req->fragcap = nfrags;
+    req->stream = nfrags == 1;
     req->nkeys = n;
     req->keycap = n;
     for (uint32_t f = 0; f < nfrags; f++) {
@@ -194,6 +195,35 @@ START_TEST(test_merge_restores_client_order_and_skips_misses)
 }
 END_TEST
 
+/* A warm-up hit (mget_put) takes its key's place among the others. */
+START_TEST(test_put_block_merges_in_its_place)
+{
+    /* k0 k1 k2 k3 over two backends; k1 and k3 missed, k1 found elsewhere. */
+    static const uint32_t frag_of[] = {0, 1, 0, 1};
+    struct fixture *fx = fixture_new(frag_of, 4, 2);
+    static const uint32_t order[] = {0, 1, 2};
+    static const size_t vlen[] = {3, 6000, 2};
+    char head[64];
+    char *data = malloc(6002), *got, *want;
+    int n = snprintf(head, sizeof(head), "VALUE k1 0 6000\r\n");
+
+    memset(data, 'b', 6000);
+    memcpy(data + 6000, "\r\n", 2);
+    deliver(fx, 0, 3, false);
+    deliver(fx, 2, 2, true);
+    mget_put(&fx->req, 1, head, (size_t)n, data, 6002);
+    ck_assert_uint_eq(fx->req.hits, 3);
+    mget_merge(&fx->req);
+    got = rsp_text(fx);
+    want = expected(order, vlen, 3);
+    ck_assert_str_eq(got, want);
+    free(data);
+    free(got);
+    free(want);
+    fixture_free(fx);
+}
+END_TEST
+
 START_TEST(test_match_refuses_a_key_not_asked_for)
 {
     static const uint32_t frag_of[] = {0, 1, 0};
@@ -333,6 +363,7 @@ mget_suite(void)
     tc = tcase_create("merge");
     tcase_add_test(tc, test_merge_restores_client_order_and_skips_misses);
     tcase_add_test(tc, test_match_refuses_a_key_not_asked_for);
+    tcase_add_test(tc, test_put_block_merges_in_its_place);
     tcase_add_test(tc, test_match_refuses_a_key_out_of_order);
     tcase_add_test(tc, test_failed_fragment_keys_become_misses);
     tcase_add_test(tc, test_one_fragment_streams_straight_into_the_reply);

@@ -113,6 +113,14 @@ class MigrateTestCase(test_admin.AdminTestCase):
         with self.backend(name).client() as d:
             return self.read_all(d, keys)
 
+    def where(self, keys):
+        """For a failure message: which backends hold keys, the routes and
+        the migration's state."""
+        names = [m.name for m in self.memcached]
+        return "held: %r; routes: %r; migration: %r" % (
+            {k: [n for n in names if self.direct_values(n, [k])]
+             for k in keys}, self.api_routes(keys), self.migration())
+
 
 class PacedAddTest(MigrateTestCase):
 
@@ -139,9 +147,10 @@ class PacedAddTest(MigrateTestCase):
                 m = self.migration()
                 got = self.read_all(c, keys)
                 curve.append((m["state"], len(got)))
-                self.assertEqual(len(got), len(keys),
-                                 "misses during the move (%s): %d"
-                                 % (m["state"], len(keys) - len(got)))
+                if len(got) != len(keys):
+                    miss = [k for k in keys if k not in got][:5]
+                    self.fail("misses during the move: %d; %s"
+                              % (len(keys) - len(got), self.where(miss)))
                 for k, v in got.items():
                     self.assertEqual(v, b"v1" + k.encode())
                 if m["moves"]:
@@ -176,7 +185,9 @@ class PacedAddTest(MigrateTestCase):
         self.assertEqual(m["state"], "idle")
         st = mctest.proxy_stats(self.mcring.port)
         self.assertEqual(st["migration_state"], "idle")
-        self.assertGreaterEqual(int(st["warmup_hits"]), len(moving))
+        # Each moved key came by a warm-up read or the background copy.
+        self.assertGreaterEqual(int(st["warmup_hits"]) +
+                                int(st["migrate_copy_copied"]), len(moving))
 
     def test_ramp_zero_warms_up(self):
         keys = self.keys()
@@ -205,7 +216,7 @@ class PacedAddTest(MigrateTestCase):
 
 
 class NoWarmupTest(MigrateTestCase):
-    PROXY = {"threads": 2, "warmup": 0}
+    PROXY = {"threads": 2, "warmup": 0, "migrate_rate": 0}
 
     def test_dip_without_warmup(self):
         """The figure warm-up is measured against: ramp 0, warmup 0."""
@@ -278,7 +289,8 @@ class ControlTest(MigrateTestCase):
             while self.migration()["state"] == "rollback":
                 got = self.read_all(c, keys)
                 self.assertEqual(len(got), len(keys))
-        self.assertEqual(self.migration()["state"], "idle")
+        # The copy moves back what the move had moved, then it is over.
+        self.wait_migration("idle", timeout=30)
         self.assertEqual(sorted(self.backends()), self.names())
         with self.mcring.client() as c:
             self.assertEqual(len(self.read_all(c, keys)), len(keys))
@@ -344,8 +356,10 @@ class PacedRemoveTest(MigrateTestCase):
         with self.mcring.client() as c:
             while self.migration()["state"] == "running":
                 got = self.read_all(c, keys)
-                self.assertEqual(len(got), len(keys),
-                                 "misses during a paced removal")
+                if len(got) != len(keys):
+                    miss = [k for k in keys if k not in got][:5]
+                    self.fail("misses during a paced removal: %d; %s"
+                              % (len(keys) - len(got), self.where(miss)))
         # Weight 0 now, serving warm-up reads until the window is over.
         self.assertEqual(self.backends()[gone]["weight"], 0.0)
         m = self.migration()
@@ -425,6 +439,78 @@ class StaleTest(MigrateTestCase):
         for name in self.names() + [self.spare().name]:
             self.assertEqual(self.direct_values(name, keys), {}, name)
         self.assertTrue(before)
+
+
+class CopyTest(MigrateTestCase):
+    """The background copy: a change ends with every key on its owner
+    only, and a change back serves nothing older than the last write."""
+    PROXY = {"threads": 2, "warmup": 1}
+
+    def holders(self, keys):
+        """{key: [backends holding it]}, read on every backend directly."""
+        out = {k: [] for k in keys}
+        for m in self.memcached:
+            for k in self.direct_values(m.name, keys):
+                out[k].append(m.name)
+        return out
+
+    def wait_copied(self):
+        m = self.wait_migration("idle", timeout=60)
+        self.assertGreaterEqual(m["copy"]["passes"], 1)
+        self.assertEqual(m["copy"]["failed"], 0)
+        return m
+
+    def test_every_key_ends_on_its_owner_only(self):
+        keys = self.keys(2000)
+        self.preload(keys, value=b"v1")
+        names = self.names() + [self.spare().name]
+        after = self.owners(keys, names)
+        self.add_spare(ramp=2)
+        # Half the keys written meanwhile, through mcring.
+        self.preload(keys[::2], value=b"v2")
+        m = self.wait_copied()
+        self.assertGreater(m["copy"]["copied"], 0)
+        held = self.holders(keys)
+        bad = {k: v for k, v in held.items() if v != [after[k]]}
+        if bad:
+            k = sorted(bad)[0]
+            self.fail("%d keys not only on their owner, e.g. %s on %r "
+                      "(owner %s), values %r; %r" % (
+                          len(bad), k, bad[k], after[k],
+                          [self.direct_values(n, [k]) for n in bad[k]], m))
+        # The newcomer goes again, at once: nothing older than the last
+        # write is ever read, during the move back or after it.
+        self.ok("DELETE", "/backends/%s" % self.spare().name)
+        want = {k: (b"v2" if i % 2 == 0 else b"v1") + k.encode()
+                for i, k in enumerate(keys)}
+        with self.mcring.client() as c:
+            while self.migration()["state"] != "idle":
+                for k, v in self.read_all(c, keys).items():
+                    self.assertEqual(v, want[k], k)
+            got = self.read_all(c, keys)
+        self.assertEqual(got, want)
+        before = self.owners(keys, self.names())
+        held = self.holders(keys)
+        bad = {k: v for k, v in held.items() if v != [before[k]]}
+        self.assertEqual(len(bad), 0, "%d keys, e.g. %r; %r" % (
+            len(bad), sorted(bad.items())[:3], self.migration()))
+        st = mctest.proxy_stats(self.mcring.port)
+        self.assertGreater(int(st["migrate_copy_copied"]), 0)
+        self.assertEqual(st["migrate_copy_running"], "0")
+
+    def test_deleted_keys_stay_deleted(self):
+        keys = self.keys(1000)
+        self.preload(keys)
+        self.add_spare(ramp=2)
+        with self.mcring.client() as c:
+            for k in keys[::2]:
+                self.assertIn(c.delete(k), (b"DELETED", b"NOT_FOUND"))
+        self.wait_copied()
+        held = self.holders(keys[::2])
+        self.assertEqual({k: v for k, v in held.items() if v}, {})
+        with self.mcring.client() as c:
+            got = self.read_all(c, keys)
+        self.assertEqual(sorted(got), sorted(keys[1::2]))
 
 
 class CtlTest(MigrateTestCase):

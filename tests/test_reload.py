@@ -231,9 +231,10 @@ class Load:
 class ReloadTestCase(mctest.FreshClusterTestCase):
     """A fresh cluster per test (tests change its topology)."""
 
-    # A removed backend leaves at once (no warm-up window: those are
-    # test_migrate.py's).
-    PROXY = {"threads": THREADS, "warmup": 0}
+    # A removed backend leaves at once, and nothing but the proxy opens
+    # connections to the backends (no warm-up window, no background copy:
+    # those are test_migrate.py's).
+    PROXY = {"threads": THREADS, "warmup": 0, "migrate_rate": 0}
     HEALTH = HEALTH
 
     def setUp(self):
@@ -685,7 +686,8 @@ class RemoveInFlightTest(ReloadTestCase):
     """Test 2b: a request in flight to a removed backend finishes; then its
     connections close."""
 
-    PROXY = {"threads": THREADS, "timeout_ms": 4000, "warmup": 0}
+    PROXY = {"threads": THREADS, "timeout_ms": 4000, "warmup": 0,
+             "migrate_rate": 0}
     HEALTH = {"interval_ms": 300, "timeout_ms": 250, "rise": 1, "fall": 10}
 
     def test_in_flight_request_finishes(self):

@@ -1,0 +1,691 @@
+/*
+ * copier: see copier.h.
+ *
+ * One thread; the main thread hands it snapshots under lock. A pass:
+ *
+ *   for each backend B of t (UP), again while a walk found keys to move:
+ *     metadump B -> the keys whose owner in t is another backend (at most
+ *                   COPIER_MAX_KEYS; B is walked again when there were more)
+ *     in batches: mg on B, ms ... ME on each owner, md ... C on B, and the
+ *                 copy deleted again where B's item changed meanwhile
+ *
+ * I/O is blocking, on libevent buffers (evbuffer_read/evbuffer_write), with
+ * SO_RCVTIMEO and SO_SNDTIMEO as the timeouts; any error ends the work on
+ * that backend for this pass (counted), the keys staying where they are.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "backend.h"
+#include "config.h"
+#include "copier.h"
+#include "log.h"
+#include "proto.h"
+#include "ring.h"
+#include "topology.h"
+#include "util.h"
+
+/* A TTL above this is an absolute time in memcached's protocol. */
+#define COPIER_RELATIVE_MAX 2592000
+/* Tries of a metadump while another crawl is running (BUSY). */
+#define COPIER_BUSY_TRIES 20
+/* A pass walks every backend again while the last walk found keys to
+ * move: memcached's crawler skips items in use at that moment (being read,
+ * for instance), so one walk under load is not the whole list. */
+#define COPIER_ROUNDS 8
+
+struct copier {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    /* Under lock. */
+    struct topology *next;          /* the pass to run next, or NULL */
+    unsigned next_rate;
+    bool paused;
+    bool stop;
+    bool cancel;                    /* the pass in progress ends */
+    bool busy;                      /* a pass is queued or running */
+    struct copier_progress prog;
+};
+
+/* A blocking connection to one backend. */
+struct copier_conn {
+    int fd;                         /* -1: none */
+    struct evbuffer *in, *out;
+};
+
+/* A key of a batch and what happened to it. */
+struct copier_key {
+    char *key;                      /* NUL-terminated, classic */
+    size_t len;
+    struct backend *owner;
+    char *data;                     /* value and "\r\n", or NULL: no hit */
+    uint32_t vlen;
+    uint32_t flags;
+    int64_t ttl;
+    uint64_t cas;
+    bool stored;                    /* the owner took it (HD) */
+    bool done;                      /* the holder kept nothing */
+};
+
+static void
+copier_conn_close(struct copier_conn *cc)
+{
+    if (cc->fd >= 0) {
+        close(cc->fd);
+    }
+    if (cc->in != NULL) {
+        evbuffer_free(cc->in);
+    }
+    if (cc->out != NULL) {
+        evbuffer_free(cc->out);
+    }
+    cc->fd = -1;
+    cc->in = cc->out = NULL;
+}
+
+static int
+copier_conn_open(struct copier_conn *cc, struct backend *be,
+                 unsigned timeout_ms)
+{
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    struct timeval tv = {(time_t)(timeout_ms / 1000),
+                         (suseconds_t)(timeout_ms % 1000) * 1000};
+
+    cc->fd = -1;
+    cc->in = evbuffer_new();
+    cc->out = evbuffer_new();
+    if (cc->in == NULL || cc->out == NULL ||
+        !backend_address(be, &sa, &salen)) {
+        copier_conn_close(cc);
+        return -1;
+    }
+    cc->fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (cc->fd < 0 ||
+        setsockopt(cc->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+        setsockopt(cc->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0 ||
+        connect(cc->fd, (struct sockaddr *)&sa, salen) != 0) {
+        copier_conn_close(cc);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+copier_flush(struct copier_conn *cc)
+{
+    while (evbuffer_get_length(cc->out) > 0) {
+        if (evbuffer_write(cc->out, cc->fd) <= 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The next line (without its EOL, NUL-terminated, caller frees). */
+static char *
+copier_line(struct copier_conn *cc, size_t *len)
+{
+    for (;;) {
+        char *l = evbuffer_readln(cc->in, len, EVBUFFER_EOL_CRLF);
+
+        if (l != NULL) {
+            return l;
+        }
+        if (evbuffer_get_length(cc->in) > 64 * 1024 ||
+            evbuffer_read(cc->in, cc->fd, 64 * 1024) <= 0) {
+            return NULL;
+        }
+    }
+}
+
+/* The next n bytes, into a new buffer (caller frees). */
+static char *
+copier_bytes(struct copier_conn *cc, size_t n)
+{
+    char *p;
+
+    while (evbuffer_get_length(cc->in) < n) {
+        if (evbuffer_read(cc->in, cc->fd, 256 * 1024) <= 0) {
+            return NULL;
+        }
+    }
+    p = util_xmalloc(n ? n : 1);
+    evbuffer_remove(cc->in, p, n);
+    return p;
+}
+
+/* Waits between batches: paused, or the pace. Returns false when the pass
+ * must end (stop, or a newer snapshot). */
+static bool
+copier_wait(struct copier *c, uint64_t until_ns)
+{
+    bool go;
+
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        uint64_t now = util_now_ns();
+        struct timespec ts;
+
+        if (c->stop || c->cancel || c->next != NULL) {
+            break;
+        }
+        if (!c->paused && now >= until_ns) {
+            break;
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        if (c->paused) {
+            ts.tv_sec += 1;
+        } else {
+            uint64_t d = until_ns - now;
+
+            ts.tv_sec += (time_t)(d / 1000000000u);
+            ts.tv_nsec += (long)(d % 1000000000u);
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+        }
+        pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+    }
+    go = !c->stop && !c->cancel && c->next == NULL;
+    pthread_mutex_unlock(&c->lock);
+    return go;
+}
+
+/* A key a classic command can name. */
+static bool
+copier_key_classic(const char *k, size_t len)
+{
+    if (len == 0 || len > PROTO_KEY_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)k[i] <= ' ' || k[i] == 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * Lists the keys of be whose owner in t is another backend into keys
+ * (at most COPIER_MAX_KEYS). Returns how many, or -1 on an error; *more
+ * when it stopped at the bound.
+ */
+static long
+copier_scan(struct copier *c, const struct topology *t, struct backend *be,
+            struct copier_key *keys, bool *more)
+{
+    struct copier_conn cc;
+    long n = 0;
+
+    *more = false;
+    for (int tries = 0;; tries++) {
+        char *l;
+        size_t len;
+
+        if (copier_conn_open(&cc, be, t->cfg->timeout_ms) != 0) {
+            return -1;
+        }
+        evbuffer_add_printf(cc.out, "lru_crawler metadump all\r\n");
+        if (copier_flush(&cc) != 0 || (l = copier_line(&cc, &len)) == NULL) {
+            copier_conn_close(&cc);
+            return -1;
+        }
+        if (strncmp(l, "BUSY", 4) != 0) {
+            /* The first line of the dump (or END, or an error). */
+            for (;;) {
+                if (strcmp(l, "END") == 0) {
+                    free(l);
+                    copier_conn_close(&cc);
+                    return n;
+                }
+                if (strncmp(l, "key=", 4) != 0) {
+                    log_warn("migration copy: %s answered metadump with "
+                             "'%.80s'", be->name, l);
+                    free(l);
+                    copier_conn_close(&cc);
+                    return -1;
+                }
+                atomic_fetch_add(&c->prog.scanned, 1);
+                if (n < COPIER_MAX_KEYS) {
+                    char *sp = strchr(l + 4, ' ');
+                    size_t klen = 0;
+                    char *key;
+
+                    if (sp != NULL) {
+                        *sp = '\0';
+                    }
+                    key = evhttp_uridecode(l + 4, 0, &klen);
+                    if (key != NULL && copier_key_classic(key, klen) &&
+                        t->backends[ring_lookup(t->ring, key, klen)] != be) {
+                        keys[n].key = key;
+                        keys[n].len = klen;
+                        n++;
+                        key = NULL;
+                    } else if (key != NULL && !copier_key_classic(key, klen)) {
+                        atomic_fetch_add(&c->prog.skipped, 1);
+                    }
+                    free(key);
+                } else {
+                    *more = true;
+                }
+                free(l);
+                if ((l = copier_line(&cc, &len)) == NULL) {
+                    copier_conn_close(&cc);
+                    return -1;
+                }
+            }
+        }
+        free(l);
+        copier_conn_close(&cc);
+        if (tries >= COPIER_BUSY_TRIES || !copier_wait(c, util_now_ns() +
+                                                              500000000u)) {
+            return -1;
+        }
+    }
+}
+
+/* "VA <len> f<flags> t<ttl> c<cas>": fills k; 0, or -1 when it is not. */
+static int
+copier_parse_va(const char *l, struct copier_key *k)
+{
+    char *end;
+    unsigned long long v = strtoull(l + 3, &end, 10);
+    const char *p = end;
+
+    if (strncmp(l, "VA ", 3) != 0 || end == l + 3 || v > UINT32_MAX) {
+        return -1;
+    }
+    k->vlen = (uint32_t)v;
+    k->ttl = -1;
+    while (*p == ' ') {
+        p++;
+        if (*p == 'f') {
+            k->flags = (uint32_t)strtoul(p + 1, &end, 10);
+        } else if (*p == 't') {
+            k->ttl = strtoll(p + 1, &end, 10);
+        } else if (*p == 'c') {
+            k->cas = strtoull(p + 1, &end, 10);
+        } else {
+            end = strchr(p, ' ');
+            end = end != NULL ? end : (char *)p + strlen(p);
+        }
+        p = end;
+    }
+    return 0;
+}
+
+/* Owner connections of a pass, by backend id. */
+struct copier_owners {
+    struct copier_conn *conns;
+    uint32_t n;
+};
+
+static struct copier_conn *
+copier_owner_conn(struct copier_owners *o, struct backend *be,
+                  unsigned timeout_ms)
+{
+    struct copier_conn *cc;
+
+    if (be->id >= o->n) {
+        uint32_t n = be->id + 16;
+
+        o->conns = util_xrealloc(o->conns, n, sizeof(*o->conns));
+        for (uint32_t i = o->n; i < n; i++) {
+            o->conns[i] = (struct copier_conn){-1, NULL, NULL};
+        }
+        o->n = n;
+    }
+    cc = &o->conns[be->id];
+    if (cc->fd < 0 && copier_conn_open(cc, be, timeout_ms) != 0) {
+        return NULL;
+    }
+    return cc;
+}
+
+/* Moves keys[0..n) from be to their owners. Returns 0 or -1. */
+static int
+copier_move(struct copier *c, const struct topology *t, struct backend *be,
+            struct copier_conn *src, struct copier_owners *owners,
+            struct copier_key *keys, size_t n)
+{
+    unsigned tmo = t->cfg->timeout_ms;
+    int rc = 0;
+
+    /* 1. What the holder has. */
+    for (size_t i = 0; i < n; i++) {
+        keys[i].owner = t->backends[ring_lookup(t->ring, keys[i].key,
+                                                keys[i].len)];
+        evbuffer_add_printf(src->out, "mg %s v f t c\r\n", keys[i].key);
+    }
+    if (copier_flush(src) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        char *l = copier_line(src, &len);
+
+        if (l == NULL) {
+            return -1;
+        }
+        if (copier_parse_va(l, &keys[i]) == 0) {
+            keys[i].data = copier_bytes(src, (size_t)keys[i].vlen + 2);
+            if (keys[i].data == NULL) {
+                free(l);
+                return -1;
+            }
+        }
+        free(l);
+    }
+    /* 2. Added on the owners. */
+    for (size_t i = 0; i < n; i++) {
+        struct copier_key *k = &keys[i];
+        struct copier_conn *oc;
+        int64_t ttl = k->ttl < 0 ? 0 : k->ttl;
+
+        if (k->data == NULL) {
+            atomic_fetch_add(&c->prog.skipped, 1);
+            continue;
+        }
+        if (k->ttl == 0 || !backend_is_up(k->owner) ||
+            (oc = copier_owner_conn(owners, k->owner, tmo)) == NULL) {
+            atomic_fetch_add(&c->prog.skipped, 1);
+            free(k->data);
+            k->data = NULL;
+            continue;
+        }
+        if (ttl > COPIER_RELATIVE_MAX) {
+            ttl += (int64_t)time(NULL);
+        }
+        evbuffer_add_printf(oc->out, "ms %s %u F%u T%lld ME\r\n", k->key,
+                            k->vlen, k->flags, (long long)ttl);
+        evbuffer_add(oc->out, k->data, (size_t)k->vlen + 2);
+        if (copier_flush(oc) != 0) {
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct copier_key *k = &keys[i];
+        size_t len;
+        char *l;
+
+        if (k->data == NULL) {
+            continue;
+        }
+        l = copier_line(&owners->conns[k->owner->id], &len);
+        if (l == NULL) {
+            return -1;
+        }
+        k->stored = strcmp(l, "HD") == 0;
+        /* NS: the owner has a value already, written since: newer. */
+        k->done = k->stored || strcmp(l, "NS") == 0;
+        if (!k->done) {
+            atomic_fetch_add(&c->prog.failed, 1);
+        }
+        free(l);
+    }
+    /* 3. Deleted on the holder, if it did not change meanwhile. */
+    for (size_t i = 0; i < n; i++) {
+        if (keys[i].done) {
+            evbuffer_add_printf(src->out, "md %s C%llu\r\n", keys[i].key,
+                                (unsigned long long)keys[i].cas);
+        }
+    }
+    if (copier_flush(src) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct copier_key *k = &keys[i];
+        size_t len;
+        char *l;
+
+        if (!k->done) {
+            continue;
+        }
+        if ((l = copier_line(src, &len)) == NULL) {
+            return -1;
+        }
+        if (strcmp(l, "HD") == 0) {
+            atomic_fetch_add(k->stored ? &c->prog.copied : &c->prog.skipped,
+                             1);
+        } else if (k->stored) {
+            /* Written or deleted meanwhile through the proxy (which
+             * deletes the holder's copy): the copy may be older than
+             * what the client last did. It goes. */
+            struct copier_conn *oc = &owners->conns[k->owner->id];
+            char *l2;
+
+            evbuffer_add_printf(oc->out, "md %s\r\n", k->key);
+            if (copier_flush(oc) != 0 || (l2 = copier_line(oc, &len)) ==
+                                             NULL) {
+                free(l);
+                return -1;
+            }
+            free(l2);
+            atomic_fetch_add(&c->prog.skipped, 1);
+        } else {
+            atomic_fetch_add(&c->prog.skipped, 1);
+        }
+        free(l);
+    }
+    (void)be;
+    return rc;
+}
+
+static void
+copier_free_keys(struct copier_key *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(keys[i].key);
+        free(keys[i].data);
+    }
+    memset(keys, 0, n * sizeof(*keys));
+}
+
+/* Moves every misplaced key of be; *found counts those it found. Returns
+ * false when the pass must end. */
+static bool
+copier_backend(struct copier *c, const struct topology *t, struct backend *be,
+               unsigned rate, struct copier_owners *owners,
+               struct copier_key *keys, uint64_t *found)
+{
+    bool more = true;
+
+    while (more) {
+        long n = copier_scan(c, t, be, keys, &more);
+        struct copier_conn src;
+
+        *found += n > 0 ? (uint64_t)n : 0;
+        if (n < 0) {
+            atomic_fetch_add(&c->prog.failed, 1);
+            return copier_wait(c, 0);
+        }
+        if (n > 0 && copier_conn_open(&src, be, t->cfg->timeout_ms) != 0) {
+            copier_free_keys(keys, (size_t)n);
+            atomic_fetch_add(&c->prog.failed, (uint64_t)n);
+            return copier_wait(c, 0);
+        }
+        for (long i = 0; i < n; i += COPIER_BATCH) {
+            size_t b = (size_t)(n - i < COPIER_BATCH ? n - i : COPIER_BATCH);
+            uint64_t t0 = util_now_ns();
+
+            if (copier_move(c, t, be, &src, owners, keys + i, b) != 0) {
+                log_warn("migration copy: an error on %s; its keys stay "
+                         "where they are for now", be->name);
+                atomic_fetch_add(&c->prog.failed, 1);
+                more = false;
+                break;
+            }
+            if (!copier_wait(c, t0 + (uint64_t)b * 1000000000u / rate)) {
+                copier_free_keys(keys, (size_t)n);
+                copier_conn_close(&src);
+                return false;
+            }
+        }
+        copier_free_keys(keys, (size_t)(n > 0 ? n : 0));
+        if (n > 0) {
+            copier_conn_close(&src);
+        }
+    }
+    return true;
+}
+
+static void
+copier_pass(struct copier *c, struct topology *t, unsigned rate)
+{
+    struct copier_key *keys = util_xcalloc(COPIER_MAX_KEYS, sizeof(*keys));
+    struct copier_owners owners = {NULL, 0};
+    uint64_t copied = atomic_load(&c->prog.copied);
+
+    atomic_fetch_add(&c->prog.passes, 1);
+    for (unsigned round = 0; round < COPIER_ROUNDS; round++) {
+        uint64_t found = 0;
+        bool go = true;
+
+        for (uint32_t i = 0; i < t->n && go; i++) {
+            go = !backend_is_up(t->backends[i]) ||
+                 copier_backend(c, t, t->backends[i], rate, &owners, keys,
+                                &found);
+        }
+        if (!go || found == 0) {
+            break;
+        }
+    }
+    for (uint32_t i = 0; i < owners.n; i++) {
+        copier_conn_close(&owners.conns[i]);
+    }
+    free(owners.conns);
+    free(keys);
+    log_info("migration copy: pass over topology %llu done, %llu keys "
+             "moved",
+             (unsigned long long)t->generation,
+             (unsigned long long)(atomic_load(&c->prog.copied) - copied));
+}
+
+static void *
+copier_main(void *arg)
+{
+    struct copier *c = arg;
+
+    pthread_mutex_lock(&c->lock);
+    while (!c->stop) {
+        struct topology *t = c->next;
+        unsigned rate = c->next_rate;
+
+        if (t == NULL) {
+            c->busy = false;
+            atomic_store(&c->prog.running, false);
+            pthread_cond_wait(&c->cond, &c->lock);
+            continue;
+        }
+        c->next = NULL;
+        c->cancel = false;
+        atomic_store(&c->prog.running, true);
+        pthread_mutex_unlock(&c->lock);
+        copier_pass(c, t, rate);
+        topology_unref(t);
+        pthread_mutex_lock(&c->lock);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+struct copier *
+copier_create(void)
+{
+    struct copier *c = util_xcalloc(1, sizeof(*c));
+
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->cond, NULL);
+    if (pthread_create(&c->thread, NULL, copier_main, c) != 0) {
+        pthread_cond_destroy(&c->cond);
+        pthread_mutex_destroy(&c->lock);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void
+copier_destroy(struct copier *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    c->stop = true;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    pthread_join(c->thread, NULL);
+    topology_unref(c->next);
+    pthread_cond_destroy(&c->cond);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+void
+copier_start(struct copier *c, struct topology *t, unsigned rate)
+{
+    if (rate == 0) {
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    topology_unref(c->next);
+    c->next = topology_ref(t);
+    c->next_rate = rate;
+    c->busy = true;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+void
+copier_cancel(struct copier *c)
+{
+    pthread_mutex_lock(&c->lock);
+    topology_unref(c->next);
+    c->next = NULL;
+    c->cancel = true;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+void
+copier_pause(struct copier *c, bool paused)
+{
+    pthread_mutex_lock(&c->lock);
+    c->paused = paused;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+bool
+copier_busy(struct copier *c)
+{
+    bool b;
+
+    pthread_mutex_lock(&c->lock);
+    b = c->busy;
+    pthread_mutex_unlock(&c->lock);
+    return b;
+}
+
+const struct copier_progress *
+copier_progress(const struct copier *c)
+{
+    return &c->prog;
+}

@@ -1,0 +1,67 @@
+/*
+ * copier: the background copy of a move. After a topology change, every
+ * key stored on a backend that no longer owns it is moved to its owner,
+ * so that a change ends with each key on its owner only (an orphaned copy
+ * left behind would be served, stale, by a later change back).
+ *
+ * A pass over a snapshot t walks each backend of t with memcached 1.6's
+ * `lru_crawler metadump all` and, for each key whose owner in t is another
+ * backend that is UP, in batches paced at `rate` keys per second:
+ *
+ *   mg KEY v f t c      on the backend holding it (value, flags, TTL, cas)
+ *   ms KEY S F T ME     on the owner: add semantics, never over a value
+ *                       written meanwhile
+ *   md KEY C<cas>       on the holder: only if unchanged since the mg;
+ *                       if it changed or went (a write or delete through
+ *                       the proxy deleted it), the copy just added is
+ *                       deleted again: a deleted key stays deleted
+ *
+ * It runs on a thread of its own with blocking sockets (timeouts from the
+ * config), one pass at a time; a new snapshot restarts the pass. Keys
+ * that cannot be named by a classic command (binary keys) are skipped.
+ */
+#ifndef MCRING_COPIER_H
+#define MCRING_COPIER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct topology;
+
+/* Keys remembered from one metadump; a backend holding more misplaced
+ * keys is walked again once they are moved. */
+#define COPIER_MAX_KEYS 100000
+/* Keys per batch. */
+#define COPIER_BATCH 100
+
+struct copier_progress {
+    _Atomic uint64_t passes;        /* passes begun */
+    _Atomic uint64_t scanned;       /* keys listed by metadumps */
+    _Atomic uint64_t copied;        /* moved to their owner */
+    _Atomic uint64_t skipped;       /* gone meanwhile, owner had a value
+                                       already, owner not UP, or binary */
+    _Atomic uint64_t failed;        /* an error on the way (kept where it
+                                       was) */
+    _Atomic bool running;           /* a pass is in progress */
+};
+
+struct copier;
+
+struct copier *copier_create(void);
+/* Stops the pass in progress and the thread. */
+void copier_destroy(struct copier *c);
+
+/* A pass over t (a reference is taken) at rate keys per second; the pass
+ * in progress, if any, stops at its next batch. rate 0: no copy. */
+void copier_start(struct copier *c, struct topology *t, unsigned rate);
+/* Ends the pass in progress (at its next batch) and any queued. */
+void copier_cancel(struct copier *c);
+/* Holds (or lets go) the pass in progress, between batches. */
+void copier_pause(struct copier *c, bool paused);
+/* Whether a pass is queued or in progress. */
+bool copier_busy(struct copier *c);
+
+const struct copier_progress *copier_progress(const struct copier *c);
+
+#endif
