@@ -169,7 +169,8 @@ copier_bytes(struct copier_conn *cc, size_t n)
 }
 
 /* Waits between batches: paused, or the pace. Returns false when the pass
- * must end (stop, or a newer snapshot). */
+ * must end (stop or cancel; a newer snapshot waits for the pass to end, so
+ * that steps that come faster than a walk do not restart it forever). */
 static bool
 copier_wait(struct copier *c, uint64_t until_ns)
 {
@@ -180,7 +181,7 @@ copier_wait(struct copier *c, uint64_t until_ns)
         uint64_t now = util_now_ns();
         struct timespec ts;
 
-        if (c->stop || c->cancel || c->next != NULL) {
+        if (c->stop || c->cancel) {
             break;
         }
         if (!c->paused && now >= until_ns) {
@@ -201,7 +202,7 @@ copier_wait(struct copier *c, uint64_t until_ns)
         }
         pthread_cond_timedwait(&c->cond, &c->lock, &ts);
     }
-    go = !c->stop && !c->cancel && c->next == NULL;
+    go = !c->stop && !c->cancel;
     pthread_mutex_unlock(&c->lock);
     return go;
 }

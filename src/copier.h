@@ -17,7 +17,8 @@
  *                       deleted again: a deleted key stays deleted
  *
  * It runs on a thread of its own with blocking sockets (timeouts from the
- * config), one pass at a time; a new snapshot restarts the pass. Keys
+ * config), one pass at a time; a new snapshot is walked once the pass in
+ * progress is over (the newest of those that came meanwhile). Keys
  * that cannot be named by a classic command (binary keys) are skipped.
  */
 #ifndef MCRING_COPIER_H
@@ -52,8 +53,8 @@ struct copier *copier_create(void);
 /* Stops the pass in progress and the thread. */
 void copier_destroy(struct copier *c);
 
-/* A pass over t (a reference is taken) at rate keys per second; the pass
- * in progress, if any, stops at its next batch. rate 0: no copy. */
+/* A pass over t (a reference is taken) at rate keys per second, once the
+ * pass in progress, if any, is over. rate 0: no copy. */
 void copier_start(struct copier *c, struct topology *t, unsigned rate);
 /* Ends the pass in progress (at its next batch) and any queued. */
 void copier_cancel(struct copier *c);
