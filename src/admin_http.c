@@ -769,6 +769,25 @@ admin_http_post_migration(struct evhttp_request *req, struct admin_http *a,
     admin_http_json(req, 200, a->ops.migration(a->ops.arg));
 }
 
+static void
+admin_http_rebalance(struct evhttp_request *req, struct admin_http *a,
+                     bool apply)
+{
+    char err[512];
+    int status;
+    json_t *doc = a->ops.rebalance(a->ops.arg, apply, &status, err,
+                                   sizeof(err));
+
+    if (doc == NULL) {
+        admin_http_error(req, status, "%s", err);
+        return;
+    }
+    if (apply) {
+        admin_http_log(req, "rebalance", NULL);
+    }
+    admin_http_json(req, status, doc);
+}
+
 /* ---- dispatch ------------------------------------------------------------ */
 
 static void
@@ -848,6 +867,12 @@ admin_http_handle(struct evhttp_request *req, void *arg)
             admin_http_post_migration(req, a, path + 11);
         } else {
             admin_http_not_allowed(req, "POST");
+        }
+    } else if (strcmp(path, "/rebalance") == 0) {
+        if (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_POST) {
+            admin_http_rebalance(req, a, m == EVHTTP_REQ_POST);
+        } else {
+            admin_http_not_allowed(req, "GET, POST");
         }
     } else if (strcmp(path, "/reload") == 0) {
         if (m == EVHTTP_REQ_POST) {

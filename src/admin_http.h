@@ -44,6 +44,10 @@ struct admin_http_ops {
     json_t *(*migration)(void *arg);
     /* pause, resume, rollback, finish: 0, -1 (unknown verb) or -2. */
     int (*migrate)(void *arg, const char *verb, char *err, size_t errlen);
+    /* GET (apply false) or POST /rebalance: the report, or NULL with an
+     * HTTP status and err. */
+    json_t *(*rebalance)(void *arg, bool apply, int *status, char *err,
+                         size_t errlen);
     int (*reload)(void *arg, const char *why, char *err, size_t errlen);
     int (*set_maint)(void *arg, const char *name, bool maint, char *err,
                      size_t errlen);

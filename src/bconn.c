@@ -279,10 +279,15 @@ bconn_flush(struct bconn *bc)
         evbuffer_get_length(bc->nc.out) == 0) {
         return;
     }
+    size_t before = evbuffer_get_length(bc->nc.out);
+
     if (net_conn_write(&bc->nc) != 0) {
         net_log(&bc->nc, LOG_LEVEL_INFO, "write: %s", strerror(errno));
         bconn_reset(bc, "SERVER_ERROR backend connection lost", false);
+        return;
     }
+    stats_add(&bc->wb->stats->bytes_sent,
+              before - evbuffer_get_length(bc->nc.out));
 }
 
 static void
@@ -559,6 +564,7 @@ bconn_read_cb(evutil_socket_t fd, short what, void *arg)
                 n == 0 ? "closed" : strerror(errno));
         bconn_reset(bc, "SERVER_ERROR backend connection lost", false);
     } else if (n > 0) {
+        stats_add(&bc->wb->stats->bytes_received, (uint64_t)n);
         /* Replies go out with everything else at the end of the turn. */
         bconn_parse(bc);
     }

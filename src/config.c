@@ -109,6 +109,8 @@ static const struct config_key config_keys[] = {
      CONFIG_RAMP_MAX},
     {"proxy", "migrate_rate", CONFIG_TYPE_UINT, CONFIG_OFF(migrate_rate), 5000,
      0, 1000000},
+    {"proxy", "rebalance_max_move", CONFIG_TYPE_UINT,
+     CONFIG_OFF(rebalance_max_move), 10, 1, 100},
     {"health", "interval_ms", CONFIG_TYPE_UINT, CONFIG_OFF(health_interval_ms),
      200, 10, 60000},
     {"health", "timeout_ms", CONFIG_TYPE_UINT, CONFIG_OFF(health_timeout_ms),

@@ -65,6 +65,8 @@ struct config {
                                        (at least its ramp); 0 = off */
     unsigned migrate_rate;          /* keys per second the background copy
                                        moves; 0 = no copy */
+    unsigned rebalance_max_move;    /* percent of the keys POST /rebalance
+                                       may move per hour */
 
     /* [health] */
     unsigned health_interval_ms;

@@ -101,6 +101,10 @@ ctl_usage(FILE *out)
             "  migration [pause|resume|rollback|finish]\n"
             "                               the move in progress, or steer "
             "it\n"
+            "  rebalance [apply]            requests per backend against its "
+            "weight,\n"
+            "                               and the weights that even them "
+            "out\n"
             "  maint NAME                   take a backend out of routing\n"
             "  activate NAME                put it back (after recovery)\n"
             "  reload                       re-read the config file\n"
@@ -281,6 +285,18 @@ ctl_build(const struct ctl_args *a, struct ctl_request *r)
         ctl_set(r, EVHTTP_REQ_PATCH, "PATCH", ctl_backend_path(arg[0]));
         r->body = ctl_dump(
             ctl_with_ramp(json_pack("{s:f}", "weight", w), a->ramp));
+    } else if (strcmp(cmd, "rebalance") == 0) {
+        if (ctl_nargs(a, 0, 1) != 0) {
+            return -1;
+        }
+        if (a->ncmd == 2 && strcmp(arg[0], "apply") != 0) {
+            fprintf(stderr, "mcring ctl: rebalance: expected apply, got "
+                            "'%s'\n",
+                    arg[0]);
+            return -1;
+        }
+        ctl_set(r, a->ncmd == 2 ? EVHTTP_REQ_POST : EVHTTP_REQ_GET,
+                a->ncmd == 2 ? "POST" : "GET", util_xstrdup("/rebalance"));
     } else if (strcmp(cmd, "migration") == 0) {
         char path[40];
 
@@ -777,9 +793,37 @@ ctl_print_migration(json_t *doc)
 }
 
 static void
+ctl_print_rebalance(json_t *doc)
+{
+    json_t *list = json_object_get(doc, "backends");
+    json_t *e;
+    size_t i;
+    int wn = ctl_width(list, "name", "backend");
+
+    printf("%-*s %8s %8s %8s %8s %8s\n", wn, "backend", "weight",
+           "requests", "bytes", "load", "proposed");
+    json_array_foreach(list, i, e) {
+        printf("%-*s %8g %8.4f %8.4f %8.3f %8g\n", wn, ctl_str(e, "name"),
+               ctl_num(e, "weight"), ctl_num(e, "request_share"),
+               ctl_num(e, "byte_share"), ctl_num(e, "load"),
+               ctl_num(e, "proposed_weight"));
+    }
+    printf("window %.0f s, %g requests; ", ctl_num(doc, "window_seconds"),
+           ctl_num(doc, "requests"));
+    if (json_is_true(json_object_get(doc, "proposal"))) {
+        printf("the proposal moves %.4f of the keys, over %g s\n",
+               ctl_num(doc, "moved_share"), ctl_num(doc, "ramp"));
+    } else {
+        printf("no proposal: %s\n", ctl_str(doc, "reason"));
+    }
+}
+
+static void
 ctl_print(const char *cmd, json_t *doc)
 {
-    if (strcmp(cmd, "migration") == 0) {
+    if (strcmp(cmd, "rebalance") == 0) {
+        ctl_print_rebalance(doc);
+    } else if (strcmp(cmd, "migration") == 0) {
         ctl_print_migration(doc);
     } else if (strcmp(cmd, "backends") == 0) {
         ctl_print_backends(doc);

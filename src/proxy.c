@@ -38,6 +38,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "proxy.h"
+#include "rebalance.h"
 #include "stats.h"
 #include "recovery.h"
 #include "topology.h"
@@ -484,6 +485,40 @@ proxy_ops_migration(void *arg)
     return o;
 }
 
+/* GET /rebalance (apply false) or POST: the report, and with apply the
+ * proposed weights applied as a paced reweight. */
+static json_t *
+proxy_ops_rebalance(void *arg, bool apply, int *status, char *err,
+                    size_t errlen)
+{
+    struct proxy *p = arg;
+    const struct config *target = migrate_target(p->migrate);
+    struct config *cfg = NULL;
+    int ramp = -1;
+    json_t *doc = rebalance_report(p->rebalance, target,
+                                   target->rebalance_max_move / 100.0,
+                                   apply ? &cfg : NULL, &ramp);
+
+    *status = 200;
+    if (!apply) {
+        return doc;
+    }
+    if (cfg == NULL) {
+        *status = 409;
+        snprintf(err, errlen, "%s",
+                 json_string_value(json_object_get(doc, "reason")));
+        json_decref(doc);
+        return NULL;
+    }
+    if (proxy_apply(p, cfg, ramp, "rebalance", err, errlen) != 0) {
+        *status = 409;
+        json_decref(doc);
+        return NULL;
+    }
+    json_object_set_new(doc, "migration", migrate_json(p->migrate));
+    return doc;
+}
+
 static int
 proxy_ops_migrate(void *arg, const char *verb, char *err, size_t errlen)
 {
@@ -558,8 +593,9 @@ proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
         };
 
         p->migrate = migrate_create(p->base, &mops);
-        if (p->migrate == NULL) {
-            snprintf(err, errlen, "cannot create the migration timer");
+        p->rebalance = rebalance_create(p->base, proxy_ops_topology, p);
+        if (p->migrate == NULL || p->rebalance == NULL) {
+            snprintf(err, errlen, "cannot create the migration timers");
             return -1;
         }
     }
@@ -578,6 +614,7 @@ proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
             .target = proxy_ops_target,
             .migration = proxy_ops_migration,
             .migrate = proxy_ops_migrate,
+            .rebalance = proxy_ops_rebalance,
             .reload = proxy_ops_reload,
             .set_maint = proxy_ops_set_maint,
             .stats_lock = &p->stats_lock,
@@ -638,6 +675,8 @@ proxy_stop(struct proxy *p)
     p->health = NULL;
     migrate_destroy(p->migrate);
     p->migrate = NULL;
+    rebalance_destroy(p->rebalance);
+    p->rebalance = NULL;
     if (p->workers != NULL) {
         for (unsigned i = 0; i < p->nworkers; i++) {
             struct worker *w = p->workers[i];

@@ -41,6 +41,7 @@ struct worker;
 struct health;
 struct admin_http;
 struct migrate;
+struct rebalance;
 
 struct proxy {
     struct topology *topo;          /* current; main thread only (workers
@@ -61,6 +62,7 @@ struct proxy {
     struct admin_http *admin;       /* owned; main thread; NULL when off */
     struct migrate *migrate;        /* owned; main thread (its summary:
                                        any thread) */
+    struct rebalance *rebalance;    /* owned; main thread */
     unsigned next_worker;
     time_t start_time;
     _Atomic unsigned max_connections;

@@ -69,6 +69,8 @@
     X(connects, COUNTER, "Connection attempts to the backend")              \
     X(connect_failures, COUNTER, "Connection attempts that failed")         \
     X(failovers, COUNTER, "Keys of the backend routed to a fallback")       \
+    X(bytes_sent, COUNTER, "Bytes of requests written to the backend")      \
+    X(bytes_received, COUNTER, "Bytes of replies read from the backend")    \
     X(connections, GAUGE, "Connections to the backend open now")
 
 enum stats_type {

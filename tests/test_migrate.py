@@ -513,6 +513,59 @@ class CopyTest(MigrateTestCase):
         self.assertEqual(sorted(got), sorted(keys[1::2]))
 
 
+class RebalanceTest(MigrateTestCase):
+    """GET /rebalance: requests per backend against its weight; POST: the
+    weights that even them out, as a paced reweight."""
+
+    def test_hot_backend_gets_less_weight(self):
+        code, _, doc = self.api("POST", "/rebalance")
+        self.assertEqual(code, 409, doc)
+        self.assertIn("too few requests", doc["error"])
+        keys = self.keys(300, "rb")
+        owners = self.owners(keys, self.names())
+        hot = [k for k in keys if owners[k] == self.names()[0]]
+        cold = [k for k in keys if owners[k] != self.names()[0]]
+        with self.mcring.client() as c:
+            for _ in range(20):
+                c.get_multi(hot[:50])
+                for k in hot[:50]:
+                    c.get(k)
+                c.get(cold[0])
+        rep = self.ok("GET", "/rebalance")
+        self.assertTrue(rep["proposal"], rep)
+        self.assertGreaterEqual(rep["requests"], 1000)
+        by = {b["name"]: b for b in rep["backends"]}
+        b1 = by[self.names()[0]]
+        self.assertGreater(b1["request_share"], 0.9)
+        self.assertGreater(b1["load"], 2.5)
+        self.assertAlmostEqual(sum(b["request_share"] for b in by.values()),
+                               1.0, delta=1e-6)
+        self.assertLess(b1["proposed_weight"], 1.0)
+        for n in self.names()[1:]:
+            self.assertGreater(by[n]["proposed_weight"], 1.0)
+        self.assertAlmostEqual(sum(b["proposed_weight"]
+                                   for b in by.values()), 3.0, delta=0.01)
+        self.assertGreater(rep["moved_share"], 0)
+        # At most 10% of the keys an hour (the default).
+        self.assertAlmostEqual(rep["ramp"], 3600 * rep["moved_share"] / 0.1,
+                               delta=1.5)
+        r = test_admin.CtlTest.ctl(self, "rebalance")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("the proposal moves", r.stdout)
+        doc = self.ok("POST", "/rebalance")
+        m = doc["migration"]
+        self.assertEqual(m["state"], "running")
+        self.assertEqual(m["why"], "rebalance")
+        moves = {mv["backend"]: mv for mv in m["moves"]}
+        self.assertEqual(moves[self.names()[0]]["to_weight"],
+                         b1["proposed_weight"])
+        self.assertEqual(moves[self.names()[0]]["ramp"], rep["ramp"])
+        # Pausable and reversible like any move.
+        self.ok("POST", "/migration/rollback")
+        self.wait_migration("idle", timeout=30)
+        self.assertEqual(self.backends()[self.names()[0]]["weight"], 1.0)
+
+
 class CtlTest(MigrateTestCase):
     """`mcring ctl`: add, remove and weight with --ramp, migration."""
 
