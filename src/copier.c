@@ -556,14 +556,18 @@ copier_pass(struct copier *c, struct topology *t, unsigned rate)
     atomic_fetch_add(&c->prog.passes, 1);
     for (unsigned round = 0; round < COPIER_ROUNDS; round++) {
         uint64_t found = 0;
-        bool go = true;
+        bool go = true, missed = false;
 
         for (uint32_t i = 0; i < t->n && go; i++) {
-            go = !backend_is_up(t->backends[i]) ||
-                 copier_backend(c, t, t->backends[i], rate, &owners, keys,
+            if (!backend_is_up(t->backends[i])) {
+                missed = true; /* walked again, once it is back */
+                continue;
+            }
+            go = copier_backend(c, t, t->backends[i], rate, &owners, keys,
                                 &found);
         }
-        if (!go || found == 0) {
+        if (!go || (found == 0 && !missed) ||
+            (missed && !copier_wait(c, util_now_ns() + 1000000000u))) {
             break;
         }
     }

@@ -123,6 +123,9 @@ plan_merge(struct plan *p)
 {
     size_t n = 0;
 
+    if (p->npairs == 0) {
+        return;
+    }
     qsort(p->pairs, p->npairs, sizeof(*p->pairs), plan_pair_cmp);
     for (size_t i = 0; i < p->npairs; i++) {
         if (n > 0 && p->pairs[n - 1].from == p->pairs[i].from &&

@@ -62,6 +62,7 @@ class AdminTestCase(unittest.TestCase):
     NBACKENDS = 3
     ADMIN = None        # default: loopback TCP with TOKEN
     PROXY = {"threads": 2}
+    HEALTH = HEALTH
 
     def setUp(self):
         self.memcached = []
@@ -79,7 +80,7 @@ class AdminTestCase(unittest.TestCase):
         self.mcring = AdminMcring(
             self.tmpdir,
             [(m.name, m.port) for m in self.memcached[:self.NBACKENDS]],
-            admin, proxy=self.PROXY, health=HEALTH)
+            admin, proxy=self.PROXY, health=self.HEALTH)
         self.mcring.start()
         self.wait_state(self.names(), "UP")
 
