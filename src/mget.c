@@ -118,6 +118,23 @@ mget_match(struct frag *f, const char *key, size_t keylen, uint32_t blocklen)
     return false;
 }
 
+/* Room for len more bytes in req->vals (doubling). */
+static void
+mget_vals_reserve(struct request *req, size_t len)
+{
+    size_t cap;
+
+    if (req->valslen + len <= req->valscap) {
+        return;
+    }
+    cap = req->valscap == 0 ? 4096 : req->valscap * 2;
+    while (cap < req->valslen + len) {
+        cap *= 2;
+    }
+    req->vals = util_xrealloc(req->vals, cap, 1);
+    req->valscap = cap;
+}
+
 void
 mget_value(struct frag *f, const char *p, size_t len)
 {
@@ -131,15 +148,7 @@ mget_value(struct frag *f, const char *p, size_t len)
         evbuffer_add(f->buf, p, len);
         return;
     }
-    if (req->valslen + len > req->valscap) {
-        size_t cap = req->valscap == 0 ? 4096 : req->valscap * 2;
-
-        while (cap < req->valslen + len) {
-            cap *= 2;
-        }
-        req->vals = util_xrealloc(req->vals, cap, 1);
-        req->valscap = cap;
-    }
+    mget_vals_reserve(req, len);
     memcpy(req->vals + req->valslen, p, len);
     req->block_off[f->matched] = (uint32_t)req->valslen;
     req->valslen += len;
@@ -183,15 +192,7 @@ mget_put(struct request *req, uint32_t idx, const char *line, size_t linelen,
 {
     size_t len = linelen + datalen;
 
-    if (req->valslen + len > req->valscap) {
-        size_t cap = req->valscap == 0 ? 4096 : req->valscap * 2;
-
-        while (cap < req->valslen + len) {
-            cap *= 2;
-        }
-        req->vals = util_xrealloc(req->vals, cap, 1);
-        req->valscap = cap;
-    }
+    mget_vals_reserve(req, len);
     memcpy(req->vals + req->valslen, line, linelen);
     memcpy(req->vals + req->valslen + linelen, data, datalen);
     req->block_off[idx] = (uint32_t)req->valslen;

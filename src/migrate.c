@@ -120,32 +120,12 @@ migrate_free_moves(struct migrate *m)
     m->start = m->target = m->base_cfg = NULL;
 }
 
-/* Share of the key space whose owner in t is not its owner in origin. */
-struct migrate_moved {
-    const struct ring *a, *b;
-    double share;
-};
-
-static void
-migrate_moved_arc(uint32_t ia, uint32_t ib, double share, void *arg)
-{
-    struct migrate_moved *mm = arg;
-
-    if (strcmp(ring_backend_name(mm->a, ia), ring_backend_name(mm->b, ib)) !=
-        0) {
-        mm->share += share;
-    }
-}
-
+/* Share of the key space whose owner in t is not its owner in origin
+ * (NAN when the hash changed: every key may have moved). */
 static double
 migrate_moved_share(const struct topology *origin, const struct topology *t)
 {
-    struct migrate_moved mm = {origin->ring, t->ring, 0.0};
-
-    if (ring_compare(origin->ring, t->ring, migrate_moved_arc, &mm) != 0) {
-        return NAN; /* the hash changed: every key may have moved */
-    }
-    return mm.share;
+    return ring_moved_share(origin->ring, t->ring);
 }
 
 /* Expected end of the steps (wall clock), 0 when none is left. */

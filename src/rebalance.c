@@ -142,22 +142,6 @@ rebalance_value(const struct rebalance_sample *s, uint32_t id,
     return UINT64_MAX;
 }
 
-struct rebalance_moved {
-    const struct ring *a, *b;
-    double share;
-};
-
-static void
-rebalance_moved_arc(uint32_t ia, uint32_t ib, double share, void *arg)
-{
-    struct rebalance_moved *m = arg;
-
-    if (strcmp(ring_backend_name(m->a, ia), ring_backend_name(m->b, ib)) !=
-        0) {
-        m->share += share;
-    }
-}
-
 /* Share of keys a change from config a to b moves (NAN: unknown). */
 static double
 rebalance_moved(const struct config *a, const struct config *b)
@@ -166,12 +150,8 @@ rebalance_moved(const struct config *a, const struct config *b)
     struct ring *ra = config_build_ring(a, err, sizeof(err));
     struct ring *rb = ra != NULL ? config_build_ring(b, err, sizeof(err))
                                  : NULL;
-    struct rebalance_moved m = {ra, rb, 0.0};
-    double share = NAN;
+    double share = rb != NULL ? ring_moved_share(ra, rb) : NAN;
 
-    if (rb != NULL && ring_compare(ra, rb, rebalance_moved_arc, &m) == 0) {
-        share = m.share;
-    }
     ring_destroy(rb);
     ring_destroy(ra);
     return share;

@@ -840,3 +840,25 @@ ring_compare(const struct ring *a, const struct ring *b, ring_arc_fn fn,
     return 0;
 }
 
+struct ring_moved {
+    const struct ring *a, *b;
+    double share;
+};
+
+static void
+ring_moved_arc(uint32_t ia, uint32_t ib, double share, void *arg)
+{
+    struct ring_moved *m = arg;
+
+    if (strcmp(m->a->backends[ia].name, m->b->backends[ib].name) != 0) {
+        m->share += share;
+    }
+}
+
+double
+ring_moved_share(const struct ring *a, const struct ring *b)
+{
+    struct ring_moved m = {a, b, 0.0};
+
+    return ring_compare(a, b, ring_moved_arc, &m) == 0 ? m.share : NAN;
+}

@@ -116,6 +116,10 @@ typedef void (*ring_arc_fn)(uint32_t ia, uint32_t ib, double share,
 int ring_compare(const struct ring *a, const struct ring *b, ring_arc_fn fn,
                  void *arg);
 
+/* The share of keys whose owner's name differs between a and b (the sum
+ * of ring_compare()'s moved arcs), or NAN when their hashes differ. */
+double ring_moved_share(const struct ring *a, const struct ring *b);
+
 /*
  * The first backend accepted by pred in the fallback walk of key, or
  * RING_NONE when none is. Allocation-free, for the request path.

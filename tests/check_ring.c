@@ -780,6 +780,7 @@ START_TEST(test_compare_exact_moved_share)
         sum.b = after;
         ck_assert_int_eq(ring_compare(before, after, compare_arc, &sum), 0);
         ck_assert_msg(fabs(sum.total - 1.0) < 1e-9, "total %.12f", sum.total);
+        ck_assert(fabs(ring_moved_share(before, after) - sum.moved) < 1e-12);
         if (hashes[h] == RING_HASH_XXH3) {
             double share =
                 ring_backend_arc_share(after, find_backend(after, "mc11"));
@@ -821,6 +822,8 @@ START_TEST(test_compare_same_ring_moves_nothing)
     ck_assert(sum.moved == 0.0);
     ck_assert_msg(fabs(sum.total - 1.0) < 1e-9, "total %.12f", sum.total);
     ck_assert_int_eq(ring_compare(r, k, compare_arc, &sum), -1);
+    ck_assert(ring_moved_share(r, r) == 0.0);
+    ck_assert(isnan(ring_moved_share(r, k)));
     ring_destroy(k);
     ring_destroy(r);
     bset_deinit(&s);
