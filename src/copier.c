@@ -359,11 +359,12 @@ copier_owner_conn(struct copier_owners *o, struct backend *be,
     return cc;
 }
 
-/* Moves keys[0..n) from be to their owners. Returns 0 or -1. */
+/* Moves keys[0..n) from be to their owners; *found counts them. Returns
+ * 0 or -1. */
 static int
 copier_move(struct copier *c, const struct topology *t, struct backend *be,
             struct copier_conn *src, struct copier_owners *owners,
-            struct copier_key *keys, size_t n)
+            struct copier_key *keys, size_t n, uint64_t *found)
 {
     unsigned tmo = t->cfg->timeout_ms;
     int rc = 0;
@@ -393,6 +394,7 @@ copier_move(struct copier *c, const struct topology *t, struct backend *be,
         }
         free(l);
     }
+    *found += n;
     /* 2. Added on the owners. */
     for (size_t i = 0; i < n; i++) {
         struct copier_key *k = &keys[i];
@@ -465,9 +467,10 @@ copier_move(struct copier *c, const struct topology *t, struct backend *be,
             atomic_fetch_add(k->stored ? &c->prog.copied : &c->prog.skipped,
                              1);
         } else if (k->stored) {
-            /* Written or deleted meanwhile through the proxy (which
-             * deletes the holder's copy): the copy may be older than
-             * what the client last did. It goes. */
+            /* Changed or gone since the mg: written or deleted through
+             * the proxy (which deletes the holder's copy), so the copy may
+             * be older than what the client last did: it goes. (Moved by
+             * another mover looks the same: a miss, never a stale value.) */
             struct copier_conn *oc = &owners->conns[k->owner->id];
             char *l2;
 
@@ -498,8 +501,8 @@ copier_free_keys(struct copier_key *keys, size_t n)
     memset(keys, 0, n * sizeof(*keys));
 }
 
-/* Moves every misplaced key of be; *found counts those it found. Returns
- * false when the pass must end. */
+/* Moves every misplaced key of be; *found counts those it found.
+ * Returns false when the pass must end. */
 static bool
 copier_backend(struct copier *c, const struct topology *t, struct backend *be,
                unsigned rate, struct copier_owners *owners,
@@ -511,7 +514,6 @@ copier_backend(struct copier *c, const struct topology *t, struct backend *be,
         long n = copier_scan(c, t, be, keys, &more);
         struct copier_conn src;
 
-        *found += n > 0 ? (uint64_t)n : 0;
         if (n < 0) {
             atomic_fetch_add(&c->prog.failed, 1);
             return copier_wait(c, 0);
@@ -525,7 +527,8 @@ copier_backend(struct copier *c, const struct topology *t, struct backend *be,
             size_t b = (size_t)(n - i < COPIER_BATCH ? n - i : COPIER_BATCH);
             uint64_t t0 = util_now_ns();
 
-            if (copier_move(c, t, be, &src, owners, keys + i, b) != 0) {
+            if (copier_move(c, t, be, &src, owners, keys + i, b, found) !=
+                0) {
                 log_warn("migration copy: an error on %s; its keys stay "
                          "where they are for now", be->name);
                 atomic_fetch_add(&c->prog.failed, 1);

@@ -16,6 +16,10 @@
  *                       the proxy deleted it), the copy just added is
  *                       deleted again: a deleted key stays deleted
  *
+ * A pass walks the backends again while a walk finds keys to move
+ * (memcached's crawler skips items that move in the LRU while it walks);
+ * the move ends with a last pass, after the others, for what they missed.
+ *
  * It runs on a thread of its own with blocking sockets (timeouts from the
  * config), one pass at a time; a new snapshot is walked once the pass in
  * progress is over (the newest of those that came meanwhile). Keys

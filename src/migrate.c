@@ -46,6 +46,8 @@ struct migrate_move {
 struct migrate {
     struct event_base *base;
     struct copier *copier;
+    bool cleaning;                      /* the copy's last pass is out:
+                                           then the window ends */
     struct migrate_ops ops;
     struct event *timer;
     enum migrate_state state;
@@ -284,6 +286,7 @@ migrate_end_move(struct migrate *m, const struct config *final,
     m->state = MIGRATE_WARMUP;
     m->warm_until_ns = util_now_ns() + (uint64_t)warm_s * MIGRATE_NS;
     m->warm_until_wall = (int64_t)time(NULL) + warm_s;
+    m->cleaning = false;
     copier_start(m->copier, m->ops.current(m->ops.arg), final->migrate_rate);
     migrate_schedule(m, m->warm_until_ns);
     log_notice("migration: %s, %.4f of the keys moved; warm-up from their "
@@ -320,10 +323,20 @@ migrate_end_warmup(struct migrate *m, bool now)
     char err[256];
 
     evtimer_del(m->timer);
-    if (!now && copier_busy(m->copier)) {
+    if (copier_busy(m->copier)) {
         migrate_schedule(m, util_now_ns() + MIGRATE_WAIT_NS);
         return;
     }
+    if (!m->cleaning && m->final != NULL && m->final->migrate_rate > 0) {
+        /* A last pass, for what the others missed, then the window
+         * closes. */
+        m->cleaning = true;
+        copier_start(m->copier, m->ops.current(m->ops.arg),
+                     m->final->migrate_rate);
+        migrate_schedule(m, util_now_ns() + MIGRATE_WAIT_NS);
+        return;
+    }
+    (void)now;
     if (migrate_publish(m, m->final, false, err, sizeof(err)) != 0) {
         log_error("migration: cannot end the warm-up: %s", err);
     }
@@ -678,7 +691,8 @@ migrate_control(struct migrate *m, const char *verb, char *err, size_t errlen)
         copier_pause(m->copier, false);
         log_notice("migration: finish, by the operator");
         if (m->state == MIGRATE_WARMUP) {
-            /* No copy goes on once the window is closed. */
+            /* The copy stops; a last pass goes, then the window
+             * closes. */
             copier_cancel(m->copier);
             migrate_end_warmup(m, true);
         } else if (m->state == MIGRATE_ROLLBACK ||

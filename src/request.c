@@ -100,6 +100,8 @@ request_get(struct worker *w, struct client *c)
     req->warm_sent = false;
     req->meta_seen = false;
     req->warm_touch = false;
+    req->copy_src = NULL;
+    req->deferred_be = NULL;
     return req;
 }
 
@@ -348,6 +350,60 @@ request_owner_delete(struct request *req, struct bconn *obc)
     bconn_enqueue(obc, f);
 }
 
+/*
+ * Keeps a delete's bytes (n, then "\r\n" and with quiet an "mn") to send
+ * to b as kind once the previous owners' deletes are answered, and sends
+ * those: a warm-up copy that races the delete then finds its source gone
+ * and is deleted again (see warmup.h).
+ */
+static void
+request_defer(struct request *req, struct backend *b, enum frag_kind kind,
+              const char *bytes, size_t n, bool quiet)
+{
+    size_t len = n + 2 + (quiet ? 4 : 0);
+
+    if (len > req->valscap) {
+        req->vals = util_xrealloc(req->vals, len, 1);
+        req->valscap = len;
+    }
+    memcpy(req->vals, bytes, n);
+    memcpy(req->vals + n, "\r\nmn\r\n", len - n);
+    req->valslen = len;
+    req->deferred_be = b;
+    req->deferred_kind = kind;
+    request_finish(req);
+}
+
+bool
+request_send_deferred(struct request *req)
+{
+    struct worker *w = req->worker;
+    struct backend *b = req->deferred_be;
+    struct worker_backend *wb = worker_wb(w, b);
+    struct bconn *bc = NULL;
+    struct evbuffer *out = NULL;
+
+    req->deferred_be = NULL;
+    if (wb != NULL) {
+        bc = route_pick(w, wb);
+        out = bconn_output(bc);
+    }
+    if (out == NULL) {
+        if (wb != NULL) {
+            stats_add(&wb->stats->errors, 1);
+        }
+        req->nfailed++;
+        request_set_error(req, "SERVER_ERROR backend unavailable");
+        return false;
+    }
+    request_reserve_frags(req, req->nfrags + 1);
+    evbuffer_add(out, req->vals, req->valslen);
+    req->valslen = 0;
+    req->pending++;
+    bconn_enqueue(bc, request_frag_init(req, req->deferred_kind, b));
+    return true;
+}
+
 static void
 request_dispatch_single(struct request *req, const struct proto_req *pr,
                         const char *line, size_t len, struct evbuffer *data,
@@ -376,6 +432,16 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     out = request_write_output(req, b, data, skip,
                                storage ? (size_t)pr->vlen + 2 : 0, &bc);
     if (out == NULL) {
+        return;
+    }
+    if (req->nprev > 0 && pr->cmd == PROTO_CMD_DELETE && obc == NULL) {
+        /* A moved key's delete: its previous owners first. */
+        char fl[PROTO_LINE_BUF + 64];
+        size_t n = owner != NULL ? route_failover_line(w->cfg, pr, line, len,
+                                                       fl, sizeof(fl))
+                                 : proto_strip_noreply(line, len, pr->noreply);
+
+        request_defer(req, b, FRAG_LINE, owner != NULL ? fl : line, n, false);
         return;
     }
     request_reserve_frags(req, 2);
@@ -867,10 +933,15 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
     if (out == NULL) {
         return;
     }
+    n = request_meta_line(req, pr, line, len, owner != NULL, fl, sizeof(fl));
+    if (req->nprev > 0 && pr->cmd == PROTO_CMD_MD && obc == NULL) {
+        /* A moved key's delete: its previous owners first. */
+        request_defer(req, b, FRAG_META, fl, n, pr->meta_quiet);
+        return;
+    }
     request_reserve_frags(req, 2);
     f = request_frag_init(req, FRAG_META, b);
     req->pending = 1;
-    n = request_meta_line(req, pr, line, len, owner != NULL, fl, sizeof(fl));
     evbuffer_add(out, fl, n);
     evbuffer_add(out, "\r\n", 2);
     if (pr->cmd == PROTO_CMD_MS) {
@@ -910,7 +981,8 @@ request_frag_meta(struct frag *f, const char *line, size_t total,
 {
     struct request *req = f->req;
 
-    if (f->kind == FRAG_WARM || f->kind == FRAG_COPY) {
+    if (f->kind == FRAG_WARM || f->kind == FRAG_COPY ||
+        f->kind == FRAG_COPY_CHECK || f->kind == FRAG_COPY_UNDO) {
         warmup_frag_meta(f, line, total, in);
         return;
     }
@@ -1150,7 +1222,8 @@ request_frag_fail(struct frag *f, const char *reason)
 
     if (f->kind == FRAG_OWNER_DELETE || f->kind == FRAG_PREV_DELETE ||
         f->kind == FRAG_WARM || f->kind == FRAG_WARM_META ||
-        f->kind == FRAG_COPY) {
+        f->kind == FRAG_COPY || f->kind == FRAG_COPY_CHECK ||
+        f->kind == FRAG_COPY_UNDO) {
         if (f->kind == FRAG_OWNER_DELETE) {
             request_owner_delete_failed(req, f->be);
         } else {

@@ -47,6 +47,9 @@ enum frag_kind {
                            key's previous owner, its reply relayed */
     FRAG_COPY,          /* ms with add semantics of a warm-up hit to the
                            key's new owner (an orphaned request) */
+    FRAG_COPY_CHECK,    /* ... then mg c on where it came from: unchanged? */
+    FRAG_COPY_UNDO,     /* ... else md of the copy: it may be older than a
+                           write or delete made meanwhile */
 };
 
 /* Fragments whose replies are framed as meta replies. */
@@ -54,7 +57,7 @@ static inline bool
 frag_kind_is_meta(enum frag_kind k)
 {
     return k == FRAG_META || k == FRAG_WARM || k == FRAG_WARM_META ||
-           k == FRAG_COPY;
+           k == FRAG_COPY || k == FRAG_COPY_CHECK || k == FRAG_COPY_UNDO;
 }
 
 struct frag {
@@ -136,6 +139,13 @@ struct request {
     bool warm_touch;                /* gat/gats: copies get warm_exptime */
     int64_t warm_exptime;
     uint32_t warm_linelen;          /* mg: the client's line, in line */
+    struct backend *copy_src;       /* a copy: where its value was read */
+    uint64_t copy_cas;              /* ... and its cas unique there */
+    struct backend *deferred_be;    /* a delete sent once the previous
+                                       owners' deletes are answered: its
+                                       target, its kind, its bytes in
+                                       vals; or NULL */
+    enum frag_kind deferred_kind;
     char errline[128];              /* first failure, for the reply */
 };
 
@@ -182,6 +192,10 @@ void request_reserve_frags(struct request *req, uint32_t n);
 /* The next fragment (room reserved), of kind, to be (NULL: none). */
 struct frag *request_frag_init(struct request *req, enum frag_kind kind,
                                struct backend *be);
+/* Sends the deferred delete (see deferred_be). Returns false when it
+ * could not be sent: the request is answered with an error then. */
+bool request_send_deferred(struct request *req);
+
 /* Copies key into req->line as req->keys[0]. */
 void request_keep_key(struct request *req, const struct proto_str *key);
 

@@ -57,6 +57,8 @@
                                      "a value already there")               \
     X(warmup_copies_dropped, COUNTER, "Warm-up copies dropped: the "         \
                                       "worker's copy queue was full")       \
+    X(warmup_copies_undone, COUNTER, "Warm-up copies deleted again: their " \
+                                     "source changed meanwhile")            \
     X(migrate_deletes, COUNTER, "Deletes sent to the previous owner of a "  \
                                 "key written during a move")                \
     X(migrate_delete_failures, COUNTER, "Of those, deletes that failed or " \

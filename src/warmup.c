@@ -139,7 +139,6 @@ warmup_send_get(struct request *req, uint32_t i, struct backend *po,
 {
     struct worker *w = req->worker;
     struct worker_backend *wb = worker_wb(w, po);
-    bool cas = req->cmd == PROTO_CMD_GETS || req->cmd == PROTO_CMD_GATS;
     struct bconn *bc;
     struct evbuffer *out;
     struct frag *f;
@@ -155,9 +154,10 @@ warmup_send_get(struct request *req, uint32_t i, struct backend *po,
         evbuffer_add(out, req->meta_quiet ? "\r\nmn\r\n" : "\r\n",
                      req->meta_quiet ? 6 : 2);
     } else {
-        evbuffer_add_printf(out, "mg %.*s%s v f t%s\r\n",
+        /* c always: the copy checks the source did not change. */
+        evbuffer_add_printf(out, "mg %.*s%s v f t c\r\n",
                             (int)req->keys[i].len, req->keys[i].p,
-                            req->prev_b64 ? " b" : "", cas ? " c" : "");
+                            req->prev_b64 ? " b" : "");
     }
     req->pending++;
     bconn_enqueue(bc, f);
@@ -217,6 +217,10 @@ warmup_continue(struct request *req)
         if (sent) {
             return true;
         }
+    }
+    if (req->deferred_be != NULL) {
+        /* A delete whose previous owners' deletes are answered. */
+        return request_send_deferred(req);
     }
     if (req->nwarm > 0 && !req->warm_sent && req->client != NULL &&
         (warmup_is_retrieval(req->cmd) || req->cmd == PROTO_CMD_MG)) {
@@ -286,10 +290,14 @@ warmup_copy_ttl(const struct request *req, const struct warmup_va *va)
     return va->ttl;
 }
 
-/* Copies the hit (data: len bytes and "\r\n") to the key's new owner. */
+/*
+ * Copies the hit (data: len bytes and "\r\n"), read on from, to the key's
+ * new owner; once stored, from is asked whether the item is still the one
+ * read, and the copy deleted again if not (see warmup.h).
+ */
 static void
 warmup_copy(struct request *req, uint32_t i, const struct warmup_va *va,
-            const char *data)
+            const char *data, struct backend *from)
 {
     struct worker *w = req->worker;
     struct backend *to = req->frags[req->stream ? 0 : req->key_frag[i]].be;
@@ -314,7 +322,12 @@ warmup_copy(struct request *req, uint32_t i, const struct warmup_va *va,
     r->cmd = PROTO_CMD_MS;
     r->noreply = true;
     r->counted = va->len;
-    request_reserve_frags(r, 1);
+    r->prev_b64 = req->prev_b64;
+    r->copy_src = va->has_cas ? from : NULL;
+    r->copy_cas = va->cas;
+    request_keep_key(r, &req->keys[i]);
+    /* The copy, its check and its undo: no fragment moves once queued. */
+    request_reserve_frags(r, 3);
     f = request_frag_init(r, FRAG_COPY, to);
     r->pending = 1;
     w->warm_copies++;
@@ -380,6 +393,76 @@ warmup_look_again(struct request *req, uint32_t i)
     return true;
 }
 
+/* Queues a one-line meta command about r's key on be as kind. */
+static bool
+warmup_copy_send(struct request *r, struct backend *be, enum frag_kind kind,
+                 const char *cmd, const char *flags)
+{
+    struct worker *w = r->worker;
+    struct worker_backend *wb = worker_wb(w, be);
+    struct bconn *bc;
+    struct evbuffer *out;
+
+    if (wb == NULL || r->nfrags >= r->fragcap ||
+        (out = bconn_output(bc = route_pick(w, wb))) == NULL) {
+        return false;
+    }
+    evbuffer_add_printf(out, "%s %.*s%s%s\r\n", cmd, (int)r->keys[0].len,
+                        r->keys[0].p, r->prev_b64 ? " b" : "", flags);
+    r->pending++;
+    bconn_enqueue(bc, request_frag_init(r, kind, be));
+    return true;
+}
+
+/*
+ * The copy is stored (HD) or not (NS: a value got there first, which is
+ * right); stored, the source is checked: the item read is still there
+ * (HD c<the cas read>), or the copy goes (md on the new owner), since a
+ * delete or a write through a proxy may have come in between.
+ */
+static void
+warmup_copy_reply(struct frag *f, const char *line, size_t total,
+                  struct evbuffer *in)
+{
+    struct request *r = f->req;
+    struct worker *w = r->worker;
+    char head[64];
+    size_t n = total < sizeof(head) - 1 ? total : sizeof(head) - 1;
+    struct backend *to = r->frags[0].be;
+
+    if (in != NULL) {
+        evbuffer_copyout(in, head, n);
+        evbuffer_drain(in, total);
+    } else {
+        memcpy(head, line, n);
+    }
+    head[n] = '\0';
+    if (f->kind == FRAG_COPY) {
+        bool stored = strncmp(head, "HD", 2) == 0;
+
+        stats_add(stored ? &w->stats.warmup_copies
+                         : &w->stats.warmup_copy_failures,
+                  1);
+        if (stored && r->copy_src != NULL &&
+            !warmup_copy_send(r, r->copy_src, FRAG_COPY_CHECK, "mg", " c") &&
+            !warmup_copy_send(r, to, FRAG_COPY_UNDO, "md", "")) {
+            stats_add(&w->stats.warmup_copy_failures, 1);
+        }
+    } else if (f->kind == FRAG_COPY_CHECK) {
+        char want[32];
+
+        snprintf(want, sizeof(want), "HD c%llu",
+                 (unsigned long long)r->copy_cas);
+        /* Still the item read? Else a write or a delete came (or the
+         * background copy moved it: a miss then, never a stale value). */
+        if (strncmp(head, want, strlen(want)) != 0 ||
+            (head[strlen(want)] != '\r' && head[strlen(want)] != ' ')) {
+            stats_add(&w->stats.warmup_copies_undone, 1);
+            warmup_copy_send(r, to, FRAG_COPY_UNDO, "md", "");
+        }
+    }
+}
+
 void
 warmup_frag_meta(struct frag *f, const char *line, size_t total,
                  struct evbuffer *in)
@@ -390,20 +473,9 @@ warmup_frag_meta(struct frag *f, const char *line, size_t total,
     const char *nl;
     struct warmup_va va;
 
-    if (f->kind == FRAG_COPY) {
-        /* HD: stored; NS: a value got there first (which is right). */
-        char head[2] = {0, 0};
-
-        if (in != NULL) {
-            evbuffer_copyout(in, head, 2);
-            evbuffer_drain(in, total);
-        } else {
-            memcpy(head, line, 2);
-        }
-        stats_add(head[0] == 'H' && head[1] == 'D'
-                      ? &w->stats.warmup_copies
-                      : &w->stats.warmup_copy_failures,
-                  1);
+    if (f->kind == FRAG_COPY || f->kind == FRAG_COPY_CHECK ||
+        f->kind == FRAG_COPY_UNDO) {
+        warmup_copy_reply(f, line, total, in);
         return;
     }
     if (in != NULL) {
@@ -419,7 +491,7 @@ warmup_frag_meta(struct frag *f, const char *line, size_t total,
         warmup_answer(req, f->key_start, &va, nl + 1);
         if (!f->fallback) {
             stats_add(&w->stats.warmup_hits, 1);
-            warmup_copy(req, f->key_start, &va, nl + 1);
+            warmup_copy(req, f->key_start, &va, nl + 1, f->be);
         }
     } else if (!f->fallback && req->cmd != PROTO_CMD_MG &&
                warmup_look_again(req, f->key_start)) {
@@ -467,6 +539,14 @@ warmup_frag_fail(struct frag *f)
         /* The client keeps the miss it had. */
         break;
     case FRAG_COPY:
+        stats_add(&w->stats.warmup_copy_failures, 1);
+        break;
+    case FRAG_COPY_CHECK:
+        /* Not known to be unchanged: the copy goes. */
+        stats_add(&w->stats.warmup_copies_undone, 1);
+        warmup_copy_send(req, req->frags[0].be, FRAG_COPY_UNDO, "md", "");
+        break;
+    case FRAG_COPY_UNDO:
         stats_add(&w->stats.warmup_copy_failures, 1);
         break;
     default:

@@ -245,8 +245,9 @@ class EndpointTest(AdminTestCase):
         self.assertEqual((b3["weight"], b3["share"]), (0.0, 0.0))
         self.assertNotIn("b3 =", self.config_text())
         self.assertEqual(self.ok("GET", "/migration")["state"], "warmup")
-        self.assertEqual(self.ok("POST", "/migration/finish")["state"],
-                         "idle")
+        self.ok("POST", "/migration/finish")
+        wait_for(lambda: self.ok("GET", "/migration")["state"] == "idle", 20,
+                 "the move to be over")
         self.assertEqual(sorted(self.backends()), ["b1", "b2"])
         self.assertEqual(self.api_routes(keys), self.expected_routes(
             [self.line(m) for m in self.memcached[:2]], keys))

@@ -33,6 +33,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import unittest
 
@@ -180,9 +181,9 @@ class PacedAddTest(MigrateTestCase):
             self.assertIn(b" f5", line)
             self.assertIn(b" t-1", line)
             d.readline()
-        # finish ends the warm-up window.
-        m = self.ok("POST", "/migration/finish")
-        self.assertEqual(m["state"], "idle")
+        # finish ends the warm-up window, once the copy's marks are gone.
+        self.ok("POST", "/migration/finish")
+        self.wait_migration("idle")
         st = mctest.proxy_stats(self.mcring.port)
         self.assertEqual(st["migration_state"], "idle")
         # Each moved key came by a warm-up read or the background copy.
@@ -312,7 +313,7 @@ class ControlTest(MigrateTestCase):
                       self.config_text())
         self.ok("POST", "/migration/finish")
         self.ok("POST", "/migration/finish")
-        self.assertEqual(self.migration()["state"], "idle")
+        self.wait_migration("idle")
         self.ok("DELETE", "/backends/%s" % self.names()[0])
 
     def test_bad_ramps_refused(self):
@@ -368,6 +369,7 @@ class PacedRemoveTest(MigrateTestCase):
         with self.mcring.client() as c:
             self.assertEqual(len(self.read_all(c, keys)), len(keys))
         self.ok("POST", "/migration/finish")
+        self.wait_migration("idle")
         self.assertNotIn(gone, self.backends())
 
     def test_paced_reweight(self):
@@ -495,8 +497,14 @@ class CopyTest(MigrateTestCase):
         before = self.owners(keys, self.names())
         held = self.holders(keys)
         bad = {k: v for k, v in held.items() if v != [before[k]]}
-        self.assertEqual(len(bad), 0, "%d keys, e.g. %r; %r" % (
-            len(bad), sorted(bad.items())[:3], self.migration()))
+        detail = []
+        for k in sorted(bad)[:2]:
+            for n in bad[k]:
+                with self.backend(n).client() as d:
+                    d.send(b"mg %s c t f s\r\n" % k.encode())
+                    detail.append((k, n, d.readline()))
+        self.assertEqual(len(bad), 0, "%d keys, e.g. %r %r; %r" % (
+            len(bad), sorted(bad.items())[:3], detail, self.migration()))
         st = mctest.proxy_stats(self.mcring.port)
         self.assertGreater(int(st["migrate_copy_copied"]), 0)
         self.assertEqual(st["migrate_copy_running"], "0")
@@ -594,13 +602,15 @@ class CtlTest(MigrateTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("state warmup", r.stdout)
         self.ctl("migration", "finish")
+        self.wait_migration("idle")
         r = self.ctl("remove", self.names()[0], "--ramp=2")
         self.assertEqual(r.returncode, 0, r.stderr)
         m = self.migration()
         self.assertEqual((m["moves"][0]["backend"], m["moves"][0]["ramp"]),
                          (self.names()[0], 2))
         self.wait_migration("warmup")
-        r = self.ctl("migration", "finish")
+        self.ctl("migration", "finish")
+        self.wait_migration("idle")
         r = self.ctl("weight", self.names()[1], "3", "--ramp", "2")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.migration()["moves"][0]["to_weight"], 3.0)
@@ -608,6 +618,82 @@ class CtlTest(MigrateTestCase):
                     ["remove", "b2", "--ramp", "-1"]):
             r = self.ctl(*bad)
             self.assertEqual(r.returncode, 2, bad)
+
+
+class RaceTest(MigrateTestCase):
+    """Deletes and writes while other clients keep reading the same keys,
+    and the new owner dying in the middle of a move."""
+
+    def readers(self, keys, stop, seen, n=3):
+        def run():
+            with self.mcring.client() as c:
+                while not stop.is_set():
+                    for k, v in self.read_all(c, keys).items():
+                        seen.setdefault(k, set()).add(v)
+        ts = [threading.Thread(target=run) for _ in range(n)]
+        for t in ts:
+            t.start()
+        return ts
+
+    def test_deletes_racing_warmup_reads(self):
+        keys = self.keys(1500)
+        self.preload(keys)
+        self.add_spare(ramp=3)
+        wait_for(lambda: self.migration()["moves"][0]["step"] >= 1, 10,
+                 "a first step")
+        stop, seen = threading.Event(), {}
+        ts = self.readers(keys, stop, seen)
+        try:
+            with self.mcring.client() as c:
+                for k in keys:
+                    self.assertIn(c.delete(k), (b"DELETED", b"NOT_FOUND"))
+            with self.mcring.client() as c:
+                # Once the deletes are answered, nothing comes back.
+                for _ in range(3):
+                    self.assertEqual(self.read_all(c, keys), {})
+        finally:
+            stop.set()
+            for t in ts:
+                t.join()
+        self.wait_migration("warmup")
+        self.ok("POST", "/migration/finish")
+        self.wait_migration("idle")
+        for m in self.memcached:
+            self.assertEqual(self.direct_values(m.name, keys), {}, m.name)
+
+    def test_new_owner_killed_during_move(self):
+        keys = self.keys(1000)
+        self.preload(keys, value=b"v1")
+        self.add_spare(ramp=20)
+        wait_for(lambda: self.migration()["moves"][0]["step"] >= 3, 15,
+                 "three steps")
+        self.preload(keys, value=b"v2")
+        stop, seen = threading.Event(), {}
+        ts = self.readers(keys, stop, seen)
+        try:
+            self.spare().stop()
+            self.wait_state([self.spare().name], "DOWN")
+            wait_for(lambda: self.migration()["moves"][0]["waiting"], 5,
+                     "the move to wait")
+            # Written while the new owner is down: on fallbacks.
+            self.preload(keys[::2], value=b"v3")
+            self.spare().start()
+            self.wait_state([self.spare().name], "UP", timeout=20)
+            wait_for(lambda: not self.migration()["moves"][0]["waiting"], 10,
+                     "the move to go on")
+            with self.mcring.client() as c:
+                got = self.read_all(c, keys)
+        finally:
+            stop.set()
+            for t in ts:
+                t.join()
+        for i, k in enumerate(keys):
+            last = (b"v3" if i % 2 == 0 else b"v2") + k.encode()
+            if k in got:
+                self.assertEqual(got[k], last, k)
+        for k, vs in seen.items():
+            self.assertNotIn(b"v1" + k.encode(), vs, k)
+        self.ok("POST", "/migration/finish")
 
 
 class CommandsTest(MigrateTestCase):
