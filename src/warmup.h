@@ -11,9 +11,14 @@
  *           the queue is full)
  *   writes  storage commands, delete, incr/decr, touch and meta writes are
  *           followed, once answered, by a delete of the key on its
- *           previous owner, before the client is answered; a delete that
- *           fails or cannot be sent taints that backend: it serves no more
- *           warm-up reads in this move
+ *           previous owner, before the client is answered (a delete or md
+ *           goes to the previous owner first, then to the new one); a
+ *           delete that fails or cannot be sent taints that backend: it
+ *           serves no more warm-up reads in this move
+ *   copies  once stored, a copy checks its source (mg c): the item read
+ *           still there, unchanged, or the copy is deleted again (a delete
+ *           or write came in between: with deletes ordered as above, a
+ *           deleted key does not come back)
  *
  * request.c notes each key at dispatch and calls warmup_continue() before
  * a request completes.
