@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""migrate_hits: the hit ratio clients see while a backend is added.
+"""migrate_hits: the hit ratio clients see while a backend is added or
+removed.
 
 Starts NBACKENDS memcached (Debian package) behind one mcring (threads =
 1, admin API on), preloads NKEYS keys through mcring, then keeps READERS
 threads reading random keys (multi-gets of 100) while an extra backend is
-added through the admin API: once as a paced move (ramp=RAMP, default
-warm-up and background copy), once at once with warmup = 0 and
-migrate_rate = 0 (what any consistent-hash proxy does). For each run it
+added through the admin API, then (another run) while one of NBACKENDS + 1
+is removed: each once as a paced move (ramp=RAMP, default warm-up and
+background copy), once at once with warmup = 0 and migrate_rate = 0 (what
+any consistent-hash proxy does). For each run it
 prints, per second, the share of keys read that hit, relative to the
 share before the change, and then:
 
@@ -17,7 +19,7 @@ share before the change, and then:
     10 s after the ramp.
 
 Usage: bench/migrate_hits.py MCRING [NBACKENDS [NKEYS [RAMP]]]
-(default 10 200000 20).  Takes about two minutes.
+(default 10 200000 20).  Takes about four minutes.
 """
 
 import json
@@ -104,7 +106,7 @@ class AdminMcring(mctest.Mcring):
             f.write("\n[admin]\nlisten = 127.0.0.1:%d\n" % self.admin_port)
 
 
-def run(mcring_path, nbackends, nkeys, ramp, paced):
+def run(mcring_path, nbackends, nkeys, ramp, paced, remove=False):
     os.environ["MCRING"] = mcring_path
     tmp = __import__("tempfile").mkdtemp(prefix="migrate-hits-")
     mcs = [mctest.Memcached(tmp, name="mc%d" % (i + 1))
@@ -115,7 +117,8 @@ def run(mcring_path, nbackends, nkeys, ramp, paced):
     proxy = {"threads": 1}
     if not paced:
         proxy.update({"warmup": 0, "migrate_rate": 0})
-    mc = AdminMcring(tmp, [(m.name, m.port) for m in mcs[:nbackends]], admin,
+    first = mcs if remove else mcs[:nbackends]
+    mc = AdminMcring(tmp, [(m.name, m.port) for m in first], admin,
                      proxy=proxy, health={"interval_ms": 100, "rise": 1})
     mc.start()
     try:
@@ -137,10 +140,15 @@ def run(mcring_path, nbackends, nkeys, ramp, paced):
         t0 = cpu_ticks(mc.pid)
         r0 = readers.requests
         change = int(time.monotonic())
-        body = {"name": mcs[-1].name, "address": "127.0.0.1:%d" % mcs[-1].port}
-        if paced:
-            body["ramp"] = ramp
-        api(admin, "POST", "/backends", body)
+        if remove:
+            api(admin, "DELETE", "/backends/%s%s"
+                % (mcs[-1].name, "?ramp=%d" % ramp if paced else ""))
+        else:
+            body = {"name": mcs[-1].name,
+                    "address": "127.0.0.1:%d" % mcs[-1].port}
+            if paced:
+                body["ramp"] = ramp
+            api(admin, "POST", "/backends", body)
         deadline = time.monotonic() + ramp + 10
         while time.monotonic() < deadline:
             time.sleep(0.5)
@@ -152,9 +160,11 @@ def run(mcring_path, nbackends, nkeys, ramp, paced):
         steady = [s for s in readers.buckets if change - 5 <= s < change]
         base = (sum(readers.buckets[s][0] for s in steady) /
                 max(1, sum(readers.buckets[s][1] for s in steady)))
-        print("\n%s (%d backends + 1, %d keys): hit ratio before %.4f"
-              % ("ramp=%d, warm-up, copy" % ramp if paced
-                 else "ramp=0, warmup=0, no copy", nbackends, nkeys, base))
+        print("\n%s %s (%d backends %s 1, %d keys): hit ratio before %.4f"
+              % ("remove" if remove else "add",
+                 "ramp=%d, warm-up, copy" % ramp if paced
+                 else "ramp=0, warmup=0, no copy", nbackends + remove,
+                 "-" if remove else "+", nkeys, base))
         print("second  hits/reads  relative")
         worst = 1.0
         for s in sorted(readers.buckets):
@@ -196,8 +206,9 @@ def main():
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 10
     nkeys = int(sys.argv[3]) if len(sys.argv) > 3 else 200000
     ramp = int(sys.argv[4]) if len(sys.argv) > 4 else 20
-    run(path, n, nkeys, ramp, paced=False)
-    run(path, n, nkeys, ramp, paced=True)
+    for remove in (False, True):
+        run(path, n, nkeys, ramp, paced=False, remove=remove)
+        run(path, n, nkeys, ramp, paced=True, remove=remove)
 
 
 if __name__ == "__main__":
