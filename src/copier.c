@@ -53,11 +53,15 @@ struct copier {
     /* Under lock. */
     struct topology *next;          /* the pass to run next, or NULL */
     unsigned next_rate;
+    unsigned next_rounds;
     bool paused;
     bool stop;
     bool cancel;                    /* the pass in progress ends */
     bool busy;                      /* a pass is queued or running */
     struct copier_progress prog;
+    /* The copy thread's own: deletes left for the end of a walk. */
+    struct copier_later *later;
+    size_t nlater, latercap;
 };
 
 /* A blocking connection to one backend. */
@@ -359,6 +363,64 @@ copier_owner_conn(struct copier_owners *o, struct backend *be,
     return cc;
 }
 
+/* A holder's item to delete once the walk is over (md C<cas>). */
+struct copier_later {
+    struct backend *holder;
+    char *key;
+    uint64_t cas;
+};
+
+static void
+copier_later(struct copier *c, struct backend *be, const struct copier_key *k)
+{
+    if (c->nlater == c->latercap) {
+        c->latercap = c->latercap ? c->latercap * 2 : 256;
+        c->later = util_xrealloc(c->later, c->latercap, sizeof(*c->later));
+    }
+    c->later[c->nlater++] =
+        (struct copier_later){be, util_xstrdup(k->key), k->cas};
+}
+
+/* Deletes the items copier_later() kept, each if unchanged since read,
+ * in batches per holder. */
+static void
+copier_flush_later(struct copier *c, unsigned timeout_ms)
+{
+    for (size_t i = 0, j; i < c->nlater; i = j) {
+        struct backend *be = c->later[i].holder;
+        struct copier_conn cc;
+        bool ok;
+        size_t len;
+
+        for (j = i; j < c->nlater && c->later[j].holder == be &&
+                    j - i < COPIER_BATCH;
+             j++) {
+        }
+        ok = copier_conn_open(&cc, be, timeout_ms) == 0;
+        for (size_t k = i; ok && k < j; k++) {
+            evbuffer_add_printf(cc.out, "md %s C%llu\r\n", c->later[k].key,
+                                (unsigned long long)c->later[k].cas);
+        }
+        ok = ok && copier_flush(&cc) == 0;
+        for (size_t k = i; ok && k < j; k++) {
+            char *l = copier_line(&cc, &len);
+
+            ok = l != NULL;
+            free(l);
+        }
+        if (cc.fd >= 0 || cc.in != NULL) {
+            copier_conn_close(&cc);
+        }
+        if (!ok) {
+            atomic_fetch_add(&c->prog.failed, 1);
+        }
+    }
+    for (size_t k = 0; k < c->nlater; k++) {
+        free(c->later[k].key);
+    }
+    c->nlater = 0;
+}
+
 /* Moves keys[0..n) from be to their owners; *found counts them. Returns
  * 0 or -1. */
 static int
@@ -436,8 +498,14 @@ copier_move(struct copier *c, const struct topology *t, struct backend *be,
         }
         k->stored = strcmp(l, "HD") == 0;
         /* NS: the owner has a value already, written since: newer. */
-        k->done = k->stored || strcmp(l, "NS") == 0;
-        if (!k->done) {
+        k->done = k->stored;
+        if (strcmp(l, "NS") == 0) {
+            /* The owner has it already (written since, or a warm-up copy
+             * whose own check of the holder may be under way: deleting the
+             * holder's now would make that check undo it). Deleted at the
+             * end of the walk, when no such check is left. */
+            copier_later(c, be, k);
+        } else if (!k->stored) {
             atomic_fetch_add(&c->prog.failed, 1);
         }
         free(l);
@@ -550,14 +618,15 @@ copier_backend(struct copier *c, const struct topology *t, struct backend *be,
 }
 
 static void
-copier_pass(struct copier *c, struct topology *t, unsigned rate)
+copier_pass(struct copier *c, struct topology *t, unsigned rate,
+            unsigned rounds)
 {
     struct copier_key *keys = util_xcalloc(COPIER_MAX_KEYS, sizeof(*keys));
     struct copier_owners owners = {NULL, 0};
     uint64_t copied = atomic_load(&c->prog.copied);
 
     atomic_fetch_add(&c->prog.passes, 1);
-    for (unsigned round = 0; round < COPIER_ROUNDS; round++) {
+    for (unsigned round = 0; round < rounds; round++) {
         uint64_t found = 0;
         bool go = true, missed = false;
 
@@ -569,6 +638,7 @@ copier_pass(struct copier *c, struct topology *t, unsigned rate)
             go = copier_backend(c, t, t->backends[i], rate, &owners, keys,
                                 &found);
         }
+        copier_flush_later(c, t->cfg->timeout_ms);
         if (!go || (found == 0 && !missed) ||
             (missed && !copier_wait(c, util_now_ns() + 1000000000u))) {
             break;
@@ -594,6 +664,7 @@ copier_main(void *arg)
     while (!c->stop) {
         struct topology *t = c->next;
         unsigned rate = c->next_rate;
+        unsigned rounds = c->next_rounds;
 
         if (t == NULL) {
             c->busy = false;
@@ -605,7 +676,7 @@ copier_main(void *arg)
         c->cancel = false;
         atomic_store(&c->prog.running, true);
         pthread_mutex_unlock(&c->lock);
-        copier_pass(c, t, rate);
+        copier_pass(c, t, rate, rounds);
         topology_unref(t);
         pthread_mutex_lock(&c->lock);
     }
@@ -641,13 +712,15 @@ copier_destroy(struct copier *c)
     pthread_mutex_unlock(&c->lock);
     pthread_join(c->thread, NULL);
     topology_unref(c->next);
+    free(c->later);
     pthread_cond_destroy(&c->cond);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
 
 void
-copier_start(struct copier *c, struct topology *t, unsigned rate)
+copier_start(struct copier *c, struct topology *t, unsigned rate,
+             bool thorough)
 {
     if (rate == 0) {
         return;
@@ -656,6 +729,7 @@ copier_start(struct copier *c, struct topology *t, unsigned rate)
     topology_unref(c->next);
     c->next = topology_ref(t);
     c->next_rate = rate;
+    c->next_rounds = thorough ? COPIER_ROUNDS : 1;
     c->busy = true;
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);

@@ -16,9 +16,10 @@
  *                       the proxy deleted it), the copy just added is
  *                       deleted again: a deleted key stays deleted
  *
- * A pass walks the backends again while a walk finds keys to move
- * (memcached's crawler skips items that move in the LRU while it walks);
- * the move ends with a last pass, after the others, for what they missed.
+ * The passes of a move's steps walk each backend once; the move ends with
+ * thorough passes that walk the backends again while a walk finds keys to
+ * move (memcached's crawler skips items that move in the LRU while it
+ * walks).
  *
  * It runs on a thread of its own with blocking sockets (timeouts from the
  * config), one pass at a time; a new snapshot is walked once the pass in
@@ -58,8 +59,11 @@ struct copier *copier_create(void);
 void copier_destroy(struct copier *c);
 
 /* A pass over t (a reference is taken) at rate keys per second, once the
- * pass in progress, if any, is over. rate 0: no copy. */
-void copier_start(struct copier *c, struct topology *t, unsigned rate);
+ * pass in progress, if any, is over: one walk of each backend, or with
+ * thorough walks until one finds nothing to move (at most COPIER_ROUNDS).
+ * rate 0: no copy. */
+void copier_start(struct copier *c, struct topology *t, unsigned rate,
+                  bool thorough);
 /* Ends the pass in progress (at its next batch) and any queued. */
 void copier_cancel(struct copier *c);
 /* Holds (or lets go) the pass in progress, between batches. */

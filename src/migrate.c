@@ -287,7 +287,8 @@ migrate_end_move(struct migrate *m, const struct config *final,
     m->warm_until_ns = util_now_ns() + (uint64_t)warm_s * MIGRATE_NS;
     m->warm_until_wall = (int64_t)time(NULL) + warm_s;
     m->cleaning = false;
-    copier_start(m->copier, m->ops.current(m->ops.arg), final->migrate_rate);
+    copier_start(m->copier, m->ops.current(m->ops.arg), final->migrate_rate,
+                 true);
     migrate_schedule(m, m->warm_until_ns);
     log_notice("migration: %s, %.4f of the keys moved; warm-up from their "
                "previous owners for %u s%s",
@@ -332,7 +333,7 @@ migrate_end_warmup(struct migrate *m, bool now)
          * closes. */
         m->cleaning = true;
         copier_start(m->copier, m->ops.current(m->ops.arg),
-                     m->final->migrate_rate);
+                     m->final->migrate_rate, true);
         migrate_schedule(m, util_now_ns() + MIGRATE_WAIT_NS);
         return;
     }
@@ -413,7 +414,7 @@ migrate_tick(struct migrate *m)
             log_error("migration: cannot apply a step: %s", err);
         }
         copier_start(m->copier, m->ops.current(m->ops.arg),
-                     m->base_cfg->migrate_rate);
+                     m->base_cfg->migrate_rate, false);
     }
     migrate_update_summary(m);
     migrate_schedule(m, next);
