@@ -555,7 +555,6 @@ copier_move(struct copier *c, const struct topology *t, struct backend *be,
         }
         free(l);
     }
-    (void)be;
     return rc;
 }
 

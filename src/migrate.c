@@ -317,9 +317,10 @@ migrate_end_rollback(struct migrate *m)
     config_destroy(start);
 }
 
-/* The window is over once its time has passed and the copy is done. */
+/* The window is over once its time has passed and the copy is done (a
+ * last pass of it too). */
 static void
-migrate_end_warmup(struct migrate *m, bool now)
+migrate_end_warmup(struct migrate *m)
 {
     char err[256];
 
@@ -337,7 +338,6 @@ migrate_end_warmup(struct migrate *m, bool now)
         migrate_schedule(m, util_now_ns() + MIGRATE_WAIT_NS);
         return;
     }
-    (void)now;
     if (migrate_publish(m, m->final, false, err, sizeof(err)) != 0) {
         log_error("migration: cannot end the warm-up: %s", err);
     }
@@ -428,7 +428,7 @@ migrate_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (m->state == MIGRATE_WARMUP) {
-        migrate_end_warmup(m, false);
+        migrate_end_warmup(m);
     } else if (m->state == MIGRATE_RUNNING || m->state == MIGRATE_ROLLBACK) {
         migrate_tick(m);
     }
@@ -695,7 +695,7 @@ migrate_control(struct migrate *m, const char *verb, char *err, size_t errlen)
             /* The copy stops; a last pass goes, then the window
              * closes. */
             copier_cancel(m->copier);
-            migrate_end_warmup(m, true);
+            migrate_end_warmup(m);
         } else if (m->state == MIGRATE_ROLLBACK ||
                    (m->state == MIGRATE_PAUSED &&
                     m->paused_from == MIGRATE_ROLLBACK)) {
