@@ -37,8 +37,6 @@
 #include "topology.h"
 #include "util.h"
 
-/* A TTL above this is an absolute time in memcached's protocol. */
-#define COPIER_RELATIVE_MAX 2592000
 /* Tries of a metadump while another crawl is running (BUSY). */
 #define COPIER_BUSY_TRIES 20
 /* A pass walks every backend again while the last walk found keys to
@@ -76,10 +74,7 @@ struct copier_key {
     size_t len;
     struct backend *owner;
     char *data;                     /* value and "\r\n", or NULL: no hit */
-    uint32_t vlen;
-    uint32_t flags;
-    int64_t ttl;
-    uint64_t cas;
+    struct proto_meta_value mv;     /* its len, flags, ttl and cas */
     bool stored;                    /* the owner took it (HD) */
     bool done;                      /* the holder kept nothing */
 };
@@ -211,21 +206,6 @@ copier_wait(struct copier *c, uint64_t until_ns)
     return go;
 }
 
-/* A key a classic command can name. */
-static bool
-copier_key_classic(const char *k, size_t len)
-{
-    if (len == 0 || len > PROTO_KEY_MAX) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if ((unsigned char)k[i] <= ' ' || k[i] == 0x7f) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /*
  * Lists the keys of be whose owner in t is another backend into keys
  * (at most COPIER_MAX_KEYS). Returns how many, or -1 on an error; *more
@@ -276,13 +256,13 @@ copier_scan(struct copier *c, const struct topology *t, struct backend *be,
                         *sp = '\0';
                     }
                     key = evhttp_uridecode(l + 4, 0, &klen);
-                    if (key != NULL && copier_key_classic(key, klen) &&
+                    if (key != NULL && proto_key_classic(key, klen) &&
                         t->backends[ring_lookup(t->ring, key, klen)] != be) {
                         keys[n].key = key;
                         keys[n].len = klen;
                         n++;
                         key = NULL;
-                    } else if (key != NULL && !copier_key_classic(key, klen)) {
+                    } else if (key != NULL && !proto_key_classic(key, klen)) {
                         atomic_fetch_add(&c->prog.skipped, 1);
                     }
                     free(key);
@@ -303,36 +283,6 @@ copier_scan(struct copier *c, const struct topology *t, struct backend *be,
             return -1;
         }
     }
-}
-
-/* "VA <len> f<flags> t<ttl> c<cas>": fills k; 0, or -1 when it is not. */
-static int
-copier_parse_va(const char *l, struct copier_key *k)
-{
-    char *end;
-    unsigned long long v = strtoull(l + 3, &end, 10);
-    const char *p = end;
-
-    if (strncmp(l, "VA ", 3) != 0 || end == l + 3 || v > UINT32_MAX) {
-        return -1;
-    }
-    k->vlen = (uint32_t)v;
-    k->ttl = -1;
-    while (*p == ' ') {
-        p++;
-        if (*p == 'f') {
-            k->flags = (uint32_t)strtoul(p + 1, &end, 10);
-        } else if (*p == 't') {
-            k->ttl = strtoll(p + 1, &end, 10);
-        } else if (*p == 'c') {
-            k->cas = strtoull(p + 1, &end, 10);
-        } else {
-            end = strchr(p, ' ');
-            end = end != NULL ? end : (char *)p + strlen(p);
-        }
-        p = end;
-    }
-    return 0;
 }
 
 /* Owner connections of a pass, by backend id. */
@@ -378,7 +328,7 @@ copier_later(struct copier *c, struct backend *be, const struct copier_key *k)
         c->later = util_xrealloc(c->later, c->latercap, sizeof(*c->later));
     }
     c->later[c->nlater++] =
-        (struct copier_later){be, util_xstrdup(k->key), k->cas};
+        (struct copier_later){be, util_xstrdup(k->key), k->mv.cas};
 }
 
 /* Deletes the items copier_later() kept, each if unchanged since read,
@@ -447,8 +397,8 @@ copier_move(struct copier *c, const struct topology *t, struct backend *be,
         if (l == NULL) {
             return -1;
         }
-        if (copier_parse_va(l, &keys[i]) == 0) {
-            keys[i].data = copier_bytes(src, (size_t)keys[i].vlen + 2);
+        if (proto_parse_meta_value(l, len, &keys[i].mv) == 0) {
+            keys[i].data = copier_bytes(src, (size_t)keys[i].mv.len + 2);
             if (keys[i].data == NULL) {
                 free(l);
                 return -1;
@@ -461,25 +411,22 @@ copier_move(struct copier *c, const struct topology *t, struct backend *be,
     for (size_t i = 0; i < n; i++) {
         struct copier_key *k = &keys[i];
         struct copier_conn *oc;
-        int64_t ttl = k->ttl < 0 ? 0 : k->ttl;
+        int64_t ttl = proto_copy_exptime(k->mv.ttl, (int64_t)time(NULL));
 
         if (k->data == NULL) {
             atomic_fetch_add(&c->prog.skipped, 1);
             continue;
         }
-        if (k->ttl == 0 || !backend_is_up(k->owner) ||
+        if (ttl < 0 || !backend_is_up(k->owner) ||
             (oc = copier_owner_conn(owners, k->owner, tmo)) == NULL) {
             atomic_fetch_add(&c->prog.skipped, 1);
             free(k->data);
             k->data = NULL;
             continue;
         }
-        if (ttl > COPIER_RELATIVE_MAX) {
-            ttl += (int64_t)time(NULL);
-        }
         evbuffer_add_printf(oc->out, "ms %s %u F%u T%lld ME\r\n", k->key,
-                            k->vlen, k->flags, (long long)ttl);
-        evbuffer_add(oc->out, k->data, (size_t)k->vlen + 2);
+                            k->mv.len, k->mv.flags, (long long)ttl);
+        evbuffer_add(oc->out, k->data, (size_t)k->mv.len + 2);
         if (copier_flush(oc) != 0) {
             return -1;
         }
@@ -514,7 +461,7 @@ copier_move(struct copier *c, const struct topology *t, struct backend *be,
     for (size_t i = 0; i < n; i++) {
         if (keys[i].done) {
             evbuffer_add_printf(src->out, "md %s C%llu\r\n", keys[i].key,
-                                (unsigned long long)keys[i].cas);
+                                (unsigned long long)keys[i].mv.cas);
         }
     }
     if (copier_flush(src) != 0) {

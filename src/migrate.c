@@ -122,14 +122,6 @@ migrate_free_moves(struct migrate *m)
     m->start = m->target = m->base_cfg = NULL;
 }
 
-/* Share of the key space whose owner in t is not its owner in origin
- * (NAN when the hash changed: every key may have moved). */
-static double
-migrate_moved_share(const struct topology *origin, const struct topology *t)
-{
-    return ring_moved_share(origin->ring, t->ring);
-}
-
 /* Expected end of the steps (wall clock), 0 when none is left. */
 static int64_t
 migrate_expected_end(const struct migrate *m)
@@ -191,7 +183,8 @@ migrate_publish(struct migrate *m, struct config *cfg, bool with_origin,
     }
     m->moved_share =
         with_origin && m->origin[0] != NULL
-            ? migrate_moved_share(m->origin[0], m->ops.current(m->ops.arg))
+            ? ring_moved_share(m->origin[0]->ring,
+                               m->ops.current(m->ops.arg)->ring)
             : 0.0;
     return 0;
 }

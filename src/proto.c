@@ -982,6 +982,68 @@ proto_classify_response(const char *line, size_t len)
 }
 
 int
+proto_parse_meta_value(const char *line, size_t len,
+                       struct proto_meta_value *mv)
+{
+    const char *p = line + 3, *end = line + len;
+    struct proto_str tok;
+    uint64_t u;
+
+    memset(mv, 0, sizeof(*mv));
+    mv->ttl = -1;
+    if (len < 4 || memcmp(line, "VA ", 3) != 0 ||
+        !proto_next_key(&p, end, &tok) ||
+        util_parse_u64(tok.p, tok.len, &u) != 0 || u > UINT32_MAX) {
+        return -1;
+    }
+    mv->len = (uint32_t)u;
+    while (proto_next_key(&p, end, &tok)) {
+        const char *num = tok.p + 1;
+        size_t nlen = tok.len - 1;
+
+        if (tok.p[0] == 'f') {
+            if (util_parse_u64(num, nlen, &u) != 0 || u > UINT32_MAX) {
+                return -1;
+            }
+            mv->flags = (uint32_t)u;
+        } else if (tok.p[0] == 't') {
+            if (util_parse_i64(num, nlen, &mv->ttl) != 0) {
+                return -1;
+            }
+        } else if (tok.p[0] == 'c') {
+            if (util_parse_u64(num, nlen, &mv->cas) != 0) {
+                return -1;
+            }
+            mv->has_cas = true;
+        }
+    }
+    return 0;
+}
+
+/* memcached reads an exptime above this as an absolute time. */
+#define PROTO_RELATIVE_MAX 2592000
+
+int64_t
+proto_copy_exptime(int64_t ttl, int64_t now)
+{
+    if (ttl < 0) {
+        return 0;
+    }
+    if (ttl == 0) {
+        return -1;
+    }
+    return ttl > PROTO_RELATIVE_MAX ? now + ttl : ttl;
+}
+
+bool
+proto_key_classic(const char *k, size_t len)
+{
+    return len > 0 && len <= PROTO_KEY_MAX && memchr(k, ' ', len) == NULL &&
+           memchr(k, '\n', len) == NULL && memchr(k, '\0', len) == NULL &&
+           k[len - 1] != '\r';
+}
+
+int
 proto_parse_value(const char *line, size_t len, struct proto_str *key,
                   uint32_t *flags, uint32_t *vlen, uint64_t *cas, bool *has_cas)
 {

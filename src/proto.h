@@ -213,6 +213,35 @@ int proto_parse_value(const char *line, size_t len, struct proto_str *key,
                       uint32_t *flags, uint32_t *vlen, uint64_t *cas,
                       bool *has_cas) __attribute__((warn_unused_result));
 
+/* The fields of a meta get's hit, "VA <len> <flags>*": len, and the f, t
+ * and c flags' values when asked for (others are ignored). */
+struct proto_meta_value {
+    uint32_t len;
+    uint32_t flags;                 /* f: client flags, 0 when absent */
+    int64_t ttl;                    /* t: remaining seconds, -1: never
+                                       expires (also when absent) */
+    uint64_t cas;                   /* c */
+    bool has_cas;
+};
+
+/* Parses an "VA ..." line (without its terminator). Returns 0, or -1 when
+ * it is no VA line or a number is malformed. */
+int proto_parse_meta_value(const char *line, size_t len,
+                           struct proto_meta_value *mv)
+    __attribute__((warn_unused_result));
+
+/*
+ * The exptime that gives a copy the remaining ttl (as mg's t flag says it,
+ * -1 never) of the item it copies, at wall-clock time now: 0 for never, a
+ * relative time up to 30 days, an absolute time beyond (memcached's rule).
+ * -1 when the item is about to expire (ttl 0): no copy then.
+ */
+int64_t proto_copy_exptime(int64_t ttl, int64_t now);
+
+/* A key that classic commands can name: 1..PROTO_KEY_MAX bytes, no space,
+ * newline or NUL, no trailing CR. */
+bool proto_key_classic(const char *k, size_t len);
+
 /* Length of line without trailing spaces and, when noreply is set, the
  * "noreply" token before them. */
 size_t proto_strip_noreply(const char *line, size_t len, bool noreply);

@@ -841,16 +841,6 @@ request_meta_line(const struct request *req, const struct proto_req *pr,
     return n;
 }
 
-/* A key that a classic "delete" can name (for recovery): no space, no
- * newline, no NUL, at most PROTO_KEY_MAX bytes. */
-static bool
-request_key_classic(const char *k, size_t len)
-{
-    return len > 0 && len <= PROTO_KEY_MAX && memchr(k, ' ', len) == NULL &&
-           memchr(k, '\n', len) == NULL && memchr(k, '\0', len) == NULL &&
-           k[len - 1] != '\r';
-}
-
 /*
  * mg ms md ma me: routed by key (a base64 key decoded to route), the line
  * forwarded (see request_meta_line()), the reply relayed. ms, md, ma write:
@@ -890,7 +880,7 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
         owner = rw.owner;
         obc = rw.owner_conn;
         if (owner != NULL) {
-            if (!request_key_classic(rp.key.p, rp.key.len)) {
+            if (!proto_key_classic(rp.key.p, rp.key.len)) {
                 /* Its recovery could not name the key: refuse rather than
                  * leave a copy nobody can clean up. */
                 if (pr->cmd == PROTO_CMD_MS) {
@@ -905,7 +895,7 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
         if (req->wt->t->origin[0] != NULL && b != NULL) {
             /* The delete that follows names the key as failover does
              * when it can, else in base64. */
-            bool classic = request_key_classic(rp.key.p, rp.key.len);
+            bool classic = proto_key_classic(rp.key.p, rp.key.len);
 
             warmup_note_write(req, &rp.key, classic ? &rp.key : &pr->key,
                               !classic, owner != NULL ? owner : b, b);
@@ -1037,7 +1027,7 @@ request_dispatch_too_large(struct request *req, const struct proto_req *pr)
         key = (struct proto_str){keybuf, k};
     }
     if ((pr->cmd != PROTO_CMD_SET && pr->cmd != PROTO_CMD_MS) ||
-        !request_key_classic(key.p, key.len)) {
+        !proto_key_classic(key.p, key.len)) {
         request_reply(req, REQUEST_TOO_LARGE);
         return;
     }

@@ -33,9 +33,6 @@
 #include "warmup.h"
 #include "worker.h"
 
-/* A TTL above this is an absolute time in memcached's protocol. */
-#define WARMUP_RELATIVE_MAX 2592000
-
 void
 warmup_note_write(struct request *req, const struct proto_str *route_key,
                   const struct proto_str *key, bool b64,
@@ -229,65 +226,14 @@ warmup_continue(struct request *req)
     return false;
 }
 
-/* Fields of an mg reply line "VA <len> f<flags> t<ttl> c<cas>". */
-struct warmup_va {
-    uint32_t len;
-    uint32_t flags;
-    int64_t ttl;                    /* -1: never expires */
-    uint64_t cas;
-    bool has_cas;
-};
-
-static int
-warmup_parse_va(const char *line, size_t len, struct warmup_va *va)
-{
-    const char *p = line + 3, *end = line + len;
-    struct proto_str tok;
-    uint64_t u;
-
-    memset(va, 0, sizeof(*va));
-    va->ttl = -1;
-    if (len < 4 || memcmp(line, "VA ", 3) != 0 || !proto_next_key(&p, end,
-                                                                 &tok) ||
-        util_parse_u64(tok.p, tok.len, &u) != 0 || u > UINT32_MAX) {
-        return -1;
-    }
-    va->len = (uint32_t)u;
-    while (proto_next_key(&p, end, &tok)) {
-        struct proto_str num = {tok.p + 1, tok.len - 1};
-
-        if (tok.p[0] == 'f' && util_parse_u64(num.p, num.len, &u) == 0 &&
-            u <= UINT32_MAX) {
-            va->flags = (uint32_t)u;
-        } else if (tok.p[0] == 't') {
-            if (util_parse_i64(num.p, num.len, &va->ttl) != 0) {
-                return -1;
-            }
-        } else if (tok.p[0] == 'c' &&
-                   util_parse_u64(num.p, num.len, &va->cas) == 0) {
-            va->has_cas = true;
-        }
-    }
-    return 0;
-}
-
-/* The TTL a copy gets (ms T): -1 when it must not be copied. */
+/* The exptime a copy gets (ms T): -1 when it must not be copied. */
 static int64_t
-warmup_copy_ttl(const struct request *req, const struct warmup_va *va)
+warmup_copy_ttl(const struct request *req, const struct proto_meta_value *va)
 {
     if (req->warm_touch) {
         return req->warm_exptime < 0 ? -1 : req->warm_exptime;
     }
-    if (va->ttl < 0) {
-        return 0;
-    }
-    if (va->ttl == 0) {
-        return -1; /* about to expire */
-    }
-    if (va->ttl > WARMUP_RELATIVE_MAX) {
-        return (int64_t)time(NULL) + va->ttl;
-    }
-    return va->ttl;
+    return proto_copy_exptime(va->ttl, (int64_t)time(NULL));
 }
 
 /*
@@ -296,7 +242,7 @@ warmup_copy_ttl(const struct request *req, const struct warmup_va *va)
  * read, and the copy deleted again if not (see warmup.h).
  */
 static void
-warmup_copy(struct request *req, uint32_t i, const struct warmup_va *va,
+warmup_copy(struct request *req, uint32_t i, const struct proto_meta_value *va,
             const char *data, struct backend *from)
 {
     struct worker *w = req->worker;
@@ -341,7 +287,7 @@ warmup_copy(struct request *req, uint32_t i, const struct warmup_va *va,
 
 /* A warm-up hit of key i: its VALUE block where the client expects it. */
 static void
-warmup_answer(struct request *req, uint32_t i, const struct warmup_va *va,
+warmup_answer(struct request *req, uint32_t i, const struct proto_meta_value *va,
               const char *data)
 {
     char line[PROTO_KEY_MAX + 96];
@@ -471,7 +417,7 @@ warmup_frag_meta(struct frag *f, const char *line, size_t total,
     struct worker *w = req->worker;
     char *copy = NULL;
     const char *nl;
-    struct warmup_va va;
+    struct proto_meta_value va;
 
     if (f->kind == FRAG_COPY || f->kind == FRAG_COPY_CHECK ||
         f->kind == FRAG_COPY_UNDO) {
@@ -484,7 +430,7 @@ warmup_frag_meta(struct frag *f, const char *line, size_t total,
         line = copy;
     }
     nl = memchr(line, '\n', total);
-    if (nl != NULL && warmup_parse_va(line, (size_t)(nl - line) -
+    if (nl != NULL && proto_parse_meta_value(line, (size_t)(nl - line) -
                                                (nl > line && nl[-1] == '\r'),
                                       &va) == 0 &&
         (size_t)(nl + 1 - line) + va.len + 2 == total) {

@@ -958,6 +958,63 @@ START_TEST(base64_decoded_as_memcached)
 }
 END_TEST
 
+/* ---- meta hits, copy exptimes, classic keys ----------------------------- */
+
+START_TEST(meta_value_parsed)
+{
+    struct proto_meta_value mv;
+    static const char *const bad[] = {"VA", "VA ", "VA x f1", "EN", "HD c1",
+                                      "VA 3 fx", "VA 3 f4294967296",
+                                      "VA 3 t", "VA 3 c-1", "VA 4294967296"};
+
+    ck_assert_int_eq(proto_parse_meta_value("VA 5 f7 t-1 c42", 15, &mv), 0);
+    ck_assert_uint_eq(mv.len, 5);
+    ck_assert_uint_eq(mv.flags, 7);
+    ck_assert_int_eq(mv.ttl, -1);
+    ck_assert(mv.has_cas && mv.cas == 42);
+    /* Flags in any order, unknown ones (X, W, k) ignored; absent ones
+     * default. */
+    ck_assert_int_eq(proto_parse_meta_value("VA 0 W t300 X kfoo", 18, &mv),
+                     0);
+    ck_assert_uint_eq(mv.len, 0);
+    ck_assert_uint_eq(mv.flags, 0);
+    ck_assert_int_eq(mv.ttl, 300);
+    ck_assert(!mv.has_cas);
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(bad); i++) {
+        ck_assert_msg(proto_parse_meta_value(bad[i], strlen(bad[i]), &mv) ==
+                          -1,
+                      "%s", bad[i]);
+    }
+}
+END_TEST
+
+START_TEST(copy_exptime_follows_memcached)
+{
+    ck_assert_int_eq(proto_copy_exptime(-1, 1000), 0);
+    ck_assert_int_eq(proto_copy_exptime(0, 1000), -1);
+    ck_assert_int_eq(proto_copy_exptime(1, 1000), 1);
+    ck_assert_int_eq(proto_copy_exptime(2592000, 1000), 2592000);
+    ck_assert_int_eq(proto_copy_exptime(2592001, 1000), 2593001);
+}
+END_TEST
+
+START_TEST(classic_keys)
+{
+    char big[PROTO_KEY_MAX + 1];
+
+    memset(big, 'k', sizeof(big));
+    ck_assert(proto_key_classic("k", 1));
+    ck_assert(proto_key_classic("a\tb", 3));
+    ck_assert(proto_key_classic(big, PROTO_KEY_MAX));
+    ck_assert(!proto_key_classic(big, PROTO_KEY_MAX + 1));
+    ck_assert(!proto_key_classic("", 0));
+    ck_assert(!proto_key_classic("a b", 3));
+    ck_assert(!proto_key_classic("a\nb", 3));
+    ck_assert(!proto_key_classic("a\0b", 3));
+    ck_assert(!proto_key_classic("ab\r", 3));
+}
+END_TEST
+
 static Suite *
 proto_suite(void)
 {
@@ -1020,6 +1077,12 @@ proto_suite(void)
     tcase_add_loop_test(tc, value_line_parsed, 0,
                         (int)UTIL_ARRAY_SIZE(value_vecs));
     tcase_add_test(tc, value_line_key_limits);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("meta_value");
+    tcase_add_test(tc, meta_value_parsed);
+    tcase_add_test(tc, copy_exptime_follows_memcached);
+    tcase_add_test(tc, classic_keys);
     suite_add_tcase(s, tc);
 
     return s;
