@@ -59,11 +59,13 @@ admin_stats_migration(const struct migrate_summary *ms,
         "STAT migrate_copy_scanned %" PRIu64 "\r\n"
         "STAT migrate_copy_copied %" PRIu64 "\r\n"
         "STAT migrate_copy_skipped %" PRIu64 "\r\n"
+        "STAT migrate_copy_orphans %" PRIu64 "\r\n"
         "STAT migrate_copy_failed %" PRIu64 "\r\n",
         (int)atomic_load(&cp->running), (uint64_t)atomic_load(&cp->passes),
         (uint64_t)atomic_load(&cp->scanned),
         (uint64_t)atomic_load(&cp->copied),
         (uint64_t)atomic_load(&cp->skipped),
+        (uint64_t)atomic_load(&cp->orphans),
         (uint64_t)atomic_load(&cp->failed));
     evbuffer_add_printf(
         out,

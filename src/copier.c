@@ -6,8 +6,9 @@
  *   for each backend B of t (UP), again while a walk found keys to move:
  *     metadump B -> the keys whose owner in t is another backend (at most
  *                   COPIER_MAX_KEYS; B is walked again when there were more)
- *     in batches: mg on B, ms ... ME on each owner, md ... C on B, and the
- *                 copy deleted again where B's item changed meanwhile
+ *     in batches: mg on B; mg N (placeholder) then ms C on each owner;
+ *                 md C on B, and the copy deleted again where B's item
+ *                 changed meanwhile
  *
  * I/O is blocking, on libevent buffers (evbuffer_read/evbuffer_write), with
  * SO_RCVTIMEO and SO_SNDTIMEO as the timeouts; any error ends the work on
@@ -73,10 +74,14 @@ struct copier_key {
     char *key;                      /* NUL-terminated, classic */
     size_t len;
     struct backend *owner;
-    char *data;                     /* value and "\r\n", or NULL: no hit */
+    char *data;                     /* value and "\r\n", or NULL: no hit
+                                       (or nothing to copy) */
     struct proto_meta_value mv;     /* its len, flags, ttl and cas */
+    uint64_t cas;                   /* the placeholder's, then the copy's
+                                       cas on the owner */
+    bool orphan;                    /* the holder was no owner of it */
     bool stored;                    /* the owner took it (HD) */
-    bool done;                      /* the holder kept nothing */
+    bool done;                      /* the holder's item goes */
 };
 
 static void
@@ -371,6 +376,108 @@ copier_flush_later(struct copier *c, unsigned timeout_ms)
     c->nlater = 0;
 }
 
+/* For each key of keys[0..n) still to copy, sends its owner the
+ * placeholder (claim) or the value over it, then reads the replies in
+ * order into handle(). Returns 0 or -1. */
+static int
+copier_round(struct copier_owners *owners, struct copier_key *keys, size_t n,
+             bool claim,
+             void (*handle)(struct copier *, struct backend *,
+                            struct copier_key *, const char *),
+             struct copier *c, struct backend *be)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct copier_key *k = &keys[i];
+        struct copier_conn *oc = &owners->conns[k->owner->id];
+
+        if (k->data == NULL) {
+            continue;
+        }
+        if (claim) {
+            evbuffer_add_printf(oc->out,
+                                "mg %s c N" UTIL_STR(PROTO_CLAIM_TTL) "\r\n",
+                                k->key);
+        } else {
+            evbuffer_add_printf(
+                oc->out, "ms %s %u C%llu F%u T%lld c\r\n", k->key, k->mv.len,
+                (unsigned long long)k->cas, k->mv.flags,
+                (long long)proto_copy_exptime(k->mv.ttl, (int64_t)time(NULL)));
+            evbuffer_add(oc->out, k->data, (size_t)k->mv.len + 2);
+        }
+        if (copier_flush(oc) != 0) {
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct copier_key *k = &keys[i];
+        size_t len;
+        char *l;
+
+        if (k->data == NULL) {
+            continue;
+        }
+        if ((l = copier_line(&owners->conns[k->owner->id], &len)) == NULL) {
+            return -1;
+        }
+        handle(c, be, k, l);
+        free(l);
+    }
+    return 0;
+}
+
+/* The owner's answer to the placeholder (mg k c N): ours (W), a value
+ * there already, or another mover's placeholder (Z). */
+static void
+copier_claimed(struct copier *c, struct backend *be, struct copier_key *k,
+               const char *l)
+{
+    struct proto_meta_value mv;
+    bool hd = proto_parse_meta_hit(l, strlen(l), &mv) == 0 && mv.len == 0 &&
+              mv.has_cas;
+
+    if (hd && mv.won && !mv.stale) {
+        k->cas = mv.cas;
+        return;
+    }
+    if (hd && !mv.won && !mv.claimed && !mv.stale) {
+        /* The owner has a value: written since, so newer (or a warm-up
+         * copy's, whose own check of the holder may be under way:
+         * deleting the holder's now would make that check undo it). The
+         * holder's goes at the end of the walk, when no such check is
+         * left. */
+        copier_later(c, be, k);
+        atomic_fetch_add(&c->prog.skipped, 1);
+    } else if (hd) {
+        /* Being filled by another mover: left for the next walk. */
+        atomic_fetch_add(&c->prog.skipped, 1);
+    } else {
+        atomic_fetch_add(&c->prog.failed, 1);
+    }
+    free(k->data);
+    k->data = NULL;
+}
+
+/* The owner's answer to the copy (ms C<placeholder>). */
+static void
+copier_copied(struct copier *c, struct backend *be, struct copier_key *k,
+              const char *l)
+{
+    struct proto_meta_value mv;
+
+    (void)be;
+    if (proto_parse_meta_hit(l, strlen(l), &mv) == 0 && mv.has_cas) {
+        k->cas = mv.cas;
+        k->stored = true;
+    } else {
+        /* EX or NF: a write replaced the placeholder, or a delete took
+         * it: the holder's item is older than that. */
+        atomic_fetch_add(&c->prog.skipped, 1);
+    }
+    k->done = true;
+    free(k->data);
+    k->data = NULL;
+}
+
 /* Moves keys[0..n) from be to their owners; *found counts them. Returns
  * 0 or -1. */
 static int
@@ -407,57 +514,45 @@ copier_move(struct copier *c, const struct topology *t, struct backend *be,
         free(l);
     }
     *found += n;
-    /* 2. Added on the owners. */
+    /* 2. Which to copy: those whose holder was their owner before the
+     * move. A key the holder never owned (left by an earlier change, or
+     * written there while its owner was DOWN) may be older than what its
+     * owner had since, and deleted there since: it is deleted, not
+     * copied. */
     for (size_t i = 0; i < n; i++) {
         struct copier_key *k = &keys[i];
-        struct copier_conn *oc;
-        int64_t ttl = proto_copy_exptime(k->mv.ttl, (int64_t)time(NULL));
+        struct topology_prev p[TOPOLOGY_ORIGINS];
+        unsigned np;
+        bool moved = false;
 
         if (k->data == NULL) {
             atomic_fetch_add(&c->prog.skipped, 1);
             continue;
         }
-        if (ttl < 0 || !backend_is_up(k->owner) ||
-            (oc = copier_owner_conn(owners, k->owner, tmo)) == NULL) {
+        if (proto_copy_exptime(k->mv.ttl, (int64_t)time(NULL)) < 0 ||
+            proto_meta_unsettled(&k->mv) || !backend_is_up(k->owner) ||
+            copier_owner_conn(owners, k->owner, tmo) == NULL) {
             atomic_fetch_add(&c->prog.skipped, 1);
             free(k->data);
             k->data = NULL;
             continue;
         }
-        evbuffer_add_printf(oc->out, "ms %s %u F%u T%lld ME\r\n", k->key,
-                            k->mv.len, k->mv.flags, (long long)ttl);
-        evbuffer_add(oc->out, k->data, (size_t)k->mv.len + 2);
-        if (copier_flush(oc) != 0) {
-            return -1;
+        np = topology_prev_owners(t, k->key, k->len, k->owner, p);
+        for (unsigned j = 0; j < np; j++) {
+            moved |= p[j].be == be;
+        }
+        if (!moved) {
+            k->orphan = k->done = true;
+            free(k->data);
+            k->data = NULL;
         }
     }
-    for (size_t i = 0; i < n; i++) {
-        struct copier_key *k = &keys[i];
-        size_t len;
-        char *l;
-
-        if (k->data == NULL) {
-            continue;
-        }
-        l = copier_line(&owners->conns[k->owner->id], &len);
-        if (l == NULL) {
-            return -1;
-        }
-        k->stored = strcmp(l, "HD") == 0;
-        /* NS: the owner has a value already, written since: newer. */
-        k->done = k->stored;
-        if (strcmp(l, "NS") == 0) {
-            /* The owner has it already (written since, or a warm-up copy
-             * whose own check of the holder may be under way: deleting the
-             * holder's now would make that check undo it). Deleted at the
-             * end of the walk, when no such check is left. */
-            copier_later(c, be, k);
-        } else if (!k->stored) {
-            atomic_fetch_add(&c->prog.failed, 1);
-        }
-        free(l);
+    /* 3. A placeholder on each owner, then the value over it. */
+    if (copier_round(owners, keys, n, true, copier_claimed, c, be) != 0 ||
+        copier_round(owners, keys, n, false, copier_copied, c, be) != 0) {
+        return -1;
     }
-    /* 3. Deleted on the holder, if it did not change meanwhile. */
+    /* 4. Deleted on the holder, if it did not change meanwhile. */
     for (size_t i = 0; i < n; i++) {
         if (keys[i].done) {
             evbuffer_add_printf(src->out, "md %s C%llu\r\n", keys[i].key,
@@ -479,17 +574,21 @@ copier_move(struct copier *c, const struct topology *t, struct backend *be,
             return -1;
         }
         if (strcmp(l, "HD") == 0) {
-            atomic_fetch_add(k->stored ? &c->prog.copied : &c->prog.skipped,
+            atomic_fetch_add(k->stored   ? &c->prog.copied
+                             : k->orphan ? &c->prog.orphans
+                                         : &c->prog.skipped,
                              1);
         } else if (k->stored) {
             /* Changed or gone since the mg: written or deleted through
              * the proxy (which deletes the holder's copy), so the copy may
-             * be older than what the client last did: it goes. (Moved by
-             * another mover looks the same: a miss, never a stale value.) */
+             * be older than what the client last did: it goes, unless
+             * something replaced it already. (Moved by another mover
+             * looks the same: a miss, never a stale value.) */
             struct copier_conn *oc = &owners->conns[k->owner->id];
             char *l2;
 
-            evbuffer_add_printf(oc->out, "md %s\r\n", k->key);
+            evbuffer_add_printf(oc->out, "md %s C%llu\r\n", k->key,
+                                (unsigned long long)k->cas);
             if (copier_flush(oc) != 0 || (l2 = copier_line(oc, &len)) ==
                                              NULL) {
                 free(l);

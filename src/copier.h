@@ -9,12 +9,23 @@
  * backend that is UP, in batches paced at `rate` keys per second:
  *
  *   mg KEY v f t c      on the backend holding it (value, flags, TTL, cas)
- *   ms KEY S F T ME     on the owner: add semantics, never over a value
- *                       written meanwhile
+ *   mg KEY c N<ttl>     on the owner: a placeholder where it has nothing;
+ *                       a value there is newer (the holder's goes at the
+ *                       end of the walk), another mover's placeholder (Z)
+ *                       leaves the key for the next walk
+ *   ms KEY C<cas> F T   on the owner, over the placeholder: fails once a
+ *                       write replaced it or a delete took it
  *   md KEY C<cas>       on the holder: only if unchanged since the mg;
  *                       if it changed or went (a write or delete through
- *                       the proxy deleted it), the copy just added is
- *                       deleted again: a deleted key stays deleted
+ *                       the proxy deleted it), the copy just made is
+ *                       deleted again (md C<its cas>): a deleted key stays
+ *                       deleted
+ *
+ * Only keys whose holder owned them in an origin of t (before the move, or
+ * where a rollback began) are copied. A key held where it never belonged
+ * during this move (left by an earlier change, or written to a fallback
+ * while its owner was DOWN) may be older than what its owner had since,
+ * or deleted there since: it is deleted (md C<cas>), not copied.
  *
  * The passes of a move's steps walk each backend once; the move ends with
  * thorough passes that walk the backends again while a walk finds keys to
@@ -47,6 +58,8 @@ struct copier_progress {
     _Atomic uint64_t copied;        /* moved to their owner */
     _Atomic uint64_t skipped;       /* gone meanwhile, owner had a value
                                        already, owner not UP, or binary */
+    _Atomic uint64_t orphans;       /* held where neither the owner nor
+                                       a previous owner is: deleted */
     _Atomic uint64_t failed;        /* an error on the way (kept where it
                                        was) */
     _Atomic bool running;           /* a pass is in progress */

@@ -759,12 +759,13 @@ migrate_json(struct migrate *m)
                                                  : json_null());
     json_object_set_new(
         o, "copy",
-        json_pack("{s:b, s:I, s:I, s:I, s:I, s:I}", "running",
+        json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "running",
                   atomic_load(&cp->running), "passes",
                   (json_int_t)atomic_load(&cp->passes), "scanned",
                   (json_int_t)atomic_load(&cp->scanned), "copied",
                   (json_int_t)atomic_load(&cp->copied), "skipped",
-                  (json_int_t)atomic_load(&cp->skipped), "failed",
+                  (json_int_t)atomic_load(&cp->skipped), "orphans",
+                  (json_int_t)atomic_load(&cp->orphans), "failed",
                   (json_int_t)atomic_load(&cp->failed)));
     json_object_set_new(o, "why",
                         m->state == MIGRATE_IDLE ? json_null()

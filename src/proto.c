@@ -981,6 +981,52 @@ proto_classify_response(const char *line, size_t len)
     return PROTO_RSP_UNKNOWN;
 }
 
+/* The flags of a meta hit, from p (after "VA <len>" or "HD"). */
+static int
+proto_parse_meta_flags(const char *p, const char *end,
+                       struct proto_meta_value *mv)
+{
+    struct proto_str tok;
+    uint64_t u;
+
+    while (proto_next_key(&p, end, &tok)) {
+        const char *num = tok.p + 1;
+        size_t nlen = tok.len - 1;
+
+        switch (tok.p[0]) {
+        case 'f':
+            if (util_parse_u64(num, nlen, &u) != 0 || u > UINT32_MAX) {
+                return -1;
+            }
+            mv->flags = (uint32_t)u;
+            break;
+        case 't':
+            if (util_parse_i64(num, nlen, &mv->ttl) != 0) {
+                return -1;
+            }
+            break;
+        case 'c':
+            if (util_parse_u64(num, nlen, &mv->cas) != 0) {
+                return -1;
+            }
+            mv->has_cas = true;
+            break;
+        case 'W':
+            mv->won |= tok.len == 1;
+            break;
+        case 'Z':
+            mv->claimed |= tok.len == 1;
+            break;
+        case 'X':
+            mv->stale |= tok.len == 1;
+            break;
+        default:
+            break;
+        }
+    }
+    return 0;
+}
+
 int
 proto_parse_meta_value(const char *line, size_t len,
                        struct proto_meta_value *mv)
@@ -997,27 +1043,20 @@ proto_parse_meta_value(const char *line, size_t len,
         return -1;
     }
     mv->len = (uint32_t)u;
-    while (proto_next_key(&p, end, &tok)) {
-        const char *num = tok.p + 1;
-        size_t nlen = tok.len - 1;
+    return proto_parse_meta_flags(p, end, mv);
+}
 
-        if (tok.p[0] == 'f') {
-            if (util_parse_u64(num, nlen, &u) != 0 || u > UINT32_MAX) {
-                return -1;
-            }
-            mv->flags = (uint32_t)u;
-        } else if (tok.p[0] == 't') {
-            if (util_parse_i64(num, nlen, &mv->ttl) != 0) {
-                return -1;
-            }
-        } else if (tok.p[0] == 'c') {
-            if (util_parse_u64(num, nlen, &mv->cas) != 0) {
-                return -1;
-            }
-            mv->has_cas = true;
-        }
+int
+proto_parse_meta_hit(const char *line, size_t len,
+                     struct proto_meta_value *mv)
+{
+    if (len >= 2 && memcmp(line, "HD", 2) == 0 &&
+        (len == 2 || line[2] == ' ')) {
+        memset(mv, 0, sizeof(*mv));
+        mv->ttl = -1;
+        return proto_parse_meta_flags(line + 2, line + len, mv);
     }
-    return 0;
+    return proto_parse_meta_value(line, len, mv);
 }
 
 /* memcached reads an exptime above this as an absolute time. */

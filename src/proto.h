@@ -213,22 +213,45 @@ int proto_parse_value(const char *line, size_t len, struct proto_str *key,
                       uint32_t *flags, uint32_t *vlen, uint64_t *cas,
                       bool *has_cas) __attribute__((warn_unused_result));
 
-/* The fields of a meta get's hit, "VA <len> <flags>*": len, and the f, t
- * and c flags' values when asked for (others are ignored). */
+/* The fields of a meta get's hit, "VA <len> <flags>*" or "HD <flags>*":
+ * len, the f, t and c flags' values when asked for, and the W, Z and X
+ * flags memcached adds by itself (others are ignored). */
 struct proto_meta_value {
-    uint32_t len;
+    uint32_t len;                   /* 0 for HD */
     uint32_t flags;                 /* f: client flags, 0 when absent */
     int64_t ttl;                    /* t: remaining seconds, -1: never
                                        expires (also when absent) */
     uint64_t cas;                   /* c */
     bool has_cas;
+    bool won;                       /* W: this client may fill the item
+                                       (an mg N created it, or it is
+                                       stale and nobody was told yet) */
+    bool claimed;                   /* Z: another client was told W: the
+                                       item is a placeholder (or a stale
+                                       value) being filled */
+    bool stale;                     /* X: marked stale (md I, ms I) */
 };
+
+/* Seconds the placeholder of a copy made during a move lives (mg N, see
+ * warmup.h): it is replaced by the value a round trip later, or expires if
+ * that never comes. */
+#define PROTO_CLAIM_TTL 3
 
 /* Parses an "VA ..." line (without its terminator). Returns 0, or -1 when
  * it is no VA line or a number is malformed. */
 int proto_parse_meta_value(const char *line, size_t len,
                            struct proto_meta_value *mv)
     __attribute__((warn_unused_result));
+/* The same for a "VA ..." or an "HD ..." line. */
+int proto_parse_meta_hit(const char *line, size_t len,
+                         struct proto_meta_value *mv)
+    __attribute__((warn_unused_result));
+/* Whether mv is no value a client may see: W, Z or X (see above). */
+static inline bool
+proto_meta_unsettled(const struct proto_meta_value *mv)
+{
+    return mv->won || mv->claimed || mv->stale;
+}
 
 /*
  * The exptime that gives a copy the remaining ttl (as mg's t flag says it,

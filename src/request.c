@@ -100,7 +100,8 @@ request_get(struct worker *w, struct client *c)
     req->warm_sent = false;
     req->meta_seen = false;
     req->warm_touch = false;
-    req->copy_src = NULL;
+    req->copy.src = NULL;
+    req->copy.held = false;
     req->deferred_be = NULL;
     return req;
 }
@@ -132,6 +133,7 @@ request_put(struct request *req)
     struct worker *w = req->worker;
     size_t left = evbuffer_get_length(req->rsp);
 
+    warmup_copy_done(req);
     if (left > 0) {
         evbuffer_drain(req->rsp, left);
     }
@@ -971,14 +973,17 @@ request_frag_meta(struct frag *f, const char *line, size_t total,
 {
     struct request *req = f->req;
 
-    if (f->kind == FRAG_WARM || f->kind == FRAG_COPY ||
-        f->kind == FRAG_COPY_CHECK || f->kind == FRAG_COPY_UNDO) {
+    if (frag_kind_is_warmup(f->kind) && f->kind != FRAG_WARM_META) {
         warmup_frag_meta(f, line, total, in);
         return;
     }
     if (f->kind == FRAG_WARM_META) {
         /* The previous owner's answer replaces the new owner's miss. */
         evbuffer_drain(req->rsp, evbuffer_get_length(req->rsp));
+    } else if (req->nwarm > 0 && warmup_meta_placeholder(req, line, total,
+                                                         in)) {
+        /* A warm-up copy's placeholder: a miss (its EN is in rsp). */
+        return;
     } else if (req->nwarm > 0 && !request_meta_is_miss(line, total, in)) {
         req->meta_seen = true;
     }
@@ -998,9 +1003,7 @@ request_frag_meta_end(struct frag *f)
 {
     struct request *req = f->req;
 
-    if (f->kind == FRAG_COPY) {
-        warmup_copy_done(f);
-    } else if (f->kind == FRAG_META) {
+    if (f->kind == FRAG_META) {
         request_failover_done(req, f->be);
     }
     if (--req->pending == 0) {
@@ -1210,17 +1213,11 @@ request_frag_fail(struct frag *f, const char *reason)
 {
     struct request *req = f->req;
 
-    if (f->kind == FRAG_OWNER_DELETE || f->kind == FRAG_PREV_DELETE ||
-        f->kind == FRAG_WARM || f->kind == FRAG_WARM_META ||
-        f->kind == FRAG_COPY || f->kind == FRAG_COPY_CHECK ||
-        f->kind == FRAG_COPY_UNDO) {
+    if (f->kind == FRAG_OWNER_DELETE || frag_kind_is_warmup(f->kind)) {
         if (f->kind == FRAG_OWNER_DELETE) {
             request_owner_delete_failed(req, f->be);
         } else {
             warmup_frag_fail(f);
-        }
-        if (f->kind == FRAG_COPY) {
-            warmup_copy_done(f);
         }
         if (--req->pending == 0) {
             request_finish(req);

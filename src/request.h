@@ -43,21 +43,32 @@ enum frag_kind {
                            the write is answered */
     FRAG_WARM,          /* mg of a key that missed on its new owner, on its
                            previous owner: the hit is answered and copied */
+    FRAG_WARM_VERIFY,   /* mg of a key whose hit on its new owner was an
+                           empty value: a copy's placeholder (Z)? */
     FRAG_WARM_META,     /* a client's mg that missed, sent again to the
                            key's previous owner, its reply relayed */
-    FRAG_COPY,          /* ms with add semantics of a warm-up hit to the
-                           key's new owner (an orphaned request) */
+    FRAG_COPY_CLAIM,    /* mg N of a warm-up hit's key on its new owner:
+                           a placeholder, if nothing is there (an orphaned
+                           request) ... */
+    FRAG_COPY,          /* ... then ms C<the placeholder's cas> */
     FRAG_COPY_CHECK,    /* ... then mg c on where it came from: unchanged? */
-    FRAG_COPY_UNDO,     /* ... else md of the copy: it may be older than a
-                           write or delete made meanwhile */
+    FRAG_COPY_UNDO,     /* ... else md of the copy (or of the placeholder):
+                           it may be older than a write or delete made
+                           meanwhile */
 };
+
+/* Fragments of a move (warmup.c). */
+static inline bool
+frag_kind_is_warmup(enum frag_kind k)
+{
+    return k >= FRAG_PREV_DELETE;
+}
 
 /* Fragments whose replies are framed as meta replies. */
 static inline bool
 frag_kind_is_meta(enum frag_kind k)
 {
-    return k == FRAG_META || k == FRAG_WARM || k == FRAG_WARM_META ||
-           k == FRAG_COPY || k == FRAG_COPY_CHECK || k == FRAG_COPY_UNDO;
+    return k == FRAG_META || k >= FRAG_WARM;
 }
 
 struct frag {
@@ -139,8 +150,16 @@ struct request {
     bool warm_touch;                /* gat/gats: copies get warm_exptime */
     int64_t warm_exptime;
     uint32_t warm_linelen;          /* mg: the client's line, in line */
-    struct backend *copy_src;       /* a copy: where its value was read */
-    uint64_t copy_cas;              /* ... and its cas unique there */
+    struct {                        /* a warm-up copy (warmup.c) */
+        struct backend *src;        /* where its value was read */
+        uint64_t src_cas;           /* ... and its cas unique there */
+        uint64_t cas;               /* the placeholder's, then the copy's
+                                       cas unique on the new owner */
+        uint32_t flags;
+        int64_t exptime;
+        bool held;                  /* its value (in rsp) holds a place
+                                       in the worker's copy queue */
+    } copy;
     struct backend *deferred_be;    /* a delete sent once the previous
                                        owners' deletes are answered: its
                                        target, its kind, its bytes in

@@ -9,6 +9,9 @@
 #include <stdint.h>
 
 #define UTIL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* A macro's value as a string literal. */
+#define UTIL_STR_(x) #x
+#define UTIL_STR(x) UTIL_STR_(x)
 
 /* malloc/calloc/strdup that abort on failure. */
 void *util_xmalloc(size_t n);

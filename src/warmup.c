@@ -3,13 +3,15 @@
  *
  *   write   FRAG_LINE / FRAG_META answered -> FRAG_PREV_DELETE on the
  *           previous owner -> the client's answer
- *   get     FRAG_RETRIEVAL(s) answered -> one FRAG_WARM (mg k v f t) per
- *           key that missed, on its previous owner -> VALUE blocks put in
- *           their place -> END; each hit also a FRAG_COPY (ms k S F T ME)
- *           in an orphaned request of its own to the new owner
- *   mg      FRAG_META answered EN (or nothing, with q) -> FRAG_WARM for the
- *           copy and FRAG_WARM_META (the client's line again) on the
- *           previous owner, whose reply the client gets
+ *   get     FRAG_RETRIEVAL(s) answered -> one FRAG_WARM (mg k v f t c)
+ *           per key that missed, on its previous owner (one FRAG_WARM_VERIFY
+ *           on the new owner first for a hit that may be a placeholder) ->
+ *           VALUE blocks put in their place -> END; each hit also a copy:
+ *           FRAG_COPY_CLAIM -> FRAG_COPY -> FRAG_COPY_CHECK (-> FRAG_COPY_UNDO)
+ *           in an orphaned request of its own
+ *   mg      FRAG_META answered EN (or nothing, with q, or a placeholder) ->
+ *           FRAG_WARM for the copy and FRAG_WARM_META (the client's line
+ *           again) on the previous owner, whose reply the client gets
  */
 #include "autoconf.h"
 
@@ -63,14 +65,12 @@ warmup_note_read(struct request *req, uint32_t i,
     struct topology_prev p[TOPOLOGY_ORIGINS];
     struct backend *po = NULL;
 
-    /* The first previous owner: the one from before the move. */
+    /* The first previous owner: the one from before the move (UP or not:
+     * a copy's placeholder may be on the new owner either way). */
     if (b == owner && b != NULL &&
         topology_prev_owners(req->wt->t, route_key->p, route_key->len, owner,
                              p) > 0) {
         po = p[0].be;
-    }
-    if (po != NULL && !backend_is_up(po)) {
-        po = NULL;
     }
     req->key_prev[i] = po;
     req->nwarm += po != NULL;
@@ -151,27 +151,83 @@ warmup_send_get(struct request *req, uint32_t i, struct backend *po,
         evbuffer_add(out, req->meta_quiet ? "\r\nmn\r\n" : "\r\n",
                      req->meta_quiet ? 6 : 2);
     } else {
-        /* c always: the copy checks the source did not change. */
-        evbuffer_add_printf(out, "mg %.*s%s v f t c\r\n",
+        /* c always: the copy checks the source did not change. A check
+         * of a gat's hit touches as the gat did. */
+        evbuffer_add_printf(out, "mg %.*s%s v f t c",
                             (int)req->keys[i].len, req->keys[i].p,
                             req->prev_b64 ? " b" : "");
+        if (kind == FRAG_WARM_VERIFY && req->warm_touch) {
+            evbuffer_add_printf(out, " T%lld", (long long)req->warm_exptime);
+        }
+        evbuffer_add(out, "\r\n", 2);
     }
     req->pending++;
     bconn_enqueue(bc, f);
     return true;
 }
 
+/* Key i's VALUE block (from its new owner) is an empty value with flags 0:
+ * what a copy's placeholder looks like to get and gets. */
+static bool
+warmup_block_empty(const struct request *req, uint32_t i)
+{
+    char buf[PROTO_KEY_MAX + 64];
+    const char *b;
+    size_t len, klen = req->keys[i].len, at = 6 + klen;
+
+    if (req->stream) {
+        len = evbuffer_get_length(req->rsp);
+        if (req->hits != 1 || len > sizeof(buf)) {
+            return false;
+        }
+        evbuffer_copyout(req->rsp, buf, len);
+        b = buf;
+    } else {
+        len = req->block_len[i];
+        if (len == 0 || req->block_off[i] == REQUEST_IN_FRAG) {
+            return false;
+        }
+        b = req->vals + req->block_off[i];
+    }
+    /* VALUE <key> 0 0[ <cas>]\r\n\r\n */
+    if (len < at + 8 || memcmp(b + at, " 0 0", 4) != 0 ||
+        memcmp(b + len - 4, "\r\n\r\n", 4) != 0) {
+        return false;
+    }
+    for (size_t k = at + 4; k < len - 4; k++) {
+        if (!(k == at + 4 ? b[k] == ' ' : b[k] >= '0' && b[k] <= '9')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Key i's block from its new owner was a placeholder: now a miss. */
+static void
+warmup_drop_block(struct request *req, uint32_t i)
+{
+    if (req->stream) {
+        evbuffer_drain(req->rsp, evbuffer_get_length(req->rsp));
+        req->hits = 0;
+    } else if (req->block_len[i] > 0) {
+        req->block_len[i] = 0;
+        req->hits--;
+    }
+}
+
 /* The warm-up round of a read: each key that missed, on its previous
- * owner. */
+ * owner; each whose value looks like a placeholder, on its new owner. */
 static bool
 warmup_send_reads(struct request *req)
 {
+    struct worker *w = req->worker;
     uint32_t n = 0;
 
     req->warm_sent = true;
     if (req->cmd == PROTO_CMD_MG) {
         /* Missed: EN, or nothing before MN with q. */
-        if (req->meta_seen || req->frags[0].failed) {
+        if (req->meta_seen || req->frags[0].failed ||
+            !backend_is_up(req->key_prev[0])) {
             return false;
         }
         request_reserve_frags(req, req->nfrags + 2);
@@ -182,18 +238,32 @@ warmup_send_reads(struct request *req)
         return req->pending > 0;
     }
     for (uint32_t i = 0; i < req->nkeys; i++) {
-        n += req->key_prev[i] != NULL && warmup_missed(req, i);
+        n += req->key_prev[i] != NULL;
     }
     if (n == 0) {
         return false;
     }
-    /* Room for a second look at the new owner for each (see
-     * warmup_frag_meta()): no fragment may move once one is queued. */
-    request_reserve_frags(req, req->nfrags + 2 * n);
+    /* Room for a check, a read and a second look at the new owner for
+     * each (see warmup_frag_meta()): no fragment may move once one is
+     * queued. */
+    request_reserve_frags(req, req->nfrags + 3 * n);
     for (uint32_t i = 0; i < req->nkeys; i++) {
-        if (req->key_prev[i] != NULL && warmup_missed(req, i) &&
-            !warmup_send_get(req, i, req->key_prev[i], FRAG_WARM, NULL, 0)) {
-            stats_add(&req->worker->stats.warmup_misses, 1);
+        struct backend *po = req->key_prev[i];
+        uint32_t fi = req->stream ? 0 : req->key_frag[i];
+
+        if (po == NULL || req->frags[fi].failed) {
+            continue;
+        }
+        if (warmup_missed(req, i)) {
+            if (!backend_is_up(po) ||
+                !warmup_send_get(req, i, po, FRAG_WARM, NULL, 0)) {
+                stats_add(&w->stats.warmup_misses, 1);
+            }
+        } else if (warmup_block_empty(req, i) &&
+                   !warmup_send_get(req, i, req->frags[fi].be,
+                                    FRAG_WARM_VERIFY, NULL, 0)) {
+            /* Not known to be a value: a miss. */
+            warmup_drop_block(req, i);
         }
     }
     return req->pending > 0;
@@ -236,10 +306,42 @@ warmup_copy_ttl(const struct request *req, const struct proto_meta_value *va)
     return proto_copy_exptime(va->ttl, (int64_t)time(NULL));
 }
 
+/* Queues "CMD KEY [b] FLAGS" about r's key on be as kind. */
+static bool
+warmup_copy_send(struct request *r, struct backend *be, enum frag_kind kind,
+                 const char *cmd, const char *flags)
+{
+    struct worker *w = r->worker;
+    struct worker_backend *wb = worker_wb(w, be);
+    struct bconn *bc;
+    struct evbuffer *out;
+
+    if (wb == NULL || r->nfrags >= r->fragcap || !backend_is_up(be) ||
+        (out = bconn_output(bc = route_pick(w, wb))) == NULL) {
+        return false;
+    }
+    evbuffer_add_printf(out, "%s %.*s%s%s\r\n", cmd, (int)r->keys[0].len,
+                        r->keys[0].p, r->prev_b64 ? " b" : "", flags);
+    r->pending++;
+    bconn_enqueue(bc, request_frag_init(r, kind, be));
+    return true;
+}
+
+/* md of what r put on the key's new owner (placeholder or copy), if it is
+ * still what r put there. */
+static bool
+warmup_copy_undo(struct request *r)
+{
+    char flags[32];
+
+    snprintf(flags, sizeof(flags), " C%llu", (unsigned long long)r->copy.cas);
+    return warmup_copy_send(r, r->frags[0].be, FRAG_COPY_UNDO, "md", flags);
+}
+
 /*
  * Copies the hit (data: len bytes and "\r\n"), read on from, to the key's
- * new owner; once stored, from is asked whether the item is still the one
- * read, and the copy deleted again if not (see warmup.h).
+ * new owner, in an orphaned request of its own (see warmup.h): a
+ * placeholder first, then the value over it, then the check of from.
  */
 static void
 warmup_copy(struct request *req, uint32_t i, const struct proto_meta_value *va,
@@ -247,42 +349,40 @@ warmup_copy(struct request *req, uint32_t i, const struct proto_meta_value *va,
 {
     struct worker *w = req->worker;
     struct backend *to = req->frags[req->stream ? 0 : req->key_frag[i]].be;
-    struct worker_backend *wb = worker_wb(w, to);
     int64_t ttl = warmup_copy_ttl(req, va);
     struct request *r;
-    struct bconn *bc;
-    struct evbuffer *out;
-    struct frag *f;
 
     if (ttl < 0) {
         return;
     }
     if (w->warm_copies >= WARMUP_COPY_QUEUE ||
-        w->warm_copy_bytes + va->len > WARMUP_COPY_BYTES || wb == NULL ||
-        !backend_is_up(to) || (out = bconn_output(bc = route_pick(w, wb))) ==
-                                  NULL) {
+        w->warm_copy_bytes + va->len > WARMUP_COPY_BYTES ||
+        !backend_is_up(to)) {
         stats_add(&w->stats.warmup_copies_dropped, 1);
         return;
     }
     r = request_get(w, NULL);
     r->cmd = PROTO_CMD_MS;
     r->noreply = true;
-    r->counted = va->len;
     r->prev_b64 = req->prev_b64;
-    r->copy_src = va->has_cas ? from : NULL;
-    r->copy_cas = va->cas;
-    request_keep_key(r, &req->keys[i]);
-    /* The copy, its check and its undo: no fragment moves once queued. */
-    request_reserve_frags(r, 3);
-    f = request_frag_init(r, FRAG_COPY, to);
-    r->pending = 1;
+    r->copy.src = va->has_cas ? from : NULL;
+    r->copy.src_cas = va->cas;
+    r->copy.flags = va->flags;
+    r->copy.exptime = ttl;
+    r->copy.held = true;
+    r->counted = va->len;
     w->warm_copies++;
     w->warm_copy_bytes += va->len;
-    evbuffer_add_printf(out, "ms %.*s %u%s F%u T%lld ME\r\n",
-                        (int)req->keys[i].len, req->keys[i].p, va->len,
-                        req->prev_b64 ? " b" : "", va->flags, (long long)ttl);
-    evbuffer_add(out, data, (size_t)va->len + 2);
-    bconn_enqueue(bc, f);
+    evbuffer_add(r->rsp, data, (size_t)va->len + 2);
+    request_keep_key(r, &req->keys[i]);
+    /* Placeholder, copy, check and undo: no fragment moves once queued. */
+    request_reserve_frags(r, 4);
+    /* The first fragment names the new owner (warmup_copy_undo()). */
+    if (!warmup_copy_send(r, to, FRAG_COPY_CLAIM, "mg",
+                          " c N" UTIL_STR(PROTO_CLAIM_TTL))) {
+        stats_add(&w->stats.warmup_copies_dropped, 1);
+        request_put(r);
+    }
 }
 
 /* A warm-up hit of key i: its VALUE block where the client expects it. */
@@ -339,32 +439,34 @@ warmup_look_again(struct request *req, uint32_t i)
     return true;
 }
 
-/* Queues a one-line meta command about r's key on be as kind. */
-static bool
-warmup_copy_send(struct request *r, struct backend *be, enum frag_kind kind,
-                 const char *cmd, const char *flags)
+/* The reply line of a copy's fragment, parsed as a meta hit (mv) or not
+ * (-1); the reply is consumed. */
+static int
+warmup_copy_line(const char *line, size_t total, struct evbuffer *in,
+                 struct proto_meta_value *mv)
 {
-    struct worker *w = r->worker;
-    struct worker_backend *wb = worker_wb(w, be);
-    struct bconn *bc;
-    struct evbuffer *out;
+    char head[128];
+    size_t n = total < sizeof(head) ? total : sizeof(head);
 
-    if (wb == NULL || r->nfrags >= r->fragcap ||
-        (out = bconn_output(bc = route_pick(w, wb))) == NULL) {
-        return false;
+    if (in != NULL) {
+        evbuffer_copyout(in, head, n);
+        evbuffer_drain(in, total);
+        line = head;
     }
-    evbuffer_add_printf(out, "%s %.*s%s%s\r\n", cmd, (int)r->keys[0].len,
-                        r->keys[0].p, r->prev_b64 ? " b" : "", flags);
-    r->pending++;
-    bconn_enqueue(bc, request_frag_init(r, kind, be));
-    return true;
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) {
+        n--;
+    }
+    return proto_parse_meta_hit(line, n, mv);
 }
 
 /*
- * The copy is stored (HD) or not (NS: a value got there first, which is
- * right); stored, the source is checked: the item read is still there
- * (HD c<the cas read>), or the copy goes (md on the new owner), since a
- * delete or a write through a proxy may have come in between.
+ * The steps of a copy (see warmup.h):
+ *   claim  HD c<cas> W: the placeholder is ours; else the new owner has a
+ *          value, or another mover is filling it: nothing to do
+ *   copy   HD c<cas>: the value is over the placeholder; else a write or
+ *          a delete replaced or removed the placeholder: nothing to do
+ *   check  HD c<the cas read>: the source is unchanged; else a delete or
+ *          write came in between, and the copy goes
  */
 static void
 warmup_copy_reply(struct frag *f, const char *line, size_t total,
@@ -372,40 +474,81 @@ warmup_copy_reply(struct frag *f, const char *line, size_t total,
 {
     struct request *r = f->req;
     struct worker *w = r->worker;
-    char head[64];
-    size_t n = total < sizeof(head) - 1 ? total : sizeof(head) - 1;
-    struct backend *to = r->frags[0].be;
+    struct proto_meta_value mv;
+    bool hd = warmup_copy_line(line, total, in, &mv) == 0 && mv.len == 0 &&
+              mv.has_cas;
 
-    if (in != NULL) {
-        evbuffer_copyout(in, head, n);
-        evbuffer_drain(in, total);
-    } else {
-        memcpy(head, line, n);
+    switch (f->kind) {
+    case FRAG_COPY_CLAIM: {
+        struct worker_backend *wb = worker_wb(w, f->be);
+        struct bconn *bc;
+        struct evbuffer *out;
+
+        if (!hd || !mv.won || mv.stale) {
+            stats_add(&w->stats.warmup_copy_failures, 1);
+            warmup_copy_done(r);
+            break;
+        }
+        r->copy.cas = mv.cas;
+        if (wb == NULL || !backend_is_up(f->be) ||
+            (out = bconn_output(bc = route_pick(w, wb))) == NULL) {
+            stats_add(&w->stats.warmup_copy_failures, 1);
+            warmup_copy_done(r);
+            warmup_copy_undo(r);
+            break;
+        }
+        evbuffer_add_printf(out, "ms %.*s %u%s C%llu F%u T%lld c\r\n",
+                            (int)r->keys[0].len, r->keys[0].p,
+                            (unsigned)r->counted, r->prev_b64 ? " b" : "",
+                            (unsigned long long)mv.cas, r->copy.flags,
+                            (long long)r->copy.exptime);
+        evbuffer_add_buffer(out, r->rsp);
+        r->pending++;
+        bconn_enqueue(bc, request_frag_init(r, FRAG_COPY, f->be));
+        break;
     }
-    head[n] = '\0';
-    if (f->kind == FRAG_COPY) {
-        bool stored = strncmp(head, "HD", 2) == 0;
-
-        stats_add(stored ? &w->stats.warmup_copies
-                         : &w->stats.warmup_copy_failures,
-                  1);
-        if (stored && r->copy_src != NULL &&
-            !warmup_copy_send(r, r->copy_src, FRAG_COPY_CHECK, "mg", " c") &&
-            !warmup_copy_send(r, to, FRAG_COPY_UNDO, "md", "")) {
+    case FRAG_COPY:
+        warmup_copy_done(r);
+        if (!hd) {
+            stats_add(&w->stats.warmup_copy_failures, 1);
+            break;
+        }
+        stats_add(&w->stats.warmup_copies, 1);
+        r->copy.cas = mv.cas;
+        if (r->copy.src != NULL &&
+            !warmup_copy_send(r, r->copy.src, FRAG_COPY_CHECK, "mg", " c") &&
+            !warmup_copy_undo(r)) {
             stats_add(&w->stats.warmup_copy_failures, 1);
         }
-    } else if (f->kind == FRAG_COPY_CHECK) {
-        char want[32];
-
-        snprintf(want, sizeof(want), "HD c%llu",
-                 (unsigned long long)r->copy_cas);
+        break;
+    case FRAG_COPY_CHECK:
         /* Still the item read? Else a write or a delete came (or the
          * background copy moved it: a miss then, never a stale value). */
-        if (strncmp(head, want, strlen(want)) != 0 ||
-            (head[strlen(want)] != '\r' && head[strlen(want)] != ' ')) {
+        if (!hd || mv.cas != r->copy.src_cas) {
             stats_add(&w->stats.warmup_copies_undone, 1);
-            warmup_copy_send(r, to, FRAG_COPY_UNDO, "md", "");
+            warmup_copy_undo(r);
         }
+        break;
+    default:
+        break;
+    }
+}
+
+/* The answer to FRAG_WARM_VERIFY: a value a client may see (va, data:
+ * it replaces the empty one, which may have been a placeholder the copy
+ * has filled since), or not (a miss: to the previous owner, as any). */
+static void
+warmup_verified(struct request *req, uint32_t i,
+                const struct proto_meta_value *va, const char *data)
+{
+    struct backend *po = req->key_prev[i];
+
+    warmup_drop_block(req, i);
+    if (va != NULL) {
+        warmup_answer(req, i, va, data);
+    } else if (!backend_is_up(po) ||
+               !warmup_send_get(req, i, po, FRAG_WARM, NULL, 0)) {
+        stats_add(&req->worker->stats.warmup_misses, 1);
     }
 }
 
@@ -418,9 +561,9 @@ warmup_frag_meta(struct frag *f, const char *line, size_t total,
     char *copy = NULL;
     const char *nl;
     struct proto_meta_value va;
+    bool hit;
 
-    if (f->kind == FRAG_COPY || f->kind == FRAG_COPY_CHECK ||
-        f->kind == FRAG_COPY_UNDO) {
+    if (f->kind >= FRAG_COPY_CLAIM) {
         warmup_copy_reply(f, line, total, in);
         return;
     }
@@ -430,10 +573,16 @@ warmup_frag_meta(struct frag *f, const char *line, size_t total,
         line = copy;
     }
     nl = memchr(line, '\n', total);
-    if (nl != NULL && proto_parse_meta_value(line, (size_t)(nl - line) -
-                                               (nl > line && nl[-1] == '\r'),
-                                      &va) == 0 &&
-        (size_t)(nl + 1 - line) + va.len + 2 == total) {
+    /* A placeholder, or a value marked stale, is no hit. */
+    hit = nl != NULL &&
+          proto_parse_meta_value(line, (size_t)(nl - line) -
+                                           (nl > line && nl[-1] == '\r'),
+                                 &va) == 0 &&
+          (size_t)(nl + 1 - line) + va.len + 2 == total &&
+          !proto_meta_unsettled(&va);
+    if (f->kind == FRAG_WARM_VERIFY) {
+        warmup_verified(req, f->key_start, hit ? &va : NULL, nl + 1);
+    } else if (hit) {
         warmup_answer(req, f->key_start, &va, nl + 1);
         if (!f->fallback) {
             stats_add(&w->stats.warmup_hits, 1);
@@ -446,6 +595,51 @@ warmup_frag_meta(struct frag *f, const char *line, size_t total,
         stats_add(&w->stats.warmup_misses, 1);
     }
     free(copy);
+}
+
+bool
+warmup_meta_placeholder(struct request *req, const char *line, size_t total,
+                        struct evbuffer *in)
+{
+    char head[512];
+    size_t n = total < sizeof(head) ? total : sizeof(head);
+    const char *nl, *p, *end;
+    struct proto_meta_value mv;
+    struct proto_str tok;
+
+    if (req->key_prev[0] == NULL) {
+        return false;
+    }
+    if (in != NULL) {
+        evbuffer_copyout(in, head, n);
+        line = head;
+    }
+    if ((nl = memchr(line, '\n', n)) == NULL) {
+        return false;
+    }
+    end = nl > line && nl[-1] == '\r' ? nl - 1 : nl;
+    if (proto_parse_meta_hit(line, (size_t)(end - line), &mv) != 0 ||
+        !mv.claimed) {
+        return false;
+    }
+    /* What memcached answers a miss: EN with the O, k and b flags the hit
+     * carried, or nothing with q. */
+    if (!req->meta_quiet && req->client != NULL) {
+        p = line + 2;
+        evbuffer_add(req->rsp, "EN", 2);
+        while (proto_next_key(&p, end, &tok)) {
+            if (tok.p[0] == 'O' || tok.p[0] == 'k' ||
+                (tok.p[0] == 'b' && tok.len == 1)) {
+                evbuffer_add(req->rsp, " ", 1);
+                evbuffer_add(req->rsp, tok.p, tok.len);
+            }
+        }
+        evbuffer_add(req->rsp, "\r\n", 2);
+    }
+    if (in != NULL) {
+        evbuffer_drain(in, total);
+    }
+    return true;
 }
 
 void
@@ -481,16 +675,23 @@ warmup_frag_fail(struct frag *f)
     case FRAG_WARM:
         stats_add(&w->stats.warmup_misses, 1);
         break;
+    case FRAG_WARM_VERIFY:
+        /* Not known to be a value: a miss. */
+        warmup_drop_block(req, f->key_start);
+        stats_add(&w->stats.warmup_misses, 1);
+        break;
     case FRAG_WARM_META:
         /* The client keeps the miss it had. */
         break;
+    case FRAG_COPY_CLAIM:
     case FRAG_COPY:
+        warmup_copy_done(req);
         stats_add(&w->stats.warmup_copy_failures, 1);
         break;
     case FRAG_COPY_CHECK:
         /* Not known to be unchanged: the copy goes. */
         stats_add(&w->stats.warmup_copies_undone, 1);
-        warmup_copy_send(req, req->frags[0].be, FRAG_COPY_UNDO, "md", "");
+        warmup_copy_undo(req);
         break;
     case FRAG_COPY_UNDO:
         stats_add(&w->stats.warmup_copy_failures, 1);
@@ -501,11 +702,16 @@ warmup_frag_fail(struct frag *f)
 }
 
 void
-warmup_copy_done(struct frag *f)
+warmup_copy_done(struct request *r)
 {
-    struct worker *w = f->req->worker;
+    struct worker *w = r->worker;
 
+    if (!r->copy.held) {
+        return;
+    }
+    r->copy.held = false;
     w->warm_copies--;
-    w->warm_copy_bytes -= f->req->counted;
-    f->req->counted = 0;
+    w->warm_copy_bytes -= r->counted;
+    r->counted = 0;
+    evbuffer_drain(r->rsp, evbuffer_get_length(r->rsp));
 }

@@ -5,20 +5,30 @@
  *
  *   reads   get gets gat gats mg that miss on the new owner are sent to
  *           the previous owner (when it is UP); a hit is answered and
- *           copied to the new owner with add semantics (ms ... ME: never
- *           over a value written meanwhile), keeping flags and remaining
- *           TTL; copies are bounded per worker (dropped and counted when
- *           the queue is full)
+ *           copied to the new owner, keeping flags and remaining TTL;
+ *           copies are bounded per worker (dropped and counted when the
+ *           queue is full)
  *   writes  storage commands, delete, incr/decr, touch and meta writes are
  *           followed, once answered, by a delete of the key on its
  *           previous owner, before the client is answered (a delete or md
  *           goes to the previous owner first, then to the new one); a
  *           delete that fails or cannot be sent taints that backend: it
  *           serves no more warm-up reads in this move
- *   copies  once stored, a copy checks its source (mg c): the item read
- *           still there, unchanged, or the copy is deleted again (a delete
- *           or write came in between: with deletes ordered as above, a
- *           deleted key does not come back)
+ *   copies  (these, and the background copier's) are made so that a
+ *           delete or write that comes in between always wins:
+ *             1. mg k c N<ttl> on the new owner: a placeholder where it
+ *                has nothing (W); a value or another mover's placeholder
+ *                there, and the copy is not made
+ *             2. ms k C<placeholder's cas>: fails once a delete removed
+ *                the placeholder or a write replaced it
+ *             3. mg k c on the source: the item read still there,
+ *                unchanged, or the copy is deleted again (md C<its cas>)
+ *           With deletes ordered as above, a delete answered to a client
+ *           is never undone by a copy.
+ *   placeholders are empty items that plain get would answer: so a hit on
+ *           the new owner that is an empty value with flags 0 is checked
+ *           with mg (Z: a placeholder, a miss), and a client's mg answered
+ *           with Z gets a miss (then the previous owner's answer)
  *
  * request.c notes each key at dispatch and calls warmup_continue() before
  * a request completes.
@@ -39,6 +49,7 @@ struct request;
 /* Warm-up copies in flight per worker, and their bytes. */
 #define WARMUP_COPY_QUEUE 1024
 #define WARMUP_COPY_BYTES (16u << 20)
+
 
 /*
  * A write of the key routed as route_key, named key on the wire (base64
@@ -68,14 +79,23 @@ void warmup_note_read(struct request *req, uint32_t i,
  */
 bool warmup_continue(struct request *req);
 
-/* Replies of FRAG_WARM and FRAG_COPY (as request_frag_meta()). */
+/* Replies of the warm-up reads and the copies' steps, all but
+ * FRAG_WARM_META (as request_frag_meta()). */
 void warmup_frag_meta(struct frag *f, const char *line, size_t total,
                       struct evbuffer *in);
+/*
+ * The reply (as request_frag_meta()) to the client's own mg of a key with a
+ * previous owner: when it is a copy's placeholder (Z), puts what memcached
+ * answers a miss into req->rsp, consumes the reply and returns true.
+ */
+bool warmup_meta_placeholder(struct request *req, const char *line,
+                             size_t total, struct evbuffer *in);
 /* FRAG_PREV_DELETE answered with line. */
 void warmup_delete_answer(struct frag *f, const char *line, size_t len);
-/* A FRAG_PREV_DELETE, FRAG_WARM, FRAG_WARM_META or FRAG_COPY failed. */
+/* A fragment of a move (frag_kind_is_warmup()) failed. */
 void warmup_frag_fail(struct frag *f);
-/* A FRAG_COPY is answered or failed: its place in the queue is free. */
-void warmup_copy_done(struct frag *f);
+/* r, a copy, no longer holds its value: its place in the worker's queue
+ * is free (nothing when it holds none). */
+void warmup_copy_done(struct request *r);
 
 #endif

@@ -972,14 +972,33 @@ START_TEST(meta_value_parsed)
     ck_assert_uint_eq(mv.flags, 7);
     ck_assert_int_eq(mv.ttl, -1);
     ck_assert(mv.has_cas && mv.cas == 42);
-    /* Flags in any order, unknown ones (X, W, k) ignored; absent ones
-     * default. */
+    ck_assert(!proto_meta_unsettled(&mv));
+    /* Flags in any order, unknown ones (k) ignored; absent ones default;
+     * memcached's own W and X (and Z) noted. */
     ck_assert_int_eq(proto_parse_meta_value("VA 0 W t300 X kfoo", 18, &mv),
                      0);
     ck_assert_uint_eq(mv.len, 0);
     ck_assert_uint_eq(mv.flags, 0);
     ck_assert_int_eq(mv.ttl, 300);
     ck_assert(!mv.has_cas);
+    ck_assert(mv.won && mv.stale && !mv.claimed);
+    ck_assert(proto_meta_unsettled(&mv));
+    /* A vivified placeholder, as another client sees it. */
+    ck_assert_int_eq(proto_parse_meta_value("VA 0 c9 f0 t5 Z", 15, &mv), 0);
+    ck_assert(mv.claimed && !mv.won && mv.cas == 9);
+    /* A one-letter flag only: "Zx" is not Z. */
+    ck_assert_int_eq(proto_parse_meta_value("VA 0 Zx Wy", 10, &mv), 0);
+    ck_assert(!proto_meta_unsettled(&mv));
+    /* HD lines through proto_parse_meta_hit. */
+    ck_assert_int_eq(proto_parse_meta_hit("HD c12 W", 8, &mv), 0);
+    ck_assert(mv.won && mv.has_cas && mv.cas == 12 && mv.len == 0);
+    ck_assert_int_eq(proto_parse_meta_hit("HD", 2, &mv), 0);
+    ck_assert(!mv.has_cas && !proto_meta_unsettled(&mv));
+    ck_assert_int_eq(proto_parse_meta_hit("VA 2 c3", 7, &mv), 0);
+    ck_assert(mv.len == 2 && mv.cas == 3);
+    ck_assert_int_eq(proto_parse_meta_hit("HDc1", 4, &mv), -1);
+    ck_assert_int_eq(proto_parse_meta_hit("EN", 2, &mv), -1);
+    ck_assert_int_eq(proto_parse_meta_hit("HD cx", 5, &mv), -1);
     for (size_t i = 0; i < UTIL_ARRAY_SIZE(bad); i++) {
         ck_assert_msg(proto_parse_meta_value(bad[i], strlen(bad[i]), &mv) ==
                           -1,

@@ -23,7 +23,15 @@ reads every key, over and over:
     miss, never v1; the previous owner no longer holds v1;
   - gets, gat, gats and mg warm up too, with their own reply formats;
   - deletes during a move: afterwards a miss through mcring and the value
-    is on no backend's previous owner.
+    is on no backend's previous owner; a delete sent just after a read
+    whose copy is on its way is not undone by it (the copy goes over a
+    placeholder, mg N then ms C<cas>), whether warm-up or the background
+    copy moves the keys;
+  - another mover's placeholder on the new owner is a miss for every read
+    command (answered from the previous owner) and takes no copy; a real
+    empty value is still a hit;
+  - a key left where it never belonged during the move is deleted by the
+    background copy, not copied over what its owner had.
 
 The figures (hits per second of a move with and without warm-up) are
 printed to stderr.
@@ -31,6 +39,7 @@ printed to stderr.
 
 import json
 import os
+import random
 import signal
 import sys
 import threading
@@ -524,6 +533,101 @@ class CopyTest(MigrateTestCase):
         self.assertEqual(sorted(got), sorted(keys[1::2]))
 
 
+class OrphanTest(CopyTest):
+    """A key held where it never belonged during the move is deleted, not
+    copied: it may be older than what its owner had since."""
+
+    def test_orphans_are_deleted_not_copied(self):
+        keys = self.keys(300)
+        self.preload(keys)
+        names = self.names()
+        before = self.owners(keys + ["orph-%d" % i for i in range(50)], names)
+        after = self.owners(list(before), names + [self.spare().name])
+        # Keys stored on a backend that owns them neither before nor after
+        # (as a write to a fallback while the owner was DOWN leaves them),
+        # deleted since on their owner.
+        orphans = {}
+        for k in before:
+            if k.startswith("orph-"):
+                for n in names:
+                    if n not in (before[k], after[k]):
+                        orphans[k] = n
+                        break
+        self.assertGreater(len(orphans), 10)
+        for k, n in orphans.items():
+            with self.backend(n).client() as d:
+                self.assertEqual(d.set(k, b"old"), b"STORED")
+        self.add_spare(ramp=0)
+        m = self.wait_copied()
+        self.assertGreaterEqual(m["copy"]["orphans"], len(orphans))
+        self.assertGreater(m["copy"]["copied"], 0)
+        held = self.holders(list(orphans))
+        self.assertEqual({k: v for k, v in held.items() if v}, {})
+        with self.mcring.client() as c:
+            self.assertEqual(self.read_all(c, list(orphans)), {})
+            got = self.read_all(c, keys)
+        self.assertEqual(sorted(got), sorted(keys))
+        st = mctest.proxy_stats(self.mcring.port)
+        self.assertGreaterEqual(int(st["migrate_copy_orphans"]),
+                                len(orphans))
+
+
+class PlaceholderTest(MigrateTestCase):
+    """A copy fills an empty placeholder (mg N) on the new owner: while
+    one is there, nobody reads it as a value, and no other copy lands on
+    it. Here the placeholders are another mover's, made directly."""
+    PROXY = {"threads": 2, "migrate_rate": 0}
+
+    def test_placeholders_are_misses(self):
+        keys = self.keys(300, "ph")
+        after = self.owners(keys, self.names() + [self.spare().name])
+        ks = [k for k in keys if after[k] == self.spare().name][:8]
+        self.assertEqual(len(ks), 8)
+        with self.mcring.client() as c:
+            for k in ks[:6]:
+                self.assertEqual(c.set(k, b"val", flags=7), b"STORED")
+            self.assertEqual(c.set(ks[6], b""), b"STORED")
+        self.add_spare()
+        self.wait_state([self.spare().name], "UP")
+        with self.spare().client() as d:
+            for k in ks[:5]:
+                d.send(b"mg %s c N30\r\n" % k.encode())
+                self.assertTrue(d.readline().endswith(b" W"))
+        with self.mcring.client() as c:
+            c.send(b"get %s\r\n" % ks[0].encode())
+            self.assertEqual(c.readline(), b"VALUE %s 7 3" % ks[0].encode())
+            self.assertEqual(c.readline(), b"val")
+            self.assertEqual(c.readline(), b"END")
+            c.send(b"gets %s\r\n" % ks[1].encode())
+            self.assertEqual(c.readline().split()[:4],
+                             [b"VALUE", ks[1].encode(), b"7", b"3"])
+            self.assertEqual(c.readline(), b"val")
+            self.assertEqual(c.readline(), b"END")
+            got = c.get_multi([ks[2], "ph-nosuch", ks[3], ks[5], ks[6]])
+            self.assertEqual([(k, f, v) for k, f, v, _ in got],
+                             [(ks[2], 7, b"val"), (ks[3], 7, b"val"),
+                              (ks[5], 7, b"val"), (ks[6], 0, b"")])
+            c.send(b"mg %s v f O12 k\r\n" % ks[4].encode())
+            self.assertEqual(c.readline(),
+                             b"VA 3 f7 O12 k%s" % ks[4].encode())
+            self.assertEqual(c.readline(), b"val")
+            c.send(b"mg %s s q\r\nmn\r\n" % ks[4].encode())
+            self.assertEqual(c.readline(), b"HD s3")
+            self.assertEqual(c.readline(), b"MN")
+            # A real empty value on the new owner is a hit.
+            self.assertEqual(c.set(ks[7], b""), b"STORED")
+            self.assertEqual([(k, v) for k, _f, v, _ in c.get_multi([ks[7]])],
+                             [(ks[7], b"")])
+        # No copy landed on the placeholders: another mover fills them.
+        with self.spare().client() as d:
+            for k in ks[:5]:
+                d.send(b"mg %s v\r\n" % k.encode())
+                self.assertEqual(d.readline(), b"VA 0 Z", k)
+                self.assertEqual(d.readline(), b"")
+        wait_for(lambda: self.migration()["warmup"]["copy_failures"] >= 5, 5,
+                 "the copies given up (%r)" % self.migration()["warmup"])
+
+
 class RebalanceTest(MigrateTestCase):
     """GET /rebalance: requests per backend against its weight; POST: the
     weights that even them out, as a paced reweight."""
@@ -622,7 +726,12 @@ class CtlTest(MigrateTestCase):
 
 class RaceTest(MigrateTestCase):
     """Deletes and writes while other clients keep reading the same keys,
-    and the new owner dying in the middle of a move."""
+    and the new owner dying in the middle of a move. Here the keys are
+    moved by warm-up reads and their copies only."""
+    PROXY = {"threads": 2, "migrate_rate": 0}
+
+    def assert_moved(self, m):
+        self.assertGreater(m["warmup"]["hits"], 0)
 
     def readers(self, keys, stop, seen, n=3):
         def run():
@@ -641,12 +750,25 @@ class RaceTest(MigrateTestCase):
         self.add_spare(ramp=3)
         wait_for(lambda: self.migration()["moves"][0]["step"] >= 1, 10,
                  "a first step")
-        stop, seen = threading.Event(), {}
-        ts = self.readers(keys, stop, seen)
+        stop, hits = threading.Event(), []
+        done = {}
+
+        def read():
+            # Each hit with the time its multi-get was sent.
+            with self.mcring.client() as c:
+                while not stop.is_set():
+                    for i in range(0, len(keys), BATCH):
+                        t = time.monotonic()
+                        for k, _f, _v, _c in c.get_multi(keys[i:i + BATCH]):
+                            hits.append((k, t))
+        ts = [threading.Thread(target=read) for _ in range(3)]
+        for t in ts:
+            t.start()
         try:
             with self.mcring.client() as c:
                 for k in keys:
                     self.assertIn(c.delete(k), (b"DELETED", b"NOT_FOUND"))
+                    done[k] = time.monotonic()
             with self.mcring.client() as c:
                 # Once the deletes are answered, nothing comes back.
                 for _ in range(3):
@@ -655,6 +777,13 @@ class RaceTest(MigrateTestCase):
             stop.set()
             for t in ts:
                 t.join()
+        # No read sent after a key's delete was answered found it, though
+        # warm-up reads and their copies were under way for that key.
+        late = [(k, t - done[k]) for k, t in hits if t > done[k]]
+        self.assertEqual(late[:5], [], "%d reads after the delete hit" %
+                         len(late))
+        self.assertGreater(len(hits), 0)
+        self.assert_moved(self.migration())
         self.wait_migration("warmup")
         self.ok("POST", "/migration/finish")
         self.wait_migration("idle")
@@ -694,6 +823,55 @@ class RaceTest(MigrateTestCase):
         for k, vs in seen.items():
             self.assertNotIn(b"v1" + k.encode(), vs, k)
         self.ok("POST", "/migration/finish")
+
+
+class DeleteRaceTest(MigrateTestCase):
+    """A delete sent just after a read whose warm-up copy is on its way
+    (each with its own jitter, so that some land in the copy's window):
+    once the delete is answered, the key is a miss, also on a connection
+    of another worker."""
+    PROXY = {"threads": 2, "migrate_rate": 0}
+
+    def test_delete_just_after_a_warmup_read(self):
+        keys = self.keys(4000, "dr")
+        after = self.owners(keys, self.names() + [self.spare().name])
+        moved = [k for k in keys if after[k] == self.spare().name]
+        self.preload(moved)
+        self.add_spare()
+        self.wait_state([self.spare().name], "UP")
+        late = []
+        rnd = random.Random(7)
+        with self.mcring.client() as c, self.mcring.client() as r:
+            for k in moved:
+                c.send(b"get %s\r\n" % k.encode())
+                time.sleep(rnd.random() * 0.0004)
+                c.send(b"delete %s\r\n" % k.encode())
+                line = c.readline()
+                if line.startswith(b"VALUE"):
+                    c.readline()
+                    line = c.readline()
+                self.assertEqual(line, b"END")
+                self.assertIn(c.readline(), (b"DELETED", b"NOT_FOUND"))
+                for conn in (c, r, c):
+                    if conn.get(k) is not None:
+                        late.append(k)
+        m = self.migration()
+        self.assertEqual(late, [], "%d of %d keys read after their delete; "
+                         "%r" % (len(late), len(moved), m["warmup"]))
+        self.assertGreater(m["warmup"]["hits"], len(moved) // 4)
+        held = {n: self.direct_values(n, moved)
+                for n in self.names() + [self.spare().name]}
+        self.assertEqual({n: sorted(v) for n, v in held.items() if v}, {})
+
+
+class CopierRaceTest(RaceTest):
+    """The same, the keys moved by the background copy too, at a pace that
+    keeps it busy while the keys are deleted."""
+    PROXY = {"threads": 2, "migrate_rate": 1500}
+    test_new_owner_killed_during_move = None
+
+    def assert_moved(self, m):
+        self.assertGreater(m["copy"]["copied"], 0)
 
 
 class CommandsTest(MigrateTestCase):
