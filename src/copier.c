@@ -71,8 +71,10 @@ struct copier_conn {
 
 /* A key of a batch and what happened to it. */
 struct copier_key {
-    char *key;                      /* NUL-terminated, classic */
+    char *key;                      /* as stored (NUL-terminated) */
     size_t len;
+    char *name;                     /* on the wire: key, or its base64 */
+    bool b64;                       /* ... then (flag b) */
     struct backend *owner;
     char *data;                     /* value and "\r\n", or NULL: no hit
                                        (or nothing to copy) */
@@ -261,14 +263,21 @@ copier_scan(struct copier *c, const struct topology *t, struct backend *be,
                         *sp = '\0';
                     }
                     key = evhttp_uridecode(l + 4, 0, &klen);
-                    if (key != NULL && proto_key_classic(key, klen) &&
+                    if (key != NULL && klen > 0 && klen <= PROTO_KEY_MAX &&
                         t->backends[ring_lookup(t->ring, key, klen)] != be) {
-                        keys[n].key = key;
-                        keys[n].len = klen;
-                        n++;
+                        struct copier_key *k = &keys[n++];
+
+                        k->key = k->name = key;
+                        k->len = klen;
+                        /* A binary key (stored with the meta protocol's
+                         * b flag) is named in base64. */
+                        k->b64 = !proto_key_classic(key, klen);
+                        if (k->b64) {
+                            k->name =
+                                util_xmalloc(PROTO_BASE64_LEN(klen) + 1);
+                            proto_base64_encode(key, klen, k->name);
+                        }
                         key = NULL;
-                    } else if (key != NULL && !proto_key_classic(key, klen)) {
-                        atomic_fetch_add(&c->prog.skipped, 1);
                     }
                     free(key);
                 } else {
@@ -321,9 +330,13 @@ copier_owner_conn(struct copier_owners *o, struct backend *be,
 /* A holder's item to delete once the walk is over (md C<cas>). */
 struct copier_later {
     struct backend *holder;
-    char *key;
+    char *name;                     /* as copier_key */
+    bool b64;
     uint64_t cas;
 };
+
+/* The b flag of a key named in base64. */
+#define COPIER_B(b64) ((b64) ? " b" : "")
 
 static void
 copier_later(struct copier *c, struct backend *be, const struct copier_key *k)
@@ -333,7 +346,7 @@ copier_later(struct copier *c, struct backend *be, const struct copier_key *k)
         c->later = util_xrealloc(c->later, c->latercap, sizeof(*c->later));
     }
     c->later[c->nlater++] =
-        (struct copier_later){be, util_xstrdup(k->key), k->mv.cas};
+        (struct copier_later){be, util_xstrdup(k->name), k->b64, k->mv.cas};
 }
 
 /* Deletes the items copier_later() kept, each if unchanged since read,
@@ -353,7 +366,8 @@ copier_flush_later(struct copier *c, unsigned timeout_ms)
         }
         ok = copier_conn_open(&cc, be, timeout_ms) == 0;
         for (size_t k = i; ok && k < j; k++) {
-            evbuffer_add_printf(cc.out, "md %s C%llu\r\n", c->later[k].key,
+            evbuffer_add_printf(cc.out, "md %s%s C%llu\r\n",
+                                c->later[k].name, COPIER_B(c->later[k].b64),
                                 (unsigned long long)c->later[k].cas);
         }
         ok = ok && copier_flush(&cc) == 0;
@@ -371,7 +385,7 @@ copier_flush_later(struct copier *c, unsigned timeout_ms)
         }
     }
     for (size_t k = 0; k < c->nlater; k++) {
-        free(c->later[k].key);
+        free(c->later[k].name);
     }
     c->nlater = 0;
 }
@@ -395,12 +409,13 @@ copier_round(struct copier_owners *owners, struct copier_key *keys, size_t n,
         }
         if (claim) {
             evbuffer_add_printf(oc->out,
-                                "mg %s c N" UTIL_STR(PROTO_CLAIM_TTL) "\r\n",
-                                k->key);
+                                "mg %s%s c N" UTIL_STR(PROTO_CLAIM_TTL) "\r\n",
+                                k->name, COPIER_B(k->b64));
         } else {
             evbuffer_add_printf(
-                oc->out, "ms %s %u C%llu F%u T%lld c\r\n", k->key, k->mv.len,
-                (unsigned long long)k->cas, k->mv.flags,
+                oc->out, "ms %s %u%s C%llu F%u T%lld c\r\n", k->name,
+                k->mv.len, COPIER_B(k->b64), (unsigned long long)k->cas,
+                k->mv.flags,
                 (long long)proto_copy_exptime(k->mv.ttl, (int64_t)time(NULL)));
             evbuffer_add(oc->out, k->data, (size_t)k->mv.len + 2);
         }
@@ -492,7 +507,8 @@ copier_move(struct copier *c, const struct topology *t, struct backend *be,
     for (size_t i = 0; i < n; i++) {
         keys[i].owner = t->backends[ring_lookup(t->ring, keys[i].key,
                                                 keys[i].len)];
-        evbuffer_add_printf(src->out, "mg %s v f t c\r\n", keys[i].key);
+        evbuffer_add_printf(src->out, "mg %s%s v f t c\r\n", keys[i].name,
+                            COPIER_B(keys[i].b64));
     }
     if (copier_flush(src) != 0) {
         return -1;
@@ -555,7 +571,8 @@ copier_move(struct copier *c, const struct topology *t, struct backend *be,
     /* 4. Deleted on the holder, if it did not change meanwhile. */
     for (size_t i = 0; i < n; i++) {
         if (keys[i].done) {
-            evbuffer_add_printf(src->out, "md %s C%llu\r\n", keys[i].key,
+            evbuffer_add_printf(src->out, "md %s%s C%llu\r\n", keys[i].name,
+                                COPIER_B(keys[i].b64),
                                 (unsigned long long)keys[i].mv.cas);
         }
     }
@@ -587,8 +604,8 @@ copier_move(struct copier *c, const struct topology *t, struct backend *be,
             struct copier_conn *oc = &owners->conns[k->owner->id];
             char *l2;
 
-            evbuffer_add_printf(oc->out, "md %s C%llu\r\n", k->key,
-                                (unsigned long long)k->cas);
+            evbuffer_add_printf(oc->out, "md %s%s C%llu\r\n", k->name,
+                                COPIER_B(k->b64), (unsigned long long)k->cas);
             if (copier_flush(oc) != 0 || (l2 = copier_line(oc, &len)) ==
                                              NULL) {
                 free(l);
@@ -608,6 +625,9 @@ static void
 copier_free_keys(struct copier_key *keys, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
+        if (keys[i].name != keys[i].key) {
+            free(keys[i].name);
+        }
         free(keys[i].key);
         free(keys[i].data);
     }

@@ -57,7 +57,7 @@ struct copier_progress {
     _Atomic uint64_t scanned;       /* keys listed by metadumps */
     _Atomic uint64_t copied;        /* moved to their owner */
     _Atomic uint64_t skipped;       /* gone meanwhile, owner had a value
-                                       already, owner not UP, or binary */
+                                       already, or owner not UP */
     _Atomic uint64_t orphans;       /* held where neither the owner nor
                                        a previous owner is: deleted */
     _Atomic uint64_t failed;        /* an error on the way (kept where it

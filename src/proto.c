@@ -108,6 +108,28 @@ proto_cmd_is_meta(enum proto_cmd cmd)
 }
 
 size_t
+proto_base64_encode(const char *src, size_t len, char *out)
+{
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                 "abcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *s = (const unsigned char *)src;
+    size_t n = 0;
+
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16;
+
+        v |= i + 1 < len ? (uint32_t)s[i + 1] << 8 : 0;
+        v |= i + 2 < len ? s[i + 2] : 0;
+        out[n++] = digits[v >> 18];
+        out[n++] = digits[(v >> 12) & 63];
+        out[n++] = i + 1 < len ? digits[(v >> 6) & 63] : '=';
+        out[n++] = i + 2 < len ? digits[v & 63] : '=';
+    }
+    out[n] = '\0';
+    return n;
+}
+
+size_t
 proto_base64_decode(const char *src, size_t len, char *out, size_t cap)
 {
     uint32_t acc = 0;

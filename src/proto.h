@@ -163,6 +163,11 @@ bool proto_cmd_is_meta(enum proto_cmd cmd);
  */
 size_t proto_base64_decode(const char *src, size_t len, char *out,
                            size_t cap);
+/* Encodes len bytes of src as base64 with '=' padding into out, which has
+ * room for PROTO_BASE64_LEN(len) + 1 bytes; NUL-terminates it and returns
+ * the encoded length. */
+#define PROTO_BASE64_LEN(n) (((n) + 2) / 3 * 4)
+size_t proto_base64_encode(const char *src, size_t len, char *out);
 
 /*
  * The longest line accepted for a request that starts with the avail bytes

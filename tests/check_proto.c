@@ -958,6 +958,35 @@ START_TEST(base64_decoded_as_memcached)
 }
 END_TEST
 
+START_TEST(base64_encoded_and_back)
+{
+    /* RFC 4648's vectors, then every length and byte back through the
+     * decoder. */
+    static const char *const vec[][2] = {
+        {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
+        {"foo", "Zm9v"},  {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
+        {"foobar", "Zm9vYmFy"}};
+    char out[PROTO_BASE64_LEN(256) + 1], back[256], src[256];
+
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(vec); i++) {
+        ck_assert_uint_eq(proto_base64_encode(vec[i][0], strlen(vec[i][0]),
+                                              out),
+                          strlen(vec[i][1]));
+        ck_assert_str_eq(out, vec[i][1]);
+    }
+    for (size_t i = 0; i < sizeof(src); i++) {
+        src[i] = (char)(255 - i);
+    }
+    for (size_t n = 1; n <= sizeof(src); n++) {
+        size_t m = proto_base64_encode(src, n, out);
+
+        ck_assert_uint_eq(m, PROTO_BASE64_LEN(n));
+        ck_assert_uint_eq(proto_base64_decode(out, m, back, sizeof(back)), n);
+        ck_assert_int_eq(memcmp(back, src, n), 0);
+    }
+}
+END_TEST
+
 /* ---- meta hits, copy exptimes, classic keys ----------------------------- */
 
 START_TEST(meta_value_parsed)
@@ -1065,6 +1094,7 @@ proto_suite(void)
     tc = tcase_create("meta commands");
     tcase_add_test(tc, meta_lines_read_for_routing);
     tcase_add_test(tc, base64_decoded_as_memcached);
+    tcase_add_test(tc, base64_encoded_and_back);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("max_keys");

@@ -37,6 +37,7 @@ The figures (hits per second of a move with and without warm-up) are
 printed to stderr.
 """
 
+import base64
 import json
 import os
 import random
@@ -533,11 +534,40 @@ class CopyTest(MigrateTestCase):
         self.assertEqual(sorted(got), sorted(keys[1::2]))
 
 
-class OrphanTest(CopyTest):
-    """A key held where it never belonged during the move is deleted, not
-    copied: it may be older than what its owner had since."""
+    def test_binary_keys_are_moved(self):
+        """Binary keys (meta protocol, flag b) are moved by the background
+        copy too, named in base64."""
+        raw = [b"bin key %d\x00\xff" % i for i in range(300)]
+        names = [base64.b64encode(k) for k in raw]
+        with self.mcring.client() as c:
+            for i, n in enumerate(names):
+                c.send(b"ms %s 4 b F3\r\nv%03d\r\n" % (n, i % 1000))
+                self.assertEqual(c.readline(), b"HD")
+        self.add_spare(ramp=0)
+        m = self.wait_copied()
+        self.assertGreater(m["copy"]["copied"], 0)
+        held = {n: [] for n in names}
+        for b in self.memcached:
+            with b.client() as d:
+                for n in names:
+                    d.send(b"mg %s b v\r\n" % n)
+                    if d.readline().startswith(b"VA"):
+                        d.readline()
+                        held[n].append(b.name)
+        self.assertEqual({n: v for n, v in held.items() if len(v) != 1}, {})
+        # Moved there by the copy alone: nothing was read meanwhile.
+        self.assertGreater(sum(v == [self.spare().name]
+                               for v in held.values()), 30)
+        with self.mcring.client() as c:
+            for i, n in enumerate(names):
+                c.send(b"mg %s b v f\r\n" % n)
+                self.assertEqual(c.readline(), b"VA 4 f3", n)
+                self.assertEqual(c.readline(), b"v%03d" % (i % 1000))
+
 
     def test_orphans_are_deleted_not_copied(self):
+        """A key held where it never belonged during the move is deleted,
+        not copied: it may be older than what its owner had since."""
         keys = self.keys(300)
         self.preload(keys)
         names = self.names()
@@ -570,6 +600,56 @@ class OrphanTest(CopyTest):
         st = mctest.proxy_stats(self.mcring.port)
         self.assertGreaterEqual(int(st["migrate_copy_orphans"]),
                                 len(orphans))
+
+
+class FleetTest(MigrateTestCase):
+    """The issue's scenario at CI scale (bench/migrate_hits.py runs it at
+    200k keys): 10 backends, 20k keys, an 11th added with a ramp, then
+    removed with one; every pass over every key hits, and afterwards every
+    key is on the owner --route names, only there."""
+    NBACKENDS = 10
+    PROXY = {"threads": 2, "warmup": 2}
+    HEALTH = CopyTest.HEALTH
+
+    def passes(self, c, keys, until):
+        """Reads every key over and over until the migration is idle;
+        the hit ratio of each pass."""
+        ratios = []
+        deadline = time.monotonic() + 120 * (2 if SLOW else 1)
+        while True:
+            state = self.migration()["state"]
+            got = self.read_all(c, keys)
+            ratios.append(len(got) / len(keys))
+            for k, v in got.items():
+                self.assertEqual(v, b"v1" + k.encode(), k)
+            if state == until or time.monotonic() > deadline:
+                return ratios
+
+    def only_on_owners(self, keys, names):
+        owner = self.owners(keys, names)
+        held = {k: [] for k in keys}
+        for m in self.memcached:
+            for k in self.direct_values(m.name, keys):
+                held[k].append(m.name)
+        bad = {k: v for k, v in held.items() if v != [owner[k]]}
+        self.assertEqual(len(bad), 0, "e.g. %r" % sorted(bad.items())[:3])
+
+    def test_add_and_remove_at_scale(self):
+        keys = self.keys(20000)
+        self.preload(keys)
+        with self.mcring.client() as c:
+            self.add_spare(ramp=5)
+            add = self.passes(c, keys, "idle")
+            self.only_on_owners(keys, self.names() + [self.spare().name])
+            self.ok("DELETE", "/backends/%s?ramp=5" % self.spare().name)
+            remove = self.passes(c, keys, "idle")
+        self.only_on_owners(keys, self.names())
+        note("10 backends + 1, 20000 keys, ramp 5: %d passes adding, worst "
+             "%.4f; %d passes removing, worst %.4f", len(add), min(add),
+             len(remove), min(remove))
+        self.assertGreaterEqual(min(add), 0.99)
+        self.assertGreaterEqual(min(remove), 0.99)
+        self.assertGreater(len(add), 5)
 
 
 class PlaceholderTest(MigrateTestCase):
