@@ -20,6 +20,8 @@ usage: bench/callgrind.sh [options]
   --requests N       requests per workload (20000)
   --backends K       memcached backends (4)
   --mcring-hash H    ketama (the default, as twemproxy's md5) or xxh3
+  --mcring-set K=V   one more [proxy] key for mcring (repeatable), e.g.
+                     hotkeys=0 to leave out hot-key sampling
   --twem-hash H      twemproxy's hash (md5 with ketama, else fnv1a_64)
   --mcring PATH      mcring binary (./mcring)
   --mcload PATH      load generator (bench/mcload)
@@ -34,6 +36,7 @@ workloads=a,b,c
 requests=20000
 nbackends=4
 mcring_hash=ketama
+mcring_extra=()
 twem_hash=
 mcring=$top/mcring
 mcload=$here/mcload
@@ -46,6 +49,7 @@ while [ "$#" -gt 0 ]; do
     --requests) requests=$2; shift 2 ;;
     --backends) nbackends=$2; shift 2 ;;
     --mcring-hash) mcring_hash=$2; shift 2 ;;
+    --mcring-set) mcring_extra+=("${2%%=*} = ${2#*=}"); shift 2 ;;
     --twem-hash) twem_hash=$2; shift 2 ;;
     --mcring) mcring=$2; shift 2 ;;
     --mcload) mcload=$2; shift 2 ;;
@@ -133,6 +137,9 @@ start_mcring() {
         echo "listen = 127.0.0.1:$sut_port"
         echo "threads = 1"
         echo "hash = $mcring_hash"
+        for kv in ${mcring_extra[@]+"${mcring_extra[@]}"}; do
+            echo "$kv"
+        done
         echo "[backends]"
         for i in $(seq 1 "$nbackends"); do
             echo "mc$i = 127.0.0.1:${ports[$((i - 1))]}"

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -151,6 +152,7 @@ admin_stats_backends(struct proxy *p, const struct topology *t,
         backend_stats_sum(be, &sum);
         stats_subtract(&sum, &be->stats_base, stats_backend_defs,
                        stats_nbackend_defs);
+        stats_histo_subtract(&sum.latency, &be->stats_base.latency);
         pthread_mutex_unlock(&p->stats_lock);
         evbuffer_add_printf(out, "STAT %s:address %s\r\n", name, be->addr);
         evbuffer_add_printf(out, "STAT %s:weight %g\r\n", name,
@@ -163,12 +165,58 @@ admin_stats_backends(struct proxy *p, const struct topology *t,
                             (long long)atomic_load(&be->since));
         evbuffer_add_printf(out, "STAT %s:transitions %" PRIu64 "\r\n", name,
                             (uint64_t)atomic_load(&be->transitions));
+        evbuffer_add_printf(out, "STAT %s:checks %" PRIu64 "\r\n", name,
+                            (uint64_t)atomic_load(&be->checks));
+        evbuffer_add_printf(out, "STAT %s:check_failures %" PRIu64 "\r\n",
+                            name, (uint64_t)atomic_load(&be->check_failures));
         for (size_t i = 0; i < stats_nbackend_defs; i++) {
             evbuffer_add_printf(out, "STAT %s:%s %" PRIu64 "\r\n", name,
                                 stats_backend_defs[i].name,
                                 stats_value(&sum, &stats_backend_defs[i]));
         }
+        /* Latency quantiles in microseconds (0: nothing measured yet). */
+        evbuffer_add_printf(
+            out, "STAT %s:latency_p50_us %.0f\r\n", name,
+            fmax(0, stats_histo_quantile(&sum.latency, 0.5)));
+        evbuffer_add_printf(
+            out, "STAT %s:latency_p99_us %.0f\r\n", name,
+            fmax(0, stats_histo_quantile(&sum.latency, 0.99)));
     }
+    evbuffer_add(out, "END\r\n", 5);
+}
+
+/* `stats hotkeys`: per rank, the key (base64 when it is binary), its
+ * estimated requests per second, its share of its backend's requests and
+ * that backend. */
+static void
+admin_stats_hotkeys(struct proxy *p, const struct topology *t,
+                    struct evbuffer *out)
+{
+    struct hotkeys_merged m;
+    uint32_t n;
+    struct proxy_hotkey *hk = proxy_hotkeys(p, t, &m, &n);
+
+    for (uint32_t i = 0; i < n; i++) {
+        char b64[PROTO_BASE64_LEN(HOTKEYS_KEY_MAX) + 1];
+        bool binary = !proto_key_classic(hk[i].key, hk[i].len);
+
+        if (binary) {
+            proto_base64_encode(hk[i].key, hk[i].len, b64);
+            evbuffer_add_printf(out, "STAT hotkey:%u:key %s\r\n", i + 1, b64);
+            evbuffer_add_printf(out, "STAT hotkey:%u:binary 1\r\n", i + 1);
+        } else {
+            evbuffer_add_printf(out, "STAT hotkey:%u:key %.*s\r\n", i + 1,
+                                (int)hk[i].len, hk[i].key);
+        }
+        evbuffer_add_printf(out, "STAT hotkey:%u:rate %.1f\r\n", i + 1,
+                            hk[i].rate);
+        evbuffer_add_printf(out, "STAT hotkey:%u:share %.4f\r\n", i + 1,
+                            hk[i].share);
+        evbuffer_add_printf(out, "STAT hotkey:%u:backend %s\r\n", i + 1,
+                            hk[i].owner != NULL ? hk[i].owner->name : "");
+    }
+    free(hk);
+    hotkeys_merged_free(&m);
     evbuffer_add(out, "END\r\n", 5);
 }
 
@@ -213,7 +261,8 @@ bool
 admin_owns_stats(const struct proto_str *args)
 {
     return args->len == 0 || admin_is(args, "backends") ||
-           admin_is(args, "settings") || admin_is(args, "reset");
+           admin_is(args, "settings") || admin_is(args, "reset") ||
+           admin_is(args, "hotkeys");
 }
 
 /* One STAT name of a merge: its total, or its first value. */
@@ -361,6 +410,17 @@ admin_merge_stats(const struct frag *frags, uint32_t n, struct evbuffer *out)
     free(st);
 }
 
+void
+admin_stats_lines(struct proxy *p, const struct topology *t, bool backends,
+                  struct evbuffer *out)
+{
+    if (backends) {
+        admin_stats_backends(p, t, out);
+    } else {
+        admin_stats(p, t, out);
+    }
+}
+
 bool
 admin_answer(struct proxy *p, const struct topology *t,
              const struct proto_req *pr, struct evbuffer *out)
@@ -385,6 +445,8 @@ admin_answer(struct proxy *p, const struct topology *t,
             admin_stats_backends(p, t, out);
         } else if (admin_is(&pr->args, "settings")) {
             admin_stats_settings(p, t, out);
+        } else if (admin_is(&pr->args, "hotkeys")) {
+            admin_stats_hotkeys(p, t, out);
         } else if (admin_is(&pr->args, "reset")) {
             admin_stats_reset(p, t);
             evbuffer_add(out, "RESET\r\n", 7);

@@ -20,6 +20,10 @@ struct topology;
 bool admin_answer(struct proxy *p, const struct topology *t,
                   const struct proto_req *pr, struct evbuffer *out);
 
+/* The lines of `stats` (backends false) or `stats backends`, and END. */
+void admin_stats_lines(struct proxy *p, const struct topology *t,
+                       bool backends, struct evbuffer *out);
+
 struct frag;
 struct proto_str;
 

@@ -88,6 +88,8 @@ admin_http_reason(int code)
         return "Method Not Allowed";
     case 409:
         return "Conflict";
+    case 503:
+        return "Service Unavailable";
     default:
         return "Internal Server Error";
     }
@@ -788,6 +790,38 @@ admin_http_rebalance(struct evhttp_request *req, struct admin_http *a,
     admin_http_json(req, status, doc);
 }
 
+/* GET /metrics: Prometheus' text format. */
+static void
+admin_http_get_metrics(struct evhttp_request *req, struct admin_http *a)
+{
+    struct evbuffer *out = evbuffer_new();
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+    if (out == NULL) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    a->ops.metrics(a->ops.arg, out);
+    evhttp_add_header(h, "Content-Type",
+                      "text/plain; version=0.0.4; charset=utf-8");
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_send_reply(req, 200, "OK", out);
+    evbuffer_free(out);
+}
+
+/* GET /health and GET /ready: 200 or 503, and why. */
+static void
+admin_http_get_health(struct evhttp_request *req, struct admin_http *a,
+                      bool ready)
+{
+    char why[160];
+    bool ok = a->ops.health(a->ops.arg, ready, why, sizeof(why));
+
+    admin_http_json(req, ok ? 200 : 503,
+                    json_pack("{s:s, s:s}", "status",
+                              ok ? "ok" : "unavailable", "reason", why));
+}
+
 /* ---- dispatch ------------------------------------------------------------ */
 
 static void
@@ -801,6 +835,9 @@ admin_http_handle(struct evhttp_request *req, void *arg)
     const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
 
     if (token != NULL &&
+        !(admin_http_topology(a)->cfg->admin_metrics_open && path != NULL &&
+          (strcmp(path, "/metrics") == 0 || strcmp(path, "/health") == 0 ||
+           strcmp(path, "/ready") == 0)) &&
         !admin_http_token_ok(token,
                              evhttp_find_header(
                                  evhttp_request_get_input_headers(req),
@@ -873,6 +910,30 @@ admin_http_handle(struct evhttp_request *req, void *arg)
             admin_http_rebalance(req, a, m == EVHTTP_REQ_POST);
         } else {
             admin_http_not_allowed(req, "GET, POST");
+        }
+    } else if (strcmp(path, "/metrics") == 0) {
+        if (m == EVHTTP_REQ_GET) {
+            admin_http_get_metrics(req, a);
+        } else {
+            admin_http_not_allowed(req, "GET");
+        }
+    } else if (strcmp(path, "/hotkeys") == 0) {
+        if (m == EVHTTP_REQ_GET) {
+            admin_http_json(req, 200, a->ops.hotkeys(a->ops.arg));
+        } else {
+            admin_http_not_allowed(req, "GET");
+        }
+    } else if (strcmp(path, "/stats") == 0) {
+        if (m == EVHTTP_REQ_GET) {
+            admin_http_json(req, 200, a->ops.stats(a->ops.arg));
+        } else {
+            admin_http_not_allowed(req, "GET");
+        }
+    } else if (strcmp(path, "/health") == 0 || strcmp(path, "/ready") == 0) {
+        if (m == EVHTTP_REQ_GET) {
+            admin_http_get_health(req, a, path[1] == 'r');
+        } else {
+            admin_http_not_allowed(req, "GET");
         }
     } else if (strcmp(path, "/reload") == 0) {
         if (m == EVHTTP_REQ_POST) {

@@ -4,7 +4,10 @@
  * Endpoints (see mcring(8), "ADMIN API"): GET /backends, GET /route?key=K,
  * GET /ring, POST /backends, PATCH and DELETE /backends/NAME, POST /reload,
  * GET /config, GET /migration, POST /migration/{pause,resume,rollback,
- * finish}. Every change goes through proxy_apply(), proxy_reload() or
+ * finish}, GET /rebalance, POST /rebalance, GET /metrics, GET /stats,
+ * GET /hotkeys,
+ * GET /health, GET /ready ([admin] metrics_without_token: the last three
+ * without the token). Every change goes through proxy_apply(), proxy_reload() or
  * proxy_set_maint(), exactly like a reload of the file.
  */
 #ifndef MCRING_ADMIN_HTTP_H
@@ -25,6 +28,7 @@
 
 struct admin_http;
 struct config;
+struct evbuffer;
 struct event_base;
 struct topology;
 
@@ -51,6 +55,14 @@ struct admin_http_ops {
     int (*reload)(void *arg, const char *why, char *err, size_t errlen);
     int (*set_maint)(void *arg, const char *name, bool maint, char *err,
                      size_t errlen);
+    /* GET /metrics: the Prometheus text, appended to out. */
+    void (*metrics)(void *arg, struct evbuffer *out);
+    /* GET /stats: the document (a new reference). */
+    json_t *(*stats)(void *arg);
+    /* GET /hotkeys: the document (a new reference). */
+    json_t *(*hotkeys)(void *arg);
+    /* GET /health (ready false), GET /ready: true, or false; why says. */
+    bool (*health)(void *arg, bool ready, char *why, size_t len);
     pthread_mutex_t *stats_lock;    /* guards the backends' stats_base */
     void *arg;
 };

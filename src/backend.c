@@ -249,5 +249,6 @@ backend_stats_sum(const struct backend *be, struct stats_backend *sum)
          i++) {
         stats_accumulate(sum, &be->stats[i], stats_backend_defs,
                          stats_nbackend_defs);
+        stats_histo_merge(&sum->latency, &be->stats[i].latency);
     }
 }

@@ -81,6 +81,8 @@ struct backend {
     _Atomic int state;              /* enum backend_state */
     _Atomic int64_t since;          /* wall-clock time of the last change */
     _Atomic uint64_t transitions;
+    _Atomic uint64_t checks;        /* health probes answered or failed */
+    _Atomic uint64_t check_failures;
     _Atomic uint64_t soft_failures; /* data-path timeouts not yet counted */
     struct recovery *recovery;      /* keys written to fallbacks */
     struct stats_backend *stats;    /* [set->nworkers], 64-byte aligned */

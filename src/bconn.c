@@ -119,6 +119,19 @@ bconn_close(struct bconn *bc)
  * Drops the socket and fails every queued fragment with reason. With
  * backoff, the backend is not tried again before a growing delay.
  */
+/* The reason counter a request failed by reason counts in. */
+static _Atomic uint64_t *
+bconn_error_slot(struct stats_backend *bs, const char *reason)
+{
+    if (strstr(reason, "timeout") != NULL) {
+        return &bs->errors_timeout;
+    }
+    if (strstr(reason, "protocol") != NULL) {
+        return &bs->errors_protocol;
+    }
+    return &bs->errors_closed;
+}
+
 static void
 bconn_reset(struct bconn *bc, const char *reason, bool backoff)
 {
@@ -147,6 +160,7 @@ bconn_reset(struct bconn *bc, const char *reason, bool backoff)
 
     TAILQ_INIT(&failed);
     TAILQ_CONCAT(&failed, &bc->queue, link);
+    stats_sub(&bs->in_flight, bc->nqueued);
     bc->nqueued = 0;
     if (!TAILQ_EMPTY(&failed)) {
         net_log(&bc->nc, LOG_LEVEL_INFO, "%s, failing queued requests", reason);
@@ -154,6 +168,7 @@ bconn_reset(struct bconn *bc, const char *reason, bool backoff)
     while ((f = TAILQ_FIRST(&failed)) != NULL) {
         TAILQ_REMOVE(&failed, f, link);
         stats_add(&bs->errors, 1);
+        stats_add(bconn_error_slot(bs, reason), 1);
         request_frag_fail(f, reason);
     }
 }
@@ -259,9 +274,11 @@ bconn_enqueue(struct bconn *bc, struct frag *f)
     unsigned timeout_ms = bc->worker->cfg->timeout_ms;
 
     f->deadline_ns = bconn_now() + (uint64_t)timeout_ms * 1000000u;
+    f->sent_us = worker_now_us(bc->worker);
     TAILQ_INSERT_TAIL(&bc->queue, f, link);
     bc->nqueued++;
     stats_add(&bc->wb->stats->requests, 1);
+    stats_add(&bc->wb->stats->in_flight, 1);
     if (bc->state == BCONN_CONNECTED) {
         if (!bc->timer_armed) {
             bconn_arm(bc, (uint64_t)timeout_ms * 1000000u);
@@ -364,17 +381,23 @@ bconn_timer_cb(evutil_socket_t fd, short what, void *arg)
 static void
 bconn_protocol_error(struct bconn *bc, const char *what)
 {
-    net_log(&bc->nc, LOG_LEVEL_WARN, "protocol error: %s", what);
+    log_limited_at(LOG_LEVEL_WARN, "%s: protocol error: %s", bc->nc.name,
+                   what);
     bconn_reset(bc, "SERVER_ERROR backend protocol error", false);
 }
 
+/* The head's reply is read: off the queue, its latency counted. */
 static struct frag *
 bconn_pop(struct bconn *bc)
 {
     struct frag *f = TAILQ_FIRST(&bc->queue);
+    struct stats_backend *bs = bc->wb->stats;
+    uint64_t now = worker_now_us(bc->worker);
 
     TAILQ_REMOVE(&bc->queue, f, link);
     bc->nqueued--;
+    stats_sub(&bs->in_flight, 1);
+    stats_histo_add(&bs->latency, now > f->sent_us ? now - f->sent_us : 0);
     return f;
 }
 
@@ -540,6 +563,7 @@ bconn_parse(struct bconn *bc)
             off += unit;
             bconn_pop(bc);
             stats_add(&bc->wb->stats->errors, 1);
+            stats_add(&bc->wb->stats->errors_server, 1);
             request_frag_fail(f, reason);
             continue;
         }
@@ -565,6 +589,7 @@ bconn_read_cb(evutil_socket_t fd, short what, void *arg)
         bconn_reset(bc, "SERVER_ERROR backend connection lost", false);
     } else if (n > 0) {
         stats_add(&bc->wb->stats->bytes_received, (uint64_t)n);
+        worker_tick(bc->worker);
         /* Replies go out with everything else at the end of the turn. */
         bconn_parse(bc);
     }

@@ -558,11 +558,15 @@ client_read_cb(evutil_socket_t fd, short what, void *arg)
     if (n > 0) {
         stats_add(&c->worker->stats.bytes_read, (uint64_t)n);
     }
+    worker_tick(c->worker);
     client_drive(c);
 }
 
 static void
 client_write_cb(evutil_socket_t fd, short what, void *arg)
 {
-    client_write(arg);
+    struct client *c = arg;
+
+    worker_tick(c->worker);
+    client_write(c);
 }

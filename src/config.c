@@ -111,6 +111,11 @@ static const struct config_key config_keys[] = {
      0, 1000000},
     {"proxy", "rebalance_max_move", CONFIG_TYPE_UINT,
      CONFIG_OFF(rebalance_max_move), 10, 1, 100},
+    {"proxy", "hotkeys", CONFIG_TYPE_UINT, CONFIG_OFF(hotkeys), 32, 0, 1000},
+    {"proxy", "hotkey_sample", CONFIG_TYPE_UINT, CONFIG_OFF(hotkey_sample), 100,
+     1, 1000000},
+    {"proxy", "hotkey_alert", CONFIG_TYPE_UINT, CONFIG_OFF(hotkey_alert), 0, 0,
+     100},
     {"health", "interval_ms", CONFIG_TYPE_UINT, CONFIG_OFF(health_interval_ms),
      200, 10, 60000},
     {"health", "timeout_ms", CONFIG_TYPE_UINT, CONFIG_OFF(health_timeout_ms),
@@ -146,6 +151,7 @@ struct config_parser {
     int backends_line;          /* first [backends] header */
     int admin_listen_line;      /* where [admin] listen was set */
     int admin_token_line;
+    int admin_metrics_line;
     size_t backends_cap;
 };
 
@@ -787,6 +793,29 @@ config_set_admin(struct config_parser *p, const char *name, const char *value)
     char **field;
     bool loopback;
 
+    if (strcmp(name, "metrics_without_token") == 0) {
+        bool yes = strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 ||
+                   strcmp(value, "on") == 0 || strcmp(value, "1") == 0;
+
+        if (p->admin_metrics_line != 0) {
+            config_fail(p, p->line,
+                        "duplicate key '%s' in [admin] (first set at line "
+                        "%d)",
+                        name, p->admin_metrics_line);
+            return -1;
+        }
+        if (!yes && strcmp(value, "no") != 0 && strcmp(value, "false") != 0 &&
+            strcmp(value, "off") != 0 && strcmp(value, "0") != 0) {
+            config_fail(p, p->line,
+                        "metrics_without_token: expected yes or no, got "
+                        "'%s'",
+                        value);
+            return -1;
+        }
+        p->admin_metrics_line = p->line;
+        cfg->admin_metrics_open = yes;
+        return 0;
+    }
     if (strcmp(name, "listen") == 0) {
         line = &p->admin_listen_line;
         field = &cfg->admin_listen;
@@ -1378,6 +1407,9 @@ config_render(const struct config *cfg, FILE *out)
         }
         if (cfg->admin_token != NULL) {
             config_render_key(out, "token", cfg->admin_token);
+        }
+        if (cfg->admin_metrics_open) {
+            config_render_key(out, "metrics_without_token", "yes");
         }
     }
     fprintf(out, "\n[backends]\n");

@@ -67,6 +67,10 @@ struct config {
                                        moves; 0 = no copy */
     unsigned rebalance_max_move;    /* percent of the keys POST /rebalance
                                        may move per hour */
+    unsigned hotkeys;               /* keys tracked per worker; 0 = off */
+    unsigned hotkey_sample;         /* one request in this many */
+    unsigned hotkey_alert;          /* percent of its backend's requests
+                                       that logs a hot key; 0 = off */
 
     /* [health] */
     unsigned health_interval_ms;
@@ -80,6 +84,8 @@ struct config {
     char *admin_listen;             /* HOST:PORT or /unix/path, as written;
                                        NULL = the admin API is off */
     char *admin_token;              /* NULL = no token required */
+    bool admin_metrics_open;        /* metrics_without_token: /metrics,
+                                       /health and /ready need none */
 
     /* [backends], sorted by name */
     struct config_backend *backends;

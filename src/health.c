@@ -54,6 +54,9 @@ struct hexpect {
                                        is ignored */
 };
 
+/* A DOWN backend's failed probes: one summary line this often. */
+#define HEALTH_SUMMARY_NS (60ull * 1000000000u)
+
 struct hconn {
     struct health *h;
     struct backend *be;             /* a reference; be->health is this */
@@ -71,6 +74,13 @@ struct hconn {
     struct hexpect *q;              /* ring buffer of expected replies */
     size_t qhead, qlen, qcap;
     bool probe_out;
+    bool probed;                    /* a first probe came back (or its name
+                                       did not resolve) */
+    /* While DOWN: failed probes since the last summary line, and when
+     * that was (one a minute, not one a probe). */
+    unsigned down_fails;
+    uint64_t summary_ns;
+    char last_reason[96];
     unsigned ok_run;
     unsigned fail_run;
     int seen_state;
@@ -93,6 +103,7 @@ struct health {
     struct hconn **by_id;           /* [nids], by backend id, or NULL */
     uint32_t nids;
     uint64_t next_serial;
+    bool round_done;                /* every backend was probed once */
 };
 
 static const struct config *
@@ -267,15 +278,15 @@ health_op_done(struct hconn *oc, bool ok)
         oc->pass_running = false;
         oc->pass_failed = false;
         if (failed) {
-            log_warn("backend %s: recovery pass failed, will retry",
-                     be->name);
+            log_warn("backend %s (%s): recovery pass failed, will retry",
+                     be->name, be->addr);
             recovery_put_back(be->recovery, &oc->batch);
             return;
         }
         bool idle = oc->batch.n == 0 && !oc->batch.flush;
 
-        log_info("backend %s: recovery pass done (%zu keys%s)",
-                 be->name, oc->batch.n,
+        log_info("backend %s (%s): recovery pass done (%zu keys%s)",
+                 be->name, be->addr, oc->batch.n,
                  oc->batch.flush ? ", flushed" : "");
         recovery_batch_release(&oc->batch);
         if (atomic_load(&be->state) == BACKEND_RECOVERING) {
@@ -304,9 +315,9 @@ health_op_done(struct hconn *oc, bool ok)
 
                 if (++oc->passes >= 64 &&
                     (oc->passes & (oc->passes - 1)) == 0) {
-                    log_warn("backend %s: still cleaning up after %u "
+                    log_warn("backend %s (%s): still cleaning up after %u "
                              "passes: writes keep coming", be->name,
-                             oc->passes);
+                             be->addr, oc->passes);
                 }
                 evtimer_add(oc->ev_pass, &tv);
             }
@@ -469,6 +480,24 @@ health_probe_result(struct hconn *hc, bool ok, const char *reason)
     uint64_t soft = atomic_exchange(&be->soft_failures, 0);
     char why[160];
 
+    hc->probed = true;
+    atomic_fetch_add(&be->checks, 1);
+    if (!ok) {
+        atomic_fetch_add(&be->check_failures, 1);
+    }
+    if (state != BACKEND_DOWN) {
+        hc->summary_ns = util_now_ns();
+        hc->down_fails = 0;
+    } else if (util_now_ns() - hc->summary_ns >= HEALTH_SUMMARY_NS) {
+        if (hc->down_fails > 0) {
+            log_notice("backend %s (%s): still DOWN: %u failed checks in "
+                       "the last minute, last: %s",
+                       be->name, be->addr, hc->down_fails, hc->last_reason);
+        }
+        hc->summary_ns = util_now_ns();
+        hc->down_fails = 0;
+    }
+
     if (state != hc->seen_state) {
         /* A worker moved it: count afresh from here. */
         hc->ok_run = 0;
@@ -484,8 +513,13 @@ health_probe_result(struct hconn *hc, bool ok, const char *reason)
         if (ok) {
             reason = "requests timed out";
         }
-        log_debug("backend %s: probe failed (%s), %u in a row",
-                  be->name, reason, hc->fail_run);
+        if (state == BACKEND_DOWN) {
+            hc->down_fails++;
+            snprintf(hc->last_reason, sizeof(hc->last_reason), "%s", reason);
+        } else {
+            log_debug("backend %s (%s): probe failed (%s), %u in a row",
+                      be->name, be->addr, reason, hc->fail_run);
+        }
         /* Its connections fail: maybe its name points elsewhere now. */
         health_lookup(hc, false);
     }
@@ -856,7 +890,24 @@ health_wait_names(struct health *h, unsigned ms)
                  hc->be->host, hc->lookup_err[0] ? ": " : " yet",
                  hc->lookup_err);
         backend_set_state(hc->be, backend_state(hc->be), BACKEND_DOWN, why);
+        hc->probed = true;
     }
+}
+
+bool
+health_round_done(struct health *h)
+{
+    struct hconn *hc;
+
+    if (!h->round_done) {
+        TAILQ_FOREACH(hc, &h->all, link) {
+            if (!hc->probed && backend_state(hc->be) != BACKEND_MAINT) {
+                return false;
+            }
+        }
+        h->round_done = true;
+    }
+    return true;
 }
 
 void

@@ -20,6 +20,7 @@
 #ifndef MCRING_HEALTH_H
 #define MCRING_HEALTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,6 +55,10 @@ void health_wait_names(struct health *h, unsigned ms);
 
 /* Reads resolv.conf and /etc/hosts again (before a reload's lookups). */
 void health_reload_names(struct health *h);
+
+/* Whether every backend has had its first probe answered or failed (once
+ * true, it stays true: backends added later do not count). */
+bool health_round_done(struct health *h);
 
 /* An operator put a MAINT backend back: it returns through RECOVERING. */
 void health_activate(struct health *h, struct backend *be);

@@ -8,9 +8,12 @@
  */
 #include "autoconf.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
@@ -22,6 +25,10 @@
 
 static atomic_int log_level = LOG_LEVEL_NOTICE;
 static atomic_bool log_syslog = false;
+/* Where lines go when not to syslog: stderr, or the -o file (which keeps
+ * its descriptor number: a reopen dup2()s the new file onto it). */
+static atomic_int log_fd = STDERR_FILENO;
+static char *log_path;
 
 static const char *const log_names[] = {
     "ERROR", "WARN", "NOTICE", "INFO", "DEBUG",
@@ -52,6 +59,87 @@ log_use_syslog(bool on)
         openlog("mcring", LOG_PID | LOG_NDELAY, LOG_DAEMON);
     }
     atomic_store(&log_syslog, on);
+}
+
+int
+log_open_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+
+    if (fd < 0) {
+        return -1;
+    }
+    free(log_path);
+    log_path = strdup(path);
+    if (log_path == NULL) {
+        close(fd);
+        errno = ENOMEM;
+        return -1;
+    }
+    atomic_store(&log_fd, fd);
+    atomic_store(&log_syslog, false);
+    return 0;
+}
+
+bool
+log_has_file(void)
+{
+    return log_path != NULL;
+}
+
+int
+log_reopen(void)
+{
+    int fd;
+
+    if (log_path == NULL) {
+        return 0;
+    }
+    fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        return -1;
+    }
+    if (dup3(fd, atomic_load(&log_fd), O_CLOEXEC) < 0) {
+        int e = errno;
+
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+void
+log_limited(struct log_limit *l, enum log_level level, const char *fmt, ...)
+{
+    struct timespec ts;
+    long long now, start;
+    char msg[900];
+    va_list ap;
+    unsigned held;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = (long long)ts.tv_sec;
+    start = atomic_load(&l->window);
+    if (now - start >= LOG_LIMIT_WINDOW_S &&
+        atomic_compare_exchange_strong(&l->window, &start, now)) {
+        atomic_store(&l->lines, 0);
+    }
+    if (atomic_fetch_add(&l->lines, 1) >= LOG_LIMIT_BURST) {
+        atomic_fetch_add(&l->held, 1);
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    held = atomic_exchange(&l->held, 0);
+    if (held > 0) {
+        log_msg(level, "%s (and %u more like it held back before)", msg,
+                held);
+    } else {
+        log_msg(level, "%s", msg);
+    }
 }
 
 void
@@ -93,7 +181,7 @@ log_msg(enum log_level level, const char *fmt, ...)
         return;
     }
     buf[n++] = '\n';
-    ssize_t w = write(STDERR_FILENO, buf, n);
+    ssize_t w = write(atomic_load(&log_fd), buf, n);
     (void)w;
 }
 

@@ -43,6 +43,7 @@ enum main_opt {
 struct main_args {
     const char *config;
     const char *pidfile;
+    const char *logfile;
     bool test;
     bool daemonize;
     bool route;
@@ -67,8 +68,10 @@ main_usage(FILE *out)
             "  -c, --config FILE    configuration file (default %s)\n"
             "  -t, --test           check the configuration, print a "
             "summary, exit\n"
-            "  -d, --daemonize      run in the background, log to syslog\n"
+            "  -d, --daemonize      run in the background, log to syslog (or -o)\n"
             "  -p, --pidfile FILE   write the process id to FILE\n"
+            "  -o, --log-file FILE  log to FILE (SIGUSR1 reopens it), also "
+            "with -d\n"
             "  -v, --verbose        log more (repeat for debug)\n"
             "  -V, --version        print the version and exit\n"
             "  -h, --help           print this help and exit\n"
@@ -96,6 +99,7 @@ main_parse(int argc, char **argv, struct main_args *a)
         {"test", no_argument, NULL, 't'},
         {"daemonize", no_argument, NULL, 'd'},
         {"pidfile", required_argument, NULL, 'p'},
+        {"log-file", required_argument, NULL, 'o'},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
@@ -111,7 +115,7 @@ main_parse(int argc, char **argv, struct main_args *a)
     memset(a, 0, sizeof(*a));
     a->config = MAIN_DEFAULT_CONFIG;
     a->keys = MAIN_DEFAULT_SAMPLE;
-    while ((ch = getopt_long(argc, argv, "c:tdp:vVh", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:tdp:o:vVh", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c':
             a->config = optarg;
@@ -124,6 +128,9 @@ main_parse(int argc, char **argv, struct main_args *a)
             break;
         case 'p':
             a->pidfile = optarg;
+            break;
+        case 'o':
+            a->logfile = optarg;
             break;
         case 'v':
             a->verbose++;
@@ -182,6 +189,25 @@ main_parse(int argc, char **argv, struct main_args *a)
                         "--plan\n");
         return -1;
     }
+    return 0;
+}
+
+/* *path made absolute in buf (len bytes) when it is relative (NULL: left
+ * alone). Returns 0, or -1 with a message. */
+static int
+main_absolute(const char **path, char *buf, size_t len)
+{
+    char cwd[3072];
+
+    if (*path == NULL || (*path)[0] == '/') {
+        return 0;
+    }
+    if (getcwd(cwd, sizeof(cwd)) == NULL) {
+        fprintf(stderr, "mcring: getcwd: %s\n", strerror(errno));
+        return -1;
+    }
+    snprintf(buf, len, "%s/%s", cwd, *path);
+    *path = buf;
     return 0;
 }
 
@@ -262,7 +288,9 @@ main_daemonize(int *ready)
             close(fd);
         }
     }
-    log_use_syslog(true);
+    if (!log_has_file()) {
+        log_use_syslog(true);
+    }
     *ready = fds[1];
     return 0;
 }
@@ -332,6 +360,7 @@ main(int argc, char **argv)
     struct proxy proxy;
     char err[512];
     int ready = -1;
+    static char abspid[4096], abslog[4096];
 
     if (argc > 1 && strcmp(argv[1], "ctl") == 0) {
         return ctl_main(argc - 1, argv + 1);
@@ -390,18 +419,19 @@ main(int argc, char **argv)
         return 0;
     }
 
-    if (a.daemonize && a.pidfile != NULL && a.pidfile[0] != '/') {
-        /* The daemon runs in /: keep a relative pidfile where it was
-         * meant. */
-        static char abspid[4096];
-        char cwd[3072];
-
-        if (getcwd(cwd, sizeof(cwd)) == NULL) {
-            fprintf(stderr, "mcring: getcwd: %s\n", strerror(errno));
+    /* The daemon runs in /: a relative pidfile stays where it was meant;
+     * the log file is reopened by its absolute path. */
+    if ((a.daemonize && main_absolute(&a.pidfile, abspid, sizeof(abspid)) !=
+                            0) ||
+        main_absolute(&a.logfile, abslog, sizeof(abslog)) != 0) {
+        return 1;
+    }
+    if (a.logfile != NULL) {
+        if (log_open_file(a.logfile) != 0) {
+            fprintf(stderr, "mcring: log file %s: %s\n", a.logfile,
+                    strerror(errno));
             return 1;
         }
-        snprintf(abspid, sizeof(abspid), "%s/%s", cwd, a.pidfile);
-        a.pidfile = abspid;
     }
     if (a.daemonize && main_daemonize(&ready) != 0) {
         fprintf(stderr, "mcring: cannot daemonize: %s\n", strerror(errno));

@@ -78,6 +78,7 @@ enum proto_cmd {
     PROTO_CMD_CACHE_MEMLIMIT,   /* sent to every UP backend */
     PROTO_CMD_SHUTDOWN,         /* refused, as memcached without -A */
 };
+#define PROTO_CMD_COUNT (PROTO_CMD_SHUTDOWN + 1)
 
 enum proto_status {
     PROTO_OK = 0,

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -36,6 +37,8 @@
 #include "dns.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
+#include "net.h"
 #include "migrate.h"
 #include "proxy.h"
 #include "rebalance.h"
@@ -62,8 +65,18 @@ proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
         static const char msg[] = "SERVER_ERROR too many open connections\r\n";
         ssize_t n = send(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 
+        char text[96];
+
         (void)n;
-        log_info("connection refused: max_connections (%u) reached", max);
+        log_limited_at(LOG_LEVEL_INFO,
+                       "client (%s): connection refused: max_connections "
+                       "(%u) reached",
+                       sa != NULL && sa->sa_family != AF_UNIX
+                           ? net_addr_text((struct sockaddr_storage *)sa,
+                                           (socklen_t)salen, text,
+                                           sizeof(text))
+                           : "local",
+                       max);
         atomic_fetch_add(&p->rejected, 1);
         evutil_closesocket(fd);
         return;
@@ -82,7 +95,8 @@ proxy_accept_error_cb(struct evconnlistener *l, void *arg)
     int e = EVUTIL_SOCKET_ERROR();
 
     /* EMFILE and friends: keep serving; the listener retries. */
-    log_warn("accept: %s", evutil_socket_error_to_string(e));
+    log_limited_at(LOG_LEVEL_WARN, "accept: %s",
+                   evutil_socket_error_to_string(e));
 }
 
 static void
@@ -115,6 +129,16 @@ proxy_signal_cb(evutil_socket_t sig, short what, void *arg)
 
         if (proxy_reload(p, "SIGHUP", err, sizeof(err)) != 0) {
             /* Logged and counted by proxy_reload(). */
+        }
+        return;
+    }
+    if (sig == SIGUSR1) {
+        if (log_reopen() != 0) {
+            log_error("SIGUSR1: cannot reopen the log file: %s; still "
+                      "writing to the old one",
+                      strerror(errno));
+        } else {
+            log_notice("SIGUSR1: log file reopened");
         }
         return;
     }
@@ -441,7 +465,65 @@ proxy_sum_client_stats(struct proxy *p, struct stats_worker *sum)
     for (unsigned i = 0; i < p->nworkers; i++) {
         stats_accumulate(sum, &p->workers[i]->stats, stats_client_defs,
                          stats_nclient_defs);
+        for (unsigned c = 0; c < STATS_COMMANDS; c++) {
+            stats_add(&sum->commands[c],
+                      stats_get(&p->workers[i]->stats.commands[c]));
+        }
     }
+}
+
+struct proxy_hotkey *
+proxy_hotkeys(struct proxy *p, const struct topology *t,
+              struct hotkeys_merged *m, uint32_t *n)
+{
+    struct timespec ts;
+    uint64_t now_s;
+    struct proxy_hotkey *out;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now_s = (uint64_t)ts.tv_sec + 1; /* as worker_hot_sample() counts */
+    memset(m, 0, sizeof(*m));
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        struct worker *w = p->workers[i];
+
+        pthread_mutex_lock(&w->hot_lock);
+        if (w->hot.k > 0) {
+            hotkeys_merge(m, &w->hot, now_s);
+        }
+        pthread_mutex_unlock(&w->hot_lock);
+    }
+    hotkeys_top(m, t->cfg->hotkeys);
+    out = util_xcalloc(m->n ? m->n : 1, sizeof(*out));
+    for (uint32_t i = 0; i < m->n; i++) {
+        const struct hotkeys_entry *e = &m->e[i];
+        uint32_t idx = topology_index_of(t, e->backend);
+        uint64_t of = e->backend < m->nbackends ? m->per_backend[e->backend]
+                                                : 0;
+
+        /* Samples it certainly had: a counter taken over from another key
+         * carries that key's count as its error. */
+        uint64_t sure = e->count - e->error;
+
+        out[i].key = e->key;
+        out[i].len = e->len;
+        out[i].rate = (double)sure * t->cfg->hotkey_sample /
+                      (m->seconds > 1 ? m->seconds : 1);
+        out[i].share = of > 0 ? (double)sure / (double)of : 0;
+        out[i].owner = idx == UINT32_MAX ? NULL : t->backends[idx];
+    }
+    *n = m->n;
+    return out;
+}
+
+/* Every window: hot keys over [proxy] hotkey_alert are logged. */
+static void
+proxy_hot_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy *p = arg;
+
+    (void)fd;
+    (void)what;
+    metrics_alert_hotkeys(p, p->alerts);
 }
 
 /* The admin API's view of the proxy (struct admin_http_ops). */
@@ -483,6 +565,30 @@ proxy_ops_migration(void *arg)
                   (json_int_t)stats_get(&sum.migrate_deletes), "failed",
                   (json_int_t)stats_get(&sum.migrate_delete_failures)));
     return o;
+}
+
+static void
+proxy_ops_metrics(void *arg, struct evbuffer *out)
+{
+    metrics_prometheus(arg, out);
+}
+
+static json_t *
+proxy_ops_stats(void *arg)
+{
+    return metrics_stats_json(arg);
+}
+
+static json_t *
+proxy_ops_hotkeys(void *arg)
+{
+    return metrics_hotkeys_json(arg);
+}
+
+static bool
+proxy_ops_health(void *arg, bool ready, char *why, size_t len)
+{
+    return metrics_health(arg, ready, why, len);
 }
 
 /* GET /rebalance (apply false) or POST: the report, and with apply the
@@ -575,9 +681,17 @@ proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
     p->ev_sigterm = evsignal_new(p->base, SIGTERM, proxy_signal_cb, p);
     p->ev_sigint = evsignal_new(p->base, SIGINT, proxy_signal_cb, p);
     p->ev_sighup = evsignal_new(p->base, SIGHUP, proxy_signal_cb, p);
+    p->ev_sigusr1 = evsignal_new(p->base, SIGUSR1, proxy_signal_cb, p);
     p->ev_stop_timer = evtimer_new(p->base, proxy_stop_timer_cb, p);
+    p->ev_hot_timer = event_new(p->base, -1, EV_PERSIST, proxy_hot_timer_cb,
+                                p);
+    p->alerts = metrics_alerts_create();
     if (p->ev_sigterm == NULL || p->ev_sigint == NULL ||
         p->ev_sighup == NULL || p->ev_stop_timer == NULL ||
+        p->ev_hot_timer == NULL || p->ev_sigusr1 == NULL ||
+        evsignal_add(p->ev_sigusr1, NULL) != 0 ||
+        event_add(p->ev_hot_timer,
+                  &(struct timeval){HOTKEYS_WINDOW_S, 0}) != 0 ||
         evsignal_add(p->ev_sigterm, NULL) != 0 ||
         evsignal_add(p->ev_sigint, NULL) != 0 ||
         evsignal_add(p->ev_sighup, NULL) != 0) {
@@ -617,6 +731,10 @@ proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
             .rebalance = proxy_ops_rebalance,
             .reload = proxy_ops_reload,
             .set_maint = proxy_ops_set_maint,
+            .metrics = proxy_ops_metrics,
+            .stats = proxy_ops_stats,
+            .hotkeys = proxy_ops_hotkeys,
+            .health = proxy_ops_health,
             .stats_lock = &p->stats_lock,
             .arg = p,
         };
@@ -701,6 +819,13 @@ proxy_stop(struct proxy *p)
     if (p->ev_stop_timer != NULL) {
         event_free(p->ev_stop_timer);
     }
+    if (p->ev_hot_timer != NULL) {
+        event_free(p->ev_hot_timer);
+    }
+    if (p->ev_sigusr1 != NULL) {
+        event_free(p->ev_sigusr1);
+    }
+    metrics_alerts_destroy(p->alerts);
     if (p->base != NULL) {
         event_base_free(p->base);
     }

@@ -21,6 +21,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "hotkeys.h"
 #include "ring.h"
 #include "topology.h"
 
@@ -43,6 +44,8 @@ struct admin_http;
 struct migrate;
 struct rebalance;
 
+struct metrics_alerts;
+
 struct proxy {
     struct topology *topo;          /* current; main thread only (workers
                                        have their own reference) */
@@ -57,12 +60,15 @@ struct proxy {
     struct event *ev_sigterm;
     struct event *ev_sigint;
     struct event *ev_sighup;
+    struct event *ev_sigusr1;       /* reopens the log file */
     struct event *ev_stop_timer;
     struct health *health;          /* owned; main thread */
     struct admin_http *admin;       /* owned; main thread; NULL when off */
     struct migrate *migrate;        /* owned; main thread (its summary:
                                        any thread) */
     struct rebalance *rebalance;    /* owned; main thread */
+    struct event *ev_hot_timer;     /* hot-key alerts, every window */
+    struct metrics_alerts *alerts;  /* owned; main thread */
     unsigned next_worker;
     time_t start_time;
     _Atomic unsigned max_connections;
@@ -136,5 +142,23 @@ int proxy_set_maint(struct proxy *p, const char *name, bool maint,
 
 /* Sums every worker's client counters into *sum (any thread). */
 void proxy_sum_client_stats(struct proxy *p, struct stats_worker *sum);
+
+/* A hot key as it is shown: its estimated requests per second, its share
+ * of its owner's requests, and that owner (NULL: no longer in t). */
+struct proxy_hotkey {
+    const char *key;                /* into the merged table */
+    size_t len;
+    double rate;
+    double share;
+    const struct backend *owner;
+};
+
+/*
+ * The hottest keys now (at most [proxy] hotkeys), merged over the
+ * workers' tables, largest first: *n of them in a new array (free()), m
+ * holding their names (hotkeys_merged_free()). None when hot keys are off.
+ */
+struct proxy_hotkey *proxy_hotkeys(struct proxy *p, const struct topology *t,
+                                   struct hotkeys_merged *m, uint32_t *n);
 
 #endif

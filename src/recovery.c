@@ -255,6 +255,17 @@ recovery_pending(struct recovery *r)
     return pending;
 }
 
+size_t
+recovery_size(struct recovery *r)
+{
+    size_t n;
+
+    pthread_mutex_lock(&r->lock);
+    n = r->cur.n;
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
 void
 recovery_take(struct recovery *r, struct recovery_batch *out)
 {

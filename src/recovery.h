@@ -79,6 +79,8 @@ bool recovery_close(struct recovery *r, _Atomic int *state, int from, int to);
 /* The backend must be flushed when it recovers (e.g. a flush_all missed
  * it). Thread-safe. */
 void recovery_note_flush(struct recovery *r);
+/* Keys remembered now (the recovery log's size). Thread-safe. */
+size_t recovery_size(struct recovery *r);
 /* True if there is anything to do before the backend may be routed to. */
 bool recovery_pending(struct recovery *r);
 

@@ -308,6 +308,7 @@ request_write_output(struct request *req, struct backend *b,
         request_reply(req, "SERVER_ERROR no backend available");
     } else {
         stats_add(&worker_wb(w, b)->stats->errors, 1);
+        stats_add(&worker_wb(w, b)->stats->errors_unavailable, 1);
         request_failover_done(req, b);
         request_reply(req, "SERVER_ERROR backend unavailable");
     }
@@ -393,6 +394,7 @@ request_send_deferred(struct request *req)
     if (out == NULL) {
         if (wb != NULL) {
             stats_add(&wb->stats->errors, 1);
+            stats_add(&wb->stats->errors_unavailable, 1);
         }
         req->nfailed++;
         request_set_error(req, "SERVER_ERROR backend unavailable");
@@ -539,6 +541,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         out = bconn_output(bc);
         if (out == NULL) {
             stats_add(&f->wb->stats->errors, 1);
+            stats_add(&f->wb->stats->errors_unavailable, 1);
             request_frag_fail(f, "SERVER_ERROR backend unavailable");
             return;
         }
@@ -616,6 +619,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         }
         if (out == NULL) {
             stats_add(&f->wb->stats->errors, 1);
+            stats_add(&f->wb->stats->errors_unavailable, 1);
             request_frag_fail(f, "SERVER_ERROR backend unavailable");
             continue;
         }
@@ -1046,6 +1050,9 @@ request_dispatch_too_large(struct request *req, const struct proto_req *pr)
     request_dispatch_single(req, &del, line, (size_t)n, NULL, 0);
 }
 
+_Static_assert(PROTO_CMD_COUNT <= STATS_COMMANDS,
+               "every command has its counter");
+
 void
 request_dispatch(struct request *req, const struct proto_req *pr,
                  const char *line, size_t len, struct evbuffer *in,
@@ -1055,6 +1062,7 @@ request_dispatch(struct request *req, const struct proto_req *pr,
 
     req->cmd = pr->cmd;
     req->noreply = pr->noreply;
+    stats_add(&w->stats.commands[pr->cmd], 1);
     switch (pr->cmd) {
     case PROTO_CMD_GET:
     case PROTO_CMD_GETS:
@@ -1167,8 +1175,9 @@ request_frag_line(struct frag *f, const char *line, size_t len,
             while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n')) {
                 n--;
             }
-            log_warn("%s on backend %s: %.*s", proto_cmd_name(req->cmd),
-                     f->be->name, n, line);
+            log_limited_at(LOG_LEVEL_WARN, "%s on backend %s (%s): %.*s",
+                           proto_cmd_name(req->cmd), f->be->name,
+                           f->be->addr, n, line);
             f->failed = true;
             req->nfailed++;
         }

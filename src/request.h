@@ -84,6 +84,7 @@ struct frag {
     struct evbuffer *buf;           /* large values, multi-fragment
                                        retrievals */
     uint64_t deadline_ns;
+    uint64_t sent_us;               /* when queued (worker_now_us()) */
     bool failed;
     bool fallback;                  /* gat/gats keys of DOWN owners: their
                                        exptime is capped at failover_ttl */

@@ -41,6 +41,9 @@ route_key(struct worker *w, const struct topology *t, const char *key,
     struct backend *o = t->backends[ring_lookup(t->ring, key, len)];
 
     *owner = o;
+    if (__builtin_expect(--w->hot_countdown == 0, 0)) {
+        worker_hot_sample(w, key, len, o);
+    }
     return backend_is_up(o) ? o : route_fallback(w, t, key, len, o);
 }
 

@@ -47,3 +47,60 @@ stats_subtract(void *sum, const void *base, const struct stats_def *defs,
         }
     }
 }
+
+const uint32_t stats_histo_bounds_us[STATS_HISTO_BUCKETS] = {
+    50,     100,    200,    500,     1000,    2000,    5000,    10000,
+    20000,  50000,  100000, 200000,  500000,  1000000, 2000000, 5000000};
+
+void
+stats_histo_merge(struct stats_histo *sum, const struct stats_histo *h)
+{
+    for (unsigned i = 0; i <= STATS_HISTO_BUCKETS; i++) {
+        stats_add(&sum->bucket[i], stats_get(&h->bucket[i]));
+    }
+    stats_add(&sum->sum_us, stats_get(&h->sum_us));
+}
+
+void
+stats_histo_subtract(struct stats_histo *sum, const struct stats_histo *base)
+{
+    for (unsigned i = 0; i <= STATS_HISTO_BUCKETS; i++) {
+        stats_sub(&sum->bucket[i], stats_get(&base->bucket[i]));
+    }
+    stats_sub(&sum->sum_us, stats_get(&base->sum_us));
+}
+
+uint64_t
+stats_histo_count(const struct stats_histo *h)
+{
+    uint64_t n = 0;
+
+    for (unsigned i = 0; i <= STATS_HISTO_BUCKETS; i++) {
+        n += stats_get(&h->bucket[i]);
+    }
+    return n;
+}
+
+double
+stats_histo_quantile(const struct stats_histo *h, double q)
+{
+    uint64_t n = stats_histo_count(h), seen = 0;
+    double rank;
+
+    if (n == 0) {
+        return -1;
+    }
+    rank = q * (double)n;
+    for (unsigned i = 0; i < STATS_HISTO_BUCKETS; i++) {
+        uint64_t b = stats_get(&h->bucket[i]);
+
+        if (b > 0 && (double)(seen + b) >= rank) {
+            double lo = i == 0 ? 0 : stats_histo_bounds_us[i - 1];
+            double hi = stats_histo_bounds_us[i];
+
+            return lo + (hi - lo) * ((rank - (double)seen) / (double)b);
+        }
+        seen += b;
+    }
+    return stats_histo_bounds_us[STATS_HISTO_BUCKETS - 1];
+}

@@ -67,28 +67,57 @@
 #define STATS_BACKEND_FIELDS(X)                                              \
     X(requests, COUNTER, "Requests sent to the backend")                    \
     X(errors, COUNTER, "Requests to the backend that failed")               \
+    X(errors_closed, COUNTER, "Of those, failed as the connection was "     \
+                              "lost, closed or never made")                 \
+    X(errors_protocol, COUNTER, "Of those, failed on a reply mcring "        \
+                                "cannot parse")                             \
+    X(errors_timeout, COUNTER, "Of those, failed as a request on the "      \
+                               "connection timed out")                      \
+    X(errors_unavailable, COUNTER, "Of those, not sent: no connection "     \
+                                   "could take them")                       \
+    X(errors_server, COUNTER, "Of those, answered with an error by the "    \
+                              "backend")                                    \
     X(timeouts, COUNTER, "Requests to the backend that timed out")          \
     X(connects, COUNTER, "Connection attempts to the backend")              \
     X(connect_failures, COUNTER, "Connection attempts that failed")         \
     X(failovers, COUNTER, "Keys of the backend routed to a fallback")       \
     X(bytes_sent, COUNTER, "Bytes of requests written to the backend")      \
     X(bytes_received, COUNTER, "Bytes of replies read from the backend")    \
-    X(connections, GAUGE, "Connections to the backend open now")
+    X(connections, GAUGE, "Connections to the backend open now")          \
+    X(in_flight, GAUGE, "Requests sent to the backend, not yet answered")
 
 enum stats_type {
     STATS_COUNTER,
     STATS_GAUGE,
 };
 
+/*
+ * A latency histogram: fixed buckets, log-spaced 1-2-5 from 50 us to 5 s
+ * (upper bounds, inclusive), then +Inf. Single writer, as the counters;
+ * merged when read.
+ */
+#define STATS_HISTO_BUCKETS 16
+extern const uint32_t stats_histo_bounds_us[STATS_HISTO_BUCKETS];
+
+struct stats_histo {
+    _Atomic uint64_t bucket[STATS_HISTO_BUCKETS + 1]; /* not cumulative */
+    _Atomic uint64_t sum_us;
+};
+
+/* Commands counted one by one, by enum proto_cmd (below this). */
+#define STATS_COMMANDS 32
+
 struct stats_worker {
 #define STATS_DECL(name, type, help) _Atomic uint64_t name;
     STATS_CLIENT_FIELDS(STATS_DECL)
+    _Atomic uint64_t commands[STATS_COMMANDS];  /* requests, by command */
 };
 
 /* One slot per worker: aligned so that two workers never share a line. */
 struct stats_backend {
     _Alignas(64) STATS_BACKEND_FIELDS(STATS_DECL)
 #undef STATS_DECL
+    struct stats_histo latency;     /* request queued to reply read */
 };
 
 /* One entry of the table. */
@@ -136,6 +165,33 @@ stats_value(const void *stats, const struct stats_def *d)
         (const _Atomic uint64_t *)(const void *)((const char *)stats +
                                                  d->offset));
 }
+
+/* Counts one observation of us microseconds in h. */
+static inline void
+stats_histo_add(struct stats_histo *h, uint64_t us)
+{
+    unsigned i = 0;
+
+    while (i < STATS_HISTO_BUCKETS && us > stats_histo_bounds_us[i]) {
+        i++;
+    }
+    stats_add(&h->bucket[i], 1);
+    stats_add(&h->sum_us, us);
+}
+
+/* sum += h (sum has one writer: the caller). */
+void stats_histo_merge(struct stats_histo *sum, const struct stats_histo *h);
+/* sum -= base, bucket by bucket (`stats reset`). */
+void stats_histo_subtract(struct stats_histo *sum,
+                          const struct stats_histo *base);
+/* Observations in h. */
+uint64_t stats_histo_count(const struct stats_histo *h);
+/*
+ * The q-quantile (0 < q <= 1) of h in microseconds, interpolated linearly
+ * within its bucket (from 0 for the first); one in +Inf is reported as
+ * the last bound. -1 when h is empty.
+ */
+double stats_histo_quantile(const struct stats_histo *h, double q);
 
 /*
  * sum += slot, field by field, for the n fields of defs (both structs of

@@ -22,10 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+
+#include <xxhash.h>
 
 #include "bconn.h"
 #include "client.h"
@@ -129,6 +132,8 @@ worker_flush_cb(evutil_socket_t fd, short what, void *arg)
 
     w->flush_scheduled = false;
     worker_flush(w);
+    /* The turn is over: the next one reads the clock again. */
+    worker_tick(w);
 }
 
 void
@@ -255,6 +260,40 @@ worker_retire_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 void
+worker_hot_sample(struct worker *w, const char *key, size_t len,
+                  const struct backend *owner)
+{
+    unsigned every = w->cfg->hotkey_sample;
+    uint64_t x = w->hot_rng;
+
+    /* The next sample in 1 .. 2 * every - 1 keys: one in every, on
+     * average, at no fixed stride. */
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    w->hot_rng = x;
+    if (w->hot.k == 0) {
+        w->hot_countdown = UINT32_MAX; /* off: look again in a while */
+        return;
+    }
+    w->hot_countdown = every <= 1 ? 1 : 1 + (uint32_t)(x % (2u * every - 1));
+    pthread_mutex_lock(&w->hot_lock);
+    hotkeys_add(&w->hot, key, len, XXH3_64bits(key, len), owner->id,
+                worker_now_us(w) / 1000000u + 1);
+    pthread_mutex_unlock(&w->hot_lock);
+}
+
+uint64_t
+worker_clock_us(struct worker *w)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    w->now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return w->now_us;
+}
+
+void
 worker_topo_free(struct worker_topo *wt)
 {
     topology_unref(wt->t);
@@ -309,6 +348,16 @@ worker_adopt(struct worker *w, struct topology *t, bool connect)
     w->topo = wt;
     w->cfg = t->cfg;
     w->adopted = t->generation;
+    if (t->cfg->hotkeys != w->hot.k) {
+        pthread_mutex_lock(&w->hot_lock);
+        hotkeys_free(&w->hot);
+        if (t->cfg->hotkeys > 0) {
+            hotkeys_init(&w->hot, t->cfg->hotkeys,
+                         worker_now_us(w) / 1000000u + 1);
+        }
+        pthread_mutex_unlock(&w->hot_lock);
+        w->hot_countdown = 1;
+    }
     if (old != NULL && old->users == 0) {
         worker_topo_free(old);
     }
@@ -376,6 +425,9 @@ worker_create(struct proxy *p, unsigned id, struct topology *t, char *err,
     w->id = id;
     w->inbox_rd = w->inbox_wr = -1;
     w->per_backend = p->per_backend;
+    pthread_mutex_init(&w->hot_lock, NULL);
+    w->hot_rng = 0x9e3779b97f4a7c15ull * (id + 1);
+    w->hot_countdown = 1;
     TAILQ_INIT(&w->clients);
     TAILQ_INIT(&w->closed);
     TAILQ_INIT(&w->flush_clients);
@@ -514,6 +566,8 @@ worker_destroy(struct worker *w)
     }
     free(w->wb);
     request_free_list(w);
+    hotkeys_free(&w->hot);
+    pthread_mutex_destroy(&w->hot_lock);
     if (w->topo != NULL) {
         topology_unref(w->topo->t);
         free(w->topo);

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "backend.h"
+#include "hotkeys.h"
 #include "stats.h"
 
 struct proxy;
@@ -62,6 +63,7 @@ struct worker_topo {
 struct worker {
     struct proxy *proxy;
     unsigned id;
+    uint64_t now_us;                /* see worker_tick() */
     pthread_t thread;
     struct event_base *base;
     int inbox_rd;                   /* the typed inbox: struct worker_msg */
@@ -90,6 +92,12 @@ struct worker {
     uint64_t adopted;               /* generation of topo */
     uint32_t warm_copies;           /* warm-up copies in flight */
     size_t warm_copy_bytes;         /* ... and their values' bytes */
+    /* Hot keys: keys routed until the next sample, and the table (under
+     * hot_lock: sampled requests and readers only). */
+    uint32_t hot_countdown;
+    uint64_t hot_rng;
+    pthread_mutex_t hot_lock;
+    struct hotkeys hot;
     struct stats_worker stats;
 };
 
@@ -151,6 +159,27 @@ worker_wb(const struct worker *w, const struct backend *be)
 {
     return w->wb[be->id];
 }
+
+/* The monotonic clock in microseconds, read at most once per callback
+ * that sends or completes requests (client read and write, backend read:
+ * each calls worker_tick() first): what backend latencies are measured
+ * with. */
+uint64_t worker_clock_us(struct worker *w);
+static inline void
+worker_tick(struct worker *w)
+{
+    w->now_us = 0;
+}
+static inline uint64_t
+worker_now_us(struct worker *w)
+{
+    return w->now_us != 0 ? w->now_us : worker_clock_us(w);
+}
+
+/* The key routed now (owned by owner) is a hot-key sample (see
+ * route_key()). */
+void worker_hot_sample(struct worker *w, const char *key, size_t len,
+                       const struct backend *owner);
 
 /* Frees wt, a snapshot no longer current and with no request left. */
 void worker_topo_free(struct worker_topo *wt);

@@ -938,7 +938,7 @@ START_TEST(test_key_format)
     bool seen_hash = false;
 
     config_defaults(&cfg);
-    ck_assert_uint_eq(n, 21);
+    ck_assert_uint_eq(n, 24);
     ck_assert_int_eq(config_key_format(&cfg, 0, &section, &name, value,
                                        sizeof(value)),
                      0);
@@ -1298,7 +1298,7 @@ START_TEST(test_sample_documents_defaults)
         len += strlen(s);
     }
     fclose(fp);
-    ck_assert_uint_eq(nkeys, 17);
+    ck_assert_uint_eq(nkeys, 24);
     cfg = load_ok(text);
     assert_defaults(cfg);
     config_destroy(cfg);

@@ -335,6 +335,7 @@ class Mcring(Process):
         self.health_opts = health
         self.config_path = os.path.join(tmpdir, name + ".ini")
         self.port = None
+        self.args = []      # more command-line arguments (-v, -o FILE)
 
     def write_config(self, port):
         with open(self.config_path, "w") as f:
@@ -348,7 +349,7 @@ class Mcring(Process):
         for _ in range(START_ATTEMPTS):
             port = free_port()
             self.write_config(port)
-            self._spawn([binary, "-c", self.config_path])
+            self._spawn([binary, "-c", self.config_path] + self.args)
             if self._wait_listening(port):
                 self.port = port
                 return self

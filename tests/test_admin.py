@@ -61,6 +61,7 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 class AdminTestCase(unittest.TestCase):
     NBACKENDS = 3
     ADMIN = None        # default: loopback TCP with TOKEN
+    ADMIN_EXTRA = {}    # more [admin] keys for that default
     PROXY = {"threads": 2}
     HEALTH = HEALTH
 
@@ -75,8 +76,8 @@ class AdminTestCase(unittest.TestCase):
             self.memcached.append(m)
             m.start()
         self.admin_port = mctest.free_port()
-        admin = self.ADMIN or {"listen": "127.0.0.1:%d" % self.admin_port,
-                               "token": TOKEN}
+        admin = self.ADMIN or dict({"listen": "127.0.0.1:%d" % self.admin_port,
+                                    "token": TOKEN}, **self.ADMIN_EXTRA)
         self.mcring = AdminMcring(
             self.tmpdir,
             [(m.name, m.port) for m in self.memcached[:self.NBACKENDS]],
