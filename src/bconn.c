@@ -163,7 +163,7 @@ bconn_reset(struct bconn *bc, const char *reason, bool backoff)
     stats_sub(&bs->in_flight, bc->nqueued);
     bc->nqueued = 0;
     if (!TAILQ_EMPTY(&failed)) {
-        net_log(&bc->nc, LOG_LEVEL_INFO, "%s, failing queued requests", reason);
+        net_log_limited(&bc->nc, LOG_LEVEL_INFO, "%s, failing queued requests", reason);
     }
     while ((f = TAILQ_FIRST(&failed)) != NULL) {
         TAILQ_REMOVE(&failed, f, link);
@@ -203,7 +203,7 @@ bconn_connect_failed(struct bconn *bc, int err)
     stats_add(&bc->wb->stats->connect_failures, 1);
     snprintf(why, sizeof(why), "connect failed on the data path: %s",
              evutil_socket_error_to_string(err));
-    net_log(&bc->nc, LOG_LEVEL_INFO, "%s", why);
+    net_log_limited(&bc->nc, LOG_LEVEL_INFO, "%s", why);
     /* A refused connect is as clear as a failure gets: route around the
      * backend now rather than after the health checker's next probes. */
     backend_failed(bconn_backend(bc), why);
@@ -299,7 +299,7 @@ bconn_flush(struct bconn *bc)
     size_t before = evbuffer_get_length(bc->nc.out);
 
     if (net_conn_write(&bc->nc) != 0) {
-        net_log(&bc->nc, LOG_LEVEL_INFO, "write: %s", strerror(errno));
+        net_log_limited(&bc->nc, LOG_LEVEL_INFO, "write: %s", strerror(errno));
         bconn_reset(bc, "SERVER_ERROR backend connection lost", false);
         return;
     }
@@ -358,7 +358,7 @@ bconn_timer_cb(evutil_socket_t fd, short what, void *arg)
     bc->timer_armed = false;
     if (bc->state == BCONN_CONNECTING) {
         stats_add(&bc->wb->stats->connect_failures, 1);
-        net_log(&bc->nc, LOG_LEVEL_INFO, "connect timeout");
+        net_log_limited(&bc->nc, LOG_LEVEL_INFO, "connect timeout");
         backend_timeout(bconn_backend(bc));
         bconn_reset(bc, "SERVER_ERROR backend connect timeout", true);
         return;
@@ -373,7 +373,7 @@ bconn_timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     stats_add(&bc->wb->stats->timeouts, 1);
-    net_log(&bc->nc, LOG_LEVEL_INFO, "request timeout, resetting connection");
+    net_log_limited(&bc->nc, LOG_LEVEL_INFO, "request timeout, resetting connection");
     backend_timeout(bconn_backend(bc));
     bconn_reset(bc, "SERVER_ERROR backend timeout", false);
 }
@@ -584,7 +584,7 @@ bconn_read_cb(evutil_socket_t fd, short what, void *arg)
     ssize_t n = net_conn_read(&bc->nc);
 
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        net_log(&bc->nc, LOG_LEVEL_INFO, "connection %s",
+        net_log_limited(&bc->nc, LOG_LEVEL_INFO, "connection %s",
                 n == 0 ? "closed" : strerror(errno));
         bconn_reset(bc, "SERVER_ERROR backend connection lost", false);
     } else if (n > 0) {

@@ -273,7 +273,7 @@ client_error(struct client *c, const char *reason, bool fatal, bool noreply)
     snprintf(line, sizeof(line), "CLIENT_ERROR %s", reason);
     client_reply_line(c, line, noreply && !fatal);
     if (fatal) {
-        net_log(&c->nc, LOG_LEVEL_INFO, "%s, closing", reason);
+        net_log_limited(&c->nc, LOG_LEVEL_INFO, "%s, closing", reason);
         client_drain(c);
     }
 }
@@ -357,7 +357,7 @@ static void
 client_line_too_long(struct client *c, struct evbuffer *in)
 {
     stats_add(&c->worker->stats.protocol_errors, 1);
-    net_log(&c->nc, LOG_LEVEL_INFO, "line too long, closing");
+    net_log_limited(&c->nc, LOG_LEVEL_INFO, "line too long, closing");
     evbuffer_drain(in, evbuffer_get_length(in));
     client_drain(c);
 }
@@ -443,7 +443,7 @@ client_drive(struct client *c)
             evbuffer_copyout(in, &first, 1);
             if (first == PROTO_BINARY_MAGIC) {
                 /* The binary protocol: fail fast rather than time out. */
-                net_log(&c->nc, LOG_LEVEL_INFO,
+                net_log_limited(&c->nc, LOG_LEVEL_INFO,
                         "binary protocol request, closing");
                 stats_add(&w->stats.protocol_errors, 1);
                 evbuffer_drain(in, avail);
@@ -525,7 +525,7 @@ client_drive(struct client *c)
             /* An HTTP request: memcached hangs up without a word. */
             stats_add(&w->stats.protocol_errors, 1);
             evbuffer_drain(in, evbuffer_get_length(in));
-            net_log(&c->nc, LOG_LEVEL_INFO, "HTTP request line, closing");
+            net_log_limited(&c->nc, LOG_LEVEL_INFO, "HTTP request line, closing");
             client_drain(c);
             break;
         }

@@ -156,6 +156,19 @@ net_log(const struct net_conn *nc, int level, const char *fmt, ...)
     log_msg((enum log_level)level, "%s: %s", nc->name, msg);
 }
 
+void
+net_log_held(struct log_limit *l, const struct net_conn *nc, int level,
+             const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_limited(l, (enum log_level)level, "%s: %s", nc->name, msg);
+}
+
 ssize_t
 net_read(int fd, struct evbuffer *buf)
 {

@@ -16,6 +16,8 @@
 
 #include <event2/event.h>
 
+#include "log.h"
+
 struct evbuffer;
 
 /*
@@ -63,6 +65,18 @@ ssize_t net_conn_read(struct net_conn *nc);
 /* A log line "NAME: message" at level (enum log_level). */
 void net_log(const struct net_conn *nc, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* net_log() for a line that can repeat (a connection that keeps failing, a
+ * flood of bad clients): at most LOG_LIMIT_BURST a minute per call site
+ * (see log_limited()). */
+void net_log_held(struct log_limit *l, const struct net_conn *nc, int level,
+                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+#define net_log_limited(nc, level, ...)                                      \
+    do {                                                                     \
+        static struct log_limit net_limit_;                                  \
+        if (log_get_level() >= (int)(level)) {                               \
+            net_log_held(&net_limit_, (nc), (level), __VA_ARGS__);           \
+        }                                                                    \
+    } while (0)
 
 /*
  * Reads what the socket has (up to 64 KiB) into buf without an extra copy.
