@@ -68,6 +68,7 @@ enum config_type {
     CONFIG_TYPE_SIZE,   /* size_t, decimal bytes, [min, max] */
     CONFIG_TYPE_HASH,   /* enum ring_hash: xxh3 | ketama */
     CONFIG_TYPE_LISTEN, /* listen_host + listen_port: HOST:PORT */
+    CONFIG_TYPE_TAG,    /* char[3]: two characters, or empty */
 };
 
 /* One [proxy] or [health] key: where it lives in struct config. */
@@ -87,6 +88,7 @@ static const struct config_key config_keys[] = {
     {"proxy", "listen", CONFIG_TYPE_LISTEN, 0, 0, 0, 0},
     {"proxy", "threads", CONFIG_TYPE_UINT, CONFIG_OFF(threads), 0, 0, 256},
     {"proxy", "hash", CONFIG_TYPE_HASH, CONFIG_OFF(hash), RING_HASH_XXH3, 0, 0},
+    {"proxy", "hash_tag", CONFIG_TYPE_TAG, CONFIG_OFF(hash_tag), 0, 0, 0},
     {"proxy", "vnodes", CONFIG_TYPE_UINT, CONFIG_OFF(vnodes),
      RING_DEFAULT_VNODES, 1, 10000},
     {"proxy", "timeout_ms", CONFIG_TYPE_UINT, CONFIG_OFF(timeout_ms), 1000, 1,
@@ -401,6 +403,19 @@ config_set_key(struct config_parser *p, const struct config_key *k,
         free(cfg->listen_host);
         cfg->listen_host = util_xstrdup(host);
         cfg->listen_port = port;
+        return 0;
+    case CONFIG_TYPE_TAG:
+        if (value[0] != '\0' &&
+            (strlen(value) != 2 || (unsigned char)value[0] <= ' ' ||
+             (unsigned char)value[1] <= ' ' || (unsigned char)value[0] > '~' ||
+             (unsigned char)value[1] > '~')) {
+            config_fail(p, p->line,
+                        "%s: bad value '%s' (expected two printable "
+                        "characters, such as {})",
+                        k->name, value);
+            return -1;
+        }
+        snprintf(cfg->hash_tag, sizeof(cfg->hash_tag), "%s", value);
         return 0;
     }
     return -1;
@@ -947,6 +962,9 @@ config_defaults(struct config *cfg)
             cfg->listen_host = (char *)CONFIG_DEFAULT_LISTEN_HOST;
             cfg->listen_port = CONFIG_DEFAULT_LISTEN_PORT;
             break;
+        case CONFIG_TYPE_TAG:
+            field[0] = '\0';
+            break;
         }
     }
 }
@@ -1142,6 +1160,9 @@ config_build_ring(const struct config *cfg, char *err, size_t errlen)
     }
     ring = ring_create(cfg->hash, cfg->vnodes, rb, cfg->nbackends, err, errlen);
     free(rb);
+    if (ring != NULL && cfg->hash_tag[0] != '\0') {
+        ring_set_hash_tag(ring, cfg->hash_tag[0], cfg->hash_tag[1]);
+    }
     return ring;
 }
 
@@ -1359,6 +1380,9 @@ config_key_format(const struct config *cfg, size_t i, const char **section,
     case CONFIG_TYPE_LISTEN:
         return net_format_hostport(cfg->listen_host, cfg->listen_port,
                                       value, valuelen);
+    case CONFIG_TYPE_TAG:
+        n = snprintf(value, valuelen, "%s", field);
+        break;
     }
     return n < 0 || (size_t)n >= valuelen ? -1 : 0;
 }

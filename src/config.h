@@ -67,6 +67,7 @@ struct config {
                                        moves; 0 = no copy */
     unsigned rebalance_max_move;    /* percent of the keys POST /rebalance
                                        may move per hour */
+    char hash_tag[3];               /* two characters, or "" (off) */
     unsigned hotkeys;               /* keys tracked per worker; 0 = off */
     unsigned hotkey_sample;         /* one request in this many */
     unsigned hotkey_alert;          /* percent of its backend's requests

@@ -326,6 +326,12 @@ proxy_keep_restart_keys(struct proxy *p, struct config *cfg, const char *why)
                  "%u", why, cur->backend_connections);
         cfg->backend_connections = cur->backend_connections;
     }
+    if (strcmp(cfg->hash_tag, cur->hash_tag) != 0) {
+        /* It moves nearly every key at once: a restart says so. */
+        log_warn("%s: [proxy] hash_tag needs a restart; keeping '%s'", why,
+                 cur->hash_tag);
+        memcpy(cfg->hash_tag, cur->hash_tag, sizeof(cfg->hash_tag));
+    }
 }
 
 struct topology *

@@ -76,6 +76,7 @@ struct ring {
     struct ring_point *points; /* npoints, sorted */
     uint32_t *index;           /* (1 << index_bits) + 1 */
     struct ring_member *backends;
+    char tag[2];               /* hash tag: open, close; tag[0] 0: none */
 };
 
 /* Sort entry for ranking backend names. */
@@ -663,9 +664,33 @@ ring_memory(const struct ring *ring)
     return bytes;
 }
 
+void
+ring_set_hash_tag(struct ring *ring, char open, char close)
+{
+    ring->tag[0] = open;
+    ring->tag[1] = close;
+}
+
+void
+ring_hashed_part(const struct ring *ring, const char **key, size_t *len)
+{
+    const char *a, *b;
+
+    if (ring->tag[0] == '\0' ||
+        (a = memchr(*key, ring->tag[0], *len)) == NULL ||
+        (b = memchr(a + 1, ring->tag[1],
+                    *len - (size_t)(a + 1 - *key))) == NULL ||
+        b == a + 1) {
+        return; /* no tag, or an empty one: the whole key */
+    }
+    *len = (size_t)(b - a - 1);
+    *key = a + 1;
+}
+
 uint64_t
 ring_key_pos(const struct ring *ring, const char *key, size_t len)
 {
+    ring_hashed_part(ring, &key, &len);
     if (ring->hash == RING_HASH_XXH3) {
         return XXH3_64bits(key, len);
     }

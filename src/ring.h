@@ -87,7 +87,19 @@ double ring_backend_arc_share(const struct ring *ring, uint32_t b);
 /* Bytes of heap the ring holds (points, lookup index, backend table). */
 size_t ring_memory(const struct ring *ring);
 
-/* Key position on the ring (xxh3: 64-bit; ketama: 32-bit). */
+/*
+ * Hash tags (twemproxy's hash_tag): with open and close set (two
+ * characters), a key holding open, then close after it with at least one
+ * byte between, is placed by those bytes only, so that "{user1}:a" and
+ * "{user1}:b" share an owner. open '\0' turns it off (the default).
+ */
+void ring_set_hash_tag(struct ring *ring, char open, char close);
+/* The part of key that places it: *key and *len narrowed to a tag's
+ * content, or left alone. */
+void ring_hashed_part(const struct ring *ring, const char **key, size_t *len);
+
+/* Key position on the ring (xxh3: 64-bit; ketama: 32-bit), hash tag
+ * applied. */
 uint64_t ring_key_pos(const struct ring *ring, const char *key, size_t len);
 /* Index of the first point at or after pos, wrapping. */
 uint32_t ring_point_at(const struct ring *ring, uint64_t pos);

@@ -214,6 +214,40 @@ START_TEST(test_hash_xxh3_explicit)
 }
 END_TEST
 
+START_TEST(test_hash_tag)
+{
+    struct config *cfg = load_ok("[proxy]\nhash_tag = {}\n" BACKEND);
+    struct config *back;
+    struct ring *ring;
+    char err[256];
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+
+    ck_assert_str_eq(cfg->hash_tag, "{}");
+    /* Rendered and loaded back equal; its ring places by the tag. */
+    config_render(cfg, out);
+    fclose(out);
+    ck_assert_ptr_nonnull(strstr(text, "hash_tag = {}\n"));
+    back = load_ok(text);
+    ck_assert_str_eq(back->hash_tag, "{}");
+    ring = config_build_ring(back, err, sizeof(err));
+    ck_assert_ptr_nonnull(ring);
+    ck_assert_uint_eq(ring_lookup(ring, "{x}:1", 5), ring_lookup(ring, "x", 1));
+    ring_destroy(ring);
+    config_destroy(back);
+    config_destroy(cfg);
+    free(text);
+    cfg = load_ok("[proxy]\nhash_tag =\n" BACKEND);
+    ck_assert_str_eq(cfg->hash_tag, "");
+    config_destroy(cfg);
+    expect_error("[proxy]\nhash_tag = {\n" BACKEND, 2,
+                 "hash_tag: bad value '{' (expected two printable "
+                 "characters, such as {})");
+    expect_error("[proxy]\nhash_tag = {}}\n" BACKEND, 2, "hash_tag: bad");
+}
+END_TEST
+
 START_TEST(test_listen_forms)
 {
     struct config *cfg = load_ok("[proxy]\nlisten = [::1]:11311\n" BACKEND);
@@ -938,7 +972,7 @@ START_TEST(test_key_format)
     bool seen_hash = false;
 
     config_defaults(&cfg);
-    ck_assert_uint_eq(n, 24);
+    ck_assert_uint_eq(n, 25);
     ck_assert_int_eq(config_key_format(&cfg, 0, &section, &name, value,
                                        sizeof(value)),
                      0);
@@ -1298,6 +1332,7 @@ START_TEST(test_sample_documents_defaults)
         len += strlen(s);
     }
     fclose(fp);
+    /* All but hash_tag, which is off by default (no value to show). */
     ck_assert_uint_eq(nkeys, 24);
     cfg = load_ok(text);
     assert_defaults(cfg);
@@ -1475,6 +1510,7 @@ config_suite(void)
     tc = tcase_create("every key is parsed");
     tcase_add_test(tc, test_every_key_parsed);
     tcase_add_test(tc, test_hash_xxh3_explicit);
+    tcase_add_test(tc, test_hash_tag);
     tcase_add_test(tc, test_listen_forms);
     tcase_add_test(tc, test_bounds_accepted);
     suite_add_tcase(s, tc);

@@ -218,6 +218,56 @@ golden_ring(void)
     return mkring(RING_HASH_KETAMA, 0, be, 8);
 }
 
+START_TEST(test_hash_tag_places_by_the_tag)
+{
+    struct bset s;
+    struct ring *r;
+    static const struct {
+        const char *key, *placed_as;
+    } cases[] = {
+        {"{user1}:a", "user1"},   {"x{user1}y", "user1"},
+        {"{user1}", "user1"},     {"a{b}c{d}e", "b"},
+        {"{}x", "{}x"},           /* empty tag: the whole key */
+        {"{open", "{open"},       /* no close: the whole key */
+        {"close}", "close}"},     {"plain", "plain"},
+    };
+
+    bset_init(&s, "b%u", 8, 1);
+    for (int hash = 0; hash < 2; hash++) {
+        r = mkring(hash ? RING_HASH_KETAMA : RING_HASH_XXH3, 160, s.be, s.n);
+        /* Off by default: the whole key is hashed. */
+        ck_assert(ring_key_pos(r, "{u}:a", 5) != ring_key_pos(r, "u", 1));
+        ring_set_hash_tag(r, '{', '}');
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            const char *k = cases[i].key, *w = cases[i].placed_as;
+
+            ck_assert_msg(ring_key_pos(r, k, strlen(k)) ==
+                              ring_key_pos(r, w, strlen(w)) ||
+                          strcmp(k, w) == 0,
+                          "%s", k);
+            ck_assert_msg(ring_lookup(r, k, strlen(k)) ==
+                              ring_lookup(r, w, strlen(w)),
+                          "%s", k);
+        }
+        /* Keys of one tag share an owner, whatever else they hold. */
+        for (unsigned i = 0; i < 200; i++) {
+            char k[32];
+            int n = snprintf(k, sizeof(k), "{t%u}:%u", i % 10, i);
+
+            ck_assert_uint_eq(ring_lookup(r, k, (size_t)n),
+                              ring_lookup(r, k + 1, k[3] == '}' ? 2 : 3));
+        }
+        /* The same character twice: ":a:" places by a. */
+        ring_set_hash_tag(r, ':', ':');
+        ck_assert(ring_key_pos(r, "x:a:y", 5) == ring_key_pos(r, "a", 1));
+        ring_set_hash_tag(r, '\0', '\0');
+        ck_assert(ring_key_pos(r, "x:a:y", 5) != ring_key_pos(r, "a", 1));
+        ring_destroy(r);
+    }
+    bset_deinit(&s);
+}
+END_TEST
+
 START_TEST(test_ketama_golden_vector)
 {
     char line[512];
@@ -1390,6 +1440,7 @@ ring_suite(int ngolden)
     tcase_add_test(tc, test_analyze_report_rejects_no_samples);
     tcase_add_test(tc, test_analyze_summary_one_line);
     tcase_add_test(tc, test_ketama_key_pos_is_md5_for_every_length);
+    tcase_add_test(tc, test_hash_tag_places_by_the_tag);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1188,5 +1188,38 @@ class BackendFailureTest(unittest.TestCase):
             self.assertEqual(bc.get("k1"), b"new")
 
 
+
+class HashTagTest(mctest.ClusterTestCase):
+    """[proxy] hash_tag = {}: keys that share a tag share a backend, the
+    one --route names (which places by the tag too)."""
+    CLUSTER_ARGS = {"proxy": {"hash_tag": "{}"}}
+    NEEDS_MCRING = True
+
+    def test_tagged_keys_stay_together(self):
+        tags = ["user%d" % i for i in range(30)]
+        keys = ["{%s}:%s" % (t, part) for t in tags
+                for part in ("cart", "profile", "session")]
+        keys += ["plain-%d" % i for i in range(60)]
+        c = self.client(timeout=10.0)
+        c.send(b"".join(b"set %s 0 0 1\r\nv\r\n" % k.encode() for k in keys))
+        for _ in keys:
+            self.assertEqual(c.readline(), b"STORED")
+        owners = self.cluster.owners(keys + tags)
+        for t in tags:
+            # --route places each by its tag: the tag's own owner.
+            self.assertEqual({owners["{%s}:%s" % (t, p)]
+                              for p in ("cart", "profile", "session")},
+                             {owners[t]}, t)
+        for m in self.cluster.backends:
+            with m.client() as bc:
+                found = {g[0] for g in bc.get_multi(keys)}
+            self.assertEqual(found, {k for k in keys if owners[k] == m.name},
+                             m.name)
+        self.assertGreater(len(set(owners[t] for t in tags)), 1)
+        # A multi-get of one tag's keys is one backend's.
+        got = c.get_multi(["{user3}:cart", "{user3}:profile"])
+        self.assertEqual([g[0] for g in got],
+                         ["{user3}:cart", "{user3}:profile"])
+
 if __name__ == "__main__":
     mctest.main()
