@@ -814,7 +814,7 @@ static void
 admin_http_get_health(struct evhttp_request *req, struct admin_http *a,
                       bool ready)
 {
-    char why[160];
+    char why[160] = "";
     bool ok = a->ops.health(a->ops.arg, ready, why, sizeof(why));
 
     admin_http_json(req, ok ? 200 : 503,

@@ -424,14 +424,16 @@ main(int argc, char **argv)
     if ((a.daemonize && main_absolute(&a.pidfile, abspid, sizeof(abspid)) !=
                             0) ||
         main_absolute(&a.logfile, abslog, sizeof(abslog)) != 0) {
+        ring_destroy(ring);
+        config_destroy(cfg);
         return 1;
     }
-    if (a.logfile != NULL) {
-        if (log_open_file(a.logfile) != 0) {
-            fprintf(stderr, "mcring: log file %s: %s\n", a.logfile,
-                    strerror(errno));
-            return 1;
-        }
+    if (a.logfile != NULL && log_open_file(a.logfile) != 0) {
+        fprintf(stderr, "mcring: log file %s: %s\n", a.logfile,
+                strerror(errno));
+        ring_destroy(ring);
+        config_destroy(cfg);
+        return 1;
     }
     if (a.daemonize && main_daemonize(&ready) != 0) {
         fprintf(stderr, "mcring: cannot daemonize: %s\n", strerror(errno));

@@ -726,6 +726,7 @@ metrics_health(struct proxy *p, bool ready, char *why, size_t len)
             snprintf(why, len, "the first health checks are not done yet");
             return false;
         }
+        snprintf(why, len, "listening, every backend checked");
         return true;
     }
     for (uint32_t b = 0; b < t->n; b++) {
