@@ -151,12 +151,14 @@ warmup_send_get(struct request *req, uint32_t i, struct backend *po,
         evbuffer_add(out, req->meta_quiet ? "\r\nmn\r\n" : "\r\n",
                      req->meta_quiet ? 6 : 2);
     } else {
-        /* c always: the copy checks the source did not change. A check
-         * of a gat's hit touches as the gat did. */
+        /* c always: the copy checks the source did not change. A gat's
+         * reads touch as the gat did, wherever the item is: so a copy by
+         * another mover, read from the previous owner later, keeps the
+         * new exptime too (touching changes no cas). */
         evbuffer_add_printf(out, "mg %.*s%s v f t c",
                             (int)req->keys[i].len, req->keys[i].p,
                             req->prev_b64 ? " b" : "");
-        if (kind == FRAG_WARM_VERIFY && req->warm_touch) {
+        if (req->warm_touch) {
             evbuffer_add_printf(out, " T%lld", (long long)req->warm_exptime);
         }
         evbuffer_add(out, "\r\n", 2);
