@@ -115,25 +115,22 @@ bconn_close(struct bconn *bc)
     }
 }
 
+/* Why a connection is reset: which errors_* its failed requests count. */
+enum bconn_why {
+    BCONN_CLOSED,
+    BCONN_TIMEOUT,
+    BCONN_PROTOCOL,
+};
+
 /*
- * Drops the socket and fails every queued fragment with reason. With
- * backoff, the backend is not tried again before a growing delay.
+ * Drops the socket and fails every queued fragment with reason (counted
+ * as why). With backoff, the backend is not tried again before a growing
+ * delay.
  */
-/* The reason counter a request failed by reason counts in. */
-static _Atomic uint64_t *
-bconn_error_slot(struct stats_backend *bs, const char *reason)
-{
-    if (strstr(reason, "timeout") != NULL) {
-        return &bs->errors_timeout;
-    }
-    if (strstr(reason, "protocol") != NULL) {
-        return &bs->errors_protocol;
-    }
-    return &bs->errors_closed;
-}
 
 static void
-bconn_reset(struct bconn *bc, const char *reason, bool backoff)
+bconn_reset(struct bconn *bc, const char *reason, bool backoff,
+            enum bconn_why why)
 {
     struct frag_queue failed;
     struct frag *f;
@@ -167,8 +164,9 @@ bconn_reset(struct bconn *bc, const char *reason, bool backoff)
     }
     while ((f = TAILQ_FIRST(&failed)) != NULL) {
         TAILQ_REMOVE(&failed, f, link);
-        stats_add(&bs->errors, 1);
-        stats_add(bconn_error_slot(bs, reason), 1);
+        stats_backend_error(bs, why == BCONN_TIMEOUT    ? &bs->errors_timeout
+                                : why == BCONN_PROTOCOL ? &bs->errors_protocol
+                                                        : &bs->errors_closed);
         request_frag_fail(f, reason);
     }
 }
@@ -177,7 +175,7 @@ void
 bconn_fail(struct bconn *bc, const char *reason)
 {
     if (bc->state == BCONN_CONNECTING || bc->state == BCONN_CONNECTED) {
-        bconn_reset(bc, reason, false);
+        bconn_reset(bc, reason, false, BCONN_CLOSED);
     }
 }
 
@@ -187,7 +185,7 @@ bconn_destroy(struct bconn *bc)
     if (bc == NULL) {
         return;
     }
-    bconn_reset(bc, "SERVER_ERROR proxy shutting down", false);
+    bconn_reset(bc, "SERVER_ERROR proxy shutting down", false, BCONN_CLOSED);
     if (bc->timer != NULL) {
         event_free(bc->timer);
     }
@@ -207,7 +205,7 @@ bconn_connect_failed(struct bconn *bc, int err)
     /* A refused connect is as clear as a failure gets: route around the
      * backend now rather than after the health checker's next probes. */
     backend_failed(bconn_backend(bc), why);
-    bconn_reset(bc, "SERVER_ERROR backend unavailable", true);
+    bconn_reset(bc, "SERVER_ERROR backend unavailable", true, BCONN_CLOSED);
 }
 
 void
@@ -225,7 +223,7 @@ bconn_connect(struct bconn *bc)
     if (!backend_address(be, &sa, &salen)) {
         /* A host name not resolved yet: the backend is not UP, so only
          * eager connects and a RECOVERING owner's deletes get here. */
-        bconn_reset(bc, "SERVER_ERROR backend unavailable", true);
+        bconn_reset(bc, "SERVER_ERROR backend unavailable", true, BCONN_CLOSED);
         return;
     }
     stats_add(&bc->wb->stats->connects, 1);
@@ -300,7 +298,8 @@ bconn_flush(struct bconn *bc)
 
     if (net_conn_write(&bc->nc) != 0) {
         net_log_limited(&bc->nc, LOG_LEVEL_INFO, "write: %s", strerror(errno));
-        bconn_reset(bc, "SERVER_ERROR backend connection lost", false);
+        bconn_reset(bc, "SERVER_ERROR backend connection lost", false,
+                    BCONN_CLOSED);
         return;
     }
     stats_add(&bc->wb->stats->bytes_sent,
@@ -360,7 +359,8 @@ bconn_timer_cb(evutil_socket_t fd, short what, void *arg)
         stats_add(&bc->wb->stats->connect_failures, 1);
         net_log_limited(&bc->nc, LOG_LEVEL_INFO, "connect timeout");
         backend_timeout(bconn_backend(bc));
-        bconn_reset(bc, "SERVER_ERROR backend connect timeout", true);
+        bconn_reset(bc, "SERVER_ERROR backend connect timeout", true,
+                    BCONN_TIMEOUT);
         return;
     }
     head = TAILQ_FIRST(&bc->queue);
@@ -375,7 +375,7 @@ bconn_timer_cb(evutil_socket_t fd, short what, void *arg)
     stats_add(&bc->wb->stats->timeouts, 1);
     net_log_limited(&bc->nc, LOG_LEVEL_INFO, "request timeout, resetting connection");
     backend_timeout(bconn_backend(bc));
-    bconn_reset(bc, "SERVER_ERROR backend timeout", false);
+    bconn_reset(bc, "SERVER_ERROR backend timeout", false, BCONN_TIMEOUT);
 }
 
 static void
@@ -383,7 +383,8 @@ bconn_protocol_error(struct bconn *bc, const char *what)
 {
     log_limited_at(LOG_LEVEL_WARN, "%s: protocol error: %s", bc->nc.name,
                    what);
-    bconn_reset(bc, "SERVER_ERROR backend protocol error", false);
+    bconn_reset(bc, "SERVER_ERROR backend protocol error", false,
+                BCONN_PROTOCOL);
 }
 
 /* The head's reply is read: off the queue, its latency counted. */
@@ -562,8 +563,7 @@ bconn_parse(struct bconn *bc)
             reason[m] = '\0';
             off += unit;
             bconn_pop(bc);
-            stats_add(&bc->wb->stats->errors, 1);
-            stats_add(&bc->wb->stats->errors_server, 1);
+            stats_backend_error(bc->wb->stats, &bc->wb->stats->errors_server);
             request_frag_fail(f, reason);
             continue;
         }
@@ -586,7 +586,8 @@ bconn_read_cb(evutil_socket_t fd, short what, void *arg)
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         net_log_limited(&bc->nc, LOG_LEVEL_INFO, "connection %s",
                 n == 0 ? "closed" : strerror(errno));
-        bconn_reset(bc, "SERVER_ERROR backend connection lost", false);
+        bconn_reset(bc, "SERVER_ERROR backend connection lost", false,
+                    BCONN_CLOSED);
     } else if (n > 0) {
         stats_add(&bc->wb->stats->bytes_received, (uint64_t)n);
         worker_tick(bc->worker);

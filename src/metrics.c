@@ -295,10 +295,15 @@ static void
 metrics_backends(const struct topology *t, struct evbuffer *out)
 {
     struct stats_backend *sums = util_xcalloc(t->n ? t->n : 1, sizeof(*sums));
-    static const char *const reasons[][2] = {
-        {"closed", "errors_closed"},       {"protocol", "errors_protocol"},
-        {"timeout", "errors_timeout"},     {"unavailable", "errors_unavailable"},
-        {"server", "errors_server"},
+    static const struct {
+        const char *reason;
+        size_t off;                 /* in struct stats_backend */
+    } reasons[] = {
+        {"closed", offsetof(struct stats_backend, errors_closed)},
+        {"protocol", offsetof(struct stats_backend, errors_protocol)},
+        {"timeout", offsetof(struct stats_backend, errors_timeout)},
+        {"unavailable", offsetof(struct stats_backend, errors_unavailable)},
+        {"server", offsetof(struct stats_backend, errors_server)},
     };
     static const int states[] = {BACKEND_UP, BACKEND_DOWN, BACKEND_RECOVERING,
                                  BACKEND_NEW, BACKEND_MAINT};
@@ -326,17 +331,13 @@ metrics_backends(const struct topology *t, struct evbuffer *out)
                  "Requests to the backend that failed, by reason");
     for (uint32_t b = 0; b < t->n; b++) {
         for (size_t r = 0; r < UTIL_ARRAY_SIZE(reasons); r++) {
-            for (size_t i = 0; i < stats_nbackend_defs; i++) {
-                if (strcmp(stats_backend_defs[i].name, reasons[r][1]) == 0) {
-                    char v[24];
+            char v[24];
 
-                    snprintf(v, sizeof(v), "%" PRIu64,
-                             stats_value(&sums[b], &stats_backend_defs[i]));
-                    metrics_sample2(out, "backend_errors_total",
-                                    t->backends[b]->name, "reason",
-                                    reasons[r][0], v);
-                }
-            }
+            snprintf(v, sizeof(v), "%" PRIu64,
+                     stats_get((const _Atomic uint64_t *)(const void *)(
+                         (const char *)&sums[b] + reasons[r].off)));
+            metrics_sample2(out, "backend_errors_total", t->backends[b]->name,
+                            "reason", reasons[r].reason, v);
         }
     }
     metrics_head(out, "backend_state", "gauge",

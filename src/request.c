@@ -133,7 +133,9 @@ request_put(struct request *req)
     struct worker *w = req->worker;
     size_t left = evbuffer_get_length(req->rsp);
 
-    warmup_copy_done(req);
+    if (req->copy.held) {
+        warmup_copy_done(req);
+    }
     if (left > 0) {
         evbuffer_drain(req->rsp, left);
     }
@@ -307,8 +309,8 @@ request_write_output(struct request *req, struct backend *b,
     if (b == NULL) {
         request_reply(req, "SERVER_ERROR no backend available");
     } else {
-        stats_add(&worker_wb(w, b)->stats->errors, 1);
-        stats_add(&worker_wb(w, b)->stats->errors_unavailable, 1);
+        stats_backend_error(worker_wb(w, b)->stats,
+                            &worker_wb(w, b)->stats->errors_unavailable);
         request_failover_done(req, b);
         request_reply(req, "SERVER_ERROR backend unavailable");
     }
@@ -393,8 +395,7 @@ request_send_deferred(struct request *req)
     }
     if (out == NULL) {
         if (wb != NULL) {
-            stats_add(&wb->stats->errors, 1);
-            stats_add(&wb->stats->errors_unavailable, 1);
+            stats_backend_error(wb->stats, &wb->stats->errors_unavailable);
         }
         req->nfailed++;
         request_set_error(req, "SERVER_ERROR backend unavailable");
@@ -540,8 +541,8 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         bc = route_pick(w, f->wb);
         out = bconn_output(bc);
         if (out == NULL) {
-            stats_add(&f->wb->stats->errors, 1);
-            stats_add(&f->wb->stats->errors_unavailable, 1);
+            stats_backend_error(f->wb->stats,
+                                &f->wb->stats->errors_unavailable);
             request_frag_fail(f, "SERVER_ERROR backend unavailable");
             return;
         }
@@ -618,8 +619,8 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
             f->buf = evbuffer_new();
         }
         if (out == NULL) {
-            stats_add(&f->wb->stats->errors, 1);
-            stats_add(&f->wb->stats->errors_unavailable, 1);
+            stats_backend_error(f->wb->stats,
+                                &f->wb->stats->errors_unavailable);
             request_frag_fail(f, "SERVER_ERROR backend unavailable");
             continue;
         }

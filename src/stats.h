@@ -166,6 +166,15 @@ stats_value(const void *stats, const struct stats_def *d)
                                                  d->offset));
 }
 
+/* A request to a backend failed: counted in errors and in its reason's
+ * errors_* counter (so errors is their sum). */
+static inline void
+stats_backend_error(struct stats_backend *s, _Atomic uint64_t *reason)
+{
+    stats_add(&s->errors, 1);
+    stats_add(reason, 1);
+}
+
 /* Counts one observation of us microseconds in h. */
 static inline void
 stats_histo_add(struct stats_histo *h, uint64_t us)
