@@ -41,7 +41,8 @@ bench_config(unsigned n)
 
         snprintf(name, sizeof(name), "mc%u", i + 1);
         snprintf(addr, sizeof(addr), "10.0.%u.%u:11211", i / 250, i % 250 + 1);
-        if (config_add_backend_str(cfg, name, addr, 1.0, err, sizeof(err)) !=
+        if (config_add_backend_str(cfg, NULL, name, addr, 1.0, err,
+                                   sizeof(err)) !=
             0) {
             fprintf(stderr, "topology-bench: %s\n", err);
             exit(1);
@@ -67,7 +68,6 @@ main(int argc, char **argv)
         size_t h0, h1, h2;
         uint64_t t0, t1;
         struct topology *t;
-        struct ring *ring;
         char err[256];
 
         h0 = bench_heap();
@@ -78,23 +78,19 @@ main(int argc, char **argv)
         h1 = bench_heap();
         /* What a reload builds: a config, a ring, a snapshot. */
         t0 = util_now_ns();
-        {
-            struct config *copy = config_clone(cfg);
-
-            ring = config_build_ring(copy, err, sizeof(err));
-            if (ring == NULL) {
-                fprintf(stderr, "topology-bench: %s\n", err);
-                return 1;
-            }
-            for (unsigned i = 0; i < n; i++) {
-                backend_ref(bes[i]);
-            }
-            t = topology_create(1, copy, ring, bes);
+        for (unsigned i = 0; i < n; i++) {
+            backend_ref(bes[i]);
+        }
+        t = topology_create(1, config_clone(cfg), bes, err, sizeof(err));
+        if (t == NULL) {
+            fprintf(stderr, "topology-bench: %s\n", err);
+            return 1;
         }
         t1 = util_now_ns();
         h2 = bench_heap();
         printf("%-9u %14zu %14zu %12.2f %16zu\n", n, h2 - h1,
-               ring_memory(t->ring), (double)(t1 - t0) / 1e6, h1 - h0);
+               ring_memory(t->pools[0].ring), (double)(t1 - t0) / 1e6,
+               h1 - h0);
         topology_unref(t);
         for (unsigned i = 0; i < n; i++) {
             backend_unref(bes[i]);

@@ -158,7 +158,7 @@ admin_stats_backends(struct proxy *p, const struct topology *t,
         evbuffer_add_printf(out, "STAT %s:weight %g\r\n", name,
                             t->cfg->backends[b].weight);
         evbuffer_add_printf(out, "STAT %s:ring_share %.4f\r\n", name,
-                            ring_backend_arc_share(t->ring, b));
+                            topology_share(t, b));
         evbuffer_add_printf(out, "STAT %s:state %s\r\n", name,
                             backend_state_name(backend_state(be)));
         evbuffer_add_printf(out, "STAT %s:since %lld\r\n", name,

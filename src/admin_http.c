@@ -31,6 +31,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,7 +279,7 @@ admin_http_backend_json(struct admin_http *a, const struct topology *t,
     admin_http_set(o, "state", json_string(backend_state_name(
                                    backend_state(be))),
                    &bad);
-    admin_http_set(o, "share", json_real(ring_backend_arc_share(t->ring, i)),
+    admin_http_set(o, "share", json_real(topology_share(t, i)),
                    &bad);
     admin_http_set(o, "since",
                    json_integer((json_int_t)atomic_load(&be->since)), &bad);
@@ -346,24 +347,31 @@ admin_http_key_valid(const char *k)
     return true;
 }
 
-/* The route of one key: owner, fallbacks in walk order, target now. */
+/* The route of one key: pool, owner, fallbacks in walk order, replicas,
+ * target now. */
 static json_t *
 admin_http_route_json(const struct topology *t, const char *key,
                       uint32_t *order)
 {
-    const struct ring *ring = t->ring;
+    const struct topology_pool *p = topology_pool_of(t, key, strlen(key));
+    const struct ring *ring = p->ring;
     uint32_t point = ring_point_at(ring, ring_key_pos(ring, key, strlen(key)));
-    size_t n = ring_walk(ring, point, NULL, NULL, order, t->n);
+    size_t n = ring_walk(ring, point, NULL, NULL, order, p->n);
     json_t *o = json_object();
     json_t *fallbacks = json_array();
+    json_t *replicas = json_array();
     json_t *target = NULL;
-    bool bad = o == NULL || fallbacks == NULL || n == 0;
+    bool bad = o == NULL || fallbacks == NULL || replicas == NULL || n == 0;
 
     for (size_t i = 0; i < n && !bad; i++) {
-        const struct backend *be = t->backends[order[i]];
+        const struct backend *be = p->be[order[i]];
 
         if (i > 0 && json_array_append_new(fallbacks,
                                            json_string(be->name)) != 0) {
+            bad = true;
+        }
+        if (i < p->replicas &&
+            json_array_append_new(replicas, json_string(be->name)) != 0) {
             bad = true;
         }
         if (target == NULL && backend_is_up(be)) {
@@ -373,13 +381,15 @@ admin_http_route_json(const struct topology *t, const char *key,
     if (bad) {
         json_decref(o);
         json_decref(fallbacks);
+        json_decref(replicas);
         json_decref(target);
         return NULL;
     }
     admin_http_set(o, "key", json_string(key), &bad);
-    admin_http_set(o, "owner", json_string(t->backends[order[0]]->name),
-                   &bad);
+    admin_http_set(o, "pool", json_string(topology_pool_name(p)), &bad);
+    admin_http_set(o, "owner", json_string(p->be[order[0]]->name), &bad);
     admin_http_set(o, "fallbacks", fallbacks, &bad);
+    admin_http_set(o, "replicas", replicas, &bad);
     admin_http_set(o, "target", target != NULL ? target : json_null(), &bad);
     if (bad) {
         json_decref(o);
@@ -443,20 +453,59 @@ admin_http_get_route(struct evhttp_request *req, struct admin_http *a,
     admin_http_json(req, 200, list);
 }
 
+/* GET /ring[?pool=NAME]: the analysis of one pool's ring (the default
+ * pool's without a name). */
 static void
-admin_http_get_ring(struct evhttp_request *req, struct admin_http *a)
+admin_http_get_ring(struct evhttp_request *req, struct admin_http *a,
+                    const char *query)
 {
     struct topology *t = admin_http_topology(a);
+    const struct topology_pool *p = &t->pools[t->default_pool];
+    struct evkeyvalq params;
+    struct evkeyval *kv;
+    struct config *view;
     char err[256];
+    json_t *doc, *names;
+
+    TAILQ_INIT(&params);
+    if (query != NULL && evhttp_parse_query_str(query, &params) != 0) {
+        evhttp_clear_headers(&params);
+        admin_http_error(req, 400, "expected ?pool=NAME");
+        return;
+    }
+    TAILQ_FOREACH(kv, &params, next) {
+        if (strcmp(kv->key, "pool") != 0) {
+            admin_http_error(req, 400, "unknown parameter '%s' (expected "
+                                       "pool)",
+                             kv->key);
+            evhttp_clear_headers(&params);
+            return;
+        }
+        p = topology_pool_named(t, kv->value);
+        if (p == NULL) {
+            admin_http_error(req, 404, "no pool '%s'", kv->value);
+            evhttp_clear_headers(&params);
+            return;
+        }
+    }
+    evhttp_clear_headers(&params);
     /* No what-if rings: at 1000 backends they would hold the main loop
      * (health checks, reloads) for a minute. */
-    json_t *doc = analyze_ring_json(t->cfg, t->ring, ADMIN_HTTP_RING_SAMPLE,
-                                    false, err, sizeof(err));
-
+    view = config_pool_view(t->cfg, (size_t)(p - t->pools));
+    doc = analyze_ring_json(view, p->ring, ADMIN_HTTP_RING_SAMPLE, false, err,
+                            sizeof(err));
+    config_destroy(view);
     if (doc == NULL) {
         admin_http_error(req, 500, "%s", err);
         return;
     }
+    names = json_array();
+    for (uint32_t i = 0; i < t->npools; i++) {
+        json_array_append_new(names,
+                              json_string(topology_pool_name(&t->pools[i])));
+    }
+    json_object_set_new(doc, "pool", json_string(topology_pool_name(p)));
+    json_object_set_new(doc, "pools", names);
     admin_http_json(req, 200, doc);
 }
 
@@ -534,7 +583,8 @@ admin_http_ramp_json(struct evhttp_request *req, json_t *v, int *ramp)
  * or -1 after answering 400.
  */
 static int
-admin_http_ramp_query(struct evhttp_request *req, int *ramp)
+admin_http_ramp_query(struct evhttp_request *req, int *ramp, char *pool,
+                      size_t poollen)
 {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
@@ -543,6 +593,9 @@ admin_http_ramp_query(struct evhttp_request *req, int *ramp)
     int rc = 0;
 
     *ramp = -1;
+    if (pool != NULL) {
+        pool[0] = '\0';
+    }
     if (query == NULL || query[0] == '\0') {
         return 0;
     }
@@ -553,6 +606,11 @@ admin_http_ramp_query(struct evhttp_request *req, int *ramp)
     TAILQ_FOREACH(kv, &params, next) {
         uint64_t v;
 
+        if (rc == 0 && pool != NULL && strcmp(kv->key, "pool") == 0 &&
+            strlen(kv->value) < poollen) {
+            snprintf(pool, poollen, "%s", kv->value);
+            continue;
+        }
         if (rc != 0 || strcmp(kv->key, "ramp") != 0 ||
             util_parse_u64(kv->value, strlen(kv->value), &v) != 0 ||
             v > CONFIG_RAMP_MAX) {
@@ -563,8 +621,9 @@ admin_http_ramp_query(struct evhttp_request *req, int *ramp)
     }
     evhttp_clear_headers(&params);
     if (rc != 0) {
-        admin_http_error(req, 400, "expected ?ramp=SECONDS (0..%d)",
-                         CONFIG_RAMP_MAX);
+        admin_http_error(req, 400,
+                         "expected ?ramp=SECONDS (0..%d)%s", CONFIG_RAMP_MAX,
+                         pool != NULL ? " and ?pool=NAME" : "");
     }
     return rc;
 }
@@ -577,19 +636,21 @@ admin_http_post_backend(struct evhttp_request *req, struct admin_http *a)
     const char *key;
     json_t *v;
     struct config *cfg;
-    double weight = 1.0;
+    double weight = NAN;
     char err[512];
     char *name;
     int rc, ramp;
+    json_t *jpool;
 
     if (body == NULL) {
         return;
     }
     json_object_foreach(body, key, v) {
         if (strcmp(key, "name") != 0 && strcmp(key, "address") != 0 &&
-            strcmp(key, "weight") != 0 && strcmp(key, "ramp") != 0) {
+            strcmp(key, "weight") != 0 && strcmp(key, "ramp") != 0 &&
+            strcmp(key, "pool") != 0) {
             admin_http_error(req, 400, "unknown field '%s' (expected name, "
-                                       "address, weight, ramp)",
+                                       "address, weight, ramp, pool)",
                              key);
             json_decref(body);
             return;
@@ -598,10 +659,13 @@ admin_http_post_backend(struct evhttp_request *req, struct admin_http *a)
     jname = json_object_get(body, "name");
     jaddr = json_object_get(body, "address");
     jweight = json_object_get(body, "weight");
+    jpool = json_object_get(body, "pool");
     if (!json_is_string(jname) || !json_is_string(jaddr) ||
-        (jweight != NULL && !json_is_number(jweight))) {
+        (jweight != NULL && !json_is_number(jweight)) ||
+        (jpool != NULL && !json_is_string(jpool))) {
         admin_http_error(req, 400, "expected {\"name\": string, \"address\": "
                                    "\"HOST:PORT\", \"weight\": number "
+                                   "(optional), \"pool\": string "
                                    "(optional)}");
         json_decref(body);
         return;
@@ -615,7 +679,8 @@ admin_http_post_backend(struct evhttp_request *req, struct admin_http *a)
         weight = json_number_value(jweight);
     }
     cfg = config_clone(admin_http_target(a));
-    rc = config_add_backend_str(cfg, json_string_value(jname),
+    rc = config_add_backend_str(cfg, json_string_value(jpool),
+                                json_string_value(jname),
                                 json_string_value(jaddr), weight, err,
                                 sizeof(err));
     if (rc != 0) {
@@ -644,19 +709,23 @@ admin_http_delete_backend(struct evhttp_request *req, struct admin_http *a,
 {
     struct config *cfg;
     char err[512];
-    int ramp;
+    char pool[CONFIG_NAME_MAX + 1];
+    int ramp, rc;
 
     if (config_backend_index(admin_http_target(a), name) < 0) {
         admin_http_error(req, 404, "no backend '%s'", name);
         return;
     }
-    if (admin_http_ramp_query(req, &ramp) != 0) {
+    if (admin_http_ramp_query(req, &ramp, pool, sizeof(pool)) != 0) {
         return;
     }
     cfg = config_clone(admin_http_target(a));
-    if (config_remove_backend(cfg, name, err, sizeof(err)) != 0) {
+    rc = config_remove_backend(cfg, pool[0] != '\0' ? pool : NULL, name, err,
+                               sizeof(err));
+    if (rc != 0) {
         config_destroy(cfg);
-        admin_http_error(req, 409, "%s", err); /* the last backend */
+        /* not in that pool, or the last backend of one */
+        admin_http_error(req, rc == CONFIG_ENOENT ? 404 : 409, "%s", err);
         return;
     }
     if (admin_http_apply(req, a, cfg, ramp) == 0) {
@@ -883,7 +952,7 @@ admin_http_handle(struct evhttp_request *req, void *arg)
         }
     } else if (strcmp(path, "/ring") == 0) {
         if (m == EVHTTP_REQ_GET) {
-            admin_http_get_ring(req, a);
+            admin_http_get_ring(req, a, query);
         } else {
             admin_http_not_allowed(req, "GET");
         }

@@ -374,19 +374,21 @@ analyze_print_text(const struct config *cfg, const struct ring *ring,
 }
 
 void
-analyze_route(const struct config *cfg, const struct ring *ring,
-              char *const *keys, size_t nkeys, FILE *out)
+analyze_route(const struct ring *ring, const char *pool, char *const *keys,
+              size_t nkeys, FILE *out)
 {
     uint32_t nb = ring_nbackends(ring);
     uint32_t *order = util_xmalloc(nb * sizeof(*order));
 
-    (void)cfg; /* the ring has the names, in cfg's order */
     for (size_t k = 0; k < nkeys; k++) {
         size_t len = strlen(keys[k]);
         uint32_t point = ring_point_at(ring, ring_key_pos(ring, keys[k], len));
         size_t n = ring_walk(ring, point, NULL, NULL, order, nb);
 
         fputs(keys[k], out);
+        if (pool != NULL) {
+            fprintf(out, " pool=%s", pool);
+        }
         for (size_t i = 0; i < n; i++) {
             fputc(' ', out);
             fputs(ring_backend_name(ring, order[i]), out);

@@ -16,11 +16,12 @@
 #include "ring.h"
 
 /*
- * Writes one line per key: the key, its owner's name, then every other
- * backend in fallback-walk order, separated by single spaces.
- * ring must have been built from cfg (same backend indices).
+ * Writes one line per key: the key, then "pool=NAME" when pool is not
+ * NULL, its owner's name, then every other backend in fallback-walk order
+ * (the first `replicas` of owner and fallbacks hold a replicated pool's
+ * copies), separated by single spaces.
  */
-void analyze_route(const struct config *cfg, const struct ring *ring,
+void analyze_route(const struct ring *ring, const char *pool,
                    char *const *keys, size_t nkeys, FILE *out);
 
 /*

@@ -48,6 +48,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <inttypes.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -229,7 +230,7 @@ static const char *
 config_section_known(const char *name)
 {
     static const char *const sections[] = {"proxy", "health", "admin",
-                                           "backends"};
+                                           "backends", "routes"};
 
     for (size_t i = 0; i < UTIL_ARRAY_SIZE(sections); i++) {
         if (strcmp(name, sections[i]) == 0) {
@@ -253,13 +254,35 @@ config_check_section(struct config_parser *p, char *line)
     rest = config_lskip(end + 1);
     if (*rest != '\0' && *rest != ';' && *rest != '#') {
         config_fail(p, p->line, "unexpected text after [%s]", line + 1);
+    } else if (strncmp(line + 1, "pool", 4) == 0 &&
+               config_isspace((unsigned char)line[5])) {
+        /* Created here, so that an empty one is seen (and refused). */
+        char reason[256];
+        char *name = config_lskip(line + 6);
+
+        config_rstrip(name);
+        if (strcmp(name, CONFIG_DEFAULT_POOL) == 0 && p->backends_line > 0) {
+            config_fail(p, p->line,
+                        "[pool default] is [backends] (line %d): use one of "
+                        "them",
+                        p->backends_line);
+        } else if (config_add_pool(p->cfg, name, p->line, reason,
+                                   sizeof(reason)) == NULL) {
+            config_fail(p, p->line, "%s", reason);
+        }
     } else if (config_section_known(line + 1) == NULL) {
         config_fail(p, p->line,
                     "unknown section [%s] (expected [proxy], [health], "
-                    "[admin] or [backends])",
+                    "[admin], [backends], [pool NAME] or [routes])",
                     line + 1);
     } else if (strcmp(line + 1, "backends") == 0 && p->backends_line == 0) {
+        char reason[256];
+
         p->backends_line = p->line;
+        if (config_add_pool(p->cfg, CONFIG_DEFAULT_POOL, p->line, reason,
+                            sizeof(reason)) == NULL) {
+            config_fail(p, p->line, "%s (it is [pool default])", reason);
+        }
     }
     *end = ']';
 }
@@ -421,7 +444,7 @@ config_set_key(struct config_parser *p, const struct config_key *k,
     return -1;
 }
 
-static bool
+bool
 config_name_valid(const char *name)
 {
     size_t n = strlen(name);
@@ -639,9 +662,37 @@ config_parse_ramp(const char *name, const char *s, int *out, char *err,
     return 0;
 }
 
-/* "NAME = HOST:PORT [weight=W] [ramp=S]" in [backends]. */
+/*
+ * A backend line naming a backend defined before (in another pool): the
+ * same address, and weight= and ramp= the same or left out. Returns 0, or
+ * -1 with err.
+ */
 static int
-config_add_backend(struct config_parser *p, const char *name, char *value)
+config_check_same_backend(const struct config_backend *b, const char *host,
+                          uint16_t port, bool have_weight, double weight,
+                          int ramp, char *err, size_t errlen)
+{
+    if (b->port != port || strcasecmp(b->host, host) != 0 ||
+        (have_weight && weight != b->weight) ||
+        (ramp >= 0 && ramp != b->ramp)) {
+        snprintf(err, errlen,
+                 "backend '%s' is defined at line %d with another %s (a "
+                 "backend in several pools is one backend: give the same "
+                 "address, weight= and ramp=)",
+                 b->name, b->line,
+                 b->port != port || strcasecmp(b->host, host) != 0
+                     ? "address"
+                 : ramp >= 0 && ramp != b->ramp ? "ramp"
+                                                : "weight");
+        return -1;
+    }
+    return 0;
+}
+
+/* "NAME = HOST:PORT [weight=W] [ramp=S]" in [backends] or [pool NAME]. */
+static int
+config_add_backend(struct config_parser *p, struct config_pool *pool,
+                   const char *name, char *value)
 {
     struct config *cfg = p->cfg;
     char host[CONFIG_LINE_MAX + 1];
@@ -653,8 +704,13 @@ config_add_backend(struct config_parser *p, const char *name, char *value)
     double weight = 1.0;
     bool have_weight = false;
     int ramp = -1;
+    struct config_backend *known = config_find_backend(cfg, name, NULL, 0);
 
-    if (config_check_name(cfg, name, reason, sizeof(reason)) != 0) {
+    if (known != NULL && config_pool_has(pool, name)) {
+        known = NULL; /* twice in one pool: a duplicate name */
+    }
+    if (known == NULL &&
+        config_check_name(cfg, name, reason, sizeof(reason)) != 0) {
         config_fail(p, p->line, "%s", reason);
         return -1;
     }
@@ -703,8 +759,18 @@ config_add_backend(struct config_parser *p, const char *name, char *value)
             return -1;
         }
     }
+    if (known != NULL) {
+        if (config_check_same_backend(known, host, port, have_weight, weight,
+                                      ramp, reason, sizeof(reason)) != 0 ||
+            config_pool_add_member(pool, name, reason, sizeof(reason)) != 0) {
+            config_fail(p, p->line, "%s", reason);
+            return -1;
+        }
+        return 0;
+    }
     if (config_check_addr(cfg, name, addr, host, port, reason,
-                          sizeof(reason)) != 0) {
+                          sizeof(reason)) != 0 ||
+        config_pool_add_member(pool, name, reason, sizeof(reason)) != 0) {
         config_fail(p, p->line, "%s", reason);
         return -1;
     }
@@ -809,8 +875,7 @@ config_set_admin(struct config_parser *p, const char *name, const char *value)
     bool loopback;
 
     if (strcmp(name, "metrics_without_token") == 0) {
-        bool yes = strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 ||
-                   strcmp(value, "on") == 0 || strcmp(value, "1") == 0;
+        bool yes = false;
 
         if (p->admin_metrics_line != 0) {
             config_fail(p, p->line,
@@ -819,8 +884,7 @@ config_set_admin(struct config_parser *p, const char *name, const char *value)
                         name, p->admin_metrics_line);
             return -1;
         }
-        if (!yes && strcmp(value, "no") != 0 && strcmp(value, "false") != 0 &&
-            strcmp(value, "off") != 0 && strcmp(value, "0") != 0) {
+        if (util_parse_bool(value, &yes) != 0) {
             config_fail(p, p->line,
                         "metrics_without_token: expected yes or no, got "
                         "'%s'",
@@ -906,7 +970,45 @@ config_handler(void *user, const char *section, const char *iname,
         return 0;
     }
     if (strcmp(section, "backends") == 0) {
-        return config_add_backend(p, name, value) == 0;
+        return config_add_backend(
+                   p,
+                   &p->cfg->pools[config_pool_index(p->cfg,
+                                                    CONFIG_DEFAULT_POOL)],
+                   name, value) == 0;
+    }
+    if (strcmp(section, "routes") == 0) {
+        char reason[256];
+
+        if (config_add_route(p->cfg, name, value, p->line, reason,
+                             sizeof(reason)) != 0) {
+            config_fail(p, p->line, "%s", reason);
+            return 0;
+        }
+        return 1;
+    }
+    if (strncmp(section, "pool", 4) == 0 &&
+        config_isspace((unsigned char)section[4])) {
+        /* Trimmed as config_check_section() did. */
+        char reason[256];
+        char pname[CONFIG_LINE_MAX + 1];
+        int i;
+        int rc;
+
+        snprintf(pname, sizeof(pname), "%s", section + 5);
+        config_rstrip(pname);
+        i = config_pool_index(p->cfg, config_lskip(pname));
+
+        if (i < 0) {
+            return 0; /* cannot happen: the header made it */
+        }
+        rc = config_pool_set(p->cfg, &p->cfg->pools[i], name, value, reason,
+                             sizeof(reason));
+        if (rc < 0) {
+            config_fail(p, p->line, "%s", reason);
+            return 0;
+        }
+        return rc == 1 ||
+               config_add_backend(p, &p->cfg->pools[i], name, value) == 0;
     }
     if (strcmp(section, "admin") == 0) {
         return config_set_admin(p, name, value) == 0;
@@ -1002,12 +1104,17 @@ config_load(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s: inih error %d", path, rc);
         p.failed = true;
     }
-    if (!p.failed && cfg->nbackends == 0) {
-        /* Point at [backends], else at the end of the file. */
-        int line = p.backends_line != 0 ? p.backends_line : p.line;
+    if (!p.failed) {
+        char reason[256];
+        int line = 0;
 
-        config_fail(&p, line > 0 ? line : 1,
-                    "no backends (add NAME = HOST:PORT lines to [backends])");
+        if (config_check_pools(cfg, &line, reason, sizeof(reason)) != 0) {
+            /* Else point at [backends], else at the end of the file. */
+            if (line == 0) {
+                line = p.backends_line != 0 ? p.backends_line : p.line;
+            }
+            config_fail(&p, line > 0 ? line : 1, "%s", reason);
+        }
     }
     if (!p.failed && cfg->admin_listen != NULL && cfg->admin_token == NULL) {
         bool loopback = false;
@@ -1111,6 +1218,7 @@ config_destroy(struct config *cfg)
         free(cfg->backends[i].host);
     }
     free(cfg->backends);
+    config_pools_free(cfg);
     free(cfg->listen_host);
     free(cfg->path);
     free(cfg->admin_listen);
@@ -1142,28 +1250,80 @@ config_check_number_weight(const char *name, double weight, char *wtext,
 }
 
 struct ring *
-config_build_ring(const struct config *cfg, char *err, size_t errlen)
+config_build_pool_ring(const struct config *cfg, size_t pool, uint32_t *map,
+                       char *err, size_t errlen)
 {
+    const struct config_pool *p = &cfg->pools[pool];
     struct ring_backend *rb;
     struct ring *ring;
 
-    if (cfg->nbackends == 0) {
-        snprintf(err, errlen, "no backends");
+    if (p->nmembers == 0) {
+        snprintf(err, errlen, "pool '%s' has no backends", p->name);
         return NULL;
     }
-    rb = util_xcalloc(cfg->nbackends, sizeof(*rb));
-    for (size_t i = 0; i < cfg->nbackends; i++) {
-        rb[i].name = cfg->backends[i].name;
-        rb[i].host = cfg->backends[i].host;
-        rb[i].port = cfg->backends[i].port;
-        rb[i].weight = cfg->backends[i].weight;
+    rb = util_xcalloc(p->nmembers, sizeof(*rb));
+    for (size_t i = 0; i < p->nmembers; i++) {
+        int b = config_backend_index(cfg, p->members[i]);
+
+        if (b < 0) {
+            snprintf(err, errlen, "pool '%s': no backend '%s'", p->name,
+                     p->members[i]);
+            free(rb);
+            return NULL;
+        }
+        rb[i].name = cfg->backends[b].name;
+        rb[i].host = cfg->backends[b].host;
+        rb[i].port = cfg->backends[b].port;
+        rb[i].weight = cfg->backends[b].weight;
+        if (map != NULL) {
+            map[i] = (uint32_t)b;
+        }
     }
-    ring = ring_create(cfg->hash, cfg->vnodes, rb, cfg->nbackends, err, errlen);
+    ring = ring_create(config_pool_hash(cfg, p), config_pool_vnodes(cfg, p),
+                       rb, p->nmembers, err, errlen);
     free(rb);
     if (ring != NULL && cfg->hash_tag[0] != '\0') {
         ring_set_hash_tag(ring, cfg->hash_tag[0], cfg->hash_tag[1]);
     }
     return ring;
+}
+
+int
+config_check_rings(const struct config *cfg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cfg->npools; i++) {
+        char why[256];
+        struct ring *r = config_build_pool_ring(cfg, i, NULL, why,
+                                                sizeof(why));
+
+        if (r == NULL) {
+            if (cfg->npools == 1) {
+                snprintf(err, errlen, "%s", why);
+            } else {
+                snprintf(err, errlen, "pool '%s': %s", cfg->pools[i].name,
+                         why);
+            }
+            return -1;
+        }
+        ring_destroy(r);
+    }
+    if (cfg->npools == 0) {
+        snprintf(err, errlen, "no backends");
+        return -1;
+    }
+    return 0;
+}
+
+struct ring *
+config_build_ring(const struct config *cfg, char *err, size_t errlen)
+{
+    int d = config_default_pool(cfg);
+
+    if (d < 0) {
+        snprintf(err, errlen, "no backends");
+        return NULL;
+    }
+    return config_build_pool_ring(cfg, (size_t)d, NULL, err, errlen);
 }
 
 static char *
@@ -1191,6 +1351,7 @@ config_clone(const struct config *cfg)
             c->backends[i].host = util_xstrdup(cfg->backends[i].host);
         }
     }
+    config_pools_copy(c, cfg);
     return c;
 }
 
@@ -1239,10 +1400,30 @@ config_format_weight(double w, char *buf, size_t len)
     return -1;
 }
 
+/* The pool called name, or the default one for NULL; NULL with err. */
+static struct config_pool *
+config_pool_named(struct config *cfg, const char *name, char *err,
+                  size_t errlen)
+{
+    int i = name != NULL ? config_pool_index(cfg, name)
+                         : config_default_pool(cfg);
+
+    if (i < 0 && name == NULL && cfg->npools == 0) {
+        /* A config built from config_defaults(): its first backend. */
+        return config_add_pool(cfg, CONFIG_DEFAULT_POOL, 0, err, errlen);
+    }
+    if (i < 0) {
+        snprintf(err, errlen, "no pool '%s'",
+                 name != NULL ? name : CONFIG_DEFAULT_POOL);
+        return NULL;
+    }
+    return &cfg->pools[i];
+}
+
 int
-config_add_backend_str(struct config *cfg, const char *name,
-                       const char *hostport, double weight, char *err,
-                       size_t errlen)
+config_add_backend_str(struct config *cfg, const char *pool,
+                       const char *name, const char *hostport, double weight,
+                       char *err, size_t errlen)
 {
     char host[CONFIG_LINE_MAX + 1];
     char wtext[64];
@@ -1250,7 +1431,24 @@ config_add_backend_str(struct config *cfg, const char *name,
     size_t cap = cfg->nbackends;
     size_t at = 0;
     int rc;
+    struct config_pool *p = config_pool_named(cfg, pool, err, errlen);
+    struct config_backend *known = config_find_backend(cfg, name, NULL, 0);
 
+    if (p == NULL) {
+        return -1;
+    }
+    if (known != NULL && !config_pool_has(p, name)) {
+        /* Another pool's backend joins this one too. */
+        if (config_parse_addr(name, hostport, host, sizeof(host), &port, err,
+                              errlen) != 0) {
+            return -1;
+        }
+        if (config_check_same_backend(known, host, port, !isnan(weight),
+                                      weight, -1, err, errlen) != 0) {
+            return CONFIG_ECONFLICT;
+        }
+        return config_pool_add_member(p, name, err, errlen);
+    }
     rc = config_check_name(cfg, name, err, errlen);
     if (rc != 0) {
         return rc;
@@ -1258,6 +1456,9 @@ config_add_backend_str(struct config *cfg, const char *name,
     if (config_parse_addr(name, hostport, host, sizeof(host), &port, err,
                           errlen) != 0) {
         return -1;
+    }
+    if (isnan(weight)) {
+        weight = 1.0;
     }
     if (config_check_number_weight(name, weight, wtext, sizeof(wtext), err,
                                    errlen) != 0) {
@@ -1277,6 +1478,9 @@ config_add_backend_str(struct config *cfg, const char *name,
     }
     while (at < cfg->nbackends && strcmp(cfg->backends[at].name, name) < 0) {
         at++;
+    }
+    if (config_pool_add_member(p, name, err, errlen) != 0) {
+        return -1; /* cannot happen: the name was free */
     }
     config_insert_backend(cfg, &cap, at, name, host, port, weight, 0);
     return 0;
@@ -1300,19 +1504,45 @@ config_copy_backend(struct config *cfg, const struct config_backend *src)
 }
 
 int
-config_remove_backend(struct config *cfg, const char *name, char *err,
-                      size_t errlen)
+config_remove_backend(struct config *cfg, const char *pool, const char *name,
+                      char *err, size_t errlen)
 {
     int i = config_backend_index(cfg, name);
     struct config_backend *b;
+    bool left = false;
 
     if (i < 0) {
         snprintf(err, errlen, "no backend '%s'", name);
-        return -1;
+        return CONFIG_ENOENT;
     }
-    if (cfg->nbackends == 1) {
-        snprintf(err, errlen, "cannot remove the last backend");
-        return -1;
+    if (pool != NULL && (config_pool_index(cfg, pool) < 0 ||
+                         !config_pool_has(&cfg->pools[config_pool_index(
+                                              cfg, pool)],
+                                          name))) {
+        snprintf(err, errlen, "backend '%s' is not in pool '%s'", name, pool);
+        return CONFIG_ENOENT;
+    }
+    for (size_t k = 0; k < cfg->npools; k++) {
+        struct config_pool *p = &cfg->pools[k];
+        bool out = pool == NULL || strcmp(p->name, pool) == 0;
+
+        if (out && config_pool_has(p, name) && p->nmembers == 1) {
+            snprintf(err, errlen,
+                     cfg->npools == 1 ? "cannot remove the last backend"
+                                      : "cannot remove the last backend of "
+                                        "pool '%s' (remove the pool)",
+                     p->name);
+            return -1;
+        }
+    }
+    for (size_t k = 0; k < cfg->npools; k++) {
+        if (pool == NULL || strcmp(cfg->pools[k].name, pool) == 0) {
+            config_pool_remove_member(&cfg->pools[k], name);
+        }
+        left = left || config_pool_has(&cfg->pools[k], name);
+    }
+    if (left) {
+        return 0; /* still in another pool */
     }
     b = &cfg->backends[i];
     free(b->name);
@@ -1397,6 +1627,38 @@ config_render_key(FILE *out, const char *name, const char *value)
     fprintf(out, "%s =%s%s\n", name, value[0] == ';' ? "" : " ", value);
 }
 
+/* One backend line: "NAME = HOST:PORT [weight=W] [ramp=S]". */
+static void
+config_render_backend(FILE *out, const struct config_backend *b)
+{
+    char addr[CONFIG_LINE_MAX + 8];
+    char w[64];
+    char line[2 * CONFIG_LINE_MAX];
+    char ramp[24] = "";
+
+    if (net_format_hostport(b->host, b->port, addr, sizeof(addr)) != 0) {
+        return; /* cannot happen: it was parsed from a line */
+    }
+    if (b->ramp >= 0) {
+        snprintf(ramp, sizeof(ramp), " ramp=%d", b->ramp);
+    }
+    if (b->weight == 1.0 ||
+        config_format_weight(b->weight, w, sizeof(w)) != 0) {
+        snprintf(line, sizeof(line), "%s = %s%s", b->name, addr, ramp);
+    } else {
+        snprintf(line, sizeof(line), "%s = %s weight=%s%s", b->name, addr, w,
+                 ramp);
+    }
+    if (strlen(line) > CONFIG_LINE_MAX) {
+        /* Without the spaces around '=' it was at most that long. */
+        char *eq = strchr(line, '=');
+
+        memmove(eq - 1, eq, strlen(eq) + 1);
+        memmove(eq, eq + 1, strlen(eq + 1) + 1);
+    }
+    fprintf(out, "%s\n", line);
+}
+
 void
 config_render(const struct config *cfg, FILE *out)
 {
@@ -1436,36 +1698,5 @@ config_render(const struct config *cfg, FILE *out)
             config_render_key(out, "metrics_without_token", "yes");
         }
     }
-    fprintf(out, "\n[backends]\n");
-    for (size_t i = 0; i < cfg->nbackends; i++) {
-        const struct config_backend *b = &cfg->backends[i];
-        char addr[CONFIG_LINE_MAX + 8];
-        char w[64];
-        char line[2 * CONFIG_LINE_MAX];
-
-        if (net_format_hostport(b->host, b->port, addr, sizeof(addr)) !=
-            0) {
-            continue; /* cannot happen: it was parsed from a line */
-        }
-        char ramp[24] = "";
-
-        if (b->ramp >= 0) {
-            snprintf(ramp, sizeof(ramp), " ramp=%d", b->ramp);
-        }
-        if (b->weight == 1.0 ||
-            config_format_weight(b->weight, w, sizeof(w)) != 0) {
-            snprintf(line, sizeof(line), "%s = %s%s", b->name, addr, ramp);
-        } else {
-            snprintf(line, sizeof(line), "%s = %s weight=%s%s", b->name, addr,
-                     w, ramp);
-        }
-        if (strlen(line) > CONFIG_LINE_MAX) {
-            /* Without the spaces around '=' it was at most that long. */
-            char *eq = strchr(line, '=');
-
-            memmove(eq - 1, eq, strlen(eq) + 1);
-            memmove(eq, eq + 1, strlen(eq + 1) + 1);
-        }
-        fprintf(out, "%s\n", line);
-    }
+    config_pools_render(cfg, out, config_render_backend);
 }

@@ -26,6 +26,12 @@
 #define CONFIG_RAMP_MAX 604800      /* ramp and warmup: seconds (7 days) */
 #define CONFIG_ECONFLICT (-2)       /* config_add_backend_str(): name or
                                        address taken */
+#define CONFIG_ENOENT (-3)          /* config_remove_backend(): not there */
+#define CONFIG_POOLS_MAX 64         /* [pool NAME] sections */
+#define CONFIG_ROUTES_MAX 1024      /* [routes] lines */
+#define CONFIG_REPLICAS_MAX 8       /* replicas = N in a pool */
+#define CONFIG_PREFIX_MAX 250       /* a route's key prefix: a key's length */
+#define CONFIG_DEFAULT_POOL "default" /* the pool of [backends] */
 
 struct config_backend {
     char *name;                     /* [A-Za-z0-9_.:-], 1..64 bytes */
@@ -41,6 +47,45 @@ struct config_backend {
                                        the file (added through the API) */
     struct sockaddr_storage addr;   /* filled by config_resolve() */
     socklen_t addrlen;
+};
+
+/*
+ * A pool: a ring over some of the backends, with settings of its own.
+ * [backends] is the pool "default". A backend may be in several pools: it
+ * is one backend (one address, one weight, one health state) wherever it
+ * is listed.
+ */
+struct config_pool {
+    char *name;                     /* as a backend name */
+    int line;                       /* its section header; 0 = the API */
+    int hash;                       /* enum ring_hash, -1: [proxy] hash */
+    unsigned vnodes;                /* 0: [proxy] vnodes */
+    unsigned replicas;              /* copies of each key, >= 1 */
+    char *region;                   /* NULL: none */
+    bool hotkey_spread;             /* hot keys read from any replica */
+    /* Health settings for its backends, 0: [health]'s. A backend in
+     * several pools takes them from the first of those pools. */
+    unsigned health_interval_ms;
+    unsigned health_timeout_ms;
+    unsigned health_rise;
+    unsigned health_fall;
+    char **members;                 /* backend names, sorted, owned */
+    size_t nmembers;
+};
+
+/* "PREFIX = POOL" in [routes]; "*" is the prefix "". */
+struct config_route {
+    char *prefix;
+    char *pool;
+    int line;
+};
+
+/* Health settings that apply to one backend. */
+struct config_health {
+    unsigned interval_ms;
+    unsigned timeout_ms;
+    unsigned rise;
+    unsigned fall;
 };
 
 struct config {
@@ -88,9 +133,18 @@ struct config {
     bool admin_metrics_open;        /* metrics_without_token: /metrics,
                                        /health and /ready need none */
 
-    /* [backends], sorted by name */
+    /* Every backend of every pool, once, sorted by name. (During a paced
+     * move a backend may also be in none: it lingers at weight 0.) */
     struct config_backend *backends;
     size_t nbackends;
+
+    /* [backends] ("default") and [pool NAME], in the order of the file */
+    struct config_pool *pools;
+    size_t npools;
+    /* [routes], longest prefix first; without "*" keys matching no prefix
+     * go to "default", or to the only pool */
+    struct config_route *routes;
+    size_t nroutes;
 };
 
 /*
@@ -129,17 +183,21 @@ struct config *config_clone(const struct config *cfg)
     __attribute__((warn_unused_result));
 
 /*
- * Adds backend name at hostport ("HOST:PORT", "[IPv6]:PORT") with weight,
- * checked exactly as a [backends] line is (name, address syntax, weight,
- * duplicate name, duplicate address as written), keeping cfg->backends
- * sorted by name; its line is 0 and its address is not resolved. Returns
- * 0, or with a message (no FILE:LINE) in err and cfg unchanged
- * CONFIG_ECONFLICT when the name or the address is taken, -1 for anything
- * else.
+ * Adds backend name at hostport ("HOST:PORT", "[IPv6]:PORT") with weight
+ * (NAN: not given, 1) to pool (NULL: the default pool, made in a config
+ * that has no pool yet), checked exactly as
+ * a backend line is (name, address syntax, weight, duplicate name,
+ * duplicate address as written), keeping cfg->backends sorted by name;
+ * its line is 0 and its address is not resolved. A backend of another
+ * pool joins this one when the address (and weight, if given) are its
+ * own. Returns 0, or with a message (no FILE:LINE) in err and cfg
+ * unchanged CONFIG_ECONFLICT when the name or the address is taken, -1
+ * for anything else.
  */
-int config_add_backend_str(struct config *cfg, const char *name,
-                           const char *hostport, double weight, char *err,
-                           size_t errlen) __attribute__((warn_unused_result));
+int config_add_backend_str(struct config *cfg, const char *pool,
+                           const char *name, const char *hostport,
+                           double weight, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /*
  * Inserts a copy of src (name, address, resolved address, weight, ramp),
@@ -149,11 +207,14 @@ int config_add_backend_str(struct config *cfg, const char *name,
 void config_copy_backend(struct config *cfg, const struct config_backend *src);
 
 /*
- * Removes backend name. Returns 0, or -1 with a message in err and cfg
- * unchanged when there is no such backend or it is the last one.
+ * Removes backend name from pool (NULL: from every pool); a backend left
+ * in no pool is removed. Returns 0, or with a message in err and cfg
+ * unchanged CONFIG_ENOENT when there is no such backend (in that pool), -1
+ * when it is the last one of a pool.
  */
-int config_remove_backend(struct config *cfg, const char *name, char *err,
-                          size_t errlen) __attribute__((warn_unused_result));
+int config_remove_backend(struct config *cfg, const char *pool,
+                          const char *name, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /*
  * Sets the weight of backend name, checked as weight=W on a [backends]
@@ -163,6 +224,10 @@ int config_remove_backend(struct config *cfg, const char *name, char *err,
 int config_set_weight(struct config *cfg, const char *name, double weight,
                       char *err, size_t errlen)
     __attribute__((warn_unused_result));
+
+/* Whether name is a valid backend (and pool) name: 1..CONFIG_NAME_MAX
+ * bytes of A-Z a-z 0-9 _ . : - */
+bool config_name_valid(const char *name);
 
 /* Looks a backend up by name: its index in cfg->backends, or -1. */
 int config_backend_index(const struct config *cfg, const char *name);
@@ -195,9 +260,114 @@ int config_format_weight(double w, char *buf, size_t len)
     __attribute__((warn_unused_result));
 
 
-/* Builds the ring described by cfg; see ring_create(). */
+/*
+ * Builds the ring of pool `pool` (an index in cfg->pools); see
+ * ring_create(). When map is not NULL it gets, for each ring index j, the
+ * index in cfg->backends of that backend (map holds the pool's nmembers
+ * entries). Returns NULL with err when the ring cannot be built.
+ */
+struct ring *config_build_pool_ring(const struct config *cfg, size_t pool,
+                                    uint32_t *map, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Builds every pool's ring and frees them: 0, or -1 with "pool 'P': ..."
+ * in err when one cannot be built. */
+int config_check_rings(const struct config *cfg, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* The ring of the pool that keys matching no route go to (see
+ * config_default_pool()). */
 struct ring *config_build_ring(const struct config *cfg, char *err,
                                size_t errlen)
     __attribute__((warn_unused_result));
+
+/* Pools and routes: config_pool.c. */
+
+/* Index in cfg->pools of the pool called name, or -1. */
+int config_pool_index(const struct config *cfg, const char *name);
+/* The pool of keys that match no route: "*", else "default", else the
+ * only pool; -1 when there is none (config_check_pools() refuses that). */
+int config_default_pool(const struct config *cfg);
+/* The pool that key goes to: the longest matching route's, else the
+ * default. Never -1 for a config that config_check_pools() accepts. */
+int config_route_key(const struct config *cfg, const char *key, size_t len);
+/* Whether pool p lists backend name. */
+bool config_pool_has(const struct config_pool *p, const char *name);
+/* ring hash and vnodes of pool p, its own or [proxy]'s. */
+enum ring_hash config_pool_hash(const struct config *cfg,
+                                const struct config_pool *p);
+unsigned config_pool_vnodes(const struct config *cfg,
+                            const struct config_pool *p);
+
+/*
+ * A new empty pool called name (checked as a backend name, not taken).
+ * Returns it (cfg->pools may move: pointers into it are stale), or NULL
+ * with err; CONFIG_POOLS_MAX bounds them.
+ */
+struct config_pool *config_add_pool(struct config *cfg, const char *name,
+                                    int line, char *err, size_t errlen);
+/*
+ * Sets key = value of a [pool NAME] section when key is a pool setting
+ * (hash, vnodes, replicas, region, hotkey_spread, interval_ms, timeout_ms,
+ * rise, fall). Returns 1 when set, 0 when key is no pool setting (a
+ * backend line, then), -1 with err for a bad value.
+ */
+int config_pool_set(struct config *cfg, struct config_pool *p,
+                    const char *key, const char *value, char *err,
+                    size_t errlen) __attribute__((warn_unused_result));
+/* Adds backend name to pool p; 0, or -1 with err when it is there. */
+int config_pool_add_member(struct config_pool *p, const char *name,
+                           char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Removes backend name from pool p, if there. */
+void config_pool_remove_member(struct config_pool *p, const char *name);
+/* Removes pool name and its routes; 0, or -1 with err (no such pool, the
+ * last pool, or a pool the default route needs). */
+int config_remove_pool(struct config *cfg, const char *name, char *err,
+                       size_t errlen) __attribute__((warn_unused_result));
+/* Adds "prefix = pool" ("*": the default); 0, or -1 with err (bad or
+ * duplicate prefix, too many routes). The pool is checked by
+ * config_check_pools(). */
+int config_add_route(struct config *cfg, const char *prefix,
+                     const char *pool, int line, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Removes every route. */
+void config_clear_routes(struct config *cfg);
+/* The checks of a whole config's pools and routes: every pool has a
+ * backend, every route names a pool, there is a default. 0, or -1 with a
+ * message in err and the line it is about in *line (0: none). */
+int config_check_pools(const struct config *cfg, int *line, char *err,
+                       size_t errlen) __attribute__((warn_unused_result));
+/* The health settings of backend name: of its first pool, else
+ * [health]'s. */
+void config_backend_health(const struct config *cfg, const char *name,
+                           struct config_health *out);
+/* Whether a and b place keys on their pools the same way (the same pools,
+ * members, hashes, vnodes and routes); weights are compared apart. */
+bool config_pools_same_placement(const struct config *a,
+                                 const struct config *b);
+/*
+ * A copy of cfg reduced to pool `pool` (an index): its members are the
+ * backends, it is the only pool (under its own name), its hash and vnodes
+ * are the [proxy] ones, and there are no routes. For what looks at one
+ * ring with backend index = ring index (the analysis, rebalancing). The
+ * caller owns it.
+ */
+struct config *config_pool_view(const struct config *cfg, size_t pool)
+    __attribute__((warn_unused_result));
+/* Pools and routes of src copied into dst (which has none). */
+void config_pools_copy(struct config *dst, const struct config *src);
+/* Frees cfg's pools and routes. */
+void config_pools_free(struct config *cfg);
+/* Copies the memberships that backend name has in from into cfg, for the
+ * pools cfg has too. */
+void config_copy_memberships(struct config *cfg, const struct config *from,
+                             const char *name);
+/* Writes the [pool NAME] sections (and [backends] when its pool has
+ * settings of its own) and [routes]; line(b) writes one backend line. */
+typedef void (*config_backend_line_fn)(FILE *out,
+                                       const struct config_backend *b);
+void config_pools_render(const struct config *cfg, FILE *out,
+                         config_backend_line_fn line);
 
 #endif

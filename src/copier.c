@@ -264,7 +264,7 @@ copier_scan(struct copier *c, const struct topology *t, struct backend *be,
                     }
                     key = evhttp_uridecode(l + 4, 0, &klen);
                     if (key != NULL && klen > 0 && klen <= PROTO_KEY_MAX &&
-                        t->backends[ring_lookup(t->ring, key, klen)] != be) {
+                        t->backends[topology_owner_index(t, key, klen)] != be) {
                         struct copier_key *k = &keys[n++];
 
                         k->key = k->name = key;
@@ -505,8 +505,8 @@ copier_move(struct copier *c, const struct topology *t, struct backend *be,
 
     /* 1. What the holder has. */
     for (size_t i = 0; i < n; i++) {
-        keys[i].owner = t->backends[ring_lookup(t->ring, keys[i].key,
-                                                keys[i].len)];
+        keys[i].owner =
+            t->backends[topology_owner_index(t, keys[i].key, keys[i].len)];
         evbuffer_add_printf(src->out, "mg %s%s v f t c\r\n", keys[i].name,
                             COPIER_B(keys[i].b64));
     }

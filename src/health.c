@@ -112,6 +112,17 @@ health_cfg(const struct health *h)
     return h->topo->cfg;
 }
 
+/* The health settings of hc's backend: its first pool's, else
+ * [health]'s. */
+static struct config_health
+health_settings(const struct hconn *hc)
+{
+    struct config_health hs;
+
+    config_backend_health(health_cfg(hc->h), hc->be->name, &hs);
+    return hs;
+}
+
 static struct hconn *
 health_by_id(const struct health *h, uint32_t id)
 {
@@ -475,7 +486,7 @@ static void
 health_probe_result(struct hconn *hc, bool ok, const char *reason)
 {
     struct backend *be = hc->be;
-    const struct config *cfg = health_cfg(hc->h);
+    const struct config_health hs = health_settings(hc);
     int state = atomic_load(&be->state);
     uint64_t soft = atomic_exchange(&be->soft_failures, 0);
     char why[160];
@@ -525,7 +536,7 @@ health_probe_result(struct hconn *hc, bool ok, const char *reason)
     }
     switch (state) {
     case BACKEND_UP:
-        if (hc->fail_run >= cfg->health_fall) {
+        if (hc->fail_run >= hs.fall) {
             snprintf(why, sizeof(why), "%u failed checks, last: %s",
                      hc->fail_run, reason);
             health_transition(hc, BACKEND_UP, BACKEND_DOWN, why);
@@ -537,7 +548,7 @@ health_probe_result(struct hconn *hc, bool ok, const char *reason)
         }
         break;
     case BACKEND_DOWN:
-        if (hc->ok_run >= cfg->health_rise &&
+        if (hc->ok_run >= hs.rise &&
             health_transition(hc, BACKEND_DOWN, BACKEND_RECOVERING,
                               "passed health checks")) {
             hc->passes = 0;
@@ -552,7 +563,7 @@ health_probe_result(struct hconn *hc, bool ok, const char *reason)
                               "added; first check passed")) {
             hc->passes = 0;
             health_start_pass(hc);
-        } else if (hc->fail_run >= cfg->health_fall) {
+        } else if (hc->fail_run >= hs.fall) {
             snprintf(why, sizeof(why), "added; %u failed checks, last: %s",
                      hc->fail_run, reason);
             health_transition(hc, BACKEND_NEW, BACKEND_DOWN, why);
@@ -589,7 +600,7 @@ health_timeout_cb(evutil_socket_t fd, short what, void *arg)
 static void
 health_arm_tick(struct hconn *hc)
 {
-    unsigned ms = health_cfg(hc->h)->health_interval_ms;
+    unsigned ms = health_settings(hc).interval_ms;
     /* +-10% jitter, so that probes of many proxies do not align. */
     unsigned jitter = ms / 5 ? (unsigned)rand_r(&hc->seed) % (ms / 5) : 0;
     uint64_t us = (uint64_t)(ms - ms / 10 + jitter) * 1000u;
@@ -612,7 +623,7 @@ static void
 health_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct hconn *hc = arg;
-    unsigned ms = health_cfg(hc->h)->health_timeout_ms;
+    unsigned ms = health_settings(hc).timeout_ms;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 
     health_arm_tick(hc);

@@ -351,12 +351,103 @@ main_plan(const char *old_path, const char *new_path,
     return rc;
 }
 
+/* --route KEY...: each key's pool (when there are several), owner and
+ * fallbacks. */
+static int
+main_route(const struct config *cfg, char *const *keys, size_t nkeys)
+{
+    char err[512];
+    struct ring **rings = util_xcalloc(cfg->npools, sizeof(*rings));
+    int rc = 0;
+
+    for (size_t i = 0; i < cfg->npools && rc == 0; i++) {
+        rings[i] = config_build_pool_ring(cfg, i, NULL, err, sizeof(err));
+        if (rings[i] == NULL) {
+            fprintf(stderr, "mcring: %s\n", err);
+            rc = 1;
+        }
+    }
+    for (size_t k = 0; k < nkeys && rc == 0; k++) {
+        int pool = config_route_key(cfg, keys[k], strlen(keys[k]));
+
+        analyze_route(rings[pool],
+                      cfg->npools > 1 ? cfg->pools[pool].name : NULL,
+                      &keys[k], 1, stdout);
+    }
+    for (size_t i = 0; i < cfg->npools; i++) {
+        ring_destroy(rings[i]);
+    }
+    free(rings);
+    return rc;
+}
+
+/*
+ * --analyze and -t: fn on each pool's view (config_pool_view()) and ring,
+ * after a "pool NAME:" line when there are several (JSON: an array of the
+ * reports, each with its "pool"). Returns 0, or 1 after a message.
+ */
+static int
+main_each_pool(const struct config *cfg, const struct main_args *a,
+               bool summary)
+{
+    char err[512];
+    bool many = cfg->npools > 1;
+    json_t *all = many && a->json && !summary ? json_array() : NULL;
+    int rc = 0;
+
+    for (size_t i = 0; i < cfg->npools && rc == 0; i++) {
+        struct config *view = config_pool_view(cfg, i);
+        struct ring *ring = config_build_ring(view, err, sizeof(err));
+
+        if (ring == NULL) {
+            fprintf(stderr, "mcring: pool '%s': %s\n", cfg->pools[i].name,
+                    err);
+            rc = 1;
+        } else if (summary) {
+            if (many) {
+                printf("pool %s: ", cfg->pools[i].name);
+            }
+            analyze_summary(view, ring, stdout);
+        } else if (all != NULL) {
+            json_t *doc = analyze_ring_json(view, ring, a->keys, true, err,
+                                            sizeof(err));
+
+            if (doc == NULL) {
+                fprintf(stderr, "mcring: %s\n", err);
+                rc = 1;
+            } else {
+                json_object_set_new(doc, "pool",
+                                    json_string(cfg->pools[i].name));
+                json_array_append_new(all, doc);
+            }
+        } else {
+            if (many) {
+                printf("%spool %s:\n", i > 0 ? "\n" : "", cfg->pools[i].name);
+            }
+            if (analyze_report(view, ring, a->keys, a->json, stdout, err,
+                               sizeof(err)) != 0) {
+                fprintf(stderr, "mcring: %s\n", err);
+                rc = 1;
+            }
+        }
+        ring_destroy(ring);
+        config_destroy(view);
+    }
+    if (all != NULL) {
+        if (rc == 0) {
+            json_dumpf(all, stdout, ANALYZE_JSON_FLAGS);
+            fputc('\n', stdout);
+        }
+        json_decref(all);
+    }
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
     struct main_args a;
     struct config *cfg;
-    struct ring *ring;
     struct proxy proxy;
     char err[512];
     int ready = -1;
@@ -378,45 +469,34 @@ main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    ring = config_build_ring(cfg, err, sizeof(err));
-    if (ring == NULL) {
+    if (config_check_rings(cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s: %s\n", a.config, err);
         config_destroy(cfg);
         return 1;
     }
 
-    if (a.route) {
-        analyze_route(cfg, ring, argv + optind, (size_t)(argc - optind),
-                      stdout);
-        ring_destroy(ring);
-        config_destroy(cfg);
-        return 0;
-    }
-    if (a.analyze) {
-        int rc = analyze_report(cfg, ring, a.keys, a.json, stdout, err,
-                                sizeof(err));
+    if (a.route || a.analyze) {
+        int rc = a.route ? main_route(cfg, argv + optind,
+                                      (size_t)(argc - optind))
+                         : main_each_pool(cfg, &a, false);
 
-        if (rc != 0) {
-            fprintf(stderr, "mcring: %s\n", err);
-        }
-        ring_destroy(ring);
         config_destroy(cfg);
-        return rc == 0 ? 0 : 1;
+        return rc;
     }
     if (a.test) {
+        int rc;
+
         /* A name that does not resolve now is a warning: the daemon starts
          * that backend DOWN and keeps trying. */
         if (config_resolve(cfg, stderr, err, sizeof(err)) != 0) {
             fprintf(stderr, "%s\n", err);
-            ring_destroy(ring);
             config_destroy(cfg);
             return 1;
         }
         printf("%s: configuration OK\n", a.config);
-        analyze_summary(cfg, ring, stdout);
-        ring_destroy(ring);
+        rc = main_each_pool(cfg, &a, true);
         config_destroy(cfg);
-        return 0;
+        return rc;
     }
 
     /* The daemon runs in /: a relative pidfile stays where it was meant;
@@ -424,14 +504,12 @@ main(int argc, char **argv)
     if ((a.daemonize && main_absolute(&a.pidfile, abspid, sizeof(abspid)) !=
                             0) ||
         main_absolute(&a.logfile, abslog, sizeof(abslog)) != 0) {
-        ring_destroy(ring);
         config_destroy(cfg);
         return 1;
     }
     if (a.logfile != NULL && log_open_file(a.logfile) != 0) {
         fprintf(stderr, "mcring: log file %s: %s\n", a.logfile,
                 strerror(errno));
-        ring_destroy(ring);
         config_destroy(cfg);
         return 1;
     }
@@ -441,7 +519,7 @@ main(int argc, char **argv)
     }
     /* Before libevent allocates anything. */
     mem_init();
-    if (proxy_start(&proxy, cfg, ring, err, sizeof(err)) != 0) {
+    if (proxy_start(&proxy, cfg, err, sizeof(err)) != 0) {
         log_error("%s", err);
         main_report(ready, err);
         proxy_stop(&proxy);

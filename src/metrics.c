@@ -263,7 +263,7 @@ metrics_weight(const struct topology *t, uint32_t b)
 static double
 metrics_ring_share(const struct topology *t, uint32_t b)
 {
-    return ring_backend_arc_share(t->ring, b);
+    return topology_share(t, b);
 }
 
 static double
@@ -487,6 +487,73 @@ metrics_hot(struct proxy *p, const struct topology *t, struct evbuffer *out)
     hotkeys_merged_free(&m);
 }
 
+/* A sample labelled pool (and backend when not NULL). */
+static void
+metrics_pool_sample(struct evbuffer *out, const char *name, const char *pool,
+                    const char *backend, double v)
+{
+    evbuffer_add_printf(out, "mcring_%s{pool=\"", name);
+    metrics_label(out, pool);
+    if (backend != NULL) {
+        evbuffer_add_printf(out, "\",backend=\"");
+        metrics_label(out, backend);
+    }
+    evbuffer_add_printf(out, "\"} %.17g\n", v);
+}
+
+/* Per pool: its keys, backends, replicas and each member's share. */
+static void
+metrics_pools(struct proxy *p, const struct topology *t, struct evbuffer *out)
+{
+    struct stats_worker *sum = util_xcalloc(1, sizeof(*sum));
+
+    proxy_sum_client_stats(p, sum);
+    metrics_head(out, "pool_keys_total", "counter",
+                 "Keys routed to the pool (by prefix, else the default)");
+    for (uint32_t i = 0; i < t->npools; i++) {
+        metrics_pool_sample(out, "pool_keys_total",
+                            topology_pool_name(&t->pools[i]), NULL,
+                            (double)stats_get(
+                                &sum->pool_keys[t->pools[i].id]));
+    }
+    free(sum);
+    metrics_head(out, "pool_backends", "gauge", "Backends of the pool");
+    for (uint32_t i = 0; i < t->npools; i++) {
+        metrics_pool_sample(out, "pool_backends",
+                            topology_pool_name(&t->pools[i]), NULL,
+                            t->pools[i].n);
+    }
+    metrics_head(out, "pool_backends_up", "gauge",
+                 "Backends of the pool that are UP");
+    for (uint32_t i = 0; i < t->npools; i++) {
+        unsigned up = 0;
+
+        for (uint32_t j = 0; j < t->pools[i].n; j++) {
+            up += backend_is_up(t->pools[i].be[j]);
+        }
+        metrics_pool_sample(out, "pool_backends_up",
+                            topology_pool_name(&t->pools[i]), NULL, up);
+    }
+    metrics_head(out, "pool_replicas", "gauge",
+                 "Copies of each key the pool keeps");
+    for (uint32_t i = 0; i < t->npools; i++) {
+        metrics_pool_sample(out, "pool_replicas",
+                            topology_pool_name(&t->pools[i]), NULL,
+                            t->pools[i].replicas);
+    }
+    metrics_head(out, "pool_ring_share", "gauge",
+                 "Share of the pool's keys the backend owns");
+    for (uint32_t i = 0; i < t->npools; i++) {
+        const struct topology_pool *tp = &t->pools[i];
+
+        for (uint32_t j = 0; j < tp->n; j++) {
+            metrics_pool_sample(out, "pool_ring_share",
+                                topology_pool_name(tp), tp->be[j]->name,
+                                ring_backend_arc_share(tp->ring, j));
+        }
+    }
+}
+
 void
 metrics_prometheus(struct proxy *p, struct evbuffer *out)
 {
@@ -496,6 +563,7 @@ metrics_prometheus(struct proxy *p, struct evbuffer *out)
     metrics_clients(p, out);
     metrics_topology(p, t, out);
     metrics_backends(t, out);
+    metrics_pools(p, t, out);
     metrics_hot(p, t, out);
 }
 

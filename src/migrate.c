@@ -183,8 +183,7 @@ migrate_publish(struct migrate *m, struct config *cfg, bool with_origin,
     }
     m->moved_share =
         with_origin && m->origin[0] != NULL
-            ? ring_moved_share(m->origin[0]->ring,
-                               m->ops.current(m->ops.arg)->ring)
+            ? topology_moved_share(m->origin[0], m->ops.current(m->ops.arg))
             : 0.0;
     return 0;
 }
@@ -492,7 +491,8 @@ static bool
 migrate_plan(struct migrate *m, const struct config *cur,
              const struct config *target, int ramp)
 {
-    bool moves = cur->hash != target->hash || cur->vnodes != target->vnodes;
+    bool moves = cur->hash != target->hash || cur->vnodes != target->vnodes ||
+                 !config_pools_same_placement(cur, target);
 
     for (size_t i = 0; i < target->nbackends; i++) {
         const struct config_backend *b = &target->backends[i];
@@ -593,6 +593,9 @@ migrate_change(struct migrate *m, struct config *target, int ramp,
     for (size_t i = 0; i < m->start->nbackends; i++) {
         if (config_backend_index(target, m->start->backends[i].name) < 0) {
             config_copy_backend(m->base_cfg, &m->start->backends[i]);
+            /* It keeps its keys while its weight steps down. */
+            config_copy_memberships(m->base_cfg, m->start,
+                                    m->start->backends[i].name);
         }
     }
     now = util_now_ns();

@@ -270,22 +270,43 @@ proxy_match_backends(struct proxy *p, struct config *cfg,
     return 0;
 }
 
+uint32_t
+proxy_pool_id(struct proxy *p, const char *name)
+{
+    for (uint32_t i = 0; i < p->npool_names; i++) {
+        if (strcmp(p->pool_names[i], name) == 0) {
+            return i;
+        }
+    }
+    if (p->npool_names == STATS_POOLS - 1) {
+        log_warn("pool %s: more than %d pools since the start; its keys are "
+                 "counted with the others'",
+                 name, STATS_POOLS - 1);
+        return STATS_POOLS - 1;
+    }
+    p->pool_names[p->npool_names] = util_xstrdup(name);
+    return p->npool_names++;
+}
+
 /*
- * The next topology: cfg, ring and cfg's backends matched as
- * proxy_match_backends() does. On failure cfg and ring are freed and
- * NULL is returned.
+ * The next topology: cfg and cfg's backends matched as
+ * proxy_match_backends() does. On failure cfg is freed and NULL is
+ * returned.
  */
 static struct topology *
-proxy_build_topology(struct proxy *p, struct config *cfg, struct ring *ring,
+proxy_build_topology(struct proxy *p, struct config *cfg,
                      enum backend_state fresh, char *err, size_t errlen)
 {
-    struct backend **bes = util_xcalloc(cfg->nbackends, sizeof(*bes));
+    struct backend **bes =
+        util_xcalloc(cfg->nbackends ? cfg->nbackends : 1, sizeof(*bes));
     struct topology *t = NULL;
 
     if (proxy_match_backends(p, cfg, fresh, bes, err, errlen) == 0) {
-        t = topology_create(++p->generation, cfg, ring, bes);
+        t = topology_create(++p->generation, cfg, bes, err, errlen);
+        for (uint32_t i = 0; t != NULL && i < t->npools; i++) {
+            t->pools[i].id = proxy_pool_id(p, topology_pool_name(&t->pools[i]));
+        }
     } else {
-        ring_destroy(ring);
         config_destroy(cfg);
     }
     free(bes);
@@ -348,14 +369,9 @@ proxy_publish_config(void *arg, struct config *cfg,
                      char *err, size_t errlen)
 {
     struct proxy *p = arg;
-    struct ring *ring = config_build_ring(cfg, err, errlen);
     struct topology *t;
 
-    if (ring == NULL) {
-        config_destroy(cfg);
-        return -1;
-    }
-    t = proxy_build_topology(p, cfg, ring, BACKEND_NEW, err, errlen);
+    t = proxy_build_topology(p, cfg, BACKEND_NEW, err, errlen);
     if (t == NULL) {
         return -1;
     }
@@ -379,7 +395,6 @@ int
 proxy_apply(struct proxy *p, struct config *cfg, int ramp, const char *why,
             char *err, size_t errlen)
 {
-    struct ring *ring;
     const struct config *cur = p->topo->cfg;
     unsigned added = 0, removed = 0, kept = 0;
     /* From the start of the reload, file parsing included. */
@@ -387,13 +402,11 @@ proxy_apply(struct proxy *p, struct config *cfg, int ramp, const char *why,
     int rc;
 
     proxy_keep_restart_keys(p, cfg, why);
-    /* A config whose ring cannot be built changes nothing. */
-    ring = config_build_ring(cfg, err, errlen);
-    if (ring == NULL) {
+    /* A config whose rings cannot be built changes nothing. */
+    if (config_check_rings(cfg, err, errlen) != 0) {
         config_destroy(cfg);
         return -1;
     }
-    ring_destroy(ring);
     for (size_t i = 0; i < cfg->nbackends; i++) {
         if (config_backend_index(cur, cfg->backends[i].name) < 0) {
             added++;
@@ -474,6 +487,10 @@ proxy_sum_client_stats(struct proxy *p, struct stats_worker *sum)
         for (unsigned c = 0; c < STATS_COMMANDS; c++) {
             stats_add(&sum->commands[c],
                       stats_get(&p->workers[i]->stats.commands[c]));
+        }
+        for (unsigned c = 0; c < STATS_POOLS; c++) {
+            stats_add(&sum->pool_keys[c],
+                      stats_get(&p->workers[i]->stats.pool_keys[c]));
         }
     }
 }
@@ -653,8 +670,7 @@ proxy_ops_set_maint(void *arg, const char *name, bool maint, char *err,
 }
 
 int
-proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
-            char *err, size_t errlen)
+proxy_start(struct proxy *p, struct config *cfg, char *err, size_t errlen)
 {
     memset(p, 0, sizeof(*p));
     p->start_time = time(NULL);
@@ -672,7 +688,7 @@ proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
              strchr(cfg->listen_host, ':') ? "[%s]:%u" : "%s:%u",
              cfg->listen_host, cfg->listen_port);
     backend_set_init(&p->backends, p->nworkers, proxy_backend_down, p);
-    p->topo = proxy_build_topology(p, cfg, ring, BACKEND_UP, err, errlen);
+    p->topo = proxy_build_topology(p, cfg, BACKEND_UP, err, errlen);
     if (p->topo == NULL) {
         return -1;
     }
@@ -841,6 +857,9 @@ proxy_stop(struct proxy *p)
         pthread_mutex_destroy(&p->stats_lock);
     }
     free(p->stats_base);
+    for (uint32_t i = 0; i < p->npool_names; i++) {
+        free(p->pool_names[i]);
+    }
     free(p->config_path);
     memset(p, 0, sizeof(*p));
 }

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "hotkeys.h"
 #include "ring.h"
+#include "stats.h"
 #include "topology.h"
 
 struct stats_worker;
@@ -87,17 +88,25 @@ struct proxy {
     _Atomic bool stopping;
     bool joined;
     char listen_addr[96];
+    /* Names of the pools seen since the start: a pool's counter slot is
+     * its index (main thread only). */
+    char *pool_names[STATS_POOLS - 1];
+    uint32_t npool_names;
 };
 
 /*
- * Takes ownership of cfg and ring (also on failure), binds the listener and
- * starts the workers. Returns 0, or -1 with a message in err.
+ * Takes ownership of cfg (also on failure), binds the listener and starts
+ * the workers. Returns 0, or -1 with a message in err.
  */
-int proxy_start(struct proxy *p, struct config *cfg, struct ring *ring,
-                char *err, size_t errlen) __attribute__((warn_unused_result));
+int proxy_start(struct proxy *p, struct config *cfg, char *err,
+                size_t errlen) __attribute__((warn_unused_result));
 
 /* Runs the main loop until SIGTERM/SIGINT and the drain that follows. */
 void proxy_run(struct proxy *p);
+
+/* The counter slot (< STATS_POOLS) of the pool called name: the same for
+ * a name all the process's life (main thread). */
+uint32_t proxy_pool_id(struct proxy *p, const char *name);
 
 /* Joins the workers and frees everything proxy_start() created. */
 void proxy_stop(struct proxy *p);

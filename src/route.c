@@ -36,20 +36,20 @@
 static bool
 route_backend_up(uint32_t b, void *arg)
 {
-    const struct topology *t = arg;
+    const struct topology_pool *p = arg;
 
-    return backend_is_up(t->backends[b]);
+    return backend_is_up(p->be[b]);
 }
 
 struct backend *
-route_fallback(struct worker *w, const struct topology *t, const char *key,
-               size_t len, struct backend *owner)
+route_fallback(struct worker *w, const struct topology_pool *p,
+               const char *key, size_t len, struct backend *owner)
 {
     uint32_t b;
 
     stats_add(&worker_wb(w, owner)->stats->failovers, 1);
-    b = ring_route(t->ring, key, len, route_backend_up, (void *)t);
-    return b == RING_NONE ? NULL : t->backends[b];
+    b = ring_route(p->ring, key, len, route_backend_up, (void *)p);
+    return b == RING_NONE ? NULL : p->be[b];
 }
 
 /*

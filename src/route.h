@@ -22,29 +22,32 @@ struct topology;
 struct worker;
 struct worker_backend;
 
-/* The next UP backend clockwise from owner's point for key (owner not
- * UP), or NULL; counts the failover. */
-struct backend *route_fallback(struct worker *w, const struct topology *t,
+/* The next UP backend clockwise from owner's point for key in pool p
+ * (owner not UP), or NULL; counts the failover. */
+struct backend *route_fallback(struct worker *w,
+                               const struct topology_pool *p,
                                const char *key, size_t len,
                                struct backend *owner);
 
 /*
- * The backend for key in topology t: its owner when UP, else the next
- * distinct UP backend clockwise from the owner's point, or NULL when none
- * is. The owner is stored in *owner; a failover is counted on it. Inline:
- * it runs once per key.
+ * The backend for key in topology t: its owner (in the pool the key goes
+ * to) when UP, else the next distinct UP backend clockwise from the
+ * owner's point, or NULL when none is. The owner is stored in *owner; a
+ * failover is counted on it. Inline: it runs once per key.
  */
 static inline struct backend *
 route_key(struct worker *w, const struct topology *t, const char *key,
           size_t len, struct backend **owner)
 {
-    struct backend *o = t->backends[ring_lookup(t->ring, key, len)];
+    const struct topology_pool *p = topology_pool_of(t, key, len);
+    struct backend *o = p->be[ring_lookup(p->ring, key, len)];
 
+    stats_add(&w->stats.pool_keys[p->id], 1);
     *owner = o;
     if (__builtin_expect(--w->hot_countdown == 0, 0)) {
         worker_hot_sample(w, key, len, o);
     }
-    return backend_is_up(o) ? o : route_fallback(w, t, key, len, o);
+    return backend_is_up(o) ? o : route_fallback(w, p, key, len, o);
 }
 
 /* The worker's connection to use next for wb (round robin). */

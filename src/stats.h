@@ -107,10 +107,15 @@ struct stats_histo {
 /* Commands counted one by one, by enum proto_cmd (below this). */
 #define STATS_COMMANDS 32
 
+/* Pools counted apart over a process's life (by name; see
+ * proxy_pool_id()): the last slot holds any beyond. */
+#define STATS_POOLS 256
+
 struct stats_worker {
 #define STATS_DECL(name, type, help) _Atomic uint64_t name;
     STATS_CLIENT_FIELDS(STATS_DECL)
     _Atomic uint64_t commands[STATS_COMMANDS];  /* requests, by command */
+    _Atomic uint64_t pool_keys[STATS_POOLS];    /* keys routed, by pool id */
 };
 
 /* One slot per worker: aligned so that two workers never share a line. */

@@ -16,16 +16,58 @@
 #include "topology.h"
 #include "util.h"
 
+/* Pool i of t->cfg: its ring and its members' places. */
+static int
+topology_build_pool(struct topology *t, uint32_t i, char *err, size_t errlen)
+{
+    struct topology_pool *p = &t->pools[i];
+    const struct config_pool *cp = &t->cfg->pools[i];
+
+    p->cfg = cp;
+    p->n = (uint32_t)cp->nmembers;
+    p->idx = util_xcalloc(p->n ? p->n : 1, sizeof(*p->idx));
+    p->be = util_xcalloc(p->n ? p->n : 1, sizeof(*p->be));
+    p->ring = config_build_pool_ring(t->cfg, i, p->idx, err, errlen);
+    if (p->ring == NULL) {
+        return -1;
+    }
+    for (uint32_t j = 0; j < p->n; j++) {
+        p->be[j] = t->backends[p->idx[j]];
+    }
+    p->replicas = cp->replicas < p->n ? cp->replicas : p->n;
+    return 0;
+}
+
+/* The routes of t->cfg but "*", which is t->default_pool. */
+static void
+topology_build_routes(struct topology *t)
+{
+    const struct config *cfg = t->cfg;
+
+    t->default_pool = (uint32_t)config_default_pool(cfg);
+    t->routes = util_xcalloc(cfg->nroutes ? cfg->nroutes : 1,
+                             sizeof(*t->routes));
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const struct config_route *r = &cfg->routes[i];
+
+        if (r->prefix[0] == '\0') {
+            continue;
+        }
+        t->routes[t->nroutes++] = (struct topology_route){
+            r->prefix, strlen(r->prefix),
+            (uint32_t)config_pool_index(cfg, r->pool)};
+    }
+}
+
 struct topology *
-topology_create(uint64_t generation, struct config *cfg, struct ring *ring,
-                struct backend **backends)
+topology_create(uint64_t generation, struct config *cfg,
+                struct backend **backends, char *err, size_t errlen)
 {
     struct topology *t = util_xcalloc(1, sizeof(*t));
 
     atomic_init(&t->refs, 1);
     t->generation = generation;
     t->cfg = cfg;
-    t->ring = ring;
     t->n = (uint32_t)cfg->nbackends;
     t->backends = util_xcalloc(t->n ? t->n : 1, sizeof(*t->backends));
     t->tainted = util_xcalloc(t->n ? t->n : 1, sizeof(*t->tainted));
@@ -35,7 +77,96 @@ topology_create(uint64_t generation, struct config *cfg, struct ring *ring,
             t->id_limit = backends[i]->id + 1;
         }
     }
+    if (config_default_pool(cfg) < 0) {
+        snprintf(err, errlen, "no pool for keys that match no route");
+        topology_unref(t);
+        return NULL;
+    }
+    t->npools = (uint32_t)cfg->npools;
+    t->pools = util_xcalloc(t->npools, sizeof(*t->pools));
+    for (uint32_t i = 0; i < t->npools; i++) {
+        if (topology_build_pool(t, i, err, errlen) != 0) {
+            topology_unref(t);
+            return NULL;
+        }
+    }
+    topology_build_routes(t);
     return t;
+}
+
+uint32_t
+topology_pool_member(const struct topology_pool *p, uint32_t i)
+{
+    /* idx ascends: members and backends are both sorted by name. */
+    uint32_t lo = 0, hi = p->n;
+
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+
+        if (p->idx[mid] == i) {
+            return mid;
+        }
+        if (p->idx[mid] < i) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return UINT32_MAX;
+}
+
+const struct topology_pool *
+topology_first_pool(const struct topology *t, uint32_t i)
+{
+    for (uint32_t k = 0; k < t->npools; k++) {
+        if (topology_pool_member(&t->pools[k], i) != UINT32_MAX) {
+            return &t->pools[k];
+        }
+    }
+    return NULL;
+}
+
+double
+topology_share(const struct topology *t, uint32_t i)
+{
+    const struct topology_pool *p = topology_first_pool(t, i);
+
+    return p != NULL
+               ? ring_backend_arc_share(p->ring, topology_pool_member(p, i))
+               : 0.0;
+}
+
+double
+topology_moved_share(const struct topology *a, const struct topology *b)
+{
+    double most = 0.0;
+
+    for (uint32_t i = 0; i < b->npools; i++) {
+        const struct topology_pool *pa =
+            topology_pool_named(a, topology_pool_name(&b->pools[i]));
+        double m = pa != NULL ? ring_moved_share(pa->ring, b->pools[i].ring)
+                              : 0.0;
+
+        most = m > most ? m : most; /* NAN (another hash) is skipped */
+    }
+    return most;
+}
+
+const struct topology_pool *
+topology_pool_named(const struct topology *t, const char *name)
+{
+    for (uint32_t i = 0; i < t->npools; i++) {
+        if (strcmp(t->pools[i].cfg->name, name) == 0) {
+            return &t->pools[i];
+        }
+    }
+    return NULL;
+}
+
+const char *
+topology_pool_name(const struct topology_pool *p)
+{
+    return p->cfg->name;
 }
 
 struct topology *
@@ -61,7 +192,13 @@ topology_unref(struct topology *t)
         free(t->prev[o]);
         topology_unref(t->origin[o]);
     }
-    ring_destroy(t->ring);
+    for (uint32_t i = 0; t->pools != NULL && i < t->cfg->npools; i++) {
+        ring_destroy(t->pools[i].ring);
+        free(t->pools[i].idx);
+        free(t->pools[i].be);
+    }
+    free(t->pools);
+    free(t->routes);
     config_destroy(t->cfg);
     free(t);
 }
@@ -69,22 +206,20 @@ topology_unref(struct topology *t)
 struct topology *
 topology_without_origin(struct topology *t, char *err, size_t errlen)
 {
-    struct config *cfg;
-    struct ring *ring;
+    struct topology *c;
 
     if (t->origin[0] == NULL) {
         return topology_ref(t);
     }
-    cfg = config_clone(t->cfg);
-    ring = config_build_ring(cfg, err, errlen);
-    if (ring == NULL) {
-        config_destroy(cfg);
-        return NULL;
-    }
     for (uint32_t i = 0; i < t->n; i++) {
         backend_ref(t->backends[i]);
     }
-    return topology_create(t->generation, cfg, ring, t->backends);
+    c = topology_create(t->generation, config_clone(t->cfg), t->backends,
+                        err, errlen);
+    for (uint32_t i = 0; c != NULL && i < c->npools; i++) {
+        c->pools[i].id = t->pools[i].id;
+    }
+    return c;
 }
 
 void
@@ -124,8 +259,12 @@ topology_index_of(const struct topology *t, uint32_t id)
 size_t
 topology_memory(const struct topology *t)
 {
-    size_t n = sizeof(*t) + t->n * sizeof(*t->backends) + ring_memory(t->ring);
+    size_t n = sizeof(*t) + t->n * sizeof(*t->backends);
 
+    for (uint32_t i = 0; i < t->npools; i++) {
+        n += sizeof(t->pools[i]) + ring_memory(t->pools[i].ring) +
+             t->pools[i].n * (sizeof(uint32_t) + sizeof(struct backend *));
+    }
     n += sizeof(*t->cfg) + t->cfg->nbackends * sizeof(*t->cfg->backends);
     for (size_t i = 0; i < t->cfg->nbackends; i++) {
         n += strlen(t->cfg->backends[i].name) + 1 +

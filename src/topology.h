@@ -1,9 +1,11 @@
 /*
  * topology: one immutable snapshot of what mcring routes to.
  *
- * A snapshot holds the parsed configuration, the ring built from it and the
- * backend table: backends[i] is the backend object of ring index i (that
- * is, of cfg->backends[i]). The main thread builds a new snapshot for every
+ * A snapshot holds the parsed configuration, the backend table
+ * (backends[i] is the backend object of cfg->backends[i]), and per pool
+ * the ring built from it; the routes, longest prefix first, say which pool
+ * a key goes to. A pool's ring index j is its backend be[j], which is
+ * backends[idx[j]]. The main thread builds a new snapshot for every
  * change and publishes it to the workers, each of which adopts it at the
  * start of its next loop turn; nothing in a snapshot changes after
  * topology_create(). A snapshot is freed with its last reference; it holds
@@ -20,18 +22,41 @@
 #include "ring.h"
 
 struct config;
+struct config_pool;
 struct backend;
 
 #define TOPOLOGY_ORIGINS 2
+
+struct topology_pool {
+    const struct config_pool *cfg;  /* in the snapshot's config */
+    struct ring *ring;              /* owned */
+    uint32_t *idx;                  /* [members]: index in backends */
+    struct backend **be;            /* [members]: backends[idx[j]] */
+    uint32_t n;                     /* members */
+    uint32_t replicas;              /* at most n */
+    uint32_t id;                    /* its counters' slot, < STATS_POOLS:
+                                       set by the proxy, kept by name */
+};
+
+struct topology_route {
+    const char *prefix;             /* in the snapshot's config */
+    size_t len;                     /* > 0 */
+    uint32_t pool;
+};
 
 struct topology {
     _Atomic uint32_t refs;
     uint64_t generation;            /* 1 for the first, then +1 */
     struct config *cfg;             /* owned */
-    struct ring *ring;              /* owned */
     struct backend **backends;      /* [n], a reference each */
     uint32_t n;
     uint32_t id_limit;              /* every backend id is below this */
+    struct topology_pool *pools;    /* [npools], as cfg->pools */
+    uint32_t npools;
+    uint32_t default_pool;          /* keys that match no route */
+    struct topology_route *routes;  /* [nroutes], longest first, without
+                                       the default ("*") */
+    uint32_t nroutes;
     /*
      * During a move and its window: origin[0] is the snapshot from before
      * the move began, origin[1] the one where a rollback began (or NULL);
@@ -50,12 +75,59 @@ struct topology {
 };
 
 /*
- * A snapshot of cfg and ring (both taken, also on failure: none) with
- * backends[0..cfg->nbackends), whose references are taken too. The caller
- * holds the one reference.
+ * A snapshot of cfg (taken, also on failure) with backends[0..
+ * cfg->nbackends), whose references are taken too (also on failure), and
+ * a ring per pool. The caller holds the one reference; NULL with err when
+ * a ring cannot be built.
  */
 struct topology *topology_create(uint64_t generation, struct config *cfg,
-                                 struct ring *ring, struct backend **backends);
+                                 struct backend **backends, char *err,
+                                 size_t errlen);
+
+/* The pool key goes to: the longest route whose prefix it starts with,
+ * else the default. Inline: one branch per key without routes. */
+static inline const struct topology_pool *
+topology_pool_of(const struct topology *t, const char *key, size_t len)
+{
+    for (uint32_t i = 0; i < t->nroutes; i++) {
+        const struct topology_route *r = &t->routes[i];
+
+        if (r->len <= len && __builtin_memcmp(key, r->prefix, r->len) == 0) {
+            return &t->pools[r->pool];
+        }
+    }
+    return &t->pools[t->default_pool];
+}
+
+/* The index in t->backends of key's owner (in the pool it goes to). */
+static inline uint32_t
+topology_owner_index(const struct topology *t, const char *key, size_t len)
+{
+    const struct topology_pool *p = topology_pool_of(t, key, len);
+
+    return p->idx[ring_lookup(p->ring, key, len)];
+}
+
+/* Ring index in pool p of backend i (an index in t->backends), or
+ * UINT32_MAX when p does not have it. */
+uint32_t topology_pool_member(const struct topology_pool *p, uint32_t i);
+/* The first pool (in config order) that has backend i, or NULL. */
+const struct topology_pool *topology_first_pool(const struct topology *t,
+                                                uint32_t i);
+/* Share of the key space of backend i's first pool that it owns (0 in
+ * none). */
+double topology_share(const struct topology *t, uint32_t i);
+
+/* The largest share of a pool's keys whose owner differs between a and
+ * b, over the pools (by name) both have; 0 when none. */
+double topology_moved_share(const struct topology *a,
+                            const struct topology *b);
+
+/* The pool called name, or NULL. */
+const struct topology_pool *topology_pool_named(const struct topology *t,
+                                                const char *name);
+/* The name of pool p. */
+const char *topology_pool_name(const struct topology_pool *p);
 struct topology *topology_ref(struct topology *t);
 
 /*
@@ -95,7 +167,7 @@ topology_prev_owners(const struct topology *t, const char *key, size_t len,
     unsigned n = 0;
 
     for (unsigned o = 0; o < TOPOLOGY_ORIGINS && t->origin[o] != NULL; o++) {
-        uint32_t i = ring_lookup(t->origin[o]->ring, key, len);
+        uint32_t i = topology_owner_index(t->origin[o], key, len);
         struct backend *p = t->prev[o][i];
 
         if (p == owner || p == NULL || (n > 0 && out[0].be == p) ||

@@ -90,6 +90,21 @@ util_parse_u64(const char *s, size_t len, uint64_t *out)
 }
 
 int
+util_parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"yes", "true", "on", "1"};
+    static const char *const no[] = {"no", "false", "off", "0"};
+
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(yes); i++) {
+        if (strcmp(s, yes[i]) == 0 || strcmp(s, no[i]) == 0) {
+            *out = strcmp(s, yes[i]) == 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int
 util_parse_i64(const char *s, size_t len, int64_t *out)
 {
     bool neg = false;

@@ -26,6 +26,9 @@ char *util_xstrdup(const char *s);
  */
 int util_parse_u64(const char *s, size_t len, uint64_t *out);
 int util_parse_i64(const char *s, size_t len, int64_t *out);   /* sign ok */
+/* yes/no, true/false, on/off, 1/0 (as a config value). Returns 0 and sets
+ * *out, or -1. */
+int util_parse_bool(const char *s, bool *out);
 
 struct sockaddr_storage;
 

@@ -9,6 +9,7 @@
 #include "autoconf.h"
 
 #include <check.h>
+#include <math.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -1051,13 +1052,13 @@ START_TEST(test_add_backend_sorted)
     struct config *back;
     char err[256];
 
-    ck_assert_int_eq(config_add_backend_str(cfg, "z", "127.0.0.1:3", 1, err,
+    ck_assert_int_eq(config_add_backend_str(cfg, NULL, "z", "127.0.0.1:3", 1, err,
                                             sizeof(err)),
                      0);
-    ck_assert_int_eq(config_add_backend_str(cfg, "a", "[::1]:4", 0.5, err,
+    ck_assert_int_eq(config_add_backend_str(cfg, NULL, "a", "[::1]:4", 0.5, err,
                                             sizeof(err)),
                      0);
-    ck_assert_int_eq(config_add_backend_str(cfg, "b", "localhost:5", 2.25,
+    ck_assert_int_eq(config_add_backend_str(cfg, NULL, "b", "localhost:5", 2.25,
                                             err, sizeof(err)),
                      0);
     ck_assert_uint_eq(cfg->nbackends, UTIL_ARRAY_SIZE(want));
@@ -1084,7 +1085,7 @@ expect_add_error(struct config *cfg, const char *name, const char *addr,
     size_t n = cfg->nbackends;
     int want = strstr(needle, "duplicate") != NULL ? CONFIG_ECONFLICT : -1;
 
-    ck_assert_int_eq(config_add_backend_str(cfg, name, addr, weight, err,
+    ck_assert_int_eq(config_add_backend_str(cfg, NULL, name, addr, weight, err,
                                             sizeof(err)),
                      want);
     ck_assert_msg(strstr(err, needle) != NULL, "got '%s', want '%s'", err,
@@ -1118,7 +1119,7 @@ START_TEST(test_add_backend_errors)
     expect_add_error(cfg, "x", "127.0.0.1:1", 1000.5, "bad weight");
     expect_add_error(cfg, "x", "127.0.0.1:1", 1.0 / 3, "15 significant");
     /* Added backends count as duplicates too, without a line. */
-    ck_assert_int_eq(config_add_backend_str(cfg, "x", "127.0.0.1:1", 1, err,
+    ck_assert_int_eq(config_add_backend_str(cfg, NULL, "x", "127.0.0.1:1", 1, err,
                                             sizeof(err)),
                      0);
     expect_add_error(cfg, "x", "127.0.0.1:2", 1, "duplicate backend name 'x'");
@@ -1134,16 +1135,16 @@ START_TEST(test_remove_and_weight)
                                          "mc3 = 127.0.0.1:3\n");
     char err[256];
 
-    ck_assert_int_eq(config_remove_backend(cfg, "mc2", err, sizeof(err)), 0);
+    ck_assert_int_eq(config_remove_backend(cfg, NULL, "mc2", err, sizeof(err)), 0);
     ck_assert_uint_eq(cfg->nbackends, 2);
     ck_assert_str_eq(cfg->backends[0].name, "mc1");
     ck_assert_str_eq(cfg->backends[1].name, "mc3");
     ck_assert_int_eq(config_backend_index(cfg, "mc3"), 1);
     ck_assert_int_eq(config_backend_index(cfg, "mc2"), -1);
-    ck_assert_int_eq(config_remove_backend(cfg, "mc2", err, sizeof(err)), -1);
+    ck_assert_int_eq(config_remove_backend(cfg, NULL, "mc2", err, sizeof(err)), CONFIG_ENOENT);
     ck_assert_str_eq(err, "no backend 'mc2'");
-    ck_assert_int_eq(config_remove_backend(cfg, "mc1", err, sizeof(err)), 0);
-    ck_assert_int_eq(config_remove_backend(cfg, "mc3", err, sizeof(err)), -1);
+    ck_assert_int_eq(config_remove_backend(cfg, NULL, "mc1", err, sizeof(err)), 0);
+    ck_assert_int_eq(config_remove_backend(cfg, NULL, "mc3", err, sizeof(err)), -1);
     ck_assert_str_eq(err, "cannot remove the last backend");
     ck_assert_uint_eq(cfg->nbackends, 1);
 
@@ -1496,11 +1497,246 @@ START_TEST(test_build_ring_ketama)
 }
 END_TEST
 
+/* ---- pools and routes ---------------------------------------------------- */
+
+#define POOLS                                                                \
+    "[backends]\na = 127.0.0.1:1\nb = 127.0.0.1:2 weight=2\n"                \
+    "[pool sess]\nreplicas = 2\nhash = ketama\nvnodes = 50\n"                \
+    "interval_ms = 50\nfall = 7\nregion = eu\nhotkey_spread = yes\n"        \
+    "c = 127.0.0.1:3\nb = 127.0.0.1:2\n"                                    \
+    "[routes]\nsession: = sess\ns: = sess\nsession:x: = default\n"
+
+START_TEST(test_pools_parsed)
+{
+    struct config *cfg = load_ok(POOLS);
+    const struct config_pool *sess;
+    struct config_health h;
+
+    ck_assert_uint_eq(cfg->nbackends, 3);
+    ck_assert_uint_eq(cfg->npools, 2);
+    ck_assert_str_eq(cfg->pools[0].name, "default");
+    ck_assert_uint_eq(cfg->pools[0].nmembers, 2);
+    sess = &cfg->pools[1];
+    ck_assert_str_eq(sess->name, "sess");
+    ck_assert_uint_eq(sess->replicas, 2);
+    ck_assert_int_eq(sess->hash, RING_HASH_KETAMA);
+    ck_assert_uint_eq(config_pool_vnodes(cfg, sess), 50);
+    ck_assert_uint_eq(config_pool_vnodes(cfg, &cfg->pools[0]),
+                      RING_DEFAULT_VNODES);
+    ck_assert_str_eq(sess->region, "eu");
+    ck_assert(sess->hotkey_spread);
+    /* members sorted; b is one backend in two pools */
+    ck_assert_str_eq(sess->members[0], "b");
+    ck_assert_str_eq(sess->members[1], "c");
+    ck_assert(cfg->backends[config_backend_index(cfg, "b")].weight == 2.0);
+    /* health: of the first pool that has the backend */
+    config_backend_health(cfg, "c", &h);
+    ck_assert_uint_eq(h.interval_ms, 50);
+    ck_assert_uint_eq(h.fall, 7);
+    ck_assert_uint_eq(h.rise, cfg->health_rise);
+    config_backend_health(cfg, "b", &h);
+    ck_assert_uint_eq(h.interval_ms, cfg->health_interval_ms);
+    config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(test_routes_longest_prefix)
+{
+    struct config *cfg = load_ok(POOLS);
+    static const struct {
+        const char *key;
+        const char *pool;
+    } cases[] = {
+        {"session:1", "sess"}, {"s:1", "sess"},     {"session:x:1", "default"},
+        {"session:x", "sess"}, {"s", "default"},    {"x", "default"},
+        {"", "default"},       {"sess", "sess"} /* "s" no, "s:" no: */,
+    };
+
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(cases); i++) {
+        int p = config_route_key(cfg, cases[i].key, strlen(cases[i].key));
+        const char *want = strcmp(cases[i].key, "sess") == 0
+                               ? "default"
+                               : cases[i].pool;
+
+        ck_assert_msg(strcmp(cfg->pools[p].name, want) == 0, "%s: %s, want %s",
+                      cases[i].key, cfg->pools[p].name, want);
+    }
+    config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(test_pools_render_back_equal)
+{
+    struct config *cfg = load_ok(POOLS);
+    struct config *back;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+
+    config_render(cfg, out);
+    fclose(out);
+    back = load_ok(text);
+    ck_assert(config_pools_same_placement(cfg, back));
+    ck_assert_uint_eq(back->pools[1].replicas, 2);
+    ck_assert_str_eq(back->pools[1].region, "eu");
+    ck_assert_uint_eq(back->pools[1].health_fall, 7);
+    ck_assert_ptr_nonnull(strstr(text, "[backends]\n"));
+    ck_assert_ptr_nonnull(strstr(text, "[pool sess]\n"));
+    ck_assert_ptr_nonnull(strstr(text, "session:x: = default\n"));
+    config_destroy(back);
+    free(text);
+    /* A default pool with settings renders as [pool default]. */
+    config_destroy(cfg);
+    cfg = load_ok("[pool default]\nreplicas = 3\na = 127.0.0.1:1\n");
+    text = NULL;
+    out = open_memstream(&text, &len);
+    config_render(cfg, out);
+    fclose(out);
+    ck_assert_ptr_nonnull(strstr(text, "[pool default]\nreplicas = 3\n"));
+    back = load_ok(text);
+    ck_assert_uint_eq(back->pools[0].replicas, 3);
+    config_destroy(back);
+    config_destroy(cfg);
+    free(text);
+}
+END_TEST
+
+START_TEST(test_pool_rings_and_views)
+{
+    struct config *cfg = load_ok(POOLS);
+    uint32_t map[2];
+    char err[256];
+    struct ring *r = config_build_pool_ring(cfg, 1, map, err, sizeof(err));
+    struct config *view;
+
+    ck_assert_msg(r != NULL, "%s", err);
+    ck_assert_int_eq(ring_hash_kind(r), RING_HASH_KETAMA);
+    ck_assert_uint_eq(ring_nbackends(r), 2);
+    ck_assert_str_eq(cfg->backends[map[0]].name, "b");
+    ck_assert_str_eq(cfg->backends[map[1]].name, "c");
+    ck_assert_str_eq(ring_backend_name(r, 0), "b");
+    ring_destroy(r);
+    view = config_pool_view(cfg, 1);
+    ck_assert_uint_eq(view->nbackends, 2);
+    ck_assert_uint_eq(view->npools, 1);
+    ck_assert_int_eq(view->hash, RING_HASH_KETAMA);
+    ck_assert_uint_eq(view->vnodes, 50);
+    ck_assert_uint_eq(view->nroutes, 0);
+    config_destroy(view);
+    ck_assert_int_eq(config_check_rings(cfg, err, sizeof(err)), 0);
+    config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(test_pool_edits)
+{
+    struct config *cfg = load_ok(POOLS);
+    char err[256];
+    int line;
+
+    /* c leaves sess only when another member stays; b is in two pools */
+    ck_assert_int_eq(config_remove_backend(cfg, "sess", "b", err, sizeof(err)),
+                     0);
+    ck_assert_int_ge(config_backend_index(cfg, "b"), 0);
+    ck_assert_int_eq(config_remove_backend(cfg, "sess", "c", err, sizeof(err)),
+                     -1);
+    ck_assert_ptr_nonnull(strstr(err, "last backend of pool 'sess'"));
+    ck_assert_int_eq(config_remove_backend(cfg, "sess", "a", err, sizeof(err)),
+                     CONFIG_ENOENT);
+    /* join: same address; another address is a conflict */
+    ck_assert_int_eq(config_add_backend_str(cfg, "sess", "a", "127.0.0.1:1",
+                                            NAN, err, sizeof(err)),
+                     0);
+    ck_assert(config_pool_has(&cfg->pools[1], "a"));
+    ck_assert_int_eq(config_add_backend_str(cfg, "sess", "b", "127.0.0.1:9",
+                                            NAN, err, sizeof(err)),
+                     CONFIG_ECONFLICT);
+    ck_assert_int_eq(config_add_backend_str(cfg, "nope", "z", "127.0.0.1:9",
+                                            NAN, err, sizeof(err)),
+                     -1);
+    /* a backend out of every pool is gone */
+    ck_assert_int_eq(config_remove_backend(cfg, NULL, "a", err, sizeof(err)),
+                     0);
+    ck_assert_int_lt(config_backend_index(cfg, "a"), 0);
+    /* the default pool cannot go; another one takes its routes along */
+    ck_assert_int_eq(config_remove_pool(cfg, "default", err, sizeof(err)), -1);
+    ck_assert_int_eq(config_remove_pool(cfg, "sess", err, sizeof(err)), 0);
+    ck_assert_uint_eq(cfg->nroutes, 1);
+    ck_assert_int_eq(config_check_pools(cfg, &line, err, sizeof(err)), 0);
+    ck_assert_int_eq(config_add_route(cfg, "bad key", "default", 0, err,
+                                      sizeof(err)),
+                     -1);
+    ck_assert_int_eq(config_add_route(cfg, "x=", "default", 0, err,
+                                      sizeof(err)),
+                     -1);
+    ck_assert_int_eq(config_add_route(cfg, "*", "gone", 0, err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(config_check_pools(cfg, &line, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "route '*': no pool 'gone'"));
+    config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(test_pool_errors)
+{
+    expect_error("[backends]\na = 127.0.0.1:1\n[routes]\nx: = nope\n", 4,
+                 "route 'x:': no pool 'nope'");
+    expect_error("[backends]\na = 127.0.0.1:1\n[pool e]\n", 3,
+                 "pool 'e' has no backends");
+    expect_error("[pool e]\n[pool f]\n", 1, "pool 'e' has no backends");
+    expect_error(BACKEND "[pool p]\nmc1 = 127.0.0.1:2\n", 4,
+                 "another address");
+    expect_error(BACKEND "[pool p]\nmc1 = 127.0.0.1:11211 ramp=5\n", 4,
+                 "another ramp");
+    expect_error(BACKEND "[pool p]\nx = 127.0.0.1:11211\n", 4,
+                 "duplicate address");
+    expect_error("[pool default]\na = 127.0.0.1:1\n[backends]\n", 3,
+                 "duplicate pool 'default'");
+    expect_error(BACKEND "[pool default]\n", 3, "[pool default] is [backends]");
+    expect_error("[pool p]\na = 127.0.0.1:1\n[pool q]\nb = 127.0.0.1:2\n", 4,
+                 "no route for keys that match no prefix");
+    expect_error(BACKEND "[pool b@d]\n", 3, "bad pool name 'b@d'");
+    expect_error(BACKEND "[pool p]\nvnodes = 0\n", 4, "vnodes: bad value");
+    expect_error(BACKEND "[pool p]\nhash = md5\n", 4, "hash: bad value 'md5'");
+    expect_error(BACKEND "[pool p]\nhotkey_spread = maybe\n", 4,
+                 "hotkey_spread: expected yes or no");
+    expect_error(BACKEND "[pool p]\nregion = a b\n", 4, "region: bad name");
+    expect_error(BACKEND "[routes]\n;x = default\n= default\n", 5,
+                 "bad route prefix");
+}
+END_TEST
+
+START_TEST(test_pools_bounded)
+{
+    char *text = util_xcalloc(1, 64 * 1024);
+    size_t n = 0;
+
+    for (int i = 0; i <= CONFIG_POOLS_MAX; i++) {
+        n += (size_t)snprintf(text + n, 64 * 1024 - n,
+                              "[pool p%d]\nb%d = 127.0.0.1:%d\n", i, i,
+                              i + 1);
+    }
+    n += (size_t)snprintf(text + n, 64 * 1024 - n, "[routes]\n* = p0\n");
+    expect_error(text, 2 * CONFIG_POOLS_MAX + 1, "too many pools (at most 64)");
+    free(text);
+}
+END_TEST
+
 static Suite *
 config_suite(void)
 {
     Suite *s = suite_create("config");
     TCase *tc;
+
+    tc = tcase_create("pools and routes");
+    tcase_add_test(tc, test_pools_parsed);
+    tcase_add_test(tc, test_routes_longest_prefix);
+    tcase_add_test(tc, test_pools_render_back_equal);
+    tcase_add_test(tc, test_pool_rings_and_views);
+    tcase_add_test(tc, test_pool_edits);
+    tcase_add_test(tc, test_pool_errors);
+    tcase_add_test(tc, test_pools_bounded);
+    suite_add_tcase(s, tc);
 
     tc = tcase_create("defaults");
     tcase_add_test(tc, test_defaults_filled);

@@ -1252,7 +1252,7 @@ START_TEST(test_analyze_route_lists_all_backends)
 
     cfg_fixture_init(&f, RING_HASH_XXH3, 5);
     out = open_memstream(&buf, &len);
-    analyze_route(&f.cfg, f.ring, keys, 2, out);
+    analyze_route(f.ring, NULL, keys, 2, out);
     fclose(out);
     for (line = strtok_r(buf, "\n", &save); line != NULL;
          line = strtok_r(NULL, "\n", &save), nlines++) {

@@ -302,10 +302,12 @@ class Memcached(Process):
         return Client(self.port, **kw)
 
 
-def format_config(listen_port, backends, proxy=None, health=None):
+def format_config(listen_port, backends, proxy=None, health=None,
+                  extra=None):
     """The text of an mcring config.  backends: (name, port[, weight])
-    tuples on 127.0.0.1.  proxy and health: extra keys of [proxy] and
-    [health] (None values are left out)."""
+    tuples on 127.0.0.1 ([backends]: none, no section).  proxy and
+    health: extra keys of [proxy] and [health] (None values are left
+    out).  extra: more text at the end ([pool NAME], [routes])."""
     lines = ["[proxy]", "listen = 127.0.0.1:%d" % listen_port]
     for k, v in (proxy or {}).items():
         if v is not None:
@@ -315,24 +317,26 @@ def format_config(listen_port, backends, proxy=None, health=None):
         for k, v in health.items():
             if v is not None:
                 lines.append("%s = %s" % (k, v))
-    lines += ["", "[backends]"]
+    if backends:
+        lines += ["", "[backends]"]
     for b in backends:
         line = "%s = 127.0.0.1:%d" % (b[0], b[1])
         if len(b) > 2 and b[2] is not None:
             line += " weight=%s" % b[2]
         lines.append(line)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + ("\n" + extra if extra else "")
 
 
 class Mcring(Process):
     """The mcring binary in the foreground with a generated config."""
 
     def __init__(self, tmpdir, backends, proxy=None, health=None,
-                 name="mcring"):
+                 name="mcring", extra=None):
         super().__init__(name, tmpdir)
         self.backends = backends
         self.proxy_opts = proxy
         self.health_opts = health
+        self.extra = extra
         self.config_path = os.path.join(tmpdir, name + ".ini")
         self.port = None
         self.args = []      # more command-line arguments (-v, -o FILE)
@@ -340,7 +344,7 @@ class Mcring(Process):
     def write_config(self, port):
         with open(self.config_path, "w") as f:
             f.write(format_config(port, self.backends, self.proxy_opts,
-                                  self.health_opts))
+                                  self.health_opts, self.extra))
 
     def start(self):
         binary = mcring_path()
@@ -371,11 +375,20 @@ def run_mcring(args, timeout=15.0, input=None):
 
 
 def parse_route(stdout):
-    """`mcring --route` output: {key: [owner, fallback, ...]}."""
+    """`mcring --route` output: {key: [owner, fallback, ...]} (without
+    the pool=NAME of a config with pools; see parse_route_pools())."""
+    return {k: v[1] for k, v in parse_route_pools(stdout).items()}
+
+
+def parse_route_pools(stdout):
+    """`mcring --route` output: {key: (pool or None, [owner, ...])}."""
     out = {}
     for line in stdout.splitlines():
         tokens = line.split(" ")
-        out[tokens[0]] = tokens[1:]
+        pool = None
+        if len(tokens) > 1 and tokens[1].startswith("pool="):
+            pool = tokens.pop(1)[5:]
+        out[tokens[0]] = (pool, tokens[1:])
     return out
 
 
@@ -385,7 +398,7 @@ class Cluster:
     is always safe to call, also after a failed start()."""
 
     def __init__(self, nbackends=3, proxy=None, health=None, weights=None,
-                 direct=None):
+                 direct=None, pools=None):
         self.direct = direct_mode() if direct is None else direct
         self.nbackends = 1 if self.direct else nbackends
         opts = {"threads": 2, "timeout_ms": 2000, "connect_timeout_ms": 500}
@@ -398,6 +411,10 @@ class Cluster:
         hopts.update(health or {})
         self.health_opts = hopts
         self.weights = weights or [None] * self.nbackends
+        # pools: (default, extra): the backend names of [backends] (None:
+        # all) and a function of the cluster giving more config text
+        # ([pool NAME], [routes]); see pool_lines().
+        self.pools = pools
         self.tmpdir = tempfile.mkdtemp(prefix="mctest-")
         self.backends = []
         self.mcring = None
@@ -412,11 +429,14 @@ class Cluster:
             if self.direct:
                 self.port = self.backends[0].port
                 return self
+            default, extra = self.pools or (None, None)
             self.mcring = Mcring(
                 self.tmpdir,
                 [(m.name, m.port, w)
-                 for m, w in zip(self.backends, self.weights)],
-                self.proxy_opts, self.health_opts)
+                 for m, w in zip(self.backends, self.weights)
+                 if default is None or m.name in default],
+                self.proxy_opts, self.health_opts,
+                extra=extra(self) if extra else None)
             self.mcring.start()
             self.port = self.mcring.port
             self.wait_ready()
@@ -455,6 +475,11 @@ class Cluster:
     @property
     def names(self):
         return [m.name for m in self.backends]
+
+    def pool_lines(self, names):
+        """Backend lines of the given backends, for a [pool NAME]."""
+        return "".join("%s = 127.0.0.1:%d\n" % (n, self.backend(n).port)
+                       for n in names)
 
     def route(self, keys):
         """{key: [owner, fallbacks...]} from `mcring --route`."""
@@ -957,9 +982,9 @@ def write_text_atomic(path, text):
     os.replace(tmp, path)
 
 
-def route_file(path, keys):
+def route_file(path, keys, pools=False):
     """{key: [owner, fallbacks...]} from `mcring -c PATH --route KEY...`,
-    500 keys per run."""
+    500 keys per run; with pools, {key: (pool, [owner, ...])}."""
     keys = list(keys)
     out = {}
     for i in range(0, len(keys), 500):
@@ -968,7 +993,8 @@ def route_file(path, keys):
         if r.returncode != 0:
             raise HarnessError("mcring -c %s --route failed (%d): %s"
                                % (path, r.returncode, r.stderr))
-        out.update(parse_route(r.stdout))
+        out.update(parse_route_pools(r.stdout) if pools
+                   else parse_route(r.stdout))
     missing = [k for k in keys if k not in out]
     if missing:
         raise HarnessError("mcring --route gave no line for %r"

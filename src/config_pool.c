@@ -1,0 +1,697 @@
+/*
+ * config_pool: the pools and routes of a config (see config.h).
+ *
+ *   [backends] / [pool NAME] --config.c--> config_add_pool(),
+ *       config_pool_set() (settings), config_pool_add_member() (backends)
+ *   [routes] --config.c--> config_add_route()
+ *   whole file --> config_check_pools()
+ *
+ * A pool names its members; the backends themselves (address, weight,
+ * ramp) live once in cfg->backends, so that a backend listed in several
+ * pools is one backend. Members are kept sorted, so that a pool's ring
+ * index order is the order of cfg->backends restricted to the pool, and a
+ * config with one pool over every backend has ring index = backend index.
+ *
+ * Routes are kept longest prefix first (then by bytes), so the first
+ * route whose prefix a key starts with is the longest match; "*" is the
+ * empty prefix, last, matching every key.
+ *
+ * Invariants: pool names are unique and valid backend names; members of a
+ * pool are unique and sorted; route prefixes are unique. Whether members
+ * and route pools exist is checked once the whole file is read
+ * (config_check_pools()), since a [routes] line may come before its pool.
+ */
+#include "autoconf.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "util.h"
+
+int
+config_pool_index(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->npools; i++) {
+        if (strcmp(cfg->pools[i].name, name) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+int
+config_default_pool(const struct config *cfg)
+{
+    if (cfg->nroutes > 0 && cfg->routes[cfg->nroutes - 1].prefix[0] == '\0') {
+        return config_pool_index(cfg, cfg->routes[cfg->nroutes - 1].pool);
+    }
+    int d = config_pool_index(cfg, CONFIG_DEFAULT_POOL);
+
+    if (d >= 0) {
+        return d;
+    }
+    return cfg->npools == 1 ? 0 : -1;
+}
+
+int
+config_route_key(const struct config *cfg, const char *key, size_t len)
+{
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const struct config_route *r = &cfg->routes[i];
+        size_t n = strlen(r->prefix);
+
+        if (n <= len && memcmp(key, r->prefix, n) == 0) {
+            return config_pool_index(cfg, r->pool);
+        }
+    }
+    return config_default_pool(cfg);
+}
+
+static int
+config_member_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+bool
+config_pool_has(const struct config_pool *p, const char *name)
+{
+    return p->nmembers > 0 &&
+           bsearch(&name, p->members, p->nmembers, sizeof(*p->members),
+                   config_member_cmp) != NULL;
+}
+
+enum ring_hash
+config_pool_hash(const struct config *cfg, const struct config_pool *p)
+{
+    return p->hash >= 0 ? (enum ring_hash)p->hash : cfg->hash;
+}
+
+unsigned
+config_pool_vnodes(const struct config *cfg, const struct config_pool *p)
+{
+    return p->vnodes > 0 ? p->vnodes : cfg->vnodes;
+}
+
+struct config_pool *
+config_add_pool(struct config *cfg, const char *name, int line, char *err,
+                size_t errlen)
+{
+    struct config_pool *p;
+    int dup = config_pool_index(cfg, name);
+
+    if (!config_name_valid(name)) {
+        snprintf(err, errlen,
+                 "bad pool name '%s' (1..%d bytes of A-Z a-z 0-9 _ . : -)",
+                 name, CONFIG_NAME_MAX);
+        return NULL;
+    }
+    if (dup >= 0) {
+        if (cfg->pools[dup].line > 0) {
+            snprintf(err, errlen, "duplicate pool '%s' (first at line %d)",
+                     name, cfg->pools[dup].line);
+        } else {
+            snprintf(err, errlen, "duplicate pool '%s'", name);
+        }
+        return NULL;
+    }
+    if (cfg->npools >= CONFIG_POOLS_MAX) {
+        snprintf(err, errlen, "too many pools (at most %d)",
+                 CONFIG_POOLS_MAX);
+        return NULL;
+    }
+    cfg->pools =
+        util_xrealloc(cfg->pools, cfg->npools + 1, sizeof(*cfg->pools));
+    p = &cfg->pools[cfg->npools++];
+    memset(p, 0, sizeof(*p));
+    p->name = util_xstrdup(name);
+    p->line = line;
+    p->hash = -1;
+    p->replicas = 1;
+    return p;
+}
+
+static int
+config_pool_uint(const char *key, const char *value, uint64_t min,
+                 uint64_t max, unsigned *out, char *err, size_t errlen)
+{
+    uint64_t v;
+
+    if (util_parse_u64(value, strlen(value), &v) != 0 || v < min ||
+        v > max) {
+        snprintf(err, errlen,
+                 "%s: bad value '%s' (expected an integer in %" PRIu64
+                 "..%" PRIu64 ")",
+                 key, value, min, max);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+int
+config_pool_set(struct config *cfg, struct config_pool *p, const char *key,
+                const char *value, char *err, size_t errlen)
+{
+    /* The ranges of the [proxy] and [health] keys of the same name. */
+    static const struct {
+        const char *key;
+        size_t offset;
+        uint64_t min, max;
+    } nums[] = {
+        {"vnodes", offsetof(struct config_pool, vnodes), 1, 10000},
+        {"replicas", offsetof(struct config_pool, replicas), 1,
+         CONFIG_REPLICAS_MAX},
+        {"interval_ms", offsetof(struct config_pool, health_interval_ms), 10,
+         60000},
+        {"timeout_ms", offsetof(struct config_pool, health_timeout_ms), 1,
+         60000},
+        {"rise", offsetof(struct config_pool, health_rise), 1, 100},
+        {"fall", offsetof(struct config_pool, health_fall), 1, 100},
+    };
+
+    (void)cfg;
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(nums); i++) {
+        if (strcmp(key, nums[i].key) == 0) {
+            return config_pool_uint(key, value, nums[i].min, nums[i].max,
+                                    (unsigned *)(void *)((char *)p +
+                                                         nums[i].offset),
+                                    err, errlen) == 0
+                       ? 1
+                       : -1;
+        }
+    }
+    if (strcmp(key, "hash") == 0) {
+        if (strcmp(value, "xxh3") == 0) {
+            p->hash = RING_HASH_XXH3;
+        } else if (strcmp(value, "ketama") == 0) {
+            p->hash = RING_HASH_KETAMA;
+        } else {
+            snprintf(err, errlen,
+                     "hash: bad value '%s' (expected xxh3 or ketama)", value);
+            return -1;
+        }
+        return 1;
+    }
+    if (strcmp(key, "region") == 0) {
+        if (!config_name_valid(value)) {
+            snprintf(err, errlen,
+                     "region: bad name '%s' (1..%d bytes of A-Z a-z 0-9 _ . "
+                     ": -)",
+                     value, CONFIG_NAME_MAX);
+            return -1;
+        }
+        free(p->region);
+        p->region = util_xstrdup(value);
+        return 1;
+    }
+    if (strcmp(key, "hotkey_spread") == 0) {
+        if (util_parse_bool(value, &p->hotkey_spread) != 0) {
+            snprintf(err, errlen, "hotkey_spread: expected yes or no, got "
+                                  "'%s'",
+                     value);
+            return -1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+int
+config_pool_add_member(struct config_pool *p, const char *name, char *err,
+                       size_t errlen)
+{
+    size_t at = 0;
+
+    if (config_pool_has(p, name)) {
+        snprintf(err, errlen, "backend '%s' is already in pool '%s'", name,
+                 p->name);
+        return -1;
+    }
+    while (at < p->nmembers && strcmp(p->members[at], name) < 0) {
+        at++;
+    }
+    p->members =
+        util_xrealloc(p->members, p->nmembers + 1, sizeof(*p->members));
+    memmove(&p->members[at + 1], &p->members[at],
+            (p->nmembers - at) * sizeof(*p->members));
+    p->members[at] = util_xstrdup(name);
+    p->nmembers++;
+    return 0;
+}
+
+void
+config_pool_remove_member(struct config_pool *p, const char *name)
+{
+    for (size_t i = 0; i < p->nmembers; i++) {
+        if (strcmp(p->members[i], name) == 0) {
+            free(p->members[i]);
+            memmove(&p->members[i], &p->members[i + 1],
+                    (p->nmembers - i - 1) * sizeof(*p->members));
+            p->nmembers--;
+            return;
+        }
+    }
+}
+
+static void
+config_pool_free(struct config_pool *p)
+{
+    for (size_t i = 0; i < p->nmembers; i++) {
+        free(p->members[i]);
+    }
+    free(p->members);
+    free(p->name);
+    free(p->region);
+}
+
+static void
+config_route_remove(struct config *cfg, size_t i)
+{
+    free(cfg->routes[i].prefix);
+    free(cfg->routes[i].pool);
+    memmove(&cfg->routes[i], &cfg->routes[i + 1],
+            (cfg->nroutes - i - 1) * sizeof(*cfg->routes));
+    cfg->nroutes--;
+}
+
+int
+config_remove_pool(struct config *cfg, const char *name, char *err,
+                   size_t errlen)
+{
+    int i = config_pool_index(cfg, name);
+
+    if (i < 0) {
+        snprintf(err, errlen, "no pool '%s'", name);
+        return -1;
+    }
+    if (cfg->npools == 1) {
+        snprintf(err, errlen, "cannot remove the last pool");
+        return -1;
+    }
+    if (config_default_pool(cfg) == i) {
+        snprintf(err, errlen,
+                 "pool '%s' takes the keys that match no route: route '*' "
+                 "elsewhere first",
+                 name);
+        return -1;
+    }
+    for (size_t r = cfg->nroutes; r-- > 0;) {
+        if (strcmp(cfg->routes[r].pool, name) == 0) {
+            config_route_remove(cfg, r);
+        }
+    }
+    config_pool_free(&cfg->pools[i]);
+    memmove(&cfg->pools[i], &cfg->pools[i + 1],
+            (cfg->npools - (size_t)i - 1) * sizeof(*cfg->pools));
+    cfg->npools--;
+    return 0;
+}
+
+/* Longest first, then by bytes; "" (the default) last. */
+static int
+config_route_cmp(const struct config_route *a, const struct config_route *b)
+{
+    size_t la = strlen(a->prefix), lb = strlen(b->prefix);
+
+    if (la != lb) {
+        return la > lb ? -1 : 1;
+    }
+    return strcmp(a->prefix, b->prefix);
+}
+
+int
+config_add_route(struct config *cfg, const char *prefix, const char *pool,
+                 int line, char *err, size_t errlen)
+{
+    struct config_route r = {.prefix = (char *)prefix, .pool = (char *)pool,
+                             .line = line};
+    size_t at = 0;
+    size_t n;
+
+    if (strcmp(prefix, "*") == 0) {
+        r.prefix = (char *)"";
+    }
+    n = strlen(r.prefix);
+    if (strcmp(prefix, "*") != 0) {
+        bool ok = n > 0 && n <= CONFIG_PREFIX_MAX;
+
+        /* What a key may hold, and what a config line can carry back:
+         * no '=', and no start that reads as a comment or a section. */
+        ok = ok && prefix[0] != ';' && prefix[0] != '#' && prefix[0] != '[';
+        for (size_t i = 0; ok && i < n; i++) {
+            unsigned char c = (unsigned char)prefix[i];
+
+            ok = c > ' ' && c != 0x7f && c != '=';
+        }
+        if (!ok) {
+            snprintf(err, errlen,
+                     "bad route prefix '%s' (1..%d bytes a key may hold, or "
+                     "*)",
+                     prefix, CONFIG_PREFIX_MAX);
+            return -1;
+        }
+    }
+    if (!config_name_valid(pool)) {
+        snprintf(err, errlen, "route '%s': bad pool name '%s'", prefix, pool);
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        if (strcmp(cfg->routes[i].prefix, r.prefix) == 0) {
+            if (cfg->routes[i].line > 0) {
+                snprintf(err, errlen,
+                         "duplicate route '%s' (first at line %d)", prefix,
+                         cfg->routes[i].line);
+            } else {
+                snprintf(err, errlen, "duplicate route '%s'", prefix);
+            }
+            return -1;
+        }
+    }
+    if (cfg->nroutes >= CONFIG_ROUTES_MAX) {
+        snprintf(err, errlen, "too many routes (at most %d)",
+                 CONFIG_ROUTES_MAX);
+        return -1;
+    }
+    while (at < cfg->nroutes && config_route_cmp(&cfg->routes[at], &r) < 0) {
+        at++;
+    }
+    cfg->routes =
+        util_xrealloc(cfg->routes, cfg->nroutes + 1, sizeof(*cfg->routes));
+    memmove(&cfg->routes[at + 1], &cfg->routes[at],
+            (cfg->nroutes - at) * sizeof(*cfg->routes));
+    cfg->routes[at] = (struct config_route){util_xstrdup(r.prefix),
+                                            util_xstrdup(pool), line};
+    cfg->nroutes++;
+    return 0;
+}
+
+void
+config_clear_routes(struct config *cfg)
+{
+    while (cfg->nroutes > 0) {
+        config_route_remove(cfg, cfg->nroutes - 1);
+    }
+}
+
+int
+config_check_pools(const struct config *cfg, int *line, char *err,
+                   size_t errlen)
+{
+    *line = 0;
+
+    if (cfg->npools == 0) {
+        snprintf(err, errlen,
+                 "no backends (add NAME = HOST:PORT lines to [backends])");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->npools; i++) {
+        const struct config_pool *p = &cfg->pools[i];
+
+        *line = p->line;
+        if (p->nmembers == 0) {
+            snprintf(err, errlen, "pool '%s' has no backends", p->name);
+            return -1;
+        }
+        for (size_t m = 0; m < p->nmembers; m++) {
+            if (config_backend_index(cfg, p->members[m]) < 0) {
+                snprintf(err, errlen, "pool '%s': no backend '%s'", p->name,
+                         p->members[m]);
+                return -1;
+            }
+        }
+    }
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const struct config_route *r = &cfg->routes[i];
+
+        if (config_pool_index(cfg, r->pool) < 0) {
+            *line = r->line;
+            snprintf(err, errlen, "route '%s': no pool '%s'",
+                     r->prefix[0] != '\0' ? r->prefix : "*", r->pool);
+            return -1;
+        }
+    }
+    *line = 0;
+    if (config_default_pool(cfg) < 0) {
+        snprintf(err, errlen,
+                 "no route for keys that match no prefix: add '* = POOL' to "
+                 "[routes] (or a pool named default)");
+        return -1;
+    }
+    return 0;
+}
+
+void
+config_backend_health(const struct config *cfg, const char *name,
+                      struct config_health *out)
+{
+    *out = (struct config_health){cfg->health_interval_ms,
+                                  cfg->health_timeout_ms, cfg->health_rise,
+                                  cfg->health_fall};
+    for (size_t i = 0; i < cfg->npools; i++) {
+        const struct config_pool *p = &cfg->pools[i];
+
+        if (!config_pool_has(p, name)) {
+            continue;
+        }
+        if (p->health_interval_ms > 0) {
+            out->interval_ms = p->health_interval_ms;
+        }
+        if (p->health_timeout_ms > 0) {
+            out->timeout_ms = p->health_timeout_ms;
+        }
+        if (p->health_rise > 0) {
+            out->rise = p->health_rise;
+        }
+        if (p->health_fall > 0) {
+            out->fall = p->health_fall;
+        }
+        return;
+    }
+}
+
+bool
+config_pools_same_placement(const struct config *a, const struct config *b)
+{
+    if (a->npools != b->npools || a->nroutes != b->nroutes ||
+        strcmp(a->hash_tag, b->hash_tag) != 0) {
+        return false;
+    }
+    for (size_t i = 0; i < a->npools; i++) {
+        const struct config_pool *pa = &a->pools[i];
+        int j = config_pool_index(b, pa->name);
+        const struct config_pool *pb;
+
+        if (j < 0) {
+            return false;
+        }
+        pb = &b->pools[j];
+        if (config_pool_hash(a, pa) != config_pool_hash(b, pb) ||
+            config_pool_vnodes(a, pa) != config_pool_vnodes(b, pb) ||
+            pa->nmembers != pb->nmembers) {
+            return false;
+        }
+        for (size_t m = 0; m < pa->nmembers; m++) {
+            if (strcmp(pa->members[m], pb->members[m]) != 0) {
+                return false;
+            }
+        }
+    }
+    for (size_t i = 0; i < a->nroutes; i++) {
+        if (strcmp(a->routes[i].prefix, b->routes[i].prefix) != 0 ||
+            strcmp(a->routes[i].pool, b->routes[i].pool) != 0) {
+            return false;
+        }
+    }
+    return config_default_pool(a) >= 0 && config_default_pool(b) >= 0 &&
+           strcmp(a->pools[config_default_pool(a)].name,
+                  b->pools[config_default_pool(b)].name) == 0;
+}
+
+void
+config_pools_copy(struct config *dst, const struct config *src)
+{
+    dst->pools = NULL;
+    dst->npools = src->npools;
+    dst->routes = NULL;
+    dst->nroutes = src->nroutes;
+    if (src->npools > 0) {
+        dst->pools = util_xcalloc(src->npools, sizeof(*dst->pools));
+    }
+    for (size_t i = 0; i < src->npools; i++) {
+        struct config_pool *d = &dst->pools[i];
+        const struct config_pool *s = &src->pools[i];
+
+        *d = *s;
+        d->name = util_xstrdup(s->name);
+        d->region = s->region != NULL ? util_xstrdup(s->region) : NULL;
+        d->members = NULL;
+        if (s->nmembers > 0) {
+            d->members = util_xcalloc(s->nmembers, sizeof(*d->members));
+        }
+        for (size_t m = 0; m < s->nmembers; m++) {
+            d->members[m] = util_xstrdup(s->members[m]);
+        }
+    }
+    if (src->nroutes > 0) {
+        dst->routes = util_xcalloc(src->nroutes, sizeof(*dst->routes));
+    }
+    for (size_t i = 0; i < src->nroutes; i++) {
+        dst->routes[i] = src->routes[i];
+        dst->routes[i].prefix = util_xstrdup(src->routes[i].prefix);
+        dst->routes[i].pool = util_xstrdup(src->routes[i].pool);
+    }
+}
+
+void
+config_pools_free(struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->npools; i++) {
+        config_pool_free(&cfg->pools[i]);
+    }
+    free(cfg->pools);
+    cfg->pools = NULL;
+    cfg->npools = 0;
+    config_clear_routes(cfg);
+    free(cfg->routes);
+    cfg->routes = NULL;
+}
+
+void
+config_copy_memberships(struct config *cfg, const struct config *from,
+                        const char *name)
+{
+    for (size_t i = 0; i < from->npools; i++) {
+        int j;
+        char err[128];
+
+        if (!config_pool_has(&from->pools[i], name)) {
+            continue;
+        }
+        j = config_pool_index(cfg, from->pools[i].name);
+        if (j >= 0 && !config_pool_has(&cfg->pools[j], name) &&
+            config_pool_add_member(&cfg->pools[j], name, err, sizeof(err)) !=
+                0) {
+            continue; /* cannot happen: checked just above */
+        }
+    }
+}
+
+/* Whether pool p has any setting of its own (else [backends] is enough). */
+static bool
+config_pool_has_settings(const struct config_pool *p)
+{
+    return p->hash >= 0 || p->vnodes > 0 || p->replicas != 1 ||
+           p->region != NULL || p->hotkey_spread ||
+           p->health_interval_ms > 0 || p->health_timeout_ms > 0 ||
+           p->health_rise > 0 || p->health_fall > 0;
+}
+
+static void
+config_pool_render(const struct config *cfg, const struct config_pool *p,
+                   FILE *out, config_backend_line_fn line)
+{
+    if (strcmp(p->name, CONFIG_DEFAULT_POOL) == 0 &&
+        !config_pool_has_settings(p)) {
+        fprintf(out, "\n[backends]\n");
+    } else {
+        fprintf(out, "\n[pool %s]\n", p->name);
+    }
+    if (p->hash >= 0) {
+        fprintf(out, "hash = %s\n",
+                p->hash == RING_HASH_KETAMA ? "ketama" : "xxh3");
+    }
+    if (p->vnodes > 0) {
+        fprintf(out, "vnodes = %u\n", p->vnodes);
+    }
+    if (p->replicas != 1) {
+        fprintf(out, "replicas = %u\n", p->replicas);
+    }
+    if (p->region != NULL) {
+        fprintf(out, "region = %s\n", p->region);
+    }
+    if (p->hotkey_spread) {
+        fprintf(out, "hotkey_spread = yes\n");
+    }
+    if (p->health_interval_ms > 0) {
+        fprintf(out, "interval_ms = %u\n", p->health_interval_ms);
+    }
+    if (p->health_timeout_ms > 0) {
+        fprintf(out, "timeout_ms = %u\n", p->health_timeout_ms);
+    }
+    if (p->health_rise > 0) {
+        fprintf(out, "rise = %u\n", p->health_rise);
+    }
+    if (p->health_fall > 0) {
+        fprintf(out, "fall = %u\n", p->health_fall);
+    }
+    for (size_t m = 0; m < p->nmembers; m++) {
+        int b = config_backend_index(cfg, p->members[m]);
+
+        if (b >= 0) {
+            line(out, &cfg->backends[b]);
+        }
+    }
+}
+
+void
+config_pools_render(const struct config *cfg, FILE *out,
+                    config_backend_line_fn line)
+{
+    for (size_t i = 0; i < cfg->npools; i++) {
+        config_pool_render(cfg, &cfg->pools[i], out, line);
+    }
+    if (cfg->nroutes == 0) {
+        return;
+    }
+    fprintf(out, "\n[routes]\n");
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const struct config_route *r = &cfg->routes[i];
+
+        fprintf(out, "%s = %s\n", r->prefix[0] != '\0' ? r->prefix : "*",
+                r->pool);
+    }
+}
+
+struct config *
+config_pool_view(const struct config *cfg, size_t pool)
+{
+    struct config *v = config_clone(cfg);
+    const struct config_pool *p = &cfg->pools[pool];
+    size_t n = 0;
+
+    for (size_t i = 0; i < v->nbackends; i++) {
+        if (config_pool_has(p, v->backends[i].name)) {
+            v->backends[n++] = v->backends[i];
+        } else {
+            free(v->backends[i].name);
+            free(v->backends[i].host);
+        }
+    }
+    v->nbackends = n;
+    v->hash = config_pool_hash(cfg, p);
+    v->vnodes = config_pool_vnodes(cfg, p);
+    config_pools_free(v);
+    v->npools = 1;
+    v->pools = util_xcalloc(1, sizeof(*v->pools));
+    v->pools[0] = (struct config_pool){
+        .name = util_xstrdup(p->name), .line = p->line, .hash = -1,
+        .replicas = p->replicas,
+        .region = p->region != NULL ? util_xstrdup(p->region) : NULL,
+        .hotkey_spread = p->hotkey_spread,
+        .health_interval_ms = p->health_interval_ms,
+        .health_timeout_ms = p->health_timeout_ms,
+        .health_rise = p->health_rise, .health_fall = p->health_fall};
+    for (size_t i = 0; i < v->nbackends; i++) {
+        char err[128];
+
+        if (config_pool_add_member(&v->pools[0], v->backends[i].name, err,
+                                   sizeof(err)) != 0) {
+            continue; /* cannot happen: backend names are unique */
+        }
+    }
+    return v;
+}
