@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "admin_http.h"
+#include "admin_pools.h"
 #include "analyze.h"
 #include "backend.h"
 #include "config.h"
@@ -628,6 +629,69 @@ admin_http_ramp_query(struct evhttp_request *req, int *ramp, char *pool,
     return rc;
 }
 
+/*
+ * GET, POST /pools; PATCH, DELETE /pools/NAME; GET, PUT /routes: edits of
+ * a copy of the target config (admin_pools.c), applied as any change.
+ */
+static void
+admin_http_pools(struct evhttp_request *req, struct admin_http *a,
+                 enum evhttp_cmd_type m, const char *path)
+{
+    bool routes = strcmp(path, "/routes") == 0;
+    char *name = strncmp(path, "/pools/", 7) == 0
+                     ? evhttp_uridecode(path + 7, 0, NULL)
+                     : NULL;
+    json_t *body = NULL;
+    struct config *cfg;
+    char err[512];
+    int status;
+
+    if (m == EVHTTP_REQ_GET && name == NULL) {
+        admin_http_json(req, 200,
+                        routes ? admin_routes_json(admin_http_target(a))
+                               : admin_pools_json(admin_http_target(a)));
+        return;
+    }
+    if ((routes && m != EVHTTP_REQ_PUT) ||
+        (!routes && name == NULL && m != EVHTTP_REQ_POST) ||
+        (name != NULL && m != EVHTTP_REQ_PATCH && m != EVHTTP_REQ_DELETE)) {
+        admin_http_not_allowed(req, routes          ? "GET, PUT"
+                                    : name == NULL ? "GET, POST"
+                                                   : "PATCH, DELETE");
+        free(name);
+        return;
+    }
+    if (m != EVHTTP_REQ_DELETE && (body = admin_http_body(req)) == NULL) {
+        free(name);
+        return;
+    }
+    cfg = config_clone(admin_http_target(a));
+    status = routes                  ? admin_routes_put(cfg, body, err,
+                                                        sizeof(err))
+             : name == NULL          ? admin_pools_post(cfg, body, err,
+                                                        sizeof(err))
+             : m == EVHTTP_REQ_PATCH ? admin_pools_patch(cfg, name, body, err,
+                                                         sizeof(err))
+                                     : admin_pools_delete(cfg, name, err,
+                                                          sizeof(err));
+    json_decref(body);
+    if (status != 0) {
+        config_destroy(cfg);
+        admin_http_error(req, status, "%s", err);
+    } else if (admin_http_apply(req, a, cfg, -1) == 0) {
+        admin_http_log(req,
+                       routes                   ? "replaced the routes"
+                       : name == NULL          ? "added a pool"
+                       : m == EVHTTP_REQ_PATCH ? "changed pool"
+                                               : "removed pool",
+                       name);
+        admin_http_json(req, name == NULL && !routes ? 201 : 200,
+                        routes ? admin_routes_json(admin_http_target(a))
+                               : admin_pools_json(admin_http_target(a)));
+    }
+    free(name);
+}
+
 static void
 admin_http_post_backend(struct evhttp_request *req, struct admin_http *a)
 {
@@ -962,6 +1026,9 @@ admin_http_handle(struct evhttp_request *req, void *arg)
         } else {
             admin_http_not_allowed(req, "GET");
         }
+    } else if (strcmp(path, "/pools") == 0 || strcmp(path, "/routes") == 0 ||
+               (strncmp(path, "/pools/", 7) == 0 && path[7] != '\0')) {
+        admin_http_pools(req, a, m, path);
     } else if (strcmp(path, "/migration") == 0) {
         if (m == EVHTTP_REQ_GET) {
             admin_http_get_migration(req, a);

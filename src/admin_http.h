@@ -2,7 +2,9 @@
  * admin_http: the admin API, HTTP/1.1 and JSON on the main thread's loop.
  *
  * Endpoints (see mcring(8), "ADMIN API"): GET /backends, GET /route?key=K,
- * GET /ring, POST /backends, PATCH and DELETE /backends/NAME, POST /reload,
+ * GET /ring[?pool=P], POST /backends, PATCH and DELETE /backends/NAME,
+ * GET and POST /pools, PATCH and DELETE /pools/NAME, GET and PUT /routes,
+ * POST /reload,
  * GET /config, GET /migration, POST /migration/{pause,resume,rollback,
  * finish}, GET /rebalance, POST /rebalance, GET /metrics, GET /stats,
  * GET /hotkeys,

@@ -226,9 +226,9 @@ class SharedBackendTest(PoolsCase):
             self.assertEqual(held[k], {routes[k][1][1]}, k)
 
 
-class PoolReloadTest(unittest.TestCase):
-    """SIGHUP and the admin API change pools and routes of a running
-    mcring; a bad change changes nothing."""
+class OnePoolCase(unittest.TestCase):
+    """Four backends, [backends] = b1 b2, the admin API on; no tests of
+    its own."""
 
     def setUp(self):
         if mctest.direct_mode():
@@ -248,6 +248,12 @@ class PoolReloadTest(unittest.TestCase):
         m.extra = extra
         m.write_config(self.cluster.port)
         return mctest.sighup_reload(m)
+
+
+
+class PoolReloadTest(OnePoolCase):
+    """SIGHUP and the admin API change pools and routes of a running
+    mcring; a bad change changes nothing."""
 
     def test_reload_adds_a_pool_and_its_route(self):
         admin = "[admin]\nlisten = 127.0.0.1:%d\n" % self.admin_port
@@ -308,6 +314,74 @@ class PoolReloadTest(unittest.TestCase):
         status, doc = http_json(self.admin_port, "DELETE",
                                 "/backends/b2?pool=p")
         self.assertEqual(status, 404, doc)
+
+
+class PoolApiTest(OnePoolCase):
+    """POST, PATCH, DELETE /pools and PUT /routes."""
+
+    def test_pools_and_routes_through_the_api(self):
+        b3, b4 = self.cluster.backend("b3"), self.cluster.backend("b4")
+        status, doc = http_json(self.admin_port, "POST", "/pools", {
+            "name": "api", "replicas": 2, "interval_ms": 150,
+            "backends": [{"name": "b3", "address": "127.0.0.1:%d" % b3.port},
+                         {"name": "b4", "address": "127.0.0.1:%d" % b4.port,
+                          "weight": 2}, "b1"]})
+        self.assertEqual(status, 201, doc)
+        pool = [p for p in doc if p["name"] == "api"][0]
+        self.assertEqual(pool["backends"], ["b1", "b3", "b4"])
+        self.assertEqual(pool["replicas"], 2)
+        self.assertEqual(pool["interval_ms"], 150)
+        status, doc = http_json(self.admin_port, "PUT", "/routes",
+                                {"api:": "api", "*": "default"})
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc, {"api:": "api", "*": "default"})
+        c = mctest.Client(self.cluster.port, timeout=10.0)
+        self.assertEqual(c.set("api:k", "v"), b"STORED")
+        c.close()
+        status, doc = http_json(self.admin_port, "GET", "/route?key=api:k")
+        self.assertEqual(doc[0]["pool"], "api")
+        with self.cluster.backend(doc[0]["owner"]).client() as bc:
+            self.assertEqual(bc.get("api:k"), b"v")
+        # The file GET /config renders routes the same way.
+        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port,
+                                          timeout=10)
+        conn.request("GET", "/config")
+        text = conn.getresponse().read().decode()
+        conn.close()
+        self.assertIn("[pool api]\nreplicas = 2\ninterval_ms = 150\n", text)
+        self.assertIn("b4 = 127.0.0.1:%d weight=2\n" % b4.port, text)
+        status, doc = http_json(self.admin_port, "PATCH", "/pools/api",
+                                {"replicas": 3, "hotkey_spread": True})
+        self.assertEqual(status, 200, doc)
+        pool = [p for p in doc if p["name"] == "api"][0]
+        self.assertEqual((pool["replicas"], pool["hotkey_spread"]), (3, True))
+        # Refused: nothing changes.
+        for method, path, body, want in [
+                ("PATCH", "/pools/api", {"replicas": 99}, 400),
+                ("PATCH", "/pools/api", {"colour": "red"}, 400),
+                ("PATCH", "/pools/nope", {"replicas": 2}, 404),
+                ("POST", "/pools", {"name": "api", "backends": ["b1"]}, 409),
+                ("POST", "/pools", {"name": "x", "backends": ["zz"]}, 400),
+                ("POST", "/pools", {"name": "x", "backends": []}, 400),
+                ("POST", "/pools", {"name": "x", "backends": [
+                    {"name": "b1", "address": "127.0.0.1:1"}]}, 409),
+                ("PUT", "/routes", {"a:": "nope"}, 400),
+                ("PUT", "/routes", {"a b": "api"}, 400),
+                ("DELETE", "/pools/default", None, 409),
+                ("DELETE", "/pools/nope", None, 404),
+                ("PUT", "/pools", {}, 405)]:
+            status, doc = http_json(self.admin_port, method, path, body)
+            self.assertEqual(status, want, (method, path, body, doc))
+        status, doc = http_json(self.admin_port, "GET", "/routes")
+        self.assertEqual(doc, {"api:": "api", "*": "default"})
+        # Removing a pool takes its routes and its own backends along.
+        status, doc = http_json(self.admin_port, "DELETE", "/pools/api")
+        self.assertEqual(status, 200, doc)
+        self.assertEqual([p["name"] for p in doc], ["default"])
+        status, doc = http_json(self.admin_port, "GET", "/routes")
+        self.assertEqual(doc, {"*": "default"})
+        status, doc = http_json(self.admin_port, "GET", "/backends")
+        self.assertEqual(sorted(b["name"] for b in doc), ["b1", "b2"])
 
 
 class PoolConfigErrorsTest(unittest.TestCase):
