@@ -16,12 +16,13 @@ usage() {
     cat <<'EOF'
 usage: bench/callgrind.sh [options]
   --systems LIST     comma list of mcring,twemproxy (both)
-  --workloads LIST   comma list of a,b,c as in bench/run.sh (all three)
+  --workloads LIST   comma list of a,b,c,w as in bench/run.sh (a,b,c)
   --requests N       requests per workload (20000)
   --backends K       memcached backends (4)
   --mcring-hash H    ketama (the default, as twemproxy's md5) or xxh3
   --mcring-set K=V   one more [proxy] key for mcring (repeatable), e.g.
                      hotkeys=0 to leave out hot-key sampling
+  --mcring-replicas N  mcring keeps N copies of each key (1: plain)
   --twem-hash H      twemproxy's hash (md5 with ketama, else fnv1a_64)
   --mcring PATH      mcring binary (./mcring)
   --mcload PATH      load generator (bench/mcload)
@@ -37,6 +38,7 @@ requests=20000
 nbackends=4
 mcring_hash=ketama
 mcring_extra=()
+mcring_replicas=1
 twem_hash=
 mcring=$top/mcring
 mcload=$here/mcload
@@ -50,6 +52,7 @@ while [ "$#" -gt 0 ]; do
     --backends) nbackends=$2; shift 2 ;;
     --mcring-hash) mcring_hash=$2; shift 2 ;;
     --mcring-set) mcring_extra+=("${2%%=*} = ${2#*=}"); shift 2 ;;
+    --mcring-replicas) mcring_replicas=$2; shift 2 ;;
     --twem-hash) twem_hash=$2; shift 2 ;;
     --mcring) mcring=$2; shift 2 ;;
     --mcload) mcload=$2; shift 2 ;;
@@ -127,6 +130,7 @@ workload_args() {
     a) echo "--conns 50 --depth 1 --get-ratio 0.9" ;;
     b) echo "--conns 50 --depth 16 --get-ratio 0.9" ;;
     c) echo "--conns 50 --depth 1 --get-ratio 1 --multiget 10" ;;
+    w) echo "--conns 50 --depth 1 --get-ratio 0" ;;
     *) echo "callgrind.sh: unknown workload $1" >&2; exit 2 ;;
     esac
 }
@@ -140,7 +144,8 @@ start_mcring() {
         for kv in ${mcring_extra[@]+"${mcring_extra[@]}"}; do
             echo "$kv"
         done
-        echo "[backends]"
+        echo "[pool default]"
+        echo "replicas = $mcring_replicas"
         for i in $(seq 1 "$nbackends"); do
             echo "mc$i = 127.0.0.1:${ports[$((i - 1))]}"
         done

@@ -19,6 +19,7 @@ usage: bench/run.sh [options]
                        a  90/10 get/set, 100-byte values, 50 conns, depth 1
                        b  as a, pipelined 16 deep per connection
                        c  10-key multi-gets (gets only), 50 conns, depth 1
+                       w  sets only, 50 conns, depth 1 (what replicas cost)
   --duration S       seconds per run (10)
   --rounds N         repeat the whole comparison N times, systems
                      interleaved; report medians and each round's ratio (1)
@@ -26,6 +27,7 @@ usage: bench/run.sh [options]
   --threads N        mcring worker threads (1)
   --mcring-hash H    mcring's ring: ketama (as twemproxy, the default) or
                      xxh3 (mcring's own default)
+  --mcring-replicas N  mcring keeps N copies of each key (1: plain)
   --twem-hash H      twemproxy's key hash (ketama continuum either way):
                      md5 with --mcring-hash ketama (the same placement as
                      mcring), else fnv1a_64 (twemproxy's default)
@@ -58,6 +60,7 @@ keys=10000
 value_size=100
 mcring=$top/mcring
 mcload=$here/mcload
+mcring_replicas=1
 proxy_cpus=0
 client_cpus=1
 pin=1
@@ -80,6 +83,7 @@ while [ "$#" -gt 0 ]; do
     --backends) need_arg "$@"; nbackends=$2; shift 2 ;;
     --threads) need_arg "$@"; threads=$2; shift 2 ;;
     --mcring-hash) need_arg "$@"; mcring_hash=$2; shift 2 ;;
+    --mcring-replicas) need_arg "$@"; mcring_replicas=$2; shift 2 ;;
     --twem-hash) need_arg "$@"; twem_hash=$2; shift 2 ;;
     --conns) need_arg "$@"; conns=$2; shift 2 ;;
     --keys) need_arg "$@"; keys=$2; shift 2 ;;
@@ -96,7 +100,7 @@ while [ "$#" -gt 0 ]; do
     esac
 done
 
-for n in "$duration" "$rounds" "$nbackends" "$threads" "$conns" "$keys" "$value_size"; do
+for n in "$duration" "$rounds" "$nbackends" "$threads" "$conns" "$keys" "$value_size" "$mcring_replicas"; do
     case "$n" in
     ''|*[!0-9]*|0) echo "run.sh: want a positive integer, got '$n'" >&2
         exit 2 ;;
@@ -280,7 +284,8 @@ start_mcring() {
         echo "listen = 127.0.0.1:$sut_port"
         echo "threads = $threads"
         echo "hash = $mcring_hash"
-        echo "[backends]"
+        echo "[pool default]"
+        echo "replicas = $mcring_replicas"
         for i in $(seq 1 "$nbackends"); do
             echo "mc$i = 127.0.0.1:${backend_ports[$((i - 1))]}"
         done
@@ -353,6 +358,7 @@ workload_args() {
     a) echo "--depth 1 --get-ratio 0.9 --multiget 1" ;;
     b) echo "--depth 16 --get-ratio 0.9 --multiget 1" ;;
     c) echo "--depth 1 --get-ratio 1 --multiget 10" ;;
+    w) echo "--depth 1 --get-ratio 0 --multiget 1" ;;
     *) return 1 ;;
     esac
 }
@@ -362,6 +368,7 @@ workload_name() {
     a) echo "a:get/set-90/10" ;;
     b) echo "b:pipelined-16" ;;
     c) echo "c:multiget-10" ;;
+    w) echo "w:sets-only" ;;
     esac
 }
 

@@ -173,10 +173,12 @@ client_resume(struct client *c)
 {
     if (c->paused && c->state == CLIENT_ACTIVE) {
         c->paused = false;
-        net_conn_reading(&c->nc, true);
+        if (!c->eof) {
+            net_conn_reading(&c->nc, true);
+        }
         /* Commands already buffered raise no read event: have the loop
          * run the read callback, never from here. */
-        if (evbuffer_get_length(c->nc.in) > 0) {
+        if (evbuffer_get_length(c->nc.in) > 0 || c->eof) {
             event_active(c->nc.ev_read, EV_READ, 0);
         }
     }
@@ -188,6 +190,15 @@ client_over_limit(struct client *c)
     return evbuffer_get_length(c->nc.out) + c->pending_bytes >
                c->worker->cfg->client_output_limit ||
            c->nqueued >= CLIENT_MAX_INFLIGHT;
+}
+
+void
+client_barrier_done(struct client *c)
+{
+    c->barrier = NULL;
+    if (!client_over_limit(c)) {
+        client_resume(c);
+    }
 }
 
 void
@@ -458,7 +469,7 @@ client_drive(struct client *c)
             c->swallow -= n;
             continue;
         }
-        if (client_over_limit(c)) {
+        if (client_over_limit(c) || c->barrier != NULL) {
             client_pause(c);
             break;
         }
@@ -531,6 +542,10 @@ client_drive(struct client *c)
         }
     }
     c->in_drive = false;
+    if (c->eof && c->state == CLIENT_ACTIVE && !c->paused) {
+        /* All it sent is in (a partial command is dropped). */
+        client_drain(c);
+    }
     if (c->state == CLIENT_DRAINING) {
         worker_want_flush_client(w, c);
     }
@@ -540,20 +555,18 @@ static void
 client_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct client *c = arg;
-    ssize_t n = net_conn_read(&c->nc);
+    ssize_t n = c->eof ? 0 : net_conn_read(&c->nc);
 
     if (n < 0 && errno != EAGAIN && errno != EINTR) {
         client_abort(c);
         return;
     }
-    if (n == 0) {
-        /* The client shut down its side: answer what it sent, then
-         * close (a reset instead shows as a failed write). */
-        client_drain(c);
-        if (c->state == CLIENT_DRAINING) {
-            worker_want_flush_client(c->worker, c);
-        }
-        return;
+    if (n == 0 && !c->eof) {
+        /* The client shut down its side: answer what it sent (commands
+         * held back by a pause too), then close (a reset instead shows
+         * as a failed write). */
+        c->eof = true;
+        client_stop_reading(c);
     }
     if (n > 0) {
         stats_add(&c->worker->stats.bytes_read, (uint64_t)n);

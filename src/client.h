@@ -40,9 +40,15 @@ struct client {
     size_t pending_bytes;           /* value bytes collected in queued
                                        requests, not yet in out */
     uint64_t swallow;               /* bytes of a rejected data block */
-    bool paused;                    /* output over its limit */
+    bool paused;                    /* output over its limit, or a
+                                       barrier */
+    struct request *barrier;        /* a delete whose last part waits for
+                                       others: the commands after it are
+                                       not sent before it is */
     bool in_drive;                  /* client_drive() is on the stack */
     bool started;                   /* its first byte was looked at */
+    bool eof;                       /* it shut down its side: what it
+                                       sent is still answered */
     uint64_t id;
     TAILQ_ENTRY(client) link;
 };
@@ -63,6 +69,9 @@ void client_free(struct client *c);
 void client_flush(struct client *c);
 /* Writes what the socket takes now (the worker's end-of-turn flush). */
 void client_write(struct client *c);
+/* The barrier's last part is sent (or cannot be): the commands after it
+ * may go now. */
+void client_barrier_done(struct client *c);
 /* Stop reading; close once every reply is out (shutdown, quit). */
 void client_drain(struct client *c);
 /* Close now; requests still in flight become orphans. */

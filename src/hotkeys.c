@@ -58,7 +58,7 @@ hotkeys_count_backend(struct hotkeys_window *w, uint32_t backend)
     w->per_backend[backend]++;
 }
 
-void
+uint64_t
 hotkeys_add(struct hotkeys *h, const char *key, size_t len, uint64_t hash,
             uint32_t backend, uint64_t now_s)
 {
@@ -85,7 +85,7 @@ hotkeys_add(struct hotkeys *h, const char *key, size_t len, uint64_t hash,
         if (e->hash == hash && e->len == len && memcmp(e->key, key, len) == 0) {
             e->count++;
             e->backend = backend;
-            return;
+            return e->count - e->error;
         }
         if (min == NULL || e->count < min->count) {
             min = e;
@@ -106,6 +106,7 @@ hotkeys_add(struct hotkeys *h, const char *key, size_t len, uint64_t hash,
     e->backend = backend;
     e->len = (uint16_t)len;
     memcpy(e->key, key, len);
+    return e->count - e->error;
 }
 
 static void

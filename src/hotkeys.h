@@ -54,9 +54,11 @@ void hotkeys_free(struct hotkeys *h);
 
 /* A sampled request for key (len bytes, at most HOTKEYS_KEY_MAX are kept)
  * owned by backend id, at now_s: a new window begins when the current one
- * is HOTKEYS_WINDOW_S old (and the one before it is forgotten). */
-void hotkeys_add(struct hotkeys *h, const char *key, size_t len,
-                 uint64_t hash, uint32_t backend, uint64_t now_s);
+ * is HOTKEYS_WINDOW_S old (and the one before it is forgotten). Returns
+ * the samples the key certainly had in the current window (count -
+ * error). */
+uint64_t hotkeys_add(struct hotkeys *h, const char *key, size_t len,
+                     uint64_t hash, uint32_t backend, uint64_t now_s);
 
 /* A merged view: each distinct key's samples (summed over tables), its
  * backend, and the samples per backend. */

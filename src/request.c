@@ -40,6 +40,7 @@
 #include "log.h"
 #include "mget.h"
 #include "recovery.h"
+#include "replica.h"
 #include "request.h"
 #include "ring.h"
 #include "route.h"
@@ -222,6 +223,8 @@ request_frag_init(struct request *req, enum frag_kind kind,
     f->cursor = 0;
     f->failed = false;
     f->fallback = false;
+    f->rescue_left = 0;
+    f->rescue_of = 0;
     return f;
 }
 
@@ -376,7 +379,13 @@ request_defer(struct request *req, struct backend *b, enum frag_kind kind,
     req->valslen = len;
     req->deferred_be = b;
     req->deferred_kind = kind;
-    request_finish(req);
+    if (req->client != NULL) {
+        /* A read pipelined after it must not overtake it. */
+        req->client->barrier = req;
+    }
+    if (req->pending == 0) {
+        request_finish(req);
+    }
 }
 
 bool
@@ -389,6 +398,9 @@ request_send_deferred(struct request *req)
     struct evbuffer *out = NULL;
 
     req->deferred_be = NULL;
+    if (req->client != NULL && req->client->barrier == req) {
+        client_barrier_done(req->client);
+    }
     if (wb != NULL) {
         bc = route_pick(w, wb);
         out = bconn_output(bc);
@@ -421,6 +433,7 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     struct backend *b, *owner;
     struct evbuffer *out;
     struct frag *f;
+    unsigned nreplicas;
 
     /* Every command routed here writes: the failover write policy. */
     route_write(w, req->wt->t, pr, &rw);
@@ -439,19 +452,30 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     if (out == NULL) {
         return;
     }
-    if (req->nprev > 0 && pr->cmd == PROTO_CMD_DELETE && obc == NULL) {
-        /* A moved key's delete: its previous owners first. */
+    /* Held while sending: a fragment may fail at once. Room for every
+     * fragment first: queued ones must not move. */
+    req->pending = 1;
+    request_reserve_frags(req, 2 + (req->wt->t->replicated
+                                        ? CONFIG_REPLICAS_MAX
+                                        : 0));
+    nreplicas = req->wt->t->replicated
+                    ? replica_send_writes(req, pr, line, len, data, skip, b)
+                    : 0;
+    if ((req->nprev > 0 || nreplicas > 0) && pr->cmd == PROTO_CMD_DELETE &&
+        obc == NULL) {
+        /* A moved or replicated key's delete: its previous owners and
+         * other replicas first, so that no copy can bring it back. */
         char fl[PROTO_LINE_BUF + 64];
         size_t n = owner != NULL ? route_failover_line(w->cfg, pr, line, len,
                                                        fl, sizeof(fl))
                                  : proto_strip_noreply(line, len, pr->noreply);
 
+        req->pending--;
         request_defer(req, b, FRAG_LINE, owner != NULL ? fl : line, n, false);
         return;
     }
-    request_reserve_frags(req, 2);
     f = request_frag_init(req, FRAG_LINE, b);
-    req->pending = 1;
+    req->pending++;
     if (owner != NULL) {
         char fl[PROTO_LINE_BUF + 64];
 
@@ -470,6 +494,9 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     bconn_enqueue(bc, f);
     if (obc != NULL) {
         request_owner_delete(req, obc);
+    }
+    if (--req->pending == 0) {
+        request_finish(req);
     }
 }
 
@@ -517,6 +544,10 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         struct backend *b = route_key(w, req->wt->t, pr->key.p, pr->key.len,
                                       &owner);
         struct bconn *bc;
+
+        if (req->wt->t->spread && w->nspread > 0 && !touches) {
+            b = route_spread(w, req->wt->t, pr->key.p, pr->key.len, b);
+        }
         struct evbuffer *out;
         struct frag *f;
 
@@ -525,7 +556,8 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         f->nkeys = 1;
         f->fallback = b != owner && touches;
         req->pending = 1;
-        if (req->wt->t->origin[0] != NULL && b != NULL) {
+        if ((req->wt->t->origin[0] != NULL || req->wt->t->replicated) &&
+            b != NULL) {
             /* Its key, for a warm-up read if it misses. */
             req->nkeys = 0;
             request_keep_key(req, &pr->key);
@@ -570,6 +602,10 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         struct worker_backend *wb;
         uint32_t *slot;
 
+        if (req->wt->t->spread && w->nspread > 0 && !touches) {
+            b = route_spread(w, req->wt->t, key.p, key.len, b);
+        }
+
         if (b == NULL) {
             /* No backend is up (they all went down together). */
             for (uint32_t fi = 0; fi < req->nfrags; fi++) {
@@ -583,7 +619,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         }
         req->keys[i] = key;
         req->block_len[i] = 0;
-        if (req->wt->t->origin[0] != NULL) {
+        if (req->wt->t->origin[0] != NULL || req->wt->t->replicated) {
             warmup_note_read(req, i, &key, owner, b);
         }
         /* A gat/gats for a DOWN owner's keys goes in a fragment of its
@@ -909,8 +945,8 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
         }
     } else {
         b = route_key(w, req->wt->t, rp.key.p, rp.key.len, &owner);
-        if (req->wt->t->origin[0] != NULL && pr->cmd == PROTO_CMD_MG &&
-            b != NULL) {
+        if ((req->wt->t->origin[0] != NULL || req->wt->t->replicated) &&
+            pr->cmd == PROTO_CMD_MG && b != NULL) {
             /* Its line, sent again to the previous owner if it misses. */
             request_reserve_keys(req, 1, len);
             memcpy(req->line, line, len);
@@ -1156,9 +1192,14 @@ request_frag_line(struct frag *f, const char *line, size_t len,
 {
     struct request *req = f->req;
 
-    if (f->kind == FRAG_OWNER_DELETE || f->kind == FRAG_PREV_DELETE) {
+    if (f->kind == FRAG_OWNER_DELETE || f->kind == FRAG_PREV_DELETE ||
+        f->kind == FRAG_REPLICA) {
         if (f->kind == FRAG_PREV_DELETE) {
             warmup_delete_answer(f, line, len);
+        } else if (f->kind == FRAG_REPLICA) {
+            replica_frag_done(f, kind != PROTO_RSP_ERROR &&
+                                     kind != PROTO_RSP_CLIENT_ERROR &&
+                                     kind != PROTO_RSP_SERVER_ERROR);
         } else if (kind != PROTO_RSP_DELETED && kind != PROTO_RSP_NOT_FOUND) {
             request_owner_delete_failed(req, f->be);
         }
@@ -1223,9 +1264,12 @@ request_frag_fail(struct frag *f, const char *reason)
 {
     struct request *req = f->req;
 
-    if (f->kind == FRAG_OWNER_DELETE || frag_kind_is_warmup(f->kind)) {
+    if (f->kind == FRAG_OWNER_DELETE || f->kind == FRAG_REPLICA ||
+        frag_kind_is_warmup(f->kind)) {
         if (f->kind == FRAG_OWNER_DELETE) {
             request_owner_delete_failed(req, f->be);
+        } else if (f->kind == FRAG_REPLICA) {
+            replica_frag_done(f, false);
         } else {
             warmup_frag_fail(f);
         }

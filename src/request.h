@@ -38,6 +38,9 @@ enum frag_kind {
     FRAG_META,          /* a meta command: one line, or VA and a block */
     FRAG_OWNER_DELETE,  /* delete on a RECOVERING owner, beside a write
                            to its fallback */
+    FRAG_REPLICA,       /* a write's copy to another replica of its key
+                           (replica.c): one reply line, counted, not
+                           relayed */
     /* During a move (warmup.c): */
     FRAG_PREV_DELETE,   /* delete on a written key's previous owner, once
                            the write is answered */
@@ -88,6 +91,12 @@ struct frag {
     bool failed;
     bool fallback;                  /* gat/gats keys of DOWN owners: their
                                        exptime is capped at failover_ttl */
+    /* A failed retrieval's keys read again where a copy is (a replica,
+     * a previous owner): it counts as answered once all are. */
+    uint32_t rescue_left;           /* keys of it not yet answered so */
+    uint32_t rescue_of;             /* FRAG_WARM: 1 + the index of the
+                                       failed fragment its key is of, or
+                                       0 */
 };
 
 TAILQ_HEAD(frag_queue, frag);

@@ -21,11 +21,13 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <xxhash.h>
 
 #include "backend.h"
 #include "bconn.h"
 #include "config.h"
 #include "recovery.h"
+#include "replica.h"
 #include "ring.h"
 #include "route.h"
 #include "stats.h"
@@ -50,6 +52,32 @@ route_fallback(struct worker *w, const struct topology_pool *p,
     stats_add(&worker_wb(w, owner)->stats->failovers, 1);
     b = ring_route(p->ring, key, len, route_backend_up, (void *)p);
     return b == RING_NONE ? NULL : p->be[b];
+}
+
+struct backend *
+route_spread(struct worker *w, const struct topology *t, const char *key,
+             size_t len, struct backend *b)
+{
+    const struct topology_pool *p = topology_pool_of(t, key, len);
+    struct backend *set[CONFIG_REPLICAS_MAX];
+    struct backend *up[CONFIG_REPLICAS_MAX];
+    unsigned n, k = 0;
+
+    if (b == NULL || !p->cfg->hotkey_spread || p->replicas < 2 ||
+        !worker_hot_spread(w, XXH3_64bits(key, len))) {
+        return b;
+    }
+    n = replica_set(p, key, len, set);
+    for (unsigned i = 0; i < n; i++) {
+        if (backend_is_up(set[i])) {
+            up[k++] = set[i];
+        }
+    }
+    if (k < 2) {
+        return b;
+    }
+    stats_add(&w->stats.hotkey_spread_reads, 1);
+    return up[w->spread_rr++ % k];
 }
 
 /*
@@ -116,6 +144,13 @@ route_write(struct worker *w, const struct topology *t,
     memset(rw, 0, sizeof(*rw));
     rw->target = b;
     if (b == owner || b == NULL) {
+        return;
+    }
+    if (t->replicated &&
+        replica_is(topology_pool_of(t, pr->key.p, pr->key.len), pr->key.p,
+                   pr->key.len, b)) {
+        /* Another replica of the key, no stand-in: the owner has the key
+         * noted as a replica that missed the write (replica.c). */
         return;
     }
     /*

@@ -50,6 +50,14 @@ route_key(struct worker *w, const struct topology *t, const char *key,
     return backend_is_up(o) ? o : route_fallback(w, p, key, len, o);
 }
 
+/*
+ * A read of key routed to b: when its pool has hotkey_spread and the key
+ * is one of the worker's hot keys, the next of its UP replicas in turn
+ * instead (counted); else b.
+ */
+struct backend *route_spread(struct worker *w, const struct topology *t,
+                             const char *key, size_t len, struct backend *b);
+
 /* The worker's connection to use next for wb (round robin). */
 static inline struct bconn *
 route_pick(struct worker *w, struct worker_backend *wb)

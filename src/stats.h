@@ -62,7 +62,14 @@
     X(migrate_deletes, COUNTER, "Deletes sent to the previous owner of a "  \
                                 "key written during a move")                \
     X(migrate_delete_failures, COUNTER, "Of those, deletes that failed or " \
-                                        "could not be sent")
+                                        "could not be sent")                \
+    X(replica_writes, COUNTER, "Writes sent to a key's other replicas "    \
+                               "(replicated pools)")                        \
+    X(replica_write_failures, COUNTER, "Of those, writes that failed or "   \
+                                       "could not be sent")                 \
+    X(hotkey_spread_reads, COUNTER, "Reads of hot keys sent to one of "    \
+                                    "their replicas in turn "               \
+                                    "(hotkey_spread)")
 
 #define STATS_BACKEND_FIELDS(X)                                              \
     X(requests, COUNTER, "Requests sent to the backend")                    \

@@ -57,6 +57,8 @@ struct topology {
     struct topology_route *routes;  /* [nroutes], longest first, without
                                        the default ("*") */
     uint32_t nroutes;
+    bool replicated;                /* a pool has replicas > 1 */
+    bool spread;                    /* ... and hotkey_spread */
     /*
      * During a move and its window: origin[0] is the snapshot from before
      * the move began, origin[1] the one where a rollback began (or NULL);

@@ -27,6 +27,7 @@
 #include "client.h"
 #include "mget.h"
 #include "proto.h"
+#include "replica.h"
 #include "request.h"
 #include "route.h"
 #include "stats.h"
@@ -71,6 +72,16 @@ warmup_note_read(struct request *req, uint32_t i,
         topology_prev_owners(req->wt->t, route_key->p, route_key->len, owner,
                              p) > 0) {
         po = p[0].be;
+    }
+    if (po == NULL && b != NULL && req->wt->t->replicated) {
+        /* A replicated key: the next replica, whose hit is copied back
+         * (read repair). */
+        const struct topology_pool *pool =
+            topology_pool_of(req->wt->t, route_key->p, route_key->len);
+
+        if (pool->replicas > 1) {
+            po = replica_next_read(pool, route_key->p, route_key->len, b);
+        }
     }
     req->key_prev[i] = po;
     req->nwarm += po != NULL;
@@ -249,10 +260,20 @@ warmup_send_reads(struct request *req)
      * each (see warmup_frag_meta()): no fragment may move once one is
      * queued. */
     request_reserve_frags(req, req->nfrags + 3 * n);
+    for (uint32_t fi = 0; fi < req->nfrags; fi++) {
+        req->frags[fi].rescue_left = req->frags[fi].nkeys;
+    }
     for (uint32_t i = 0; i < req->nkeys; i++) {
         struct backend *po = req->key_prev[i];
         uint32_t fi = req->stream ? 0 : req->key_frag[i];
 
+        if (po != NULL && req->frags[fi].failed &&
+            req->frags[fi].kind == FRAG_RETRIEVAL && backend_is_up(po) &&
+            warmup_send_get(req, i, po, FRAG_WARM, NULL, 0)) {
+            /* Its backend failed: read where its copy is instead. */
+            req->frags[req->nfrags - 1].rescue_of = fi + 1;
+            continue;
+        }
         if (po == NULL || req->frags[fi].failed) {
             continue;
         }
@@ -582,7 +603,19 @@ warmup_frag_meta(struct frag *f, const char *line, size_t total,
                                  &va) == 0 &&
           (size_t)(nl + 1 - line) + va.len + 2 == total &&
           !proto_meta_unsettled(&va);
-    if (f->kind == FRAG_WARM_VERIFY) {
+    if (f->rescue_of > 0) {
+        /* A key of a fragment that failed, answered after all. */
+        struct frag *g = &req->frags[f->rescue_of - 1];
+
+        if (hit) {
+            warmup_answer(req, f->key_start, &va, nl + 1);
+        }
+        stats_add(hit ? &w->stats.warmup_hits : &w->stats.warmup_misses, 1);
+        if (--g->rescue_left == 0) {
+            g->failed = false;
+            req->nfailed--;
+        }
+    } else if (f->kind == FRAG_WARM_VERIFY) {
         warmup_verified(req, f->key_start, hit ? &va : NULL, nl + 1);
     } else if (hit) {
         warmup_answer(req, f->key_start, &va, nl + 1);

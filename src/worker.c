@@ -259,12 +259,42 @@ worker_retire_cb(evutil_socket_t fd, short what, void *arg)
     worker_retire(arg);
 }
 
+/* The sampled key of hash is hot (or not) in the hot-key window begun at
+ * window: kept in (or dropped from) the spread set, which each window
+ * starts afresh. */
+static void
+worker_spread_update(struct worker *w, uint64_t hash, uint64_t window,
+                     bool hot)
+{
+    if (window != w->spread_window) {
+        w->spread_window = window;
+        w->nspread = 0;
+    }
+    for (uint32_t i = 0; i < w->nspread; i++) {
+        if (w->spread[i] == hash) {
+            if (!hot) {
+                w->spread[i] = w->spread[--w->nspread];
+            }
+            return;
+        }
+    }
+    if (!hot) {
+        return;
+    }
+    if (w->nspread < WORKER_SPREAD_KEYS) {
+        w->spread[w->nspread++] = hash;
+    } else {
+        w->spread[w->spread_next++ % WORKER_SPREAD_KEYS] = hash;
+    }
+}
+
 void
 worker_hot_sample(struct worker *w, const char *key, size_t len,
                   const struct backend *owner)
 {
     unsigned every = w->cfg->hotkey_sample;
     uint64_t x = w->hot_rng;
+    uint64_t hash, certain, samples, window;
 
     /* The next sample in 1 .. 2 * every - 1 keys: one in every, on
      * average, at no fixed stride. */
@@ -277,10 +307,16 @@ worker_hot_sample(struct worker *w, const char *key, size_t len,
         return;
     }
     w->hot_countdown = every <= 1 ? 1 : 1 + (uint32_t)(x % (2u * every - 1));
+    hash = XXH3_64bits(key, len);
     pthread_mutex_lock(&w->hot_lock);
-    hotkeys_add(&w->hot, key, len, XXH3_64bits(key, len), owner->id,
-                worker_now_us(w) / 1000000u + 1);
+    certain = hotkeys_add(&w->hot, key, len, hash, owner->id,
+                          worker_now_us(w) / 1000000u + 1);
+    samples = w->hot.w[w->hot.cur].samples;
+    window = w->hot.w[w->hot.cur].start_s;
     pthread_mutex_unlock(&w->hot_lock);
+    worker_spread_update(w, hash, window,
+                         certain >= WORKER_SPREAD_MIN &&
+                             certain * 100 >= samples * WORKER_SPREAD_PCT);
 }
 
 uint64_t

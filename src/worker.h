@@ -17,6 +17,13 @@
 #include "hotkeys.h"
 #include "stats.h"
 
+/* Hot keys read from every replica in turn, per worker: at most this many,
+ * each with at least WORKER_SPREAD_MIN certain samples and
+ * WORKER_SPREAD_PCT percent of the worker's samples in the window. */
+#define WORKER_SPREAD_KEYS 8
+#define WORKER_SPREAD_MIN 8
+#define WORKER_SPREAD_PCT 2
+
 struct proxy;
 struct client;
 struct request;
@@ -98,6 +105,13 @@ struct worker {
     uint64_t hot_rng;
     pthread_mutex_t hot_lock;
     struct hotkeys hot;
+    /* The hashes of the keys hot enough to be read from each of their
+     * replicas in turn (pools with hotkey_spread), this window's. */
+    uint64_t spread[WORKER_SPREAD_KEYS];
+    uint32_t nspread;
+    uint32_t spread_next;           /* slot replaced next */
+    uint32_t spread_rr;             /* their reads' round robin */
+    uint64_t spread_window;         /* the hot-key window they are of */
     struct stats_worker stats;
 };
 
@@ -180,6 +194,18 @@ worker_now_us(struct worker *w)
  * route_key()). */
 void worker_hot_sample(struct worker *w, const char *key, size_t len,
                        const struct backend *owner);
+
+/* Whether the key of hash is one of the worker's spread hot keys. */
+static inline bool
+worker_hot_spread(const struct worker *w, uint64_t hash)
+{
+    for (uint32_t i = 0; i < w->nspread; i++) {
+        if (w->spread[i] == hash) {
+            return true;
+        }
+    }
+    return false;
+}
 
 /* Frees wt, a snapshot no longer current and with no request left. */
 void worker_topo_free(struct worker_topo *wt);

@@ -244,6 +244,23 @@ START_TEST(test_hotkeys_windows_and_merge)
 }
 END_TEST
 
+START_TEST(test_hotkeys_add_returns_certain_samples)
+{
+    struct hotkeys h;
+
+    hotkeys_init(&h, 1, 1);
+    for (uint64_t i = 1; i <= 3; i++) {
+        ck_assert_uint_eq(hotkeys_add(&h, "a", 1, 7, 0, 1), i);
+    }
+    /* k = 1: the newcomer takes a's counter, 3 of its 4 uncertain */
+    ck_assert_uint_eq(hotkeys_add(&h, "b", 1, 8, 0, 1), 1);
+    ck_assert_uint_eq(hotkeys_add(&h, "b", 1, 8, 0, 1), 2);
+    /* a new window counts afresh */
+    ck_assert_uint_eq(hotkeys_add(&h, "b", 1, 8, 0, 1 + HOTKEYS_WINDOW_S), 1);
+    hotkeys_free(&h);
+}
+END_TEST
+
 static Suite *
 stats_suite(void)
 {
@@ -255,6 +272,7 @@ stats_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("hot keys");
     tcase_add_test(tc, test_hotkeys_exact_below_k);
+    tcase_add_test(tc, test_hotkeys_add_returns_certain_samples);
     tcase_add_test(tc, test_hotkeys_find_heavy_hitters);
     tcase_add_test(tc, test_hotkeys_windows_and_merge);
     suite_add_tcase(s, tc);

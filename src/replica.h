@@ -1,0 +1,77 @@
+/*
+ * replica: where the copies of a key of a replicated pool (replicas = N)
+ * live, on the worker's request path.
+ *
+ * A key's replicas are the first N distinct backends of its pool's
+ * fallback walk, its owner first: every proxy with the same config agrees
+ * on them. Writes go to the primary (the first replica that is UP, else
+ * the ordinary fallback) and to every other replica that is UP or
+ * RECOVERING; a replica that is neither has the key noted in its recovery
+ * log, so it is deleted there before the backend serves again. Reads go
+ * to the primary and, on a miss, to the next replica that is UP, whose
+ * hit is copied back (warmup.c's read and copy, placeholder and all).
+ */
+#ifndef MCRING_REPLICA_H
+#define MCRING_REPLICA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "proto.h"
+
+struct backend;
+struct topology_pool;
+
+/* The replicas of key in pool p, in walk order: at most
+ * CONFIG_REPLICAS_MAX, p->replicas of them. */
+unsigned replica_set(const struct topology_pool *p, const char *key,
+                     size_t len, struct backend **out);
+
+/* Whether be is one of key's replicas in p. */
+bool replica_is(const struct topology_pool *p, const char *key, size_t len,
+                const struct backend *be);
+
+/*
+ * The other replicas a write of key sent to primary must reach (out gets
+ * at most CONFIG_REPLICAS_MAX - 1): those UP or RECOVERING. The key is
+ * noted in the recovery log of each one that is not (unless it came back
+ * meanwhile: then it is one of out). Returns how many.
+ */
+unsigned replica_write_targets(const struct topology_pool *p,
+                               const char *key, size_t len,
+                               const struct backend *primary,
+                               struct backend **out);
+
+/* The replica a read of key that missed on b tries next: the first UP
+ * replica after b, or NULL. */
+struct backend *replica_next_read(const struct topology_pool *p,
+                                  const char *key, size_t len,
+                                  const struct backend *b);
+
+struct evbuffer;
+struct frag;
+struct proto_req;
+struct request;
+
+/*
+ * Sends the single-key text write pr of req (line/len its command line)
+ * to the key's replicas other than primary: the line without noreply (a
+ * cas: a delete instead, its cas unique being the primary's), and for a
+ * storage command a copy of its data block, the vlen + 2 bytes after skip
+ * in data, which are left in place. Each goes out as a FRAG_REPLICA
+ * counted in req->pending, in room the caller reserved for
+ * CONFIG_REPLICAS_MAX more fragments. Returns how many were sent.
+ */
+unsigned replica_send_writes(struct request *req, const struct proto_req *pr,
+                             const char *line, size_t len,
+                             struct evbuffer *data, size_t skip,
+                             const struct backend *primary);
+
+/* A FRAG_REPLICA was answered (ok: as a success, a DELETED, NOT_FOUND,
+ * STORED, ... or a number) or failed; a replica that failed a write may
+ * keep an older value, so the key is deleted there by its next recovery
+ * pass. */
+void replica_frag_done(struct frag *f, bool ok);
+
+#endif
