@@ -36,12 +36,14 @@ bool replica_is(const struct topology_pool *p, const char *key, size_t len,
  * The other replicas a write of key sent to primary must reach (out gets
  * at most CONFIG_REPLICAS_MAX - 1): those UP or RECOVERING. The key is
  * noted in the recovery log of each one that is not (unless it came back
- * meanwhile: then it is one of out). Returns how many.
+ * meanwhile: then it is one of out); with note false (a key a recovery
+ * pass cannot name) nothing is noted and *missed counts those. Returns how
+ * many are in out.
  */
 unsigned replica_write_targets(const struct topology_pool *p,
                                const char *key, size_t len,
-                               const struct backend *primary,
-                               struct backend **out);
+                               const struct backend *primary, bool note,
+                               unsigned *missed, struct backend **out);
 
 /* The replica a read of key that missed on b tries next: the first UP
  * replica after b, or NULL. */
@@ -55,18 +57,22 @@ struct proto_req;
 struct request;
 
 /*
- * Sends the single-key text write pr of req (line/len its command line)
- * to the key's replicas other than primary: the line without noreply (a
- * cas: a delete instead, its cas unique being the primary's), and for a
- * storage command a copy of its data block, the vlen + 2 bytes after skip
- * in data, which are left in place. Each goes out as a FRAG_REPLICA
- * counted in req->pending, in room the caller reserved for
- * CONFIG_REPLICAS_MAX more fragments. Returns how many were sent.
+ * Sends the single-key write pr of req (line/len its command line; key:
+ * the key it is routed by, a meta command's base64 key decoded) to the
+ * key's replicas other than primary: the line without noreply (a meta
+ * command without the flags that only shape its reply: one reply line
+ * each), a cas (or a meta write with C) as a delete instead, since its
+ * cas unique is the primary's; for ms and the storage commands a copy of
+ * the data block, the vlen + 2 bytes after skip in data, which are left in
+ * place. Each goes out as a FRAG_REPLICA counted in req->pending, in room
+ * the caller reserved for CONFIG_REPLICAS_MAX more fragments. Returns how
+ * many were sent, or -1 (nothing sent) when a replica is out and the key
+ * cannot be named by its recovery (not printable ASCII).
  */
-unsigned replica_send_writes(struct request *req, const struct proto_req *pr,
-                             const char *line, size_t len,
-                             struct evbuffer *data, size_t skip,
-                             const struct backend *primary);
+int replica_send_writes(struct request *req, const struct proto_req *pr,
+                        const struct proto_str *key, const char *line,
+                        size_t len, struct evbuffer *data, size_t skip,
+                        const struct backend *primary);
 
 /* A FRAG_REPLICA was answered (ok: as a success, a DELETED, NOT_FOUND,
  * STORED, ... or a number) or failed; a replica that failed a write may

@@ -433,7 +433,7 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     struct backend *b, *owner;
     struct evbuffer *out;
     struct frag *f;
-    unsigned nreplicas;
+    int nreplicas;
 
     /* Every command routed here writes: the failover write policy. */
     route_write(w, req->wt->t, pr, &rw);
@@ -459,7 +459,8 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
                                         ? CONFIG_REPLICAS_MAX
                                         : 0));
     nreplicas = req->wt->t->replicated
-                    ? replica_send_writes(req, pr, line, len, data, skip, b)
+                    ? replica_send_writes(req, pr, &pr->key, line, len, data,
+                                          skip, b)
                     : 0;
     if ((req->nprev > 0 || nreplicas > 0) && pr->cmd == PROTO_CMD_DELETE &&
         obc == NULL) {
@@ -903,6 +904,7 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
     struct bconn *bc, *obc = NULL;
     struct evbuffer *out;
     struct frag *f;
+    int nreplicas;
     char fl[PROTO_LINE_BUF + 64];
     size_t n;
 
@@ -967,14 +969,35 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
         return;
     }
     n = request_meta_line(req, pr, line, len, owner != NULL, fl, sizeof(fl));
-    if (req->nprev > 0 && pr->cmd == PROTO_CMD_MD && obc == NULL) {
-        /* A moved key's delete: its previous owners first. */
+    /* Held while sending; room for every fragment first (see
+     * request_dispatch_single()). */
+    req->pending = 1;
+    request_reserve_frags(req, 2 + (req->wt->t->replicated
+                                        ? CONFIG_REPLICAS_MAX
+                                        : 0));
+    nreplicas = write && req->wt->t->replicated
+                    ? replica_send_writes(req, pr, &rp.key, line, len, data,
+                                          skip, b)
+                    : 0;
+    if (nreplicas < 0) {
+        /* A replica is out and its recovery could not name the key. */
+        req->pending = 0;
+        if (pr->cmd == PROTO_CMD_MS) {
+            evbuffer_drain(data, skip + (size_t)pr->vlen + 2);
+        }
+        request_reply(req, "SERVER_ERROR backend unavailable");
+        return;
+    }
+    if ((req->nprev > 0 || nreplicas > 0) && pr->cmd == PROTO_CMD_MD &&
+        obc == NULL) {
+        /* A moved or replicated key's delete: its previous owners and
+         * other replicas first. */
+        req->pending--;
         request_defer(req, b, FRAG_META, fl, n, pr->meta_quiet);
         return;
     }
-    request_reserve_frags(req, 2);
     f = request_frag_init(req, FRAG_META, b);
-    req->pending = 1;
+    req->pending++;
     evbuffer_add(out, fl, n);
     evbuffer_add(out, "\r\n", 2);
     if (pr->cmd == PROTO_CMD_MS) {
@@ -989,6 +1012,9 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
     bconn_enqueue(bc, f);
     if (obc != NULL) {
         request_owner_delete(req, obc);
+    }
+    if (--req->pending == 0) {
+        request_finish(req);
     }
 }
 

@@ -112,6 +112,37 @@ class ReplicaPlacementTest(ReplicaCase):
         self.assertEqual(self.holders([k])[k], {order[0]: b"b"})
         self.assertEqual(c.get(k), b"b")
 
+    def test_meta_writes_reach_every_replica(self):
+        c = self.client()
+        k = self.key()
+        order = self.routes([k])[k][1][:2]
+        c.send(b"ms %s 2 T0 F3 O7 k\r\n10\r\n" % k.encode())
+        self.assertEqual(c.readline(), b"HD O7 k%s" % k.encode())
+        c.send(b"ma %s v N0 O1\r\n" % k.encode())
+        self.assertEqual(c.readline(), b"VA 2 O1")
+        self.assertEqual(c.readline(), b"11")
+        # quiet: nothing on success; the mn ends it
+        c.send(b"ma %s q D5\r\nmn\r\n" % k.encode())
+        self.assertEqual(c.readline(), b"MN")
+        held = self.holders([k])[k]
+        self.assertEqual(held, {order[0]: b"16", order[1]: b"16"})
+        for b in order:
+            with self.cluster.backend(b).client() as bc:
+                bc.send(b"mg %s f\r\n" % k.encode())
+                self.assertEqual(bc.readline(), b"HD f3", b)
+        # a compared cas: the first replica; the other drops the key
+        c.send(b"mg %s c\r\n" % k.encode())
+        cas = int(c.readline().split()[1][1:])
+        c.send(b"ms %s 1 C%d\r\nx\r\n" % (k.encode(), cas))
+        self.assertEqual(c.readline(), b"HD")
+        self.assertEqual(self.holders([k])[k], {order[0]: b"x"})
+        # md: gone everywhere, then a pipelined mg misses
+        self.assertEqual(c.set(k, "y"), b"STORED")
+        c.send(b"md %s\r\nmg %s v\r\n" % (k.encode(), k.encode()))
+        self.assertEqual(c.readline(), b"HD")
+        self.assertEqual(c.readline(), b"EN")
+        self.assertEqual(self.holders([k])[k], {})
+
     def test_pipelined_delete_then_get_misses(self):
         keys = [self.key() for _ in range(40)]
         c = self.client(timeout=10.0)
