@@ -391,6 +391,18 @@ admin_http_route_json(const struct topology *t, const char *key,
     admin_http_set(o, "owner", json_string(p->be[order[0]]->name), &bad);
     admin_http_set(o, "fallbacks", fallbacks, &bad);
     admin_http_set(o, "replicas", replicas, &bad);
+    if (t->regional) {
+        const struct topology_route *rt =
+            topology_route_of(t, key, strlen(key));
+        json_t *remote = json_array();
+
+        for (uint32_t i = 0; remote != NULL && i < rt->nremote; i++) {
+            json_array_append_new(
+                remote, json_string(topology_pool_name(
+                            &t->pools[rt->remote[i]])));
+        }
+        admin_http_set(o, "remote_pools", remote, &bad);
+    }
     admin_http_set(o, "target", target != NULL ? target : json_null(), &bad);
     if (bad) {
         json_decref(o);

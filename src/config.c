@@ -70,6 +70,7 @@ enum config_type {
     CONFIG_TYPE_HASH,   /* enum ring_hash: xxh3 | ketama */
     CONFIG_TYPE_LISTEN, /* listen_host + listen_port: HOST:PORT */
     CONFIG_TYPE_TAG,    /* char[3]: two characters, or empty */
+    CONFIG_TYPE_NAME,   /* char[CONFIG_NAME_MAX + 1]: a name, or empty */
 };
 
 /* One [proxy] or [health] key: where it lives in struct config. */
@@ -90,6 +91,7 @@ static const struct config_key config_keys[] = {
     {"proxy", "threads", CONFIG_TYPE_UINT, CONFIG_OFF(threads), 0, 0, 256},
     {"proxy", "hash", CONFIG_TYPE_HASH, CONFIG_OFF(hash), RING_HASH_XXH3, 0, 0},
     {"proxy", "hash_tag", CONFIG_TYPE_TAG, CONFIG_OFF(hash_tag), 0, 0, 0},
+    {"proxy", "region", CONFIG_TYPE_NAME, CONFIG_OFF(region), 0, 0, 0},
     {"proxy", "vnodes", CONFIG_TYPE_UINT, CONFIG_OFF(vnodes),
      RING_DEFAULT_VNODES, 1, 10000},
     {"proxy", "timeout_ms", CONFIG_TYPE_UINT, CONFIG_OFF(timeout_ms), 1000, 1,
@@ -439,6 +441,16 @@ config_set_key(struct config_parser *p, const struct config_key *k,
             return -1;
         }
         snprintf(cfg->hash_tag, sizeof(cfg->hash_tag), "%s", value);
+        return 0;
+    case CONFIG_TYPE_NAME:
+        if (value[0] != '\0' && !config_name_valid(value)) {
+            config_fail(p, p->line,
+                        "%s: bad name '%s' (1..%d bytes of A-Z a-z 0-9 _ . "
+                        ": -)",
+                        k->name, value, CONFIG_NAME_MAX);
+            return -1;
+        }
+        snprintf(cfg->region, sizeof(cfg->region), "%s", value);
         return 0;
     }
     return -1;
@@ -1065,6 +1077,7 @@ config_defaults(struct config *cfg)
             cfg->listen_port = CONFIG_DEFAULT_LISTEN_PORT;
             break;
         case CONFIG_TYPE_TAG:
+        case CONFIG_TYPE_NAME:
             field[0] = '\0';
             break;
         }
@@ -1611,6 +1624,7 @@ config_key_format(const struct config *cfg, size_t i, const char **section,
         return net_format_hostport(cfg->listen_host, cfg->listen_port,
                                       value, valuelen);
     case CONFIG_TYPE_TAG:
+    case CONFIG_TYPE_NAME:
         n = snprintf(value, valuelen, "%s", field);
         break;
     }

@@ -73,12 +73,17 @@ struct config_pool {
     size_t nmembers;
 };
 
-/* "PREFIX = POOL" in [routes]; "*" is the prefix "". */
+/* "PREFIX = POOL" in [routes]; "*" is the prefix "". POOL may also be
+ * "local-first [POOL...]": the pool of the proxy's region, with the
+ * others listed (or every pool with a region) as remote regions. */
 struct config_route {
     char *prefix;
-    char *pool;
+    char *pool;                     /* the value, as written */
+    bool local_first;
     int line;
 };
+
+#define CONFIG_LOCAL_FIRST "local-first"
 
 /* Health settings that apply to one backend. */
 struct config_health {
@@ -113,6 +118,7 @@ struct config {
     unsigned rebalance_max_move;    /* percent of the keys POST /rebalance
                                        may move per hour */
     char hash_tag[3];               /* two characters, or "" (off) */
+    char region[CONFIG_NAME_MAX + 1]; /* the proxy's region, or "" */
     unsigned hotkeys;               /* keys tracked per worker; 0 = off */
     unsigned hotkey_sample;         /* one request in this many */
     unsigned hotkey_alert;          /* percent of its backend's requests
@@ -288,6 +294,16 @@ int config_pool_index(const struct config *cfg, const char *name);
 /* The pool of keys that match no route: "*", else "default", else the
  * only pool; -1 when there is none (config_check_pools() refuses that). */
 int config_default_pool(const struct config *cfg);
+/* The pool route r sends keys to (a local-first route: the pool of the
+ * proxy's region), or -1. */
+int config_route_pool(const struct config *cfg, const struct config_route *r);
+/* The remote regions' pools of a local-first route r (out: at most
+ * CONFIG_POOLS_MAX): the listed pools, or every pool with a region, but
+ * the local one. Returns how many (0 for another route). */
+size_t config_route_remotes(const struct config *cfg,
+                            const struct config_route *r, uint32_t *out);
+/* The route of keys that match no prefix ("*"), or NULL. */
+const struct config_route *config_default_route(const struct config *cfg);
 /* The pool that key goes to: the longest matching route's, else the
  * default. Never -1 for a config that config_check_pools() accepts. */
 int config_route_key(const struct config *cfg, const char *key, size_t len);

@@ -42,11 +42,118 @@ config_pool_index(const struct config *cfg, const char *name)
     return -1;
 }
 
+/* Calls fn on each pool name a local-first route's value lists (after
+ * "local-first"); returns how many. */
+static size_t
+config_route_names(const char *value, void (*fn)(const char *, size_t, void *),
+                   void *arg)
+{
+    const char *p = value + strlen(CONFIG_LOCAL_FIRST);
+    size_t n = 0;
+
+    while (*p != '\0') {
+        size_t len;
+
+        while (*p == ' ' || *p == '\t') {
+            p++;
+        }
+        len = strcspn(p, " \t");
+        if (len > 0) {
+            fn(p, len, arg);
+            n++;
+        }
+        p += len;
+    }
+    return n;
+}
+
+struct config_route_scan {
+    const struct config *cfg;
+    int local;                      /* the proxy's region's pool */
+    uint32_t *remote;
+    size_t nremote;
+    bool bad;                       /* a name that is no pool */
+};
+
+static void
+config_route_scan_one(const char *name, size_t len, void *arg)
+{
+    struct config_route_scan *sc = arg;
+    char buf[CONFIG_NAME_MAX + 1];
+    int i;
+
+    snprintf(buf, sizeof(buf), "%.*s", (int)len, name);
+    i = len <= CONFIG_NAME_MAX ? config_pool_index(sc->cfg, buf) : -1;
+    if (i < 0) {
+        sc->bad = true;
+        return;
+    }
+    if (sc->cfg->pools[i].region != NULL && sc->cfg->region[0] != '\0' &&
+        strcmp(sc->cfg->pools[i].region, sc->cfg->region) == 0) {
+        sc->local = sc->local < 0 ? i : sc->local;
+    } else if (sc->remote != NULL) {
+        sc->remote[sc->nremote++] = (uint32_t)i;
+    } else {
+        sc->nremote++;
+    }
+}
+
+/* The pools of local-first route r, sorted into sc. */
+static void
+config_route_scan(const struct config *cfg, const struct config_route *r,
+                  struct config_route_scan *sc)
+{
+    *sc = (struct config_route_scan){cfg, -1, sc->remote, 0, false};
+    if (config_route_names(r->pool, config_route_scan_one, sc) > 0) {
+        return;
+    }
+    for (size_t i = 0; i < cfg->npools; i++) {
+        if (cfg->pools[i].region != NULL) {
+            config_route_scan_one(cfg->pools[i].name,
+                                  strlen(cfg->pools[i].name), sc);
+        }
+    }
+}
+
+int
+config_route_pool(const struct config *cfg, const struct config_route *r)
+{
+    struct config_route_scan sc = {.remote = NULL};
+
+    if (!r->local_first) {
+        return config_pool_index(cfg, r->pool);
+    }
+    config_route_scan(cfg, r, &sc);
+    return sc.local;
+}
+
+size_t
+config_route_remotes(const struct config *cfg, const struct config_route *r,
+                     uint32_t *out)
+{
+    struct config_route_scan sc = {.remote = out};
+
+    if (!r->local_first) {
+        return 0;
+    }
+    config_route_scan(cfg, r, &sc);
+    return sc.nremote;
+}
+
+const struct config_route *
+config_default_route(const struct config *cfg)
+{
+    if (cfg->nroutes > 0 && cfg->routes[cfg->nroutes - 1].prefix[0] == '\0') {
+        return &cfg->routes[cfg->nroutes - 1];
+    }
+    return NULL;
+}
+
 int
 config_default_pool(const struct config *cfg)
 {
-    if (cfg->nroutes > 0 && cfg->routes[cfg->nroutes - 1].prefix[0] == '\0') {
-        return config_pool_index(cfg, cfg->routes[cfg->nroutes - 1].pool);
+    if (config_default_route(cfg) != NULL) {
+        return config_route_pool(cfg, config_default_route(cfg));
     }
     int d = config_pool_index(cfg, CONFIG_DEFAULT_POOL);
 
@@ -64,7 +171,7 @@ config_route_key(const struct config *cfg, const char *key, size_t len)
         size_t n = strlen(r->prefix);
 
         if (n <= len && memcmp(key, r->prefix, n) == 0) {
-            return config_pool_index(cfg, r->pool);
+            return config_route_pool(cfg, r);
         }
     }
     return config_default_pool(cfg);
@@ -300,7 +407,8 @@ config_remove_pool(struct config *cfg, const char *name, char *err,
         return -1;
     }
     for (size_t r = cfg->nroutes; r-- > 0;) {
-        if (strcmp(cfg->routes[r].pool, name) == 0) {
+        if (!cfg->routes[r].local_first &&
+            strcmp(cfg->routes[r].pool, name) == 0) {
             config_route_remove(cfg, r);
         }
     }
@@ -355,8 +463,16 @@ config_add_route(struct config *cfg, const char *prefix, const char *pool,
             return -1;
         }
     }
-    if (!config_name_valid(pool)) {
-        snprintf(err, errlen, "route '%s': bad pool name '%s'", prefix, pool);
+    r.local_first = strncmp(pool, CONFIG_LOCAL_FIRST,
+                            strlen(CONFIG_LOCAL_FIRST)) == 0 &&
+                    (pool[strlen(CONFIG_LOCAL_FIRST)] == '\0' ||
+                     pool[strlen(CONFIG_LOCAL_FIRST)] == ' ' ||
+                     pool[strlen(CONFIG_LOCAL_FIRST)] == '\t');
+    if (!r.local_first && !config_name_valid(pool)) {
+        snprintf(err, errlen,
+                 "route '%s': bad pool name '%s' (expected POOL or "
+                 "local-first [POOL...])",
+                 prefix, pool);
         return -1;
     }
     for (size_t i = 0; i < cfg->nroutes; i++) {
@@ -384,7 +500,8 @@ config_add_route(struct config *cfg, const char *prefix, const char *pool,
     memmove(&cfg->routes[at + 1], &cfg->routes[at],
             (cfg->nroutes - at) * sizeof(*cfg->routes));
     cfg->routes[at] = (struct config_route){util_xstrdup(r.prefix),
-                                            util_xstrdup(pool), line};
+                                            util_xstrdup(pool), r.local_first,
+                                            line};
     cfg->nroutes++;
     return 0;
 }
@@ -395,6 +512,57 @@ config_clear_routes(struct config *cfg)
     while (cfg->nroutes > 0) {
         config_route_remove(cfg, cfg->nroutes - 1);
     }
+}
+
+/* A local-first route: its pools exist, each has a region of its own,
+ * and one is the proxy's. */
+static int
+config_check_local_first(const struct config *cfg,
+                         const struct config_route *r, const char *what,
+                         char *err, size_t errlen)
+{
+    uint32_t remote[CONFIG_POOLS_MAX];
+    struct config_route_scan sc = {.remote = remote};
+
+    config_route_scan(cfg, r, &sc);
+    if (sc.bad) {
+        snprintf(err, errlen, "route '%s': %s names a pool that does not "
+                              "exist",
+                 what, r->pool);
+        return -1;
+    }
+    if (cfg->region[0] == '\0') {
+        snprintf(err, errlen,
+                 "route '%s': local-first needs [proxy] region", what);
+        return -1;
+    }
+    if (sc.local < 0) {
+        snprintf(err, errlen,
+                 "route '%s': no pool of region '%s' (set region = %s in "
+                 "one of its pools)",
+                 what, cfg->region, cfg->region);
+        return -1;
+    }
+    for (size_t i = 0; i < sc.nremote; i++) {
+        const struct config_pool *p = &cfg->pools[remote[i]];
+
+        if (p->region == NULL) {
+            snprintf(err, errlen, "route '%s': pool '%s' has no region", what,
+                     p->name);
+            return -1;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(cfg->pools[remote[j]].region, p->region) == 0) {
+                snprintf(err, errlen,
+                         "route '%s': pools '%s' and '%s' are both of region "
+                         "'%s'",
+                         what, cfg->pools[remote[j]].name, p->name,
+                         p->region);
+                return -1;
+            }
+        }
+    }
+    return 0;
 }
 
 int
@@ -426,11 +594,15 @@ config_check_pools(const struct config *cfg, int *line, char *err,
     }
     for (size_t i = 0; i < cfg->nroutes; i++) {
         const struct config_route *r = &cfg->routes[i];
+        const char *what = r->prefix[0] != '\0' ? r->prefix : "*";
 
-        if (config_pool_index(cfg, r->pool) < 0) {
-            *line = r->line;
-            snprintf(err, errlen, "route '%s': no pool '%s'",
-                     r->prefix[0] != '\0' ? r->prefix : "*", r->pool);
+        *line = r->line;
+        if (!r->local_first && config_pool_index(cfg, r->pool) < 0) {
+            snprintf(err, errlen, "route '%s': no pool '%s'", what, r->pool);
+            return -1;
+        }
+        if (r->local_first &&
+            config_check_local_first(cfg, r, what, err, errlen) != 0) {
             return -1;
         }
     }
@@ -477,7 +649,8 @@ bool
 config_pools_same_placement(const struct config *a, const struct config *b)
 {
     if (a->npools != b->npools || a->nroutes != b->nroutes ||
-        strcmp(a->hash_tag, b->hash_tag) != 0) {
+        strcmp(a->hash_tag, b->hash_tag) != 0 ||
+        strcmp(a->region, b->region) != 0) {
         return false;
     }
     for (size_t i = 0; i < a->npools; i++) {
@@ -491,7 +664,9 @@ config_pools_same_placement(const struct config *a, const struct config *b)
         pb = &b->pools[j];
         if (config_pool_hash(a, pa) != config_pool_hash(b, pb) ||
             config_pool_vnodes(a, pa) != config_pool_vnodes(b, pb) ||
-            pa->nmembers != pb->nmembers) {
+            pa->nmembers != pb->nmembers ||
+            (pa->region == NULL) != (pb->region == NULL) ||
+            (pa->region != NULL && strcmp(pa->region, pb->region) != 0)) {
             return false;
         }
         for (size_t m = 0; m < pa->nmembers; m++) {

@@ -161,25 +161,30 @@ replica_next_read(const struct topology_pool *p, const char *key, size_t len,
     return NULL;
 }
 
-int
-replica_send_writes(struct request *req, const struct proto_req *pr,
-                    const struct proto_str *key, const char *line, size_t len,
-                    struct evbuffer *data, size_t skip,
-                    const struct backend *primary)
+/*
+ * Sends pr to pool p's replicas of key that take writes, but primary
+ * (NULL: none), as FRAG_REPLICA fragments of into (regional: counted as
+ * a remote region's). Returns how many were sent, or -1 (nothing sent)
+ * when one is out and the key cannot be noted.
+ */
+static int
+replica_send_pool(struct request *into, const struct topology_pool *p,
+                  const struct proto_req *pr, const struct proto_str *key,
+                  const char *line, size_t len, struct evbuffer *data,
+                  size_t skip, const struct backend *primary, bool regional)
 {
-    struct worker *w = req->worker;
-    const struct topology_pool *p =
-        topology_pool_of(req->wt->t, key->p, key->len);
+    struct worker *w = into->worker;
     struct backend *to[CONFIG_REPLICAS_MAX];
     bool storage = pr->cmd == PROTO_CMD_MS ||
                    (proto_cmd_is_storage(pr->cmd) && pr->cmd != PROTO_CMD_CAS);
+    bool classic = proto_key_classic(key->p, key->len);
+    _Atomic uint64_t *sent_c =
+        regional ? &w->stats.region_writes : &w->stats.replica_writes;
+    _Atomic uint64_t *fail_c = regional ? &w->stats.region_write_failures
+                                        : &w->stats.replica_write_failures;
     unsigned n, missed, sent = 0;
 
-    if (p->replicas < 2) {
-        return 0;
-    }
-    n = replica_write_targets(p, key->p, key->len, primary,
-                              proto_key_classic(key->p, key->len), &missed,
+    n = replica_write_targets(p, key->p, key->len, primary, classic, &missed,
                               to);
     if (missed > 0) {
         return -1;
@@ -188,20 +193,20 @@ replica_send_writes(struct request *req, const struct proto_req *pr,
         return 0;
     }
     /* Its recovery names it: the key itself. */
-    request_keep_key(req, key);
+    request_keep_key(into, key);
     for (unsigned i = 0; i < n; i++) {
         struct worker_backend *wb = worker_wb(w, to[i]);
         struct bconn *bc = route_pick(w, wb);
         struct evbuffer *out = bconn_output(bc);
+        struct frag *f;
         bool del;
 
-        stats_add(&w->stats.replica_writes, 1);
+        stats_add(sent_c, 1);
         if (out == NULL) {
             stats_backend_error(wb->stats, &wb->stats->errors_unavailable);
-            stats_add(&w->stats.replica_write_failures, 1);
-            if (proto_key_classic(key->p, key->len)) {
-                recovery_note(to[i]->recovery, req->keys[0].p,
-                              req->keys[0].len, to[i]->id);
+            stats_add(fail_c, 1);
+            if (classic) {
+                recovery_note(to[i]->recovery, key->p, key->len, to[i]->id);
             }
             continue;
         }
@@ -220,21 +225,125 @@ replica_send_writes(struct request *req, const struct proto_req *pr,
             v.iov_len = block;
             evbuffer_commit_space(out, &v, 1);
         }
-        req->pending++;
-        bconn_enqueue(bc, request_frag_init(req, FRAG_REPLICA, to[i]));
+        into->pending++;
+        f = request_frag_init(into, FRAG_REPLICA, to[i]);
+        f->fallback = regional;
+        bconn_enqueue(bc, f);
         sent++;
     }
     return (int)sent;
+}
+
+int
+replica_send_writes(struct request *req, const struct proto_req *pr,
+                    const struct proto_str *key, const char *line, size_t len,
+                    struct evbuffer *data, size_t skip,
+                    const struct backend *primary)
+{
+    const struct topology_pool *p =
+        topology_pool_of(req->wt->t, key->p, key->len);
+
+    return p->replicas < 2 ? 0
+                           : replica_send_pool(req, p, pr, key, line, len,
+                                               data, skip, primary, false);
+}
+
+int
+replica_send_remote(struct request *req, const struct proto_req *pr,
+                    const struct proto_str *key, const char *line, size_t len,
+                    struct evbuffer *data, size_t skip)
+{
+    struct worker *w = req->worker;
+    const struct topology *t = req->wt->t;
+    const struct topology_route *rt = topology_route_of(t, key->p, key->len);
+    bool wait = pr->cmd == PROTO_CMD_DELETE || pr->cmd == PROTO_CMD_MD ||
+                pr->cmd == PROTO_CMD_CAS;
+    size_t bytes = proto_cmd_is_storage(pr->cmd) || pr->cmd == PROTO_CMD_MS
+                       ? (size_t)pr->vlen + len
+                       : len;
+    struct request *into = req;
+    int total = 0;
+
+    if (rt->nremote == 0) {
+        return 0;
+    }
+    if (!wait) {
+        /* Not waited for: an orphaned request of its own, bounded. */
+        if (w->region_writes >= REPLICA_REMOTE_QUEUE ||
+            w->region_write_bytes + bytes > REPLICA_REMOTE_BYTES) {
+            stats_add(&w->stats.region_writes_dropped, 1);
+            return 0;
+        }
+        into = request_get(w, NULL);
+        into->cmd = pr->cmd;
+        into->noreply = true;
+        into->remote_bytes = bytes;
+        w->region_writes++;
+        w->region_write_bytes += bytes;
+        into->pending = 1; /* held while sending */
+        request_reserve_frags(into, rt->nremote * CONFIG_REPLICAS_MAX);
+    }
+    for (uint32_t i = 0; i < rt->nremote; i++) {
+        int n = replica_send_pool(into, &t->pools[rt->remote[i]], pr, key,
+                                  line, len, data, skip, NULL, true);
+
+        if (n < 0 && wait) {
+            return -1;
+        }
+        total += n > 0 ? n : 0;
+    }
+    if (into != req && --into->pending == 0) {
+        request_put(into);
+    }
+    return wait ? total : 0;
+}
+
+uint32_t
+replica_frags_needed(const struct topology *t, const struct proto_str *key)
+{
+    uint32_t remote = 0;
+
+    if (!t->replicated && !t->regional) {
+        return 0;
+    }
+    if (t->regional) {
+        remote = topology_route_of(t, key->p, key->len)->nremote;
+    }
+    return CONFIG_REPLICAS_MAX * (1 + remote);
+}
+
+struct backend *
+replica_remote_read(const struct topology *t, const char *key, size_t len)
+{
+    const struct topology_route *rt = topology_route_of(t, key, len);
+
+    for (uint32_t i = 0; i < rt->nremote; i++) {
+        struct backend *set[CONFIG_REPLICAS_MAX];
+        const struct topology_pool *p = &t->pools[rt->remote[i]];
+        unsigned n = replica_set(p, key, len, set);
+
+        for (unsigned k = 0; k < n; k++) {
+            if (backend_is_up(set[k])) {
+                return set[k];
+            }
+        }
+    }
+    return NULL;
 }
 
 void
 replica_frag_done(struct frag *f, bool ok)
 {
     struct request *req = f->req;
+    struct stats_worker *s = &req->worker->stats;
 
     if (!ok) {
-        stats_add(&req->worker->stats.replica_write_failures, 1);
-        recovery_note(f->be->recovery, req->keys[0].p, req->keys[0].len,
-                      f->be->id);
+        stats_add(f->fallback ? &s->region_write_failures
+                              : &s->replica_write_failures,
+                  1);
+        if (proto_key_classic(req->keys[0].p, req->keys[0].len)) {
+            recovery_note(f->be->recovery, req->keys[0].p, req->keys[0].len,
+                          f->be->id);
+        }
     }
 }

@@ -21,6 +21,7 @@
 #include "proto.h"
 
 struct backend;
+struct topology;
 struct topology_pool;
 
 /* The replicas of key in pool p, in walk order: at most
@@ -73,6 +74,36 @@ int replica_send_writes(struct request *req, const struct proto_req *pr,
                         const struct proto_str *key, const char *line,
                         size_t len, struct evbuffer *data, size_t skip,
                         const struct backend *primary);
+
+/* Writes to other regions not waited for, in flight per worker: at most
+ * this many, of at most this many bytes in all; beyond, they are dropped
+ * (and counted). */
+#define REPLICA_REMOTE_QUEUE 4096
+#define REPLICA_REMOTE_BYTES (16u << 20)
+
+/*
+ * The write pr of req (as replica_send_writes()) to the other regions'
+ * pools of a local-first route: to each one's replicas that take writes.
+ * A delete, a cas and md are waited for (FRAG_REPLICA fragments of req,
+ * so that no region keeps a value the client deleted): returns how many
+ * were sent, or -1 as replica_send_writes(). Other writes are sent in an
+ * orphaned request of their own, not waited for, bounded by
+ * REPLICA_REMOTE_QUEUE and REPLICA_REMOTE_BYTES: returns 0.
+ */
+int replica_send_remote(struct request *req, const struct proto_req *pr,
+                        const struct proto_str *key, const char *line,
+                        size_t len, struct evbuffer *data, size_t skip);
+
+/* Room for the fragments a write of key needs besides its own two: its
+ * replicas and, waited for, the other regions'. */
+uint32_t replica_frags_needed(const struct topology *t,
+                              const struct proto_str *key);
+
+/* The copy a read of key that missed on b reads next in another region
+ * (local-first routes): the first UP replica of the first other region's
+ * pool that has one, or NULL. */
+struct backend *replica_remote_read(const struct topology *t,
+                                    const char *key, size_t len);
 
 /* A FRAG_REPLICA was answered (ok: as a success, a DELETED, NOT_FOUND,
  * STORED, ... or a number) or failed; a replica that failed a write may

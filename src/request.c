@@ -137,6 +137,11 @@ request_put(struct request *req)
     if (req->copy.held) {
         warmup_copy_done(req);
     }
+    if (req->remote_bytes > 0) {
+        w->region_writes--;
+        w->region_write_bytes -= req->remote_bytes;
+        req->remote_bytes = 0;
+    }
     if (left > 0) {
         evbuffer_drain(req->rsp, left);
     }
@@ -455,13 +460,15 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     /* Held while sending: a fragment may fail at once. Room for every
      * fragment first: queued ones must not move. */
     req->pending = 1;
-    request_reserve_frags(req, 2 + (req->wt->t->replicated
-                                        ? CONFIG_REPLICAS_MAX
-                                        : 0));
+    request_reserve_frags(req, 2 + replica_frags_needed(req->wt->t, &pr->key));
     nreplicas = req->wt->t->replicated
                     ? replica_send_writes(req, pr, &pr->key, line, len, data,
                                           skip, b)
                     : 0;
+    if (req->wt->t->regional) {
+        nreplicas += replica_send_remote(req, pr, &pr->key, line, len, data,
+                                         skip);
+    }
     if ((req->nprev > 0 || nreplicas > 0) && pr->cmd == PROTO_CMD_DELETE &&
         obc == NULL) {
         /* A moved or replicated key's delete: its previous owners and
@@ -557,7 +564,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         f->nkeys = 1;
         f->fallback = b != owner && touches;
         req->pending = 1;
-        if ((req->wt->t->origin[0] != NULL || req->wt->t->replicated) &&
+        if (topology_reads_fall_through(req->wt->t) &&
             b != NULL) {
             /* Its key, for a warm-up read if it misses. */
             req->nkeys = 0;
@@ -620,7 +627,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         }
         req->keys[i] = key;
         req->block_len[i] = 0;
-        if (req->wt->t->origin[0] != NULL || req->wt->t->replicated) {
+        if (topology_reads_fall_through(req->wt->t)) {
             warmup_note_read(req, i, &key, owner, b);
         }
         /* A gat/gats for a DOWN owner's keys goes in a fragment of its
@@ -947,7 +954,7 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
         }
     } else {
         b = route_key(w, req->wt->t, rp.key.p, rp.key.len, &owner);
-        if ((req->wt->t->origin[0] != NULL || req->wt->t->replicated) &&
+        if (topology_reads_fall_through(req->wt->t) &&
             pr->cmd == PROTO_CMD_MG && b != NULL) {
             /* Its line, sent again to the previous owner if it misses. */
             request_reserve_keys(req, 1, len);
@@ -972,13 +979,16 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
     /* Held while sending; room for every fragment first (see
      * request_dispatch_single()). */
     req->pending = 1;
-    request_reserve_frags(req, 2 + (req->wt->t->replicated
-                                        ? CONFIG_REPLICAS_MAX
-                                        : 0));
+    request_reserve_frags(req, 2 + replica_frags_needed(req->wt->t, &rp.key));
     nreplicas = write && req->wt->t->replicated
                     ? replica_send_writes(req, pr, &rp.key, line, len, data,
                                           skip, b)
                     : 0;
+    if (nreplicas >= 0 && write && req->wt->t->regional) {
+        int r = replica_send_remote(req, pr, &rp.key, line, len, data, skip);
+
+        nreplicas = r < 0 ? r : nreplicas + r;
+    }
     if (nreplicas < 0) {
         /* A replica is out and its recovery could not name the key. */
         req->pending = 0;

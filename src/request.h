@@ -170,6 +170,9 @@ struct request {
         bool held;                  /* its value (in rsp) holds a place
                                        in the worker's copy queue */
     } copy;
+    size_t remote_bytes;            /* a write to other regions not waited
+                                       for: its share of the worker's
+                                       bound (replica.c), or 0 */
     struct backend *deferred_be;    /* a delete sent once the previous
                                        owners' deletes are answered: its
                                        target, its kind, its bytes in

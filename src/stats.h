@@ -67,6 +67,13 @@
                                "(replicated pools)")                        \
     X(replica_write_failures, COUNTER, "Of those, writes that failed or "   \
                                        "could not be sent")                 \
+    X(region_writes, COUNTER, "Writes sent to other regions' pools "       \
+                              "(local-first routes)")                      \
+    X(region_write_failures, COUNTER, "Of those, writes that failed or "   \
+                                      "could not be sent")                 \
+    X(region_writes_dropped, COUNTER, "Writes to other regions not sent: " \
+                                      "the worker's queue of them was "     \
+                                      "full")                               \
     X(hotkey_spread_reads, COUNTER, "Reads of hot keys sent to one of "    \
                                     "their replicas in turn "               \
                                     "(hotkey_spread)")

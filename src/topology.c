@@ -40,24 +40,42 @@ topology_build_pool(struct topology *t, uint32_t i, char *err, size_t errlen)
     return 0;
 }
 
-/* The routes of t->cfg but "*", which is t->default_pool. */
+/* Route r of t->cfg (NULL: keys to the default pool) into out. */
+static void
+topology_build_route(struct topology *t, const struct config_route *r,
+                     struct topology_route *out)
+{
+    const struct config *cfg = t->cfg;
+
+    *out = (struct topology_route){NULL, 0, t->default_pool, NULL, 0};
+    if (r == NULL) {
+        return;
+    }
+    out->prefix = r->prefix;
+    out->len = strlen(r->prefix);
+    out->pool = (uint32_t)config_route_pool(cfg, r);
+    if (r->local_first) {
+        out->remote = util_xcalloc(CONFIG_POOLS_MAX, sizeof(*out->remote));
+        out->nremote = (uint32_t)config_route_remotes(cfg, r, out->remote);
+        t->regional = true;
+    }
+}
+
+/* The routes of t->cfg but "*", which is t->def. */
 static void
 topology_build_routes(struct topology *t)
 {
     const struct config *cfg = t->cfg;
 
     t->default_pool = (uint32_t)config_default_pool(cfg);
+    topology_build_route(t, config_default_route(cfg), &t->def);
     t->routes = util_xcalloc(cfg->nroutes ? cfg->nroutes : 1,
                              sizeof(*t->routes));
     for (size_t i = 0; i < cfg->nroutes; i++) {
-        const struct config_route *r = &cfg->routes[i];
-
-        if (r->prefix[0] == '\0') {
-            continue;
+        if (cfg->routes[i].prefix[0] != '\0') {
+            topology_build_route(t, &cfg->routes[i],
+                                 &t->routes[t->nroutes++]);
         }
-        t->routes[t->nroutes++] = (struct topology_route){
-            r->prefix, strlen(r->prefix),
-            (uint32_t)config_pool_index(cfg, r->pool)};
     }
 }
 
@@ -200,7 +218,11 @@ topology_unref(struct topology *t)
         free(t->pools[i].be);
     }
     free(t->pools);
+    for (uint32_t i = 0; t->routes != NULL && i < t->nroutes; i++) {
+        free(t->routes[i].remote);
+    }
     free(t->routes);
+    free(t->def.remote);
     config_destroy(t->cfg);
     free(t);
 }

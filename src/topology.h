@@ -40,8 +40,11 @@ struct topology_pool {
 
 struct topology_route {
     const char *prefix;             /* in the snapshot's config */
-    size_t len;                     /* > 0 */
-    uint32_t pool;
+    size_t len;                     /* > 0, but the default's */
+    uint32_t pool;                  /* local-first: the proxy region's */
+    uint32_t *remote;               /* local-first: the other regions'
+                                       pools, owned; else NULL */
+    uint32_t nremote;
 };
 
 struct topology {
@@ -57,6 +60,8 @@ struct topology {
     struct topology_route *routes;  /* [nroutes], longest first, without
                                        the default ("*") */
     uint32_t nroutes;
+    struct topology_route def;      /* keys that match no route */
+    bool regional;                  /* a route is local-first */
     bool replicated;                /* a pool has replicas > 1 */
     bool spread;                    /* ... and hotkey_spread */
     /*
@@ -86,19 +91,35 @@ struct topology *topology_create(uint64_t generation, struct config *cfg,
                                  struct backend **backends, char *err,
                                  size_t errlen);
 
-/* The pool key goes to: the longest route whose prefix it starts with,
- * else the default. Inline: one branch per key without routes. */
-static inline const struct topology_pool *
-topology_pool_of(const struct topology *t, const char *key, size_t len)
+/* The route of key: the longest whose prefix it starts with, else the
+ * default. Inline: one branch per key without routes. */
+static inline const struct topology_route *
+topology_route_of(const struct topology *t, const char *key, size_t len)
 {
     for (uint32_t i = 0; i < t->nroutes; i++) {
         const struct topology_route *r = &t->routes[i];
 
         if (r->len <= len && __builtin_memcmp(key, r->prefix, r->len) == 0) {
-            return &t->pools[r->pool];
+            return r;
         }
     }
-    return &t->pools[t->default_pool];
+    return &t->def;
+}
+
+/* Whether a read that misses may find the key elsewhere: during a move
+ * (its previous owner), in a replicated pool (the next replica), on a
+ * local-first route (another region). */
+static inline bool
+topology_reads_fall_through(const struct topology *t)
+{
+    return t->origin[0] != NULL || t->replicated || t->regional;
+}
+
+/* The pool key goes to (its route's; local-first: the local one). */
+static inline const struct topology_pool *
+topology_pool_of(const struct topology *t, const char *key, size_t len)
+{
+    return &t->pools[topology_route_of(t, key, len)->pool];
 }
 
 /* The index in t->backends of key's owner (in the pool it goes to). */

@@ -83,6 +83,10 @@ warmup_note_read(struct request *req, uint32_t i,
             po = replica_next_read(pool, route_key->p, route_key->len, b);
         }
     }
+    if (po == NULL && b != NULL && req->wt->t->regional) {
+        /* A local-first route: another region's copy, copied back. */
+        po = replica_remote_read(req->wt->t, route_key->p, route_key->len);
+    }
     req->key_prev[i] = po;
     req->nwarm += po != NULL;
 }

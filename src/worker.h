@@ -99,6 +99,9 @@ struct worker {
     uint64_t adopted;               /* generation of topo */
     uint32_t warm_copies;           /* warm-up copies in flight */
     size_t warm_copy_bytes;         /* ... and their values' bytes */
+    uint32_t region_writes;         /* writes to other regions in flight,
+                                       not waited for (replica.c) */
+    size_t region_write_bytes;      /* ... and their bytes */
     /* Hot keys: keys routed until the next sample, and the table (under
      * hot_lock: sampled requests and readers only). */
     uint32_t hot_countdown;

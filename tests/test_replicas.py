@@ -324,5 +324,126 @@ class ReadRepairTest(FailureCase):
                 self.assertEqual(g[2], g[0].encode())
 
 
+class RegionsTest(ReplicaCase):
+    """Two regions of three backends each: the proxy is in eu, and every
+    key's route is local-first."""
+
+    @classmethod
+    def setUpClass(cls):
+        def text(c):
+            return ("[pool eu]\nregion = eu\n" +
+                    c.pool_lines(["b1", "b2", "b3"]) +
+                    "\n[pool us]\nregion = us\n" +
+                    c.pool_lines(["b4", "b5", "b6"]) +
+                    "\n[routes]\n* = local-first\n")
+        cls.CLUSTER_ARGS = {"nbackends": 6, "health": HEALTH,
+                            "proxy": {"region": "eu"}, "pools": ([], text)}
+        super().setUpClass()
+
+    EU, US = ("b1", "b2", "b3"), ("b4", "b5", "b6")
+
+    def in_region(self, keys, region):
+        """{key: set of the region's backends holding it}."""
+        held = self.holders(keys)
+        return {k: set(held[k]) & set(region) for k in keys}
+
+    def get_hits(self):
+        out = {}
+        for m in self.cluster.backends:
+            with m.client() as bc:
+                out[m.name] = int(bc.stats()["get_hits"])
+        return out
+
+    def test_writes_reach_both_regions_and_reads_stay_local(self):
+        keys = [self.key() for _ in range(60)]
+        c = self.client(timeout=10.0)
+        for k in keys:
+            self.assertEqual(c.set(k, "v"), b"STORED")
+        routes = self.routes(keys)
+        eu = self.in_region(keys, self.EU)
+        for k in keys:
+            self.assertEqual(routes[k][0], "eu")
+            self.assertEqual(eu[k], {routes[k][1][0]}, k)
+        # the other region's copy is not waited for: it comes
+        wait_for(lambda: all(len(v) == 1 for v in
+                             self.in_region(keys, self.US).values()),
+                 10, "the writes to the other region")
+        before = self.get_hits()
+        for _ in range(3):
+            got = c.get_multi(keys)
+            self.assertEqual(len(got), len(keys))
+        after = self.get_hits()
+        for b in self.US:
+            self.assertEqual(after[b], before[b], b)
+        self.assertEqual(sum(after[b] - before[b] for b in self.EU),
+                         3 * len(keys))
+        self.assertGreater(int(c.stats()["region_writes"]), 0)
+
+    def test_remote_hit_is_copied_back_locally(self):
+        k = self.key()
+        for b in self.US:
+            with self.cluster.backend(b).client() as bc:
+                self.assertEqual(bc.set(k, "from-us"), b"STORED")
+        c = self.client()
+        self.assertEqual(c.get(k), b"from-us")
+        owner = self.routes([k])[k][1][0]
+
+        def copied():
+            with self.cluster.backend(owner).client() as bc:
+                return bc.get(k) == b"from-us"
+        wait_for(copied, 10, "the copy back into eu")
+        before = self.get_hits()
+        self.assertEqual(c.get(k), b"from-us")
+        after = self.get_hits()
+        self.assertEqual({b: after[b] - before[b] for b in after if
+                          after[b] != before[b]}, {owner: 1})
+
+    def test_delete_reaches_both_regions(self):
+        keys = [self.key() for _ in range(30)]
+        c = self.client(timeout=10.0)
+        for k in keys:
+            self.assertEqual(c.set(k, "v"), b"STORED")
+        wait_for(lambda: all(len(v) == 1 for v in
+                             self.in_region(keys, self.US).values()),
+                 10, "the writes to the other region")
+        for k in keys:
+            self.assertEqual(c.delete(k), b"DELETED")
+        # deletes are waited for: nothing is left anywhere once answered
+        self.assertEqual(self.holders(keys), {k: {} for k in keys})
+        for k in keys:
+            self.assertIsNone(c.get(k))
+
+
+class RegionConfigTest(unittest.TestCase):
+    CASES = [
+        ("[pool a]\nregion = eu\nx = 127.0.0.1:1\n[routes]\n"
+         "* = local-first\n", 5, "local-first needs [proxy] region"),
+        ("[proxy]\nregion = ap\n[pool a]\nregion = eu\nx = 127.0.0.1:1\n"
+         "[routes]\n* = local-first\n", 7, "no pool of region 'ap'"),
+        ("[proxy]\nregion = eu\n[pool a]\nregion = eu\nx = 127.0.0.1:1\n"
+         "[pool b]\ny = 127.0.0.1:2\n[routes]\n* = local-first a b\n", 9,
+         "pool 'b' has no region"),
+        ("[proxy]\nregion = eu\n[pool a]\nregion = eu\nx = 127.0.0.1:1\n"
+         "[routes]\n* = local-first a nope\n", 7,
+         "names a pool that does not exist"),
+        ("[proxy]\nregion = e u\n[backends]\nx = 127.0.0.1:1\n", 2,
+         "region: bad name"),
+    ]
+
+    def test_bad_configs(self):
+        import shutil
+        import tempfile
+        d = tempfile.mkdtemp(prefix="mctest-regions-")
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, "bad.ini")
+        for text, line, msg in self.CASES:
+            with open(path, "w") as f:
+                f.write(text)
+            r = mctest.run_mcring(["-t", "-c", path])
+            self.assertEqual(r.returncode, 1, text)
+            self.assertIn("%s:%d: " % (path, line), r.stderr, text)
+            self.assertIn(msg, r.stderr, text)
+
+
 if __name__ == "__main__":
     mctest.main()
