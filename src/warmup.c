@@ -36,6 +36,8 @@
 #include "warmup.h"
 #include "worker.h"
 
+const char warmup_later;
+
 void
 warmup_note_write(struct request *req, const struct proto_str *route_key,
                   const struct proto_str *key, bool b64,
@@ -73,22 +75,49 @@ warmup_note_read(struct request *req, uint32_t i,
                              p) > 0) {
         po = p[0].be;
     }
-    if (po == NULL && b != NULL && req->wt->t->replicated) {
-        /* A replicated key: the next replica, whose hit is copied back
-         * (read repair). */
-        const struct topology_pool *pool =
-            topology_pool_of(req->wt->t, route_key->p, route_key->len);
-
-        if (pool->replicas > 1) {
-            po = replica_next_read(pool, route_key->p, route_key->len, b);
-        }
-    }
-    if (po == NULL && b != NULL && req->wt->t->regional) {
-        /* A local-first route: another region's copy, copied back. */
-        po = replica_remote_read(req->wt->t, route_key->p, route_key->len);
+    if (po == NULL && b != NULL &&
+        ((req->wt->t->replicated &&
+          topology_pool_of(req->wt->t, route_key->p, route_key->len)
+                  ->replicas > 1) ||
+         (req->wt->t->regional &&
+          topology_route_of(req->wt->t, route_key->p, route_key->len)
+                  ->nremote > 0))) {
+        /* Another replica, or another region: which one is looked up if
+         * the read misses (warmup_prev()), not for every hit. */
+        po = WARMUP_LATER;
     }
     req->key_prev[i] = po;
     req->nwarm += po != NULL;
+}
+
+/*
+ * Where key i of a read that missed on b is read next: its previous
+ * owner, or for WARMUP_LATER the next replica after b (read repair), else
+ * another region's copy; NULL when there is none.
+ */
+static struct backend *
+warmup_prev(struct request *req, uint32_t i, const struct backend *b)
+{
+    const struct topology *t = req->wt->t;
+    const struct proto_str *k = &req->keys[i];
+    struct backend *po = req->key_prev[i];
+
+    if (po != WARMUP_LATER) {
+        return po;
+    }
+    po = NULL;
+    if (t->replicated) {
+        const struct topology_pool *pool = topology_pool_of(t, k->p, k->len);
+
+        if (pool->replicas > 1) {
+            po = replica_next_read(pool, k->p, k->len, b);
+        }
+    }
+    if (po == NULL && t->regional) {
+        po = replica_remote_read(t, k->p, k->len);
+    }
+    req->key_prev[i] = po;
+    return po;
 }
 
 /* The delete after a write, on its key's previous owner p. */
@@ -244,6 +273,7 @@ warmup_send_reads(struct request *req)
     if (req->cmd == PROTO_CMD_MG) {
         /* Missed: EN, or nothing before MN with q. */
         if (req->meta_seen || req->frags[0].failed ||
+            warmup_prev(req, 0, req->frags[0].be) == NULL ||
             !backend_is_up(req->key_prev[0])) {
             return false;
         }
@@ -271,6 +301,9 @@ warmup_send_reads(struct request *req)
         struct backend *po = req->key_prev[i];
         uint32_t fi = req->stream ? 0 : req->key_frag[i];
 
+        if (po != NULL && (req->frags[fi].failed || warmup_missed(req, i))) {
+            po = warmup_prev(req, i, req->frags[fi].be);
+        }
         if (po != NULL && req->frags[fi].failed &&
             req->frags[fi].kind == FRAG_RETRIEVAL && backend_is_up(po) &&
             warmup_send_get(req, i, po, FRAG_WARM, NULL, 0)) {
@@ -568,12 +601,15 @@ static void
 warmup_verified(struct request *req, uint32_t i,
                 const struct proto_meta_value *va, const char *data)
 {
-    struct backend *po = req->key_prev[i];
+    struct backend *po = warmup_prev(req, i,
+                                     req->frags[req->stream ? 0
+                                                            : req->key_frag[i]]
+                                         .be);
 
     warmup_drop_block(req, i);
     if (va != NULL) {
         warmup_answer(req, i, va, data);
-    } else if (!backend_is_up(po) ||
+    } else if (po == NULL || !backend_is_up(po) ||
                !warmup_send_get(req, i, po, FRAG_WARM, NULL, 0)) {
         stats_add(&req->worker->stats.warmup_misses, 1);
     }

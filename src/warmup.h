@@ -98,4 +98,9 @@ void warmup_frag_fail(struct frag *f);
  * is free (nothing when it holds none). */
 void warmup_copy_done(struct request *r);
 
+/* key_prev of a read's key whose copy elsewhere (another replica,
+ * another region) is looked up only if the read misses. */
+#define WARMUP_LATER ((struct backend *)&warmup_later)
+extern const char warmup_later;
+
 #endif

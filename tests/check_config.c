@@ -973,7 +973,7 @@ START_TEST(test_key_format)
     bool seen_hash = false;
 
     config_defaults(&cfg);
-    ck_assert_uint_eq(n, 25);
+    ck_assert_uint_eq(n, 26);
     ck_assert_int_eq(config_key_format(&cfg, 0, &section, &name, value,
                                        sizeof(value)),
                      0);
@@ -1706,6 +1706,38 @@ START_TEST(test_pool_errors)
 }
 END_TEST
 
+START_TEST(test_local_first_routes)
+{
+    struct config *cfg = load_ok(
+        "[proxy]\nregion = eu\n[pool a]\nregion = us\nx = 127.0.0.1:1\n"
+        "[pool b]\nregion = eu\ny = 127.0.0.1:2\n[pool c]\nregion = ap\n"
+        "z = 127.0.0.1:3\n[pool d]\nw = 127.0.0.1:4\n[routes]\n"
+        "* = local-first\nab: = local-first a b\nd: = d\n");
+    uint32_t remote[CONFIG_POOLS_MAX];
+    const struct config_route *r = config_default_route(cfg);
+
+    ck_assert_str_eq(cfg->region, "eu");
+    ck_assert(r != NULL && r->local_first);
+    /* all pools with a region: b is the local one */
+    ck_assert_str_eq(cfg->pools[config_route_pool(cfg, r)].name, "b");
+    ck_assert_uint_eq(config_route_remotes(cfg, r, remote), 2);
+    ck_assert_str_eq(cfg->pools[remote[0]].name, "a");
+    ck_assert_str_eq(cfg->pools[remote[1]].name, "c");
+    ck_assert_str_eq(cfg->pools[config_route_key(cfg, "ab:1", 4)].name, "b");
+    ck_assert_str_eq(cfg->pools[config_route_key(cfg, "d:1", 3)].name, "d");
+    r = &cfg->routes[0]; /* "ab:", longest first */
+    ck_assert_str_eq(r->prefix, "ab:");
+    ck_assert_uint_eq(config_route_remotes(cfg, r, remote), 1);
+    ck_assert_uint_eq(config_route_remotes(cfg, &cfg->routes[1], remote), 0);
+    config_destroy(cfg);
+    expect_error("[proxy]\nregion = eu\n[pool a]\nregion = us\n"
+                 "x = 127.0.0.1:1\n[pool b]\nregion = us\ny = 127.0.0.1:2\n"
+                 "[pool c]\nregion = eu\nz = 127.0.0.1:3\n[routes]\n"
+                 "* = local-first\n",
+                 13, "pools 'a' and 'b' are both of region 'us'");
+}
+END_TEST
+
 START_TEST(test_pools_bounded)
 {
     char *text = util_xcalloc(1, 64 * 1024);
@@ -1736,6 +1768,7 @@ config_suite(void)
     tcase_add_test(tc, test_pool_edits);
     tcase_add_test(tc, test_pool_errors);
     tcase_add_test(tc, test_pools_bounded);
+    tcase_add_test(tc, test_local_first_routes);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("defaults");
