@@ -159,6 +159,20 @@ admin_stats_backends(struct proxy *p, const struct topology *t,
                             t->cfg->backends[b].weight);
         evbuffer_add_printf(out, "STAT %s:ring_share %.4f\r\n", name,
                             topology_share(t, b));
+        if (t->npools > 1) {
+            /* Its pools; ring_share is its share of the first one. */
+            const char *sep = "";
+
+            evbuffer_add_printf(out, "STAT %s:pools ", name);
+            for (uint32_t k = 0; k < t->npools; k++) {
+                if (topology_pool_member(&t->pools[k], b) != UINT32_MAX) {
+                    evbuffer_add_printf(out, "%s%s", sep,
+                                        topology_pool_name(&t->pools[k]));
+                    sep = ",";
+                }
+            }
+            evbuffer_add(out, "\r\n", 2);
+        }
         evbuffer_add_printf(out, "STAT %s:state %s\r\n", name,
                             backend_state_name(backend_state(be)));
         evbuffer_add_printf(out, "STAT %s:since %lld\r\n", name,

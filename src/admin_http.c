@@ -282,6 +282,17 @@ admin_http_backend_json(struct admin_http *a, const struct topology *t,
                    &bad);
     admin_http_set(o, "share", json_real(topology_share(t, i)),
                    &bad);
+    {
+        json_t *pools = json_array();
+
+        for (uint32_t k = 0; pools != NULL && k < t->npools; k++) {
+            if (topology_pool_member(&t->pools[k], i) != UINT32_MAX) {
+                json_array_append_new(
+                    pools, json_string(topology_pool_name(&t->pools[k])));
+            }
+        }
+        admin_http_set(o, "pools", pools, &bad);
+    }
     admin_http_set(o, "since",
                    json_integer((json_int_t)atomic_load(&be->since)), &bad);
     admin_http_set(o, "transitions",

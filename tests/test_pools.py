@@ -180,6 +180,14 @@ class PoolRoutingTest(PoolsCase):
                          {"b4", "b5", "b6"})
         self.assertAlmostEqual(sum(x[2] for x in shares), 1.0)
 
+    def test_backends_name_their_pools(self):
+        st = mctest.stats_backends(self.cluster.port)
+        self.assertEqual(st["b4"]["pools"], "sess,frag")
+        self.assertEqual(st["b1"]["pools"], "default")
+        status, doc = http_json(self.admin_port, "GET", "/backends")
+        self.assertEqual({b["name"]: b["pools"] for b in doc}["b4"],
+                         ["sess", "frag"])
+
     def test_config_renders_back(self):
         conn = http.client.HTTPConnection("127.0.0.1", self.admin_port,
                                           timeout=10)
