@@ -371,6 +371,10 @@ bool config_pools_same_placement(const struct config *a,
  */
 struct config *config_pool_view(const struct config *cfg, size_t pool)
     __attribute__((warn_unused_result));
+/* The largest share of a pool's keys whose owner differs between a and
+ * b, over the pools (by name) both have: 0 when none, NAN when a ring
+ * cannot be built or the hashes differ. */
+double config_moved_share(const struct config *a, const struct config *b);
 /* Pools and routes of src copied into dst (which has none). */
 void config_pools_copy(struct config *dst, const struct config *src);
 /* Frees cfg's pools and routes. */

@@ -24,6 +24,7 @@
 #include "autoconf.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -829,6 +830,34 @@ config_pools_render(const struct config *cfg, FILE *out,
         fprintf(out, "%s = %s\n", r->prefix[0] != '\0' ? r->prefix : "*",
                 r->pool);
     }
+}
+
+double
+config_moved_share(const struct config *a, const struct config *b)
+{
+    double most = 0.0;
+
+    for (size_t i = 0; i < b->npools; i++) {
+        int k = config_pool_index(a, b->pools[i].name);
+        char err[256];
+        struct ring *ra, *rb;
+        double m;
+
+        if (k < 0) {
+            continue;
+        }
+        ra = config_build_pool_ring(a, (size_t)k, NULL, err, sizeof(err));
+        rb = ra != NULL ? config_build_pool_ring(b, i, NULL, err, sizeof(err))
+                        : NULL;
+        m = rb != NULL ? ring_moved_share(ra, rb) : NAN;
+        ring_destroy(rb);
+        ring_destroy(ra);
+        if (isnan(m)) {
+            return NAN;
+        }
+        most = m > most ? m : most;
+    }
+    return most;
 }
 
 struct config *

@@ -307,47 +307,93 @@ main_report(int ready, const char *msg)
     }
 }
 
-/* The ring of the config file at path, or NULL after a message. */
-static struct ring *
-main_load_ring(const char *path)
+/* The config file at path, or NULL after a message. */
+static struct config *
+main_load(const char *path)
 {
     char err[512];
     struct config *cfg = config_load(path, err, sizeof(err));
-    struct ring *ring;
 
     if (cfg == NULL) {
         fprintf(stderr, "%s\n", err);
-        return NULL;
     }
-    ring = config_build_ring(cfg, err, sizeof(err));
-    if (ring == NULL) {
-        fprintf(stderr, "%s: %s\n", path, err);
-    }
-    config_destroy(cfg);
-    return ring;
+    return cfg;
 }
 
-/* --plan OLD NEW: what a change from one file to the other moves. */
+/*
+ * --plan OLD NEW: what a change from one file to the other moves, per pool
+ * both files have (after a "pool NAME:" line when either has several;
+ * JSON: an array of the reports, each with its "pool").
+ */
 static int
 main_plan(const char *old_path, const char *new_path,
           const struct main_args *a)
 {
-    struct ring *a_ring = main_load_ring(old_path);
-    struct ring *b_ring = a_ring != NULL ? main_load_ring(new_path) : NULL;
-    char err[256];
-    int rc = 1;
+    struct config *ca = main_load(old_path);
+    struct config *cb = ca != NULL ? main_load(new_path) : NULL;
+    bool many = cb != NULL && (ca->npools > 1 || cb->npools > 1);
+    json_t *all = many && a->json ? json_array() : NULL;
+    char err[512];
+    int rc = cb != NULL ? 0 : 1;
 
-    if (b_ring != NULL) {
-        rc = plan_report(a_ring, b_ring, a->keys, a->json, stdout, err,
-                         sizeof(err)) == 0
-                 ? 0
-                 : 1;
-        if (rc != 0) {
-            fprintf(stderr, "mcring: %s\n", err);
+    for (size_t i = 0; cb != NULL && i < cb->npools && rc == 0; i++) {
+        int k = config_pool_index(ca, cb->pools[i].name);
+        struct ring *ra, *rb;
+
+        if (k < 0) {
+            if (many && !a->json) {
+                printf("%spool %s: new\n", i > 0 ? "\n" : "",
+                       cb->pools[i].name);
+            }
+            continue;
+        }
+        ra = config_build_pool_ring(ca, (size_t)k, NULL, err, sizeof(err));
+        rb = ra != NULL ? config_build_pool_ring(cb, i, NULL, err,
+                                                 sizeof(err))
+                        : NULL;
+        if (rb == NULL) {
+            fprintf(stderr, "mcring: pool '%s': %s\n", cb->pools[i].name,
+                    err);
+            rc = 1;
+        } else if (all != NULL) {
+            json_t *doc = plan_json(ra, rb, a->keys, err, sizeof(err));
+
+            if (doc == NULL) {
+                fprintf(stderr, "mcring: %s\n", err);
+                rc = 1;
+            } else {
+                json_object_set_new(doc, "pool",
+                                    json_string(cb->pools[i].name));
+                json_array_append_new(all, doc);
+            }
+        } else {
+            if (many) {
+                printf("%spool %s:\n", i > 0 ? "\n" : "", cb->pools[i].name);
+            }
+            if (plan_report(ra, rb, a->keys, a->json, stdout, err,
+                            sizeof(err)) != 0) {
+                fprintf(stderr, "mcring: %s\n", err);
+                rc = 1;
+            }
+        }
+        ring_destroy(rb);
+        ring_destroy(ra);
+    }
+    for (size_t i = 0; cb != NULL && many && !a->json && i < ca->npools;
+         i++) {
+        if (config_pool_index(cb, ca->pools[i].name) < 0) {
+            printf("\npool %s: removed\n", ca->pools[i].name);
         }
     }
-    ring_destroy(b_ring);
-    ring_destroy(a_ring);
+    if (all != NULL) {
+        if (rc == 0) {
+            json_dumpf(all, stdout, ANALYZE_JSON_FLAGS);
+            fputc('\n', stdout);
+        }
+        json_decref(all);
+    }
+    config_destroy(cb);
+    config_destroy(ca);
     return rc;
 }
 

@@ -18,7 +18,6 @@
 #include "backend.h"
 #include "config.h"
 #include "rebalance.h"
-#include "ring.h"
 #include "stats.h"
 #include "topology.h"
 #include "util.h"
@@ -142,21 +141,6 @@ rebalance_value(const struct rebalance_sample *s, uint32_t id,
     return UINT64_MAX;
 }
 
-/* Share of keys a change from config a to b moves (NAN: unknown). */
-static double
-rebalance_moved(const struct config *a, const struct config *b)
-{
-    char err[256];
-    struct ring *ra = config_build_ring(a, err, sizeof(err));
-    struct ring *rb = ra != NULL ? config_build_ring(b, err, sizeof(err))
-                                 : NULL;
-    double share = rb != NULL ? ring_moved_share(ra, rb) : NAN;
-
-    ring_destroy(rb);
-    ring_destroy(ra);
-    return share;
-}
-
 json_t *
 rebalance_report(struct rebalance *r, const struct config *target,
                  double max_move, struct config **out, int *ramp)
@@ -227,7 +211,7 @@ rebalance_report(struct rebalance *r, const struct config *target,
         for (size_t i = 0; i < n; i++) {
             cfg->backends[i].weight = prop[i];
         }
-        moved = rebalance_moved(target, cfg);
+        moved = config_moved_share(target, cfg);
         if (!isfinite(moved)) {
             reason = "the proposed ring cannot be built";
         } else {

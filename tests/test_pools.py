@@ -452,6 +452,21 @@ class PoolConfigErrorsTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         doc = json.loads(r.stdout)
         self.assertEqual([x["pool"] for x in doc], ["p", "q"])
+        # --plan: per pool; a backend added to q moves q's keys only
+        new = os.path.join(d, "new.ini")
+        with open(new, "w") as f:
+            f.write("[pool p]\nhash = ketama\na = 127.0.0.1:1\n"
+                    "b = 127.0.0.1:2\n[pool q]\nvnodes = 100\n"
+                    "a = 127.0.0.1:1\nc = 127.0.0.1:3\n[pool r]\n"
+                    "c = 127.0.0.1:3\n[routes]\n* = p\nq: = q\nr: = r\n")
+        r = run_mcring(["--plan", path, new, "--keys", "1000", "--json"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        doc = {x["pool"]: x for x in json.loads(r.stdout)}
+        self.assertEqual(sorted(doc), ["p", "q"])
+        self.assertEqual(doc["p"]["moved_share"], 0)
+        self.assertGreater(doc["q"]["moved_share"], 0.3)
+        r = run_mcring(["--plan", path, new, "--keys", "1000"])
+        self.assertIn("pool r: new", r.stdout)
 
 
 if __name__ == "__main__":
