@@ -88,15 +88,19 @@ ctl_usage(FILE *out)
             "Commands:\n"
             "  backends                     backends, state, share, "
             "counters\n"
-            "  route KEY...                 owner, fallbacks and target of "
-            "each KEY\n"
-            "  ring                         how evenly the ring spreads "
-            "keys\n"
-            "  add NAME HOST:PORT [weight=W] [--ramp S]\n"
-            "                               add a backend (over S "
+            "  route KEY...                 pool, owner, fallbacks and target "
+            "of each KEY\n"
+            "  ring [POOL]                  how evenly the (pool's) ring "
+            "spreads keys\n"
+            "  pools                        the pools: replicas, backends\n"
+            "  routes                       which key prefixes go to which "
+            "pool\n"
+            "  add NAME HOST:PORT [weight=W] [pool=P] [--ramp S]\n"
+            "                               add a backend (to pool P; over S "
             "seconds)\n"
-            "  remove NAME [--ramp S]       remove a backend (over S "
-            "seconds)\n"
+            "  remove NAME [pool=P] [--ramp S]\n"
+            "                               remove a backend (from pool P "
+            "only)\n"
             "  weight NAME W [--ramp S]     change a backend's weight\n"
             "  migration [pause|resume|rollback|finish]\n"
             "                               the move in progress, or steer "
@@ -214,8 +218,8 @@ ctl_build(const struct ctl_args *a, struct ctl_request *r)
     double w = 1.0;
 
     memset(r, 0, sizeof(*r));
-    if (strcmp(cmd, "backends") == 0 || strcmp(cmd, "ring") == 0 ||
-        strcmp(cmd, "config") == 0) {
+    if (strcmp(cmd, "backends") == 0 || strcmp(cmd, "config") == 0 ||
+        strcmp(cmd, "pools") == 0 || strcmp(cmd, "routes") == 0) {
         char path[16];
 
         if (ctl_nargs(a, 0, 0) != 0) {
@@ -223,6 +227,22 @@ ctl_build(const struct ctl_args *a, struct ctl_request *r)
         }
         snprintf(path, sizeof(path), "/%s", cmd);
         ctl_set(r, EVHTTP_REQ_GET, "GET", util_xstrdup(path));
+    } else if (strcmp(cmd, "ring") == 0) {
+        char *path;
+
+        if (ctl_nargs(a, 0, 1) != 0) {
+            return -1;
+        }
+        if (a->ncmd == 1) {
+            path = util_xstrdup("/ring");
+        } else {
+            char *e = ctl_encode(arg[0]);
+
+            path = util_xmalloc(strlen(e) + 12);
+            sprintf(path, "/ring?pool=%s", e);
+            free(e);
+        }
+        ctl_set(r, EVHTTP_REQ_GET, "GET", path);
     } else if (strcmp(cmd, "route") == 0) {
         struct evbuffer *b = evbuffer_new();
         size_t n;
@@ -244,39 +264,62 @@ ctl_build(const struct ctl_args *a, struct ctl_request *r)
         r->path[n] = '\0';
         evbuffer_free(b);
     } else if (strcmp(cmd, "add") == 0) {
-        if (ctl_nargs(a, 2, 3) != 0) {
+        const char *pool = NULL;
+        json_t *o;
+
+        if (ctl_nargs(a, 2, 4) != 0) {
             return -1;
         }
-        if (a->ncmd == 4) {
-            if (strncmp(arg[2], "weight=", 7) != 0) {
-                fprintf(stderr, "mcring ctl: add: expected weight=W, got "
-                                "'%s'\n",
-                        arg[2]);
+        for (int i = 2; i < a->ncmd - 1; i++) {
+            if (strncmp(arg[i], "pool=", 5) == 0 && pool == NULL) {
+                pool = arg[i] + 5;
+            } else if (strncmp(arg[i], "weight=", 7) != 0) {
+                fprintf(stderr, "mcring ctl: add: expected weight=W or "
+                                "pool=P, got '%s'\n",
+                        arg[i]);
                 return -1;
-            }
-            if (ctl_parse_weight(arg[2] + 7, &w) != 0) {
+            } else if (ctl_parse_weight(arg[i] + 7, &w) != 0) {
                 return -1;
             }
         }
         ctl_set(r, EVHTTP_REQ_POST, "POST", util_xstrdup("/backends"));
-        r->body = ctl_dump(ctl_with_ramp(
-            json_pack("{s:s, s:s, s:f}", "name", arg[0], "address", arg[1],
-                      "weight", w),
-            a->ramp));
+        o = json_pack("{s:s, s:s, s:f}", "name", arg[0], "address", arg[1],
+                      "weight", w);
+        if (o != NULL && pool != NULL) {
+            json_object_set_new(o, "pool", json_string(pool));
+        }
+        r->body = ctl_dump(ctl_with_ramp(o, a->ramp));
     } else if (strcmp(cmd, "remove") == 0) {
-        char *path;
+        char *path, *pool = NULL;
 
-        if (ctl_nargs(a, 1, 1) != 0) {
+        if (ctl_nargs(a, 1, 2) != 0) {
             return -1;
         }
+        if (a->ncmd == 3) {
+            if (strncmp(arg[1], "pool=", 5) != 0) {
+                fprintf(stderr, "mcring ctl: remove: expected pool=P, got "
+                                "'%s'\n",
+                        arg[1]);
+                return -1;
+            }
+            pool = ctl_encode(arg[1] + 5);
+        }
         path = ctl_backend_path(arg[0]);
-        if (a->ramp >= 0) {
-            char *p = util_xmalloc(strlen(path) + 24);
+        if (a->ramp >= 0 || pool != NULL) {
+            char *p = util_xmalloc(strlen(path) + 40 +
+                                   (pool != NULL ? strlen(pool) : 0));
 
-            sprintf(p, "%s?ramp=%d", path, a->ramp);
+            if (a->ramp >= 0) {
+                sprintf(p, "%s?ramp=%d%s%s", path, a->ramp,
+                        pool != NULL ? "&pool=" : "",
+                        pool != NULL ? pool : "");
+            } else {
+                sprintf(p, "%s?pool=%s", path, pool);
+            }
             free(path);
             path = p;
         }
+        free(pool);
         ctl_set(r, EVHTTP_REQ_DELETE, "DELETE", path);
     } else if (strcmp(cmd, "weight") == 0) {
         if (ctl_nargs(a, 2, 2) != 0 || ctl_parse_weight(arg[1], &w) != 0) {
@@ -706,16 +749,24 @@ ctl_print_route(json_t *doc)
     int wk = ctl_width(doc, "key", "KEY");
     int wo = ctl_width(doc, "owner", "OWNER");
     int wt = ctl_width(doc, "target", "TARGET");
+    bool pools = false;
     size_t i, j;
     json_t *e, *f;
 
-    printf("%-*s %-*s %-*s %s\n", wk, "KEY", wo, "OWNER", wt, "TARGET",
-           "FALLBACKS");
+    /* A POOL column once a key is in a pool other than default. */
+    json_array_foreach(doc, i, e) {
+        pools = pools || strcmp(ctl_str(e, "pool"), "default") != 0;
+    }
+    printf("%-*s %-*s %-*s %s%s\n", wk, "KEY", wo, "OWNER", wt, "TARGET",
+           "FALLBACKS", pools ? " POOL" : "");
     json_array_foreach(doc, i, e) {
         printf("%-*s %-*s %-*s", wk, ctl_str(e, "key"), wo,
                ctl_str(e, "owner"), wt, ctl_str(e, "target"));
         json_array_foreach(json_object_get(e, "fallbacks"), j, f) {
             printf("%s%s", j == 0 ? " " : ",", json_string_value(f));
+        }
+        if (pools) {
+            printf(" %s", ctl_str(e, "pool"));
         }
         putchar('\n');
     }
@@ -729,7 +780,7 @@ ctl_print_ring(json_t *doc)
     size_t i;
     json_t *e;
 
-    printf("hash %s", ctl_str(doc, "hash"));
+    printf("pool %s: hash %s", ctl_str(doc, "pool"), ctl_str(doc, "hash"));
     if (json_object_get(doc, "vnodes") != NULL) {
         printf(", vnodes %.0f", ctl_num(doc, "vnodes"));
     }
@@ -819,6 +870,35 @@ ctl_print_rebalance(json_t *doc)
 }
 
 static void
+ctl_print_pools(json_t *doc)
+{
+    int wn = ctl_width(doc, "name", "POOL");
+    size_t i, j;
+    json_t *e, *b;
+
+    printf("%-*s %8s %-6s %s\n", wn, "POOL", "REPLICAS", "HASH", "BACKENDS");
+    json_array_foreach(doc, i, e) {
+        printf("%-*s %8.0f %-6s", wn, ctl_str(e, "name"),
+               ctl_num(e, "replicas"), ctl_str(e, "hash"));
+        json_array_foreach(json_object_get(e, "backends"), j, b) {
+            printf("%s%s", j == 0 ? " " : ",", json_string_value(b));
+        }
+        putchar('\n');
+    }
+}
+
+static void
+ctl_print_routes(json_t *doc)
+{
+    const char *prefix;
+    json_t *v;
+
+    json_object_foreach(doc, prefix, v) {
+        printf("%s = %s\n", prefix, json_string_value(v));
+    }
+}
+
+static void
 ctl_print(const char *cmd, json_t *doc)
 {
     if (strcmp(cmd, "rebalance") == 0) {
@@ -831,6 +911,10 @@ ctl_print(const char *cmd, json_t *doc)
         ctl_print_route(doc);
     } else if (strcmp(cmd, "ring") == 0) {
         ctl_print_ring(doc);
+    } else if (strcmp(cmd, "pools") == 0) {
+        ctl_print_pools(doc);
+    } else if (strcmp(cmd, "routes") == 0) {
+        ctl_print_routes(doc);
     } else if (strcmp(cmd, "remove") == 0) {
         printf("removed %s\n", ctl_str(doc, "removed"));
     } else if (strcmp(cmd, "reload") == 0) {

@@ -392,6 +392,51 @@ class PoolApiTest(OnePoolCase):
         self.assertEqual(sorted(b["name"] for b in doc), ["b1", "b2"])
 
 
+class PoolCtlTest(OnePoolCase):
+    """mcring ctl pools, routes, ring POOL, add ... pool=P, remove ...
+    pool=P."""
+
+    def ctl(self, *args):
+        return run_mcring(["ctl", "-a", "127.0.0.1:%d" % self.admin_port] +
+                          list(args))
+
+    def test_ctl_pools(self):
+        b3, b1 = self.cluster.backend("b3"), self.cluster.backend("b1")
+        r = self.ctl("add", "b3", "127.0.0.1:%d" % b3.port, "pool=default")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        status, doc = http_json(self.admin_port, "POST", "/pools",
+                                {"name": "p", "replicas": 2,
+                                 "backends": ["b3"]})
+        self.assertEqual(status, 201, doc)
+        r = self.ctl("add", "b1", "127.0.0.1:%d" % b1.port, "pool=p")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        status, doc = http_json(self.admin_port, "PUT", "/routes",
+                                {"p:": "p", "*": "default"})
+        self.assertEqual(status, 200, doc)
+        r = self.ctl("pools")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0].split(), ["POOL", "REPLICAS", "HASH",
+                                            "BACKENDS"])
+        self.assertEqual(lines[1].split(), ["default", "1", "xxh3",
+                                            "b1,b2,b3"])
+        self.assertEqual(lines[2].split(), ["p", "2", "xxh3", "b1,b3"])
+        r = self.ctl("routes")
+        self.assertEqual(r.stdout, "p: = p\n* = default\n")
+        r = self.ctl("ring", "p")
+        self.assertTrue(r.stdout.startswith("pool p: hash xxh3"), r.stdout)
+        r = self.ctl("route", "p:1", "x")
+        self.assertEqual(r.stdout.splitlines()[0].split()[-1], "POOL")
+        self.assertEqual([l.split()[-1] for l in r.stdout.splitlines()[1:]],
+                         ["p", "default"])
+        r = self.ctl("remove", "b1", "pool=p")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.ctl("pools")
+        self.assertEqual(r.stdout.splitlines()[2].split()[-1], "b3")
+        r = self.ctl("ring", "nope")
+        self.assertEqual(r.returncode, 1)
+
+
 class PoolConfigErrorsTest(unittest.TestCase):
     """`mcring -t` refuses bad pool configs with FILE:LINE: message."""
 
