@@ -259,6 +259,27 @@ class OnePoolCase(unittest.TestCase):
 
 
 
+class PoolHealthTest(OnePoolCase):
+    """A pool's health settings are its backends': checked every 20 ms
+    there, every 100 ms ([health]) in the default pool."""
+
+    def test_pool_health_settings_apply_to_its_backends(self):
+        admin = "[admin]\nlisten = 127.0.0.1:%d\n" % self.admin_port
+        m = self.cluster.mcring
+        m.extra = (admin + "\n[pool fast]\ninterval_ms = 20\n" +
+                   self.cluster.pool_lines(["b3"]) + "\n[routes]\nf: = fast\n")
+        m.write_config(self.cluster.port)
+        self.assertEqual(mctest.sighup_reload(m), "applied")
+
+        def checks():
+            st = mctest.stats_backends(self.cluster.port)
+            return int(st["b3"]["checks"]), int(st["b1"]["checks"])
+        base = checks()
+        wait_for(lambda: checks()[0] - base[0] >= 50, 20, "50 checks of b3")
+        fast, slow = (a - b for a, b in zip(checks(), base))
+        self.assertLess(slow * 2, fast, (fast, slow))
+
+
 class PoolReloadTest(OnePoolCase):
     """SIGHUP and the admin API change pools and routes of a running
     mcring; a bad change changes nothing."""
