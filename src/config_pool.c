@@ -1,5 +1,7 @@
 /*
- * config_pool: the pools and routes of a config (see config.h).
+ * config_pool: the pools and routes of a config (see config.h), and the
+ * name checks and look-ups they share with config.c, which builds on this
+ * file (never the other way round).
  *
  *   [backends] / [pool NAME] --config.c--> config_add_pool(),
  *       config_pool_set() (settings), config_pool_add_member() (backends)
@@ -24,13 +26,43 @@
 #include "autoconf.h"
 
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
 #include "util.h"
+
+bool
+config_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > CONFIG_NAME_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '.' || c == ':' ||
+              c == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int
+config_backend_index(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nbackends; i++) {
+        if (strcmp(cfg->backends[i].name, name) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
 
 int
 config_pool_index(const struct config *cfg, const char *name)
@@ -830,72 +862,4 @@ config_pools_render(const struct config *cfg, FILE *out,
         fprintf(out, "%s = %s\n", r->prefix[0] != '\0' ? r->prefix : "*",
                 r->pool);
     }
-}
-
-double
-config_moved_share(const struct config *a, const struct config *b)
-{
-    double most = 0.0;
-
-    for (size_t i = 0; i < b->npools; i++) {
-        int k = config_pool_index(a, b->pools[i].name);
-        char err[256];
-        struct ring *ra, *rb;
-        double m;
-
-        if (k < 0) {
-            continue;
-        }
-        ra = config_build_pool_ring(a, (size_t)k, NULL, err, sizeof(err));
-        rb = ra != NULL ? config_build_pool_ring(b, i, NULL, err, sizeof(err))
-                        : NULL;
-        m = rb != NULL ? ring_moved_share(ra, rb) : NAN;
-        ring_destroy(rb);
-        ring_destroy(ra);
-        if (isnan(m)) {
-            return NAN;
-        }
-        most = m > most ? m : most;
-    }
-    return most;
-}
-
-struct config *
-config_pool_view(const struct config *cfg, size_t pool)
-{
-    struct config *v = config_clone(cfg);
-    const struct config_pool *p = &cfg->pools[pool];
-    size_t n = 0;
-
-    for (size_t i = 0; i < v->nbackends; i++) {
-        if (config_pool_has(p, v->backends[i].name)) {
-            v->backends[n++] = v->backends[i];
-        } else {
-            free(v->backends[i].name);
-            free(v->backends[i].host);
-        }
-    }
-    v->nbackends = n;
-    v->hash = config_pool_hash(cfg, p);
-    v->vnodes = config_pool_vnodes(cfg, p);
-    config_pools_free(v);
-    v->npools = 1;
-    v->pools = util_xcalloc(1, sizeof(*v->pools));
-    v->pools[0] = (struct config_pool){
-        .name = util_xstrdup(p->name), .line = p->line, .hash = -1,
-        .replicas = p->replicas,
-        .region = p->region != NULL ? util_xstrdup(p->region) : NULL,
-        .hotkey_spread = p->hotkey_spread,
-        .health_interval_ms = p->health_interval_ms,
-        .health_timeout_ms = p->health_timeout_ms,
-        .health_rise = p->health_rise, .health_fall = p->health_fall};
-    for (size_t i = 0; i < v->nbackends; i++) {
-        char err[128];
-
-        if (config_pool_add_member(&v->pools[0], v->backends[i].name, err,
-                                   sizeof(err)) != 0) {
-            continue; /* cannot happen: backend names are unique */
-        }
-    }
-    return v;
 }
