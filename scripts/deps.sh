@@ -6,7 +6,8 @@ PKGS="build-essential autoconf automake pkg-config libevent-dev \
 libxxhash-dev libinih-dev libmd-dev libjansson-dev check memcached python3 groff-base \
 nutcracker libmemcached-tools netcat-openbsd \
 python3-pymemcache python3-memcache libcache-memcached-perl \
-libcache-memcached-fast-perl python3-prometheus-client"
+libcache-memcached-fast-perl python3-prometheus-client clang \
+libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

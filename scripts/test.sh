@@ -2,9 +2,10 @@
 # Installs the dependencies and runs the whole test suite twice: a build
 # with warnings as errors, then a build with AddressSanitizer and
 # UndefinedBehaviorSanitizer (whose Check suites run once more with
-# CK_FORK=no, so that leaks inside tests are seen). Exits non-zero on any
+# CK_FORK=no, so that leaks inside tests are seen), then the fuzz targets
+# for a bounded time each (scripts/fuzz.sh). Exits non-zero on any
 # failure. Prints "N passed, N failed" last, counting test cases (each
-# Check test and each Python test), not test programs.
+# Check test, each Python test, each fuzz target), not test programs.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
@@ -88,6 +89,13 @@ echo "== unit tests under sanitizers with CK_FORK=no"
 run_check build-asan CK_FORK=no TESTS="$(cd build-asan && make -s print-check-tests)" \
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=16 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+echo "== fuzzing (tests/fuzz/, ${FUZZ_SECONDS:-60} s a target)"
+fuzz=$(sh scripts/fuzz.sh build-asan) || status=1
+echo "$fuzz"
+set -- $(echo "$fuzz" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p')
+passed=$((passed + ${1:-0}))
+failed=$((failed + ${2:-1}))
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ] || status=1

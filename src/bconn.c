@@ -247,6 +247,11 @@ bconn_connect(struct bconn *bc)
 struct evbuffer *
 bconn_output(struct bconn *bc)
 {
+    bc->overloaded = bc->nqueued >= bc->worker->cfg->backend_queue_limit;
+    if (bc->overloaded) {
+        /* A slow backend's queue does not grow without bound. */
+        return NULL;
+    }
     if (bc->state == BCONN_BACKOFF) {
         /* A health transition since (the backend came back) ends the
          * backoff: its keys are routed here again right now. */
@@ -264,6 +269,19 @@ bconn_output(struct bconn *bc)
         }
     }
     return bc->nc.out;
+}
+
+const char *
+bconn_refuse(struct bconn *bc)
+{
+    struct stats_backend *s = bc->wb->stats;
+
+    if (bc->overloaded) {
+        stats_backend_error(s, &s->errors_overloaded);
+        return "SERVER_ERROR backend overloaded";
+    }
+    stats_backend_error(s, &s->errors_unavailable);
+    return "SERVER_ERROR backend unavailable";
 }
 
 void

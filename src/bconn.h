@@ -47,6 +47,8 @@ struct bconn {
     uint64_t retry_ns;              /* BACKOFF: when to try again */
     uint64_t backoff_epoch;         /* backend transitions at backoff */
     unsigned backoff_ms;
+    bool overloaded;                /* bconn_output() said no: the queue
+                                       is at backend_queue_limit */
 };
 
 struct bconn *bconn_create(struct worker *w, struct worker_backend *wb);
@@ -65,5 +67,9 @@ void bconn_fail(struct bconn *bc, const char *reason);
  */
 struct evbuffer *bconn_output(struct bconn *bc);
 void bconn_enqueue(struct bconn *bc, struct frag *f);
+/* bconn_output() gave NULL: the reply line for the request (backend
+ * unavailable, or overloaded when its queue is full), the error counted
+ * on the backend. */
+const char *bconn_refuse(struct bconn *bc);
 
 #endif

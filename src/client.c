@@ -81,6 +81,7 @@ client_create(struct worker *w, int fd)
                  ? net_addr_text(&peer, peerlen, text, sizeof(text))
                  : "local");
     c->state = CLIENT_ACTIVE;
+    c->last_us = worker_now_us(w);
     STAILQ_INIT(&c->queue);
     TAILQ_INSERT_TAIL(&w->clients, c, link);
     stats_add(&w->stats.total_connections, 1);
@@ -190,6 +191,19 @@ client_over_limit(struct client *c)
     return evbuffer_get_length(c->nc.out) + c->pending_bytes >
                c->worker->cfg->client_output_limit ||
            c->nqueued >= CLIENT_MAX_INFLIGHT;
+}
+
+void
+client_close_if_idle(struct client *c, uint64_t now_us, uint64_t timeout_us)
+{
+    if (c->state == CLIENT_ACTIVE && c->nqueued == 0 &&
+        evbuffer_get_length(c->nc.out) == 0 &&
+        now_us - c->last_us >= timeout_us) {
+        net_log(&c->nc, LOG_LEVEL_DEBUG, "idle for %llu s: closing",
+                (unsigned long long)(timeout_us / 1000000u));
+        stats_add(&c->worker->stats.idle_kicks, 1);
+        client_drain(c);
+    }
 }
 
 void
@@ -568,10 +582,13 @@ client_read_cb(evutil_socket_t fd, short what, void *arg)
         c->eof = true;
         client_stop_reading(c);
     }
+    worker_tick(c->worker);
     if (n > 0) {
         stats_add(&c->worker->stats.bytes_read, (uint64_t)n);
+        if (c->worker->cfg->client_idle_timeout > 0) {
+            c->last_us = worker_now_us(c->worker);
+        }
     }
-    worker_tick(c->worker);
     client_drive(c);
 }
 

@@ -49,6 +49,8 @@ struct client {
     bool started;                   /* its first byte was looked at */
     bool eof;                       /* it shut down its side: what it
                                        sent is still answered */
+    uint64_t last_us;               /* its last bytes came then (only kept
+                                       with client_idle_timeout) */
     uint64_t id;
     TAILQ_ENTRY(client) link;
 };
@@ -72,6 +74,10 @@ void client_write(struct client *c);
 /* The barrier's last part is sent (or cannot be): the commands after it
  * may go now. */
 void client_barrier_done(struct client *c);
+/* Closes c if it has sent nothing for timeout_us and is owed nothing
+ * (client_idle_timeout); now_us is the worker's clock. */
+void client_close_if_idle(struct client *c, uint64_t now_us,
+                          uint64_t timeout_us);
 /* Stop reading; close once every reply is out (shutdown, quit). */
 void client_drain(struct client *c);
 /* Close now; requests still in flight become orphans. */

@@ -101,7 +101,11 @@ static const struct config_key config_keys[] = {
     {"proxy", "backend_connections", CONFIG_TYPE_UINT,
      CONFIG_OFF(backend_connections), 1, 1, 64},
     {"proxy", "max_connections", CONFIG_TYPE_UINT, CONFIG_OFF(max_connections),
-     4096, 1, 1000000},
+     0, 0, 1000000},
+    {"proxy", "backend_queue_limit", CONFIG_TYPE_UINT,
+     CONFIG_OFF(backend_queue_limit), 8192, 1, 1000000},
+    {"proxy", "client_idle_timeout", CONFIG_TYPE_UINT,
+     CONFIG_OFF(client_idle_timeout), 0, 0, 2592000},
     {"proxy", "max_value_size", CONFIG_TYPE_SIZE, CONFIG_OFF(max_value_size),
      1048576, 1, 1073741824},
     {"proxy", "max_keys", CONFIG_TYPE_UINT, CONFIG_OFF(max_keys), 1024, 1,
@@ -347,6 +351,12 @@ config_reader(char *str, int num, void *stream)
     if (p->line == 1 && len >= 3 && memcmp(p->raw, "\xEF\xBB\xBF", 3) == 0) {
         memmove(p->raw, p->raw + 3, len - 2);
         len -= 3;
+        if (len >= 3 && memcmp(p->raw, "\xEF\xBB\xBF", 3) == 0) {
+            /* inih would strip this one too, and read a line this reader
+             * did not check. */
+            config_fail(p, p->line, "a second byte-order mark");
+            return NULL;
+        }
     }
     if (config_isspace((unsigned char)p->raw[0])) {
         char *s = config_lskip(p->raw);
@@ -962,11 +972,14 @@ config_handler(void *user, const char *section, const char *iname,
         return 0;
     }
     if (strcmp(section, "backends") == 0) {
-        return config_add_backend(
-                   p,
-                   &p->cfg->pools[config_pool_index(p->cfg,
-                                                    CONFIG_DEFAULT_POOL)],
-                   name, value) == 0;
+        int d = config_pool_index(p->cfg, CONFIG_DEFAULT_POOL);
+
+        if (d < 0) {
+            /* Cannot happen: its header made it (config_check_section()). */
+            config_fail(p, p->line, "[backends] without its header");
+            return 0;
+        }
+        return config_add_backend(p, &p->cfg->pools[d], name, value) == 0;
     }
     if (strcmp(section, "routes") == 0) {
         char reason[256];
@@ -991,7 +1004,9 @@ config_handler(void *user, const char *section, const char *iname,
         i = config_pool_index(p->cfg, config_lskip(pname));
 
         if (i < 0) {
-            return 0; /* cannot happen: the header made it */
+            /* Cannot happen: its header made it (config_check_section()). */
+            config_fail(p, p->line, "[%s] without its header", section);
+            return 0;
         }
         rc = config_pool_set(p->cfg, &p->cfg->pools[i], name, value, reason,
                              sizeof(reason));

@@ -105,6 +105,9 @@ struct config {
     unsigned timeout_ms;
     unsigned connect_timeout_ms;
     unsigned backend_connections;
+    unsigned backend_queue_limit;   /* requests queued per backend
+                                       connection */
+    unsigned client_idle_timeout;   /* seconds; 0 = never */
     unsigned max_connections;
     size_t max_value_size;
     unsigned max_keys;              /* keys in one retrieval command */

@@ -755,7 +755,9 @@ ctl_print_route(json_t *doc)
 
     /* A POOL column once a key is in a pool other than default. */
     json_array_foreach(doc, i, e) {
-        pools = pools || strcmp(ctl_str(e, "pool"), "default") != 0;
+        const char *p = json_string_value(json_object_get(e, "pool"));
+
+        pools = pools || (p != NULL && strcmp(p, "default") != 0);
     }
     printf("%-*s %-*s %-*s %s%s\n", wk, "KEY", wo, "OWNER", wt, "TARGET",
            "FALLBACKS", pools ? " POOL" : "");

@@ -303,6 +303,7 @@ metrics_backends(const struct topology *t, struct evbuffer *out)
         {"protocol", offsetof(struct stats_backend, errors_protocol)},
         {"timeout", offsetof(struct stats_backend, errors_timeout)},
         {"unavailable", offsetof(struct stats_backend, errors_unavailable)},
+        {"overloaded", offsetof(struct stats_backend, errors_overloaded)},
         {"server", offsetof(struct stats_backend, errors_server)},
     };
     static const int states[] = {BACKEND_UP, BACKEND_DOWN, BACKEND_RECOVERING,

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,8 +50,91 @@
 #include "worker.h"
 
 #define PROXY_BACKLOG 1024
+/* Descriptors kept aside from clients: listeners, the event loops and
+ * their signal pipes, the workers' inboxes, logs, DNS, the admin API's
+ * connections. */
+#define PROXY_FD_RESERVE 64
+#define PROXY_FD_PER_WORKER 4
+/* With every connection in use, accepting pauses this long at a time (the
+ * rest wait in the listen backlog), as memcached does. */
+#define PROXY_ACCEPT_PAUSE_MS 10
 /* How long start-up waits for the first lookups of backend host names. */
 #define PROXY_NAME_WAIT_MS 2000
+
+/* Accepting stops for a moment: clients wait in the listen backlog. */
+static void
+proxy_accept_pause(struct proxy *p, unsigned ms)
+{
+    struct timeval tv = {0, (suseconds_t)ms * 1000};
+
+    if (p->ev_accept_timer != NULL && !atomic_load(&p->stopping)) {
+        evconnlistener_disable(p->listener);
+        evtimer_add(p->ev_accept_timer, &tv);
+    }
+}
+
+static void
+proxy_accept_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy *p = arg;
+
+    if (atomic_load(&p->stopping)) {
+        return;
+    }
+    if (atomic_load(&p->nclients) >= atomic_load(&p->max_connections)) {
+        proxy_accept_pause(p, PROXY_ACCEPT_PAUSE_MS);
+        return;
+    }
+    evconnlistener_enable(p->listener);
+}
+
+/* Raises the soft open-files limit to the hard one; returns the limit. */
+static uint64_t
+proxy_raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return 1024;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit want = {rl.rlim_max, rl.rlim_max};
+
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0) {
+            rl = want;
+        }
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? 1048576 : (uint64_t)rl.rlim_cur;
+}
+
+unsigned
+proxy_max_connections(const struct proxy *p, const struct config *cfg,
+                      char *err, size_t errlen)
+{
+    uint64_t keep = PROXY_FD_RESERVE +
+                    (uint64_t)p->nworkers * PROXY_FD_PER_WORKER +
+                    (uint64_t)cfg->nbackends *
+                        (1 + (uint64_t)p->nworkers * p->per_backend);
+    uint64_t room = p->fd_limit > keep ? p->fd_limit - keep : 0;
+
+    if (room > 1000000) {
+        room = 1000000;
+    }
+    if (cfg->max_connections == 0) {
+        return room > 0 ? (unsigned)room : 1;
+    }
+    if (cfg->max_connections > room) {
+        snprintf(err, errlen,
+                 "max_connections %u: the open-files limit (%llu) allows "
+                 "%llu once %llu descriptors are kept for backends and "
+                 "the proxy itself (raise the limit: ulimit -n, "
+                 "LimitNOFILE=; or leave max_connections out)",
+                 cfg->max_connections, (unsigned long long)p->fd_limit,
+                 (unsigned long long)room, (unsigned long long)keep);
+        return 0;
+    }
+    return cfg->max_connections;
+}
 
 static void
 proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
@@ -79,6 +163,8 @@ proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
                        max);
         atomic_fetch_add(&p->rejected, 1);
         evutil_closesocket(fd);
+        /* Not a tight loop of accepting and refusing: the others wait. */
+        proxy_accept_pause(p, PROXY_ACCEPT_PAUSE_MS);
         return;
     }
     atomic_fetch_add(&p->nclients, 1);
@@ -94,9 +180,11 @@ proxy_accept_error_cb(struct evconnlistener *l, void *arg)
 {
     int e = EVUTIL_SOCKET_ERROR();
 
-    /* EMFILE and friends: keep serving; the listener retries. */
+    /* EMFILE and friends: keep serving; accept again in a moment rather
+     * than fail in a loop. */
     log_limited_at(LOG_LEVEL_WARN, "accept: %s",
                    evutil_socket_error_to_string(e));
+    proxy_accept_pause(arg, 100);
 }
 
 static void
@@ -210,7 +298,19 @@ proxy_publish(struct proxy *p, struct topology *t)
     struct topology *old = p->topo;
 
     p->topo = t;
-    atomic_store(&p->max_connections, t->cfg->max_connections);
+    {
+        char err[512];
+        unsigned max = proxy_max_connections(p, t->cfg, err, sizeof(err));
+
+        if (max == 0) {
+            /* More backends than the limit left room for: keep what can
+             * be served. */
+            log_warn("%s", err);
+            t->cfg->max_connections = 0;
+            max = proxy_max_connections(p, t->cfg, err, sizeof(err));
+        }
+        atomic_store(&p->max_connections, max);
+    }
     atomic_store(&p->published_ns, util_now_ns());
     for (unsigned i = 0; i < p->nworkers; i++) {
         struct worker *w = p->workers[i];
@@ -681,13 +781,19 @@ proxy_start(struct proxy *p, struct config *cfg, char *err, size_t errlen)
     }
     p->nworkers = cfg->threads ? cfg->threads : util_online_cpus();
     p->per_backend = cfg->backend_connections;
-    atomic_store(&p->max_connections, cfg->max_connections);
+    p->fd_limit = proxy_raise_fd_limit();
     pthread_mutex_init(&p->stats_lock, NULL);
     p->stats_base = util_xcalloc(1, sizeof(*p->stats_base));
     snprintf(p->listen_addr, sizeof(p->listen_addr),
              strchr(cfg->listen_host, ':') ? "[%s]:%u" : "%s:%u",
              cfg->listen_host, cfg->listen_port);
     backend_set_init(&p->backends, p->nworkers, proxy_backend_down, p);
+    atomic_store(&p->max_connections,
+                 proxy_max_connections(p, cfg, err, errlen));
+    if (atomic_load(&p->max_connections) == 0) {
+        config_destroy(cfg);
+        return -1;
+    }
     p->topo = proxy_build_topology(p, cfg, BACKEND_UP, err, errlen);
     if (p->topo == NULL) {
         return -1;
@@ -705,11 +811,13 @@ proxy_start(struct proxy *p, struct config *cfg, char *err, size_t errlen)
     p->ev_sighup = evsignal_new(p->base, SIGHUP, proxy_signal_cb, p);
     p->ev_sigusr1 = evsignal_new(p->base, SIGUSR1, proxy_signal_cb, p);
     p->ev_stop_timer = evtimer_new(p->base, proxy_stop_timer_cb, p);
+    p->ev_accept_timer = evtimer_new(p->base, proxy_accept_timer_cb, p);
     p->ev_hot_timer = event_new(p->base, -1, EV_PERSIST, proxy_hot_timer_cb,
                                 p);
     p->alerts = metrics_alerts_create();
     if (p->ev_sigterm == NULL || p->ev_sigint == NULL ||
         p->ev_sighup == NULL || p->ev_stop_timer == NULL ||
+        p->ev_accept_timer == NULL ||
         p->ev_hot_timer == NULL || p->ev_sigusr1 == NULL ||
         evsignal_add(p->ev_sigusr1, NULL) != 0 ||
         event_add(p->ev_hot_timer,
@@ -785,8 +893,12 @@ proxy_start(struct proxy *p, struct config *cfg, char *err, size_t errlen)
             return -1;
         }
     }
-    log_notice("mcring %s listening on %s: %u backends, %u threads",
-               PACKAGE_VERSION, p->listen_addr, p->topo->n, p->nworkers);
+    log_notice("mcring %s listening on %s: %u backends, %u threads, "
+               "max_connections %u%s (open-files limit %llu)",
+               PACKAGE_VERSION, p->listen_addr, p->topo->n, p->nworkers,
+               atomic_load(&p->max_connections),
+               p->topo->cfg->max_connections == 0 ? " (from the limit)" : "",
+               (unsigned long long)p->fd_limit);
     return 0;
 }
 
@@ -840,6 +952,9 @@ proxy_stop(struct proxy *p)
     }
     if (p->ev_stop_timer != NULL) {
         event_free(p->ev_stop_timer);
+    }
+    if (p->ev_accept_timer != NULL) {
+        event_free(p->ev_accept_timer);
     }
     if (p->ev_hot_timer != NULL) {
         event_free(p->ev_hot_timer);

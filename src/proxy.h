@@ -63,6 +63,8 @@ struct proxy {
     struct event *ev_sighup;
     struct event *ev_sigusr1;       /* reopens the log file */
     struct event *ev_stop_timer;
+    struct event *ev_accept_timer;  /* accepting again, after a pause */
+    uint64_t fd_limit;              /* RLIMIT_NOFILE, raised at start */
     struct health *health;          /* owned; main thread */
     struct admin_http *admin;       /* owned; main thread; NULL when off */
     struct migrate *migrate;        /* owned; main thread (its summary:
@@ -103,6 +105,16 @@ int proxy_start(struct proxy *p, struct config *cfg, char *err,
 
 /* Runs the main loop until SIGTERM/SIGINT and the drain that follows. */
 void proxy_run(struct proxy *p);
+
+/*
+ * The client connections cfg allows: max_connections, or when it is 0 as
+ * many as the open-files limit leaves once the backend, health, admin and
+ * internal descriptors are kept aside. Returns 0 with err when an explicit
+ * value is over that.
+ */
+unsigned proxy_max_connections(const struct proxy *p,
+                               const struct config *cfg, char *err,
+                               size_t errlen);
 
 /* The counter slot (< STATS_POOLS) of the pool called name: the same for
  * a name all the process's life (main thread). */

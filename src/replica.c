@@ -203,7 +203,7 @@ replica_send_pool(struct request *into, const struct topology_pool *p,
 
         stats_add(sent_c, 1);
         if (out == NULL) {
-            stats_backend_error(wb->stats, &wb->stats->errors_unavailable);
+            (void)bconn_refuse(bc);
             stats_add(fail_c, 1);
             if (classic) {
                 recovery_note(to[i]->recovery, key->p, key->len, to[i]->id);

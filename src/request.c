@@ -317,10 +317,10 @@ request_write_output(struct request *req, struct backend *b,
     if (b == NULL) {
         request_reply(req, "SERVER_ERROR no backend available");
     } else {
-        stats_backend_error(worker_wb(w, b)->stats,
-                            &worker_wb(w, b)->stats->errors_unavailable);
+        const char *why = bconn_refuse(*bc);
+
         request_failover_done(req, b);
-        request_reply(req, "SERVER_ERROR backend unavailable");
+        request_reply(req, why);
     }
     return NULL;
 }
@@ -411,11 +411,10 @@ request_send_deferred(struct request *req)
         out = bconn_output(bc);
     }
     if (out == NULL) {
-        if (wb != NULL) {
-            stats_backend_error(wb->stats, &wb->stats->errors_unavailable);
-        }
         req->nfailed++;
-        request_set_error(req, "SERVER_ERROR backend unavailable");
+        request_set_error(req, wb != NULL
+                                   ? bconn_refuse(bc)
+                                   : "SERVER_ERROR backend unavailable");
         return false;
     }
     request_reserve_frags(req, req->nfrags + 1);
@@ -581,9 +580,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         bc = route_pick(w, f->wb);
         out = bconn_output(bc);
         if (out == NULL) {
-            stats_backend_error(f->wb->stats,
-                                &f->wb->stats->errors_unavailable);
-            request_frag_fail(f, "SERVER_ERROR backend unavailable");
+            request_frag_fail(f, bconn_refuse(bc));
             return;
         }
         if (f->fallback) {
@@ -663,9 +660,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
             f->buf = evbuffer_new();
         }
         if (out == NULL) {
-            stats_backend_error(f->wb->stats,
-                                &f->wb->stats->errors_unavailable);
-            request_frag_fail(f, "SERVER_ERROR backend unavailable");
+            request_frag_fail(f, bconn_refuse(bc));
             continue;
         }
         if (req->nfrags == 1 && !f->fallback) {
@@ -742,7 +737,7 @@ request_dispatch_all(struct request *req, const struct proto_req *pr)
         bc = route_pick(w, f->wb);
         out = bconn_output(bc);
         if (out == NULL) {
-            request_frag_fail(f, "SERVER_ERROR backend unavailable");
+            request_frag_fail(f, bconn_refuse(bc));
             continue;
         }
         evbuffer_add(out, cmd, (size_t)cmdlen);
@@ -781,7 +776,7 @@ request_dispatch_stats(struct request *req, const struct proto_req *pr)
         bc = route_pick(w, f->wb);
         out = bconn_output(bc);
         if (out == NULL) {
-            request_frag_fail(f, "SERVER_ERROR backend unavailable");
+            request_frag_fail(f, bconn_refuse(bc));
             continue;
         }
         evbuffer_add(out, "stats ", 6);

@@ -48,6 +48,8 @@
                                 "CLIENT_ERROR")                             \
     X(server_errors, COUNTER, "Client commands answered with "             \
                               "SERVER_ERROR")                               \
+    X(idle_kicks, COUNTER, "Client connections closed after "              \
+                           "client_idle_timeout (memcached's name)")        \
     X(warmup_hits, COUNTER, "Keys that missed on their new owner during a " \
                             "move and were found on their previous owner")  \
     X(warmup_misses, COUNTER, "Keys that missed on their new owner and on " \
@@ -89,6 +91,8 @@
                                "connection timed out")                      \
     X(errors_unavailable, COUNTER, "Of those, not sent: no connection "     \
                                    "could take them")                       \
+    X(errors_overloaded, COUNTER, "Of those, not sent: the connection's "   \
+                                  "queue was at backend_queue_limit")       \
     X(errors_server, COUNTER, "Of those, answered with an error by the "    \
                               "backend")                                    \
     X(timeouts, COUNTER, "Requests to the backend that timed out")          \

@@ -45,6 +45,26 @@
 /* How often retired backends are checked for an empty queue. */
 #define WORKER_RETIRE_MS 50
 
+/* Once a second: clients idle for longer than client_idle_timeout go. */
+static void
+worker_idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    uint64_t timeout = (uint64_t)w->cfg->client_idle_timeout * 1000000u;
+    struct client *c, *next;
+    uint64_t now;
+
+    if (timeout == 0 || w->stopping) {
+        return;
+    }
+    worker_tick(w);
+    now = worker_now_us(w);
+    for (c = TAILQ_FIRST(&w->clients); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        client_close_if_idle(c, now, timeout);
+    }
+}
+
 static void
 worker_reap_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -488,12 +508,14 @@ worker_create(struct proxy *p, unsigned id, struct topology *t, char *err,
     w->ev_inbox = event_new(w->base, w->inbox_rd, EV_READ | EV_PERSIST,
                             worker_inbox_cb, w);
     w->ev_retire = evtimer_new(w->base, worker_retire_cb, w);
+    w->ev_idle = event_new(w->base, -1, EV_PERSIST, worker_idle_cb, w);
     w->ev_reap = event_new(w->base, -1, 0, worker_reap_cb, w);
     w->ev_drain_timer = evtimer_new(w->base, worker_drain_timer_cb, w);
     w->ev_flush = event_new(w->base, -1, 0, worker_flush_cb, w);
     if (w->ev_inbox == NULL || w->ev_reap == NULL || w->ev_flush == NULL ||
         w->ev_drain_timer == NULL || w->ev_retire == NULL ||
-        event_add(w->ev_inbox, NULL) != 0) {
+        w->ev_idle == NULL || event_add(w->ev_inbox, NULL) != 0 ||
+        event_add(w->ev_idle, &(struct timeval){1, 0}) != 0) {
         snprintf(err, errlen, "worker %u: cannot create events", id);
         goto fail;
     }
@@ -610,6 +632,9 @@ worker_destroy(struct worker *w)
     }
     if (w->ev_retire != NULL) {
         event_free(w->ev_retire);
+    }
+    if (w->ev_idle != NULL) {
+        event_free(w->ev_idle);
     }
     if (w->ev_inbox != NULL) {
         event_free(w->ev_inbox);

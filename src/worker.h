@@ -80,6 +80,7 @@ struct worker {
     struct event *ev_drain_timer;   /* bounds the shutdown drain */
     struct event *ev_flush;         /* end of the loop turn: write out */
     struct event *ev_retire;        /* closes retired backends' conns */
+    struct event *ev_idle;          /* every second: client_idle_timeout */
     bool flush_scheduled;
     struct client_list flush_clients;
     struct bconn_list flush_bconns;

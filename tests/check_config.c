@@ -116,7 +116,7 @@ assert_defaults(const struct config *cfg)
     ck_assert_uint_eq(cfg->timeout_ms, 1000);
     ck_assert_uint_eq(cfg->connect_timeout_ms, 500);
     ck_assert_uint_eq(cfg->backend_connections, 1);
-    ck_assert_uint_eq(cfg->max_connections, 4096);
+    ck_assert_uint_eq(cfg->max_connections, 0);
     ck_assert_uint_eq(cfg->max_value_size, 1048576);
     ck_assert_uint_eq(cfg->max_keys, 1024);
     ck_assert_uint_eq(cfg->client_output_limit, 4194304);
@@ -303,7 +303,9 @@ static const struct {
     {"proxy", "timeout_ms", "1", "600000", "0", "600001"},
     {"proxy", "connect_timeout_ms", "1", "60000", "0", "60001"},
     {"proxy", "backend_connections", "1", "64", "0", "65"},
-    {"proxy", "max_connections", "1", "1000000", "0", "1000001"},
+    {"proxy", "max_connections", "0", "1000000", NULL, "1000001"},
+    {"proxy", "backend_queue_limit", "1", "1000000", "0", "1000001"},
+    {"proxy", "client_idle_timeout", "0", "2592000", NULL, "2592001"},
     {"proxy", "max_value_size", "1", "1073741824", "0", "1073741825"},
     {"proxy", "max_keys", "1", "100000", "0", "100001"},
     {"proxy", "client_output_limit", "4096", "1073741824", "4095",
@@ -973,7 +975,7 @@ START_TEST(test_key_format)
     bool seen_hash = false;
 
     config_defaults(&cfg);
-    ck_assert_uint_eq(n, 26);
+    ck_assert_uint_eq(n, 28);
     ck_assert_int_eq(config_key_format(&cfg, 0, &section, &name, value,
                                        sizeof(value)),
                      0);
@@ -1333,8 +1335,9 @@ START_TEST(test_sample_documents_defaults)
         len += strlen(s);
     }
     fclose(fp);
-    /* All but hash_tag, which is off by default (no value to show). */
-    ck_assert_uint_eq(nkeys, 24);
+    /* All but hash_tag and region, which are off by default (no value to
+     * show). */
+    ck_assert_uint_eq(nkeys, config_nkeys() - 2);
     cfg = load_ok(text);
     assert_defaults(cfg);
     config_destroy(cfg);
@@ -1706,6 +1709,16 @@ START_TEST(test_pool_errors)
 }
 END_TEST
 
+START_TEST(test_two_byte_order_marks)
+{
+    /* Found by tests/fuzz/fuzz_config.c: inih strips a second BOM, so the
+     * [backends] header it sees was never checked (a crash). */
+    expect_error("\xEF\xBB\xBF\xEF\xBB\xBF[backends]\na = 127.0.0.1:1\n", 1,
+                 "a second byte-order mark");
+    config_destroy(load_ok("\xEF\xBB\xBF[backends]\na = 127.0.0.1:1\n"));
+}
+END_TEST
+
 START_TEST(test_local_first_routes)
 {
     struct config *cfg = load_ok(
@@ -1769,6 +1782,7 @@ config_suite(void)
     tcase_add_test(tc, test_pool_errors);
     tcase_add_test(tc, test_pools_bounded);
     tcase_add_test(tc, test_local_first_routes);
+    tcase_add_test(tc, test_two_byte_order_marks);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("defaults");

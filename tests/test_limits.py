@@ -10,7 +10,10 @@ crash, unbounded memory, or harm to other clients.
 """
 
 import os
+import resource
+import selectors
 import socket
+import subprocess
 import sys
 import time
 import unittest
@@ -238,6 +241,137 @@ class MaxConnectionsTest(ClusterTestCase):
         mctest.wait_for(new_one_works, 5.0,
                         "a new connection after closing two")
         self.assert_alive()
+
+
+class ManyClientsTest(ClusterTestCase):
+    """With the default max_connections (from the open-files limit), 10,000
+    clients at once are all served, and a control client meanwhile gets
+    correct answers; with the limit lowered, an explicit max_connections
+    over it is a start-up error."""
+    CLUSTER_ARGS = {"nbackends": 2}
+    NEEDS_MCRING = True
+    N = 10000
+
+    def setUp(self):
+        super().setUp()
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < self.N + 200:
+            self.skipTest("open-files hard limit %d < %d" % (hard, self.N))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE,
+                        (soft, hard))
+
+    def test_ten_thousand_clients_at_once(self):
+        control = self.client(timeout=10.0)
+        rss0 = self.cluster.mcring.rss_kb()
+        socks = []
+        try:
+            for i in range(self.N):
+                socks.append(socket.create_connection(
+                    ("127.0.0.1", self.cluster.port), timeout=10))
+            wait_for_count = lambda: int(  # noqa: E731
+                control.stats()["curr_connections"]) == self.N + 1
+            mctest.wait_for(wait_for_count, 60, "%d clients" % self.N)
+            rss1 = self.cluster.mcring.rss_kb()
+            sys.stderr.write("[%d idle clients: mcring RSS %d -> %d KB, "
+                             "%.2f KB each] " % (self.N, rss0, rss1,
+                                                 (rss1 - rss0) / self.N))
+            for i in range(50):
+                k = "many-%d" % i
+                self.assertEqual(control.set(k, str(i)), b"STORED")
+                self.assertEqual(control.get(k), str(i).encode())
+            sel = selectors.DefaultSelector()
+            for s in socks:
+                s.sendall(b"version\r\n")
+                s.setblocking(False)
+                sel.register(s, selectors.EVENT_READ, b"")
+            answered = 0
+            deadline = time.monotonic() + 60
+            while answered < self.N and time.monotonic() < deadline:
+                for key, _ in sel.select(timeout=1.0):
+                    data = key.data + key.fileobj.recv(64)
+                    if data.endswith(b"\r\n"):
+                        self.assertTrue(data.startswith(b"VERSION "), data)
+                        sel.unregister(key.fileobj)
+                        answered += 1
+                    else:
+                        sel.modify(key.fileobj, selectors.EVENT_READ, data)
+            sel.close()
+            self.assertEqual(answered, self.N)
+            self.assertEqual(control.stats()["rejected_connections"], "0")
+        finally:
+            for s in socks:
+                s.close()
+        mctest.wait_for(lambda: control.stats()["curr_connections"] == "1",
+                        60, "the clients to be gone")
+
+    def test_explicit_max_connections_over_the_limit(self):
+        d = self.cluster.tmpdir
+        path = os.path.join(d, "toomany.ini")
+        with open(path, "w") as f:
+            f.write("[proxy]\nlisten = 127.0.0.1:%d\nmax_connections = 5000"
+                    "\n[backends]\nb = 127.0.0.1:%d\n"
+                    % (mctest.free_port(), self.cluster.backends[0].port))
+
+        def low_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (2048, 2048))
+        r = subprocess.run([mctest.mcring_path(), "-c", path],
+                           preexec_fn=low_limit, capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("max_connections 5000: the open-files limit (2048) "
+                      "allows", r.stderr)
+
+
+class BackendQueueLimitTest(ClusterTestCase):
+    """backend_queue_limit: with a backend hung (SIGSTOP), requests past
+    the limit get SERVER_ERROR backend overloaded at once (counted), and
+    the other backend's clients are served meanwhile."""
+    CLUSTER_ARGS = {"nbackends": 2,
+                    "proxy": {"backend_queue_limit": 10, "threads": 1,
+                              "timeout_ms": 1500},
+                    "health": {"interval_ms": 5000, "fall": 100}}
+    NEEDS_MCRING = True
+
+    def test_requests_past_the_queue_limit_are_refused(self):
+        keys = self.cluster.keys_by_owner("queue", 1)
+        victim = self.cluster.names[0]
+        hung, other = keys[victim][0], keys[self.cluster.names[1]][0]
+        a, b = self.client(timeout=10.0), self.client(timeout=10.0)
+        self.assertEqual(b.set(other, "v"), b"STORED")
+        self.cluster.backend(victim).pause()
+        try:
+            a.send(b"get %s\r\n" % hung.encode() * 50)
+            # the other backend's keys are served while those wait
+            self.assertEqual(b.get(other), b"v")
+            lines = [a.readline() for _ in range(50)]
+        finally:
+            self.cluster.backend(victim).resume()
+        self.assertEqual(lines[10:], [b"SERVER_ERROR backend overloaded"] * 40)
+        self.assertEqual(set(lines[:10]), {b"SERVER_ERROR backend timeout"})
+        st = mctest.stats_backends(self.cluster.port)
+        self.assertEqual(st[victim]["errors_overloaded"], "40")
+        self.assertEqual(a.get(hung), None)
+
+
+class IdleTimeoutTest(ClusterTestCase):
+    """client_idle_timeout: a client silent for longer is closed (counted
+    as idle_kicks, as memcached's); one that keeps talking stays."""
+    CLUSTER_ARGS = {"nbackends": 1, "proxy": {"client_idle_timeout": 1}}
+    NEEDS_MCRING = True
+
+    def test_idle_client_is_closed(self):
+        idle = self.client()
+        busy = self.client()
+        self.assertTrue(idle.version().startswith(b"VERSION "))
+        deadline = time.monotonic() + 10
+        closed = False
+        while time.monotonic() < deadline and not closed:
+            self.assertTrue(busy.version().startswith(b"VERSION "))
+            closed, _ = idle.wait_closed(0.3)
+        self.assertTrue(closed, "the idle client is still open")
+        self.assertTrue(busy.version().startswith(b"VERSION "))
+        self.assertGreaterEqual(int(busy.stats()["idle_kicks"]), 1)
 
 
 class OutputLimitTest(ClusterTestCase):
