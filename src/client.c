@@ -9,9 +9,12 @@
  *   - the input buffer never holds more than one incomplete line (bounded
  *     by proto_line_limit()) or one incomplete storage command (bounded by
  *     max_value_size): past those the client gets an error.
- *   - reading pauses while the output is over client_output_limit or
- *     CLIENT_MAX_INFLIGHT requests are queued, so a client that does not
- *     read its replies cannot make mcring grow without bound.
+ *   - reading pauses while the output owed is over client_output_limit
+ *     or CLIENT_MAX_INFLIGHT requests are queued, so a client that does
+ *     not read its replies cannot make mcring grow without bound. What is
+ *     owed counts the requests in flight at the size of the replies that
+ *     the client (or, before its first, the worker) gets on average, so
+ *     that pipelined gets of big values stop at the limit too.
  *   - a client is never freed inside its own callbacks: client_abort()
  *     releases the socket and leaves the struct to the worker's reaper.
  *   - replies are written at the end of the worker's loop turn
@@ -185,11 +188,21 @@ client_resume(struct client *c)
     }
 }
 
+/* What c is owed: its output, the values collected for it, and its
+ * requests in flight at the size of a reply on average. */
+static size_t
+client_owed(const struct client *c)
+{
+    size_t avg = c->avg_reply > 0 ? c->avg_reply : c->worker->avg_reply;
+
+    return evbuffer_get_length(c->nc.out) + c->pending_bytes +
+           (size_t)c->nqueued * avg;
+}
+
 static bool
 client_over_limit(struct client *c)
 {
-    return evbuffer_get_length(c->nc.out) + c->pending_bytes >
-               c->worker->cfg->client_output_limit ||
+    return client_owed(c) > c->worker->cfg->client_output_limit ||
            c->nqueued >= CLIENT_MAX_INFLIGHT;
 }
 
@@ -218,7 +231,6 @@ client_barrier_done(struct client *c)
 void
 client_write(struct client *c)
 {
-    size_t left;
 
     if (c->state == CLIENT_CLOSED) {
         return;
@@ -228,12 +240,10 @@ client_write(struct client *c)
         client_abort(c);
         return;
     }
-    left = evbuffer_get_length(c->nc.out);
     /* Resume below half the limit, so a slow reader is not woken for
      * every few bytes. */
     if (c->paused &&
-        left + c->pending_bytes <=
-            c->worker->cfg->client_output_limit / 2 &&
+        client_owed(c) <= c->worker->cfg->client_output_limit / 2 &&
         c->nqueued < CLIENT_MAX_INFLIGHT) {
         client_resume(c);
     }
@@ -257,6 +267,11 @@ client_flush(struct client *c)
         STAILQ_REMOVE_HEAD(&c->queue, link);
         c->nqueued--;
         c->pending_bytes -= req->counted;
+        /* Reply sizes on average (1/8 the newest), the client's and its
+         * worker's: what a request in flight will likely be owed. */
+        c->avg_reply = c->avg_reply - c->avg_reply / 8 + (uint32_t)(n / 8);
+        c->worker->avg_reply = c->worker->avg_reply -
+                               c->worker->avg_reply / 8 + (uint32_t)(n / 8);
         if (n > 0) {
             stats_add(&s->bytes_written, n);
             evbuffer_add_buffer(c->nc.out, req->rsp);

@@ -51,6 +51,7 @@ struct client {
                                        sent is still answered */
     uint64_t last_us;               /* its last bytes came then (only kept
                                        with client_idle_timeout) */
+    uint32_t avg_reply;             /* bytes of its replies, on average */
     uint64_t id;
     TAILQ_ENTRY(client) link;
 };

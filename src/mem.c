@@ -133,5 +133,20 @@ mem_thread_kept(void)
 void
 mem_init(void)
 {
+    /* A fixed threshold: glibc's own rises to the largest block freed so
+     * far, after which big buffers (values of hundreds of KB) come from
+     * the heap and stay there once freed. */
+    mallopt(M_MMAP_THRESHOLD, MEM_MMAP_THRESHOLD);
     event_set_mem_functions(mem_malloc, mem_realloc, mem_free);
+}
+
+bool
+mem_trim(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+
+    if (mi.fordblks < MEM_TRIM_FREE) {
+        return false;
+    }
+    return malloc_trim(0) != 0;
 }

@@ -17,11 +17,21 @@
 #ifndef MCRING_MEM_H
 #define MCRING_MEM_H
 
+#include <stdbool.h>
+
 /* Bytes of freed blocks kept per thread, at most. */
 #define MEM_CACHE_BYTES (4 * 1024 * 1024)
 
+/* Blocks from this size up are mmap()ed (and unmapped when freed). */
+#define MEM_MMAP_THRESHOLD (128 * 1024)
+/* mem_trim() gives memory back once this much is free in the heap. */
+#define MEM_TRIM_FREE (8 * 1024 * 1024)
+
 /* Installs the allocation functions; call before any libevent call. */
 void mem_init(void);
+/* Gives free heap memory back to the system when there is more than
+ * MEM_TRIM_FREE of it (malloc_trim()). Returns whether any went back. */
+bool mem_trim(void);
 /* Frees the calling thread's free lists (before the thread ends). */
 void mem_thread_release(void);
 /* Bytes of blocks on the calling thread's free lists (by class size). */

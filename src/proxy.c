@@ -55,8 +55,9 @@
  * connections. */
 #define PROXY_FD_RESERVE 64
 #define PROXY_FD_PER_WORKER 4
-/* With every connection in use, accepting pauses this long at a time (the
- * rest wait in the listen backlog), as memcached does. */
+/* With every connection in use, a refusal pauses accepting this long (the
+ * rest wait in the listen backlog): at most one refusal per pause, not a
+ * tight loop of accepting and refusing. */
 #define PROXY_ACCEPT_PAUSE_MS 10
 /* How long start-up waits for the first lookups of backend host names. */
 #define PROXY_NAME_WAIT_MS 2000
@@ -81,10 +82,7 @@ proxy_accept_timer_cb(evutil_socket_t fd, short what, void *arg)
     if (atomic_load(&p->stopping)) {
         return;
     }
-    if (atomic_load(&p->nclients) >= atomic_load(&p->max_connections)) {
-        proxy_accept_pause(p, PROXY_ACCEPT_PAUSE_MS);
-        return;
-    }
+    /* Still full: the next one is refused, and accepting pauses again. */
     evconnlistener_enable(p->listener);
 }
 

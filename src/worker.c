@@ -45,7 +45,12 @@
 /* How often retired backends are checked for an empty queue. */
 #define WORKER_RETIRE_MS 50
 
-/* Once a second: clients idle for longer than client_idle_timeout go. */
+/*
+ * Once a second: clients idle for longer than client_idle_timeout go, and
+ * memory freed since (clients gone, big values sent) goes back to the
+ * system: the worker's free lists when it has no client left, the heap's
+ * free memory when there is much of it.
+ */
 static void
 worker_idle_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -54,6 +59,10 @@ worker_idle_cb(evutil_socket_t fd, short what, void *arg)
     struct client *c, *next;
     uint64_t now;
 
+    if (TAILQ_EMPTY(&w->clients)) {
+        mem_thread_release();
+    }
+    (void)mem_trim();
     if (timeout == 0 || w->stopping) {
         return;
     }

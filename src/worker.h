@@ -100,6 +100,8 @@ struct worker {
     uint64_t adopted;               /* generation of topo */
     uint32_t warm_copies;           /* warm-up copies in flight */
     size_t warm_copy_bytes;         /* ... and their values' bytes */
+    uint32_t avg_reply;             /* bytes of a reply to a client, on
+                                       average (client.c) */
     uint32_t region_writes;         /* writes to other regions in flight,
                                        not waited for (replica.c) */
     size_t region_write_bytes;      /* ... and their bytes */

@@ -354,6 +354,57 @@ class BackendQueueLimitTest(ClusterTestCase):
         self.assertEqual(a.get(hung), None)
 
 
+class MemoryComesBackTest(ClusterTestCase):
+    """Four clients pipeline 200 gets of a 256 KB value each and never
+    read: mcring's memory is bounded while they hang, and goes back to
+    within 16 MB of where it was once they are gone."""
+    CLUSTER_ARGS = {"nbackends": 2, "proxy": {"threads": 2}}
+    NEEDS_MCRING = True
+
+    def test_memory_of_clients_that_do_not_read(self):
+        if os.environ.get("MCTEST_SLOW") == "1":
+            # Under AddressSanitizer freed memory sits in its quarantine
+            # and the shadow memory counts: resident sizes mean nothing.
+            self.skipTest("resident memory under sanitizers")
+        value = b"x" * (256 * 1024)
+        c = self.client(timeout=10.0)
+        self.assertEqual(c.set("big", value), b"STORED")
+        self.assertEqual(len(c.get("big")), len(value))
+        m = self.cluster.mcring
+        before = m.rss_kb()
+        hogs = []
+        for _ in range(4):
+            s = socket.create_connection(("127.0.0.1", self.cluster.port))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.sendall(b"get big\r\n" * 200)
+            hogs.append(s)
+        peak = [before]
+
+        def settled():
+            now = m.rss_kb()
+            grew = now > peak[0] + 256
+            peak[0] = max(peak[0], now)
+            return not grew
+        mctest.wait_for(lambda: m.rss_kb() > before + 4096, 30,
+                        "the replies to pile up in mcring")
+        mctest.wait_for(settled, 30, "mcring's memory to stop growing",
+                        interval=0.5)
+        # Bounded by configuration: per client at most its requests in
+        # flight (CLIENT_MAX_INFLIGHT) of values, or its output limit.
+        bound = 4 * max(64 * len(value), 4 << 20) // 1024 + 16 * 1024
+        self.assertLess(peak[0] - before, bound, (before, peak[0]))
+        self.assertTrue(c.version().startswith(b"VERSION "))
+        for s in hogs:
+            s.close()
+        mctest.wait_for(lambda: c.stats()["curr_connections"] == "1", 30,
+                        "the clients to be gone")
+        mctest.wait_for(lambda: m.rss_kb() < before + 16 * 1024, 30,
+                        "mcring's memory to come back (before %d KB, peak "
+                        "%d KB, now %d KB)" % (before, peak[0], m.rss_kb()))
+        sys.stderr.write("[RSS before %d KB, peak %d KB, after %d KB] "
+                         % (before, peak[0], m.rss_kb()))
+
+
 class IdleTimeoutTest(ClusterTestCase):
     """client_idle_timeout: a client silent for longer is closed (counted
     as idle_kicks, as memcached's); one that keeps talking stays."""
