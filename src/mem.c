@@ -17,6 +17,15 @@
 
 #include "mem.h"
 
+/* Built with AddressSanitizer (gcc's macro, or clang's feature test). */
+#if defined(__SANITIZE_ADDRESS__)
+#define MEM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MEM_ASAN 1
+#endif
+#endif
+
 #define MEM_MIN_SHIFT 10
 #define MEM_MAX_SHIFT 16
 #define MEM_CLASSES (MEM_MAX_SHIFT - MEM_MIN_SHIFT + 1)
@@ -136,17 +145,25 @@ mem_init(void)
     /* A fixed threshold: glibc's own rises to the largest block freed so
      * far, after which big buffers (values of hundreds of KB) come from
      * the heap and stay there once freed. */
+#if !defined(MEM_ASAN)
     mallopt(M_MMAP_THRESHOLD, MEM_MMAP_THRESHOLD);
+#endif
     event_set_mem_functions(mem_malloc, mem_realloc, mem_free);
 }
 
 bool
 mem_trim(void)
 {
+#if defined(MEM_ASAN)
+    /* AddressSanitizer's allocator is not glibc's: these would walk (and
+     * crash in) glibc's unused heap. */
+    return false;
+#else
     struct mallinfo2 mi = mallinfo2();
 
     if (mi.fordblks < MEM_TRIM_FREE) {
         return false;
     }
     return malloc_trim(0) != 0;
+#endif
 }
