@@ -484,7 +484,7 @@ admin_http_get_ring(struct evhttp_request *req, struct admin_http *a,
                     const char *query)
 {
     struct topology *t = admin_http_topology(a);
-    const struct topology_pool *p = &t->pools[t->default_pool];
+    const struct topology_pool *p = &t->pools[t->def.pool];
     struct evkeyvalq params;
     struct evkeyval *kv;
     struct config *view;

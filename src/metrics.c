@@ -161,10 +161,11 @@ metrics_process(struct proxy *p, struct evbuffer *out)
                 (double)fds);
 }
 
+/* The client counters, summed over the workers (sum). */
 static void
-metrics_clients(struct proxy *p, struct evbuffer *out)
+metrics_clients(struct proxy *p, const struct stats_worker *sum,
+                struct evbuffer *out)
 {
-    struct stats_worker sum;
     static const struct {
         const char *command;
         size_t hits, misses;
@@ -183,7 +184,6 @@ metrics_clients(struct proxy *p, struct evbuffer *out)
          offsetof(struct stats_worker, touch_misses)},
     };
 
-    proxy_sum_client_stats(p, &sum);
     for (size_t i = 0; i < stats_nclient_defs; i++) {
         const struct stats_def *d = &stats_client_defs[i];
         bool counter = d->type == STATS_COUNTER;
@@ -197,7 +197,7 @@ metrics_clients(struct proxy *p, struct evbuffer *out)
         }
         snprintf(name, sizeof(name), "%s%s", base, counter ? "_total" : "");
         metrics_one(out, name, counter ? "counter" : "gauge", d->help,
-                    (double)stats_value(&sum, d));
+                    (double)stats_value(sum, d));
     }
     metrics_one(out, "client_connections_refused_total", "counter",
                 "Client connections closed at once: max_connections reached",
@@ -210,7 +210,7 @@ metrics_clients(struct proxy *p, struct evbuffer *out)
     for (int c = 1; c < PROTO_CMD_COUNT; c++) {
         metrics_sample(out, "command_requests_total", "command",
                        proto_cmd_name((enum proto_cmd)c),
-                       (double)stats_get(&sum.commands[c]));
+                       (double)stats_get(&sum->commands[c]));
     }
     metrics_head(out, "command_hits_total", "counter",
                  "Keys found, by command (get: every retrieval)");
@@ -218,7 +218,7 @@ metrics_clients(struct proxy *p, struct evbuffer *out)
         metrics_sample(
             out, "command_hits_total", "command", hm[i].command,
             (double)stats_get((const _Atomic uint64_t *)(const void *)(
-                (const char *)&sum + hm[i].hits)));
+                (const char *)sum + hm[i].hits)));
     }
     metrics_head(out, "command_misses_total", "counter",
                  "Keys not found, by command (get: every retrieval)");
@@ -226,7 +226,7 @@ metrics_clients(struct proxy *p, struct evbuffer *out)
         metrics_sample(
             out, "command_misses_total", "command", hm[i].command,
             (double)stats_get((const _Atomic uint64_t *)(const void *)(
-                (const char *)&sum + hm[i].misses)));
+                (const char *)sum + hm[i].misses)));
     }
 }
 
@@ -502,13 +502,12 @@ metrics_pool_sample(struct evbuffer *out, const char *name, const char *pool,
     evbuffer_add_printf(out, "\"} %.17g\n", v);
 }
 
-/* Per pool: its keys, backends, replicas and each member's share. */
+/* Per pool: its keys (of sum), backends, replicas and each member's
+ * share. */
 static void
-metrics_pools(struct proxy *p, const struct topology *t, struct evbuffer *out)
+metrics_pools(const struct stats_worker *sum, const struct topology *t,
+              struct evbuffer *out)
 {
-    struct stats_worker *sum = util_xcalloc(1, sizeof(*sum));
-
-    proxy_sum_client_stats(p, sum);
     metrics_head(out, "pool_keys_total", "counter",
                  "Keys routed to the pool (by prefix, else the default)");
     for (uint32_t i = 0; i < t->npools; i++) {
@@ -517,7 +516,6 @@ metrics_pools(struct proxy *p, const struct topology *t, struct evbuffer *out)
                             (double)stats_get(
                                 &sum->pool_keys[t->pools[i].id]));
     }
-    free(sum);
     metrics_head(out, "pool_backends", "gauge", "Backends of the pool");
     for (uint32_t i = 0; i < t->npools; i++) {
         metrics_pool_sample(out, "pool_backends",
@@ -559,13 +557,16 @@ void
 metrics_prometheus(struct proxy *p, struct evbuffer *out)
 {
     const struct topology *t = proxy_topology(p);
+    struct stats_worker *sum = util_xcalloc(1, sizeof(*sum));
 
+    proxy_sum_client_stats(p, sum);
     metrics_process(p, out);
-    metrics_clients(p, out);
+    metrics_clients(p, sum, out);
     metrics_topology(p, t, out);
     metrics_backends(t, out);
-    metrics_pools(p, t, out);
+    metrics_pools(sum, t, out);
     metrics_hot(p, t, out);
+    free(sum);
 }
 
 /* A key for JSON: itself when printable ASCII, else its base64. */

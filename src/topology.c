@@ -47,7 +47,9 @@ topology_build_route(struct topology *t, const struct config_route *r,
 {
     const struct config *cfg = t->cfg;
 
-    *out = (struct topology_route){NULL, 0, t->default_pool, NULL, 0};
+    *out = (struct topology_route){NULL, 0,
+                                   (uint32_t)config_default_pool(cfg), NULL,
+                                   0};
     if (r == NULL) {
         return;
     }
@@ -67,7 +69,6 @@ topology_build_routes(struct topology *t)
 {
     const struct config *cfg = t->cfg;
 
-    t->default_pool = (uint32_t)config_default_pool(cfg);
     topology_build_route(t, config_default_route(cfg), &t->def);
     t->routes = util_xcalloc(cfg->nroutes ? cfg->nroutes : 1,
                              sizeof(*t->routes));

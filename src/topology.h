@@ -56,7 +56,6 @@ struct topology {
     uint32_t id_limit;              /* every backend id is below this */
     struct topology_pool *pools;    /* [npools], as cfg->pools */
     uint32_t npools;
-    uint32_t default_pool;          /* keys that match no route */
     struct topology_route *routes;  /* [nroutes], longest first, without
                                        the default ("*") */
     uint32_t nroutes;

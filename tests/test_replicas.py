@@ -47,6 +47,14 @@ class ReplicaCase(mctest.ClusterTestCase):
                         got[v[0]][m.name] = v[2]
         return got
 
+    def get_hits(self):
+        """{backend: its get_hits}, read directly."""
+        out = {}
+        for m in self.cluster.backends:
+            with m.client() as bc:
+                out[m.name] = int(bc.stats()["get_hits"])
+        return out
+
     def wait_state(self, name, state, timeout=20):
         def ok():
             st = mctest.stats_backends(self.cluster.port)
@@ -183,13 +191,6 @@ class HotkeySpreadTest(ReplicaCase):
                             "proxy": {"hotkey_sample": 1, "threads": 1},
                             "pools": ([], text)}
         super().setUpClass()
-
-    def get_hits(self):
-        out = {}
-        for m in self.cluster.backends:
-            with m.client() as bc:
-                out[m.name] = int(bc.stats()["get_hits"])
-        return out
 
     def read(self, c, key, n):
         """n gets of key (a hit each); the get_hits each backend gained."""
@@ -346,13 +347,6 @@ class RegionsTest(ReplicaCase):
         """{key: set of the region's backends holding it}."""
         held = self.holders(keys)
         return {k: set(held[k]) & set(region) for k in keys}
-
-    def get_hits(self):
-        out = {}
-        for m in self.cluster.backends:
-            with m.client() as bc:
-                out[m.name] = int(bc.stats()["get_hits"])
-        return out
 
     def test_writes_reach_both_regions_and_reads_stay_local(self):
         keys = [self.key() for _ in range(60)]
