@@ -61,6 +61,9 @@
 struct admin_http {
     struct admin_http_ops ops;      /* what it may do, and to what */
     struct evhttp *http;            /* owned; frees its sockets */
+    struct evhttp_connection *conns[ADMIN_HTTP_MAX_CONNS]; /* open, each
+                                       since its first request */
+    unsigned nconns;
     char *unix_path;                /* owned; unlinked on destroy */
 };
 
@@ -980,6 +983,51 @@ admin_http_get_health(struct evhttp_request *req, struct admin_http *a,
 
 /* ---- dispatch ------------------------------------------------------------ */
 
+/* ---- connections ------------------------------------------------------- */
+
+/*
+ * evhttp (libevent 2.1) has no bound on its connections, and tells of one
+ * only once it has sent a request: each is counted from its first request
+ * until it closes. A connection's first request past ADMIN_HTTP_MAX_CONNS
+ * gets 503 and the connection is closed. One that has not sent a whole
+ * request yet holds at most ADMIN_HTTP_MAX_HEADERS and goes after
+ * ADMIN_HTTP_TIMEOUT_S of silence.
+ */
+static void
+admin_http_conn_gone(struct evhttp_connection *evcon, void *arg)
+{
+    struct admin_http *a = arg;
+
+    for (unsigned i = 0; i < a->nconns; i++) {
+        if (a->conns[i] == evcon) {
+            a->conns[i] = a->conns[--a->nconns];
+            return;
+        }
+    }
+}
+
+/* Counts req's connection if it is new: false if there is no room. */
+static bool
+admin_http_conn_admit(struct admin_http *a, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+    if (evcon == NULL) {
+        return true;
+    }
+    for (unsigned i = 0; i < a->nconns; i++) {
+        if (a->conns[i] == evcon) {
+            return true;
+        }
+    }
+    if (a->nconns == ADMIN_HTTP_MAX_CONNS) {
+        return false;
+    }
+    a->conns[a->nconns++] = evcon;
+    evhttp_connection_set_closecb(evcon, admin_http_conn_gone, a);
+    return true;
+}
+
 static void
 admin_http_handle(struct evhttp_request *req, void *arg)
 {
@@ -990,6 +1038,15 @@ admin_http_handle(struct evhttp_request *req, void *arg)
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
     const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
 
+    if (!admin_http_conn_admit(a, req)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req),
+                          "Connection", "close");
+        log_limited_at(LOG_LEVEL_INFO, "admin API: %u connections open, "
+                       "refusing another", ADMIN_HTTP_MAX_CONNS);
+        admin_http_error(req, 503, "too many admin connections (%u)",
+                         ADMIN_HTTP_MAX_CONNS);
+        return;
+    }
     if (token != NULL &&
         !(admin_http_topology(a)->cfg->admin_metrics_open && path != NULL &&
           (strcmp(path, "/metrics") == 0 || strcmp(path, "/health") == 0 ||

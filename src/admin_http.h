@@ -27,6 +27,8 @@
 #define ADMIN_HTTP_KEY_MAX 250              /* bytes of one key */
 #define ADMIN_HTTP_RING_SAMPLE 100000       /* sample keys of GET /ring */
 #define ADMIN_HTTP_TIMEOUT_S 30             /* idle connection */
+#define ADMIN_HTTP_MAX_CONNS 16             /* connections at once (past
+                                               it: 503) */
 
 struct admin_http;
 struct config;

@@ -10,11 +10,17 @@
  *     by proto_line_limit()) or one incomplete storage command (bounded by
  *     max_value_size): past those the client gets an error.
  *   - reading pauses while the output owed is over client_output_limit
- *     or CLIENT_MAX_INFLIGHT requests are queued, so a client that does
- *     not read its replies cannot make mcring grow without bound. What is
- *     owed counts the requests in flight at the size of the replies that
- *     the client (or, before its first, the worker) gets on average, so
- *     that pipelined gets of big values stop at the limit too.
+ *     or CLIENT_MAX_INFLIGHT requests are queued (fewer before its first
+ *     replies), so a client that does not read its replies cannot make
+ *     mcring grow without bound. What is owed counts the values of its
+ *     storage commands in flight, and its requests in flight at the size
+ *     of the replies that the client (or, before its first, the worker)
+ *     gets on average, so that pipelined gets of big values stop at the
+ *     limit too.
+ *   - what every client is owed is summed in its worker's client_memory;
+ *     while all workers' sum is over max_memory, a client that is owed
+ *     anything pauses too (one that is owed nothing may still send one
+ *     command, so no client waits forever on others that do not read).
  *   - a client is never freed inside its own callbacks: client_abort()
  *     releases the socket and leaves the struct to the worker's reaper.
  *   - replies are written at the end of the worker's loop turn
@@ -128,6 +134,12 @@ client_abort(struct client *c)
         }
     }
     c->nqueued = 0;
+    stats_sub(&w->stats.client_memory, c->held);
+    c->held = 0;
+    if (c->mem_paused) {
+        c->mem_paused = false;
+        worker_memory_wait(w, -1);
+    }
     TAILQ_REMOVE(&w->clients, c, link);
     TAILQ_INSERT_TAIL(&w->closed, c, link);
     stats_sub(&w->stats.curr_connections, 1);
@@ -172,9 +184,25 @@ client_pause(struct client *c)
     }
 }
 
+/* Paused for max_memory: the worker's timer resumes it (worker.c). */
+static void
+client_memory_pause(struct client *c)
+{
+    if (!c->mem_paused) {
+        c->mem_paused = true;
+        stats_add(&c->worker->stats.memory_pauses, 1);
+        worker_memory_wait(c->worker, 1);
+    }
+    client_pause(c);
+}
+
 static void
 client_resume(struct client *c)
 {
+    if (c->mem_paused) {
+        c->mem_paused = false;
+        worker_memory_wait(c->worker, -1);
+    }
     if (c->paused && c->state == CLIENT_ACTIVE) {
         c->paused = false;
         if (!c->eof) {
@@ -199,11 +227,55 @@ client_owed(const struct client *c)
            (size_t)c->nqueued * avg;
 }
 
+/* What c is owed now, counted in its worker's client_memory. */
+static size_t
+client_account(struct client *c)
+{
+    size_t owed = client_owed(c);
+    _Atomic uint64_t *sum = &c->worker->stats.client_memory;
+
+    if (owed > c->held) {
+        stats_add(sum, owed - c->held);
+    } else if (owed < c->held) {
+        stats_sub(sum, c->held - owed);
+    }
+    c->held = owed;
+    return owed;
+}
+
+/* How many requests c may have in flight: slow start, then the most. */
+static uint32_t
+client_inflight_cap(const struct client *c)
+{
+    return c->nreplies >= CLIENT_START_REPLIES
+               ? CLIENT_MAX_INFLIGHT
+               : (uint32_t)CLIENT_START_INFLIGHT << c->nreplies;
+}
+
 static bool
 client_over_limit(struct client *c)
 {
-    return client_owed(c) > c->worker->cfg->client_output_limit ||
-           c->nqueued >= CLIENT_MAX_INFLIGHT;
+    return client_account(c) > c->worker->cfg->client_output_limit ||
+           c->nqueued >= client_inflight_cap(c);
+}
+
+/* max_memory: all clients together are over it, and c is owed something. */
+static bool
+client_over_memory(struct client *c)
+{
+    return c->held > 0 && worker_memory_over(c->worker);
+}
+
+void
+client_memory_resume(struct worker *w)
+{
+    struct client *c;
+
+    TAILQ_FOREACH(c, &w->clients, link) {
+        if (c->mem_paused) {
+            client_resume(c);
+        }
+    }
 }
 
 void
@@ -223,7 +295,7 @@ void
 client_barrier_done(struct client *c)
 {
     c->barrier = NULL;
-    if (!client_over_limit(c)) {
+    if (!client_over_limit(c) && !client_over_memory(c)) {
         client_resume(c);
     }
 }
@@ -231,6 +303,7 @@ client_barrier_done(struct client *c)
 void
 client_write(struct client *c)
 {
+    size_t owed;
 
     if (c->state == CLIENT_CLOSED) {
         return;
@@ -242,12 +315,20 @@ client_write(struct client *c)
     }
     /* Resume below half the limit, so a slow reader is not woken for
      * every few bytes. */
-    if (c->paused &&
-        client_owed(c) <= c->worker->cfg->client_output_limit / 2 &&
-        c->nqueued < CLIENT_MAX_INFLIGHT) {
+    owed = client_account(c);
+    if (c->paused && owed <= c->worker->cfg->client_output_limit / 2 &&
+        c->nqueued < client_inflight_cap(c) && !client_over_memory(c)) {
         client_resume(c);
     }
     client_maybe_finish(c);
+}
+
+static uint32_t
+client_average(uint32_t avg, size_t n)
+{
+    uint32_t v = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+
+    return avg == 0 ? v : avg - avg / 8 + v / 8;
 }
 
 void
@@ -267,11 +348,14 @@ client_flush(struct client *c)
         STAILQ_REMOVE_HEAD(&c->queue, link);
         c->nqueued--;
         c->pending_bytes -= req->counted;
-        /* Reply sizes on average (1/8 the newest), the client's and its
-         * worker's: what a request in flight will likely be owed. */
-        c->avg_reply = c->avg_reply - c->avg_reply / 8 + (uint32_t)(n / 8);
-        c->worker->avg_reply = c->worker->avg_reply -
-                               c->worker->avg_reply / 8 + (uint32_t)(n / 8);
+        /* Reply sizes on average (1/8 the newest; the first as it is),
+         * the client's and its worker's: what a request in flight will
+         * likely be owed. */
+        c->avg_reply = client_average(c->avg_reply, n);
+        c->worker->avg_reply = client_average(c->worker->avg_reply, n);
+        if (c->nreplies < CLIENT_START_REPLIES) {
+            c->nreplies++;
+        }
         if (n > 0) {
             stats_add(&s->bytes_written, n);
             evbuffer_add_buffer(c->nc.out, req->rsp);
@@ -282,8 +366,9 @@ client_flush(struct client *c)
             client_drain(c);
         }
     }
+    (void)client_account(c);
     if (any || c->state == CLIENT_DRAINING ||
-        (c->paused && !client_over_limit(c))) {
+        (c->paused && !client_over_limit(c) && !client_over_memory(c))) {
         worker_want_flush_client(c->worker, c);
     }
 }
@@ -444,6 +529,9 @@ client_storage(struct client *c, struct evbuffer *in,
     req = request_get(c->worker, c);
     STAILQ_INSERT_TAIL(&c->queue, req, link);
     c->nqueued++;
+    /* Its value is held (in a backend's queue) until it is answered. */
+    req->counted = pr->vlen;
+    c->pending_bytes += pr->vlen;
     /* Consumes the line and the data block. */
     request_dispatch(req, pr, line, client_cmdlen(line, linelen), in,
                      linelen + eollen);
@@ -500,6 +588,10 @@ client_drive(struct client *c)
         }
         if (client_over_limit(c) || c->barrier != NULL) {
             client_pause(c);
+            break;
+        }
+        if (client_over_memory(c)) {
+            client_memory_pause(c);
             break;
         }
         line = net_line(in, &linelen, &eollen);

@@ -37,11 +37,18 @@ struct client {
     enum client_state state;
     struct request_queue queue;     /* in the order the client sent them */
     uint32_t nqueued;
-    size_t pending_bytes;           /* value bytes collected in queued
-                                       requests, not yet in out */
+    size_t pending_bytes;           /* value bytes of its queued
+                                       requests: collected for a reply,
+                                       or sent with a storage command */
+    size_t held;                    /* what client_owed() was, last
+                                       counted in the worker's
+                                       client_memory */
     uint64_t swallow;               /* bytes of a rejected data block */
     bool paused;                    /* output over its limit, or a
                                        barrier */
+    bool mem_paused;                /* ... all clients over max_memory */
+    uint8_t nreplies;               /* replies written, up to
+                                       CLIENT_START_REPLIES */
     struct request *barrier;        /* a delete whose last part waits for
                                        others: the commands after it are
                                        not sent before it is */
@@ -62,6 +69,13 @@ struct client {
  * many replies are being collected at once.
  */
 #define CLIENT_MAX_INFLIGHT 64
+/*
+ * A new client starts with CLIENT_START_INFLIGHT requests in flight, twice
+ * as many after each of its first replies, up to CLIENT_MAX_INFLIGHT: its
+ * first burst is bounded before a reply tells how big its replies are.
+ */
+#define CLIENT_START_INFLIGHT 4
+#define CLIENT_START_REPLIES 4
 
 /* Creates a client on worker w for socket fd. Returns NULL on failure
  * (fd is closed). */
@@ -81,6 +95,9 @@ void client_close_if_idle(struct client *c, uint64_t now_us,
                           uint64_t timeout_us);
 /* Stop reading; close once every reply is out (shutdown, quit). */
 void client_drain(struct client *c);
+/* Worker w's clients are owed less than max_memory again: those paused
+ * for it read again. */
+void client_memory_resume(struct worker *w);
 /* Close now; requests still in flight become orphans. */
 void client_abort(struct client *c);
 

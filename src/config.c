@@ -112,6 +112,8 @@ static const struct config_key config_keys[] = {
      100000},
     {"proxy", "client_output_limit", CONFIG_TYPE_SIZE,
      CONFIG_OFF(client_output_limit), 4194304, 4096, 1073741824},
+    {"proxy", "max_memory", CONFIG_TYPE_SIZE, CONFIG_OFF(max_memory),
+     1073741824, 0, 1099511627776ULL},
     {"proxy", "ramp", CONFIG_TYPE_UINT, CONFIG_OFF(ramp), 0, 0,
      CONFIG_RAMP_MAX},
     {"proxy", "warmup", CONFIG_TYPE_UINT, CONFIG_OFF(warmup), 60, 0,

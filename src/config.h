@@ -112,6 +112,8 @@ struct config {
     size_t max_value_size;
     unsigned max_keys;              /* keys in one retrieval command */
     size_t client_output_limit;     /* back-pressure high-water mark */
+    size_t max_memory;              /* what all clients together may be
+                                       owed (0 = no bound) */
     unsigned ramp;                  /* seconds: default pace of an added
                                        backend */
     unsigned warmup;                /* seconds of warm-up after a move

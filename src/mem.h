@@ -20,12 +20,12 @@
 #include <stdbool.h>
 
 /* Bytes of freed blocks kept per thread, at most. */
-#define MEM_CACHE_BYTES (4 * 1024 * 1024)
+#define MEM_CACHE_BYTES (1024 * 1024)
 
 /* Blocks from this size up are mmap()ed (and unmapped when freed). */
 #define MEM_MMAP_THRESHOLD (128 * 1024)
 /* mem_trim() gives memory back once this much is free in the heap. */
-#define MEM_TRIM_FREE (8 * 1024 * 1024)
+#define MEM_TRIM_FREE (2 * 1024 * 1024)
 
 /* Installs the allocation functions; call before any libevent call. */
 void mem_init(void);

@@ -23,6 +23,11 @@
 #define STATS_CLIENT_FIELDS(X)                                               \
     X(curr_connections, GAUGE, "Client connections open now")              \
     X(total_connections, COUNTER, "Client connections accepted")           \
+    X(client_memory, GAUGE, "Bytes clients are owed now: replies not yet " \
+                            "written, values collected or sent, requests " \
+                            "in flight at the size of a reply on average") \
+    X(memory_pauses, COUNTER, "Times reading from a client paused as all " \
+                              "clients together were owed max_memory")    \
     X(cmd_get, COUNTER, "Keys asked for by get, gets, gat and gats")        \
     X(cmd_set, COUNTER, "Storage commands (set, add, replace, append, "    \
                         "prepend, cas)")                                    \

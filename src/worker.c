@@ -74,6 +74,59 @@ worker_idle_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* How often clients paused on max_memory look whether they may go on. */
+#define WORKER_MEMORY_MS 10
+
+bool
+worker_memory_over(struct worker *w)
+{
+    const struct proxy *p = w->proxy;
+    size_t max = w->cfg->max_memory;
+    uint64_t now, sum;
+
+    if (max == 0) {
+        return false;
+    }
+    now = worker_now_us(w);
+    if (now != w->mem_checked_us) {
+        /* The other workers' clients, at most once per callback. */
+        w->mem_checked_us = now;
+        w->mem_others = 0;
+        for (unsigned i = 0; i < p->nworkers; i++) {
+            if (p->workers[i] != NULL && p->workers[i] != w) {
+                w->mem_others +=
+                    stats_get(&p->workers[i]->stats.client_memory);
+            }
+        }
+    }
+    sum = w->mem_others + stats_get(&w->stats.client_memory);
+    w->mem_over = w->mem_over ? sum > max - max / 8 : sum > max;
+    return w->mem_over;
+}
+
+static void
+worker_memory_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+
+    worker_tick(w);
+    if (!worker_memory_over(w)) {
+        client_memory_resume(w);
+    }
+}
+
+void
+worker_memory_wait(struct worker *w, int delta)
+{
+    w->mem_waiters += (uint32_t)delta;
+    if (w->mem_waiters == 0) {
+        event_del(w->ev_mem);
+    } else if (!event_pending(w->ev_mem, EV_TIMEOUT, NULL)) {
+        event_add(w->ev_mem,
+                  &(struct timeval){0, WORKER_MEMORY_MS * 1000});
+    }
+}
+
 static void
 worker_reap_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -518,12 +571,14 @@ worker_create(struct proxy *p, unsigned id, struct topology *t, char *err,
                             worker_inbox_cb, w);
     w->ev_retire = evtimer_new(w->base, worker_retire_cb, w);
     w->ev_idle = event_new(w->base, -1, EV_PERSIST, worker_idle_cb, w);
+    w->ev_mem = event_new(w->base, -1, EV_PERSIST, worker_memory_cb, w);
     w->ev_reap = event_new(w->base, -1, 0, worker_reap_cb, w);
     w->ev_drain_timer = evtimer_new(w->base, worker_drain_timer_cb, w);
     w->ev_flush = event_new(w->base, -1, 0, worker_flush_cb, w);
     if (w->ev_inbox == NULL || w->ev_reap == NULL || w->ev_flush == NULL ||
         w->ev_drain_timer == NULL || w->ev_retire == NULL ||
-        w->ev_idle == NULL || event_add(w->ev_inbox, NULL) != 0 ||
+        w->ev_idle == NULL || w->ev_mem == NULL ||
+        event_add(w->ev_inbox, NULL) != 0 ||
         event_add(w->ev_idle, &(struct timeval){1, 0}) != 0) {
         snprintf(err, errlen, "worker %u: cannot create events", id);
         goto fail;
@@ -644,6 +699,9 @@ worker_destroy(struct worker *w)
     }
     if (w->ev_idle != NULL) {
         event_free(w->ev_idle);
+    }
+    if (w->ev_mem != NULL) {
+        event_free(w->ev_mem);
     }
     if (w->ev_inbox != NULL) {
         event_free(w->ev_inbox);

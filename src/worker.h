@@ -81,6 +81,11 @@ struct worker {
     struct event *ev_flush;         /* end of the loop turn: write out */
     struct event *ev_retire;        /* closes retired backends' conns */
     struct event *ev_idle;          /* every second: client_idle_timeout */
+    struct event *ev_mem;           /* while clients wait on max_memory */
+    uint32_t mem_waiters;           /* clients paused for max_memory */
+    bool mem_over;                  /* all clients are owed max_memory */
+    uint64_t mem_others;            /* the other workers' clients' share */
+    uint64_t mem_checked_us;        /* ... as read then */
     bool flush_scheduled;
     struct client_list flush_clients;
     struct bconn_list flush_bconns;
@@ -195,6 +200,16 @@ worker_now_us(struct worker *w)
 {
     return w->now_us != 0 ? w->now_us : worker_clock_us(w);
 }
+
+/*
+ * Whether all workers' clients together are owed more than max_memory
+ * (the other workers' read at most once per callback; once over, until
+ * they are owed 7/8 of it).
+ */
+bool worker_memory_over(struct worker *w);
+/* One more (delta 1) or one fewer (-1) client waits for all clients to be
+ * owed less: while any waits, the worker looks every 10 ms. */
+void worker_memory_wait(struct worker *w, int delta);
 
 /* The key routed now (owned by owner) is a hot-key sample (see
  * route_key()). */

@@ -17,6 +17,7 @@ text and --json output.
 import http.client
 import json
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -382,6 +383,86 @@ class RefusalTest(AdminTestCase):
         self.ok("DELETE", "/backends/b2")
         self.assert_refused("DELETE", "/backends/b3", None, 409,
                             "cannot remove the last backend")
+
+
+class AdminBoundsTest(AdminTestCase):
+    """The admin API's bounds: request bodies (64 KB) and headers (16 KB)
+    past them get a 4xx and change nothing; at most 16 connections are open
+    at once, the next wait in the listen backlog and are answered once one
+    closes."""
+    NBACKENDS = 1
+
+    def raw_request(self, data, timeout=10.0):
+        s = socket.create_connection(("127.0.0.1", self.admin_port),
+                                     timeout=timeout)
+        try:
+            s.sendall(data)
+            out = b""
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            return out
+        finally:
+            s.close()
+
+    def test_body_over_the_bound(self):
+        before = self.config_text()
+        body = b'{"name": "x", "address": "127.0.0.1:1", "pad": "' + \
+            b"p" * (64 * 1024) + b'"}'
+        out = self.raw_request(
+            b"POST /backends HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + TOKEN.encode() + b"\r\nContent-Length: %d\r\n\r\n"
+            % len(body) + body)
+        self.assertRegex(out.split(b"\r\n", 1)[0], rb"^HTTP/1\.1 413 ")
+        self.assertEqual(self.config_text(), before)
+
+    def test_headers_over_the_bound(self):
+        out = self.raw_request(
+            b"GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: " +
+            b"h" * (17 * 1024) + b"\r\n\r\n")
+        self.assertEqual(out.split(b"\r\n", 1)[0],
+                         b"HTTP/1.1 400 Bad Request")
+        self.assertEqual(self.ok("GET", "/health")["status"], "ok")
+
+    def test_connections_over_the_bound(self):
+        def ask(s):
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                      b"Bearer " + TOKEN.encode() + b"\r\n\r\n")
+            return s.recv(4096)
+        held = [socket.create_connection(("127.0.0.1", self.admin_port),
+                                         timeout=10) for _ in range(16)]
+        try:
+            for s in held:
+                self.assertTrue(ask(s).startswith(b"HTTP/1.1 200"))
+            late = socket.create_connection(("127.0.0.1", self.admin_port),
+                                            timeout=10)
+            out = ask(late)
+            while not out.endswith(b"}") and b"}" not in out:
+                chunk = late.recv(4096)
+                if not chunk:
+                    break
+                out += chunk
+            self.assertTrue(out.startswith(b"HTTP/1.1 503"), out)
+            self.assertIn(b"too many admin connections (16)", out)
+            # and it is closed
+            wait_for(lambda: late.recv(4096) == b"", 10, "the 17th closed")
+            late.close()
+            # the sixteen are still served, and one gone makes room
+            self.assertTrue(ask(held[0]).startswith(b"HTTP/1.1 200"))
+            held.pop().close()
+            wait_for(lambda: self.api("GET", "/health")[0] == 200, 10,
+                     "a new connection to be served")
+        finally:
+            for s in held:
+                s.close()
+        wait_for(lambda: all(self.api("GET", "/health")[0] == 200
+                             for _ in range(20)), 10,
+                 "the admin API to serve new connections")
 
 
 class UnixSocketTest(AdminTestCase):
