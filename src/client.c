@@ -366,7 +366,6 @@ client_flush(struct client *c)
             client_drain(c);
         }
     }
-    (void)client_account(c);
     if (any || c->state == CLIENT_DRAINING ||
         (c->paused && !client_over_limit(c) && !client_over_memory(c))) {
         worker_want_flush_client(c->worker, c);

@@ -38,6 +38,8 @@ struct mem_cache {
     struct mem_block *head[MEM_CLASSES];
     unsigned n[MEM_CLASSES];
     size_t bytes;                   /* on all lists, by class size */
+    size_t low;                     /* the least bytes held since the
+                                       last mem_thread_trim() */
 };
 
 static _Thread_local struct mem_cache mem_cache;
@@ -82,6 +84,9 @@ mem_malloc(size_t size)
         mem_cache.head[c] = b->next;
         mem_cache.n[c]--;
         mem_cache.bytes -= (size_t)1 << (c + MEM_MIN_SHIFT);
+        if (mem_cache.bytes < mem_cache.low) {
+            mem_cache.low = mem_cache.bytes;
+        }
         return b;
     }
     /* A new block gets its class's full size, so that it can serve any
@@ -119,6 +124,28 @@ mem_realloc(void *p, size_t size)
 }
 
 void
+mem_thread_trim(void)
+{
+    size_t unused = mem_cache.low;
+
+    /* The largest blocks first: fewest calls to free(). */
+    for (int c = MEM_CLASSES - 1; c >= 0 && unused > 0; c--) {
+        size_t size = (size_t)1 << (c + MEM_MIN_SHIFT);
+
+        while (mem_cache.head[c] != NULL && unused >= size) {
+            struct mem_block *b = mem_cache.head[c];
+
+            mem_cache.head[c] = b->next;
+            mem_cache.n[c]--;
+            mem_cache.bytes -= size;
+            unused -= size;
+            free(b);
+        }
+    }
+    mem_cache.low = mem_cache.bytes;
+}
+
+void
 mem_thread_release(void)
 {
     for (int c = 0; c < MEM_CLASSES; c++) {
@@ -131,6 +158,7 @@ mem_thread_release(void)
         mem_cache.n[c] = 0;
     }
     mem_cache.bytes = 0;
+    mem_cache.low = 0;
 }
 
 size_t

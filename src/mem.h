@@ -12,7 +12,8 @@
  * Blocks are plain malloc() blocks: a block may be freed by another
  * thread, with free(), or kept; a thread's lists hold at most
  * MEM_CACHE_BYTES in all (enough for the replies of 1000 pipelined
- * requests in flight), whatever the mix of sizes.
+ * requests in flight), whatever the mix of sizes. What a thread's lists
+ * kept unused since its last mem_thread_trim() is freed by the next.
  */
 #ifndef MCRING_MEM_H
 #define MCRING_MEM_H
@@ -20,7 +21,7 @@
 #include <stdbool.h>
 
 /* Bytes of freed blocks kept per thread, at most. */
-#define MEM_CACHE_BYTES (1024 * 1024)
+#define MEM_CACHE_BYTES (4 * 1024 * 1024)
 
 /* Blocks from this size up are mmap()ed (and unmapped when freed). */
 #define MEM_MMAP_THRESHOLD (128 * 1024)
@@ -32,6 +33,10 @@ void mem_init(void);
 /* Gives free heap memory back to the system when there is more than
  * MEM_TRIM_FREE of it (malloc_trim()). Returns whether any went back. */
 bool mem_trim(void);
+/* Frees the blocks of the calling thread's free lists that were not
+ * needed since the last call (the least they held meanwhile); call it
+ * every second or so. */
+void mem_thread_trim(void);
 /* Frees the calling thread's free lists (before the thread ends). */
 void mem_thread_release(void);
 /* Bytes of blocks on the calling thread's free lists (by class size). */

@@ -48,8 +48,9 @@
 /*
  * Once a second: clients idle for longer than client_idle_timeout go, and
  * memory freed since (clients gone, big values sent) goes back to the
- * system: the worker's free lists when it has no client left, the heap's
- * free memory when there is much of it.
+ * system: the worker's free lists when it has no client left (else what
+ * they did not need in the last second), the heap's free memory when
+ * there is much of it.
  */
 static void
 worker_idle_cb(evutil_socket_t fd, short what, void *arg)
@@ -61,6 +62,8 @@ worker_idle_cb(evutil_socket_t fd, short what, void *arg)
 
     if (TAILQ_EMPTY(&w->clients)) {
         mem_thread_release();
+    } else {
+        mem_thread_trim();
     }
     (void)mem_trim();
     if (timeout == 0 || w->stopping) {
@@ -77,30 +80,31 @@ worker_idle_cb(evutil_socket_t fd, short what, void *arg)
 /* How often clients paused on max_memory look whether they may go on. */
 #define WORKER_MEMORY_MS 10
 
+/* The other workers' clients' share of client_memory, as read now. */
+static void
+worker_memory_look(struct worker *w)
+{
+    const struct proxy *p = w->proxy;
+    uint64_t sum = 0;
+
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        if (p->workers[i] != NULL && p->workers[i] != w) {
+            sum += stats_get(&p->workers[i]->stats.client_memory);
+        }
+    }
+    w->mem_others = sum;
+}
+
 bool
 worker_memory_over(struct worker *w)
 {
-    const struct proxy *p = w->proxy;
     size_t max = w->cfg->max_memory;
-    uint64_t now, sum;
+    uint64_t sum = w->mem_others + stats_get(&w->stats.client_memory);
 
     if (max == 0) {
         return false;
     }
-    now = worker_now_us(w);
-    if (now != w->mem_checked_us) {
-        /* The other workers' clients, at most once per callback. */
-        w->mem_checked_us = now;
-        w->mem_others = 0;
-        for (unsigned i = 0; i < p->nworkers; i++) {
-            if (p->workers[i] != NULL && p->workers[i] != w) {
-                w->mem_others +=
-                    stats_get(&p->workers[i]->stats.client_memory);
-            }
-        }
-    }
-    sum = w->mem_others + stats_get(&w->stats.client_memory);
-    w->mem_over = w->mem_over ? sum > max - max / 8 : sum > max;
+    w->mem_over = sum > (w->mem_over ? max - max / 8 : max);
     return w->mem_over;
 }
 
@@ -110,6 +114,7 @@ worker_memory_cb(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
 
     worker_tick(w);
+    worker_memory_look(w);
     if (!worker_memory_over(w)) {
         client_memory_resume(w);
     }
@@ -214,8 +219,12 @@ worker_flush_cb(evutil_socket_t fd, short what, void *arg)
 
     w->flush_scheduled = false;
     worker_flush(w);
-    /* The turn is over: the next one reads the clock again. */
+    /* The turn is over: the next one reads the clock again, and sees
+     * what the other workers' clients are owed as of now. */
     worker_tick(w);
+    if (w->cfg->max_memory > 0) {
+        worker_memory_look(w);
+    }
 }
 
 void

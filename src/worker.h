@@ -84,8 +84,8 @@ struct worker {
     struct event *ev_mem;           /* while clients wait on max_memory */
     uint32_t mem_waiters;           /* clients paused for max_memory */
     bool mem_over;                  /* all clients are owed max_memory */
-    uint64_t mem_others;            /* the other workers' clients' share */
-    uint64_t mem_checked_us;        /* ... as read then */
+    uint64_t mem_others;            /* the other workers' clients' share,
+                                       as read at the end of a loop turn */
     bool flush_scheduled;
     struct client_list flush_clients;
     struct bconn_list flush_bconns;
@@ -203,8 +203,8 @@ worker_now_us(struct worker *w)
 
 /*
  * Whether all workers' clients together are owed more than max_memory
- * (the other workers' read at most once per callback; once over, until
- * they are owed 7/8 of it).
+ * (the other workers' as of the end of the last loop turn; once over,
+ * until they are owed 7/8 of it).
  */
 bool worker_memory_over(struct worker *w);
 /* One more (delta 1) or one fewer (-1) client waits for all clients to be

@@ -107,6 +107,37 @@ START_TEST(test_lists_are_bounded)
 }
 END_TEST
 
+/* What the lists did not need between two trims is freed by the second. */
+START_TEST(test_trim_frees_what_was_not_needed)
+{
+    void *p[16];
+
+    mem_thread_release();
+    for (int i = 0; i < 16; i++) {
+        p[i] = mem_malloc(4096);
+    }
+    for (int i = 0; i < 16; i++) {
+        mem_free(p[i]);
+    }
+    ck_assert_uint_eq(mem_thread_kept(), 16 * 4096);
+    mem_thread_trim();              /* the low mark was 0: nothing goes */
+    ck_assert_uint_eq(mem_thread_kept(), 16 * 4096);
+    /* Four taken and given back: twelve were never needed. */
+    for (int i = 0; i < 4; i++) {
+        p[i] = mem_malloc(4096);
+    }
+    for (int i = 0; i < 4; i++) {
+        mem_free(p[i]);
+    }
+    mem_thread_trim();
+    ck_assert_uint_eq(mem_thread_kept(), 4 * 4096);
+    /* Untouched for a period: all of it goes. */
+    mem_thread_trim();
+    ck_assert_uint_eq(mem_thread_kept(), 0);
+    mem_thread_release();
+}
+END_TEST
+
 static void *
 other_thread(void *arg)
 {
@@ -152,6 +183,7 @@ mem_suite(void)
     tcase_add_test(tc, test_blocks_have_room_for_what_was_asked);
     tcase_add_test(tc, test_small_and_huge_blocks_are_not_kept);
     tcase_add_test(tc, test_lists_are_bounded);
+    tcase_add_test(tc, test_trim_frees_what_was_not_needed);
     tcase_add_test(tc, test_block_freed_by_another_thread);
     tcase_add_test(tc, test_realloc_keeps_contents);
     suite_add_tcase(s, tc);
