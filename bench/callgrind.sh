@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # bench/callgrind.sh: user-space instructions per request of mcring and of
 # twemproxy, counted by valgrind's callgrind. Unlike CPU seconds these are
 # repeatable on a shared machine (same binary, same inputs: same count), so

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """idle_clients: resident memory per idle client connection, side by side.
 
 For each system (direct memcached, twemproxy, mcring; each with its

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """migrate_hits: the hit ratio clients see while a backend is added or
 removed.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """reload_latency: time from SIGHUP to the new topology in every worker.
 
 Starts mcring (-v, THREADS workers) with N backends on closed loopback

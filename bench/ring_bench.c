@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * ring_bench: lookup and build cost of the ring at 10, 100 and 1000
  * backends, in xxh3 mode (default vnodes) and ketama mode.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # bench/run.sh: proxy benchmark. Compares mcring, twemproxy (nutcracker) and
 # direct memcached on the same backends, the same key space and the same
 # CPU pinning, and prints ops/s, latency and the proxy's CPU per request.

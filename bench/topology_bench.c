@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * topology_bench: what one topology snapshot costs, at 10, 100 and 1000
  * backends: heap bytes (glibc's mallinfo2() before and after) and build

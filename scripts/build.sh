@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Builds mcring in DIR (default: build) with extra configure flags.
 # Usage: scripts/build.sh [DIR [CONFIGURE-FLAGS...]]
 set -eu

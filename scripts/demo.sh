@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Quick start: installs the dependencies, builds mcring, starts four local
 # memcached servers (127.0.0.1:21211-21214) and runs mcring in front of the
 # first three on 127.0.0.1:11311 in the foreground, its admin API on

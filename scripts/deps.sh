@@ -1,9 +1,11 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Installs what mcring needs to build, test and benchmark on Debian 12.
 # Run as root. Quiet unless something fails.
 set -eu
 PKGS="build-essential autoconf automake pkg-config libevent-dev \
-libxxhash-dev libinih-dev libmd-dev libjansson-dev check memcached python3 groff-base \
+libxxhash-dev libinih-dev libmd-dev libjansson-dev libsystemd-dev check memcached \
+python3 groff-base \
 nutcracker libmemcached-tools netcat-openbsd \
 python3-pymemcache python3-memcache libcache-memcached-perl \
 libcache-memcached-fast-perl python3-prometheus-client clang \

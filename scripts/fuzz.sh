@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Builds every libFuzzer target in tests/fuzz/ with clang (AddressSanitizer
 # and UndefinedBehaviorSanitizer, which abort on the first error) and runs
 # each for FUZZ_SECONDS (default 60) on a copy of its seed corpus

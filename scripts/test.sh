@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Installs the dependencies and runs the whole test suite twice: a build
 # with warnings as errors, then a build with AddressSanitizer and
 # UndefinedBehaviorSanitizer (whose Check suites run once more with

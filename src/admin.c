@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * admin: the commands mcring answers itself, on the worker that read them:
  * version, verbosity, quit, and stats with its subcommands, rendered from

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * admin: the commands mcring answers itself (version, verbosity, quit,
  * stats, stats backends, stats settings, stats reset).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * admin_http: the admin API on libevent's evhttp, main thread only.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * admin_http: the admin API, HTTP/1.1 and JSON on the main thread's loop.
  *

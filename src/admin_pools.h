@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * admin_pools: the pools and routes of the admin API as edits of a config
  * (GET, POST /pools, PATCH and DELETE /pools/NAME, GET and PUT /routes).

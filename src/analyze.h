@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * analyze: the operator's ring tools behind `mcring --route` and
  * `mcring --analyze`.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * bconn: a pipelined connection from one worker to one backend.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * client: reads commands from one client socket, frames and parses them in
  * place, dispatches them as requests, and writes the replies back in the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * config_pool: the pools and routes of a config (see config.h), and the
  * name checks and look-ups they share with config.c, which builds on this

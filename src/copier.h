@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * copier: the background copy of a move. After a topology change, every
  * key stored on a backend that no longer owns it is moved to its owner,

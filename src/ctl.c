@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * ctl: `mcring ctl`, the operator's client of the admin API (admin_http.c).
  *

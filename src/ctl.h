@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * ctl: `mcring ctl`, a small client of the admin API for operators.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * dns: host names resolved on the main thread's event loop with libevent's
  * evdns, never blocking it. Numeric addresses and names in /etc/hosts are

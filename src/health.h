@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * health: active health checks, the UP/DOWN state machine and stale-safe
  * recovery, all on the main thread.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * hotkeys: the keys that take most requests, found with the space-saving
  * algorithm (Metwally, Agrawal, El Abbadi 2005) over sampled requests.

@@ -1,7 +1,8 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * main: the command line. Everything else lives in libmcring.a.
  *
- *   mcring [-c FILE] [-t] [-d] [-p PIDFILE] [-v] [-V] [-h]
+ *   mcring [-c FILE] [-t] [-d] [-p PIDFILE] [-o LOG] [-u USER] [-v] [-V]
  *   mcring -c FILE --route KEY...
  *   mcring -c FILE --analyze [--keys N] [--json]
  *   mcring --plan OLD.ini NEW.ini [--keys N] [--json]
@@ -12,6 +13,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +32,15 @@
 #include "ring.h"
 #include "util.h"
 
-#define MAIN_DEFAULT_CONFIG MCRING_SYSCONFDIR "/mcring.ini"
+#define MAIN_DEFAULT_CONFIG MCRING_CONFIG_FILE
+
+/* What -V lists after "built with:". */
+#ifdef HAVE_LIBSYSTEMD
+#define MAIN_FEATURE_NOTIFY " sd_notify"
+#else
+#define MAIN_FEATURE_NOTIFY ""
+#endif
+#define MAIN_FEATURES MAIN_FEATURE_NOTIFY
 #define MAIN_DEFAULT_SAMPLE 100000
 
 enum main_opt {
@@ -44,6 +55,7 @@ struct main_args {
     const char *config;
     const char *pidfile;
     const char *logfile;
+    const char *user;
     bool test;
     bool daemonize;
     bool route;
@@ -72,6 +84,8 @@ main_usage(FILE *out)
             "  -p, --pidfile FILE   write the process id to FILE\n"
             "  -o, --log-file FILE  log to FILE (SIGUSR1 reopens it), also "
             "with -d\n"
+            "  -u, --user USER      started as root: run as USER once "
+            "listening\n"
             "  -v, --verbose        log more (repeat for debug)\n"
             "  -V, --version        print the version and exit\n"
             "  -h, --help           print this help and exit\n"
@@ -100,6 +114,7 @@ main_parse(int argc, char **argv, struct main_args *a)
         {"daemonize", no_argument, NULL, 'd'},
         {"pidfile", required_argument, NULL, 'p'},
         {"log-file", required_argument, NULL, 'o'},
+        {"user", required_argument, NULL, 'u'},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
@@ -115,7 +130,7 @@ main_parse(int argc, char **argv, struct main_args *a)
     memset(a, 0, sizeof(*a));
     a->config = MAIN_DEFAULT_CONFIG;
     a->keys = MAIN_DEFAULT_SAMPLE;
-    while ((ch = getopt_long(argc, argv, "c:tdp:o:vVh", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:tdp:o:u:vVh", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c':
             a->config = optarg;
@@ -132,12 +147,16 @@ main_parse(int argc, char **argv, struct main_args *a)
         case 'o':
             a->logfile = optarg;
             break;
+        case 'u':
+            a->user = optarg;
+            break;
         case 'v':
             a->verbose++;
             break;
         case 'V':
             printf("mcring %s (answers version with %s)\n", PACKAGE_VERSION,
                    PROXY_VERSION_STRING);
+            printf("built with:%s\n", MAIN_FEATURES);
             exit(0);
         case 'h':
             main_usage(stdout);
@@ -292,6 +311,61 @@ main_daemonize(int *ready)
         log_use_syslog(true);
     }
     *ready = fds[1];
+    return 0;
+}
+
+/*
+ * -u USER: the user to become once listening, looked up before anything
+ * starts (so that a wrong name is an error on the terminal). Returns 0
+ * with *pw filled, or -1 with a message in err. Not started as root, -u
+ * is ignored (pw->pw_name NULL), as memcached ignores it.
+ */
+static int
+main_lookup_user(const char *name, struct passwd *pw, char *buf,
+                 size_t buflen, char *err, size_t errlen)
+{
+    struct passwd *found = NULL;
+    int rc;
+
+    memset(pw, 0, sizeof(*pw));
+    if (name == NULL || geteuid() != 0) {
+        if (name != NULL) {
+            log_warn("-u %s: not started as root, running as uid %u",
+                     name, (unsigned)geteuid());
+        }
+        return 0;
+    }
+    rc = getpwnam_r(name, pw, buf, buflen, &found);
+    if (found == NULL) {
+        snprintf(err, errlen, "-u %s: %s", name,
+                 rc != 0 ? strerror(rc) : "no such user");
+        return -1;
+    }
+    if (pw->pw_uid == 0) {
+        snprintf(err, errlen, "-u %s: that is root", name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Becomes pw's user (its groups, then its uid), for good. */
+static int
+main_drop_privileges(const struct passwd *pw, char *err, size_t errlen)
+{
+    if (pw->pw_name == NULL) {
+        return 0;
+    }
+    if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+        setuid(pw->pw_uid) != 0) {
+        snprintf(err, errlen, "-u %s: %s", pw->pw_name, strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0) {
+        snprintf(err, errlen, "-u %s: root could be regained", pw->pw_name);
+        return -1;
+    }
+    log_notice("running as %s (uid %u, gid %u)", pw->pw_name,
+               (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
     return 0;
 }
 
@@ -497,7 +571,8 @@ main(int argc, char **argv)
     struct proxy proxy;
     char err[512];
     int ready = -1;
-    static char abspid[4096], abslog[4096];
+    static char abspid[4096], abslog[4096], pwbuf[4096];
+    struct passwd pw;
 
     if (argc > 1 && strcmp(argv[1], "ctl") == 0) {
         return ctl_main(argc - 1, argv + 1);
@@ -545,6 +620,12 @@ main(int argc, char **argv)
         return rc;
     }
 
+    if (main_lookup_user(a.user, &pw, pwbuf, sizeof(pwbuf), err,
+                         sizeof(err)) != 0) {
+        fprintf(stderr, "mcring: %s\n", err);
+        config_destroy(cfg);
+        return 1;
+    }
     /* The daemon runs in /: a relative pidfile stays where it was meant;
      * the log file is reopened by its absolute path. */
     if ((a.daemonize && main_absolute(&a.pidfile, abspid, sizeof(abspid)) !=
@@ -574,6 +655,13 @@ main(int argc, char **argv)
     }
     if (a.pidfile != NULL && main_write_pidfile(a.pidfile) != 0) {
         snprintf(err, sizeof(err), "cannot write pidfile %s", a.pidfile);
+        main_report(ready, err);
+        proxy_stop(&proxy);
+        mem_thread_release();
+        return 1;
+    }
+    if (main_drop_privileges(&pw, err, sizeof(err)) != 0) {
+        log_error("%s", err);
         main_report(ready, err);
         proxy_stop(&proxy);
         mem_thread_release();

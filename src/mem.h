@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * mem: per-thread free lists for libevent's buffer memory.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * metrics: what an operator's monitoring reads, for the admin API (main
  * thread): the Prometheus text exposition of every counter (GET

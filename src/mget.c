@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * mget: splitting a multi-key retrieval over backends and merging the
  * answers back in the client's key order.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * mget: split and merge of multi-key retrievals (see mget.c). Works on a
  * request's key and fragment arrays only.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * migrate: paced moves of keys between backends (main thread).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * net: the connection core shared by client, backend and health
  * connections: struct net_conn (socket, buffers, events) with one write

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * net: the connection I/O core shared by every connection type (client,
  * backend, health): a socket with its buffers and events, one write

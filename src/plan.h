@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * plan: `mcring --plan OLD.ini NEW.ini`, what a change between two configs
  * would move, without running anything.

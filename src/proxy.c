@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * proxy: start-up, the listener, signals, topology changes and shutdown.
  *
@@ -30,7 +31,6 @@
 
 #include <event2/event.h>
 #include <event2/listener.h>
-#include <event2/thread.h>
 #include <event2/util.h>
 
 #include "admin_http.h"
@@ -40,6 +40,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "net.h"
+#include "notify.h"
 #include "migrate.h"
 #include "proxy.h"
 #include "rebalance.h"
@@ -185,6 +186,32 @@ proxy_accept_error_cb(struct evconnlistener *l, void *arg)
     proxy_accept_pause(arg, 100);
 }
 
+/*
+ * Tells systemd state (see notify.h) with the status line: how many
+ * backends are UP, or why mcring is not serving. The status is sent again
+ * whenever it changes (proxy_status_timer_cb).
+ */
+static void
+proxy_notify(struct proxy *p, const char *state)
+{
+    char why[160];
+
+    if (!notify_enabled()) {
+        return;
+    }
+    (void)metrics_health(p, false, why, sizeof(why));
+    if (*state != '\0' || strcmp(why, p->status) != 0) {
+        snprintf(p->status, sizeof(p->status), "%s", why);
+        notify_send(state, why);
+    }
+}
+
+static void
+proxy_status_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    proxy_notify(arg, "");
+}
+
 static void
 proxy_begin_stop(struct proxy *p, const char *why)
 {
@@ -194,6 +221,7 @@ proxy_begin_stop(struct proxy *p, const char *why)
         return;
     }
     log_notice("%s: stopping (finishing requests in flight)", why);
+    notify_send("STOPPING=1", "stopping: finishing requests in flight");
     if (p->listener != NULL) {
         evconnlistener_free(p->listener);
         p->listener = NULL;
@@ -535,6 +563,7 @@ proxy_reload(struct proxy *p, const char *why, char *err, size_t errlen)
     int rc = -1;
 
     log_notice("%s: reloading %s", why, p->config_path);
+    notify_send("RELOADING=1", NULL);
     p->change_start_ns = util_now_ns();
     health_reload_names(p->health);
     cfg = config_load(p->config_path, err, errlen);
@@ -547,6 +576,7 @@ proxy_reload(struct proxy *p, const char *why, char *err, size_t errlen)
         log_error("%s: reload failed, running configuration unchanged: %s",
                   why, err);
     }
+    proxy_notify(p, "READY=1");
     return rc;
 }
 
@@ -897,6 +927,14 @@ proxy_start(struct proxy *p, struct config *cfg, char *err, size_t errlen)
                atomic_load(&p->max_connections),
                p->topo->cfg->max_connections == 0 ? " (from the limit)" : "",
                (unsigned long long)p->fd_limit);
+    if (notify_enabled()) {
+        p->ev_status_timer = event_new(p->base, -1, EV_PERSIST,
+                                       proxy_status_timer_cb, p);
+        if (p->ev_status_timer != NULL) {
+            event_add(p->ev_status_timer, &(struct timeval){1, 0});
+        }
+        proxy_notify(p, "READY=1");
+    }
     return 0;
 }
 
@@ -953,6 +991,9 @@ proxy_stop(struct proxy *p)
     }
     if (p->ev_accept_timer != NULL) {
         event_free(p->ev_accept_timer);
+    }
+    if (p->ev_status_timer != NULL) {
+        event_free(p->ev_status_timer);
     }
     if (p->ev_hot_timer != NULL) {
         event_free(p->ev_hot_timer);

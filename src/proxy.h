@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * proxy: the root object. It owns the configuration, the ring, the shared
  * backend descriptors, the listener and the worker threads.
@@ -71,6 +72,8 @@ struct proxy {
                                        any thread) */
     struct rebalance *rebalance;    /* owned; main thread */
     struct event *ev_hot_timer;     /* hot-key alerts, every window */
+    struct event *ev_status_timer;  /* systemd's STATUS=, every second */
+    char status[160];               /* ... as last sent */
     struct metrics_alerts *alerts;  /* owned; main thread */
     unsigned next_worker;
     time_t start_time;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * recovery: see recovery.h. A batch is an append-only arena of key bytes,
  * an entry array and an open-addressing index for de-duplication, so that a

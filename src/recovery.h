@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * recovery: the bounded set of keys that mcring wrote to fallbacks on a
  * DOWN backend's behalf, so that they can be deleted before the backend is

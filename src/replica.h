@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * replica: where the copies of a key of a replicated pool (replicas = N)
  * live, on the worker's request path.

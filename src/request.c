@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * request: the life of a client command, from dispatch to its reply.
  *

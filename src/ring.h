@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * ring: the weighted virtual-node consistent-hash ring.
  *

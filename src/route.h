@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * route: the owner of a key, the fallback walk, the connection to use, and
  * the failover write policy (see route.c).

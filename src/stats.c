@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * stats: the table of counters (see stats.h), built from the field lists
  * so that a counter is declared, described and rendered from one line.

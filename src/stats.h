@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * stats: per-worker counters, summed when read, and the table that
  * describes them.

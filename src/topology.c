@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * topology: see topology.h. References are atomic because a snapshot is
  * dropped by whichever thread lets go of it last: the main thread when it

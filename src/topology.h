@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * topology: one immutable snapshot of what mcring routes to.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * util: allocation wrappers for start-up code, strict number parsing,
  * clocks.

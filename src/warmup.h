@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * warmup: the data path's half of a move (see migrate.h), the pair of
  * rules that keeps it stale-safe. While a key's owner differs from its

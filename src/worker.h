@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * worker: one thread, one event_base, its clients and its own connections
  * to every backend. Nothing a worker touches on the request path is shared

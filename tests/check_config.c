@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * check_config: unit tests of the config module.
  *
@@ -1280,7 +1281,7 @@ END_TEST
 
 START_TEST(test_sample_configs_load)
 {
-    static const char *const files[] = {"etc/mcring.ini",
+    static const char *const files[] = {"etc/mcring.ini.in",
                                         "etc/mcring-minimal.ini"};
 
     for (size_t i = 0; i < UTIL_ARRAY_SIZE(files); i++) {
@@ -1319,7 +1320,7 @@ START_TEST(test_sample_documents_defaults)
     FILE *fp;
     struct config *cfg;
 
-    snprintf(path, sizeof(path), "%s/etc/mcring.ini", srcdir());
+    snprintf(path, sizeof(path), "%s/etc/mcring.ini.in", srcdir());
     fp = fopen(path, "r");
     ck_assert_msg(fp != NULL, "%s: %s", path, strerror(errno));
     while (fgets(line, sizeof(line), fp) != NULL) {

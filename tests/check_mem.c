@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * check_mem: the per-thread free lists behind libevent's allocations.
  */

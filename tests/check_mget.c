@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * check_mget: splitting a multi-key retrieval into per-backend fragments
  * and merging their answers back in the client's key order.

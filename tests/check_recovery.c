@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * check_recovery: the bounded, de-duplicated log of keys written to
  * fallbacks while a backend is DOWN.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * check_ring: unit tests of the ring and of the analyze tools.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Unit tests: the latency histogram (stats.h) and the hot-key counters
  * (hotkeys.h).

@@ -1,11 +1,13 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Lints the man pages: groff must have nothing to say about them.
 set -u
 : "${SRCDIR:=.}"
 : "${GROFF:=groff}"
 command -v "$GROFF" >/dev/null 2>&1 || { echo "groff not found"; exit 77; }
 rc=0
-for page in "$SRCDIR/man/mcring.8" "$SRCDIR/man/mcring.ini.5"; do
+: "${MANDIR:=man}"
+for page in "$MANDIR/mcring.8" "$MANDIR/mcring.ini.5"; do
     out=$("$GROFF" -man -ww -z "$page" 2>&1)
     if [ -n "$out" ]; then
         echo "$page:"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """mctest: harness for mcring's integration tests (Python 3 stdlib only).
 
 Starts real memcached and mcring processes on ephemeral 127.0.0.1 ports,

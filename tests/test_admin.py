@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Integration tests: the admin API ([admin] listen) and `mcring ctl`.
 
 Real memcached backends behind one mcring with the admin API on a loopback

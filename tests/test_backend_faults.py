@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Integration tests: a backend that misbehaves costs only its own requests.
 
 One real memcached and one fake backend (a Python server on a free

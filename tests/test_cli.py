@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Integration tests: the mcring command line.
 
 -V, -h, -t on good and bad configs (every error as "FILE:LINE: message",
@@ -125,8 +126,12 @@ class OptionsTest(CliTestCase):
         self.assertIn(path, r.stderr)
 
     def test_sample_configs_pass_check(self):
-        for name in ("mcring.ini", "mcring-minimal.ini"):
-            path = os.path.join(mctest.srcdir(), "etc", name)
+        # the sample as made (from etc/mcring.ini.in) beside the binary
+        built = os.path.dirname(mctest.mcring_path())
+        for name, path in (
+                ("mcring.ini", os.path.join(built, "etc", "mcring.ini")),
+                ("mcring-minimal.ini", os.path.join(
+                    mctest.srcdir(), "etc", "mcring-minimal.ini"))):
             with self.subTest(config=name):
                 self.assertTrue(os.path.exists(path), "%s missing" % path)
                 r = run_mcring(["-t", "-c", path])

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Integration tests: real memcached client libraries, unchanged, through
 mcring: pymemcache and python-memcached (Debian's python3), Perl's
 Cache::Memcached and Cache::Memcached::Fast, and libmemcached's command-line

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Differential test: mcring answers what one memcached 1.6 answers.
 
 Two fresh memcached processes, A and B. mcring runs in front of A alone;

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Integration tests: backend host names resolved on the event loop.
 
 mcring runs in a private mount namespace (unshare -m) in which

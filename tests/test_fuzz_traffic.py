@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Integration test: random and mutated traffic at a running mcring.
 
 Twenty connections at once send mutations of valid commands (text and

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Integration tests: health checks, fallback and stale-safe recovery.
 
 Three real memcached backends behind one mcring (threads = 2).  Backends

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Integration tests: every bound of mcring crossed.
 
 Key length (250), command line length (2048), keys per retrieval

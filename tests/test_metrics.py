@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Integration tests: GET /metrics, /stats, /health and /ready.
 
 Real memcached backends behind one mcring with the admin API. /metrics is

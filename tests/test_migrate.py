@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Integration tests: live migration (paced moves, warm-up, never stale).
 
 Real memcached backends behind one mcring with the admin API (threads = 2).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Integration tests: pools ([pool NAME], [backends] as "default") and
 prefix routes ([routes], longest prefix first, "*" the default).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Integration tests: the memcached text protocol through mcring.
 
 Three real memcached backends behind one mcring (threads = 2).  Every

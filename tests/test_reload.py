@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Integration tests: a live topology change by SIGHUP reload.
 
 Real memcached backends behind one mcring (threads = 2).  The tests rewrite

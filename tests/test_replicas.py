@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Integration tests: replicated pools (replicas = N in a [pool NAME]).
 
 Real memcached backends behind one mcring.  A key's replicas are the first

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fuzz_config: a libFuzzer target for the config loader: every input is a
  * config file (written to an in-memory file, read through config_load(),

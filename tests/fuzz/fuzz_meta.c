@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fuzz_meta: a libFuzzer target for the meta protocol's parsers: reply
  * lines with flags (proto_parse_meta_value, proto_parse_meta_hit) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fuzz_reply: a libFuzzer target for the backend reply parsers: every
  * input is classified as a reply line (proto_classify_response) and parsed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fuzz_request: a libFuzzer target for the client request parser (see
  * scripts/fuzz.sh, which builds and runs every target in tests/fuzz/).
