@@ -4,7 +4,9 @@
 # with warnings as errors, then a build with AddressSanitizer and
 # UndefinedBehaviorSanitizer (whose Check suites run once more with
 # CK_FORK=no, so that leaks inside tests are seen), then the fuzz targets
-# for a bounded time each (scripts/fuzz.sh). Exits non-zero on any
+# for a bounded time each (scripts/fuzz.sh), then builds the Debian package
+# and checks it (scripts/package.sh; with MCRING_PACKAGE_INSTALL=1, as in
+# CI, it also installs it here and tries it). Exits non-zero on any
 # failure. Prints "N passed, N failed" last, counting test cases (each
 # Check test, each Python test, each fuzz target), not test programs.
 set -u
@@ -95,6 +97,20 @@ echo "== fuzzing (tests/fuzz/, ${FUZZ_SECONDS:-60} s a target)"
 fuzz=$(sh scripts/fuzz.sh build-asan) || status=1
 echo "$fuzz"
 set -- $(echo "$fuzz" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p')
+passed=$((passed + ${1:-0}))
+failed=$((failed + ${2:-1}))
+
+# The Debian package: built and checked with lintian; with
+# MCRING_PACKAGE_INSTALL=1 (CI) also installed on this machine and tried.
+if [ "${MCRING_PACKAGE_INSTALL:-0}" = 1 ]; then
+    echo "== Debian package: build, lintian, install, smoke test"
+    pkg=$(sh scripts/package.sh --install) || status=1
+else
+    echo "== Debian package: build, lintian"
+    pkg=$(sh scripts/package.sh) || status=1
+fi
+echo "$pkg" | grep -v '^gcc\|^make' | tail -n 40
+set -- $(echo "$pkg" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p')
 passed=$((passed + ${1:-0}))
 failed=$((failed + ${2:-1}))
 
