@@ -291,6 +291,12 @@ class PoolReloadTest(OnePoolCase):
                     self.cluster.pool_lines(["b3", "b4"]) +
                     "\n[routes]\nhot: = hot\n")
         self.assertEqual(mctest.reload_counters(self.cluster.port)[1], 0)
+        # b3 and b4 are new: probed (NEW, RECOVERING) before they get keys;
+        # a key written meanwhile is on a stand-in and deleted there when
+        # its owner comes up.
+        wait_for(lambda: all(
+            mctest.stats_backends(self.cluster.port)[b]["state"] == "UP"
+            for b in ("b3", "b4")), 20, "b3 and b4 to be UP")
         keys = ["hot:%d" % i for i in range(40)] + ["cold:%d" % i
                                                    for i in range(40)]
         c = mctest.Client(self.cluster.port, timeout=10.0)
