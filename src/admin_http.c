@@ -1167,68 +1167,6 @@ admin_http_handle(struct evhttp_request *req, void *arg)
 
 /* ---- life cycle ---------------------------------------------------------- */
 
-/*
- * A listening unix socket at path. An existing socket that nobody accepts
- * on is stale and replaced; a live one, or another kind of file, is an
- * error. Returns the socket, or -1 with err.
- */
-static int
-admin_http_unix_listen(const char *path, char *err, size_t errlen)
-{
-    struct sockaddr_un sun;
-    struct stat st;
-    int fd;
-
-    if (strlen(path) >= sizeof(sun.sun_path)) {
-        snprintf(err, errlen, "admin listen %s: path too long", path);
-        return -1;
-    }
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    memcpy(sun.sun_path, path, strlen(path) + 1);
-    if (lstat(path, &st) == 0) {
-        int probe;
-
-        if (!S_ISSOCK(st.st_mode)) {
-            snprintf(err, errlen, "admin listen %s: exists and is not a "
-                                  "socket",
-                     path);
-            return -1;
-        }
-        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (probe >= 0 &&
-            connect(probe, (const struct sockaddr *)&sun, sizeof(sun)) == 0) {
-            close(probe);
-            snprintf(err, errlen, "admin listen %s: in use by a running "
-                                  "process",
-                     path);
-            return -1;
-        }
-        if (probe >= 0) {
-            close(probe);
-        }
-        if (unlink(path) != 0) {
-            snprintf(err, errlen, "admin listen %s: cannot remove the stale "
-                                  "socket: %s",
-                     path, strerror(errno));
-            return -1;
-        }
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "admin listen %s: socket: %s", path,
-                 strerror(errno));
-        return -1;
-    }
-    if (bind(fd, (const struct sockaddr *)&sun, sizeof(sun)) != 0 ||
-        chmod(path, 0600) != 0 || listen(fd, 64) != 0) {
-        snprintf(err, errlen, "admin listen %s: %s", path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 struct admin_http *
 admin_http_create(struct event_base *base, const char *listen,
                   const struct admin_http_ops *ops, char *err, size_t errlen)
@@ -1254,7 +1192,8 @@ admin_http_create(struct event_base *base, const char *listen,
     evhttp_set_gencb(a->http, admin_http_handle, a);
 
     if (listen[0] == '/') {
-        int fd = admin_http_unix_listen(listen, err, errlen);
+        /* Only its owner may talk to it (the token aside). */
+        int fd = net_unix_listen(listen, 0600, 64, err, errlen);
 
         if (fd < 0) {
             admin_http_destroy(a);

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "backend.h"
+#include "net.h"
 #include "config.h"
 #include "log.h"
 #include "recovery.h"
@@ -110,8 +111,7 @@ backend_create(struct backend_set *s, const struct config_backend *cb,
     be->name = util_xstrdup(cb->name);
     be->host = util_xstrdup(cb->host);
     be->port = cb->port;
-    snprintf(be->addr, sizeof(be->addr),
-             strchr(cb->host, ':') ? "[%s]:%u" : "%s:%u", cb->host, cb->port);
+    (void)net_format_hostport(cb->host, cb->port, be->addr, sizeof(be->addr));
     pthread_mutex_init(&be->addr_lock, NULL);
     memcpy(&be->sa, &cb->addr, sizeof(be->sa));
     be->salen = cb->addrlen;

@@ -74,7 +74,8 @@ struct backend {
     char *name;
     char *host;                     /* as configured, no IPv6 brackets */
     uint16_t port;
-    char addr[96];                  /* "host:port" for logs and stats */
+    char addr[128];                 /* "host:port" or "unix:/path", for
+                                       logs and stats */
     bool named;                     /* host is a name, not an address */
     pthread_mutex_t addr_lock;      /* sa, salen */
     struct sockaddr_storage sa;     /* resolved; salen 0: not yet */

@@ -96,7 +96,8 @@ bconn_create(struct worker *w, struct worker_backend *wb)
         free(bc);
         return NULL;
     }
-    snprintf(bc->nc.name, sizeof(bc->nc.name), "backend %s (%s)",
+    /* (A long unix path is cut short in logs.) */
+    snprintf(bc->nc.name, sizeof(bc->nc.name), "backend %.64s (%.50s)",
              wb->be->name, wb->be->addr);
     bc->timer = evtimer_new(w->base, bconn_timer_cb, bc);
     if (bc->timer == NULL) {

@@ -72,6 +72,7 @@ enum config_type {
     CONFIG_TYPE_LISTEN, /* listen_host + listen_port: HOST:PORT */
     CONFIG_TYPE_TAG,    /* char[3]: two characters, or empty */
     CONFIG_TYPE_NAME,   /* char[CONFIG_NAME_MAX + 1]: a name, or empty */
+    CONFIG_TYPE_MODE,   /* unsigned, octal file mode, [min, max] */
 };
 
 /* One [proxy] or [health] key: where it lives in struct config. */
@@ -89,6 +90,8 @@ struct config_key {
 
 static const struct config_key config_keys[] = {
     {"proxy", "listen", CONFIG_TYPE_LISTEN, 0, 0, 0, 0},
+    {"proxy", "listen_mode", CONFIG_TYPE_MODE, CONFIG_OFF(listen_mode), 0660,
+     0, 0777},
     {"proxy", "threads", CONFIG_TYPE_UINT, CONFIG_OFF(threads), 0, 0, 256},
     {"proxy", "hash", CONFIG_TYPE_HASH, CONFIG_OFF(hash), RING_HASH_XXH3, 0, 0},
     {"proxy", "hash_tag", CONFIG_TYPE_TAG, CONFIG_OFF(hash_tag), 0, 0, 0},
@@ -421,6 +424,23 @@ config_set_key(struct config_parser *p, const struct config_key *k,
     case CONFIG_TYPE_UINT:
     case CONFIG_TYPE_SIZE:
         return config_set_number(p, k, value);
+    case CONFIG_TYPE_MODE: {
+        unsigned long v = 0;
+        size_t n = strlen(value);
+
+        for (size_t i = 0; i < n && n <= 4; i++) {
+            v = v * 8 + (unsigned long)(value[i] - '0');
+        }
+        if (n == 0 || n > 4 || strspn(value, "01234567") != n ||
+            v > k->max) {
+            config_fail(p, p->line, "%s: bad mode '%s' (expected octal, "
+                                    "such as 0660)",
+                        k->name, value);
+            return -1;
+        }
+        *(unsigned *)(void *)(((char *)cfg) + k->offset) = (unsigned)v;
+        return 0;
+    }
     case CONFIG_TYPE_HASH:
         for (size_t i = 0; i < UTIL_ARRAY_SIZE(config_hash_names); i++) {
             if (strcmp(value, config_hash_names[i]) == 0) {
@@ -432,8 +452,11 @@ config_set_key(struct config_parser *p, const struct config_key *k,
                     k->name, value);
         return -1;
     case CONFIG_TYPE_LISTEN:
-        if (net_parse_hostport(value, host, sizeof(host), &port, reason,
-                                  sizeof(reason)) != 0) {
+        if ((value[0] == '/'
+                 ? net_parse_unix(value, host, sizeof(host), &port, reason,
+                                  sizeof(reason))
+                 : net_parse_hostport(value, host, sizeof(host), &port, reason,
+                                      sizeof(reason))) != 0) {
             config_fail(p, p->line, "%s: bad address '%s': %s", k->name, value,
                         reason);
             return -1;
@@ -1061,6 +1084,7 @@ config_defaults(struct config *cfg)
 
         switch (k->type) {
         case CONFIG_TYPE_UINT:
+        case CONFIG_TYPE_MODE:
             *(unsigned *)(void *)field = (unsigned)k->def;
             break;
         case CONFIG_TYPE_SIZE:
@@ -1160,6 +1184,13 @@ config_resolve(struct config *cfg, FILE *warn, char *err, size_t errlen)
         char port[8];
         int rc;
 
+        if (b->host[0] == '/') {
+            /* A unix socket: nothing to resolve. */
+            if (net_unix_addr(b->host, &b->addr, &b->addrlen) != 0) {
+                b->addrlen = 0;
+            }
+            continue;
+        }
         memset(&hints, 0, sizeof(hints));
         hints.ai_family = AF_UNSPEC;
         hints.ai_socktype = SOCK_STREAM;
@@ -1610,6 +1641,10 @@ config_key_format(const struct config *cfg, size_t i, const char **section,
     case CONFIG_TYPE_LISTEN:
         return net_format_hostport(cfg->listen_host, cfg->listen_port,
                                       value, valuelen);
+    case CONFIG_TYPE_MODE:
+        n = snprintf(value, valuelen, "%04o",
+                     *(const unsigned *)(const void *)field);
+        break;
     case CONFIG_TYPE_TAG:
     case CONFIG_TYPE_NAME:
         n = snprintf(value, valuelen, "%s", field);

@@ -98,8 +98,10 @@ struct config {
     char *path;
 
     /* [proxy] */
-    char *listen_host;              /* listen = HOST:PORT */
+    char *listen_host;              /* listen = HOST:PORT, or a unix
+                                       socket's path (port 0) */
     uint16_t listen_port;
+    unsigned listen_mode;           /* of that unix socket */
     unsigned threads;               /* 0 = online CPUs */
     enum ring_hash hash;
     unsigned vnodes;

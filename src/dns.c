@@ -23,6 +23,7 @@
 
 #include "dns.h"
 #include "log.h"
+#include "net.h"
 #include "util.h"
 
 #define DNS_RESOLV_CONF "/etc/resolv.conf"
@@ -192,6 +193,9 @@ dns_numeric(const char *host, uint16_t port, struct sockaddr_storage *sa,
     struct evutil_addrinfo hints, *res = NULL;
     char serv[8];
 
+    if (host[0] == '/') {
+        return net_unix_addr(host, sa, salen);
+    }
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

@@ -764,7 +764,7 @@ health_hconn_create(struct health *h, struct backend *be)
         log_error("out of memory");
         abort();
     }
-    snprintf(hc->nc.name, sizeof(hc->nc.name), "backend %s (%s): check",
+    snprintf(hc->nc.name, sizeof(hc->nc.name), "backend %.64s (%.43s): check",
              be->name, be->addr);
     hc->seen_state = backend_state(be);
     hc->seed = (unsigned)(be->id * 2654435761u) ^ (unsigned)getpid() ^

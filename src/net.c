@@ -17,9 +17,12 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -271,6 +274,12 @@ net_addr_text(const struct sockaddr_storage *sa, socklen_t salen, char *buf,
 {
     char host[NI_MAXHOST], serv[NI_MAXSERV];
 
+    if (sa->ss_family == AF_UNIX) {
+        const struct sockaddr_un *un = (const void *)sa;
+
+        snprintf(buf, len, "unix:%s", un->sun_path);
+        return buf;
+    }
     if (getnameinfo((const struct sockaddr *)sa, salen, host, sizeof(host),
                     serv, sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) !=
         0) {
@@ -283,6 +292,105 @@ net_addr_text(const struct sockaddr_storage *sa, socklen_t salen, char *buf,
 }
 
 /* ---- addresses as text ---------------------------------------------------- */
+
+int
+net_parse_unix(const char *path, char *host, size_t hostlen, uint16_t *port,
+               char *err, size_t errlen)
+{
+    size_t n = strlen(path);
+
+    if (path[0] != '/') {
+        snprintf(err, errlen, "a unix socket path must be absolute");
+        return -1;
+    }
+    if (n >= sizeof(((struct sockaddr_un *)NULL)->sun_path) || n >= hostlen) {
+        snprintf(err, errlen, "unix socket path too long (at most %zu "
+                              "bytes)",
+                 sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)path[i] <= ' ' || path[i] == ';') {
+            snprintf(err, errlen, "bad character in unix socket path");
+            return -1;
+        }
+    }
+    memcpy(host, path, n + 1);
+    *port = 0;
+    return 0;
+}
+
+int
+net_unix_addr(const char *path, struct sockaddr_storage *sa,
+              socklen_t *salen)
+{
+    struct sockaddr_un *un = (void *)sa;
+    size_t n = strlen(path);
+
+    if (path[0] != '/' || n >= sizeof(un->sun_path)) {
+        return -1;
+    }
+    memset(sa, 0, sizeof(*sa));
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, path, n + 1);
+    *salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    return 0;
+}
+
+int
+net_unix_listen(const char *path, unsigned mode, int backlog, char *err,
+                size_t errlen)
+{
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    struct stat st;
+    int fd;
+
+    if (net_unix_addr(path, &sa, &salen) != 0) {
+        snprintf(err, errlen, "listen %s: bad unix socket path", path);
+        return -1;
+    }
+    /* A socket left by a process that is gone is removed; one that
+     * answers is in use; anything else is not ours to remove. */
+    if (lstat(path, &st) == 0) {
+        int probe;
+
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, errlen, "listen %s: exists and is not a socket",
+                     path);
+            return -1;
+        }
+        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe >= 0 &&
+            connect(probe, (const struct sockaddr *)&sa, salen) == 0) {
+            close(probe);
+            snprintf(err, errlen, "listen %s: in use by a running process",
+                     path);
+            return -1;
+        }
+        if (probe >= 0) {
+            close(probe);
+        }
+        if (unlink(path) != 0) {
+            snprintf(err, errlen, "listen %s: cannot remove the stale "
+                                  "socket: %s",
+                     path, strerror(errno));
+            return -1;
+        }
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "listen %s: socket: %s", path, strerror(errno));
+        return -1;
+    }
+    if (bind(fd, (const struct sockaddr *)&sa, salen) != 0 ||
+        chmod(path, (mode_t)mode) != 0 || listen(fd, backlog) != 0) {
+        snprintf(err, errlen, "listen %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
 
 static int
 net_parse_port(const char *s, uint16_t *port, char *err, size_t errlen)
@@ -331,6 +439,10 @@ net_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port,
     const char *colon;
     size_t n;
 
+    if (strncmp(s, NET_UNIX_PREFIX, strlen(NET_UNIX_PREFIX)) == 0) {
+        return net_parse_unix(s + strlen(NET_UNIX_PREFIX), host, hostlen,
+                              port, err, errlen);
+    }
     if (*s == '[') {
         char v6[INET6_ADDRSTRLEN + 1];
         struct in6_addr a6;
@@ -417,14 +529,16 @@ net_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port,
     return 0;
 }
 
-/* "host:port", with IPv6 hosts in brackets. */
+/* "host:port", with IPv6 hosts in brackets; "unix:/path". */
 int
 net_format_hostport(const char *host, uint16_t port, char *buf,
                        size_t len)
 {
     int n;
 
-    if (strchr(host, ':') != NULL) {
+    if (host[0] == '/') {
+        n = snprintf(buf, len, NET_UNIX_PREFIX "%s", host);
+    } else if (strchr(host, ':') != NULL) {
         n = snprintf(buf, len, "[%s]:%u", host, (unsigned)port);
     } else {
         n = snprintf(buf, len, "%s:%u", host, (unsigned)port);

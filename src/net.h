@@ -124,17 +124,38 @@ bool net_same_addr(const struct sockaddr_storage *a, socklen_t alen,
 const char *net_addr_text(const struct sockaddr_storage *sa, socklen_t salen,
                           char *buf, size_t len);
 
+/* A unix socket address as text: "unix:/path". As a host, the path alone
+ * (it starts with '/'), with port 0. */
+#define NET_UNIX_PREFIX "unix:"
+
 /*
  * Splits "HOST:PORT", "[IPv6]:PORT" or "IPv6-free-host:PORT" into a host
- * (copied into host, at most hostlen bytes with the NUL) and a port 1..65535.
+ * (copied into host, at most hostlen bytes with the NUL) and a port 1..65535;
+ * "unix:/path" into the path and port 0.
  * Returns 0, or -1 with a reason in err.
  */
 int net_parse_hostport(const char *s, char *host, size_t hostlen,
                        uint16_t *port, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* "host:port" into buf (len bytes), an IPv6 host in brackets. Returns 0,
- * or -1 when it does not fit. */
+/* An absolute unix socket path that fits a sockaddr_un, copied into host
+ * (port 0). Returns 0, or -1 with a reason in err. */
+int net_parse_unix(const char *path, char *host, size_t hostlen,
+                   uint16_t *port, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* The sockaddr_un of path. Returns 0, or -1 if it is not one. */
+int net_unix_addr(const char *path, struct sockaddr_storage *sa,
+                  socklen_t *salen);
+/*
+ * A listening unix socket at path (nonblocking, close-on-exec) with that
+ * mode: a stale socket there is replaced, a live one or another file is an
+ * error. Returns the fd, or -1 with a message in err.
+ */
+int net_unix_listen(const char *path, unsigned mode, int backlog, char *err,
+                    size_t errlen);
+
+/* "host:port" into buf (len bytes), an IPv6 host in brackets, a unix
+ * path as "unix:/path". Returns 0, or -1 when it does not fit. */
 int net_format_hostport(const char *host, uint16_t port, char *buf,
                         size_t len);
 

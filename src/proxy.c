@@ -270,10 +270,31 @@ proxy_stop_timer_cb(evutil_socket_t fd, short what, void *arg)
 static int
 proxy_listen(struct proxy *p, char *err, size_t errlen)
 {
+    const struct config *cfg = p->topo->cfg;
     struct addrinfo hints, *res = NULL;
     char port[8];
     int rc;
 
+    if (cfg->listen_host[0] == '/') {
+        int fd = net_unix_listen(cfg->listen_host, cfg->listen_mode,
+                                 PROXY_BACKLOG, err, errlen);
+
+        if (fd < 0) {
+            return -1;
+        }
+        p->listener = evconnlistener_new(
+            p->base, proxy_accept_cb, p,
+            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+        if (p->listener == NULL) {
+            close(fd);
+            snprintf(err, errlen, "listen %s: %s", cfg->listen_host,
+                     strerror(errno));
+            return -1;
+        }
+        p->unix_path = util_xstrdup(cfg->listen_host);
+        evconnlistener_set_error_cb(p->listener, proxy_accept_error_cb);
+        return 0;
+    }
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -812,9 +833,8 @@ proxy_start(struct proxy *p, struct config *cfg, char *err, size_t errlen)
     p->fd_limit = proxy_raise_fd_limit();
     pthread_mutex_init(&p->stats_lock, NULL);
     p->stats_base = util_xcalloc(1, sizeof(*p->stats_base));
-    snprintf(p->listen_addr, sizeof(p->listen_addr),
-             strchr(cfg->listen_host, ':') ? "[%s]:%u" : "%s:%u",
-             cfg->listen_host, cfg->listen_port);
+    (void)net_format_hostport(cfg->listen_host, cfg->listen_port,
+                              p->listen_addr, sizeof(p->listen_addr));
     backend_set_init(&p->backends, p->nworkers, proxy_backend_down, p);
     atomic_store(&p->max_connections,
                  proxy_max_connections(p, cfg, err, errlen));
@@ -956,6 +976,11 @@ proxy_stop(struct proxy *p)
 {
     if (p->listener != NULL) {
         evconnlistener_free(p->listener);
+    }
+    if (p->unix_path != NULL) {
+        unlink(p->unix_path);
+        free(p->unix_path);
+        p->unix_path = NULL;
     }
     admin_http_destroy(p->admin);
     p->admin = NULL;

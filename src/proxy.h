@@ -92,7 +92,9 @@ struct proxy {
     uint64_t rejected_base;
     _Atomic bool stopping;
     bool joined;
-    char listen_addr[96];
+    char listen_addr[128];
+    char *unix_path;                /* a unix socket listened on: removed
+                                       at stop (owned) */
     /* Names of the pools seen since the start: a pool's counter slot is
      * its index (main thread only). */
     char *pool_names[STATS_POOLS - 1];

@@ -956,6 +956,7 @@ START_TEST(test_render_text)
     struct config *back = render_and_load(cfg, &text);
 
     ck_assert_ptr_nonnull(strstr(text, "\n[proxy]\nlisten = 127.0.0.1:11311\n"
+                                       "listen_mode = 0660\n"
                                        "threads = 0\nhash = xxh3\n"));
     ck_assert_ptr_nonnull(strstr(text, "\n[health]\ninterval_ms = 200\n"));
     ck_assert_ptr_nonnull(strstr(text, "\n[backends]\na = 127.0.0.1:1\n"
@@ -976,7 +977,7 @@ START_TEST(test_key_format)
     bool seen_hash = false;
 
     config_defaults(&cfg);
-    ck_assert_uint_eq(n, 29);
+    ck_assert_uint_eq(n, 30);
     ck_assert_int_eq(config_key_format(&cfg, 0, &section, &name, value,
                                        sizeof(value)),
                      0);
@@ -1417,6 +1418,56 @@ START_TEST(test_resolve_numeric_and_localhost)
     ck_assert_uint_gt(cfg->backends[2].addrlen, 0);
     ck_assert_uint_eq(sockaddr_port(&cfg->backends[2].addr), 11213);
     config_destroy(cfg);
+}
+END_TEST
+
+/* Unix sockets: [proxy] listen as /path or unix:/path, listen_mode in
+ * octal, backends at unix:/path (resolved to a sockaddr_un, duplicates
+ * found), and the bad ones. */
+START_TEST(test_unix_sockets)
+{
+    char err[ERRLEN];
+    char longpath[200];
+    char text[400];
+    struct config *cfg;
+
+    cfg = load_ok("[proxy]\nlisten = /run/mcring/mcring.sock\n"
+                  "listen_mode = 0600\n[backends]\n"
+                  "a = unix:/run/memcached/a.sock\nb = 127.0.0.1:11211\n");
+    ck_assert_str_eq(cfg->listen_host, "/run/mcring/mcring.sock");
+    ck_assert_uint_eq(cfg->listen_port, 0);
+    ck_assert_uint_eq(cfg->listen_mode, 0600);
+    ck_assert_str_eq(cfg->backends[0].host, "/run/memcached/a.sock");
+    ck_assert_uint_eq(cfg->backends[0].port, 0);
+    ck_assert_msg(config_resolve(cfg, NULL, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(cfg->backends[0].addr.ss_family, AF_UNIX);
+    config_destroy(cfg);
+
+    cfg = load_ok("[proxy]\nlisten = unix:/tmp/m.sock\n[backends]\n"
+                  "a = 127.0.0.1:11211\n");
+    ck_assert_str_eq(cfg->listen_host, "/tmp/m.sock");
+    ck_assert_uint_eq(cfg->listen_mode, 0660);
+    config_destroy(cfg);
+
+    expect_error("[backends]\na = unix:/tmp/x.sock\nb = unix:/tmp/x.sock\n", 3,
+                 "duplicate address unix:/tmp/x.sock");
+
+    expect_error("[backends]\na = unix:relative.sock\n", 2,
+                 "a unix socket path must be absolute");
+    expect_error("[proxy]\nlisten_mode = 0888\n[backends]\n"
+                 "a = 127.0.0.1:1\n", 2, "listen_mode: bad mode '0888'");
+    expect_error("[proxy]\nlisten_mode = 01777\n[backends]\n"
+                 "a = 127.0.0.1:1\n", 2, "listen_mode: bad mode");
+    memset(longpath, 'p', sizeof(longpath));
+    longpath[0] = '/';
+    longpath[108] = '\0';
+    snprintf(text, sizeof(text), "[proxy]\nlisten = %s\n[backends]\n"
+             "a = 127.0.0.1:1\n", longpath);
+    expect_error(text, 2, "unix socket path too long (at most 107 bytes)");
+    longpath[107] = '\0';
+    snprintf(text, sizeof(text), "[proxy]\nlisten = %s\n[backends]\n"
+             "a = 127.0.0.1:1\n", longpath);
+    config_destroy(load_ok(text));
 }
 END_TEST
 
@@ -1870,6 +1921,7 @@ config_suite(void)
     tc = tcase_create("addresses resolve without duplicates");
     tcase_add_test(tc, test_resolve_numeric_and_localhost);
     tcase_add_test(tc, test_resolve_duplicate_address);
+    tcase_add_test(tc, test_unix_sockets);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("ring built from config");
