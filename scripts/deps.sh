@@ -4,7 +4,7 @@
 # Run as root. Quiet unless something fails.
 set -eu
 PKGS="build-essential autoconf automake pkg-config libevent-dev \
-libxxhash-dev libinih-dev libmd-dev libjansson-dev libsystemd-dev check memcached \
+libxxhash-dev libinih-dev libmd-dev libjansson-dev libsystemd-dev libssl-dev check memcached \
 python3 groff-base \
 nutcracker libmemcached-tools netcat-openbsd \
 python3-pymemcache python3-memcache libcache-memcached-perl \

@@ -111,6 +111,7 @@ backend_create(struct backend_set *s, const struct config_backend *cb,
     be->name = util_xstrdup(cb->name);
     be->host = util_xstrdup(cb->host);
     be->port = cb->port;
+    be->tls = cb->tls;
     (void)net_format_hostport(cb->host, cb->port, be->addr, sizeof(be->addr));
     pthread_mutex_init(&be->addr_lock, NULL);
     memcpy(&be->sa, &cb->addr, sizeof(be->sa));

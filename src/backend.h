@@ -77,6 +77,7 @@ struct backend {
     char addr[128];                 /* "host:port" or "unix:/path", for
                                        logs and stats */
     bool named;                     /* host is a name, not an address */
+    bool tls;                       /* tls=yes: spoken to over TLS */
     pthread_mutex_t addr_lock;      /* sa, salen */
     struct sockaddr_storage sa;     /* resolved; salen 0: not yet */
     socklen_t salen;

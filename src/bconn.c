@@ -35,6 +35,7 @@
 #include "mget.h"
 #include "net.h"
 #include "request.h"
+#include "tls.h"
 #include "util.h"
 #include "worker.h"
 
@@ -311,7 +312,7 @@ void
 bconn_flush(struct bconn *bc)
 {
     if (bc->state != BCONN_CONNECTED ||
-        evbuffer_get_length(bc->nc.out) == 0) {
+        (evbuffer_get_length(bc->nc.out) == 0 && bc->nc.tls == NULL)) {
         return;
     }
     size_t before = evbuffer_get_length(bc->nc.out);
@@ -338,6 +339,17 @@ bconn_connected(struct bconn *bc)
     if (err != 0) {
         bconn_connect_failed(bc, err);
         return;
+    }
+    if (bconn_backend(bc)->tls) {
+        /* The handshake goes with the first writes (bconn_flush()). */
+        struct ssl_st *ssl = tls_client_new(bc->nc.fd,
+                                            bconn_backend(bc)->host);
+
+        if (ssl == NULL) {
+            bconn_connect_failed(bc, EPROTO);
+            return;
+        }
+        net_conn_tls(&bc->nc, ssl);
     }
     bc->state = BCONN_CONNECTED;
     bc->backoff_ms = 0;

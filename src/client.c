@@ -48,6 +48,7 @@
 #include "proxy.h"
 #include "request.h"
 #include "stats.h"
+#include "tls.h"
 #include "util.h"
 #include "worker.h"
 
@@ -57,7 +58,7 @@ static void client_drive(struct client *c);
 static void client_release(struct client *c);
 
 struct client *
-client_create(struct worker *w, int fd)
+client_create(struct worker *w, int fd, bool tls)
 {
     struct client *c = calloc(1, sizeof(*c));
     struct sockaddr_storage peer;
@@ -79,6 +80,16 @@ client_create(struct worker *w, int fd)
         client_release(c);
         free(c);
         return NULL;
+    }
+    if (tls) {
+        struct ssl_st *ssl = tls_server_new(fd);
+
+        if (ssl == NULL) {
+            client_release(c);
+            free(c);
+            return NULL;
+        }
+        net_conn_tls(&c->nc, ssl);
     }
     net_conn_reading(&c->nc, true);
     c->id = ++w->next_client_id;

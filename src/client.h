@@ -78,9 +78,9 @@ struct client {
 #define CLIENT_START_INFLIGHT 4
 #define CLIENT_START_REPLIES 4
 
-/* Creates a client on worker w for socket fd. Returns NULL on failure
- * (fd is closed). */
-struct client *client_create(struct worker *w, int fd);
+/* Creates a client on worker w for socket fd (a TLS session on it when
+ * tls). Returns NULL on failure (fd is closed). */
+struct client *client_create(struct worker *w, int fd, bool tls);
 /* Frees a CLOSED client (called by the worker's reaper). */
 void client_free(struct client *c);
 /* A request of c became done: queue every finished reply, in order. */

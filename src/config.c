@@ -167,6 +167,7 @@ struct config_parser {
     int admin_listen_line;      /* where [admin] listen was set */
     int admin_token_line;
     int admin_metrics_line;
+    int tls_line[6];            /* where each [tls] key was set */
     size_t backends_cap;
 };
 
@@ -242,7 +243,7 @@ static const char *
 config_section_known(const char *name)
 {
     static const char *const sections[] = {"proxy", "health", "admin",
-                                           "backends", "routes"};
+                                           "tls", "backends", "routes"};
 
     for (size_t i = 0; i < UTIL_ARRAY_SIZE(sections); i++) {
         if (strcmp(name, sections[i]) == 0) {
@@ -732,6 +733,9 @@ config_add_backend(struct config_parser *p, struct config_pool *pool,
     double weight = 1.0;
     bool have_weight = false;
     int ramp = -1;
+    int tls = -1;
+    bool tls_yes = false;
+    struct config_backend *b;
     struct config_backend *known = config_find_backend(cfg, name, NULL, 0);
 
     if (known != NULL && config_pool_has(pool, name)) {
@@ -753,6 +757,21 @@ config_add_backend(struct config_parser *p, struct config_pool *pool,
         return -1;
     }
     while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
+        if (strncmp(tok, "tls=", 4) == 0) {
+            if (tls >= 0) {
+                config_fail(p, p->line, "backend '%s': tls given twice",
+                            name);
+                return -1;
+            }
+            if (util_parse_bool(tok + 4, &tls_yes) != 0) {
+                config_fail(p, p->line, "backend '%s': tls=%s: expected yes "
+                                        "or no",
+                            name, tok + 4);
+                return -1;
+            }
+            tls = tls_yes;
+            continue;
+        }
         if (strncmp(tok, "ramp=", 5) == 0) {
             if (ramp >= 0) {
                 config_fail(p, p->line, "backend '%s': ramp given twice",
@@ -769,7 +788,7 @@ config_add_backend(struct config_parser *p, struct config_pool *pool,
         if (strncmp(tok, "weight=", 7) != 0) {
             config_fail(p, p->line,
                         "backend '%s': unknown option '%s' (expected "
-                        "weight=W or ramp=S)",
+                        "weight=W, ramp=S or tls=yes)",
                         name, tok);
             return -1;
         }
@@ -788,6 +807,13 @@ config_add_backend(struct config_parser *p, struct config_pool *pool,
         }
     }
     if (known != NULL) {
+        if (tls >= 0 && (tls == 1) != known->tls) {
+            config_fail(p, p->line, "backend '%s' is defined at line %d with "
+                                    "another tls= (a backend in several "
+                                    "pools is one backend)",
+                        name, known->line);
+            return -1;
+        }
         if (config_check_same_backend(known, host, port, have_weight, weight,
                                       ramp, reason, sizeof(reason)) != 0 ||
             config_pool_add_member(pool, name, reason, sizeof(reason)) != 0) {
@@ -803,9 +829,10 @@ config_add_backend(struct config_parser *p, struct config_pool *pool,
         return -1;
     }
     /* Appended; config_load() sorts once the file is read. */
-    config_insert_backend(cfg, &p->backends_cap, cfg->nbackends, name, host,
-                          port, weight, p->line)
-        ->ramp = ramp;
+    b = config_insert_backend(cfg, &p->backends_cap, cfg->nbackends, name,
+                              host, port, weight, p->line);
+    b->ramp = ramp;
+    b->tls = tls == 1;
     return 0;
 }
 
@@ -957,6 +984,64 @@ config_set_admin(struct config_parser *p, const char *name, const char *value)
     return 0;
 }
 
+/* One [tls] key: cert, key, ca (files), listen (HOST:PORT), verify_clients
+ * and verify_backends (yes or no). */
+static int
+config_set_tls(struct config_parser *p, const char *name, const char *value)
+{
+    static const char *const keys[] = {"cert", "key", "ca", "listen",
+                                       "verify_clients", "verify_backends"};
+    struct config *cfg = p->cfg;
+    char *const *files[] = {&cfg->tls_cert, &cfg->tls_key, &cfg->tls_ca,
+                            &cfg->tls_listen};
+    size_t k = 0;
+
+    while (k < UTIL_ARRAY_SIZE(keys) && strcmp(keys[k], name) != 0) {
+        k++;
+    }
+    if (k == UTIL_ARRAY_SIZE(keys)) {
+        config_fail(p, p->line, "unknown key '%s' in [tls]", name);
+        return -1;
+    }
+    if (p->tls_line[k] != 0) {
+        config_fail(p, p->line,
+                    "duplicate key '%s' in [tls] (first set at line %d)",
+                    name, p->tls_line[k]);
+        return -1;
+    }
+    p->tls_line[k] = p->line;
+    if (k >= 4) {
+        bool yes = false;
+
+        if (util_parse_bool(value, &yes) != 0) {
+            config_fail(p, p->line, "%s: expected yes or no, got '%s'", name,
+                        value);
+            return -1;
+        }
+        *(k == 4 ? &cfg->tls_verify_clients : &cfg->tls_verify_backends) =
+            yes;
+        return 0;
+    }
+    if (k == 3) {
+        char host[CONFIG_LINE_MAX + 1];
+        char reason[128];
+        uint16_t port;
+
+        if (net_parse_hostport(value, host, sizeof(host), &port, reason,
+                               sizeof(reason)) != 0 ||
+            port == 0) {
+            config_fail(p, p->line, "listen: bad address '%s': %s", value,
+                        port == 0 ? "expected HOST:PORT" : reason);
+            return -1;
+        }
+    } else if (value[0] == '\0') {
+        config_fail(p, p->line, "%s: expected a file name", name);
+        return -1;
+    }
+    *(char **)files[k] = util_xstrdup(value);
+    return 0;
+}
+
 /*
  * The ini_handler. inih's name is not used: the current raw line is split
  * again at its first '=' (see the head comment); the value gets inih's
@@ -1046,6 +1131,9 @@ config_handler(void *user, const char *section, const char *iname,
     if (strcmp(section, "admin") == 0) {
         return config_set_admin(p, name, value) == 0;
     }
+    if (strcmp(section, "tls") == 0) {
+        return config_set_tls(p, name, value) == 0;
+    }
     for (size_t i = 0; i < CONFIG_NKEYS; i++) {
         const struct config_key *k = &config_keys[i];
 
@@ -1104,6 +1192,7 @@ config_defaults(struct config *cfg)
             break;
         }
     }
+    cfg->tls_verify_backends = true;
 }
 
 struct config *
@@ -1150,6 +1239,18 @@ config_load(const char *path, char *err, size_t errlen)
             }
             config_fail(&p, line > 0 ? line : 1, "%s", reason);
         }
+    }
+    if (!p.failed && (cfg->tls_cert != NULL) != (cfg->tls_key != NULL)) {
+        config_fail(&p, p.tls_line[cfg->tls_cert != NULL ? 0 : 1],
+                    "[tls] needs both cert and key");
+    }
+    if (!p.failed && cfg->tls_listen != NULL && cfg->tls_cert == NULL) {
+        config_fail(&p, p.tls_line[3],
+                    "[tls] listen needs cert and key");
+    }
+    if (!p.failed && cfg->tls_verify_clients && cfg->tls_listen == NULL) {
+        config_fail(&p, p.tls_line[4],
+                    "[tls] verify_clients needs listen");
     }
     if (!p.failed && cfg->admin_listen != NULL && cfg->admin_token == NULL) {
         bool loopback = false;
@@ -1265,6 +1366,10 @@ config_destroy(struct config *cfg)
     free(cfg->path);
     free(cfg->admin_listen);
     free(cfg->admin_token);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
+    free(cfg->tls_ca);
+    free(cfg->tls_listen);
     free(cfg);
 }
 
@@ -1384,6 +1489,10 @@ config_clone(const struct config *cfg)
     c->listen_host = config_xstrdup_or_null(cfg->listen_host);
     c->admin_listen = config_xstrdup_or_null(cfg->admin_listen);
     c->admin_token = config_xstrdup_or_null(cfg->admin_token);
+    c->tls_cert = config_xstrdup_or_null(cfg->tls_cert);
+    c->tls_key = config_xstrdup_or_null(cfg->tls_key);
+    c->tls_ca = config_xstrdup_or_null(cfg->tls_ca);
+    c->tls_listen = config_xstrdup_or_null(cfg->tls_listen);
     c->backends = NULL;
     if (cfg->nbackends > 0) {
         c->backends = util_xcalloc(cfg->nbackends, sizeof(*c->backends));
@@ -1670,13 +1779,16 @@ config_render_backend(FILE *out, const struct config_backend *b)
     char addr[CONFIG_LINE_MAX + 8];
     char w[64];
     char line[2 * CONFIG_LINE_MAX];
-    char ramp[24] = "";
+    char ramp[32] = "";
 
     if (net_format_hostport(b->host, b->port, addr, sizeof(addr)) != 0) {
         return; /* cannot happen: it was parsed from a line */
     }
     if (b->ramp >= 0) {
         snprintf(ramp, sizeof(ramp), " ramp=%d", b->ramp);
+    }
+    if (b->tls) {
+        strncat(ramp, " tls=yes", sizeof(ramp) - strlen(ramp) - 1);
     }
     if (b->weight == 1.0 ||
         config_format_weight(b->weight, w, sizeof(w)) != 0) {
@@ -1732,6 +1844,26 @@ config_render(const struct config *cfg, FILE *out)
         }
         if (cfg->admin_metrics_open) {
             config_render_key(out, "metrics_without_token", "yes");
+        }
+    }
+    if (cfg->tls_cert != NULL || cfg->tls_listen != NULL ||
+        cfg->tls_ca != NULL || !cfg->tls_verify_backends) {
+        fprintf(out, "\n[tls]\n");
+        if (cfg->tls_cert != NULL) {
+            config_render_key(out, "cert", cfg->tls_cert);
+            config_render_key(out, "key", cfg->tls_key);
+        }
+        if (cfg->tls_ca != NULL) {
+            config_render_key(out, "ca", cfg->tls_ca);
+        }
+        if (cfg->tls_listen != NULL) {
+            config_render_key(out, "listen", cfg->tls_listen);
+        }
+        if (cfg->tls_verify_clients) {
+            config_render_key(out, "verify_clients", "yes");
+        }
+        if (!cfg->tls_verify_backends) {
+            config_render_key(out, "verify_backends", "no");
         }
     }
     config_pools_render(cfg, out, config_render_backend);

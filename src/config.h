@@ -38,6 +38,7 @@ struct config_backend {
     char *name;                     /* [A-Za-z0-9_.:-], 1..64 bytes */
     char *host;                     /* as written, without IPv6 brackets */
     uint16_t port;
+    bool tls;                       /* tls=yes */
     double weight;                  /* > 0, default 1; 0 only in the
                                        configs of a paced move's steps */
     int ramp;                       /* ramp=S: seconds a change of this
@@ -146,6 +147,18 @@ struct config {
     char *admin_token;              /* NULL = no token required */
     bool admin_metrics_open;        /* metrics_without_token: /metrics,
                                        /health and /ready need none */
+
+    /* [tls]: files as written; NULL = not set */
+    char *tls_cert;                 /* PEM chain shown to TLS clients (and
+                                       to backends that ask for one) */
+    char *tls_key;
+    char *tls_ca;                   /* verifies backends (and clients);
+                                       NULL: the system's CAs */
+    char *tls_listen;               /* the TLS client listener, HOST:PORT;
+                                       NULL = none */
+    bool tls_verify_clients;        /* clients must show a certificate */
+    bool tls_verify_backends;       /* backends' certificates checked
+                                       (default yes) */
 
     /* Every backend of every pool, once, sorted by name. (During a paced
      * move a backend may also be in none: it lingers at weight 0.) */

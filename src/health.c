@@ -38,6 +38,7 @@
 #include "proto.h"
 #include "recovery.h"
 #include "topology.h"
+#include "tls.h"
 #include "util.h"
 
 enum hexpect_kind {
@@ -373,7 +374,7 @@ static void
 health_write(struct hconn *hc)
 {
     if (hc->connected && net_conn_write(&hc->nc) != 0) {
-        health_reset(hc, strerror(errno));
+        health_reset(hc, errno == EPROTO ? tls_last_error() : strerror(errno));
     }
 }
 
@@ -384,7 +385,9 @@ health_read_cb(evutil_socket_t fd, short what, void *arg)
     ssize_t n = net_conn_read(&hc->nc);
 
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        health_reset(hc, n == 0 ? "connection closed" : strerror(errno));
+        health_reset(hc, n == 0          ? "connection closed"
+                         : errno == EPROTO ? tls_last_error()
+                                           : strerror(errno));
         return;
     }
     for (;;) {
@@ -448,6 +451,15 @@ health_write_cb(evutil_socket_t fd, short what, void *arg)
         if (err != 0) {
             health_reset(hc, strerror(err));
             return;
+        }
+        if (hc->be->tls) {
+            struct ssl_st *ssl = tls_client_new(fd, hc->be->host);
+
+            if (ssl == NULL) {
+                health_reset(hc, "cannot start TLS");
+                return;
+            }
+            net_conn_tls(&hc->nc, ssl);
         }
         hc->connected = true;
         net_conn_reading(&hc->nc, true);

@@ -30,6 +30,7 @@
 
 #include "log.h"
 #include "net.h"
+#include "tls.h"
 #include "util.h"
 
 int
@@ -82,8 +83,20 @@ net_conn_attach(struct net_conn *nc, struct event_base *base, int fd,
 }
 
 void
+net_conn_tls(struct net_conn *nc, struct ssl_st *ssl)
+{
+    nc->tls = ssl;
+    nc->tls_want = 0;
+    nc->tls_read_blocked = false;
+}
+
+void
 net_conn_close(struct net_conn *nc)
 {
+    if (nc->tls != NULL) {
+        tls_free(nc->tls);
+        nc->tls = NULL;
+    }
     if (nc->ev_read != NULL) {
         event_free(nc->ev_read);
         nc->ev_read = NULL;
@@ -127,9 +140,37 @@ net_conn_writing(struct net_conn *nc, bool on)
     nc->writing = on;
 }
 
+/*
+ * TLS: writes what the session takes; a read that waited for writability
+ * runs again (its owner's read event, from the loop); ev_write stays while
+ * the session waits to write, and a write that waits for input is retried
+ * by the next read.
+ */
+static int
+net_conn_write_tls(struct net_conn *nc)
+{
+    int want = 0;
+
+    if (tls_write(nc->tls, nc->out, &want) != 0) {
+        return -1;
+    }
+    nc->tls_want = (uint8_t)want;
+    if (nc->tls_read_blocked && want != TLS_WANT_WRITE) {
+        nc->tls_read_blocked = false;
+        event_active(nc->ev_read, EV_READ, 0);
+    }
+    net_conn_writing(nc, want == TLS_WANT_WRITE || nc->tls_read_blocked ||
+                             (evbuffer_get_length(nc->out) > 0 &&
+                              want != TLS_WANT_READ));
+    return 0;
+}
+
 int
 net_conn_write(struct net_conn *nc)
 {
+    if (nc->tls != NULL) {
+        return net_conn_write_tls(nc);
+    }
     if (evbuffer_get_length(nc->out) > 0 &&
         evbuffer_write(nc->out, nc->fd) < 0 && errno != EAGAIN &&
         errno != EINTR) {
@@ -142,7 +183,27 @@ net_conn_write(struct net_conn *nc)
 ssize_t
 net_conn_read(struct net_conn *nc)
 {
-    return net_read(nc->fd, nc->in);
+    ssize_t n;
+    int want = 0;
+
+    if (nc->tls == NULL) {
+        return net_read(nc->fd, nc->in);
+    }
+    n = tls_read(nc->tls, nc->in, &want);
+    if (n < 0 && errno == EAGAIN && want == TLS_WANT_WRITE) {
+        /* (A handshake's or key update's write first.) */
+        nc->tls_read_blocked = true;
+        net_conn_writing(nc, true);
+    }
+    if (nc->tls_want == TLS_WANT_READ) {
+        /* A write waited for this input: its owner writes again. */
+        nc->tls_want = 0;
+        event_active(nc->ev_write, EV_WRITE, 0);
+    }
+    if (n < 0 && errno == EAGAIN) {
+        return -1;
+    }
+    return n;
 }
 
 void

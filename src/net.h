@@ -35,6 +35,11 @@ struct net_conn {
     struct event *ev_write;
     bool reading;                   /* ev_read is added */
     bool writing;                   /* ev_write is added */
+    uint8_t tls_want;               /* what the TLS session waits for to
+                                       go on writing (TLS_WANT_*) */
+    bool tls_read_blocked;          /* a read waits for writability */
+    struct ssl_st *tls;             /* TLS session (owned), or NULL:
+                                       plain */
     char name[128];                 /* "backend NAME (ADDR)", "client 7
                                        (PEER)" */
 };
@@ -50,6 +55,9 @@ void net_conn_deinit(struct net_conn *nc);
 int net_conn_attach(struct net_conn *nc, struct event_base *base, int fd,
                     event_callback_fn on_read, event_callback_fn on_write,
                     void *arg) __attribute__((warn_unused_result));
+/* Speak TLS on the attached socket from now on (the session is taken:
+ * tls_server_new() or tls_client_new()). */
+void net_conn_tls(struct net_conn *nc, struct ssl_st *ssl);
 /* Closes the socket, frees its events, forgets every byte either way. */
 void net_conn_close(struct net_conn *nc);
 /* Adds or deletes the read event. */

@@ -46,6 +46,7 @@
 #include "rebalance.h"
 #include "stats.h"
 #include "recovery.h"
+#include "tls.h"
 #include "topology.h"
 #include "util.h"
 #include "worker.h"
@@ -71,6 +72,9 @@ proxy_accept_pause(struct proxy *p, unsigned ms)
 
     if (p->ev_accept_timer != NULL && !atomic_load(&p->stopping)) {
         evconnlistener_disable(p->listener);
+        if (p->tls_listener != NULL) {
+            evconnlistener_disable(p->tls_listener);
+        }
         evtimer_add(p->ev_accept_timer, &tv);
     }
 }
@@ -85,6 +89,9 @@ proxy_accept_timer_cb(evutil_socket_t fd, short what, void *arg)
     }
     /* Still full: the next one is refused, and accepting pauses again. */
     evconnlistener_enable(p->listener);
+    if (p->tls_listener != NULL) {
+        evconnlistener_enable(p->tls_listener);
+    }
 }
 
 /* Raises the soft open-files limit to the hard one; returns the limit. */
@@ -168,7 +175,7 @@ proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     }
     atomic_fetch_add(&p->nclients, 1);
     w = p->workers[p->next_worker++ % p->nworkers];
-    if (worker_hand_off(w, fd) != 0) {
+    if (worker_hand_off(w, fd, l == p->tls_listener) != 0) {
         atomic_fetch_sub(&p->nclients, 1);
         evutil_closesocket(fd);
     }
@@ -221,6 +228,10 @@ proxy_begin_stop(struct proxy *p, const char *why)
         return;
     }
     log_notice("%s: stopping (finishing requests in flight)", why);
+    if (p->tls_listener != NULL) {
+        evconnlistener_free(p->tls_listener);
+        p->tls_listener = NULL;
+    }
     notify_send("STOPPING=1", "stopping: finishing requests in flight");
     if (p->listener != NULL) {
         evconnlistener_free(p->listener);
@@ -265,6 +276,52 @@ proxy_stop_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct proxy *p = arg;
 
     event_base_loopexit(p->base, NULL);
+}
+
+/* [tls] listen: the TLS client listener, beside the plain one. */
+static int
+proxy_listen_tls(struct proxy *p, char *err, size_t errlen)
+{
+    const struct config *cfg = p->topo->cfg;
+    struct addrinfo hints, *res = NULL;
+    char host[CONFIG_LINE_MAX + 1];
+    char reason[128];
+    char port[8];
+    uint16_t portnum;
+    int rc;
+
+    if (cfg->tls_listen == NULL) {
+        return 0;
+    }
+    if (net_parse_hostport(cfg->tls_listen, host, sizeof(host), &portnum,
+                           reason, sizeof(reason)) != 0) {
+        snprintf(err, errlen, "[tls] listen %s: %s", cfg->tls_listen, reason);
+        return -1;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    snprintf(port, sizeof(port), "%u", portnum);
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "[tls] listen %s: %s", cfg->tls_listen,
+                 gai_strerror(rc));
+        return -1;
+    }
+    p->tls_listener = evconnlistener_new_bind(
+        p->base, proxy_accept_cb, p,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+        PROXY_BACKLOG, res->ai_addr, (int)res->ai_addrlen);
+    freeaddrinfo(res);
+    if (p->tls_listener == NULL) {
+        snprintf(err, errlen, "[tls] listen %s: %s", cfg->tls_listen,
+                 strerror(errno));
+        return -1;
+    }
+    evconnlistener_set_error_cb(p->tls_listener, proxy_accept_error_cb);
+    log_notice("TLS clients on %s", cfg->tls_listen);
+    return 0;
 }
 
 static int
@@ -317,7 +374,7 @@ proxy_listen(struct proxy *p, char *err, size_t errlen)
         return -1;
     }
     evconnlistener_set_error_cb(p->listener, proxy_accept_error_cb);
-    return 0;
+    return proxy_listen_tls(p, err, errlen);
 }
 
 /* A backend stopped serving: its queued requests fail now, in every
@@ -390,7 +447,7 @@ proxy_match_backends(struct proxy *p, struct config *cfg,
             p->topo != NULL ? topology_find(p->topo, cb->name) : NULL;
 
         if (old != NULL && old->port == cb->port &&
-            strcmp(old->host, cb->host) == 0) {
+            strcmp(old->host, cb->host) == 0 && old->tls == cb->tls) {
             out[i] = backend_ref(old);
             continue;
         }
@@ -923,7 +980,8 @@ proxy_start(struct proxy *p, struct config *cfg, char *err, size_t errlen)
             return -1;
         }
     }
-    if (proxy_listen(p, err, errlen) != 0) {
+    if (tls_init(p->topo->cfg, err, errlen) != 0 ||
+        proxy_listen(p, err, errlen) != 0) {
         return -1;
     }
     /* Probes and lookups run on the main loop; before the workers start,
@@ -976,6 +1034,10 @@ proxy_stop(struct proxy *p)
 {
     if (p->listener != NULL) {
         evconnlistener_free(p->listener);
+    }
+    if (p->tls_listener != NULL) {
+        evconnlistener_free(p->tls_listener);
+        p->tls_listener = NULL;
     }
     if (p->unix_path != NULL) {
         unlink(p->unix_path);
@@ -1040,5 +1102,6 @@ proxy_stop(struct proxy *p)
         free(p->pool_names[i]);
     }
     free(p->config_path);
+    tls_shutdown();
     memset(p, 0, sizeof(*p));
 }

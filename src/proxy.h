@@ -59,6 +59,7 @@ struct proxy {
     struct worker **workers;        /* owned */
     struct event_base *base;        /* main thread */
     struct evconnlistener *listener;
+    struct evconnlistener *tls_listener; /* [tls] listen, or NULL */
     struct event *ev_sigterm;
     struct event *ev_sigint;
     struct event *ev_sighup;

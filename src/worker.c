@@ -529,10 +529,13 @@ worker_inbox_cb(evutil_socket_t fd, short what, void *arg)
                 worker_backend_down(w, m->ptr);
                 break;
             case WORKER_MSG_CLIENT:
+            case WORKER_MSG_CLIENT_TLS:
                 if (w->stopping) {
                     close(m->fd);
                     atomic_fetch_sub(&w->proxy->nclients, 1);
-                } else if (client_create(w, m->fd) == NULL) {
+                } else if (client_create(w, m->fd,
+                                         m->type == WORKER_MSG_CLIENT_TLS) ==
+                           NULL) {
                     atomic_fetch_sub(&w->proxy->nclients, 1);
                 }
                 break;
@@ -650,9 +653,10 @@ worker_send(struct worker *w, int type, int fd, void *ptr)
 }
 
 int
-worker_hand_off(struct worker *w, int fd)
+worker_hand_off(struct worker *w, int fd, bool tls)
 {
-    return worker_send(w, WORKER_MSG_CLIENT, fd, NULL);
+    return worker_send(w, tls ? WORKER_MSG_CLIENT_TLS : WORKER_MSG_CLIENT, fd,
+                       NULL);
 }
 
 void

@@ -130,6 +130,7 @@ struct worker {
 /* The inbox: fixed-size messages, each written whole (< PIPE_BUF). */
 enum worker_msg_type {
     WORKER_MSG_CLIENT,              /* fd: an accepted socket, now ours */
+    WORKER_MSG_CLIENT_TLS,          /* ... of the TLS listener */
     WORKER_MSG_STOP,                /* drain and leave the loop */
     WORKER_MSG_TOPOLOGY,            /* ptr: a topology reference, ours */
     WORKER_MSG_BACKEND_DOWN,        /* ptr: a backend reference, ours:
@@ -156,7 +157,7 @@ int worker_start(struct worker *w, char *err, size_t errlen)
  * on success the worker owns what the message carries. */
 int worker_send(struct worker *w, int type, int fd, void *ptr);
 /* Hands an accepted socket to the worker; the worker owns fd afterwards. */
-int worker_hand_off(struct worker *w, int fd);
+int worker_hand_off(struct worker *w, int fd, bool tls);
 /* Asks the worker to finish in-flight requests and exit its loop. */
 void worker_request_stop(struct worker *w);
 void worker_join(struct worker *w);
