@@ -192,5 +192,68 @@ class UnitTest(unittest.TestCase):
         self.assertLess(score, 3.0)
 
 
+class InstallTest(unittest.TestCase):
+    """make install (into a DESTDIR): the daemon, the man pages, the
+    dashboard, the unit and the sample config with the configured paths;
+    a second install keeps an edited config and puts the sample beside
+    it."""
+
+    def setUp(self):
+        self.build = os.path.dirname(mctest.mcring_path())
+        if not os.path.exists(os.path.join(self.build, "Makefile")):
+            self.skipTest("no build tree at %s" % self.build)
+        self.dest = tempfile.mkdtemp(prefix="mctest-install-")
+        self.addCleanup(shutil.rmtree, self.dest, True)
+
+    def make(self, *args):
+        r = subprocess.run(["make", "-s", "-C", self.build] + list(args),
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r.stdout
+
+    def var(self, name):
+        out = subprocess.run(["make", "-s", "--no-print-directory", "-C",
+                              self.build, "print-paths"],
+                             capture_output=True, text=True, timeout=60)
+        paths = dict(line.split("=", 1) for line in out.stdout.splitlines()
+                     if "=" in line)
+        return paths.get(name, "")
+
+    def test_install_twice_keeps_the_config(self):
+        self.make("install", "DESTDIR=" + self.dest)
+        sbindir, configdir = self.var("sbindir"), self.var("configdir")
+        mandir, pkgdatadir = self.var("mandir"), self.var("pkgdatadir")
+        unitdir = self.var("systemdsystemunitdir")
+        root = self.dest
+
+        def at(path):
+            return root + path
+        self.assertTrue(os.access(at(sbindir + "/mcring"), os.X_OK))
+        conf = at(configdir + "/mcring.ini")
+        with open(conf) as f:
+            text = f.read()
+        self.assertIn("# %s/mcring.ini: configuration of mcring"
+                      % configdir, text)
+        self.assertNotIn("@", text.split("\n", 3)[1])
+        for page in ("/man8/mcring.8", "/man5/mcring.ini.5"):
+            with open(at(mandir + page)) as f:
+                man = f.read()
+            self.assertNotRegex(man, r"@[A-Za-z_]+@")
+            self.assertIn(configdir + "/mcring.ini", man)
+        self.assertTrue(os.path.exists(at(pkgdatadir + "/mcring.json")))
+        if unitdir:
+            with open(at(unitdir + "/mcring.service")) as f:
+                unit = f.read()
+            self.assertIn("ExecStart=%s/mcring -c %s/mcring.ini"
+                          % (sbindir, configdir), unit)
+        with open(conf, "a") as f:
+            f.write("; the operator's edit\n")
+        out = self.make("install", "DESTDIR=" + self.dest)
+        self.assertIn("kept", out)
+        with open(conf) as f:
+            self.assertIn("; the operator's edit", f.read())
+        self.assertTrue(os.path.exists(conf + ".dist"))
+
+
 if __name__ == "__main__":
     mctest.main()
