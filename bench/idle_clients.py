@@ -8,7 +8,8 @@ loopback) it reads the system's VmRSS (/proc/PID/status) before, with N
 client connections open (once the system's curr_connections counts them
 all), and, after those closed, with N connections that each sent
 `version` (through twemproxy, which has no version, a `get` of a missing
-key) and read the answer. It prints both, and the difference per client.
+key) and read the answer. Each RSS is read once it has settled (at most
+8 s). It prints both, and the difference per client.
 
 Usage: bench/idle_clients.py MCRING [N] (default 10000).  The open-files
 limit must allow N + 100 descriptors (the script raises its soft limit to
@@ -23,6 +24,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
@@ -74,7 +76,7 @@ def serve_once(port, n, probe, want):
     return socks
 
 
-def measure(proc, port, n, probe, want, count):
+def measure(proc, port, n, probe, want, count, parked=None):
     """RSS before, with n clients connected (once count() says the system
     has them all), and with n clients served once each."""
     base = count()
@@ -87,18 +89,36 @@ def measure(proc, port, n, probe, want, count):
              for _ in range(n)]
     try:
         mctest.wait_for(lambda: count() >= base + n, 60, "%d clients" % n)
-        connected = proc.rss_kb()
+        connected = settled_rss(proc)
     finally:
         for s in socks:
             s.close()
     mctest.wait_for(lambda: count() == base, 60, "the clients to be gone")
     socks = serve_once(port, n, probe, want)
     try:
-        served = proc.rss_kb()
+        if parked is not None:
+            # mcring: once it has parked them (a second or two)
+            mctest.wait_for(lambda: parked() >= n, 30, "%d parked" % n)
+        served = settled_rss(proc)
     finally:
         for s in socks:
             s.close()
     return before, connected, served
+
+
+def settled_rss(proc):
+    """VmRSS once it has stopped changing (a proxy may give memory back a
+    moment after its clients went idle: mcring parks them after a second),
+    at most 8 s later."""
+    last = proc.rss_kb()
+    deadline = time.monotonic() + 8
+    steady = 0
+    while steady < 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = proc.rss_kb()
+        steady = steady + 1 if now == last else 0
+        last = now
+    return last
 
 
 def memcached_count(port):
@@ -107,6 +127,13 @@ def memcached_count(port):
         with mctest.Client(port) as c:
             return int(c.stats()["curr_connections"])
     return count
+
+
+def stat_of(port, name):
+    def value():
+        with mctest.Client(port) as c:
+            return int(c.stats()[name])
+    return value
 
 
 def nutcracker_count(stats_port):
@@ -163,7 +190,9 @@ def main():
         m.start()
         procs.append(m)
         rows.append(("mcring",) + measure(m, m.port, n, b"version\r\n",
-                                          b"VERSION ", memcached_count(m.port)))
+                                          b"VERSION ", memcached_count(m.port),
+                                          parked=stat_of(m.port,
+                                                         "parked_connections")))
         m.stop()
     finally:
         for p in procs:

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -44,6 +45,7 @@
 #include "client.h"
 #include "log.h"
 #include "net.h"
+#include "park.h"
 #include "proto.h"
 #include "proxy.h"
 #include "request.h"
@@ -57,8 +59,9 @@ static void client_write_cb(evutil_socket_t fd, short what, void *arg);
 static void client_drive(struct client *c);
 static void client_release(struct client *c);
 
-struct client *
-client_create(struct worker *w, int fd, bool tls)
+/* A client for socket fd with that id: everything but the counting. */
+static struct client *
+client_new(struct worker *w, int fd, bool tls, uint64_t id)
 {
     struct client *c = calloc(1, sizeof(*c));
     struct sockaddr_storage peer;
@@ -92,7 +95,7 @@ client_create(struct worker *w, int fd, bool tls)
         net_conn_tls(&c->nc, ssl);
     }
     net_conn_reading(&c->nc, true);
-    c->id = ++w->next_client_id;
+    c->id = id;
     if (getpeername(fd, (struct sockaddr *)&peer, &peerlen) != 0) {
         peerlen = 0;
     }
@@ -105,9 +108,102 @@ client_create(struct worker *w, int fd, bool tls)
     c->last_us = worker_now_us(w);
     STAILQ_INIT(&c->queue);
     TAILQ_INSERT_TAIL(&w->clients, c, link);
-    stats_add(&w->stats.total_connections, 1);
-    stats_add(&w->stats.curr_connections, 1);
     return c;
+}
+
+struct client *
+client_create(struct worker *w, int fd, bool tls)
+{
+    struct client *c = client_new(w, fd, tls, ++w->next_client_id);
+
+    if (c != NULL) {
+        stats_add(&w->stats.total_connections, 1);
+        stats_add(&w->stats.curr_connections, 1);
+    }
+    return c;
+}
+
+void
+client_accept(struct worker *w, int fd, bool tls)
+{
+    struct park_slot slot = {.fd = fd};
+    int one = 1;
+
+    if (!tls) {
+        /* Parked until it sends something. */
+        evutil_make_socket_nonblocking(fd);
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        slot.id = ++w->next_client_id;
+        slot.since_us = worker_now_us(w);
+        if (park_add(&w->park, &slot) == 0) {
+            stats_add(&w->stats.total_connections, 1);
+            stats_add(&w->stats.curr_connections, 1);
+            stats_add(&w->stats.parked_connections, 1);
+            return;
+        }
+    }
+    if (client_create(w, fd, tls) == NULL) {
+        atomic_fetch_sub(&w->proxy->nclients, 1);
+    }
+}
+
+/* Whether c has nothing going on: nothing read or owed, no state. */
+static bool
+client_parkable(const struct client *c)
+{
+    return c->state == CLIENT_ACTIVE && !c->paused && !c->eof &&
+           !c->in_drive && !c->flush_pending && c->nqueued == 0 &&
+           STAILQ_EMPTY(&c->queue) && c->barrier == NULL && c->swallow == 0 &&
+           c->nc.tls == NULL && evbuffer_get_length(c->nc.in) == 0 &&
+           evbuffer_get_length(c->nc.out) == 0 && c->held == 0;
+}
+
+bool
+client_park(struct client *c)
+{
+    struct worker *w = c->worker;
+    struct park_slot slot = {
+        .fd = c->nc.fd,
+        .flags = c->started ? CLIENT_PARKED_STARTED : 0,
+        .id = c->id,
+        .since_us = c->last_us,
+    };
+
+    if (!client_parkable(c) || park_add(&w->park, &slot) != 0) {
+        return false;
+    }
+    (void)net_conn_detach(&c->nc);
+    TAILQ_REMOVE(&w->clients, c, link);
+    client_release(c);
+    free(c);
+    stats_add(&w->stats.parked_connections, 1);
+    return true;
+}
+
+void
+client_revive(struct worker *w, const struct park_slot *slot)
+{
+    struct client *c;
+
+    stats_sub(&w->stats.parked_connections, 1);
+    c = client_new(w, slot->fd, false, slot->id);
+    if (c == NULL) {
+        /* (client_new() closed it.) */
+        stats_sub(&w->stats.curr_connections, 1);
+        atomic_fetch_sub(&w->proxy->nclients, 1);
+        return;
+    }
+    c->started = (slot->flags & CLIENT_PARKED_STARTED) != 0;
+    /* What it sent is read by the read event, which fires next. */
+}
+
+void
+client_close_parked(struct worker *w, const struct park_slot *slot)
+{
+    close(slot->fd);
+    stats_sub(&w->stats.parked_connections, 1);
+    stats_sub(&w->stats.curr_connections, 1);
+    atomic_fetch_sub(&w->proxy->nclients, 1);
 }
 
 /* Frees the socket, events and buffers (not the struct). */
@@ -703,6 +799,7 @@ client_read_cb(evutil_socket_t fd, short what, void *arg)
     worker_tick(c->worker);
     if (n > 0) {
         stats_add(&c->worker->stats.bytes_read, (uint64_t)n);
+        c->touched = true;
         if (c->worker->cfg->client_idle_timeout > 0) {
             c->last_us = worker_now_us(c->worker);
         }

@@ -57,6 +57,8 @@ struct client {
     bool started;                   /* its first byte was looked at */
     bool eof;                       /* it shut down its side: what it
                                        sent is still answered */
+    bool touched;                   /* read from since the worker last
+                                       looked (parking) */
     uint64_t last_us;               /* its last bytes came then (only kept
                                        with client_idle_timeout) */
     uint32_t avg_reply;             /* bytes of its replies, on average */
@@ -81,6 +83,19 @@ struct client {
 /* Creates a client on worker w for socket fd (a TLS session on it when
  * tls). Returns NULL on failure (fd is closed). */
 struct client *client_create(struct worker *w, int fd, bool tls);
+
+struct park_slot;
+/* park_slot flags */
+#define CLIENT_PARKED_STARTED 1u    /* its first byte was looked at */
+/* An accepted socket: parked (park.h) until it sends (TLS ones become
+ * clients at once). Counted; on failure, closed and uncounted. */
+void client_accept(struct worker *w, int fd, bool tls);
+/* Parks c if it has nothing going on (c is freed then): true if so. */
+bool client_park(struct client *c);
+/* A parked socket that became readable is a client again. */
+void client_revive(struct worker *w, const struct park_slot *slot);
+/* Closes a parked socket (stop, client_idle_timeout), uncounted. */
+void client_close_parked(struct worker *w, const struct park_slot *slot);
 /* Frees a CLOSED client (called by the worker's reaper). */
 void client_free(struct client *c);
 /* A request of c became done: queue every finished reply, in order. */

@@ -82,6 +82,24 @@ net_conn_attach(struct net_conn *nc, struct event_base *base, int fd,
     return 0;
 }
 
+int
+net_conn_detach(struct net_conn *nc)
+{
+    int fd = nc->fd;
+
+    if (nc->ev_read != NULL) {
+        event_free(nc->ev_read);
+        nc->ev_read = NULL;
+    }
+    if (nc->ev_write != NULL) {
+        event_free(nc->ev_write);
+        nc->ev_write = NULL;
+    }
+    nc->reading = nc->writing = false;
+    nc->fd = -1;
+    return fd;
+}
+
 void
 net_conn_tls(struct net_conn *nc, struct ssl_st *ssl)
 {

@@ -55,6 +55,8 @@ void net_conn_deinit(struct net_conn *nc);
 int net_conn_attach(struct net_conn *nc, struct event_base *base, int fd,
                     event_callback_fn on_read, event_callback_fn on_write,
                     void *arg) __attribute__((warn_unused_result));
+/* Frees the events and gives the socket back, open (not TLS). */
+int net_conn_detach(struct net_conn *nc);
 /* Speak TLS on the attached socket from now on (the session is taken:
  * tls_server_new() or tls_client_new()). */
 void net_conn_tls(struct net_conn *nc, struct ssl_st *ssl);

@@ -612,6 +612,14 @@ proxy_apply(struct proxy *p, struct config *cfg, int ramp, const char *why,
         return -1;
     }
     for (size_t i = 0; i < cfg->nbackends; i++) {
+        if (cfg->backends[i].tls && !tls_have_client()) {
+            snprintf(err, errlen, "backend '%s': tls=yes needs TLS set up at "
+                                  "start: restart mcring with [tls] in the "
+                                  "file",
+                     cfg->backends[i].name);
+            config_destroy(cfg);
+            return -1;
+        }
         if (config_backend_index(cur, cfg->backends[i].name) < 0) {
             added++;
         } else {

@@ -24,6 +24,8 @@
 #define STATS_CLIENT_FIELDS(X)                                               \
     X(curr_connections, GAUGE, "Client connections open now")              \
     X(total_connections, COUNTER, "Client connections accepted")           \
+    X(parked_connections, GAUGE, "Of the open ones, idle connections "     \
+                                 "kept without buffers (parked)")           \
     X(client_memory, GAUGE, "Bytes clients are owed now: replies not yet " \
                             "written, values collected or sent, requests " \
                             "in flight at the size of a reply on average") \

@@ -146,8 +146,14 @@ tls_init(const struct config *cfg, char *err, size_t errlen)
                                NULL);
         }
     }
-    /* The client context is made even with no tls=yes backend yet, so
-     * that a reload may add one; a failure only matters if one has it. */
+    /* The client context is made when [tls] is there, even with no
+     * tls=yes backend yet, so that a reload may add one (a failure only
+     * matters if one has it); not at all without: loading the system's
+     * CAs costs megabytes. */
+    if (!client && cfg->tls_cert == NULL && cfg->tls_ca == NULL &&
+        cfg->tls_listen == NULL && cfg->tls_verify_backends) {
+        return 0;
+    }
     tls_client_ctx = tls_ctx_new(TLS_client_method());
     if (tls_client_ctx == NULL) {
         tls_fail("client context", NULL, err, errlen);

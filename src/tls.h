@@ -29,8 +29,8 @@ enum {
 
 /*
  * Makes the contexts: the server one when [tls] listen is set, the client
- * one always (a reload may add a backend with tls=yes; it can fail only
- * if a backend has tls=yes now). Returns 0, or -1 with a message in err
+ * one when [tls] has a key or a backend has tls=yes (then a reload may add
+ * more such backends; it can fail only if a backend has tls=yes now). Returns 0, or -1 with a message in err
  * (a file that cannot be read, a key that does not match). [tls] is read
  * at start only.
  */

@@ -35,6 +35,7 @@
 #include "client.h"
 #include "log.h"
 #include "mem.h"
+#include "park.h"
 #include "proxy.h"
 #include "request.h"
 #include "topology.h"
@@ -61,21 +62,73 @@ worker_idle_cb(evutil_socket_t fd, short what, void *arg)
     struct client *c, *next;
     uint64_t now;
 
+    worker_tick(w);
+    now = worker_now_us(w);
+    if (!w->stopping) {
+        /* Clients with nothing read for a second, and nothing owed, are
+         * parked: their buffers and events go. */
+        for (c = TAILQ_FIRST(&w->clients); c != NULL; c = next) {
+            next = TAILQ_NEXT(c, link);
+            if (timeout > 0) {
+                client_close_if_idle(c, now, timeout);
+            }
+            if (c->touched) {
+                c->touched = false;
+            } else {
+                (void)client_park(c);
+            }
+        }
+        if (timeout > 0 && now > timeout) {
+            struct park_slot gone[64];
+            unsigned n;
+
+            do {
+                n = park_take_idle(&w->park, now - timeout, gone, 64);
+                for (unsigned i = 0; i < n; i++) {
+                    stats_add(&w->stats.idle_kicks, 1);
+                    client_close_parked(w, &gone[i]);
+                }
+            } while (n == 64);
+        }
+    }
     if (TAILQ_EMPTY(&w->clients)) {
         mem_thread_release();
     } else {
         mem_thread_trim();
     }
     (void)mem_trim();
-    if (timeout == 0 || w->stopping) {
-        return;
-    }
+}
+
+/* Parked sockets that became readable are clients again. */
+static void
+worker_park_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct park_slot ready[64];
+    unsigned n;
+
     worker_tick(w);
-    now = worker_now_us(w);
-    for (c = TAILQ_FIRST(&w->clients); c != NULL; c = next) {
-        next = TAILQ_NEXT(c, link);
-        client_close_if_idle(c, now, timeout);
-    }
+    do {
+        n = park_take_ready(&w->park, ready, 64);
+        for (unsigned i = 0; i < n; i++) {
+            client_revive(w, &ready[i]);
+        }
+    } while (n == 64);
+}
+
+/* Closes every parked socket (stopping). */
+static void
+worker_close_parked(struct worker *w)
+{
+    struct park_slot all[64];
+    unsigned n;
+
+    do {
+        n = park_take_all(&w->park, all, 64);
+        for (unsigned i = 0; i < n; i++) {
+            client_close_parked(w, &all[i]);
+        }
+    } while (n == 64);
 }
 
 /* How often clients paused on max_memory look whether they may go on. */
@@ -262,6 +315,7 @@ worker_begin_stop(struct worker *w)
     }
     w->stopping = true;
     evtimer_add(w->ev_drain_timer, &tv);
+    worker_close_parked(w);
     for (c = TAILQ_FIRST(&w->clients); c != NULL; c = next) {
         next = TAILQ_NEXT(c, link);
         client_drain(c);
@@ -533,10 +587,9 @@ worker_inbox_cb(evutil_socket_t fd, short what, void *arg)
                 if (w->stopping) {
                     close(m->fd);
                     atomic_fetch_sub(&w->proxy->nclients, 1);
-                } else if (client_create(w, m->fd,
-                                         m->type == WORKER_MSG_CLIENT_TLS) ==
-                           NULL) {
-                    atomic_fetch_sub(&w->proxy->nclients, 1);
+                } else {
+                    client_accept(w, m->fd,
+                                  m->type == WORKER_MSG_CLIENT_TLS);
                 }
                 break;
             }
@@ -555,6 +608,7 @@ worker_create(struct proxy *p, unsigned id, struct topology *t, char *err,
     w->proxy = p;
     w->id = id;
     w->inbox_rd = w->inbox_wr = -1;
+    w->park.epfd = -1;
     w->per_backend = p->per_backend;
     pthread_mutex_init(&w->hot_lock, NULL);
     w->hot_rng = 0x9e3779b97f4a7c15ull * (id + 1);
@@ -591,6 +645,7 @@ worker_create(struct proxy *p, unsigned id, struct topology *t, char *err,
     if (w->ev_inbox == NULL || w->ev_reap == NULL || w->ev_flush == NULL ||
         w->ev_drain_timer == NULL || w->ev_retire == NULL ||
         w->ev_idle == NULL || w->ev_mem == NULL ||
+        park_init(&w->park, w->base, worker_park_cb, w) != 0 ||
         event_add(w->ev_inbox, NULL) != 0 ||
         event_add(w->ev_idle, &(struct timeval){1, 0}) != 0) {
         snprintf(err, errlen, "worker %u: cannot create events", id);
@@ -682,6 +737,7 @@ worker_destroy(struct worker *w)
         return;
     }
     w->stopping = true;
+    worker_close_parked(w);
     /* Clients first (their requests become orphans), then the backend
      * connections, whose reset fails and frees those orphans. */
     while ((c = TAILQ_FIRST(&w->clients)) != NULL) {
@@ -717,6 +773,7 @@ worker_destroy(struct worker *w)
     if (w->ev_mem != NULL) {
         event_free(w->ev_mem);
     }
+    park_deinit(&w->park);
     if (w->ev_inbox != NULL) {
         event_free(w->ev_inbox);
     }

@@ -16,6 +16,7 @@
 
 #include "backend.h"
 #include "hotkeys.h"
+#include "park.h"
 #include "stats.h"
 
 /* Hot keys read from every replica in turn, per worker: at most this many,
@@ -83,6 +84,7 @@ struct worker {
     struct event *ev_retire;        /* closes retired backends' conns */
     struct event *ev_idle;          /* every second: client_idle_timeout */
     struct event *ev_mem;           /* while clients wait on max_memory */
+    struct park park;               /* idle client sockets (park.h) */
     uint32_t mem_waiters;           /* clients paused for max_memory */
     bool mem_over;                  /* all clients are owed max_memory */
     uint64_t mem_others;            /* the other workers' clients' share,

@@ -546,6 +546,60 @@ class MaxMemoryTest(ClusterTestCase):
                         10, "client_memory to go down")
 
 
+class ParkedClientsTest(ClusterTestCase):
+    """Idle clients are parked (no buffers, counted in parked_connections)
+    and served as ever when they speak again; a partial command is never
+    parked away; a parked client that closes its side is closed."""
+    CLUSTER_ARGS = {"nbackends": 2, "proxy": {"threads": 1}}
+    NEEDS_MCRING = True
+
+    def parked(self, c):
+        return int(c.stats()["parked_connections"])
+
+    @staticmethod
+    def reply(s, end):
+        out = b""
+        while not out.endswith(end):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+    def test_parked_and_revived(self):
+        control = self.client()
+        idle = self.client()
+        self.assertEqual(idle.set("park-a", "1"), b"STORED")
+        partial = socket.create_connection(("127.0.0.1", self.cluster.port),
+                                           timeout=10)
+        partial.sendall(b"get park-")
+        fresh = socket.create_connection(("127.0.0.1", self.cluster.port),
+                                         timeout=10)
+        # the one with a partial command stays a client; the others park
+        # (the control client too, between its stats commands at times)
+        mctest.wait_for(lambda: self.parked(control) >= 2, 10,
+                        "idle and fresh parked")
+        st = control.stats()
+        self.assertLessEqual(int(st["parked_connections"]),
+                             int(st["curr_connections"]) - 2)
+        partial.sendall(b"a\r\n")
+        self.assertEqual(self.reply(partial, b"END\r\n"),
+                         b"VALUE park-a 0 1\r\n1\r\nEND\r\n")
+        self.assertEqual(idle.get("park-a"), b"1")
+        fresh.sendall(b"version\r\n")
+        self.assertTrue(self.reply(fresh, b"\r\n").startswith(b"VERSION "))
+        # closed by its peer while parked: gone
+        mctest.wait_for(lambda: self.parked(control) >= 3, 10,
+                        "three parked")
+        before = int(control.stats()["curr_connections"])
+        fresh.shutdown(socket.SHUT_WR)
+        self.assertEqual(fresh.recv(100), b"")
+        fresh.close()
+        mctest.wait_for(lambda: int(control.stats()["curr_connections"]) ==
+                        before - 1, 10, "the closed one gone")
+        partial.close()
+
+
 class IdleTimeoutTest(ClusterTestCase):
     """client_idle_timeout: a client silent for longer is closed (counted
     as idle_kicks, as memcached's); one that keeps talking stays."""
