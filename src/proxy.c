@@ -518,6 +518,37 @@ proxy_build_topology(struct proxy *p, struct config *cfg,
 }
 
 /* Keeps the running value of every key that needs a restart. */
+/* One [tls] file name or address: kept as running, with a warning. */
+static void
+proxy_keep_str(char **now, const char *cur, const char *key, const char *why)
+{
+    if ((*now == NULL) != (cur == NULL) ||
+        (cur != NULL && strcmp(*now, cur) != 0)) {
+        log_warn("%s: [tls] %s needs a restart; keeping %s", why, key,
+                 cur != NULL ? cur : "none");
+        free(*now);
+        *now = cur != NULL ? util_xstrdup(cur) : NULL;
+    }
+}
+
+/* [tls] is read at start only: the contexts are made once (tls.h). */
+static void
+proxy_keep_tls(struct config *cfg, const struct config *cur, const char *why)
+{
+    proxy_keep_str(&cfg->tls_cert, cur->tls_cert, "cert", why);
+    proxy_keep_str(&cfg->tls_key, cur->tls_key, "key", why);
+    proxy_keep_str(&cfg->tls_ca, cur->tls_ca, "ca", why);
+    proxy_keep_str(&cfg->tls_listen, cur->tls_listen, "listen", why);
+    if (cfg->tls_verify_clients != cur->tls_verify_clients ||
+        cfg->tls_verify_backends != cur->tls_verify_backends) {
+        log_warn("%s: [tls] verify_clients and verify_backends need a "
+                 "restart; keeping them",
+                 why);
+        cfg->tls_verify_clients = cur->tls_verify_clients;
+        cfg->tls_verify_backends = cur->tls_verify_backends;
+    }
+}
+
 static void
 proxy_keep_restart_keys(struct proxy *p, struct config *cfg, const char *why)
 {
@@ -557,6 +588,12 @@ proxy_keep_restart_keys(struct proxy *p, struct config *cfg, const char *why)
                  cur->hash_tag);
         memcpy(cfg->hash_tag, cur->hash_tag, sizeof(cfg->hash_tag));
     }
+    if (cfg->listen_mode != cur->listen_mode) {
+        log_warn("%s: [proxy] listen_mode needs a restart; keeping %04o", why,
+                 cur->listen_mode);
+        cfg->listen_mode = cur->listen_mode;
+    }
+    proxy_keep_tls(cfg, cur, why);
 }
 
 struct topology *

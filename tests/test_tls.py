@@ -228,6 +228,19 @@ class TlsTest(unittest.TestCase):
             self.assertEqual(c.get("k"), b"v")
         self.assertIn("certificate verify failed", m.log_text(20000))
 
+    def test_reload_keeps_tls_as_started(self):
+        m = self.start_mcring()
+        old_port = self.tls_port
+        m.extra = m.extra.replace("listen = 127.0.0.1:%d" % old_port,
+                                  "listen = 127.0.0.1:%d"
+                                  % mctest.free_port())
+        m.write_config(m.port)
+        self.assertEqual(mctest.sighup_reload(m), "applied")
+        self.assertIn("[tls] listen needs a restart", m.log_text(20000))
+        t = TlsClient(old_port, self.cert("ca.pem"))
+        self.assertTrue(t.command(b"version\r\n").startswith(b"VERSION "))
+        t.close()
+
     def test_verify_clients(self):
         self.start_mcring(extra_tls="verify_clients = yes\n")
         with self.assertRaises((ssl.SSLError, ConnectionResetError,
