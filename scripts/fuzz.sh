@@ -25,8 +25,8 @@ flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
 flags="$flags -I$top/src -I$build"
 proto="$top/src/proto.c $top/src/util.c $top/src/log.c -levent"
 config="$top/src/config.c $top/src/config_pool.c $top/src/ring.c"
-config="$config $top/src/net.c $top/src/util.c $top/src/log.c"
-config="$config -levent -linih -lxxhash -lmd"
+config="$config $top/src/net.c $top/src/tls.c $top/src/util.c $top/src/log.c"
+config="$config -levent -linih -lxxhash -lmd $(pkg-config --libs openssl)"
 passed=0
 failed=0
 for t in request reply meta config; do
