@@ -16,10 +16,11 @@ usage() {
     cat <<'EOF'
 usage: bench/run.sh [options]
   --systems LIST     comma list of mcring,twemproxy,direct (all three)
-  --workloads LIST   comma list of a,b,c (all three):
+  --workloads LIST   comma list of a,b,c,e,w (a,b,c):
                        a  90/10 get/set, 100-byte values, 50 conns, depth 1
                        b  as a, pipelined 16 deep per connection
                        c  10-key multi-gets (gets only), 50 conns, depth 1
+                       e  as a, 4 KB values (--large-value-size)
                        w  sets only, 50 conns, depth 1 (what replicas cost)
   --duration S       seconds per run (10)
   --rounds N         repeat the whole comparison N times, systems
@@ -35,6 +36,7 @@ usage: bench/run.sh [options]
   --conns N          client connections (50)
   --keys N           key space (10000)
   --value-size N     value bytes (100)
+  --large-value-size N  value bytes of workload e (4096)
   --mcring PATH      mcring binary (./mcring in the source tree)
   --mcload PATH      load generator (bench/mcload, built if missing)
   --proxy-cpus LIST  taskset CPU list for proxies and memcached (0)
@@ -59,6 +61,7 @@ twem_hash=
 conns=50
 keys=10000
 value_size=100
+large_value_size=4096
 mcring=$top/mcring
 mcload=$here/mcload
 mcring_replicas=1
@@ -89,6 +92,7 @@ while [ "$#" -gt 0 ]; do
     --conns) need_arg "$@"; conns=$2; shift 2 ;;
     --keys) need_arg "$@"; keys=$2; shift 2 ;;
     --value-size) need_arg "$@"; value_size=$2; shift 2 ;;
+    --large-value-size) need_arg "$@"; large_value_size=$2; shift 2 ;;
     --mcring) need_arg "$@"; mcring=$2; shift 2 ;;
     --mcload) need_arg "$@"; mcload=$2; shift 2 ;;
     --proxy-cpus) need_arg "$@"; proxy_cpus=$2; shift 2 ;;
@@ -101,7 +105,8 @@ while [ "$#" -gt 0 ]; do
     esac
 done
 
-for n in "$duration" "$rounds" "$nbackends" "$threads" "$conns" "$keys" "$value_size" "$mcring_replicas"; do
+for n in "$duration" "$rounds" "$nbackends" "$threads" "$conns" "$keys" \
+    "$value_size" "$large_value_size" "$mcring_replicas"; do
     case "$n" in
     ''|*[!0-9]*|0) echo "run.sh: want a positive integer, got '$n'" >&2
         exit 2 ;;
@@ -359,8 +364,17 @@ workload_args() {
     a) echo "--depth 1 --get-ratio 0.9 --multiget 1" ;;
     b) echo "--depth 16 --get-ratio 0.9 --multiget 1" ;;
     c) echo "--depth 1 --get-ratio 1 --multiget 10" ;;
+    e) echo "--depth 1 --get-ratio 0.9 --multiget 1" ;;
     w) echo "--depth 1 --get-ratio 0 --multiget 1" ;;
     *) return 1 ;;
+    esac
+}
+
+# Value size of a workload: the keys are preloaded with it before it runs.
+workload_vsize() {
+    case "$1" in
+    e) echo "$large_value_size" ;;
+    *) echo "$value_size" ;;
     esac
 }
 
@@ -369,6 +383,7 @@ workload_name() {
     a) echo "a:get/set-90/10" ;;
     b) echo "b:pipelined-16" ;;
     c) echo "c:multiget-10" ;;
+    e) echo "e:${large_value_size}B-values" ;;
     w) echo "w:sets-only" ;;
     esac
 }
@@ -416,16 +431,23 @@ for s in "${sys_list[@]}"; do
         [ "$s" = direct ] || { stop_pid "$sut_pid"; forget_pid "$sut_pid"; }
         continue
     fi
-    if ! run_mcload "$tmp/preload-$s.out" "$tmp/preload-$s.err" \
-        --port "$sut_port" --preload --requests 0; then
-        echo "run.sh: preload through $s failed:" >&2
-        cat "$tmp/preload-$s.err" >&2
-        status=1
-        [ "$s" = direct ] || { stop_pid "$sut_pid"; forget_pid "$sut_pid"; }
-        continue
-    fi
+    loaded_vsize=
     for w in "${wl_list[@]}"; do
         read -r -a wargs <<<"$(workload_args "$w")"
+        vsize=$(workload_vsize "$w")
+        wargs+=(--value-size "$vsize")
+        # mcload checks every value's length: keys hold this size first.
+        if [ "$vsize" != "$loaded_vsize" ]; then
+            if ! run_mcload "$tmp/preload-$s.out" "$tmp/preload-$s.err" \
+                --port "$sut_port" --preload --requests 0 \
+                --value-size "$vsize"; then
+                echo "run.sh: preload through $s failed:" >&2
+                cat "$tmp/preload-$s.err" >&2
+                status=1
+                break
+            fi
+            loaded_vsize=$vsize
+        fi
         echo "run.sh: $s, workload $w ($(workload_name "$w"))" >&2
         before=$(cpu_ticks "$sut_pid")
         ctx_before=$(ctx_switches "$sut_pid")
