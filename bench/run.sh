@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
-# bench/run.sh: proxy benchmark. Compares mcring, twemproxy (nutcracker) and
-# direct memcached on the same backends, the same key space and the same
-# CPU pinning, and prints ops/s, latency and the proxy's CPU per request.
+# bench/run.sh: proxy benchmark. Compares mcring, twemproxy (nutcracker),
+# memcached's own proxy (mcproxy) and direct memcached on the same backends,
+# the same key space and the same CPU pinning, and prints ops/s, latency and
+# the proxy's CPU per request.
 #
 #   K memcached backends (CPU 0) <- proxy under test (CPU 0) <- mcload (CPU 1)
 #
@@ -15,7 +16,9 @@ set -euo pipefail
 usage() {
     cat <<'EOF'
 usage: bench/run.sh [options]
-  --systems LIST     comma list of mcring,twemproxy,direct (all three)
+  --systems LIST     comma list of mcring,twemproxy,mcproxy,direct (all
+                     four; mcproxy is left out, with a message, when no
+                     binary is found and it was not asked for)
   --workloads LIST   comma list of a,b,c,e,w (a,b,c):
                        a  90/10 get/set, 100-byte values, 50 conns, depth 1
                        b  as a, pipelined 16 deep per connection
@@ -26,7 +29,7 @@ usage: bench/run.sh [options]
   --rounds N         repeat the whole comparison N times, systems
                      interleaved; report medians and each round's ratio (1)
   --backends K       memcached backends (4)
-  --threads N        mcring worker threads (1)
+  --threads N        mcring and mcproxy worker threads (1)
   --mcring-hash H    mcring's ring: ketama (as twemproxy, the default) or
                      xxh3 (mcring's own default)
   --mcring-replicas N  mcring keeps N copies of each key (1: plain)
@@ -38,6 +41,9 @@ usage: bench/run.sh [options]
   --value-size N     value bytes (100)
   --large-value-size N  value bytes of workload e (4096)
   --mcring PATH      mcring binary (./mcring in the source tree)
+  --mcproxy PATH     memcached built with --enable-proxy, run as mcproxy
+                     (DIR/bin/mcproxy, DIR being $MCRING_BENCH_DIR or
+                     ~/.cache/mcring-bench, if it is there)
   --mcload PATH      load generator (bench/mcload, built if missing)
   --proxy-cpus LIST  taskset CPU list for proxies and memcached (0)
   --client-cpus LIST taskset CPU list for mcload (1)
@@ -50,7 +56,8 @@ EOF
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/.." && pwd)
 
-systems=mcring,twemproxy,direct
+systems=mcring,twemproxy,mcproxy,direct
+systems_given=0
 workloads=a,b,c
 duration=10
 rounds=1
@@ -63,6 +70,9 @@ keys=10000
 value_size=100
 large_value_size=4096
 mcring=$top/mcring
+bench_dir=${MCRING_BENCH_DIR:-${HOME:-/root}/.cache/mcring-bench}
+mcproxy=$bench_dir/bin/mcproxy
+mcproxy_given=0
 mcload=$here/mcload
 mcring_replicas=1
 proxy_cpus=0
@@ -80,7 +90,7 @@ need_arg() {
 
 while [ "$#" -gt 0 ]; do
     case "$1" in
-    --systems) need_arg "$@"; systems=$2; shift 2 ;;
+    --systems) need_arg "$@"; systems=$2; systems_given=1; shift 2 ;;
     --workloads) need_arg "$@"; workloads=$2; shift 2 ;;
     --duration) need_arg "$@"; duration=$2; shift 2 ;;
     --rounds) need_arg "$@"; rounds=$2; shift 2 ;;
@@ -94,6 +104,7 @@ while [ "$#" -gt 0 ]; do
     --value-size) need_arg "$@"; value_size=$2; shift 2 ;;
     --large-value-size) need_arg "$@"; large_value_size=$2; shift 2 ;;
     --mcring) need_arg "$@"; mcring=$2; shift 2 ;;
+    --mcproxy) need_arg "$@"; mcproxy=$2; mcproxy_given=1; shift 2 ;;
     --mcload) need_arg "$@"; mcload=$2; shift 2 ;;
     --proxy-cpus) need_arg "$@"; proxy_cpus=$2; shift 2 ;;
     --client-cpus) need_arg "$@"; client_cpus=$2; shift 2 ;;
@@ -114,6 +125,51 @@ for n in "$duration" "$rounds" "$nbackends" "$threads" "$conns" "$keys" \
 done
 if [ -z "$twem_hash" ]; then
     if [ "$mcring_hash" = ketama ]; then twem_hash=md5; else twem_hash=fnv1a_64; fi
+fi
+
+IFS=, read -r -a sys_list <<<"$systems"
+IFS=, read -r -a wl_list <<<"$workloads"
+for s in "${sys_list[@]}"; do
+    case "$s" in
+    mcring|twemproxy|mcproxy|direct) ;;
+    *) echo "run.sh: unknown system '$s'" >&2; exit 2 ;;
+    esac
+done
+for w in "${wl_list[@]}"; do
+    case "$w" in
+    a|b|c|e|w) ;;
+    *) echo "run.sh: unknown workload '$w'" >&2; exit 2 ;;
+    esac
+done
+
+# mcproxy needs a memcached with the proxy compiled in (Debian's has not).
+has_system() { # has_system NAME: NAME is in the list of systems
+    local s
+    for s in "${sys_list[@]}"; do
+        [ "$s" = "$1" ] && return 0
+    done
+    return 1
+}
+if has_system mcproxy; then
+    why=
+    if [ ! -x "$mcproxy" ]; then
+        why="no mcproxy binary at $mcproxy"
+    elif ! timeout 10 "$mcproxy" -h 2>/dev/null | grep -q proxy_config; then
+        why="$mcproxy has no proxy (not built with --enable-proxy)"
+    fi
+    if [ -n "$why" ]; then
+        if [ "$systems_given" = 1 ] || [ "$mcproxy_given" = 1 ]; then
+            echo "run.sh: $why; give one with --mcproxy PATH" >&2
+            exit 2
+        fi
+        echo "run.sh: $why: skipping mcproxy (--mcproxy PATH to include" \
+            "it)" >&2
+        kept=()
+        for s in "${sys_list[@]}"; do
+            [ "$s" = mcproxy ] || kept+=("$s")
+        done
+        sys_list=("${kept[@]}")
+    fi
 fi
 
 # ---- process bookkeeping -------------------------------------------------
@@ -336,6 +392,41 @@ start_twemproxy() {
     pids+=("$sut_pid")
 }
 
+# mcproxy: memcached's own proxy with a routelib config, one consistent-hash
+# pool (its default: XXH3 and jump hash, no weights) and for each backend a
+# pool of the others to fail over to, so that no other key moves.
+lua_backends() { # lua_backends SKIP: "127.0.0.1:P", ... except backend SKIP
+    local i sep=
+    for i in $(seq 1 "$nbackends"); do
+        [ "$i" = "$1" ] && continue
+        printf '%s"127.0.0.1:%s"' "$sep" "${backend_ports[$((i - 1))]}"
+        sep=", "
+    done
+}
+
+start_mcproxy() {
+    local conf=$tmp/mcproxy.lua i children='"main"'
+    sut_port=$(free_port)
+    {
+        echo "pools{"
+        echo "    main = { backends = { $(lua_backends 0) } },"
+        if [ "$nbackends" -gt 1 ]; then
+            for i in $(seq 1 "$nbackends"); do
+                echo "    not_b$i = { options = { seed = \"not_b$i\" }," \
+                    "backends = { $(lua_backends "$i") } },"
+                children="$children, \"not_b$i\""
+            done
+        fi
+        echo "}"
+        echo "routes{ default = route_failover{ children = { $children } } }"
+    } >"$conf"
+    "${on_server[@]}" "$mcproxy" "${mc_user[@]}" -l 127.0.0.1 \
+        -p "$sut_port" -U 0 -t "$threads" -c 4096 \
+        -o "proxy_config=routelib,proxy_arg=$conf" >"$tmp/mcproxy.log" 2>&1 &
+    sut_pid=$!
+    pids+=("$sut_pid")
+}
+
 # Direct: the load goes to the first backend; "proxy CPU" is its CPU.
 start_direct() {
     sut_port=${backend_ports[0]}
@@ -387,19 +478,6 @@ workload_name() {
     w) echo "w:sets-only" ;;
     esac
 }
-
-IFS=, read -r -a sys_list <<<"$systems"
-IFS=, read -r -a wl_list <<<"$workloads"
-for s in "${sys_list[@]}"; do
-    case "$s" in
-    mcring|twemproxy|direct) ;;
-    *) echo "run.sh: unknown system '$s'" >&2; exit 2 ;;
-    esac
-done
-for w in "${wl_list[@]}"; do
-    workload_args "$w" >/dev/null ||
-        { echo "run.sh: unknown workload '$w'" >&2; exit 2; }
-done
 
 common=(--host 127.0.0.1 --conns "$conns" --keys "$keys"
         --value-size "$value_size" --timeout 5)
@@ -558,26 +636,66 @@ ratio() { # ratio A B -> A/B or "-"
         else print "-" }'
 }
 
-echo
-printf '%-17s %22s %18s %18s\n' workload "cpu/req mcring/twem" \
-    "rate mcring/direct" "rate twem/direct"
-for w in "${wl_list[@]}"; do
-    printf '%-17s %22s %18s %18s\n' "$(workload_name "$w")" \
-        "$(ratio "${res_cpu[mcring.$w]:-}" "${res_cpu[twemproxy.$w]:-}")" \
-        "$(ratio "${res_ops[mcring.$w]:-}" "${res_ops[direct.$w]:-}")" \
-        "$(ratio "${res_ops[twemproxy.$w]:-}" "${res_ops[direct.$w]:-}")"
+# The ratio columns whose two systems ran: KIND:A:B:LABEL, KIND cpu or ops.
+ratio_specs=()
+for spec in cpu:mcring:twemproxy:"cpu/req mcring/twem" \
+    cpu:mcring:mcproxy:"cpu/req mcring/mcproxy" \
+    ops:mcring:direct:"rate mcring/direct" \
+    ops:twemproxy:direct:"rate twem/direct" \
+    ops:mcproxy:direct:"rate mcproxy/direct"; do
+    IFS=: read -r kind a b _ <<<"$spec"
+    if has_system "$a" && has_system "$b"; then
+        ratio_specs+=("$spec")
+    fi
 done
-if [ "$rounds" -gt 1 ]; then
+
+# spec_ratio SPEC WORKLOAD [ROUND] -> A/B of that kind: the reported figure,
+# or that round's.
+spec_ratio() {
+    local kind a b r=${3:+$3.}
+    IFS=: read -r kind a b _ <<<"$1"
+    if [ -n "$r" ] && [ "$kind" = cpu ]; then
+        ratio "${all_cpu[$r$a.$2]:-}" "${all_cpu[$r$b.$2]:-}"
+    elif [ -n "$r" ]; then
+        ratio "${all_ops[$r$a.$2]:-}" "${all_ops[$r$b.$2]:-}"
+    elif [ "$kind" = cpu ]; then
+        ratio "${res_cpu[$a.$2]:-}" "${res_cpu[$b.$2]:-}"
+    else
+        ratio "${res_ops[$a.$2]:-}" "${res_ops[$b.$2]:-}"
+    fi
+}
+
+if [ "${#ratio_specs[@]}" -gt 0 ]; then
     echo
-    echo "cpu/req mcring/twem in each round, and their median:"
+    printf '%-17s' workload
+    for spec in "${ratio_specs[@]}"; do
+        printf ' %24s' "${spec##*:}"
+    done
+    echo
     for w in "${wl_list[@]}"; do
-        list=
-        for round in $(seq 1 "$rounds"); do
-            list="$list $(ratio "${all_cpu[$round.mcring.$w]:-}" \
-                "${all_cpu[$round.twemproxy.$w]:-}")"
+        printf '%-17s' "$(workload_name "$w")"
+        for spec in "${ratio_specs[@]}"; do
+            printf ' %24s' "$(spec_ratio "$spec" "$w")"
         done
-        printf '%-17s %s   median %s\n' "$(workload_name "$w")" "$list" \
-            "$(median "$list")"
+        echo
+    done
+fi
+if [ "$rounds" -gt 1 ]; then
+    for spec in "${ratio_specs[@]}"; do
+        case "$spec" in
+        cpu:*) ;;
+        *) continue ;;
+        esac
+        echo
+        echo "${spec##*:} in each round, and their median:"
+        for w in "${wl_list[@]}"; do
+            list=
+            for round in $(seq 1 "$rounds"); do
+                list="$list $(spec_ratio "$spec" "$w" "$round")"
+            done
+            printf '%-17s %s   median %s\n' "$(workload_name "$w")" "$list" \
+                "$(median "$list")"
+        done
     done
 fi
 exit "$status"
