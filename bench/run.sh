@@ -7,6 +7,9 @@
 #
 #   K memcached backends (CPU 0) <- proxy under test (CPU 0) <- mcload (CPU 1)
 #
+# The load generator is bench/mcload, or memtier_benchmark with --loadgen
+# memtier (the keys are preloaded with mcload either way).
+#
 # Every process started here is recorded by PID and stopped on exit; every
 # wait and every load run is bounded in time. See bench/README.md ("Proxy").
 # Functions called indirectly (traps, "start_$s") look unreachable to it:
@@ -44,7 +47,12 @@ usage: bench/run.sh [options]
   --mcproxy PATH     memcached built with --enable-proxy, run as mcproxy
                      (DIR/bin/mcproxy, DIR being $MCRING_BENCH_DIR or
                      ~/.cache/mcring-bench, if it is there)
-  --mcload PATH      load generator (bench/mcload, built if missing)
+  --mcload PATH      load generator (bench/mcload, built if missing); it
+                     also preloads the keys for memtier
+  --loadgen NAME     mcload (the default) or memtier: memtier_benchmark
+                     with the same workloads, read from its JSON output
+  --memtier PATH     memtier_benchmark (DIR/bin/memtier_benchmark as for
+                     --mcproxy if it is there, else from PATH)
   --proxy-cpus LIST  taskset CPU list for proxies and memcached (0)
   --client-cpus LIST taskset CPU list for mcload (1)
   --no-pin           do not use taskset
@@ -74,6 +82,8 @@ bench_dir=${MCRING_BENCH_DIR:-${HOME:-/root}/.cache/mcring-bench}
 mcproxy=$bench_dir/bin/mcproxy
 mcproxy_given=0
 mcload=$here/mcload
+loadgen=mcload
+memtier=
 mcring_replicas=1
 proxy_cpus=0
 client_cpus=1
@@ -106,6 +116,8 @@ while [ "$#" -gt 0 ]; do
     --mcring) need_arg "$@"; mcring=$2; shift 2 ;;
     --mcproxy) need_arg "$@"; mcproxy=$2; mcproxy_given=1; shift 2 ;;
     --mcload) need_arg "$@"; mcload=$2; shift 2 ;;
+    --loadgen) need_arg "$@"; loadgen=$2; shift 2 ;;
+    --memtier) need_arg "$@"; memtier=$2; shift 2 ;;
     --proxy-cpus) need_arg "$@"; proxy_cpus=$2; shift 2 ;;
     --client-cpus) need_arg "$@"; client_cpus=$2; shift 2 ;;
     --no-pin) pin=0; shift ;;
@@ -141,6 +153,30 @@ for w in "${wl_list[@]}"; do
     *) echo "run.sh: unknown workload '$w'" >&2; exit 2 ;;
     esac
 done
+
+case "$loadgen" in
+mcload) ;;
+memtier)
+    if [ -z "$memtier" ]; then
+        if [ -x "$bench_dir/bin/memtier_benchmark" ]; then
+            memtier=$bench_dir/bin/memtier_benchmark
+        else
+            memtier=$(command -v memtier_benchmark || echo memtier_benchmark)
+        fi
+    fi
+    if ! timeout 10 "$memtier" --version >/dev/null 2>&1; then
+        echo "run.sh: --loadgen memtier: no memtier_benchmark that runs at" \
+            "'$memtier'; give one with --memtier PATH" >&2
+        exit 2
+    fi
+    if [ "$keys" -lt 2 ]; then
+        # Its keys start at 1: key:1 .. key:(K-1) of mcload's key:0 ..
+        echo "run.sh: --loadgen memtier wants --keys 2 or more" >&2
+        exit 2
+    fi ;;
+*) echo "run.sh: --loadgen is mcload or memtier, not '$loadgen'" >&2
+    exit 2 ;;
+esac
 
 # mcproxy needs a memcached with the proxy compiled in (Debian's has not).
 has_system() { # has_system NAME: NAME is in the list of systems
@@ -450,6 +486,76 @@ run_mcload() {
     return "$rc"
 }
 
+# memtier_benchmark's options for a workload, as workload_args for mcload.
+# --ratio is set:get; a multi-get asks as many keys as the get side of the
+# ratio (at most --multi-key-get), hence 0:10.
+memtier_args() {
+    case "$1" in
+    a|e) echo "--ratio=1:9 --pipeline=1" ;;
+    b) echo "--ratio=1:9 --pipeline=16" ;;
+    c) echo "--ratio=0:10 --multi-key-get=10 --pipeline=1" ;;
+    w) echo "--ratio=1:0 --pipeline=1" ;;
+    *) return 1 ;;
+    esac
+}
+
+# Seconds of user + system CPU in bash's "times" output (its second line:
+# this shell's children that have been waited for).
+children_cpu_s() {
+    awk 'NR == 2 {
+        n = 0
+        for (i = 1; i <= 2; i++) {
+            split($i, t, "m"); sub("s", "", t[2]); n += t[1] * 60 + t[2]
+        }
+        printf "%.2f", n }' "$1"
+}
+
+# run_memtier OUT ERR WORKLOAD VSIZE: memtier_benchmark on the client CPUs,
+# bounded in time and in the background as run_mcload; OUT gets a line of
+# mcload's form from its JSON file. Its CPU is what this shell's waited-for
+# children used during the run ("times" before and after): no other child
+# ends in between.
+run_memtier() {
+    local out=$1 err=$2 w=$3 vsize=$4 pid rc=0 json=$tmp/memtier.json
+    local -a margs
+    read -r -a margs <<<"$(memtier_args "$w")"
+    rm -f "$json"
+    times >"$tmp/times.before"
+    timeout "$bound" "${on_client[@]}" "$memtier" -s 127.0.0.1 \
+        -p "$sut_port" --protocol=memcache_text -t 1 -c "$conns" \
+        --test-time="$duration" --key-prefix=key: --key-minimum=1 \
+        --key-maximum="$((keys - 1))" --key-pattern=R:R -d "$vsize" \
+        --distinct-client-seed --hide-histogram --json-out-file="$json" \
+        "${margs[@]}" >"$tmp/memtier-$w.out" 2>"$err" &
+    pid=$!
+    pids+=("$pid")
+    wait "$pid" || rc=$?
+    forget_pid "$pid"
+    times >"$tmp/times.after"
+    if [ "$rc" != 0 ] || [ ! -s "$json" ]; then
+        : >"$out"
+        return "$((rc == 0 ? 1 : rc))"
+    fi
+    python3 - "$json" "$(children_cpu_s "$tmp/times.before")" \
+        "$(children_cpu_s "$tmp/times.after")" >"$out" 2>>"$err" <<'EOF'
+import json
+import sys
+
+d = json.load(open(sys.argv[1]))
+a = d["ALL STATS"]
+t = a["Totals"]
+p = t.get("Percentile Latencies", {})
+elapsed = a["Runtime"]["Total duration"] / 1000.0
+print("requests=%d ops_per_sec=%.0f p50_us=%.1f p99_us=%.1f errors=%d "
+      "misses=%d gets=%d sets=%d elapsed_s=%.3f client_cpu_s=%.2f" % (
+          t["Count"], t["Ops/sec"], 1000 * p.get("p50.00", 0),
+          1000 * p.get("p99.00", 0), t.get("Connection Errors", 0),
+          round(t.get("Misses/sec", 0) * elapsed), a["Gets"]["Count"],
+          a["Sets"]["Count"], elapsed,
+          float(sys.argv[3]) - float(sys.argv[2])))
+EOF
+}
+
 workload_args() {
     case "$1" in
     a) echo "--depth 1 --get-ratio 0.9 --multiget 1" ;;
@@ -488,7 +594,7 @@ declare -A res_ops res_p50 res_p99 res_cpu res_err res_miss res_cli res_usr \
     res_ctx res_io all_cpu all_ops
 
 echo "run.sh: $nbackends memcached backends, $conns conns, ${duration}s per" \
-    "run, mcring threads=$threads hash=$mcring_hash, twemproxy" \
+    "run, load $loadgen, mcring threads=$threads hash=$mcring_hash, twemproxy" \
     "hash=$twem_hash, pinning:" \
     "$([ "$pin" = 1 ] && echo "servers cpu $proxy_cpus, client cpu" \
         "$client_cpus" || echo off)" >&2
@@ -531,8 +637,14 @@ for s in "${sys_list[@]}"; do
         ctx_before=$(ctx_switches "$sut_pid")
         io_before=$(io_calls "$sut_pid")
         rc=0
-        run_mcload "$tmp/mcload-$s-$w.out" "$tmp/mcload-$s-$w.err" \
-            --port "$sut_port" --duration "$duration" "${wargs[@]}" || rc=$?
+        if [ "$loadgen" = memtier ]; then
+            run_memtier "$tmp/mcload-$s-$w.out" "$tmp/mcload-$s-$w.err" \
+                "$w" "$vsize" || rc=$?
+        else
+            run_mcload "$tmp/mcload-$s-$w.out" "$tmp/mcload-$s-$w.err" \
+                --port "$sut_port" --duration "$duration" "${wargs[@]}" ||
+                rc=$?
+        fi
         out=$(cat "$tmp/mcload-$s-$w.out")
         after=$(cpu_ticks "$sut_pid" 2>/dev/null || echo "$before")
         ctx_after=$(ctx_switches "$sut_pid")
@@ -541,12 +653,14 @@ for s in "${sys_list[@]}"; do
             echo "$s $w: $out" >&2
         fi
         if [ "$rc" != 0 ] || [ -z "$out" ]; then
-            echo "run.sh: mcload against $s failed (rc $rc):" >&2
-            head -5 "$tmp/mcload-$s-$w.err" >&2
+            echo "run.sh: $loadgen against $s failed (rc $rc):" >&2
+            # memtier's progress lines end in CR, not LF.
+            tr '\r' '\n' <"$tmp/mcload-$s-$w.err" | grep -v '^\[RUN' |
+                head -5 >&2 || true
             status=1
             continue
         fi
-        if [ -s "$tmp/mcload-$s-$w.err" ]; then
+        if [ "$loadgen" = mcload ] && [ -s "$tmp/mcload-$s-$w.err" ]; then
             head -3 "$tmp/mcload-$s-$w.err" >&2
         fi
         reqs=$(field "$out" requests)
@@ -627,7 +741,7 @@ done
 echo "(cpu_s/Mreq: CPU seconds of the proxy process per million requests;"
 echo " for 'direct' it is the memcached server's. usr%: its user-space share;"
 echo " cs/req: its context switches per request; io/req: its read and write"
-echo " system calls per request (/proc/PID/io). cli%: mcload's own CPU.)"
+echo " system calls per request (/proc/PID/io). cli%: $loadgen's own CPU.)"
 
 ratio() { # ratio A B -> A/B or "-"
     awk -v a="$1" -v b="$2" 'BEGIN {
