@@ -280,6 +280,7 @@ admin_http_backend_json(struct admin_http *a, const struct topology *t,
     pthread_mutex_unlock(a->ops.stats_lock);
     admin_http_set(o, "name", json_string(be->name), &bad);
     admin_http_set(o, "address", json_string(be->addr), &bad);
+    admin_http_set(o, "tls", json_boolean(be->tls), &bad);
     admin_http_set(o, "weight", json_real(t->cfg->backends[i].weight), &bad);
     admin_http_set(o, "state", json_string(backend_state_name(
                                    backend_state(be))),
@@ -731,7 +732,8 @@ admin_http_post_backend(struct evhttp_request *req, struct admin_http *a)
     char err[512];
     char *name;
     int rc, ramp;
-    json_t *jpool;
+    json_t *jpool, *jtls;
+    int known;
 
     if (body == NULL) {
         return;
@@ -739,9 +741,9 @@ admin_http_post_backend(struct evhttp_request *req, struct admin_http *a)
     json_object_foreach(body, key, v) {
         if (strcmp(key, "name") != 0 && strcmp(key, "address") != 0 &&
             strcmp(key, "weight") != 0 && strcmp(key, "ramp") != 0 &&
-            strcmp(key, "pool") != 0) {
+            strcmp(key, "pool") != 0 && strcmp(key, "tls") != 0) {
             admin_http_error(req, 400, "unknown field '%s' (expected name, "
-                                       "address, weight, ramp, pool)",
+                                       "address, weight, ramp, pool, tls)",
                              key);
             json_decref(body);
             return;
@@ -751,12 +753,15 @@ admin_http_post_backend(struct evhttp_request *req, struct admin_http *a)
     jaddr = json_object_get(body, "address");
     jweight = json_object_get(body, "weight");
     jpool = json_object_get(body, "pool");
+    jtls = json_object_get(body, "tls");
     if (!json_is_string(jname) || !json_is_string(jaddr) ||
         (jweight != NULL && !json_is_number(jweight)) ||
-        (jpool != NULL && !json_is_string(jpool))) {
+        (jpool != NULL && !json_is_string(jpool)) ||
+        (jtls != NULL && !json_is_boolean(jtls))) {
         admin_http_error(req, 400, "expected {\"name\": string, \"address\": "
                                    "\"HOST:PORT\", \"weight\": number "
                                    "(optional), \"pool\": string "
+                                   "(optional), \"tls\": boolean "
                                    "(optional)}");
         json_decref(body);
         return;
@@ -770,10 +775,26 @@ admin_http_post_backend(struct evhttp_request *req, struct admin_http *a)
         weight = json_number_value(jweight);
     }
     cfg = config_clone(admin_http_target(a));
+    known = config_backend_index(cfg, json_string_value(jname));
     rc = config_add_backend_str(cfg, json_string_value(jpool),
                                 json_string_value(jname),
                                 json_string_value(jaddr), weight, err,
                                 sizeof(err));
+    if (rc == 0 && jtls != NULL) {
+        struct config_backend *b =
+            &cfg->backends[config_backend_index(cfg,
+                                                json_string_value(jname))];
+
+        if (known < 0) {
+            b->tls = json_is_true(jtls);
+        } else if (b->tls != json_is_true(jtls)) {
+            snprintf(err, sizeof(err), "backend '%s' is defined with "
+                                       "another tls (a backend in several "
+                                       "pools is one backend)",
+                     b->name);
+            rc = CONFIG_ECONFLICT;
+        }
+    }
     if (rc != 0) {
         config_destroy(cfg);
         json_decref(body);

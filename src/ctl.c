@@ -96,7 +96,7 @@ ctl_usage(FILE *out)
             "  pools                        the pools: replicas, backends\n"
             "  routes                       which key prefixes go to which "
             "pool\n"
-            "  add NAME HOST:PORT [weight=W] [pool=P] [--ramp S]\n"
+            "  add NAME HOST:PORT [weight=W] [pool=P] [tls=yes] [--ramp S]\n"
             "                               add a backend (to pool P; over S "
             "seconds)\n"
             "  remove NAME [pool=P] [--ramp S]\n"
@@ -266,17 +266,20 @@ ctl_build(const struct ctl_args *a, struct ctl_request *r)
         evbuffer_free(b);
     } else if (strcmp(cmd, "add") == 0) {
         const char *pool = NULL;
+        bool tls = false;
         json_t *o;
 
-        if (ctl_nargs(a, 2, 4) != 0) {
+        if (ctl_nargs(a, 2, 5) != 0) {
             return -1;
         }
         for (int i = 2; i < a->ncmd - 1; i++) {
             if (strncmp(arg[i], "pool=", 5) == 0 && pool == NULL) {
                 pool = arg[i] + 5;
+            } else if (strcmp(arg[i], "tls=yes") == 0) {
+                tls = true;
             } else if (strncmp(arg[i], "weight=", 7) != 0) {
-                fprintf(stderr, "mcring ctl: add: expected weight=W or "
-                                "pool=P, got '%s'\n",
+                fprintf(stderr, "mcring ctl: add: expected weight=W, "
+                                "pool=P or tls=yes, got '%s'\n",
                         arg[i]);
                 return -1;
             } else if (ctl_parse_weight(arg[i] + 7, &w) != 0) {
@@ -288,6 +291,9 @@ ctl_build(const struct ctl_args *a, struct ctl_request *r)
                       "weight", w);
         if (o != NULL && pool != NULL) {
             json_object_set_new(o, "pool", json_string(pool));
+        }
+        if (o != NULL && tls) {
+            json_object_set_new(o, "tls", json_true());
         }
         r->body = ctl_dump(ctl_with_ramp(o, a->ramp));
     } else if (strcmp(cmd, "remove") == 0) {

@@ -14,6 +14,7 @@ only close that connection, a backend whose certificate the CA did not
 sign is DOWN, and verify_clients = yes wants a client certificate.
 """
 
+import json
 import os
 import shutil
 import socket
@@ -22,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import unittest
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mctest  # noqa: E402
@@ -133,7 +136,7 @@ class TlsTest(unittest.TestCase):
     def cert(self, name):
         return os.path.join(self.certs, name)
 
-    def start_mcring(self, ca="ca.pem", extra_tls=""):
+    def start_mcring(self, ca="ca.pem", extra_tls="", admin=""):
         self.tls_port = mctest.free_port()
         tls = ("cert = %s\nkey = %s\nca = %s\nlisten = 127.0.0.1:%d\n%s"
                % (self.cert("server.pem"), self.cert("server.key"),
@@ -142,7 +145,7 @@ class TlsTest(unittest.TestCase):
             self.tmpdir,
             [], proxy={"threads": 2},
             health={"interval_ms": 100, "fall": 2, "rise": 1},
-            extra="[tls]\n" + tls + "\n[backends]\n" +
+            extra=admin + "[tls]\n" + tls + "\n[backends]\n" +
                   "".join("%s = 127.0.0.1:%d tls=yes\n" % (b.name, b.port)
                           for b in self.tls_backends) +
                   "p1 = 127.0.0.1:%d\n" % self.plain.port)
@@ -240,6 +243,37 @@ class TlsTest(unittest.TestCase):
         t = TlsClient(old_port, self.cert("ca.pem"))
         self.assertTrue(t.command(b"version\r\n").startswith(b"VERSION "))
         t.close()
+
+    def test_admin_adds_a_tls_backend(self):
+        t3 = TlsMemcached(self.tmpdir, "t3", self.certs).start()
+        self.procs.append(t3)
+        admin_port = mctest.free_port()
+        self.start_mcring(admin="[admin]\nlisten = 127.0.0.1:%d\n\n"
+                          % admin_port)
+
+        def api(method, path, body=None):
+            req = urllib.request.Request(
+                "http://127.0.0.1:%d%s" % (admin_port, path), method=method,
+                data=json.dumps(body).encode() if body is not None else None,
+                headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    return r.status, r.read().decode()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read().decode()
+        status, text = api("POST", "/backends",
+                           {"name": "t3", "tls": True,
+                            "address": "127.0.0.1:%d" % t3.port})
+        self.assertEqual(status, 201, text)
+        self.assertTrue(json.loads(text)["tls"])
+        wait_for(lambda: self.states().get("t3") == "UP", 10,
+                 "t3 UP over TLS")
+        status, text = api("GET", "/config")
+        self.assertIn("t3 = 127.0.0.1:%d tls=yes" % t3.port, text)
+        status, text = api("POST", "/backends",
+                           {"name": "t4", "tls": "yes",
+                            "address": "127.0.0.1:1"})
+        self.assertEqual(status, 400, text)
 
     def test_verify_clients(self):
         self.start_mcring(extra_tls="verify_clients = yes\n")
