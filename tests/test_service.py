@@ -21,7 +21,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mctest  # noqa: E402
-from mctest import ClusterTestCase  # noqa: E402
+from mctest import ClusterTestCase, wait_for  # noqa: E402
 
 
 def built_with(feature):
@@ -106,11 +106,14 @@ class UserTest(ClusterTestCase):
         m.args = ["-u", "nobody"]
         m.start()
         self.addCleanup(m.stop)
-        with open("/proc/%d/status" % m.pid) as f:
-            ids = {line.split(":")[0]: line.split()[1:]
-                   for line in f if line.startswith(("Uid:", "Gid:"))}
-        self.assertEqual(ids["Uid"], [str(self.nobody.pw_uid)] * 4)
-        self.assertEqual(ids["Gid"], [str(self.nobody.pw_gid)] * 4)
+        def ids():
+            with open("/proc/%d/status" % m.pid) as f:
+                return {line.split(":")[0]: line.split()[1:]
+                        for line in f if line.startswith(("Uid:", "Gid:"))}
+        # (it listens first, then drops root)
+        wait_for(lambda: ids()["Uid"] == [str(self.nobody.pw_uid)] * 4, 10,
+                 "mcring to run as nobody")
+        self.assertEqual(ids()["Gid"], [str(self.nobody.pw_gid)] * 4)
         c = m.client()
         self.assertEqual(c.set("u", "v"), b"STORED")
         self.assertEqual(c.get("u"), b"v")
