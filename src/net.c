@@ -111,22 +111,15 @@ net_conn_tls(struct net_conn *nc, struct ssl_st *ssl)
 void
 net_conn_close(struct net_conn *nc)
 {
+    int fd;
+
     if (nc->tls != NULL) {
         tls_free(nc->tls);
         nc->tls = NULL;
     }
-    if (nc->ev_read != NULL) {
-        event_free(nc->ev_read);
-        nc->ev_read = NULL;
-    }
-    if (nc->ev_write != NULL) {
-        event_free(nc->ev_write);
-        nc->ev_write = NULL;
-    }
-    nc->reading = nc->writing = false;
-    if (nc->fd >= 0) {
-        close(nc->fd);
-        nc->fd = -1;
+    fd = net_conn_detach(nc);
+    if (fd >= 0) {
+        close(fd);
     }
     if (nc->in != NULL) {
         evbuffer_drain(nc->in, evbuffer_get_length(nc->in));

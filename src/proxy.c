@@ -278,26 +278,17 @@ proxy_stop_timer_cb(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(p->base, NULL);
 }
 
-/* [tls] listen: the TLS client listener, beside the plain one. */
-static int
-proxy_listen_tls(struct proxy *p, char *err, size_t errlen)
+/* A listener on host:port (what names it in errors), accepting into
+ * proxy_accept_cb. Returns it, or NULL with a message in err. */
+static struct evconnlistener *
+proxy_bind_tcp(struct proxy *p, const char *host, uint16_t portnum,
+               const char *what, char *err, size_t errlen)
 {
-    const struct config *cfg = p->topo->cfg;
     struct addrinfo hints, *res = NULL;
-    char host[CONFIG_LINE_MAX + 1];
-    char reason[128];
+    struct evconnlistener *l;
     char port[8];
-    uint16_t portnum;
     int rc;
 
-    if (cfg->tls_listen == NULL) {
-        return 0;
-    }
-    if (net_parse_hostport(cfg->tls_listen, host, sizeof(host), &portnum,
-                           reason, sizeof(reason)) != 0) {
-        snprintf(err, errlen, "[tls] listen %s: %s", cfg->tls_listen, reason);
-        return -1;
-    }
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -305,21 +296,47 @@ proxy_listen_tls(struct proxy *p, char *err, size_t errlen)
     snprintf(port, sizeof(port), "%u", portnum);
     rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0) {
-        snprintf(err, errlen, "[tls] listen %s: %s", cfg->tls_listen,
-                 gai_strerror(rc));
-        return -1;
+        snprintf(err, errlen, "%s: %s", what, gai_strerror(rc));
+        return NULL;
     }
-    p->tls_listener = evconnlistener_new_bind(
+    l = evconnlistener_new_bind(
         p->base, proxy_accept_cb, p,
         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
         PROXY_BACKLOG, res->ai_addr, (int)res->ai_addrlen);
     freeaddrinfo(res);
-    if (p->tls_listener == NULL) {
-        snprintf(err, errlen, "[tls] listen %s: %s", cfg->tls_listen,
-                 strerror(errno));
+    if (l == NULL) {
+        snprintf(err, errlen, "%s: %s", what, strerror(errno));
+        return NULL;
+    }
+    evconnlistener_set_error_cb(l, proxy_accept_error_cb);
+    return l;
+}
+
+/* [tls] listen: the TLS client listener, beside the plain one. */
+static int
+proxy_listen_tls(struct proxy *p, char *err, size_t errlen)
+{
+    const struct config *cfg = p->topo->cfg;
+    char host[CONFIG_LINE_MAX + 1];
+    char what[CONFIG_LINE_MAX + 32];
+    uint16_t port;
+
+    if (cfg->tls_listen == NULL) {
+        return 0;
+    }
+    snprintf(what, sizeof(what), "[tls] listen %s", cfg->tls_listen);
+    if (net_parse_hostport(cfg->tls_listen, host, sizeof(host), &port, err,
+                           errlen) != 0) {
+        char reason[256];
+
+        snprintf(reason, sizeof(reason), "%s", err);
+        snprintf(err, errlen, "%s: %s", what, reason);
         return -1;
     }
-    evconnlistener_set_error_cb(p->tls_listener, proxy_accept_error_cb);
+    p->tls_listener = proxy_bind_tcp(p, host, port, what, err, errlen);
+    if (p->tls_listener == NULL) {
+        return -1;
+    }
     log_notice("TLS clients on %s", cfg->tls_listen);
     return 0;
 }
@@ -328,9 +345,7 @@ static int
 proxy_listen(struct proxy *p, char *err, size_t errlen)
 {
     const struct config *cfg = p->topo->cfg;
-    struct addrinfo hints, *res = NULL;
-    char port[8];
-    int rc;
+    char what[160];
 
     if (cfg->listen_host[0] == '/') {
         int fd = net_unix_listen(cfg->listen_host, cfg->listen_mode,
@@ -350,30 +365,14 @@ proxy_listen(struct proxy *p, char *err, size_t errlen)
         }
         p->unix_path = util_xstrdup(cfg->listen_host);
         evconnlistener_set_error_cb(p->listener, proxy_accept_error_cb);
-        return 0;
+    } else {
+        snprintf(what, sizeof(what), "listen %s", p->listen_addr);
+        p->listener = proxy_bind_tcp(p, cfg->listen_host, cfg->listen_port,
+                                     what, err, errlen);
+        if (p->listener == NULL) {
+            return -1;
+        }
     }
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    snprintf(port, sizeof(port), "%u", p->topo->cfg->listen_port);
-    rc = getaddrinfo(p->topo->cfg->listen_host, port, &hints, &res);
-    if (rc != 0) {
-        snprintf(err, errlen, "listen %s: %s", p->topo->cfg->listen_host,
-                 gai_strerror(rc));
-        return -1;
-    }
-    p->listener = evconnlistener_new_bind(
-        p->base, proxy_accept_cb, p,
-        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-        PROXY_BACKLOG, res->ai_addr, (int)res->ai_addrlen);
-    freeaddrinfo(res);
-    if (p->listener == NULL) {
-        snprintf(err, errlen, "listen %s: %s", p->listen_addr,
-                 strerror(errno));
-        return -1;
-    }
-    evconnlistener_set_error_cb(p->listener, proxy_accept_error_cb);
     return proxy_listen_tls(p, err, errlen);
 }
 
