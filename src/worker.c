@@ -253,17 +253,21 @@ worker_flush(struct worker *w)
     struct bconn *bc;
     struct client *c;
 
-    /* Backends first: their replies take longest. A write may fail and
-     * reset a connection, which may complete requests and queue clients,
-     * so pop one at a time. */
-    while ((bc = TAILQ_FIRST(&w->flush_bconns)) != NULL) {
-        worker_cancel_flush_bconn(w, bc);
-        bconn_flush(bc);
-    }
-    while ((c = TAILQ_FIRST(&w->flush_clients)) != NULL) {
-        worker_cancel_flush_client(w, c);
-        client_write(c);
-    }
+    /* Clients first, backends last: a backend's memcached, woken by the
+     * write, may preempt this thread on a shared core, and should find the
+     * turn's work done. A backend write may fail and reset a connection,
+     * which may complete requests and queue clients again, so pop one at
+     * a time and look at the clients once more. */
+    do {
+        while ((c = TAILQ_FIRST(&w->flush_clients)) != NULL) {
+            worker_cancel_flush_client(w, c);
+            client_write(c);
+        }
+        while ((bc = TAILQ_FIRST(&w->flush_bconns)) != NULL) {
+            worker_cancel_flush_bconn(w, bc);
+            bconn_flush(bc);
+        }
+    } while (!TAILQ_EMPTY(&w->flush_clients));
 }
 
 static void
