@@ -21,11 +21,13 @@ usage() {
 usage: bench/run.sh [options]
   --systems LIST     comma list of mcring,twemproxy,mcproxy,direct (all
                      four; mcproxy is left out, with a message, when no
-                     binary is found and it was not asked for)
-  --workloads LIST   comma list of a,b,c,e,w (a,b,c):
+                     binary is found and it was not asked for), or
+                     mcring_writev: mcring with [proxy] io_uring = no
+  --workloads LIST   comma list of a,b,c,d,e,w (a,b,c):
                        a  90/10 get/set, 100-byte values, 50 conns, depth 1
                        b  as a, pipelined 16 deep per connection
                        c  10-key multi-gets (gets only), 50 conns, depth 1
+                       d  as a, one connection: latency (p50, p99)
                        e  as a, 4 KB values (--large-value-size)
                        w  sets only, 50 conns, depth 1 (what replicas cost)
   --duration S       seconds per run (10)
@@ -85,6 +87,7 @@ mcload=$here/mcload
 loadgen=mcload
 memtier=
 mcring_replicas=1
+mcring_extra=
 proxy_cpus=0
 client_cpus=1
 pin=1
@@ -143,13 +146,13 @@ IFS=, read -r -a sys_list <<<"$systems"
 IFS=, read -r -a wl_list <<<"$workloads"
 for s in "${sys_list[@]}"; do
     case "$s" in
-    mcring|twemproxy|mcproxy|direct) ;;
+    mcring|mcring_writev|twemproxy|mcproxy|direct) ;;
     *) echo "run.sh: unknown system '$s'" >&2; exit 2 ;;
     esac
 done
 for w in "${wl_list[@]}"; do
     case "$w" in
-    a|b|c|e|w) ;;
+    a|b|c|d|e|w) ;;
     *) echo "run.sh: unknown workload '$w'" >&2; exit 2 ;;
     esac
 done
@@ -382,6 +385,7 @@ start_mcring() {
         echo "listen = 127.0.0.1:$sut_port"
         echo "threads = $threads"
         echo "hash = $mcring_hash"
+        [ -z "$mcring_extra" ] || echo "$mcring_extra"
         echo "[pool default]"
         echo "replicas = $mcring_replicas"
         for i in $(seq 1 "$nbackends"); do
@@ -396,6 +400,13 @@ start_mcring() {
     "${on_server[@]}" "$mcring" -c "$conf" 2>"$tmp/mcring.log" >/dev/null &
     sut_pid=$!
     pids+=("$sut_pid")
+}
+
+# mcring writing with writev, one system call per socket and turn.
+start_mcring_writev() {
+    mcring_extra="io_uring = no"
+    start_mcring
+    mcring_extra=
 }
 
 start_twemproxy() {
@@ -492,6 +503,7 @@ run_mcload() {
 memtier_args() {
     case "$1" in
     a|e) echo "--ratio=1:9 --pipeline=1" ;;
+    d) echo "--ratio=1:9 --pipeline=1 -c 1" ;;
     b) echo "--ratio=1:9 --pipeline=16" ;;
     c) echo "--ratio=0:10 --multi-key-get=10 --pipeline=1" ;;
     w) echo "--ratio=1:0 --pipeline=1" ;;
@@ -559,6 +571,7 @@ EOF
 workload_args() {
     case "$1" in
     a) echo "--depth 1 --get-ratio 0.9 --multiget 1" ;;
+    d) echo "--depth 1 --get-ratio 0.9 --multiget 1 --conns 1" ;;
     b) echo "--depth 16 --get-ratio 0.9 --multiget 1" ;;
     c) echo "--depth 1 --get-ratio 1 --multiget 10" ;;
     e) echo "--depth 1 --get-ratio 0.9 --multiget 1" ;;
@@ -580,6 +593,7 @@ workload_name() {
     a) echo "a:get/set-90/10" ;;
     b) echo "b:pipelined-16" ;;
     c) echo "c:multiget-10" ;;
+    d) echo "d:one-conn" ;;
     e) echo "e:${large_value_size}B-values" ;;
     w) echo "w:sets-only" ;;
     esac
@@ -754,6 +768,8 @@ ratio() { # ratio A B -> A/B or "-"
 ratio_specs=()
 for spec in cpu:mcring:twemproxy:"cpu/req mcring/twem" \
     cpu:mcring:mcproxy:"cpu/req mcring/mcproxy" \
+    cpu:mcring:direct:"cpu/req mcring/direct" \
+    cpu:mcring:mcring_writev:"cpu/req uring/writev" \
     ops:mcring:direct:"rate mcring/direct" \
     ops:twemproxy:direct:"rate twem/direct" \
     ops:mcproxy:direct:"rate mcproxy/direct"; do

@@ -9,7 +9,7 @@ python3 groff-base \
 nutcracker libmemcached-tools netcat-openbsd \
 python3-pymemcache python3-memcache libcache-memcached-perl \
 libcache-memcached-fast-perl python3-prometheus-client clang \
-libclang-rt-14-dev debhelper lintian"
+libclang-rt-14-dev debhelper lintian liburing-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -311,20 +311,17 @@ bconn_enqueue(struct bconn *bc, struct frag *f)
 void
 bconn_flush(struct bconn *bc)
 {
-    if (bc->state != BCONN_CONNECTED ||
-        (evbuffer_get_length(bc->nc.out) == 0 && bc->nc.tls == NULL)) {
-        return;
-    }
-    size_t before = evbuffer_get_length(bc->nc.out);
-
-    if (net_conn_write(&bc->nc) != 0) {
+    if (bc->state == BCONN_CONNECTED &&
+        (evbuffer_get_length(bc->nc.out) > 0 || bc->nc.tls != NULL) &&
+        net_conn_write(&bc->nc) != 0) {
         net_log_limited(&bc->nc, LOG_LEVEL_INFO, "write: %s", strerror(errno));
         bconn_reset(bc, "SERVER_ERROR backend connection lost", false,
                     BCONN_CLOSED);
         return;
     }
-    stats_add(&bc->wb->stats->bytes_sent,
-              before - evbuffer_get_length(bc->nc.out));
+    /* What this write and the turn's batch (wbatch.h) sent. */
+    stats_add(&bc->wb->stats->bytes_sent, bc->nc.sent);
+    bc->nc.sent = 0;
 }
 
 static void

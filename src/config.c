@@ -73,6 +73,7 @@ enum config_type {
     CONFIG_TYPE_TAG,    /* char[3]: two characters, or empty */
     CONFIG_TYPE_NAME,   /* char[CONFIG_NAME_MAX + 1]: a name, or empty */
     CONFIG_TYPE_MODE,   /* unsigned, octal file mode, [min, max] */
+    CONFIG_TYPE_BOOL,   /* bool: yes | no (also on/off, true/false, 1/0) */
 };
 
 /* One [proxy] or [health] key: where it lives in struct config. */
@@ -93,6 +94,7 @@ static const struct config_key config_keys[] = {
     {"proxy", "listen_mode", CONFIG_TYPE_MODE, CONFIG_OFF(listen_mode), 0660,
      0, 0777},
     {"proxy", "threads", CONFIG_TYPE_UINT, CONFIG_OFF(threads), 0, 0, 256},
+    {"proxy", "io_uring", CONFIG_TYPE_BOOL, CONFIG_OFF(io_uring), 1, 0, 1},
     {"proxy", "hash", CONFIG_TYPE_HASH, CONFIG_OFF(hash), RING_HASH_XXH3, 0, 0},
     {"proxy", "hash_tag", CONFIG_TYPE_TAG, CONFIG_OFF(hash_tag), 0, 0, 0},
     {"proxy", "region", CONFIG_TYPE_NAME, CONFIG_OFF(region), 0, 0, 0},
@@ -425,6 +427,14 @@ config_set_key(struct config_parser *p, const struct config_key *k,
     case CONFIG_TYPE_UINT:
     case CONFIG_TYPE_SIZE:
         return config_set_number(p, k, value);
+    case CONFIG_TYPE_BOOL:
+        if (util_parse_bool(value, (bool *)(void *)(((char *)cfg) +
+                                                     k->offset)) != 0) {
+            config_fail(p, p->line, "%s: expected yes or no, got '%s'",
+                        k->name, value);
+            return -1;
+        }
+        return 0;
     case CONFIG_TYPE_MODE: {
         unsigned long v = 0;
         size_t n = strlen(value);
@@ -1178,6 +1188,9 @@ config_defaults(struct config *cfg)
         case CONFIG_TYPE_SIZE:
             *(size_t *)(void *)field = (size_t)k->def;
             break;
+        case CONFIG_TYPE_BOOL:
+            *(bool *)(void *)field = k->def != 0;
+            break;
         case CONFIG_TYPE_HASH:
             *(enum ring_hash *)(void *)field = (enum ring_hash)k->def;
             break;
@@ -1753,6 +1766,10 @@ config_key_format(const struct config *cfg, size_t i, const char **section,
     case CONFIG_TYPE_MODE:
         n = snprintf(value, valuelen, "%04o",
                      *(const unsigned *)(const void *)field);
+        break;
+    case CONFIG_TYPE_BOOL:
+        n = snprintf(value, valuelen, "%s",
+                     *(const bool *)(const void *)field ? "yes" : "no");
         break;
     case CONFIG_TYPE_TAG:
     case CONFIG_TYPE_NAME:

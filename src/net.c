@@ -161,10 +161,12 @@ static int
 net_conn_write_tls(struct net_conn *nc)
 {
     int want = 0;
+    size_t before = evbuffer_get_length(nc->out);
 
     if (tls_write(nc->tls, nc->out, &want) != 0) {
         return -1;
     }
+    nc->sent += before - evbuffer_get_length(nc->out);
     nc->tls_want = (uint8_t)want;
     if (nc->tls_read_blocked && want != TLS_WANT_WRITE) {
         nc->tls_read_blocked = false;
@@ -182,10 +184,14 @@ net_conn_write(struct net_conn *nc)
     if (nc->tls != NULL) {
         return net_conn_write_tls(nc);
     }
-    if (evbuffer_get_length(nc->out) > 0 &&
-        evbuffer_write(nc->out, nc->fd) < 0 && errno != EAGAIN &&
-        errno != EINTR) {
-        return -1;
+    if (evbuffer_get_length(nc->out) > 0) {
+        int n = evbuffer_write(nc->out, nc->fd);
+
+        if (n > 0) {
+            nc->sent += (size_t)n;
+        } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            return -1;
+        }
     }
     net_conn_writing(nc, evbuffer_get_length(nc->out) > 0);
     return 0;

@@ -38,6 +38,8 @@ struct net_conn {
     uint8_t tls_want;               /* what the TLS session waits for to
                                        go on writing (TLS_WANT_*) */
     bool tls_read_blocked;          /* a read waits for writability */
+    size_t sent;                    /* bytes written, for the owner to
+                                       count and reset */
     struct ssl_st *tls;             /* TLS session (owned), or NULL:
                                        plain */
     char name[128];                 /* "backend NAME (ADDR)", "client 7

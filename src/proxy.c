@@ -587,6 +587,11 @@ proxy_keep_restart_keys(struct proxy *p, struct config *cfg, const char *why)
                  cur->hash_tag);
         memcpy(cfg->hash_tag, cur->hash_tag, sizeof(cfg->hash_tag));
     }
+    if (cfg->io_uring != cur->io_uring) {
+        log_warn("%s: [proxy] io_uring needs a restart; keeping %s", why,
+                 cur->io_uring ? "yes" : "no");
+        cfg->io_uring = cur->io_uring;
+    }
     if (cfg->listen_mode != cur->listen_mode) {
         log_warn("%s: [proxy] listen_mode needs a restart; keeping %04o", why,
                  cur->listen_mode);

@@ -40,6 +40,7 @@
 #include "request.h"
 #include "topology.h"
 #include "util.h"
+#include "wbatch.h"
 #include "worker.h"
 
 /* How long a stopping worker waits for requests in flight. */
@@ -258,6 +259,21 @@ worker_flush(struct worker *w)
      * turn's work done. A backend write may fail and reset a connection,
      * which may complete requests and queue clients again, so pop one at
      * a time and look at the clients once more. */
+    if (w->wbatch != NULL) {
+        /* The turn's writes in one system call; what a socket does not
+         * take is left for the writes below. */
+        TAILQ_FOREACH(c, &w->flush_clients, flush_link) {
+            if (c->state != CLIENT_CLOSED) {
+                wbatch_add(w->wbatch, &c->nc);
+            }
+        }
+        TAILQ_FOREACH(bc, &w->flush_bconns, flush_link) {
+            if (bc->state == BCONN_CONNECTED) {
+                wbatch_add(w->wbatch, &bc->nc);
+            }
+        }
+        wbatch_submit(w->wbatch);
+    }
     do {
         while ((c = TAILQ_FIRST(&w->flush_clients)) != NULL) {
             worker_cancel_flush_client(w, c);
@@ -657,6 +673,14 @@ worker_create(struct proxy *p, unsigned id, struct topology *t, char *err,
     }
 
     worker_adopt(w, topology_ref(t), false);
+    if (w->cfg->io_uring) {
+        char why[128];
+
+        w->wbatch = wbatch_new(why, sizeof(why));
+        if (w->wbatch == NULL && id == 0) {
+            log_info("io_uring unavailable (%s): writing with writev", why);
+        }
+    }
     return w;
 
 fail:
@@ -790,6 +814,7 @@ worker_destroy(struct worker *w)
     if (w->ev_flush != NULL) {
         event_free(w->ev_flush);
     }
+    wbatch_free(w->wbatch);
     if (w->inbox_rd >= 0) {
         close(w->inbox_rd);
     }

@@ -112,6 +112,7 @@ assert_defaults(const struct config *cfg)
     ck_assert_str_eq(cfg->listen_host, "127.0.0.1");
     ck_assert_uint_eq(cfg->listen_port, 11311);
     ck_assert_uint_eq(cfg->threads, 0);
+    ck_assert(cfg->io_uring);
     ck_assert_int_eq(cfg->hash, RING_HASH_XXH3);
     ck_assert_uint_eq(cfg->vnodes, RING_DEFAULT_VNODES);
     ck_assert_uint_eq(cfg->timeout_ms, 1000);
@@ -164,6 +165,7 @@ START_TEST(test_every_key_parsed)
     struct config *cfg = load_ok("[proxy]\n"
                                  "listen = 0.0.0.0:22122\n"
                                  "threads = 8\n"
+                                 "io_uring = no\n"
                                  "hash = ketama\n"
                                  "vnodes = 100\n"
                                  "timeout_ms = 250\n"
@@ -185,6 +187,7 @@ START_TEST(test_every_key_parsed)
     ck_assert_str_eq(cfg->listen_host, "0.0.0.0");
     ck_assert_uint_eq(cfg->listen_port, 22122);
     ck_assert_uint_eq(cfg->threads, 8);
+    ck_assert(!cfg->io_uring);
     ck_assert_int_eq(cfg->hash, RING_HASH_KETAMA);
     ck_assert_uint_eq(cfg->vnodes, 100);
     ck_assert_uint_eq(cfg->timeout_ms, 250);
@@ -429,6 +432,22 @@ START_TEST(test_unknown_key)
                  "unknown key 'listen' in [health]");
     expect_error("[proxy]\nThreads = 2\n" BACKEND, 2,
                  "unknown key 'Threads' in [proxy]");
+}
+END_TEST
+
+START_TEST(test_bool_key)
+{
+    struct config *cfg = load_ok("[proxy]\nio_uring = off\n" BACKEND);
+
+    ck_assert(!cfg->io_uring);
+    config_destroy(cfg);
+    cfg = load_ok("[proxy]\nio_uring = yes\n" BACKEND);
+    ck_assert(cfg->io_uring);
+    config_destroy(cfg);
+    expect_error("[proxy]\nio_uring = maybe\n" BACKEND, 2,
+                 "io_uring: expected yes or no, got 'maybe'");
+    expect_error("[proxy]\nio_uring =\n" BACKEND, 2,
+                 "io_uring: expected yes or no, got ''");
 }
 END_TEST
 
@@ -957,7 +976,8 @@ START_TEST(test_render_text)
 
     ck_assert_ptr_nonnull(strstr(text, "\n[proxy]\nlisten = 127.0.0.1:11311\n"
                                        "listen_mode = 0660\n"
-                                       "threads = 0\nhash = xxh3\n"));
+                                       "threads = 0\nio_uring = yes\n"
+                                       "hash = xxh3\n"));
     ck_assert_ptr_nonnull(strstr(text, "\n[health]\ninterval_ms = 200\n"));
     ck_assert_ptr_nonnull(strstr(text, "\n[backends]\na = 127.0.0.1:1\n"
                                        "b = [::1]:2 weight=0.5\n"));
@@ -977,7 +997,7 @@ START_TEST(test_key_format)
     bool seen_hash = false;
 
     config_defaults(&cfg);
-    ck_assert_uint_eq(n, 30);
+    ck_assert_uint_eq(n, 31);
     ck_assert_int_eq(config_key_format(&cfg, 0, &section, &name, value,
                                        sizeof(value)),
                      0);
@@ -1864,6 +1884,7 @@ config_suite(void)
     tcase_add_test(tc, test_unknown_section);
     tcase_add_test(tc, test_text_after_section);
     tcase_add_test(tc, test_unknown_key);
+    tcase_add_test(tc, test_bool_key);
     tcase_add_test(tc, test_key_outside_section);
     tcase_add_test(tc, test_duplicate_key);
     tcase_add_test(tc, test_inih_syntax_error);

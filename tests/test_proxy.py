@@ -16,6 +16,7 @@ is accepted.
 
 import os
 import random
+import socket
 import sys
 import threading
 import time
@@ -1221,6 +1222,78 @@ class HashTagTest(mctest.ClusterTestCase):
         got = c.get_multi(["{user3}:cart", "{user3}:profile"])
         self.assertEqual([g[0] for g in got],
                          ["{user3}:cart", "{user3}:profile"])
+
+
+class ProtocolWritevTest(ProtocolTest):
+    """Every protocol test again on the writev path ([proxy] io_uring =
+    no): the io_uring batch (the default) and the plain writes must answer
+    the same, byte for byte."""
+    CLUSTER_ARGS = {"nbackends": 3, "proxy": {"threads": 2, "max_keys": 256,
+                                              "io_uring": "no"}}
+    NEEDS_MCRING = True
+
+
+def io_uring_fds(pid):
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if "io_uring" in os.readlink("/proc/%d/fd/%s" % (pid, fd)):
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+class IoUringTest(ClusterTestCase):
+    """The turn's writes go through one io_uring per worker where the
+    kernel allows it, and through writev when told not to."""
+    CLUSTER_ARGS = {"nbackends": 2, "proxy": {"threads": 2}}
+    NEEDS_MCRING = True
+
+    def log(self):
+        with open(self.cluster.mcring.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def test_one_ring_per_worker_or_a_reason(self):
+        pid = self.cluster.mcring.pid
+        if "io_uring unavailable" in self.log():
+            reason = [l for l in self.log().splitlines()
+                      if "io_uring unavailable" in l][0]
+            self.assertEqual(io_uring_fds(pid), 0)
+            self.skipTest(reason)
+        self.assertEqual(io_uring_fds(pid), 2)
+
+    def test_big_replies_to_a_slow_reader_are_whole(self):
+        # A reply the socket cannot take at once: the batch writes what it
+        # takes, the rest waits for the socket as it does with writev.
+        vals = {self.key(): bytes([65 + i]) * (900 * 1024) for i in range(3)}
+        c = self.client(timeout=20.0)
+        for k, v in vals.items():
+            c.send(b"set %s 0 0 %d\r\n%s\r\n" % (k.encode(), len(v), v))
+            self.assertEqual(c.readline(), b"STORED")
+        slow = self.client(timeout=20.0)
+        slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        keys = list(vals) * 2
+        slow.send(b"".join(b"get %s\r\n" % k.encode() for k in keys))
+        for k in keys:
+            self.assertEqual(slow.read_values(), [(k, 0, vals[k], None)], k)
+        self.assert_alive()
+
+
+class IoUringOffTest(ClusterTestCase):
+    CLUSTER_ARGS = {"nbackends": 2, "proxy": {"threads": 2,
+                                              "io_uring": "no"}}
+    NEEDS_MCRING = True
+
+    def test_no_ring(self):
+        self.assertEqual(io_uring_fds(self.cluster.mcring.pid), 0)
+        c = self.client()
+        k = self.key()
+        c.send(b"set %s 0 0 2\r\nhi\r\nget %s\r\n" % (k.encode(),
+                                                          k.encode()))
+        self.assertEqual(c.readline(), b"STORED")
+        self.assertEqual(c.read_values(), [(k, 0, b"hi", None)])
+
 
 if __name__ == "__main__":
     mctest.main()
