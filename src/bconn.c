@@ -31,6 +31,7 @@
 #include "backend.h"
 #include "bconn.h"
 #include "config.h"
+#include "iobatch.h"
 #include "log.h"
 #include "mget.h"
 #include "net.h"
@@ -319,7 +320,7 @@ bconn_flush(struct bconn *bc)
                     BCONN_CLOSED);
         return;
     }
-    /* What this write and the turn's batch (wbatch.h) sent. */
+    /* What this write and the turn's batch (iobatch.h) sent. */
     stats_add(&bc->wb->stats->bytes_sent, bc->nc.sent);
     bc->nc.sent = 0;
 }
@@ -606,15 +607,16 @@ bconn_parse(struct bconn *bc)
     }
 }
 
+/* What a read got (n, errno err), from the read callback or the turn's
+ * read batch. */
 static void
-bconn_read_cb(evutil_socket_t fd, short what, void *arg)
+bconn_read_done(void *arg, ssize_t n, int err)
 {
     struct bconn *bc = arg;
-    ssize_t n = net_conn_read(&bc->nc);
 
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    if (n == 0 || (n < 0 && err != EAGAIN && err != EINTR)) {
         net_log_limited(&bc->nc, LOG_LEVEL_INFO, "connection %s",
-                n == 0 ? "closed" : strerror(errno));
+                n == 0 ? "closed" : strerror(err));
         bconn_reset(bc, "SERVER_ERROR backend connection lost", false,
                     BCONN_CLOSED);
     } else if (n > 0) {
@@ -623,4 +625,20 @@ bconn_read_cb(evutil_socket_t fd, short what, void *arg)
         /* Replies go out with everything else at the end of the turn. */
         bconn_parse(bc);
     }
+}
+
+static void
+bconn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct bconn *bc = arg;
+    struct worker *w = bc->worker;
+    ssize_t n;
+
+    if (w->iobatch != NULL &&
+        iobatch_read(w->iobatch, &bc->nc, bconn_read_done, bc) == 0) {
+        worker_schedule_flush(w);
+        return;
+    }
+    n = net_conn_read(&bc->nc);
+    bconn_read_done(bc, n, n < 0 ? errno : 0);
 }

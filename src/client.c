@@ -43,6 +43,7 @@
 #include <event2/event.h>
 
 #include "client.h"
+#include "iobatch.h"
 #include "log.h"
 #include "net.h"
 #include "park.h"
@@ -779,13 +780,14 @@ client_drive(struct client *c)
     }
 }
 
+/* What a read got (n, errno err), from the read callback or the turn's
+ * read batch. */
 static void
-client_read_cb(evutil_socket_t fd, short what, void *arg)
+client_read_done(void *arg, ssize_t n, int err)
 {
     struct client *c = arg;
-    ssize_t n = c->eof ? 0 : net_conn_read(&c->nc);
 
-    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+    if (n < 0 && err != EAGAIN && err != EINTR) {
         client_abort(c);
         return;
     }
@@ -805,6 +807,22 @@ client_read_cb(evutil_socket_t fd, short what, void *arg)
         }
     }
     client_drive(c);
+}
+
+static void
+client_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+    struct worker *w = c->worker;
+    ssize_t n;
+
+    if (!c->eof && w->iobatch != NULL &&
+        iobatch_read(w->iobatch, &c->nc, client_read_done, c) == 0) {
+        worker_schedule_flush(w);
+        return;
+    }
+    n = c->eof ? 0 : net_conn_read(&c->nc);
+    client_read_done(c, n, n < 0 ? errno : 0);
 }
 
 static void

@@ -103,7 +103,7 @@ struct config {
                                        socket's path (port 0) */
     uint16_t listen_port;
     unsigned listen_mode;           /* of that unix socket */
-    bool io_uring;                  /* batch each turn's writes (wbatch.h) */
+    bool io_uring;                  /* batch each turn's I/O (iobatch.h) */
     unsigned threads;               /* 0 = online CPUs */
     enum ring_hash hash;
     unsigned vnodes;

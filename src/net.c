@@ -87,6 +87,11 @@ net_conn_detach(struct net_conn *nc)
 {
     int fd = nc->fd;
 
+    if (nc->read_queued != NULL) {
+        /* Cancelled: the batch skips an empty slot. */
+        *nc->read_queued = NULL;
+        nc->read_queued = NULL;
+    }
     if (nc->ev_read != NULL) {
         event_free(nc->ev_read);
         nc->ev_read = NULL;

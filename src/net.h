@@ -40,6 +40,8 @@ struct net_conn {
     bool tls_read_blocked;          /* a read waits for writability */
     size_t sent;                    /* bytes written, for the owner to
                                        count and reset */
+    struct net_conn **read_queued;  /* its slot in a read batch
+                                       (iobatch.h), or NULL */
     struct ssl_st *tls;             /* TLS session (owned), or NULL:
                                        plain */
     char name[128];                 /* "backend NAME (ADDR)", "client 7

@@ -40,7 +40,7 @@
 #include "request.h"
 #include "topology.h"
 #include "util.h"
-#include "wbatch.h"
+#include "iobatch.h"
 #include "worker.h"
 
 /* How long a stopping worker waits for requests in flight. */
@@ -199,7 +199,7 @@ worker_reap_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void
+void
 worker_schedule_flush(struct worker *w)
 {
     if (!w->flush_scheduled) {
@@ -259,20 +259,20 @@ worker_flush(struct worker *w)
      * turn's work done. A backend write may fail and reset a connection,
      * which may complete requests and queue clients again, so pop one at
      * a time and look at the clients once more. */
-    if (w->wbatch != NULL) {
+    if (w->iobatch != NULL) {
         /* The turn's writes in one system call; what a socket does not
          * take is left for the writes below. */
         TAILQ_FOREACH(c, &w->flush_clients, flush_link) {
             if (c->state != CLIENT_CLOSED) {
-                wbatch_add(w->wbatch, &c->nc);
+                iobatch_add(w->iobatch, &c->nc);
             }
         }
         TAILQ_FOREACH(bc, &w->flush_bconns, flush_link) {
             if (bc->state == BCONN_CONNECTED) {
-                wbatch_add(w->wbatch, &bc->nc);
+                iobatch_add(w->iobatch, &bc->nc);
             }
         }
-        wbatch_submit(w->wbatch);
+        iobatch_submit(w->iobatch);
     }
     do {
         while ((c = TAILQ_FIRST(&w->flush_clients)) != NULL) {
@@ -291,6 +291,11 @@ worker_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
 
+    if (w->iobatch != NULL) {
+        /* The turn's reads first; what they queue is written below (a
+         * flush is still scheduled: this one). */
+        iobatch_read_submit(w->iobatch);
+    }
     w->flush_scheduled = false;
     worker_flush(w);
     /* The turn is over: the next one reads the clock again, and sees
@@ -676,9 +681,10 @@ worker_create(struct proxy *p, unsigned id, struct topology *t, char *err,
     if (w->cfg->io_uring) {
         char why[128];
 
-        w->wbatch = wbatch_new(why, sizeof(why));
-        if (w->wbatch == NULL && id == 0) {
-            log_info("io_uring unavailable (%s): writing with writev", why);
+        w->iobatch = iobatch_new(why, sizeof(why));
+        if (w->iobatch == NULL && id == 0) {
+            log_info("io_uring unavailable (%s): reading and writing with "
+                     "readv and writev", why);
         }
     }
     return w;
@@ -814,7 +820,7 @@ worker_destroy(struct worker *w)
     if (w->ev_flush != NULL) {
         event_free(w->ev_flush);
     }
-    wbatch_free(w->wbatch);
+    iobatch_free(w->iobatch);
     if (w->inbox_rd >= 0) {
         close(w->inbox_rd);
     }

@@ -90,7 +90,7 @@ struct worker {
     uint64_t mem_others;            /* the other workers' clients' share,
                                        as read at the end of a loop turn */
     bool flush_scheduled;
-    struct wbatch *wbatch;          /* the turn's writes, or NULL: writev */
+    struct iobatch *iobatch;          /* the turn's writes, or NULL: writev */
     struct client_list flush_clients;
     struct bconn_list flush_bconns;
     struct client_list clients;
@@ -176,6 +176,8 @@ void worker_cancel_flush_client(struct worker *w, struct client *c);
 void worker_want_flush_bconn(struct worker *w, struct bconn *bc);
 void worker_cancel_flush_bconn(struct worker *w, struct bconn *bc);
 void worker_flush(struct worker *w);
+/* Has the end of this loop turn flush (worker_flush()). */
+void worker_schedule_flush(struct worker *w);
 
 /* Called by a client once its last request is done and it was closed. */
 void worker_schedule_reap(struct worker *w);
