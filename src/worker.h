@@ -90,7 +90,8 @@ struct worker {
     uint64_t mem_others;            /* the other workers' clients' share,
                                        as read at the end of a loop turn */
     bool flush_scheduled;
-    struct iobatch *iobatch;          /* the turn's writes, or NULL: writev */
+    struct iobatch *iobatch;        /* the turn's reads and writes, or
+                                       NULL: readv and writev */
     struct client_list flush_clients;
     struct bconn_list flush_bconns;
     struct client_list clients;
