@@ -754,8 +754,10 @@ for w in "${wl_list[@]}"; do
 done
 echo "(cpu_s/Mreq: CPU seconds of the proxy process per million requests;"
 echo " for 'direct' it is the memcached server's. usr%: its user-space share;"
-echo " cs/req: its context switches per request; io/req: its read and write"
-echo " system calls per request (/proc/PID/io). cli%: $loadgen's own CPU.)"
+echo " cs/req: its context switches per request; io/req: its read(v) and"
+echo " write(v) calls per request (/proc/PID/io: neither sendmsg/recvmsg, as"
+echo " memcached writes, nor io_uring's operations, as mcring reads and"
+echo " writes by default, count). cli%: $loadgen's own CPU.)"
 
 ratio() { # ratio A B -> A/B or "-"
     awk -v a="$1" -v b="$2" 'BEGIN {

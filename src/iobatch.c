@@ -37,6 +37,8 @@
 #define IOBATCH_DEPTH 256
 #define IOBATCH_IOV 2048
 #define IOBATCH_CONN_IOV 128
+/* Sockets whose writes one turn queues (more are written one by one). */
+#define IOBATCH_WRITES 4096
 /* Sockets whose reads one turn queues, and the most one read takes (as
  * net_read()). */
 #define IOBATCH_READS 1024
@@ -55,7 +57,8 @@ struct iobatch_rd {
 struct iobatch {
     struct io_uring ring;
     unsigned n;                       /* queued writes */
-    unsigned niov;                    /* iovecs used by them */
+    unsigned niov;                    /* iovecs used by a submission */
+    struct net_conn *wr[IOBATCH_WRITES];
     struct msghdr msg[IOBATCH_DEPTH];
     struct iovec iov[IOBATCH_IOV];
     unsigned nrd;                     /* queued reads */
@@ -169,6 +172,14 @@ iobatch_read_submit(struct iobatch *b)
     unsigned i = 0;
 
     b->reading = true;
+    if (b->nrd == 1 && b->rd[0].nc != NULL) {
+        /* One socket alone: readv, as without a batch. */
+        struct iobatch_rd *e = &b->rd[0];
+
+        e->n = net_conn_read(e->nc);
+        e->err = e->n < 0 ? errno : 0;
+        i = 1;
+    }
     while (i < b->nrd) {
         unsigned q = 0;
 
@@ -219,8 +230,48 @@ iobatch_read_submit(struct iobatch *b)
 void
 iobatch_submit(struct iobatch *b)
 {
-    if (b->n > 0) {
-        iobatch_run(b, b->n, iobatch_reap_write);
+    unsigned q = 0;
+
+    /* One socket alone: writev, as without a batch (net_conn_write()). */
+    if (b->n < 2) {
+        b->n = 0;
+        return;
+    }
+    b->niov = 0;
+    for (unsigned i = 0; i < b->n; i++) {
+        struct net_conn *nc = b->wr[i];
+        struct io_uring_sqe *sqe;
+        struct msghdr *m;
+        int want = evbuffer_peek(nc->out, -1, NULL, NULL, 0);
+        int nv;
+
+        if (want > IOBATCH_CONN_IOV) {
+            want = IOBATCH_CONN_IOV;
+        }
+        if (q == IOBATCH_DEPTH || b->niov + (unsigned)want > IOBATCH_IOV) {
+            iobatch_run(b, q, iobatch_reap_write);
+            q = 0;
+            b->niov = 0;
+        }
+        sqe = io_uring_get_sqe(&b->ring);
+        if (sqe == NULL) {
+            continue; /* left to net_conn_write() */
+        }
+        nv = evbuffer_peek(nc->out, -1, NULL,
+                           (struct evbuffer_iovec *)&b->iov[b->niov], want);
+        if (nv > want) {
+            nv = want;
+        }
+        m = &b->msg[q++];
+        memset(m, 0, sizeof(*m));
+        m->msg_iov = &b->iov[b->niov];
+        m->msg_iovlen = (size_t)nv;
+        io_uring_prep_sendmsg(sqe, nc->fd, m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        io_uring_sqe_set_data(sqe, nc);
+        b->niov += (unsigned)nv;
+    }
+    if (q > 0) {
+        iobatch_run(b, q, iobatch_reap_write);
     }
     b->n = 0;
     b->niov = 0;
@@ -229,39 +280,11 @@ iobatch_submit(struct iobatch *b)
 void
 iobatch_add(struct iobatch *b, struct net_conn *nc)
 {
-    struct io_uring_sqe *sqe;
-    struct msghdr *m;
-    size_t len = evbuffer_get_length(nc->out);
-    int want;
-    int nv;
-
-    if (nc->fd < 0 || nc->tls != NULL || nc->writing || len == 0) {
-        return;
-    }
-    want = evbuffer_peek(nc->out, -1, NULL, NULL, 0);
-    if (want > IOBATCH_CONN_IOV) {
-        want = IOBATCH_CONN_IOV;
-    }
-    if (b->n == IOBATCH_DEPTH || b->niov + (unsigned)want > IOBATCH_IOV) {
-        iobatch_submit(b);
-    }
-    sqe = io_uring_get_sqe(&b->ring);
-    if (sqe == NULL) {
+    if (nc->fd < 0 || nc->tls != NULL || nc->writing ||
+        evbuffer_get_length(nc->out) == 0 || b->n == IOBATCH_WRITES) {
         return; /* left to net_conn_write() */
     }
-    nv = evbuffer_peek(nc->out, -1, NULL,
-                       (struct evbuffer_iovec *)&b->iov[b->niov], want);
-    if (nv > want) {
-        nv = want;
-    }
-    m = &b->msg[b->n];
-    memset(m, 0, sizeof(*m));
-    m->msg_iov = &b->iov[b->niov];
-    m->msg_iovlen = (size_t)nv;
-    io_uring_prep_sendmsg(sqe, nc->fd, m, MSG_DONTWAIT | MSG_NOSIGNAL);
-    io_uring_sqe_set_data(sqe, nc);
-    b->n++;
-    b->niov += (unsigned)nv;
+    b->wr[b->n++] = nc;
 }
 
 #else /* !HAVE_LIBURING */
@@ -284,130 +307,6 @@ iobatch_add(struct iobatch *b, struct net_conn *nc)
 {
     (void)b;
     (void)nc;
-}
-
-/* Submits the queued operations and waits for all of them: each is a
- * non-blocking socket call, done inline, so the wait does not sleep. */
-static void
-iobatch_run(struct iobatch *b, unsigned n, void (*reap)(struct io_uring_cqe *))
-{
-    struct io_uring_cqe *cqe;
-    unsigned done = 0;
-
-    while (io_uring_submit_and_wait(&b->ring, n) == -EINTR) {
-    }
-    while (done < n && io_uring_wait_cqe(&b->ring, &cqe) == 0) {
-        reap(cqe);
-        io_uring_cqe_seen(&b->ring, cqe);
-        done++;
-    }
-}
-
-static void
-iobatch_reap_write(struct io_uring_cqe *cqe)
-{
-    struct net_conn *nc = io_uring_cqe_get_data(cqe);
-
-    if (cqe->res > 0) {
-        evbuffer_drain(nc->out, (size_t)cqe->res);
-        nc->sent += (size_t)cqe->res;
-    }
-}
-
-static void
-iobatch_reap_read(struct io_uring_cqe *cqe)
-{
-    struct iobatch_rd *e = io_uring_cqe_get_data(cqe);
-    size_t left = cqe->res > 0 ? (size_t)cqe->res : 0;
-    int nv = e->nv;
-
-    for (int i = 0; i < e->nv; i++) {
-        if (e->v[i].iov_len > left) {
-            e->v[i].iov_len = left;
-        }
-        left -= e->v[i].iov_len;
-        if (e->v[i].iov_len == 0) {
-            nv = i;
-            break;
-        }
-    }
-    evbuffer_commit_space(e->nc->in, e->v, nv);
-    e->n = cqe->res >= 0 ? cqe->res : -1;
-    e->err = cqe->res >= 0 ? 0 : -cqe->res;
-}
-
-int
-iobatch_read(struct iobatch *b, struct net_conn *nc, iobatch_read_fn done,
-             void *arg)
-{
-    struct iobatch_rd *e;
-
-    if (nc->read_queued != NULL) {
-        return 0;
-    }
-    if (b->nrd == IOBATCH_READS || b->reading || nc->tls != NULL ||
-        nc->fd < 0) {
-        return -1;
-    }
-    e = &b->rd[b->nrd++];
-    e->nc = nc;
-    e->done = done;
-    e->arg = arg;
-    nc->read_queued = &e->nc;
-    return 0;
-}
-
-void
-iobatch_read_submit(struct iobatch *b)
-{
-    unsigned i = 0;
-
-    b->reading = true;
-    while (i < b->nrd) {
-        unsigned q = 0;
-
-        for (; i < b->nrd && q < IOBATCH_DEPTH; i++) {
-            struct iobatch_rd *e = &b->rd[i];
-            struct io_uring_sqe *sqe;
-            struct msghdr *m;
-
-            e->n = -1;
-            e->err = EAGAIN;
-            e->nv = 0;
-            if (e->nc == NULL) {
-                continue;
-            }
-            e->nv = evbuffer_reserve_space(e->nc->in, IOBATCH_READ_SIZE,
-                                           e->v, 2);
-            sqe = e->nv > 0 ? io_uring_get_sqe(&b->ring) : NULL;
-            if (sqe == NULL) {
-                e->err = ENOMEM;
-                e->nv = 0;
-                continue;
-            }
-            m = &b->rmsg[q++];
-            memset(m, 0, sizeof(*m));
-            m->msg_iov = (struct iovec *)e->v;
-            m->msg_iovlen = (size_t)e->nv;
-            io_uring_prep_recvmsg(sqe, e->nc->fd, m, MSG_DONTWAIT);
-            io_uring_sqe_set_data(sqe, e);
-        }
-        if (q > 0) {
-            iobatch_run(b, q, iobatch_reap_read);
-        }
-    }
-    /* Every read is committed: now the owners, who may close others. */
-    for (i = 0; i < b->nrd; i++) {
-        struct iobatch_rd *e = &b->rd[i];
-
-        if (e->nc != NULL) {
-            e->nc->read_queued = NULL;
-            e->nc = NULL;
-            e->done(e->arg, e->n, e->err);
-        }
-    }
-    b->nrd = 0;
-    b->reading = false;
 }
 
 void

@@ -12,7 +12,9 @@
  * sendmsg done inline, as readv and writev would do it; what changes is
  * that the system call and the return to user space (where a backend
  * woken by a write preempts this thread on a shared CPU) happen twice a
- * turn instead of twice per socket.
+ * turn instead of twice per socket. A turn with one socket to read (or
+ * to write) reads it with readv (writes it with writev): a batch of one
+ * only costs more.
  *
  * Writes only write: what a socket did not take (EAGAIN, a short write,
  * an error) stays in its buffer, and the owner's ordinary write
