@@ -613,8 +613,12 @@ echo "run.sh: $nbackends memcached backends, $conns conns, ${duration}s per" \
     "$([ "$pin" = 1 ] && echo "servers cpu $proxy_cpus, client cpu" \
         "$client_cpus" || echo off)" >&2
 
+# Each workload runs on every system back to back (each system started
+# afresh for it), so that the ratios of one workload come from runs
+# minutes apart at most: this shared machine's speed drifts.
 for round in $(seq 1 "$rounds"); do
 [ "$rounds" = 1 ] || echo "run.sh: round $round of $rounds" >&2
+for cur_w in "${wl_list[@]}"; do
 for s in "${sys_list[@]}"; do
     sut_pid=
     if ! "start_$s"; then
@@ -630,7 +634,7 @@ for s in "${sys_list[@]}"; do
         continue
     fi
     loaded_vsize=
-    for w in "${wl_list[@]}"; do
+    for w in "$cur_w"; do
         read -r -a wargs <<<"$(workload_args "$w")"
         vsize=$(workload_vsize "$w")
         wargs+=(--value-size "$vsize")
@@ -712,6 +716,7 @@ for s in "${sys_list[@]}"; do
         stop_pid "$sut_pid"
         forget_pid "$sut_pid"
     fi
+done
 done
 done
 
