@@ -242,13 +242,9 @@ iobatch_submit(struct iobatch *b)
         struct net_conn *nc = b->wr[i];
         struct io_uring_sqe *sqe;
         struct msghdr *m;
-        int want = evbuffer_peek(nc->out, -1, NULL, NULL, 0);
         int nv;
 
-        if (want > IOBATCH_CONN_IOV) {
-            want = IOBATCH_CONN_IOV;
-        }
-        if (q == IOBATCH_DEPTH || b->niov + (unsigned)want > IOBATCH_IOV) {
+        if (q == IOBATCH_DEPTH || b->niov + IOBATCH_CONN_IOV > IOBATCH_IOV) {
             iobatch_run(b, q, iobatch_reap_write);
             q = 0;
             b->niov = 0;
@@ -258,9 +254,10 @@ iobatch_submit(struct iobatch *b)
             continue; /* left to net_conn_write() */
         }
         nv = evbuffer_peek(nc->out, -1, NULL,
-                           (struct evbuffer_iovec *)&b->iov[b->niov], want);
-        if (nv > want) {
-            nv = want;
+                           (struct evbuffer_iovec *)&b->iov[b->niov],
+                           IOBATCH_CONN_IOV);
+        if (nv > IOBATCH_CONN_IOV) {
+            nv = IOBATCH_CONN_IOV;
         }
         m = &b->msg[q++];
         memset(m, 0, sizeof(*m));
