@@ -17,6 +17,7 @@ is accepted.
 import os
 import random
 import socket
+import struct
 import sys
 import threading
 import time
@@ -1277,6 +1278,33 @@ class IoUringTest(ClusterTestCase):
         slow.send(b"".join(b"get %s\r\n" % k.encode() for k in keys))
         for k in keys:
             self.assertEqual(slow.read_values(), [(k, 0, vals[k], None)], k)
+        self.assert_alive()
+
+    def test_clients_reset_with_reads_queued(self):
+        # A client that sent more and reset its connection while mcring
+        # could not write to it: in one turn its socket is readable (a
+        # read is queued) and its write fails (it is closed). The queued
+        # read must go with it, and nobody else notice.
+        k = self.key()
+        v = b"r" * (256 * 1024)
+        c = self.client(timeout=10.0)
+        c.send(b"set %s 0 0 %d\r\n%s\r\n" % (k.encode(), len(v), v))
+        self.assertEqual(c.readline(), b"STORED")
+        ctl = self.client()
+        base = int(ctl.stats()["curr_connections"])
+        for _ in range(100):
+            s = socket.create_connection(("127.0.0.1", self.cluster.port))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.sendall(b"get %s\r\n" % k.encode() * 40)
+            mctest.wait_for(lambda: int(ctl.stats()["curr_connections"]) >
+                            base, 5, "the client connected")
+            s.sendall(b"get %s\r\n" % k.encode() * 40)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         struct.pack("ii", 1, 0))
+            s.close()
+            self.assertEqual(ctl.get(k), v)
+        mctest.wait_for(lambda: int(ctl.stats()["curr_connections"]) == base,
+                        10, "the reset clients closed")
         self.assert_alive()
 
 
