@@ -74,6 +74,7 @@ enum config_type {
     CONFIG_TYPE_NAME,   /* char[CONFIG_NAME_MAX + 1]: a name, or empty */
     CONFIG_TYPE_MODE,   /* unsigned, octal file mode, [min, max] */
     CONFIG_TYPE_BOOL,   /* bool: yes | no (also on/off, true/false, 1/0) */
+    CONFIG_TYPE_SHARE,  /* double, a decimal in [0, 1]; def in millionths */
 };
 
 /* One [proxy] or [health] key: where it lives in struct config. */
@@ -143,9 +144,13 @@ static const struct config_key config_keys[] = {
      100000, 0, 10000000},
     {"health", "failover_ttl", CONFIG_TYPE_UINT, CONFIG_OFF(failover_ttl), 300,
      0, 2592000},
+    {"health", "failover_limit", CONFIG_TYPE_SHARE, CONFIG_OFF(failover_limit),
+     1000000, 0, 1000000},
 };
 
 #define CONFIG_NKEYS UTIL_ARRAY_SIZE(config_keys)
+
+static int config_parse_weight(const char *s, double *out);
 
 static const char *const config_hash_names[] = {
     [RING_HASH_XXH3] = "xxh3",
@@ -427,6 +432,19 @@ config_set_key(struct config_parser *p, const struct config_key *k,
     case CONFIG_TYPE_UINT:
     case CONFIG_TYPE_SIZE:
         return config_set_number(p, k, value);
+    case CONFIG_TYPE_SHARE: {
+        double v;
+
+        if (config_parse_weight(value, &v) != 0 || v > 1.0) {
+            config_fail(p, p->line,
+                        "%s: bad share '%s' (expected a decimal from 0 to 1, "
+                        "such as 0.5)",
+                        k->name, value);
+            return -1;
+        }
+        *(double *)(void *)(((char *)cfg) + k->offset) = v;
+        return 0;
+    }
     case CONFIG_TYPE_BOOL:
         if (util_parse_bool(value, (bool *)(void *)(((char *)cfg) +
                                                      k->offset)) != 0) {
@@ -1191,6 +1209,9 @@ config_defaults(struct config *cfg)
         case CONFIG_TYPE_BOOL:
             *(bool *)(void *)field = k->def != 0;
             break;
+        case CONFIG_TYPE_SHARE:
+            *(double *)(void *)field = (double)k->def / 1e6;
+            break;
         case CONFIG_TYPE_HASH:
             *(enum ring_hash *)(void *)field = (enum ring_hash)k->def;
             break;
@@ -1766,6 +1787,10 @@ config_key_format(const struct config *cfg, size_t i, const char **section,
     case CONFIG_TYPE_MODE:
         n = snprintf(value, valuelen, "%04o",
                      *(const unsigned *)(const void *)field);
+        break;
+    case CONFIG_TYPE_SHARE:
+        n = snprintf(value, valuelen, "%.6g",
+                     *(const double *)(const void *)field);
         break;
     case CONFIG_TYPE_BOOL:
         n = snprintf(value, valuelen, "%s",

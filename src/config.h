@@ -141,6 +141,9 @@ struct config {
     unsigned health_fall;
     unsigned recovery_log;          /* keys remembered per DOWN backend */
     unsigned failover_ttl;          /* seconds; cap on fallback writes */
+    double failover_limit;          /* share of a pool's backends that may
+                                       be DOWN with their keys failing over;
+                                       beyond it they get errors (1: off) */
 
     /* [admin] */
     char *admin_listen;             /* HOST:PORT or /unix/path, as written;

@@ -106,6 +106,9 @@ struct health {
     uint32_t nids;
     uint64_t next_serial;
     bool round_done;                /* every backend was probed once */
+    bool *pool_over;                /* [npool_over], by pool index: over
+                                       failover_limit when last looked */
+    uint32_t npool_over;
 };
 
 static const struct config *
@@ -151,11 +154,50 @@ health_pass_cb(evutil_socket_t fd, short what, void *arg)
 static void health_probe_result(struct hconn *hc, bool ok,
                                 const char *reason);
 
+/* Says when one of the pools goes over [health] failover_limit, or back
+ * within it (routes look at the states per key; this only tells). Called
+ * after every change of a backend's state and every probe. */
+static void
+health_note_limits(struct health *h)
+{
+    const struct topology *t = h->topo;
+    double limit = t->cfg->failover_limit;
+
+    if (h->npool_over < t->npools) {
+        h->pool_over = util_xrealloc(h->pool_over, t->npools,
+                                     sizeof(*h->pool_over));
+        memset(h->pool_over + h->npool_over, 0,
+               (t->npools - h->npool_over) * sizeof(*h->pool_over));
+        h->npool_over = t->npools;
+    }
+    for (uint32_t i = 0; i < t->npools; i++) {
+        const struct topology_pool *p = &t->pools[i];
+        uint32_t down = topology_pool_down(p);
+        bool over = topology_pool_over_limit(p, down, limit);
+
+        if (over && !h->pool_over[i]) {
+            log_warn("pool %s: %u of %u backends down, over failover_limit "
+                     "%g: keys of down backends get errors instead of "
+                     "failing over",
+                     p->cfg->name, down, p->n, limit);
+        } else if (!over && h->pool_over[i]) {
+            log_notice("pool %s: %u of %u backends down, within "
+                       "failover_limit %g: failing over again",
+                       p->cfg->name, down, p->n, limit);
+        }
+        h->pool_over[i] = over;
+    }
+}
+
 /* Moves hc's backend from `from` to `to`; false if it was not in `from`. */
 static bool
 health_transition(struct hconn *hc, int from, int to, const char *reason)
 {
-    return backend_set_state(hc->be, from, to, reason);
+    if (!backend_set_state(hc->be, from, to, reason)) {
+        return false;
+    }
+    health_note_limits(hc->h);
+    return true;
 }
 
 /* ---- host names ---------------------------------------------------------- */
@@ -313,6 +355,7 @@ health_op_done(struct hconn *oc, bool ok)
                 oc->passes = 0;
                 backend_changed(be, BACKEND_RECOVERING, BACKEND_UP,
                                 "recovered; stale keys removed");
+                health_note_limits(oc->h);
                 /* Fallback copies of writes made during RECOVERING (their
                  * owner copy is already gone): remove them now, not at
                  * the next probe, so that a new outage right after this
@@ -505,6 +548,8 @@ health_probe_result(struct hconn *hc, bool ok, const char *reason)
     char why[160];
 
     hc->probed = true;
+    /* Changes made elsewhere (maintenance, a connection lost) too. */
+    health_note_limits(hc->h);
     atomic_fetch_add(&be->checks, 1);
     if (!ok) {
         atomic_fetch_add(&be->check_failures, 1);
@@ -947,5 +992,6 @@ health_destroy(struct health *h)
     }
     dns_destroy(h->dns);
     free(h->by_id);
+    free(h->pool_over);
     free(h);
 }

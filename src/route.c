@@ -48,9 +48,17 @@ struct backend *
 route_fallback(struct worker *w, const struct topology_pool *p,
                const char *key, size_t len, struct backend *owner)
 {
+    struct stats_backend *s = worker_wb(w, owner)->stats;
     uint32_t b;
 
-    stats_add(&worker_wb(w, owner)->stats->failovers, 1);
+    if (w->cfg->failover_limit < 1.0 &&
+        topology_pool_over_limit(p, topology_pool_down(p),
+                                 w->cfg->failover_limit)) {
+        /* Too many down at once: their load would sink the rest. */
+        stats_add(&s->failovers_refused, 1);
+        return NULL;
+    }
+    stats_add(&s->failovers, 1);
     b = ring_route(p->ring, key, len, route_backend_up, (void *)p);
     return b == RING_NONE ? NULL : p->be[b];
 }

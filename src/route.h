@@ -24,7 +24,8 @@ struct worker;
 struct worker_backend;
 
 /* The next UP backend clockwise from owner's point for key in pool p
- * (owner not UP), or NULL; counts the failover. */
+ * (owner not UP), or NULL; counts the failover. NULL too, counted as
+ * refused, while more of the pool is down than [health] failover_limit. */
 struct backend *route_fallback(struct worker *w,
                                const struct topology_pool *p,
                                const char *key, size_t len,

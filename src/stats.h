@@ -107,6 +107,9 @@
     X(connects, COUNTER, "Connection attempts to the backend")              \
     X(connect_failures, COUNTER, "Connection attempts that failed")         \
     X(failovers, COUNTER, "Keys of the backend routed to a fallback")       \
+    X(failovers_refused, COUNTER, "Keys of the backend answered with an "    \
+                                  "error, not failed over: its pool was "   \
+                                  "over failover_limit")                    \
     X(bytes_sent, COUNTER, "Bytes of requests written to the backend")      \
     X(bytes_received, COUNTER, "Bytes of replies read from the backend")    \
     X(connections, GAUGE, "Connections to the backend open now")          \

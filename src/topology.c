@@ -137,6 +137,17 @@ topology_pool_member(const struct topology_pool *p, uint32_t i)
     return UINT32_MAX;
 }
 
+uint32_t
+topology_pool_down(const struct topology_pool *p)
+{
+    uint32_t n = 0;
+
+    for (uint32_t j = 0; j < p->n; j++) {
+        n += !backend_is_up(p->be[j]);
+    }
+    return n;
+}
+
 const struct topology_pool *
 topology_first_pool(const struct topology *t, uint32_t i)
 {

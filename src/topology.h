@@ -134,6 +134,16 @@ topology_owner_index(const struct topology *t, const char *key, size_t len)
 /* Ring index in pool p of backend i (an index in t->backends), or
  * UINT32_MAX when p does not have it. */
 uint32_t topology_pool_member(const struct topology_pool *p, uint32_t i);
+/* Members of pool p that are not UP now. */
+uint32_t topology_pool_down(const struct topology_pool *p);
+/* Whether more than share `limit` of pool p's members would be down with
+ * `down` of them not UP ([health] failover_limit; 1 or more: never). */
+static inline bool
+topology_pool_over_limit(const struct topology_pool *p, uint32_t down,
+                         double limit)
+{
+    return limit < 1.0 && (double)down > limit * (double)p->n;
+}
 /* The first pool (in config order) that has backend i, or NULL. */
 const struct topology_pool *topology_first_pool(const struct topology *t,
                                                 uint32_t i);

@@ -451,6 +451,32 @@ START_TEST(test_bool_key)
 }
 END_TEST
 
+START_TEST(test_share_key)
+{
+    struct config *cfg = load_ok(BACKEND);
+
+    ck_assert(cfg->failover_limit == 1.0);
+    config_destroy(cfg);
+    cfg = load_ok("[health]\nfailover_limit = 0.5\n" BACKEND);
+    ck_assert(cfg->failover_limit == 0.5);
+    config_destroy(cfg);
+    cfg = load_ok("[health]\nfailover_limit = .25\n" BACKEND);
+    ck_assert(cfg->failover_limit == 0.25);
+    config_destroy(cfg);
+    cfg = load_ok("[health]\nfailover_limit = 0\n" BACKEND);
+    ck_assert(cfg->failover_limit == 0.0);
+    config_destroy(cfg);
+    expect_error("[health]\nfailover_limit = 1.5\n" BACKEND, 2,
+                 "failover_limit: bad share '1.5'");
+    expect_error("[health]\nfailover_limit = -0.5\n" BACKEND, 2,
+                 "failover_limit: bad share '-0.5'");
+    expect_error("[health]\nfailover_limit = 50%\n" BACKEND, 2,
+                 "failover_limit: bad share '50%'");
+    expect_error("[health]\nfailover_limit = 1e-1\n" BACKEND, 2,
+                 "failover_limit: bad share '1e-1'");
+}
+END_TEST
+
 START_TEST(test_key_outside_section)
 {
     expect_error("# header\n\nthreads = 2\n" BACKEND, 3,
@@ -997,7 +1023,7 @@ START_TEST(test_key_format)
     bool seen_hash = false;
 
     config_defaults(&cfg);
-    ck_assert_uint_eq(n, 31);
+    ck_assert_uint_eq(n, 32);
     ck_assert_int_eq(config_key_format(&cfg, 0, &section, &name, value,
                                        sizeof(value)),
                      0);
@@ -1885,6 +1911,7 @@ config_suite(void)
     tcase_add_test(tc, test_text_after_section);
     tcase_add_test(tc, test_unknown_key);
     tcase_add_test(tc, test_bool_key);
+    tcase_add_test(tc, test_share_key);
     tcase_add_test(tc, test_key_outside_section);
     tcase_add_test(tc, test_duplicate_key);
     tcase_add_test(tc, test_inih_syntax_error);

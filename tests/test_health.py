@@ -974,6 +974,90 @@ class AllDownTest(HealthTestCase):
         self.no_backend(kill, restart, "all SIGKILL")
 
 
+class FailoverLimitTest(HealthTestCase):
+    """[health] failover_limit: past that share of a pool down, the keys of
+    the down backends get errors instead of piling onto the survivors;
+    failing over resumes once the pool is back within it."""
+
+    NBACKENDS = 4
+    HEALTH = dict(FAST, failover_limit="0.5")
+
+    def log(self):
+        with open(self.mc.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def test_guard_engages_and_lifts(self):
+        by, route = self.keys(3)
+        keys = [k for ks in by.values() for k in ks]
+        self.set_all(keys)
+        names = self.cluster.names
+        ms = {n: self.cluster.backend(n) for n in names}
+        c = self.client(timeout=5.0)
+        want = b"SERVER_ERROR no backend available"
+
+        # 2 of 4 down is within 0.5: their keys fail over.
+        for n in names[:2]:
+            ms[n].kill()
+        for n in names[:2]:
+            self.wait_state(n, "DOWN", 5.0 * SPEC)
+        for k in by[names[0]] + by[names[1]]:
+            self.assertEqual(c.set(k, b"fo"), b"STORED", k)
+            self.assertEqual(c.get(k), b"fo", k)
+        self.assertNotIn("over failover_limit", self.log())
+
+        # 3 of 4 is over it: the down ones' keys get errors at once, the
+        # survivor's keys are served as before.
+        ms[names[2]].kill()
+        self.wait_state(names[2], "DOWN", 5.0 * SPEC)
+        for n in names[:3]:
+            for k in by[n]:
+                self.assertEqual(c.call("get " + k), want, k)
+                self.assertEqual(c.set(k, b"x"), want, k)
+        for k in by[names[3]]:
+            self.assertEqual(c.set(k, b"alive"), b"STORED", k)
+            self.assertEqual(c.get(k), b"alive", k)
+        # Nothing of theirs landed on the survivor.
+        self.assertEqual(direct_values(ms[names[3]], by[names[2]]), {})
+        st = backend_stats(self.port)
+        self.assertGreaterEqual(int(st[names[2]]["failovers_refused"]),
+                                2 * len(by[names[2]]))
+        self.assertEqual(int(st[names[3]]["failovers_refused"]), 0)
+        wait_for(lambda: "pool default: 3 of 4 backends down, over "
+                 "failover_limit 0.5" in self.log(), 5.0,
+                 "the log to say the pool is over failover_limit")
+
+        # One back: 2 of 4, within the limit again: failing over resumes.
+        ms[names[0]].start()
+        self.wait_state(names[0], "UP", 10.0 * SPEC)
+        wait_for(lambda: "within failover_limit 0.5: failing over again"
+                 in self.log(), 5.0, "the log to say failing over resumes")
+        for k in by[names[1]] + by[names[2]]:
+            self.assertEqual(c.set(k, b"again"), b"STORED", k)
+            self.assertEqual(c.get(k), b"again", k)
+        self.assert_alive()
+
+
+class FailoverLimitOffTest(HealthTestCase):
+    """By default every down backend fails over, down to the last one."""
+
+    NBACKENDS = 4
+
+    def test_three_of_four_down_fail_over(self):
+        by, route = self.keys(2)
+        names = self.cluster.names
+        for n in names[:3]:
+            self.cluster.backend(n).kill()
+        for n in names[:3]:
+            self.wait_state(n, "DOWN", 5.0 * SPEC)
+        c = self.client(timeout=5.0)
+        for k in [k for ks in by.values() for k in ks]:
+            self.assertEqual(c.set(k, b"v"), b"STORED", k)
+            self.assertEqual(c.get(k), b"v", k)
+        st = backend_stats(self.port)
+        self.assertEqual(sum(int(s["failovers_refused"]) for s in
+                             st.values()), 0)
+
+
 class WeightedTest(HealthTestCase):
     """Test 8: weights 1,2,1 and the weight-2 backend killed."""
 
