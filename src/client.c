@@ -42,6 +42,8 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include <xxhash.h>
+
 #include "client.h"
 #include "iobatch.h"
 #include "log.h"
@@ -59,6 +61,27 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg);
 static void client_write_cb(evutil_socket_t fd, short what, void *arg);
 static void client_drive(struct client *c);
 static void client_release(struct client *c);
+
+/* What client_rate counts by: the peer's IP address (not its port),
+ * hashed; 0 for a unix socket. */
+static uint64_t
+client_addr_key(const struct sockaddr_storage *peer, socklen_t len)
+{
+    uint64_t k = 0;
+
+    if (len > 0 && peer->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)peer;
+
+        k = XXH3_64bits(&a->sin_addr, sizeof(a->sin_addr));
+    } else if (len > 0 && peer->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)peer;
+
+        k = XXH3_64bits(&a->sin6_addr, sizeof(a->sin6_addr));
+    } else {
+        return 0;
+    }
+    return k == 0 ? 1 : k;
+}
 
 /* A client for socket fd with that id: everything but the counting. */
 static struct client *
@@ -100,6 +123,7 @@ client_new(struct worker *w, int fd, bool tls, uint64_t id)
     if (getpeername(fd, (struct sockaddr *)&peer, &peerlen) != 0) {
         peerlen = 0;
     }
+    c->addr_key = client_addr_key(&peer, peerlen);
     snprintf(c->nc.name, sizeof(c->nc.name), "client %u.%llu (%s)", w->id,
              (unsigned long long)c->id,
              peerlen > 0 && peer.ss_family != AF_UNIX

@@ -30,6 +30,8 @@ STAILQ_HEAD(request_queue, request);
 
 struct client {
     struct worker *worker;
+    uint64_t addr_key;              /* hash of its IP address, for
+                                       client_rate; 0: none (unix) */
     struct net_conn nc;             /* ev_write added only while the
                                        socket is full; buffers freed
                                        once CLOSED */

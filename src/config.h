@@ -65,6 +65,8 @@ struct config_pool {
     unsigned replicas;              /* copies of each key, >= 1 */
     char *region;                   /* NULL: none */
     bool hotkey_spread;             /* hot keys read from any replica */
+    unsigned rate;                  /* keys a second, all threads; 0: any */
+    unsigned burst;                 /* 0: as rate */
     /* Health settings for its backends, 0: [health]'s. A backend in
      * several pools takes them from the first of those pools. */
     unsigned health_interval_ms;
@@ -104,6 +106,9 @@ struct config {
     uint16_t listen_port;
     unsigned listen_mode;           /* of that unix socket */
     bool io_uring;                  /* batch each turn's I/O (iobatch.h) */
+    unsigned client_rate;           /* key commands a second per client
+                                       address, all threads; 0: any */
+    unsigned client_burst;          /* 0: as client_rate */
     unsigned threads;               /* 0 = online CPUs */
     enum ring_hash hash;
     unsigned vnodes;

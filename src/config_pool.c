@@ -312,6 +312,8 @@ config_pool_set(struct config *cfg, struct config_pool *p, const char *key,
          60000},
         {"rise", offsetof(struct config_pool, health_rise), 1, 100},
         {"fall", offsetof(struct config_pool, health_fall), 1, 100},
+        {"rate", offsetof(struct config_pool, rate), 0, 100000000},
+        {"burst", offsetof(struct config_pool, burst), 0, 100000000},
     };
 
     (void)cfg;
@@ -796,7 +798,8 @@ config_pool_has_settings(const struct config_pool *p)
     return p->hash >= 0 || p->vnodes > 0 || p->replicas != 1 ||
            p->region != NULL || p->hotkey_spread ||
            p->health_interval_ms > 0 || p->health_timeout_ms > 0 ||
-           p->health_rise > 0 || p->health_fall > 0;
+           p->health_rise > 0 || p->health_fall > 0 || p->rate > 0 ||
+           p->burst > 0;
 }
 
 static void
@@ -836,6 +839,12 @@ config_pool_render(const struct config *cfg, const struct config_pool *p,
     }
     if (p->health_fall > 0) {
         fprintf(out, "fall = %u\n", p->health_fall);
+    }
+    if (p->rate > 0) {
+        fprintf(out, "rate = %u\n", p->rate);
+    }
+    if (p->burst > 0) {
+        fprintf(out, "burst = %u\n", p->burst);
     }
     for (size_t m = 0; m < p->nmembers; m++) {
         int b = config_backend_index(cfg, p->members[m]);

@@ -108,6 +108,13 @@ proto_cmd_is_meta(enum proto_cmd cmd)
     return cmd >= PROTO_CMD_MG && cmd <= PROTO_CMD_ME;
 }
 
+bool
+proto_cmd_has_key(enum proto_cmd cmd)
+{
+    return (cmd >= PROTO_CMD_GET && cmd <= PROTO_CMD_TOUCH) ||
+           proto_cmd_is_meta(cmd);
+}
+
 size_t
 proto_base64_encode(const char *src, size_t len, char *out)
 {

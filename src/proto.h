@@ -157,6 +157,9 @@ bool proto_cmd_is_retrieval(enum proto_cmd cmd);
 bool proto_cmd_is_storage(enum proto_cmd cmd);
 /* True for MG..ME. */
 bool proto_cmd_is_meta(enum proto_cmd cmd);
+/* Commands that name keys (retrievals, storage, delete, incr/decr, touch,
+ * the meta commands). */
+bool proto_cmd_has_key(enum proto_cmd cmd);
 
 /*
  * Decodes base64 (standard alphabet, '=' padding) src of len bytes into

@@ -939,6 +939,11 @@ proxy_start(struct proxy *p, struct config *cfg, char *err, size_t errlen)
     p->fd_limit = proxy_raise_fd_limit();
     pthread_mutex_init(&p->stats_lock, NULL);
     p->stats_base = util_xcalloc(1, sizeof(*p->stats_base));
+    p->client_rates = ratelimit_table_new();
+    if (p->client_rates == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     (void)net_format_hostport(cfg->listen_host, cfg->listen_port,
                               p->listen_addr, sizeof(p->listen_addr));
     backend_set_init(&p->backends, p->nworkers, proxy_backend_down, p);
@@ -1147,6 +1152,7 @@ proxy_stop(struct proxy *p)
         pthread_mutex_destroy(&p->stats_lock);
     }
     free(p->stats_base);
+    ratelimit_table_free(p->client_rates);
     for (uint32_t i = 0; i < p->npool_names; i++) {
         free(p->pool_names[i]);
     }

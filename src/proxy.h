@@ -24,6 +24,7 @@
 #include "config.h"
 #include "hotkeys.h"
 #include "ring.h"
+#include "ratelimit.h"
 #include "stats.h"
 #include "topology.h"
 
@@ -49,6 +50,10 @@ struct rebalance;
 struct metrics_alerts;
 
 struct proxy {
+    /* Rate limits (ratelimit.h), shared by the workers: each pool's by
+     * its counters' slot, and each client address's. */
+    _Atomic uint64_t pool_tat[STATS_POOLS];
+    struct ratelimit_table *client_rates;
     struct topology *topo;          /* current; main thread only (workers
                                        have their own reference) */
     uint64_t generation;            /* of the last snapshot built */

@@ -40,6 +40,8 @@
 #include "config.h"
 #include "log.h"
 #include "mget.h"
+#include "proto.h"
+#include "ratelimit.h"
 #include "recovery.h"
 #include "replica.h"
 #include "request.h"
@@ -1122,6 +1124,89 @@ request_dispatch_too_large(struct request *req, const struct proto_req *pr)
 _Static_assert(PROTO_CMD_COUNT <= STATS_COMMANDS,
                "every command has its counter");
 
+/* Takes one request for each key's pool from the pools' rate limits;
+ * false when one of them refuses. */
+static bool
+request_pools_allow(struct request *req, const struct proto_req *pr,
+                    uint64_t now_ns)
+{
+    struct worker *w = req->worker;
+    const struct topology *t = req->wt->t;
+    struct proto_str key = pr->key;
+    char keybuf[PROTO_KEY_MAX];
+    const char *cur = pr->keys.p;
+    const char *end = pr->keys.p + pr->keys.len;
+    bool many = proto_cmd_is_retrieval(pr->cmd);
+
+    if (pr->meta_b64) {
+        size_t k = proto_base64_decode(pr->key.p, pr->key.len, keybuf,
+                                       sizeof(keybuf));
+
+        if (k > 0) {
+            key = (struct proto_str){keybuf, k};
+        }
+    }
+    while (!many || proto_next_key(&cur, end, &key)) {
+        const struct topology_pool *p = topology_pool_of(t, key.p, key.len);
+
+        if (p->cfg->rate > 0) {
+            struct ratelimit r;
+
+            ratelimit_init(&r, p->cfg->rate, p->cfg->burst);
+            if (!ratelimit_take(&w->pool_tat[p->id], &r, now_ns, 1)) {
+                return false;
+            }
+        }
+        if (!many) {
+            break;
+        }
+    }
+    return true;
+}
+
+/*
+ * Whether a client's key command is over its address's client_rate or a
+ * pool's rate: then it is answered SERVER_ERROR rate limited (its data
+ * block skipped), counted, and true returned.
+ */
+static bool
+request_rate_limited(struct request *req, const struct proto_req *pr,
+                     struct evbuffer *in, size_t skip)
+{
+    struct worker *w = req->worker;
+    const struct config *cfg = w->cfg;
+    uint64_t now_ns;
+    bool client_over = false;
+
+    if (req->client == NULL || (!req->wt->t->rated && cfg->client_rate == 0) ||
+        !proto_cmd_has_key(pr->cmd)) {
+        return false;
+    }
+    now_ns = worker_now_us(w) * 1000u;
+    if (cfg->client_rate > 0 && req->client->addr_key != 0) {
+        struct ratelimit r;
+
+        ratelimit_init(&r, cfg->client_rate, cfg->client_burst);
+        client_over = !ratelimit_table_take(
+            w->client_rates, &r, req->client->addr_key, now_ns,
+            proto_cmd_is_retrieval(pr->cmd) ? pr->nkeys : 1);
+    }
+    if (!client_over && (!req->wt->t->rated ||
+                         request_pools_allow(req, pr, now_ns))) {
+        return false;
+    }
+    stats_add(client_over ? &w->stats.client_rate_limited
+                          : &w->stats.rate_limited,
+              1);
+    stats_add(&w->stats.server_errors, 1);
+    if (in != NULL &&
+        (proto_cmd_is_storage(pr->cmd) || pr->cmd == PROTO_CMD_MS)) {
+        evbuffer_drain(in, skip + (size_t)pr->vlen + 2);
+    }
+    request_reply(req, "SERVER_ERROR rate limited");
+    return true;
+}
+
 void
 request_dispatch(struct request *req, const struct proto_req *pr,
                  const char *line, size_t len, struct evbuffer *in,
@@ -1132,6 +1217,9 @@ request_dispatch(struct request *req, const struct proto_req *pr,
     req->cmd = pr->cmd;
     req->noreply = pr->noreply;
     stats_add(&w->stats.commands[pr->cmd], 1);
+    if (request_rate_limited(req, pr, in, skip)) {
+        return;
+    }
     switch (pr->cmd) {
     case PROTO_CMD_GET:
     case PROTO_CMD_GETS:

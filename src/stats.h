@@ -56,6 +56,10 @@
                                 "CLIENT_ERROR")                             \
     X(server_errors, COUNTER, "Client commands answered with "             \
                               "SERVER_ERROR")                               \
+    X(rate_limited, COUNTER, "Key commands refused: their pool was over "   \
+                             "its rate")                                    \
+    X(client_rate_limited, COUNTER, "Key commands refused: their client "   \
+                                    "address was over client_rate")         \
     X(idle_kicks, COUNTER, "Client connections closed after "              \
                            "client_idle_timeout (memcached's name)")        \
     X(warmup_hits, COUNTER, "Keys that missed on their new owner during a " \

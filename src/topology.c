@@ -38,6 +38,7 @@ topology_build_pool(struct topology *t, uint32_t i, char *err, size_t errlen)
     p->replicas = cp->replicas < p->n ? cp->replicas : p->n;
     t->replicated = t->replicated || p->replicas > 1;
     t->spread = t->spread || (p->replicas > 1 && cp->hotkey_spread);
+    t->rated = t->rated || cp->rate > 0;
     return 0;
 }
 

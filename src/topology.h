@@ -64,6 +64,7 @@ struct topology {
     bool regional;                  /* a route is local-first */
     bool replicated;                /* a pool has replicas > 1 */
     bool spread;                    /* ... and hotkey_spread */
+    bool rated;                     /* a pool has a rate */
     /*
      * During a move and its window: origin[0] is the snapshot from before
      * the move began, origin[1] the one where a rollback began (or NULL);

@@ -635,6 +635,8 @@ worker_create(struct proxy *p, unsigned id, struct topology *t, char *err,
     w->inbox_rd = w->inbox_wr = -1;
     w->park.epfd = -1;
     w->per_backend = p->per_backend;
+    w->pool_tat = p->pool_tat;
+    w->client_rates = p->client_rates;
     pthread_mutex_init(&w->hot_lock, NULL);
     w->hot_rng = 0x9e3779b97f4a7c15ull * (id + 1);
     w->hot_countdown = 1;

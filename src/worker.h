@@ -90,6 +90,8 @@ struct worker {
     uint64_t mem_others;            /* the other workers' clients' share,
                                        as read at the end of a loop turn */
     bool flush_scheduled;
+    _Atomic uint64_t *pool_tat;     /* the proxy's rate limits: by pool */
+    struct ratelimit_table *client_rates; /* ... and by client address */
     struct iobatch *iobatch;        /* the turn's reads and writes, or
                                        NULL: readv and writev */
     struct client_list flush_clients;

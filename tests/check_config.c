@@ -960,6 +960,8 @@ render_and_load(const struct config *cfg, char **textp)
 
 static const char *const round_trip_configs[] = {
     BACKEND,
+    "[proxy]\nclient_rate = 1000\nclient_burst = 50\n"
+    "[pool p]\nrate = 300\nburst = 20\nb = 127.0.0.1:1\n",
     "[proxy]\nlisten = [::1]:22122\nthreads = 3\nhash = ketama\n"
     "vnodes = 7\ntimeout_ms = 9\nconnect_timeout_ms = 8\n"
     "backend_connections = 2\nmax_connections = 77\nmax_value_size = 5\n"
@@ -1023,7 +1025,7 @@ START_TEST(test_key_format)
     bool seen_hash = false;
 
     config_defaults(&cfg);
-    ck_assert_uint_eq(n, 32);
+    ck_assert_uint_eq(n, 34);
     ck_assert_int_eq(config_key_format(&cfg, 0, &section, &name, value,
                                        sizeof(value)),
                      0);

@@ -717,6 +717,126 @@ class BackendTimeoutTest(ClusterTestCase):
             self.assertEqual(bc.get(slow_key), b"again")
 
 
+class RateLimitTest(unittest.TestCase):
+    """A pool's rate and burst, and client_rate / client_burst per client
+    address: beyond them key commands get SERVER_ERROR rate limited,
+    counted; the stream stays in step (a refused set's data is skipped)."""
+
+    LIMITED = b"SERVER_ERROR rate limited"
+
+    def setUp(self):
+        if mctest.direct_mode():
+            self.skipTest("needs mcring")
+        self.cluster = mctest.Cluster(
+            nbackends=2, proxy=self.PROXY,
+            pools=(["b1"], lambda c: "[pool slow]\nrate = 20\nburst = 5\n" +
+                   c.pool_lines(["b2"]) + "\n[routes]\nslow: = slow\n"))
+        self.addCleanup(self.cluster.close)
+        self.cluster.start()
+
+    PROXY = {}
+
+    def counter(self, name):
+        with self.cluster.client() as c:
+            return int(c.stats()[name])
+
+    def pipeline(self, c, lines):
+        """Sends the lines at once; their replies, one line each."""
+        c.send(b"".join(lines))
+        t0 = time.monotonic()
+        out = [c.readline() for _ in lines]
+        return out, time.monotonic() - t0
+
+
+class PoolRateTest(RateLimitTest):
+
+    def test_pool_rate_and_burst(self):
+        c = self.cluster.client(timeout=10.0)
+        t0 = time.monotonic()
+        got, _ = self.pipeline(c, [b"get slow:%d\r\n" % i
+                                   for i in range(60)])
+        took = time.monotonic() - t0
+        ok = got.count(b"END")
+        limited = got.count(self.LIMITED)
+        self.assertEqual(ok + limited, 60, got)
+        # The burst at once, then 20 a second at most.
+        self.assertGreaterEqual(ok, 5)
+        self.assertLessEqual(ok, 5 + int(20 * took) + 1, (ok, took))
+        mctest.wait_for(lambda: self.counter("rate_limited") == limited, 5,
+                        "rate_limited to count the refused gets")
+        # Keys of the other pool have no limit.
+        got, _ = self.pipeline(c, [b"get fast:%d\r\n" % i
+                                   for i in range(200)])
+        self.assertEqual(got, [b"END"] * 200)
+        # A refused set's data block is skipped: the stream stays in step.
+        got, took = self.pipeline(c, [b"set slow:s%d 0 0 5\r\nhello\r\n" % i
+                                      for i in range(30)])
+        self.assertEqual(set(got) - {b"STORED", self.LIMITED}, set(), got)
+        self.assertIn(self.LIMITED, got)
+        # Refilled after a while: 20 a second.
+        mctest.wait_for(lambda: c.call("get slow:x") == b"END", 5,
+                        "the pool's limit to let a get through again")
+        self.assertEqual(c.set("fast:after", b"v"), b"STORED")
+        self.assertEqual(c.get("fast:after"), b"v")
+
+    def test_multiget_takes_one_per_key(self):
+        c = self.cluster.client(timeout=10.0)
+        keys = " ".join("slow:m%d" % i for i in range(10))
+        # 10 keys of a pool with a burst of 5: refused at once.
+        self.assertEqual(c.call("get " + keys), self.LIMITED)
+        mctest.wait_for(lambda: c.call("get slow:m0 fast:m1") == b"END", 5,
+                        "a two-key get to pass")
+
+
+class ClientRateTest(RateLimitTest):
+
+    def setUp(self):
+        # Set by a reload once started (the start's own probes would be
+        # limited too): a reload applies the limits at once.
+        super().setUp()
+        m = self.cluster.mcring
+        m.proxy_opts = dict(m.proxy_opts, client_rate=50, client_burst=10)
+        m.write_config(self.cluster.port)
+        self.assertEqual(mctest.sighup_reload(m), "applied")
+
+    def test_one_limit_per_address(self):
+        a = self.cluster.client(timeout=10.0)
+        b = self.cluster.client(timeout=10.0)
+        t0 = time.monotonic()
+        a.send(b"".join(b"get fast:a%d\r\n" % i for i in range(30)))
+        b.send(b"".join(b"get fast:b%d\r\n" % i for i in range(30)))
+        got = [a.readline() for _ in range(30)] + \
+              [b.readline() for _ in range(30)]
+        took = time.monotonic() - t0
+        ok = got.count(b"END")
+        limited = got.count(self.LIMITED)
+        self.assertEqual(ok + limited, 60, got)
+        # Both connections come from 127.0.0.1: one burst of 10 between
+        # them, then 50 a second.
+        self.assertGreaterEqual(ok, 10)
+        self.assertLessEqual(ok, 10 + int(50 * took) + 1, (ok, took))
+        mctest.wait_for(lambda: self.counter("client_rate_limited") ==
+                        limited, 5, "client_rate_limited to count them")
+        # Commands without keys are not limited.
+        got, _ = self.pipeline(a, [b"version\r\n"] * 100)
+        self.assertTrue(all(g.startswith(b"VERSION ") for g in got), got)
+        mctest.wait_for(lambda: a.call("get fast:z") == b"END", 5,
+                        "the limit to let a get through again")
+
+
+class NoRateLimitTest(mctest.ClusterTestCase):
+    """Off by default: a burst of 2,000 pipelined gets all pass."""
+    NEEDS_MCRING = True
+
+    def test_unlimited(self):
+        c = self.client(timeout=20.0)
+        c.send(b"".join(b"get k%d\r\n" % i for i in range(2000)))
+        for _ in range(2000):
+            self.assertEqual(c.readline(), b"END")
+        self.assertEqual(int(c.stats()["rate_limited"]), 0)
+        self.assertEqual(int(c.stats()["client_rate_limited"]), 0)
+
+
 class SignalTest(unittest.TestCase):
 
     def setUp(self):
