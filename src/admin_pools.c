@@ -19,7 +19,8 @@
 /* The settings of a pool the API knows, as config_pool_set() names them. */
 static const char *const admin_pools_settings[] = {
     "hash",        "vnodes",     "replicas", "region", "hotkey_spread",
-    "interval_ms", "timeout_ms", "rise",     "fall",
+    "interval_ms", "timeout_ms", "rise",     "fall",   "rate",
+    "burst",
 };
 
 static bool
@@ -74,6 +75,12 @@ admin_pools_json(const struct config *cfg)
         }
         if (p->health_fall > 0) {
             json_object_set_new(o, "fall", json_integer(p->health_fall));
+        }
+        if (p->rate > 0) {
+            json_object_set_new(o, "rate", json_integer(p->rate));
+        }
+        if (p->burst > 0) {
+            json_object_set_new(o, "burst", json_integer(p->burst));
         }
     }
     return list;
@@ -141,7 +148,7 @@ admin_pools_set(struct config *cfg, size_t i, json_t *body,
             snprintf(err, errlen,
                      "unknown field '%s' (expected hash, vnodes, replicas, "
                      "region, hotkey_spread, interval_ms, timeout_ms, rise, "
-                     "fall%s)",
+                     "fall, rate, burst%s)",
                      key, allowed != NULL ? ", name, backends" : "");
             return 400;
         }

@@ -391,6 +391,11 @@ class PoolApiTest(OnePoolCase):
         self.assertEqual(status, 200, doc)
         pool = [p for p in doc if p["name"] == "api"][0]
         self.assertEqual((pool["replicas"], pool["hotkey_spread"]), (3, True))
+        status, doc = http_json(self.admin_port, "PATCH", "/pools/api",
+                                {"rate": 500, "burst": 50})
+        self.assertEqual(status, 200, doc)
+        pool = [p for p in doc if p["name"] == "api"][0]
+        self.assertEqual((pool["rate"], pool["burst"]), (500, 50))
         # Refused: nothing changes.
         for method, path, body, want in [
                 ("PATCH", "/pools/api", {"replicas": 99}, 400),
