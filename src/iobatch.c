@@ -27,6 +27,7 @@
 #include <event2/buffer.h>
 
 #include "iobatch.h"
+#include "log.h"
 
 #ifdef HAVE_LIBURING
 
@@ -63,6 +64,8 @@ struct iobatch {
     struct iovec iov[IOBATCH_IOV];
     unsigned nrd;                     /* queued reads */
     bool reading;                     /* in iobatch_read_submit() */
+    bool failed;                      /* the kernel refused a submission:
+                                         readv and writev from then on */
     struct msghdr rmsg[IOBATCH_DEPTH];
     struct iobatch_rd rd[IOBATCH_READS];
 };
@@ -95,15 +98,28 @@ iobatch_free(struct iobatch *b)
     }
 }
 
-/* Submits the queued operations and waits for all of them: each is a
- * non-blocking socket call, done inline, so the wait does not sleep. */
+/*
+ * Submits the queued operations and waits for all of them: each is a
+ * non-blocking socket call, done inline, so the wait does not sleep. If
+ * the kernel takes fewer than all (out of memory), the rest can never be
+ * taken back from the ring: the batch is given up for good, and what it
+ * did not do is left to readv and writev.
+ */
 static void
 iobatch_run(struct iobatch *b, unsigned n, void (*reap)(struct io_uring_cqe *))
 {
     struct io_uring_cqe *cqe;
     unsigned done = 0;
+    int rc;
 
-    while (io_uring_submit_and_wait(&b->ring, n) == -EINTR) {
+    while ((rc = io_uring_submit_and_wait(&b->ring, n)) == -EINTR) {
+    }
+    if (rc < 0 || (unsigned)rc < n) {
+        b->failed = true;
+        log_warn("io_uring_enter: %s; reading and writing with readv and "
+                 "writev from now on",
+                 rc < 0 ? strerror(-rc) : "short submission");
+        n = rc < 0 ? 0 : (unsigned)rc;
     }
     while (done < n && io_uring_wait_cqe(&b->ring, &cqe) == 0) {
         reap(cqe);
@@ -154,8 +170,8 @@ iobatch_read(struct iobatch *b, struct net_conn *nc, iobatch_read_fn done,
     if (nc->read_queued != NULL) {
         return 0;
     }
-    if (b->nrd == IOBATCH_READS || b->reading || nc->tls != NULL ||
-        nc->fd < 0) {
+    if (b->nrd == IOBATCH_READS || b->reading || b->failed ||
+        nc->tls != NULL || nc->fd < 0) {
         return -1;
     }
     e = &b->rd[b->nrd++];
@@ -191,8 +207,8 @@ iobatch_read_submit(struct iobatch *b)
             e->n = -1;
             e->err = EAGAIN;
             e->nv = 0;
-            if (e->nc == NULL) {
-                continue;
+            if (e->nc == NULL || b->failed) {
+                continue; /* (failed: read again next turn, readv) */
             }
             e->nv = evbuffer_reserve_space(e->nc->in, IOBATCH_READ_SIZE,
                                            e->v, 2);
@@ -233,7 +249,7 @@ iobatch_submit(struct iobatch *b)
     unsigned q = 0;
 
     /* One socket alone: writev, as without a batch (net_conn_write()). */
-    if (b->n < 2) {
+    if (b->n < 2 || b->failed) {
         b->n = 0;
         return;
     }
