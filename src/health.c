@@ -163,6 +163,13 @@ health_note_limits(struct health *h)
     const struct topology *t = h->topo;
     double limit = t->cfg->failover_limit;
 
+    if (limit >= 1.0) {
+        /* Off (the default): nothing to count on every probe. */
+        if (h->npool_over > 0) {
+            memset(h->pool_over, 0, h->npool_over * sizeof(*h->pool_over));
+        }
+        return;
+    }
     if (h->npool_over < t->npools) {
         h->pool_over = util_xrealloc(h->pool_over, t->npools,
                                      sizeof(*h->pool_over));
