@@ -20,7 +20,7 @@
 static const char *const admin_pools_settings[] = {
     "hash",        "vnodes",     "replicas", "region", "hotkey_spread",
     "interval_ms", "timeout_ms", "rise",     "fall",   "rate",
-    "burst",
+    "burst",       "shadow",     "shadow_share",
 };
 
 static bool
@@ -82,6 +82,11 @@ admin_pools_json(const struct config *cfg)
         if (p->burst > 0) {
             json_object_set_new(o, "burst", json_integer(p->burst));
         }
+        if (p->shadow != NULL) {
+            json_object_set_new(o, "shadow", json_string(p->shadow));
+            json_object_set_new(o, "shadow_share",
+                                json_real(p->shadow_share));
+        }
     }
     return list;
 }
@@ -122,6 +127,12 @@ admin_pools_value_text(const json_t *v, char *buf, size_t len)
         snprintf(buf, len, "%lld", (long long)json_integer_value(v));
         return 0;
     }
+    if (json_is_real(v)) {
+        /* A share: what the file would say, or what it refuses. */
+        return config_format_decimal(json_real_value(v), buf, len) == 0
+                   ? 0
+                   : -1;
+    }
     return -1;
 }
 
@@ -148,13 +159,13 @@ admin_pools_set(struct config *cfg, size_t i, json_t *body,
             snprintf(err, errlen,
                      "unknown field '%s' (expected hash, vnodes, replicas, "
                      "region, hotkey_spread, interval_ms, timeout_ms, rise, "
-                     "fall, rate, burst%s)",
+                     "fall, rate, burst, shadow, shadow_share%s)",
                      key, allowed != NULL ? ", name, backends" : "");
             return 400;
         }
         if (admin_pools_value_text(v, text, sizeof(text)) != 0) {
-            snprintf(err, errlen, "%s: expected a string, a whole number or "
-                                  "a boolean",
+            snprintf(err, errlen, "%s: expected a string, a whole number, "
+                                  "a share or a boolean",
                      key);
             return 400;
         }

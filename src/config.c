@@ -154,7 +154,6 @@ static const struct config_key config_keys[] = {
 
 #define CONFIG_NKEYS UTIL_ARRAY_SIZE(config_keys)
 
-static int config_parse_weight(const char *s, double *out);
 
 static const char *const config_hash_names[] = {
     [RING_HASH_XXH3] = "xxh3",
@@ -439,7 +438,7 @@ config_set_key(struct config_parser *p, const struct config_key *k,
     case CONFIG_TYPE_SHARE: {
         double v;
 
-        if (config_parse_weight(value, &v) != 0 || v > 1.0) {
+        if (config_parse_decimal(value, &v) != 0 || v > 1.0) {
             config_fail(p, p->line,
                         "%s: bad share '%s' (expected a decimal from 0 to 1, "
                         "such as 0.5)",
@@ -523,44 +522,6 @@ config_set_key(struct config_parser *p, const struct config_key *k,
         return 0;
     }
     return -1;
-}
-
-/*
- * A strict positive decimal: digits with an optional fraction ("2", "0.5",
- * ".5"), at most 15 digits so that mantissa / 10^k is exact on both sides
- * and the quotient correctly rounded (what strtod() gives, without its
- * locale, hex, exponent, inf and nan forms).
- */
-static int
-config_parse_weight(const char *s, double *out)
-{
-    uint64_t mant = 0;
-    unsigned digits = 0;
-    unsigned frac = 0;
-    bool dot = false;
-    double scale = 1.0;
-
-    for (; *s != '\0'; s++) {
-        if (*s == '.' && !dot) {
-            dot = true;
-        } else if (*s >= '0' && *s <= '9') {
-            if (++digits > 15) {
-                return -1;
-            }
-            mant = mant * 10 + (uint64_t)(*s - '0');
-            frac += dot;
-        } else {
-            return -1;
-        }
-    }
-    if (digits == 0 || (dot && frac == 0)) {
-        return -1;
-    }
-    while (frac-- > 0) {
-        scale *= 10.0;
-    }
-    *out = (double)mant / scale;
-    return 0;
 }
 
 static struct config_backend *
@@ -829,7 +790,7 @@ config_add_backend(struct config_parser *p, struct config_pool *pool,
             return -1;
         }
         have_weight = true;
-        if (config_parse_weight(tok + 7, &weight) != 0) {
+        if (config_parse_decimal(tok + 7, &weight) != 0) {
             weight = 0.0; /* reported as bad below */
         }
         if (config_check_weight(name, weight, tok + 7, reason,
@@ -1547,35 +1508,7 @@ config_clone(const struct config *cfg)
 int
 config_format_weight(double w, char *buf, size_t len)
 {
-    char tmp[64];
-
-    if (!(w > 0.0 && w <= CONFIG_WEIGHT_MAX)) {
-        return -1;
-    }
-    /*
-     * The fewest decimals that read back as w; a leading "0" counts as a
-     * digit for config_parse_weight(), so try without it too.
-     */
-    for (int decimals = 0; decimals <= 15; decimals++) {
-        double v;
-        char *s = tmp;
-        size_t n;
-
-        snprintf(tmp, sizeof(tmp), "%.*f", decimals, w);
-        if (config_parse_weight(s, &v) != 0 && s[0] == '0' && s[1] == '.') {
-            s++;
-        }
-        if (config_parse_weight(s, &v) != 0 || v != w) {
-            continue;
-        }
-        n = strlen(s);
-        if (n >= len) {
-            return -1;
-        }
-        memcpy(buf, s, n + 1);
-        return 0;
-    }
-    return -1;
+    return w > 0.0 ? config_format_decimal(w, buf, len) : -1;
 }
 
 /* The pool called name, or the default one for NULL; NULL with err. */
@@ -1793,8 +1726,10 @@ config_key_format(const struct config *cfg, size_t i, const char **section,
                      *(const unsigned *)(const void *)field);
         break;
     case CONFIG_TYPE_SHARE:
-        n = snprintf(value, valuelen, "%.6g",
-                     *(const double *)(const void *)field);
+        n = config_format_decimal(*(const double *)(const void *)field,
+                                  value, valuelen) == 0
+                ? (int)strlen(value)
+                : -1;
         break;
     case CONFIG_TYPE_BOOL:
         n = snprintf(value, valuelen, "%s",

@@ -67,6 +67,9 @@ struct config_pool {
     bool hotkey_spread;             /* hot keys read from any replica */
     unsigned rate;                  /* keys a second, all threads; 0: any */
     unsigned burst;                 /* 0: as rate */
+    char *shadow;                   /* a pool that also gets a copy of a
+                                       share of its key commands, or NULL */
+    double shadow_share;            /* that share of its keys, [0, 1] */
     /* Health settings for its backends, 0: [health]'s. A backend in
      * several pools takes them from the first of those pools. */
     unsigned health_interval_ms;
@@ -293,6 +296,18 @@ int config_key_format(const struct config *cfg, size_t i,
  * digits or w is out of (0, CONFIG_WEIGHT_MAX].
  */
 int config_format_weight(double w, char *buf, size_t len)
+    __attribute__((warn_unused_result));
+
+/*
+ * A strict decimal: digits with an optional fraction ("2", "0.5", ".5"),
+ * at most 15 digits, no sign, exponent or locale. Returns 0 and fills
+ * *out, or -1.
+ */
+int config_parse_decimal(const char *s, double *out)
+    __attribute__((warn_unused_result));
+/* As config_format_weight(), for any w in [0, CONFIG_WEIGHT_MAX] (shares
+ * too). */
+int config_format_decimal(double w, char *buf, size_t len)
     __attribute__((warn_unused_result));
 
 

@@ -34,6 +34,78 @@
 #include "config.h"
 #include "util.h"
 
+/*
+ * See config.h. A strict decimal: digits with an optional fraction ("2", "0.5",
+ * ".5"), at most 15 digits so that mantissa / 10^k is exact on both sides
+ * and the quotient correctly rounded (what strtod() gives, without its
+ * locale, hex, exponent, inf and nan forms).
+ */
+int
+config_parse_decimal(const char *s, double *out)
+{
+    uint64_t mant = 0;
+    unsigned digits = 0;
+    unsigned frac = 0;
+    bool dot = false;
+    double scale = 1.0;
+
+    for (; *s != '\0'; s++) {
+        if (*s == '.' && !dot) {
+            dot = true;
+        } else if (*s >= '0' && *s <= '9') {
+            if (++digits > 15) {
+                return -1;
+            }
+            mant = mant * 10 + (uint64_t)(*s - '0');
+            frac += dot;
+        } else {
+            return -1;
+        }
+    }
+    if (digits == 0 || (dot && frac == 0)) {
+        return -1;
+    }
+    while (frac-- > 0) {
+        scale *= 10.0;
+    }
+    *out = (double)mant / scale;
+    return 0;
+}
+
+int
+config_format_decimal(double w, char *buf, size_t len)
+{
+    char tmp[64];
+
+    if (!(w >= 0.0 && w <= CONFIG_WEIGHT_MAX)) {
+        return -1;
+    }
+    /*
+     * The fewest decimals that read back as w; a leading "0" counts as a
+     * digit for config_parse_decimal(), so try without it too.
+     */
+    for (int decimals = 0; decimals <= 15; decimals++) {
+        double v;
+        char *s = tmp;
+        size_t n;
+
+        snprintf(tmp, sizeof(tmp), "%.*f", decimals, w);
+        if (config_parse_decimal(s, &v) != 0 && s[0] == '0' && s[1] == '.') {
+            s++;
+        }
+        if (config_parse_decimal(s, &v) != 0 || v != w) {
+            continue;
+        }
+        n = strlen(s);
+        if (n >= len) {
+            return -1;
+        }
+        memcpy(buf, s, n + 1);
+        return 0;
+    }
+    return -1;
+}
+
 bool
 config_name_valid(const char *name)
 {
@@ -272,6 +344,7 @@ config_add_pool(struct config *cfg, const char *name, int line, char *err,
     p->line = line;
     p->hash = -1;
     p->replicas = 1;
+    p->shadow_share = 1.0;
     return p;
 }
 
@@ -351,6 +424,30 @@ config_pool_set(struct config *cfg, struct config_pool *p, const char *key,
         p->region = util_xstrdup(value);
         return 1;
     }
+    if (strcmp(key, "shadow") == 0) {
+        if (!config_name_valid(value)) {
+            snprintf(err, errlen,
+                     "shadow: bad pool name '%s' (1..%d bytes of A-Z a-z 0-9 "
+                     "_ . : -)",
+                     value, CONFIG_NAME_MAX);
+            return -1;
+        }
+        free(p->shadow);
+        p->shadow = util_xstrdup(value);
+        return 1;
+    }
+    if (strcmp(key, "shadow_share") == 0) {
+        if (config_parse_decimal(value, &p->shadow_share) != 0 ||
+            p->shadow_share > 1.0) {
+            p->shadow_share = 1.0;
+            snprintf(err, errlen,
+                     "shadow_share: bad share '%s' (expected a decimal from 0 "
+                     "to 1, such as 0.01)",
+                     value);
+            return -1;
+        }
+        return 1;
+    }
     if (strcmp(key, "hotkey_spread") == 0) {
         if (util_parse_bool(value, &p->hotkey_spread) != 0) {
             snprintf(err, errlen, "hotkey_spread: expected yes or no, got "
@@ -409,6 +506,7 @@ config_pool_free(struct config_pool *p)
     free(p->members);
     free(p->name);
     free(p->region);
+    free(p->shadow);
 }
 
 static void
@@ -627,6 +725,16 @@ config_check_pools(const struct config *cfg, int *line, char *err,
                 return -1;
             }
         }
+        if (p->shadow != NULL && config_pool_index(cfg, p->shadow) < 0) {
+            snprintf(err, errlen, "pool '%s': shadow: no pool '%s'", p->name,
+                     p->shadow);
+            return -1;
+        }
+        if (p->shadow != NULL && strcmp(p->shadow, p->name) == 0) {
+            snprintf(err, errlen, "pool '%s': shadow: a pool cannot shadow "
+                     "itself", p->name);
+            return -1;
+        }
     }
     for (size_t i = 0; i < cfg->nroutes; i++) {
         const struct config_route *r = &cfg->routes[i];
@@ -739,6 +847,7 @@ config_pools_copy(struct config *dst, const struct config *src)
         *d = *s;
         d->name = util_xstrdup(s->name);
         d->region = s->region != NULL ? util_xstrdup(s->region) : NULL;
+        d->shadow = s->shadow != NULL ? util_xstrdup(s->shadow) : NULL;
         d->members = NULL;
         if (s->nmembers > 0) {
             d->members = util_xcalloc(s->nmembers, sizeof(*d->members));
@@ -799,7 +908,7 @@ config_pool_has_settings(const struct config_pool *p)
            p->region != NULL || p->hotkey_spread ||
            p->health_interval_ms > 0 || p->health_timeout_ms > 0 ||
            p->health_rise > 0 || p->health_fall > 0 || p->rate > 0 ||
-           p->burst > 0;
+           p->burst > 0 || p->shadow != NULL;
 }
 
 static void
@@ -845,6 +954,15 @@ config_pool_render(const struct config *cfg, const struct config_pool *p,
     }
     if (p->burst > 0) {
         fprintf(out, "burst = %u\n", p->burst);
+    }
+    if (p->shadow != NULL) {
+        char share[64];
+
+        fprintf(out, "shadow = %s\n", p->shadow);
+        if (p->shadow_share < 1.0 &&
+            config_format_decimal(p->shadow_share, share, sizeof(share)) == 0) {
+            fprintf(out, "shadow_share = %s\n", share);
+        }
     }
     for (size_t m = 0; m < p->nmembers; m++) {
         int b = config_backend_index(cfg, p->members[m]);

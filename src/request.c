@@ -47,6 +47,7 @@
 #include "request.h"
 #include "ring.h"
 #include "route.h"
+#include "shadow.h"
 #include "stats.h"
 #include "topology.h"
 #include "util.h"
@@ -144,6 +145,11 @@ request_put(struct request *req)
         w->region_writes--;
         w->region_write_bytes -= req->remote_bytes;
         req->remote_bytes = 0;
+    }
+    if (req->shadow_bytes > 0) {
+        w->shadow_inflight--;
+        w->shadow_bytes -= req->shadow_bytes;
+        req->shadow_bytes = 0;
     }
     if (left > 0) {
         evbuffer_drain(req->rsp, left);
@@ -1048,6 +1054,10 @@ request_frag_meta(struct frag *f, const char *line, size_t total,
 {
     struct request *req = f->req;
 
+    if (f->kind == FRAG_SHADOW_META) {
+        shadow_frag_meta(f, line, total, in);
+        return;
+    }
     if (frag_kind_is_warmup(f->kind) && f->kind != FRAG_WARM_META) {
         warmup_frag_meta(f, line, total, in);
         return;
@@ -1220,6 +1230,9 @@ request_dispatch(struct request *req, const struct proto_req *pr,
     if (request_rate_limited(req, pr, in, skip)) {
         return;
     }
+    if (__builtin_expect(req->wt->t->shadowed, 0) && req->client != NULL) {
+        shadow_send(req, pr, line, len, in, skip);
+    }
     switch (pr->cmd) {
     case PROTO_CMD_GET:
     case PROTO_CMD_GETS:
@@ -1313,8 +1326,10 @@ request_frag_line(struct frag *f, const char *line, size_t len,
     struct request *req = f->req;
 
     if (f->kind == FRAG_OWNER_DELETE || f->kind == FRAG_PREV_DELETE ||
-        f->kind == FRAG_REPLICA) {
-        if (f->kind == FRAG_PREV_DELETE) {
+        f->kind == FRAG_REPLICA || f->kind == FRAG_SHADOW) {
+        if (f->kind == FRAG_SHADOW) {
+            shadow_frag_line(f, kind);
+        } else if (f->kind == FRAG_PREV_DELETE) {
             warmup_delete_answer(f, line, len);
         } else if (f->kind == FRAG_REPLICA) {
             replica_frag_done(f, kind != PROTO_RSP_ERROR &&
@@ -1385,8 +1400,11 @@ request_frag_fail(struct frag *f, const char *reason)
     struct request *req = f->req;
 
     if (f->kind == FRAG_OWNER_DELETE || f->kind == FRAG_REPLICA ||
+        f->kind == FRAG_SHADOW || f->kind == FRAG_SHADOW_META ||
         frag_kind_is_warmup(f->kind)) {
-        if (f->kind == FRAG_OWNER_DELETE) {
+        if (f->kind == FRAG_SHADOW || f->kind == FRAG_SHADOW_META) {
+            shadow_frag_fail(f);
+        } else if (f->kind == FRAG_OWNER_DELETE) {
             request_owner_delete_failed(req, f->be);
         } else if (f->kind == FRAG_REPLICA) {
             replica_frag_done(f, false);

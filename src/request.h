@@ -42,6 +42,9 @@ enum frag_kind {
     FRAG_REPLICA,       /* a write's copy to another replica of its key
                            (replica.c): one reply line, counted, not
                            relayed */
+    FRAG_SHADOW,        /* a copy to a shadow pool (shadow.c): one reply
+                           line, counted, not relayed */
+    FRAG_SHADOW_META,   /* ... a meta command (mg for a classic read) */
     /* During a move (warmup.c): */
     FRAG_PREV_DELETE,   /* delete on a written key's previous owner, once
                            the write is answered */
@@ -72,7 +75,7 @@ frag_kind_is_warmup(enum frag_kind k)
 static inline bool
 frag_kind_is_meta(enum frag_kind k)
 {
-    return k == FRAG_META || k >= FRAG_WARM;
+    return k == FRAG_META || k == FRAG_SHADOW_META || k >= FRAG_WARM;
 }
 
 struct frag {
@@ -174,6 +177,9 @@ struct request {
     size_t remote_bytes;            /* a write to other regions not waited
                                        for: its share of the worker's
                                        bound (replica.c), or 0 */
+    size_t shadow_bytes;            /* copies to shadow pools: their share
+                                       of the worker's bound (shadow.c),
+                                       or 0 */
     struct backend *deferred_be;    /* a delete sent once the previous
                                        owners' deletes are answered: its
                                        target, its kind, its bytes in

@@ -90,7 +90,23 @@
                                       "full")                               \
     X(hotkey_spread_reads, COUNTER, "Reads of hot keys sent to one of "    \
                                     "their replicas in turn "               \
-                                    "(hotkey_spread)")
+                                    "(hotkey_spread)")                      \
+    X(shadow_requests, COUNTER, "Keys of client commands copied to a "     \
+                                "shadow pool")                              \
+    X(shadow_hits, COUNTER, "Of those, found or written by the shadow "    \
+                            "pool (VALUE, STORED, DELETED, HD ...)")        \
+    X(shadow_misses, COUNTER, "Of those, not found or not written by the " \
+                              "shadow pool (EN, NOT_FOUND, NOT_STORED, "    \
+                              "EXISTS ...)")                                \
+    X(shadow_errors, COUNTER, "Of those, answered with an error, failed "  \
+                              "or not sent (no backend of the shadow pool " \
+                              "could take them)")                           \
+    X(shadow_latency_us, COUNTER, "Microseconds from sending to the reply, " \
+                                  "summed over the shadow pool's replies "  \
+                                  "(hits and misses)")                      \
+    X(shadow_dropped, COUNTER, "Keys not copied to a shadow pool: the "    \
+                               "worker's copies in flight were at their "   \
+                               "bound")
 
 #define STATS_BACKEND_FIELDS(X)                                              \
     X(requests, COUNTER, "Requests sent to the backend")                    \

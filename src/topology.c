@@ -39,6 +39,15 @@ topology_build_pool(struct topology *t, uint32_t i, char *err, size_t errlen)
     t->replicated = t->replicated || p->replicas > 1;
     t->spread = t->spread || (p->replicas > 1 && cp->hotkey_spread);
     t->rated = t->rated || cp->rate > 0;
+    p->shadow = UINT32_MAX;
+    if (cp->shadow != NULL) {
+        p->shadow = (uint32_t)config_pool_index(t->cfg, cp->shadow);
+        /* 2^64 * share, but 1 (which would not fit) is every key. */
+        p->shadow_cut = cp->shadow_share >= 1.0
+                            ? UINT64_MAX
+                            : (uint64_t)(cp->shadow_share * 0x1p64);
+        t->shadowed = true;
+    }
     return 0;
 }
 

@@ -37,6 +37,10 @@ struct topology_pool {
     uint32_t replicas;              /* at most n */
     uint32_t id;                    /* its counters' slot, < STATS_POOLS:
                                        set by the proxy, kept by name */
+    uint32_t shadow;                /* index of its shadow pool, or
+                                       UINT32_MAX (shadow.h) */
+    uint64_t shadow_cut;            /* keys whose shadow hash is below are
+                                       shadowed; UINT64_MAX: every key */
 };
 
 struct topology_route {
@@ -65,6 +69,7 @@ struct topology {
     bool replicated;                /* a pool has replicas > 1 */
     bool spread;                    /* ... and hotkey_spread */
     bool rated;                     /* a pool has a rate */
+    bool shadowed;                  /* a pool has a shadow */
     /*
      * During a move and its window: origin[0] is the snapshot from before
      * the move began, origin[1] the one where a rollback began (or NULL);

@@ -117,6 +117,9 @@ struct worker {
     uint32_t region_writes;         /* writes to other regions in flight,
                                        not waited for (replica.c) */
     size_t region_write_bytes;      /* ... and their bytes */
+    uint32_t shadow_inflight;       /* copies to shadow pools in flight
+                                       (shadow.c) */
+    size_t shadow_bytes;            /* ... and their bytes */
     /* Hot keys: keys routed until the next sample, and the table (under
      * hot_lock: sampled requests and readers only). */
     uint32_t hot_countdown;

@@ -960,6 +960,7 @@ render_and_load(const struct config *cfg, char **textp)
 
 static const char *const round_trip_configs[] = {
     BACKEND,
+    "[health]\nfailover_limit = 0.0000001\n" BACKEND,
     "[proxy]\nclient_rate = 1000\nclient_burst = 50\n"
     "[pool p]\nrate = 300\nburst = 20\nb = 127.0.0.1:1\n",
     "[proxy]\nlisten = [::1]:22122\nthreads = 3\nhash = ketama\n"
@@ -1704,6 +1705,40 @@ START_TEST(test_pools_render_back_equal)
 }
 END_TEST
 
+/* shadow and shadow_share: parsed, copied, rendered back. */
+START_TEST(test_pool_shadow)
+{
+    struct config *cfg = load_ok(
+        BACKEND "[pool live]\nshadow = trial\nshadow_share = 0.015\n"
+        "l = 127.0.0.1:5\n[pool trial]\nt = 127.0.0.1:6\n"
+        "[pool all]\nshadow = trial\nm = 127.0.0.1:7\n");
+    struct config *copy = config_clone(cfg), *back;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+
+    ck_assert_str_eq(cfg->pools[1].shadow, "trial");
+    ck_assert(cfg->pools[1].shadow_share == 0.015);
+    ck_assert_ptr_null(cfg->pools[2].shadow);
+    ck_assert(cfg->pools[2].shadow_share == 1.0);
+    ck_assert(cfg->pools[3].shadow_share == 1.0);
+    ck_assert_str_eq(copy->pools[1].shadow, "trial");
+    ck_assert_ptr_ne(copy->pools[1].shadow, cfg->pools[1].shadow);
+    config_render(copy, out);
+    fclose(out);
+    ck_assert_ptr_nonnull(
+        strstr(text, "[pool live]\nshadow = trial\nshadow_share = 0.015\n"));
+    ck_assert_ptr_nonnull(strstr(text, "[pool all]\nshadow = trial\nm = "));
+    back = load_ok(text);
+    ck_assert_str_eq(back->pools[1].shadow, "trial");
+    ck_assert(back->pools[1].shadow_share == 0.015);
+    config_destroy(back);
+    config_destroy(copy);
+    config_destroy(cfg);
+    free(text);
+}
+END_TEST
+
 START_TEST(test_pool_rings_and_views)
 {
     struct config *cfg = load_ok(POOLS);
@@ -1804,6 +1839,16 @@ START_TEST(test_pool_errors)
     expect_error(BACKEND "[pool p]\nhotkey_spread = maybe\n", 4,
                  "hotkey_spread: expected yes or no");
     expect_error(BACKEND "[pool p]\nregion = a b\n", 4, "region: bad name");
+    expect_error(BACKEND "[pool p]\nshadow = q\nb = 127.0.0.1:2\n", 3,
+                 "pool 'p': shadow: no pool 'q'");
+    expect_error(BACKEND "[pool p]\nshadow = p\nb = 127.0.0.1:2\n", 3,
+                 "pool 'p': shadow: a pool cannot shadow itself");
+    expect_error(BACKEND "[pool p]\nshadow = b@d\n", 4,
+                 "shadow: bad pool name 'b@d'");
+    expect_error(BACKEND "[pool p]\nshadow_share = 2\n", 4,
+                 "shadow_share: bad share '2'");
+    expect_error(BACKEND "[pool p]\nshadow_share = -0.5\n", 4,
+                 "shadow_share: bad share '-0.5'");
     expect_error(BACKEND "[routes]\n;x = default\n= default\n", 5,
                  "bad route prefix");
 }
@@ -1877,6 +1922,7 @@ config_suite(void)
     tcase_add_test(tc, test_pools_parsed);
     tcase_add_test(tc, test_routes_longest_prefix);
     tcase_add_test(tc, test_pools_render_back_equal);
+    tcase_add_test(tc, test_pool_shadow);
     tcase_add_test(tc, test_pool_rings_and_views);
     tcase_add_test(tc, test_pool_edits);
     tcase_add_test(tc, test_pool_errors);
