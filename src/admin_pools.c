@@ -20,7 +20,7 @@
 static const char *const admin_pools_settings[] = {
     "hash",        "vnodes",     "replicas", "region", "hotkey_spread",
     "interval_ms", "timeout_ms", "rise",     "fall",   "rate",
-    "burst",       "shadow",     "shadow_share",
+    "burst",       "shadow",     "shadow_share", "writes", "deletes",
 };
 
 static bool
@@ -81,6 +81,12 @@ admin_pools_json(const struct config *cfg)
         }
         if (p->burst > 0) {
             json_object_set_new(o, "burst", json_integer(p->burst));
+        }
+        if (p->writes != NULL) {
+            json_object_set_new(o, "writes", json_string(p->writes));
+        }
+        if (p->deletes != NULL) {
+            json_object_set_new(o, "deletes", json_string(p->deletes));
         }
         if (p->shadow != NULL) {
             json_object_set_new(o, "shadow", json_string(p->shadow));
@@ -159,7 +165,8 @@ admin_pools_set(struct config *cfg, size_t i, json_t *body,
             snprintf(err, errlen,
                      "unknown field '%s' (expected hash, vnodes, replicas, "
                      "region, hotkey_spread, interval_ms, timeout_ms, rise, "
-                     "fall, rate, burst, shadow, shadow_share%s)",
+                     "fall, rate, burst, shadow, shadow_share, writes, "
+                     "deletes%s)",
                      key, allowed != NULL ? ", name, backends" : "");
             return 400;
         }

@@ -70,6 +70,10 @@ struct config_pool {
     char *shadow;                   /* a pool that also gets a copy of a
                                        share of its key commands, or NULL */
     double shadow_share;            /* that share of its keys, [0, 1] */
+    char *writes;                   /* the pool its writes go to, or NULL:
+                                       itself */
+    char *deletes;                  /* "all", or the names of other pools
+                                       its deletes go to too; NULL: none */
     /* Health settings for its backends, 0: [health]'s. A backend in
      * several pools takes them from the first of those pools. */
     unsigned health_interval_ms;
@@ -336,6 +340,17 @@ struct ring *config_build_ring(const struct config *cfg, char *err,
 
 /* Index in cfg->pools of the pool called name, or -1. */
 int config_pool_index(const struct config *cfg, const char *name);
+
+/* A pool's deletes = value: every other pool. */
+#define CONFIG_ALL_POOLS "all"
+/* Whether value is a deletes = value ("all", or names): how many names,
+ * or -1. */
+int config_pool_names_valid(const char *value);
+/* The indices (in cfg) of the pools p's deletes go to besides its own
+ * writes pool: at most cap of them into out; how many. */
+size_t config_pool_deletes(const struct config *cfg,
+                           const struct config_pool *p, int *out,
+                           size_t cap);
 /* The pool of keys that match no route: "*", else "default", else the
  * only pool; -1 when there is none (config_check_pools() refuses that). */
 int config_default_pool(const struct config *cfg);

@@ -436,6 +436,30 @@ config_pool_set(struct config *cfg, struct config_pool *p, const char *key,
         p->shadow = util_xstrdup(value);
         return 1;
     }
+    if (strcmp(key, "writes") == 0) {
+        if (!config_name_valid(value)) {
+            snprintf(err, errlen,
+                     "writes: bad pool name '%s' (1..%d bytes of A-Z a-z 0-9 "
+                     "_ . : -)",
+                     value, CONFIG_NAME_MAX);
+            return -1;
+        }
+        free(p->writes);
+        p->writes = util_xstrdup(value);
+        return 1;
+    }
+    if (strcmp(key, "deletes") == 0) {
+        if (config_pool_names_valid(value) <= 0) {
+            snprintf(err, errlen,
+                     "deletes: bad value '%s' (expected all, or pool names "
+                     "separated by spaces)",
+                     value);
+            return -1;
+        }
+        free(p->deletes);
+        p->deletes = util_xstrdup(value);
+        return 1;
+    }
     if (strcmp(key, "shadow_share") == 0) {
         if (config_parse_decimal(value, &p->shadow_share) != 0 ||
             p->shadow_share > 1.0) {
@@ -507,6 +531,8 @@ config_pool_free(struct config_pool *p)
     free(p->name);
     free(p->region);
     free(p->shadow);
+    free(p->writes);
+    free(p->deletes);
 }
 
 static void
@@ -699,6 +725,125 @@ config_check_local_first(const struct config *cfg,
     return 0;
 }
 
+/* The index of the pool p's writes go to (p's own without writes =), or
+ * -1 when there is no such pool. */
+static int
+config_pool_writes_index(const struct config *cfg,
+                         const struct config_pool *p)
+{
+    return config_pool_index(cfg, p->writes != NULL ? p->writes : p->name);
+}
+
+/*
+ * The pools a deletes = value names: "all" (every pool of cfg but self's
+ * writes pool) or names. Without cfg, only the names are checked. Returns
+ * how many (at most cap of them into out), or -1 with err when a name is
+ * bad, not a pool, self's writes pool, or named twice.
+ */
+static int
+config_pool_names(const char *value, const struct config *cfg,
+                  const struct config_pool *self, int *out, size_t cap,
+                  char *err, size_t errlen)
+{
+    const char *p = value;
+    int skip = cfg != NULL ? config_pool_writes_index(cfg, self) : -1;
+    int n = 0;
+
+    if (strcmp(value, CONFIG_ALL_POOLS) == 0) {
+        for (size_t i = 0; cfg != NULL && i < cfg->npools && n < (int)cap;
+             i++) {
+            if ((int)i != skip) {
+                out[n++] = (int)i;
+            }
+        }
+        return cfg != NULL ? n : 1;
+    }
+    while (*p != '\0') {
+        char name[CONFIG_NAME_MAX + 1];
+        size_t len;
+
+        while (*p == ' ' || *p == '\t') {
+            p++;
+        }
+        len = strcspn(p, " \t");
+        if (len == 0) {
+            break;
+        }
+        if (len > CONFIG_NAME_MAX) {
+            return -1;
+        }
+        memcpy(name, p, len);
+        name[len] = '\0';
+        p += len;
+        if (!config_name_valid(name)) {
+            return -1;
+        }
+        if (cfg != NULL) {
+            int j = config_pool_index(cfg, name);
+
+            if (j < 0 || j == skip) {
+                snprintf(err, errlen,
+                         j < 0 ? "pool '%s': deletes: no pool '%s'"
+                               : "pool '%s': deletes: '%s' takes its "
+                                 "deletes anyway (its writes go there)",
+                         self->name, name);
+                return -1;
+            }
+            for (int k = 0; k < n; k++) {
+                if (out[k] == j) {
+                    snprintf(err, errlen,
+                             "pool '%s': deletes: '%s' named twice",
+                             self->name, name);
+                    return -1;
+                }
+            }
+            if (n < (int)cap) {
+                out[n] = j;
+            }
+        }
+        n++;
+    }
+    return n;
+}
+
+int
+config_pool_names_valid(const char *value)
+{
+    return config_pool_names(value, NULL, NULL, NULL, 0, NULL, 0);
+}
+
+size_t
+config_pool_deletes(const struct config *cfg, const struct config_pool *p,
+                    int *out, size_t cap)
+{
+    char err[16];
+    int n = p->deletes != NULL ? config_pool_names(p->deletes, cfg, p, out,
+                                                   cap, err, sizeof(err))
+                               : 0;
+
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* Pool p's writes and deletes name pools of cfg. */
+static int
+config_check_commands(const struct config *cfg, const struct config_pool *p,
+                      char *err, size_t errlen)
+{
+    int idx[CONFIG_POOLS_MAX];
+
+    if (p->writes != NULL && config_pool_index(cfg, p->writes) < 0) {
+        snprintf(err, errlen, "pool '%s': writes: no pool '%s'", p->name,
+                 p->writes);
+        return -1;
+    }
+    if (p->deletes != NULL &&
+        config_pool_names(p->deletes, cfg, p, idx, CONFIG_POOLS_MAX, err,
+                          errlen) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
 int
 config_check_pools(const struct config *cfg, int *line, char *err,
                    size_t errlen)
@@ -728,6 +873,9 @@ config_check_pools(const struct config *cfg, int *line, char *err,
         if (p->shadow != NULL && config_pool_index(cfg, p->shadow) < 0) {
             snprintf(err, errlen, "pool '%s': shadow: no pool '%s'", p->name,
                      p->shadow);
+            return -1;
+        }
+        if (config_check_commands(cfg, p, err, errlen) != 0) {
             return -1;
         }
         if (p->shadow != NULL && strcmp(p->shadow, p->name) == 0) {
@@ -848,6 +996,8 @@ config_pools_copy(struct config *dst, const struct config *src)
         d->name = util_xstrdup(s->name);
         d->region = s->region != NULL ? util_xstrdup(s->region) : NULL;
         d->shadow = s->shadow != NULL ? util_xstrdup(s->shadow) : NULL;
+        d->writes = s->writes != NULL ? util_xstrdup(s->writes) : NULL;
+        d->deletes = s->deletes != NULL ? util_xstrdup(s->deletes) : NULL;
         d->members = NULL;
         if (s->nmembers > 0) {
             d->members = util_xcalloc(s->nmembers, sizeof(*d->members));
@@ -908,7 +1058,8 @@ config_pool_has_settings(const struct config_pool *p)
            p->region != NULL || p->hotkey_spread ||
            p->health_interval_ms > 0 || p->health_timeout_ms > 0 ||
            p->health_rise > 0 || p->health_fall > 0 || p->rate > 0 ||
-           p->burst > 0 || p->shadow != NULL;
+           p->burst > 0 || p->shadow != NULL || p->writes != NULL ||
+           p->deletes != NULL;
 }
 
 static void
@@ -954,6 +1105,12 @@ config_pool_render(const struct config *cfg, const struct config_pool *p,
     }
     if (p->burst > 0) {
         fprintf(out, "burst = %u\n", p->burst);
+    }
+    if (p->writes != NULL) {
+        fprintf(out, "writes = %s\n", p->writes);
+    }
+    if (p->deletes != NULL) {
+        fprintf(out, "deletes = %s\n", p->deletes);
     }
     if (p->shadow != NULL) {
         char share[64];

@@ -554,7 +554,7 @@ copier_move(struct copier *c, const struct topology *t, struct backend *be,
             k->data = NULL;
             continue;
         }
-        np = topology_prev_owners(t, k->key, k->len, k->owner, p);
+        np = topology_prev_owners(t, k->key, k->len, k->owner, false, p);
         for (unsigned j = 0; j < np; j++) {
             moved |= p[j].be == be;
         }

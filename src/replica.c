@@ -242,7 +242,7 @@ replica_send_writes(struct request *req, const struct proto_req *pr,
                     const struct backend *primary)
 {
     const struct topology_pool *p =
-        topology_pool_of(req->wt->t, key->p, key->len);
+        topology_write_pool_of(req->wt->t, key->p, key->len);
 
     return p->replicas < 2 ? 0
                            : replica_send_pool(req, p, pr, key, line, len,

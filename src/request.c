@@ -37,6 +37,7 @@
 #include "backend.h"
 #include "bconn.h"
 #include "client.h"
+#include "cmdroute.h"
 #include "config.h"
 #include "log.h"
 #include "mget.h"
@@ -446,6 +447,7 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     struct backend *b, *owner;
     struct evbuffer *out;
     struct frag *f;
+    uint32_t others;
     int nreplicas;
 
     /* Every command routed here writes: the failover write policy. */
@@ -468,7 +470,20 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     /* Held while sending: a fragment may fail at once. Room for every
      * fragment first: queued ones must not move. */
     req->pending = 1;
-    request_reserve_frags(req, 2 + replica_frags_needed(req->wt->t, &pr->key));
+    others = pr->cmd == PROTO_CMD_DELETE
+                 ? cmdroute_delete_frags(req->wt->t, &pr->key)
+                 : 0;
+    request_reserve_frags(req, 2 + others +
+                                   replica_frags_needed(req->wt->t, &pr->key));
+    if (others > 0 && cmdroute_send_deletes(req, pr, &pr->key) < 0) {
+        /* Another pool's backend is out and its recovery could not name
+         * the key. */
+        req->pending = 0;
+        stats_add(&w->stats.server_errors, 1);
+        request_failover_done(req, b);
+        request_reply(req, "SERVER_ERROR backend unavailable");
+        return;
+    }
     nreplicas = req->wt->t->replicated
                     ? replica_send_writes(req, pr, &pr->key, line, len, data,
                                           skip, b)
@@ -915,6 +930,7 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
     struct bconn *bc, *obc = NULL;
     struct evbuffer *out;
     struct frag *f;
+    uint32_t others;
     int nreplicas;
     char fl[PROTO_LINE_BUF + 64];
     size_t n;
@@ -983,11 +999,19 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
     /* Held while sending; room for every fragment first (see
      * request_dispatch_single()). */
     req->pending = 1;
-    request_reserve_frags(req, 2 + replica_frags_needed(req->wt->t, &rp.key));
-    nreplicas = write && req->wt->t->replicated
-                    ? replica_send_writes(req, pr, &rp.key, line, len, data,
-                                          skip, b)
+    others = pr->cmd == PROTO_CMD_MD
+                 ? cmdroute_delete_frags(req->wt->t, &rp.key)
+                 : 0;
+    request_reserve_frags(req, 2 + others +
+                                   replica_frags_needed(req->wt->t, &rp.key));
+    /* Other pools' deletes first: nothing is sent when it fails. */
+    nreplicas = others > 0 && cmdroute_send_deletes(req, pr, &rp.key) < 0
+                    ? -1
                     : 0;
+    if (nreplicas == 0 && write && req->wt->t->replicated) {
+        nreplicas = replica_send_writes(req, pr, &rp.key, line, len, data,
+                                        skip, b);
+    }
     if (nreplicas >= 0 && write && req->wt->t->regional) {
         int r = replica_send_remote(req, pr, &rp.key, line, len, data, skip);
 
@@ -995,10 +1019,19 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
     }
     if (nreplicas < 0) {
         /* A replica is out and its recovery could not name the key. */
-        req->pending = 0;
         if (pr->cmd == PROTO_CMD_MS) {
             evbuffer_drain(data, skip + (size_t)pr->vlen + 2);
         }
+        if (req->pending > 1) {
+            /* Copies sent before are answered first: the reply waits. */
+            req->nfailed++;
+            request_set_error(req, "SERVER_ERROR backend unavailable");
+            if (--req->pending == 0) {
+                request_finish(req);
+            }
+            return;
+        }
+        req->pending = 0;
         request_reply(req, "SERVER_ERROR backend unavailable");
         return;
     }
@@ -1326,9 +1359,14 @@ request_frag_line(struct frag *f, const char *line, size_t len,
     struct request *req = f->req;
 
     if (f->kind == FRAG_OWNER_DELETE || f->kind == FRAG_PREV_DELETE ||
-        f->kind == FRAG_REPLICA || f->kind == FRAG_SHADOW) {
+        f->kind == FRAG_REPLICA || f->kind == FRAG_SHADOW ||
+        f->kind == FRAG_POOL_DELETE) {
         if (f->kind == FRAG_SHADOW) {
             shadow_frag_line(f, kind);
+        } else if (f->kind == FRAG_POOL_DELETE) {
+            cmdroute_frag_done(f, kind != PROTO_RSP_ERROR &&
+                                      kind != PROTO_RSP_CLIENT_ERROR &&
+                                      kind != PROTO_RSP_SERVER_ERROR);
         } else if (f->kind == FRAG_PREV_DELETE) {
             warmup_delete_answer(f, line, len);
         } else if (f->kind == FRAG_REPLICA) {
@@ -1401,9 +1439,11 @@ request_frag_fail(struct frag *f, const char *reason)
 
     if (f->kind == FRAG_OWNER_DELETE || f->kind == FRAG_REPLICA ||
         f->kind == FRAG_SHADOW || f->kind == FRAG_SHADOW_META ||
-        frag_kind_is_warmup(f->kind)) {
+        f->kind == FRAG_POOL_DELETE || frag_kind_is_warmup(f->kind)) {
         if (f->kind == FRAG_SHADOW || f->kind == FRAG_SHADOW_META) {
             shadow_frag_fail(f);
+        } else if (f->kind == FRAG_POOL_DELETE) {
+            cmdroute_frag_done(f, false);
         } else if (f->kind == FRAG_OWNER_DELETE) {
             request_owner_delete_failed(req, f->be);
         } else if (f->kind == FRAG_REPLICA) {

@@ -42,6 +42,8 @@ enum frag_kind {
     FRAG_REPLICA,       /* a write's copy to another replica of its key
                            (replica.c): one reply line, counted, not
                            relayed */
+    FRAG_POOL_DELETE,   /* a delete for another pool (cmdroute.c): one
+                           reply line, counted, not relayed */
     FRAG_SHADOW,        /* a copy to a shadow pool (shadow.c): one reply
                            line, counted, not relayed */
     FRAG_SHADOW_META,   /* ... a meta command (mg for a classic read) */

@@ -146,8 +146,10 @@ void
 route_write(struct worker *w, const struct topology *t,
             const struct proto_req *pr, struct route_write *rw)
 {
+    const struct topology_pool *p =
+        topology_write_pool_of(t, pr->key.p, pr->key.len);
     struct backend *owner;
-    struct backend *b = route_key(w, t, pr->key.p, pr->key.len, &owner);
+    struct backend *b = route_key_in(w, p, pr->key.p, pr->key.len, &owner);
     struct bconn *obc;
 
     memset(rw, 0, sizeof(*rw));
@@ -155,9 +157,7 @@ route_write(struct worker *w, const struct topology *t,
     if (b == owner || b == NULL) {
         return;
     }
-    if (t->replicated &&
-        replica_is(topology_pool_of(t, pr->key.p, pr->key.len), pr->key.p,
-                   pr->key.len, b)) {
+    if (t->replicated && replica_is(p, pr->key.p, pr->key.len, b)) {
         /* Another replica of the key, no stand-in: the owner has the key
          * noted as a replica that missed the write (replica.c). */
         return;

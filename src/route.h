@@ -32,16 +32,15 @@ struct backend *route_fallback(struct worker *w,
                                struct backend *owner);
 
 /*
- * The backend for key in topology t: its owner (in the pool the key goes
- * to) when UP, else the next distinct UP backend clockwise from the
- * owner's point, or NULL when none is. The owner is stored in *owner; a
- * failover is counted on it. Inline: it runs once per key.
+ * The backend for key in pool p: its owner when UP, else the next
+ * distinct UP backend clockwise from the owner's point, or NULL when none
+ * is. The owner is stored in *owner; a failover is counted on it. Inline:
+ * it runs once per key.
  */
 static inline struct backend *
-route_key(struct worker *w, const struct topology *t, const char *key,
-          size_t len, struct backend **owner)
+route_key_in(struct worker *w, const struct topology_pool *p,
+             const char *key, size_t len, struct backend **owner)
 {
-    const struct topology_pool *p = topology_pool_of(t, key, len);
     struct backend *o = p->be[ring_lookup(p->ring, key, len)];
 
     stats_add(&w->stats.pool_keys[p->id], 1);
@@ -50,6 +49,14 @@ route_key(struct worker *w, const struct topology *t, const char *key,
         worker_hot_sample(w, key, len, o);
     }
     return backend_is_up(o) ? o : route_fallback(w, p, key, len, o);
+}
+
+/* As route_key_in(), in the pool key goes to (reads). */
+static inline struct backend *
+route_key(struct worker *w, const struct topology *t, const char *key,
+          size_t len, struct backend **owner)
+{
+    return route_key_in(w, topology_pool_of(t, key, len), key, len, owner);
 }
 
 /*

@@ -91,6 +91,11 @@
     X(hotkey_spread_reads, COUNTER, "Reads of hot keys sent to one of "    \
                                     "their replicas in turn "               \
                                     "(hotkey_spread)")                      \
+    X(pool_deletes, COUNTER, "Deletes sent to other pools of their key "  \
+                             "(a pool's deletes =)")                        \
+    X(pool_delete_failures, COUNTER, "Of those, deletes that failed or "   \
+                                     "could not be sent (the key is "       \
+                                     "deleted by a recovery pass)")         \
     X(shadow_requests, COUNTER, "Keys of client commands copied to a "     \
                                 "shadow pool")                              \
     X(shadow_hits, COUNTER, "Of those, found or written by the shadow "    \

@@ -48,6 +48,21 @@ topology_build_pool(struct topology *t, uint32_t i, char *err, size_t errlen)
                             : (uint64_t)(cp->shadow_share * 0x1p64);
         t->shadowed = true;
     }
+    p->writes = cp->writes != NULL
+                    ? (uint32_t)config_pool_index(t->cfg, cp->writes)
+                    : i;
+    if (p->writes >= t->cfg->npools) {
+        p->writes = i; /* cannot happen: the config was checked */
+    }
+    if (cp->deletes != NULL) {
+        int idx[CONFIG_POOLS_MAX];
+        size_t n = config_pool_deletes(t->cfg, cp, idx, CONFIG_POOLS_MAX);
+
+        p->deletes = util_xcalloc(n ? n : 1, sizeof(*p->deletes));
+        for (size_t k = 0; k < n; k++) {
+            p->deletes[p->ndeletes++] = (uint32_t)idx[k];
+        }
+    }
     return 0;
 }
 
@@ -239,6 +254,7 @@ topology_unref(struct topology *t)
         ring_destroy(t->pools[i].ring);
         free(t->pools[i].idx);
         free(t->pools[i].be);
+        free(t->pools[i].deletes);
     }
     free(t->pools);
     for (uint32_t i = 0; t->routes != NULL && i < t->nroutes; i++) {

@@ -41,6 +41,12 @@ struct topology_pool {
                                        UINT32_MAX (shadow.h) */
     uint64_t shadow_cut;            /* keys whose shadow hash is below are
                                        shadowed; UINT64_MAX: every key */
+    uint32_t writes;                /* index of the pool its keys' writes
+                                       go to: its own, or [pool] writes */
+    uint32_t *deletes;              /* [ndeletes]: indices of the pools
+                                       its keys' deletes go to as well
+                                       ([pool] deletes), owned */
+    uint32_t ndeletes;
 };
 
 struct topology_route {
@@ -128,13 +134,30 @@ topology_pool_of(const struct topology *t, const char *key, size_t len)
     return &t->pools[topology_route_of(t, key, len)->pool];
 }
 
-/* The index in t->backends of key's owner (in the pool it goes to). */
+/* The pool a write (storage, incr, decr, touch, delete; ms, ma, md) of key
+ * goes to: its pool's, or the one that pool's writes = names. */
+static inline const struct topology_pool *
+topology_write_pool_of(const struct topology *t, const char *key, size_t len)
+{
+    return &t->pools[topology_pool_of(t, key, len)->writes];
+}
+
+/* The index in t->backends of key's owner (in the pool it goes to; for a
+ * write, the pool its writes go to). */
+static inline uint32_t
+topology_owner_index_of(const struct topology *t, const char *key,
+                        size_t len, bool write)
+{
+    const struct topology_pool *p = write ? topology_write_pool_of(t, key, len)
+                                          : topology_pool_of(t, key, len);
+
+    return p->idx[ring_lookup(p->ring, key, len)];
+}
+
 static inline uint32_t
 topology_owner_index(const struct topology *t, const char *key, size_t len)
 {
-    const struct topology_pool *p = topology_pool_of(t, key, len);
-
-    return p->idx[ring_lookup(p->ring, key, len)];
+    return topology_owner_index_of(t, key, len, false);
 }
 
 /* Ring index in pool p of backend i (an index in t->backends), or
@@ -193,20 +216,21 @@ struct topology_prev {
 
 /*
  * The previous owners of key during a move, given its current owner: for
- * each origin of t, the backend that owned the key there when that is
- * another backend that is still in t and not tainted (see struct
- * topology), each once. Returns how many (0 when t has no origin; inline:
- * one branch per key when nothing moves).
+ * each origin of t, the backend that owned the key there (for a write: in
+ * the pool writes went to there) when that is another backend that is
+ * still in t and not tainted (see struct topology), each once. Returns how
+ * many (0 when t has no origin; inline: one branch per key when nothing
+ * moves).
  */
 static inline unsigned
 topology_prev_owners(const struct topology *t, const char *key, size_t len,
-                     const struct backend *owner,
+                     const struct backend *owner, bool write,
                      struct topology_prev out[TOPOLOGY_ORIGINS])
 {
     unsigned n = 0;
 
     for (unsigned o = 0; o < TOPOLOGY_ORIGINS && t->origin[o] != NULL; o++) {
-        uint32_t i = topology_owner_index(t->origin[o], key, len);
+        uint32_t i = topology_owner_index_of(t->origin[o], key, len, write);
         struct backend *p = t->prev[o][i];
 
         if (p == owner || p == NULL || (n > 0 && out[0].be == p) ||

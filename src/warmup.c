@@ -46,7 +46,7 @@ warmup_note_write(struct request *req, const struct proto_str *route_key,
 {
     struct topology_prev p[TOPOLOGY_ORIGINS];
     unsigned n = topology_prev_owners(req->wt->t, route_key->p, route_key->len,
-                                      owner, p);
+                                      owner, true, p);
 
     req->nprev = 0;
     for (unsigned i = 0; i < n; i++) {
@@ -73,7 +73,7 @@ warmup_note_read(struct request *req, uint32_t i,
      * a copy's placeholder may be on the new owner either way). */
     if (b == owner && b != NULL &&
         topology_prev_owners(req->wt->t, route_key->p, route_key->len, owner,
-                             p) > 0) {
+                             false, p) > 0) {
         po = p[0].be;
     }
     if (po == NULL && b != NULL &&

@@ -1739,6 +1739,46 @@ START_TEST(test_pool_shadow)
 }
 END_TEST
 
+/* writes and deletes: parsed, resolved to pools, rendered back. */
+START_TEST(test_pool_commands)
+{
+    struct config *cfg = load_ok(
+        BACKEND "[pool a]\nwrites = c\ndeletes = all\nl = 127.0.0.1:5\n"
+        "[pool b]\ndeletes = a  c\nt = 127.0.0.1:6\n"
+        "[pool c]\nm = 127.0.0.1:7\n");
+    struct config *back;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    int idx[CONFIG_POOLS_MAX];
+    size_t n;
+
+    ck_assert_str_eq(cfg->pools[1].writes, "c");
+    /* all: every pool but the one a's writes go to (c), a itself too */
+    n = config_pool_deletes(cfg, &cfg->pools[1], idx, CONFIG_POOLS_MAX);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_int_eq(idx[0], 0);
+    ck_assert_int_eq(idx[1], 1);
+    ck_assert_int_eq(idx[2], 2);
+    n = config_pool_deletes(cfg, &cfg->pools[2], idx, CONFIG_POOLS_MAX);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(idx[0], 1);
+    ck_assert_int_eq(idx[1], 3);
+    ck_assert_uint_eq(
+        config_pool_deletes(cfg, &cfg->pools[3], idx, CONFIG_POOLS_MAX), 0);
+    config_render(cfg, out);
+    fclose(out);
+    ck_assert_ptr_nonnull(
+        strstr(text, "[pool a]\nwrites = c\ndeletes = all\n"));
+    back = load_ok(text);
+    ck_assert_str_eq(back->pools[2].deletes, "a  c");
+    ck_assert_ptr_null(back->pools[3].writes);
+    config_destroy(back);
+    config_destroy(cfg);
+    free(text);
+}
+END_TEST
+
 START_TEST(test_pool_rings_and_views)
 {
     struct config *cfg = load_ok(POOLS);
@@ -1845,6 +1885,14 @@ START_TEST(test_pool_errors)
                  "pool 'p': shadow: a pool cannot shadow itself");
     expect_error(BACKEND "[pool p]\nshadow = b@d\n", 4,
                  "shadow: bad pool name 'b@d'");
+    expect_error(BACKEND "[pool p]\nwrites = q\nb = 127.0.0.1:2\n", 3,
+                 "pool 'p': writes: no pool 'q'");
+    expect_error(BACKEND "[pool p]\ndeletes = default p\nb = 127.0.0.1:2\n",
+                 3, "pool 'p': deletes: 'p' takes its deletes anyway");
+    expect_error(BACKEND "[pool p]\ndeletes =\n", 4,
+                 "deletes: bad value ''");
+    expect_error(BACKEND "[pool p]\ndeletes = a,b\n", 4,
+                 "deletes: bad value 'a,b'");
     expect_error(BACKEND "[pool p]\nshadow_share = 2\n", 4,
                  "shadow_share: bad share '2'");
     expect_error(BACKEND "[pool p]\nshadow_share = -0.5\n", 4,
@@ -1923,6 +1971,7 @@ config_suite(void)
     tcase_add_test(tc, test_routes_longest_prefix);
     tcase_add_test(tc, test_pools_render_back_equal);
     tcase_add_test(tc, test_pool_shadow);
+    tcase_add_test(tc, test_pool_commands);
     tcase_add_test(tc, test_pool_rings_and_views);
     tcase_add_test(tc, test_pool_edits);
     tcase_add_test(tc, test_pool_errors);

@@ -375,6 +375,19 @@ def run_mcring(args, timeout=15.0, input=None):
                           timeout=timeout, text=True, errors="replace")
 
 
+def check_config_text(text, name="bad.ini"):
+    """`mcring -t -c NAME` of a file holding text, in a directory of its
+    own (removed after): subprocess.CompletedProcess (text)."""
+    d = tempfile.mkdtemp(prefix="mctest-")
+    try:
+        path = os.path.join(d, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return run_mcring(["-t", "-c", path])
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def parse_route(stdout):
     """`mcring --route` output: {key: [owner, fallback, ...]} (without
     the pool=NAME of a config with pools; see parse_route_pools())."""

@@ -22,7 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mctest  # noqa: E402
-from mctest import run_mcring, wait_for  # noqa: E402
+from mctest import wait_for  # noqa: E402
 
 LIVE = ["b1", "b2"]
 TRIAL = ["b3", "b4", "b5"]
@@ -96,6 +96,15 @@ class ShadowCase(mctest.ClusterTestCase):
                         got[v[0]].add(n)
         return got
 
+    def settled(self):
+        """The counters once every copy sent so far is answered or
+        failed (copies of earlier commands may still be in flight)."""
+        def done():
+            st = counters(self.cluster.port)
+            return (st["shadow_requests"] == st["shadow_hits"] +
+                    st["shadow_misses"] + st["shadow_errors"]) and st
+        return wait_for(done, 30.0, "every copy answered")
+
     def wait_counted(self, before, n, what="shadow replies"):
         """Waits until n more copies have been answered or failed."""
         def done():
@@ -111,7 +120,7 @@ class ShadowTest(ShadowCase):
     def test_writes_land_on_the_trial_owner_too(self):
         keys = [self.key(str(i)) for i in range(120)]
         c = self.client(timeout=10.0)
-        before = counters(self.cluster.port)
+        before = self.settled()
         c.send(b"".join(b"set %s 5 0 3\r\nabc\r\n" % k.encode()
                         for k in keys))
         for _ in keys:
@@ -135,7 +144,7 @@ class ShadowTest(ShadowCase):
         for k in keys[:6]:
             self.assertEqual(c.set(k, b"v-" + k.encode(), flags=3),
                              b"STORED")
-        before = counters(self.cluster.port)
+        before = self.settled()
         # Keys 0..5 exist; the trial loses 4 and 5, so those miss there.
         trial = self.trial_owner(keys)
         for k in keys[4:6]:
@@ -155,7 +164,7 @@ class ShadowTest(ShadowCase):
     def test_every_key_command_is_copied(self):
         k = self.key()
         c = self.client()
-        before = counters(self.cluster.port)
+        before = self.settled()
         replies = [
             (b"set %s 0 0 1 noreply\r\n1\r\n", None),
             (b"incr %s 5\r\n", b"6"),
@@ -188,7 +197,7 @@ class ShadowTest(ShadowCase):
     def test_meta_commands_are_copied_without_quiet(self):
         k = self.key()
         c = self.client()
-        before = counters(self.cluster.port)
+        before = self.settled()
         # Quiet to the client: it sees nothing but the mn's MN.
         c.send(b"ms %s 2 T0 F7 q\r\nhi\r\nmg %s v q\r\nmd %s q\r\n"
                b"mg %s v q\r\nmn\r\n"
@@ -272,6 +281,7 @@ class ShadowHungTest(ShadowCase):
     TRIAL_EXTRA = "interval_ms = 60000\ntimeout_ms = 60000\nfall = 100\n"
 
     def test_hung_shadow_costs_clients_nothing(self):
+        self.settled()
         for n in TRIAL:
             self.cluster.backend(n).send_signal(signal.SIGSTOP)
         try:
@@ -314,6 +324,7 @@ class ShadowBytesTest(ShadowCase):
     TRIAL_EXTRA = "interval_ms = 60000\ntimeout_ms = 60000\nfall = 100\n"
 
     def test_bytes_in_flight_bounded(self):
+        self.settled()
         for n in TRIAL:
             self.cluster.backend(n).send_signal(signal.SIGSTOP)
         try:
@@ -393,16 +404,9 @@ class NoShadowTest(mctest.ClusterTestCase):
 class ShadowConfigErrorsTest(unittest.TestCase):
 
     def check_error(self, text, want):
-        d = mctest.tempfile.mkdtemp(prefix="mctest-")
-        try:
-            path = os.path.join(d, "bad.ini")
-            with open(path, "w") as f:
-                f.write(text)
-            r = run_mcring(["-t", "-c", path])
-            self.assertNotEqual(r.returncode, 0)
-            self.assertIn(want, r.stderr)
-        finally:
-            mctest.shutil.rmtree(d, ignore_errors=True)
+        r = mctest.check_config_text(text)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(want, r.stderr)
 
     BASE = ("[proxy]\nlisten = 127.0.0.1:1\n\n[pool a]\n%s"
             "b1 = 127.0.0.1:2\n\n[pool b]\nb2 = 127.0.0.1:3\n\n"
