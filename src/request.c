@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <xxhash.h>
 
 #include "admin.h"
 #include "backend.h"
@@ -39,6 +40,7 @@
 #include "client.h"
 #include "cmdroute.h"
 #include "config.h"
+#include "l1.h"
 #include "log.h"
 #include "mget.h"
 #include "proto.h"
@@ -109,6 +111,7 @@ request_get(struct worker *w, struct client *c)
     req->copy.src = NULL;
     req->copy.held = false;
     req->deferred_be = NULL;
+    req->l1_slot = 0;
     return req;
 }
 
@@ -146,6 +149,10 @@ request_put(struct request *req)
         w->region_writes--;
         w->region_write_bytes -= req->remote_bytes;
         req->remote_bytes = 0;
+    }
+    if (req->l1_slot > 0) {
+        (void)l1_unwatch(&w->l1, req->l1_slot, req->l1_gen);
+        req->l1_slot = 0;
     }
     if (req->shadow_bytes > 0) {
         w->shadow_inflight--;
@@ -531,6 +538,120 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     }
 }
 
+/*
+ * A get whose every key is in the worker's l1 cache: answered from it, and
+ * true returned. Else nothing changes.
+ */
+static bool
+request_l1_serve(struct request *req, const struct proto_req *pr)
+{
+    struct worker *w = req->worker;
+    const char *cur = pr->keys.p, *end = pr->keys.p + pr->keys.len;
+    uint64_t now = worker_now_us(w);
+    struct proto_str key;
+    uint32_t n = 0;
+
+    if (w->l1.n == 0) {
+        return false;
+    }
+    while (proto_next_key(&cur, end, &key)) {
+        size_t blen;
+
+        if (l1_get(&w->l1, key.p, key.len, XXH3_64bits(key.p, key.len), now,
+                   &blen) == NULL) {
+            return false;
+        }
+        n++;
+    }
+    /* All there (and l1_get() frees nothing when it finds): copy them. */
+    cur = pr->keys.p;
+    while (proto_next_key(&cur, end, &key)) {
+        size_t blen;
+        const char *b = l1_get(&w->l1, key.p, key.len,
+                               XXH3_64bits(key.p, key.len), now, &blen);
+
+        evbuffer_add(req->rsp, b, blen);
+    }
+    stats_add(&w->stats.l1_hits, n);
+    stats_add(&w->stats.get_hits, n);
+    request_reply(req, "END");
+    return true;
+}
+
+/* The single-key get pr may fill the l1 cache: a hot key, ticket taken. */
+static void
+request_l1_watch(struct request *req, const struct proto_req *pr)
+{
+    struct worker *w = req->worker;
+    uint64_t h = XXH3_64bits(pr->key.p, pr->key.len);
+
+    if (!worker_hot_spread(w, h)) {
+        return;
+    }
+    req->l1_slot = l1_watch(&w->l1, h, &req->l1_gen);
+}
+
+/* A get that may fill (req->l1_slot) is answered: its value cached when
+ * it was a hit and no write of the key came meanwhile. */
+static void
+request_l1_fill(struct request *req)
+{
+    struct worker *w = req->worker;
+    uint32_t slot = req->l1_slot;
+    size_t len = evbuffer_get_length(req->rsp);
+    unsigned evicted;
+
+    req->l1_slot = 0;
+    if (!l1_unwatch(&w->l1, slot, req->l1_gen) || req->hits != 1 ||
+        req->nfailed > 0 || !req->stream || req->nwarm > 0 || req->split ||
+        len == 0) {
+        return;
+    }
+    if (l1_put(&w->l1, req->keys[0].p, req->keys[0].len,
+               XXH3_64bits(req->keys[0].p, req->keys[0].len),
+               (const char *)evbuffer_pullup(req->rsp, -1), len,
+               worker_now_us(w), &evicted)) {
+        stats_add(&w->stats.l1_fills, 1);
+    }
+    stats_add(&w->stats.l1_evictions, evicted);
+    atomic_store_explicit(&w->stats.l1_bytes, w->l1.bytes,
+                          memory_order_relaxed);
+}
+
+/* Whether cmd changes a key's value (flush_all: every key's). */
+static bool
+request_l1_changes(enum proto_cmd cmd)
+{
+    return (proto_cmd_has_key(cmd) && !proto_cmd_is_retrieval(cmd) &&
+            cmd != PROTO_CMD_MG && cmd != PROTO_CMD_ME) ||
+           cmd == PROTO_CMD_FLUSH_ALL;
+}
+
+/* A command that changes pr's key (flush_all: every key): out of the l1
+ * cache, and no get in flight fills it. */
+static void
+request_l1_forget(struct worker *w, const struct proto_req *pr)
+{
+    struct proto_str key = pr->key;
+    char keybuf[PROTO_KEY_MAX];
+
+    if (pr->cmd == PROTO_CMD_FLUSH_ALL) {
+        l1_invalidate_all(&w->l1);
+    } else {
+        if (pr->meta_b64) {
+            key.len = proto_base64_decode(pr->key.p, pr->key.len, keybuf,
+                                          sizeof(keybuf));
+            key.p = keybuf;
+        }
+        if (l1_invalidate(&w->l1, key.p, key.len,
+                          XXH3_64bits(key.p, key.len))) {
+            stats_add(&w->stats.l1_invalidations, 1);
+        }
+    }
+    atomic_store_explicit(&w->stats.l1_bytes, w->l1.bytes,
+                          memory_order_relaxed);
+}
+
 static bool
 request_touches(enum proto_cmd cmd)
 {
@@ -568,6 +689,18 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         /* gat/gats with an exptime and no key: memcached says END. */
         request_reply(req, "END");
         return;
+    }
+    if (w->l1.max_bytes > 0 && pr->cmd == PROTO_CMD_GET) {
+        if (request_l1_serve(req, pr)) {
+            return;
+        }
+        if (nkeys == 1 && req->client != NULL) {
+            request_l1_watch(req, pr);
+            if (req->l1_slot > 0) {
+                /* Its key, to fill with. */
+                request_keep_key(req, &pr->key);
+            }
+        }
     }
 
     if (nkeys == 1) {
@@ -1141,6 +1274,9 @@ request_dispatch_too_large(struct request *req, const struct proto_req *pr)
 
     req->too_large = true;
     req->noreply = pr->noreply;
+    if (req->worker->l1.max_bytes > 0) {
+        request_l1_forget(req->worker, pr);
+    }
     if (pr->cmd == PROTO_CMD_MS && pr->meta_b64) {
         size_t k = proto_base64_decode(pr->key.p, pr->key.len, keybuf,
                                        sizeof(keybuf));
@@ -1262,6 +1398,9 @@ request_dispatch(struct request *req, const struct proto_req *pr,
     stats_add(&w->stats.commands[pr->cmd], 1);
     if (request_rate_limited(req, pr, in, skip)) {
         return;
+    }
+    if (w->l1.max_bytes > 0 && request_l1_changes(pr->cmd)) {
+        request_l1_forget(w, pr);
     }
     if (__builtin_expect(req->wt->t->shadowed, 0) && req->client != NULL) {
         shadow_send(req, pr, line, len, in, skip);
@@ -1476,6 +1615,10 @@ static void
 request_finish_retrieval(struct request *req)
 {
     struct stats_worker *s = &req->worker->stats;
+
+    if (req->l1_slot > 0) {
+        request_l1_fill(req);
+    }
 
     if (req->nfailed == req->nfrags && !req->split) {
         stats_add(&s->get_errors, req->nkeys);

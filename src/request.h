@@ -179,6 +179,10 @@ struct request {
     size_t remote_bytes;            /* a write to other regions not waited
                                        for: its share of the worker's
                                        bound (replica.c), or 0 */
+    uint32_t l1_slot;               /* a get of a hot key that may fill
+                                       the l1 cache: its watch slot (l1.h),
+                                       or 0 */
+    uint32_t l1_gen;                /* ... and its ticket */
     size_t shadow_bytes;            /* copies to shadow pools: their share
                                        of the worker's bound (shadow.c),
                                        or 0 */

@@ -96,6 +96,15 @@
     X(pool_delete_failures, COUNTER, "Of those, deletes that failed or "   \
                                      "could not be sent (the key is "       \
                                      "deleted by a recovery pass)")         \
+    X(l1_hits, COUNTER, "Keys answered from the worker's cache of hot "   \
+                        "keys (l1)")                                        \
+    X(l1_fills, COUNTER, "Hot keys' values put in the l1 cache")            \
+    X(l1_evictions, COUNTER, "Values evicted from the l1 cache to make "   \
+                             "room")                                        \
+    X(l1_invalidations, COUNTER, "Values dropped from the l1 cache by a "  \
+                                 "write of their key through the same "     \
+                                 "worker")                                  \
+    X(l1_bytes, GAUGE, "Bytes the l1 cache holds now")                      \
     X(shadow_requests, COUNTER, "Keys of client commands copied to a "     \
                                 "shadow pool")                              \
     X(shadow_hits, COUNTER, "Of those, found or written by the shadow "    \

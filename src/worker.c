@@ -555,6 +555,12 @@ worker_adopt(struct worker *w, struct topology *t, bool connect)
     w->topo = wt;
     w->cfg = t->cfg;
     w->adopted = t->generation;
+    /* Values read through the old topology may not be the new owners'. */
+    l1_invalidate_all(&w->l1);
+    w->l1.max_bytes = t->cfg->l1 / (w->proxy->nworkers ? w->proxy->nworkers
+                                                       : 1);
+    w->l1.ttl_us = (uint64_t)t->cfg->l1_ttl * 1000u;
+    atomic_store_explicit(&w->stats.l1_bytes, 0, memory_order_relaxed);
     if (t->cfg->hotkeys != w->hot.k) {
         pthread_mutex_lock(&w->hot_lock);
         hotkeys_free(&w->hot);
@@ -679,6 +685,7 @@ worker_create(struct proxy *p, unsigned id, struct topology *t, char *err,
         goto fail;
     }
 
+    l1_init(&w->l1, 0, 0);
     worker_adopt(w, topology_ref(t), false);
     if (w->cfg->io_uring) {
         char why[128];
@@ -795,6 +802,7 @@ worker_destroy(struct worker *w)
     free(w->wb);
     request_free_list(w);
     hotkeys_free(&w->hot);
+    l1_clear(&w->l1);
     pthread_mutex_destroy(&w->hot_lock);
     if (w->topo != NULL) {
         topology_unref(w->topo->t);

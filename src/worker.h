@@ -16,6 +16,7 @@
 
 #include "backend.h"
 #include "hotkeys.h"
+#include "l1.h"
 #include "park.h"
 #include "stats.h"
 
@@ -133,6 +134,7 @@ struct worker {
     uint32_t spread_next;           /* slot replaced next */
     uint32_t spread_rr;             /* their reads' round robin */
     uint64_t spread_window;         /* the hot-key window they are of */
+    struct l1 l1;                   /* hot keys' values ([proxy] l1) */
     struct stats_worker stats;
 };
 
