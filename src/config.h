@@ -138,6 +138,9 @@ struct config {
     unsigned hotkey_sample;         /* one request in this many */
     unsigned hotkey_alert;          /* percent of its backend's requests
                                        that logs a hot key; 0 = off */
+    char *delete_spool;             /* absolute path of the delete spool
+                                       (spool.h); NULL = off */
+    unsigned delete_spool_max;      /* keys the spool holds, all backends */
 
     /* [health] */
     unsigned health_interval_ms;
