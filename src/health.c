@@ -809,8 +809,9 @@ health_hconn_destroy(struct hconn *hc)
     }
     net_conn_deinit(&hc->nc);
     free(hc->q);
-    /* Whatever its pass had not deleted yet is moot: it is gone. */
-    recovery_done(hc->be->recovery, &hc->batch);
+    /* Whatever its pass had not deleted yet goes back to the log: moot if
+     * the backend is gone, kept by the delete spool if mcring stops. */
+    recovery_put_back(hc->be->recovery, &hc->batch);
     hc->be->health = NULL;
     backend_unref(hc->be);
     free(hc);

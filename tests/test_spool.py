@@ -1,0 +1,421 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""Integration tests: the delete spool ([proxy] delete_spool), reliable
+deletes across a restart of mcring.
+
+Three real memcached backends behind one mcring.  A backend is hung
+(SIGSTOP: it keeps its data, the stale-value case), keys it holds are
+deleted through mcring (the deletes go to its fallback, or fail), mcring
+is killed (SIGKILL: a crash, nothing written at exit) and started again
+with the same config and spool, the backend is resumed with its old values
+still in it; then
+
+  - no read through mcring returns an old value, before or after the
+    backend is back: it stays out of the ring (RECOVERING, then DOWN while
+    hung) until its recovery pass deleted the spooled keys on it;
+  - afterwards the spool file holds nothing but its header;
+  - a delete that times out on a backend that is still UP is spooled too;
+  - without delete_spool nothing is written anywhere;
+  - more failed deletes than delete_spool_max: the backend is flushed on
+    its return instead (a flush record, durable across the restart);
+  - a spool whose last line was cut short, with malformed lines and
+    records of a backend no longer configured, is read with warnings;
+  - a spool path whose directory does not exist, a relative path, or a
+    file that is not a spool is refused by `mcring -t` and at start.
+
+MCTEST_SLOW=1 (sanitizer builds) doubles the time bounds.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mctest  # noqa: E402
+from mctest import ConnectionClosed, wait_for  # noqa: E402
+
+SLOW = os.environ.get("MCTEST_SLOW") == "1"
+SPEC = 2.0 if SLOW else 1.0
+
+HEALTH = {"interval_ms": 100, "timeout_ms": 200, "rise": 2, "fall": 2}
+HEADER = "mcring-delete-spool 1"
+CLIENT_ERRORS = (OSError, ConnectionClosed, mctest.ProtocolError)
+
+
+def direct_values(memcached, keys):
+    out = {}
+    with memcached.client() as c:
+        for k, _, v, _ in c.get_multi(list(keys)):
+            out[k] = v
+    return out
+
+
+class SpoolTestCase(unittest.TestCase):
+    """A fresh cluster per test; SPOOL: whether delete_spool is set (to a
+    file in the cluster's directory)."""
+
+    SPOOL = True
+    PROXY = {}
+
+    def setUp(self):
+        if mctest.direct_mode():
+            self.skipTest("needs mcring (MCTEST_DIRECT=1)")
+        self.cluster = mctest.Cluster(3, proxy=dict(self.PROXY),
+                                      health=HEALTH)
+        self.addCleanup(self.cluster.close)
+        self.spool = os.path.join(self.cluster.tmpdir, "delete.spool")
+        if self.SPOOL:
+            self.cluster.proxy_opts["delete_spool"] = self.spool
+        self.before_start()
+        self.cluster.start()
+        self.mc = self.cluster.mcring
+
+    def before_start(self):
+        pass
+
+    def dump_logs(self, stream):
+        self.cluster.dump_logs(stream)
+        if os.path.exists(self.spool):
+            with open(self.spool) as f:
+                stream.write("----- spool -----\n%s\n" % f.read()[-3000:])
+
+    # -- helpers
+
+    def client(self):
+        c = mctest.Client(self.mc.port, timeout=5.0)
+        self.addCleanup(c.close)
+        return c
+
+    def states(self):
+        return {n: s["state"]
+                for n, s in mctest.stats_backends(self.mc.port).items()}
+
+    def wait_state(self, name, want, timeout):
+        wait_for(lambda: self.states()[name] == want, timeout * SPEC,
+                 "%s to be %s" % (name, want))
+
+    def keys_of(self, owner, n, tag="k"):
+        by = self.cluster.keys_by_owner("%s-%s" % (self._testMethodName,
+                                                    tag), n)
+        return by[owner]
+
+    def spool_lines(self):
+        with open(self.spool) as f:
+            return f.read().split("\n")
+
+    def wait_spooled(self, records, timeout=5.0):
+        """Waits until every record line is in the spool file."""
+        def there():
+            lines = set(self.spool_lines())
+            return all(r in lines for r in records)
+        wait_for(there, timeout * SPEC, "records %r in the spool" % records)
+
+    def wait_compacted(self, timeout=5.0):
+        wait_for(lambda: self.spool_lines() == [HEADER, ""], timeout * SPEC,
+                 "the spool to hold its header only")
+
+    def restart(self):
+        """Kills mcring (a crash) and starts it again: same config, same
+        spool, another client port."""
+        self.mc.kill()
+        self.mc.start()
+
+    def hang(self, name):
+        m = self.cluster.backend(name)
+        self.addCleanup(m.resume)
+        m.pause()
+        return m
+
+    def set_all(self, keys, prefix):
+        c = self.client()
+        for k in keys:
+            self.assertEqual(c.set(k, "%s-%s" % (prefix, k)), b"STORED")
+
+
+class SpoolRestartTest(SpoolTestCase):
+    """The stale-value case: deletes made while the owner hung, then a
+    crash of mcring, must still be done before the owner serves."""
+
+    def outage_deletes(self, owner, keys):
+        """Hangs owner, deletes keys through mcring (they go to the
+        fallback, which does not have them: NOT_FOUND, as today), waits
+        until they are spooled. Returns the hung memcached."""
+        m = self.hang(owner)
+        self.wait_state(owner, "DOWN", 5.0)
+        c = self.client()
+        for i, k in enumerate(keys):
+            if i % 2:
+                c.send(b"md %s\r\n" % k.encode())
+                self.assertEqual(c.readline(), b"NF", k)
+            else:
+                self.assertEqual(c.delete(k), b"NOT_FOUND", k)
+        # Each delete is noted for the owner, with the fallback that took
+        # it (its name last).
+        def noted():
+            lines = self.spool_lines()
+            return all(any(l.startswith("delete %s %s " % (owner, k))
+                           for l in lines) for k in keys)
+        wait_for(noted, 5.0 * SPEC, "the deletes in the spool")
+        return m
+
+    def no_old_values(self, keys, old, until):
+        """Reads keys through mcring until until() is true; none may
+        return its old value."""
+        c = self.client()
+        reads = 0
+        while True:
+            done = until()
+            for k in keys:
+                got = c.get(k)
+                reads += 1
+                self.assertNotEqual(got, old[k], "%s: old value served "
+                                    "after %d reads" % (k, reads))
+            if done:
+                return reads
+
+    def test_restart_while_hung_then_resume(self):
+        owner = "b3"
+        keys = self.keys_of(owner, 6)
+        self.set_all(keys, "old")
+        old = direct_values(self.cluster.backend(owner), keys)
+        self.assertEqual(len(old), len(keys))
+        m = self.outage_deletes(owner, keys)
+
+        self.restart()
+        # Spooled: it starts RECOVERING, its probe fails, DOWN.
+        self.assertIn(self.states()[owner], ("RECOVERING", "DOWN"))
+        self.assertIn("delete spool", self.mc.log_text())
+        self.wait_state(owner, "DOWN", 5.0)
+        for k in keys:
+            self.assertIsNone(self.client().get(k), k)
+        m.resume()
+        self.assertEqual(direct_values(m, keys), old)   # still stale
+        self.no_old_values(keys, old,
+                           lambda: self.states()[owner] == "UP")
+        self.assertEqual(direct_values(m, keys), {})
+        self.wait_compacted()
+        # The owner serves again.
+        c = self.client()
+        self.assertEqual(c.set(keys[0], b"new"), b"STORED")
+        self.assertEqual(direct_values(m, [keys[0]]), {keys[0]: b"new"})
+
+    def test_restart_after_resume(self):
+        """The owner is back with its old values when mcring starts: it
+        must not be UP (serving them) before they are deleted."""
+        owner = "b2"
+        keys = self.keys_of(owner, 6)
+        self.set_all(keys, "old")
+        old = direct_values(self.cluster.backend(owner), keys)
+        m = self.outage_deletes(owner, keys)
+        self.mc.kill()
+        m.resume()
+        self.assertEqual(direct_values(m, keys), old)
+        self.mc.start()
+        self.no_old_values(keys, old,
+                           lambda: self.states()[owner] == "UP")
+        self.assertEqual(direct_values(m, keys), {})
+        self.wait_compacted()
+
+    def test_timed_out_delete_on_an_up_backend(self):
+        """A delete sent to a backend that hangs before it is marked DOWN
+        fails (SERVER_ERROR, as today) and is spooled for that backend."""
+        owner = "b1"
+        k = self.keys_of(owner, 1)[0]
+        self.set_all([k], "old")
+        c = self.client()
+        self.hang(owner)
+        reply = c.delete(k)
+        self.assertTrue(reply.startswith(b"SERVER_ERROR"), reply)
+        self.wait_spooled(["delete %s %s" % (owner, k)])
+        self.cluster.backend(owner).resume()
+        self.wait_state(owner, "UP", 10.0)
+        self.assertEqual(direct_values(self.cluster.backend(owner), [k]), {})
+        self.wait_compacted()
+
+    def test_no_backend_available(self):
+        """Every backend down: the delete fails as today (no backend
+        available) and its owner keeps the key, also across a restart."""
+        owner = "b1"
+        k = self.keys_of(owner, 1)[0]
+        self.set_all([k], "old")
+        hung = [self.hang(n) for n in ("b1", "b2", "b3")]
+        for n in ("b1", "b2", "b3"):
+            self.wait_state(n, "DOWN", 5.0)
+        self.assertEqual(self.client().delete(k),
+                         b"SERVER_ERROR no backend available")
+        self.wait_spooled(["delete %s %s" % (owner, k)])
+        self.mc.kill()
+        for m in hung:
+            m.resume()
+        self.mc.start()
+        self.no_old_values([k], {k: b"old-" + k.encode()},
+                           lambda: self.states()[owner] == "UP")
+        self.assertEqual(direct_values(self.cluster.backend(owner), [k]), {})
+
+    def test_clean_stop_writes_the_spool(self):
+        """SIGTERM: what is spooled stays (nothing is lost at exit)."""
+        owner = "b3"
+        keys = self.keys_of(owner, 3)
+        self.set_all(keys, "old")
+        m = self.outage_deletes(owner, keys)
+        self.mc.stop()
+        lines = self.spool_lines()
+        self.assertEqual(lines[0], HEADER)
+        for k in keys:
+            self.assertTrue(any(l.startswith("delete %s %s" % (owner, k))
+                                for l in lines), k)
+        m.resume()
+        self.mc.start()
+        self.wait_state(owner, "UP", 10.0)
+        self.assertEqual(direct_values(m, keys), {})
+
+
+class NoSpoolTest(SpoolTestCase):
+    """Off by default: nothing is written anywhere."""
+
+    SPOOL = False
+
+    def test_nothing_written(self):
+        before = sorted(os.listdir(self.cluster.tmpdir))
+        owner = "b3"
+        keys = self.keys_of(owner, 4)
+        self.set_all(keys, "old")
+        m = self.hang(owner)
+        self.wait_state(owner, "DOWN", 5.0)
+        c = self.client()
+        for k in keys:
+            self.assertEqual(c.delete(k), b"NOT_FOUND")
+        m.resume()
+        self.wait_state(owner, "UP", 10.0)
+        self.mc.stop()
+        self.assertEqual(sorted(os.listdir(self.cluster.tmpdir)), before)
+        self.assertFalse(os.path.exists(self.spool))
+        st = mctest.run_mcring(["-t", "-c", self.mc.config_path])
+        self.assertEqual(st.returncode, 0, st.stderr)
+
+
+class SpoolBoundTest(SpoolTestCase):
+    """delete_spool_max crossed: a flush of the backend when it returns,
+    durable across a restart."""
+
+    PROXY = {"delete_spool_max": 3}
+
+    def test_crossing_the_bound_flushes(self):
+        owner = "b3"
+        keys = self.keys_of(owner, 5)
+        canary = self.keys_of(owner, 1, "canary")[0]
+        self.set_all(keys + [canary], "old")
+        m = self.hang(owner)
+        self.wait_state(owner, "DOWN", 5.0)
+        c = self.client()
+        # At the bound: the keys are kept.
+        for k in keys[:3]:
+            self.assertEqual(c.delete(k), b"NOT_FOUND")
+
+        def keyed():
+            return sum(1 for l in self.spool_lines()
+                       if l.startswith("delete %s " % owner))
+        wait_for(lambda: keyed() == 3, 5.0 * SPEC, "3 keys in the spool")
+        self.assertNotIn("flush %s" % owner, self.spool_lines())
+        # One more: over it, a flush instead.
+        self.assertEqual(c.delete(keys[3]), b"NOT_FOUND")
+        wait_for(lambda: "flush %s" % owner in self.spool_lines(),
+                 5.0 * SPEC, "a flush record")
+        self.assertEqual(keyed(), 0)
+        self.assertIn("over delete_spool_max 3", self.mc.log_text())
+        # Durable: a crash, the owner back with everything it had.
+        self.mc.kill()
+        m.resume()
+        self.assertEqual(len(direct_values(m, keys + [canary])), 6)
+        self.mc.start()
+        c = self.client()
+        while self.states()[owner] != "UP":
+            for k in keys + [canary]:
+                self.assertNotEqual(c.get(k), ("old-%s" % k).encode(), k)
+        # Flushed: the canary, never deleted, is gone too.
+        self.assertEqual(direct_values(m, keys + [canary]), {})
+        self.wait_compacted()
+
+
+class SpoolCorruptTest(SpoolTestCase):
+    """A spool left by a crash mid-write, with damage: read with
+    warnings, the good records still done."""
+
+    def before_start(self):
+        self.good = "corrupt-good"
+        self.cut = "corrupt-cut"
+        with open(self.spool, "w") as f:
+            f.write(HEADER + "\n")
+            f.write("delete b1 %s\n" % self.good)
+            f.write("delete b2 %s\n" % self.good)
+            f.write("delete b3 %s\n" % self.good)
+            f.write("this is not a record\n")
+            f.write("delete gone %s\n" % self.good)
+            f.write("delete b1 %s" % self.cut)     # cut short
+
+    def test_damaged_spool_is_read(self):
+        log = self.mc.log_text()
+        self.assertIn("last line was cut short", log)
+        self.assertIn("1 malformed lines skipped (the first at line 5)", log)
+        self.assertIn("1 records of backend gone, which is not configured, "
+                      "dropped", log)
+        for n in ("b1", "b2", "b3"):
+            self.wait_state(n, "UP", 10.0)
+        self.wait_compacted()
+
+
+class SpoolPathTest(unittest.TestCase):
+    """A spool that cannot be used is refused, by -t and at start."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="mctest-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def config(self, value):
+        path = os.path.join(self.tmp, "mcring.ini")
+        with open(path, "w") as f:
+            f.write(mctest.format_config(mctest.free_port(),
+                                         [("b1", mctest.free_port())],
+                                         {"delete_spool": value}))
+        return path
+
+    def refused(self, value, want):
+        path = self.config(value)
+        r = mctest.run_mcring(["-t", "-c", path])
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(want, r.stderr)
+        if mctest.direct_mode():
+            return
+        r = mctest.run_mcring(["-c", path])
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(want, r.stderr)
+
+    def test_missing_directory(self):
+        bad = os.path.join(self.tmp, "no-such-dir", "delete.spool")
+        self.refused(bad, "delete_spool %s: directory %s: No such file or "
+                     "directory" % (bad, os.path.dirname(bad)))
+
+    def test_relative_path(self):
+        self.refused("delete.spool",
+                     "delete_spool: expected an absolute file name")
+
+    def test_not_a_spool(self):
+        other = os.path.join(self.tmp, "precious.txt")
+        with open(other, "w") as f:
+            f.write("someone's data\n")
+        self.refused(other, "not a delete spool")
+        with open(other) as f:
+            self.assertEqual(f.read(), "someone's data\n")
+
+    def test_good_path(self):
+        path = self.config(os.path.join(self.tmp, "delete.spool"))
+        r = mctest.run_mcring(["-t", "-c", path])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp,
+                                                     "delete.spool")))
+
+
+if __name__ == "__main__":
+    mctest.main()
