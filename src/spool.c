@@ -136,7 +136,8 @@ spool_format(char *buf, size_t cap, const struct spool_record *rec)
                      rec->kind == SPOOL_DELETE ? "delete" : "copy",
                      (int)rec->owner.len, rec->owner.p, (int)rec->key.len,
                      rec->key.p, rec->fallback.len > 0 ? " " : "",
-                     (int)rec->fallback.len, rec->fallback.p);
+                     (int)rec->fallback.len,
+                     rec->fallback.len > 0 ? rec->fallback.p : "");
     }
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
@@ -340,8 +341,7 @@ spool_put_batch(struct spool *sp, const struct backend *owner,
         }
         rec.kind = e->dirty ? SPOOL_DELETE : SPOOL_COPY;
         rec.key = (struct proto_str){recovery_key(b, i), e->len};
-        rec.fallback = fb != NULL ? spool_str(fb->name)
-                                  : (struct proto_str){NULL, 0};
+        rec.fallback = spool_str(fb != NULL ? fb->name : "");
         n = spool_format(line, sizeof(line), &rec);
         if (n > 0) {
             spool_put(sp, line, n);

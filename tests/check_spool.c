@@ -32,7 +32,7 @@ static const struct {
 static bool
 view_is(struct proto_str v, const char *s)
 {
-    return v.len == strlen(s) && memcmp(v.p, s, v.len) == 0;
+    return v.len == strlen(s) && (v.len == 0 || memcmp(v.p, s, v.len) == 0);
 }
 
 START_TEST(test_good_records_round_trip)

@@ -133,11 +133,6 @@ class SpoolTestCase(unittest.TestCase):
         for k in keys:
             self.assertEqual(c.set(k, "%s-%s" % (prefix, k)), b"STORED")
 
-
-class SpoolRestartTest(SpoolTestCase):
-    """The stale-value case: deletes made while the owner hung, then a
-    crash of mcring, must still be done before the owner serves."""
-
     def outage_deletes(self, owner, keys):
         """Hangs owner, deletes keys through mcring (they go to the
         fallback, which does not have them: NOT_FOUND, as today), waits
@@ -174,6 +169,11 @@ class SpoolRestartTest(SpoolTestCase):
                                     "after %d reads" % (k, reads))
             if done:
                 return reads
+
+
+class SpoolRestartTest(SpoolTestCase):
+    """The stale-value case: deletes made while the owner hung, then a
+    crash of mcring, must still be done before the owner serves."""
 
     def test_restart_while_hung_then_resume(self):
         owner = "b3"
@@ -270,6 +270,41 @@ class SpoolRestartTest(SpoolTestCase):
         self.mc.start()
         self.wait_state(owner, "UP", 10.0)
         self.assertEqual(direct_values(m, keys), {})
+
+
+class SpoolReloadTest(SpoolTestCase):
+    """A backend removed by a reload: its spooled keys are dropped
+    (logged), the others' kept. No warm-up: a removed backend would
+    linger as a previous owner (and keep its records) until it ends."""
+
+    PROXY = {"warmup": 0, "migrate_rate": 0}
+
+    def test_removed_backend_dropped(self):
+        keys = self.keys_of("b3", 2)
+        other = self.keys_of("b1", 1, "other")[0]
+        self.set_all(keys + [other], "old")
+        self.outage_deletes("b3", keys)
+        # A delete of b1's key that cannot reach it: b1 hangs too.
+        m1 = self.hang("b1")
+        self.wait_state("b1", "DOWN", 5.0)
+        self.assertEqual(self.client().delete(other), b"NOT_FOUND")
+        wait_for(lambda: any(l.startswith("delete b1 %s " % other)
+                             for l in self.spool_lines()),
+                 5.0 * SPEC, "b1's key in the spool")
+        self.mc.backends = [b for b in self.mc.backends if b[0] != "b3"]
+        self.mc.write_config(self.mc.port)
+        self.assertEqual(mctest.sighup_reload(self.mc), "applied")
+        wait_for(lambda: not any(l.split(" ")[1] == "b3"
+                                 for l in self.spool_lines()[1:] if l),
+                 5.0 * SPEC, "b3's records to leave the spool")
+        self.assertIn("backend b3 (127.0.0.1:%d) left the topology: its 2 "
+                      "spooled keys are dropped"
+                      % self.cluster.backend("b3").port, self.mc.log_text())
+        self.assertTrue(any(l.startswith("delete b1 %s" % other)
+                            for l in self.spool_lines()))
+        m1.resume()
+        self.wait_state("b1", "UP", 10.0)
+        self.wait_compacted()
 
 
 class NoSpoolTest(SpoolTestCase):
