@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -271,6 +272,8 @@ struct spool {
     char *tmp;                      /* rewrites are written here first */
     char *dir;                      /* synced after a rename */
     int fd;                         /* appends; -1 until a rewrite */
+    int lock_fd;                    /* PATH.lock, flock()ed: one mcring
+                                       per spool */
     struct topology *topo;          /* a reference: its backends' logs */
     size_t file_keys;               /* key records in the file */
     bool rewrite;                   /* the next sync rewrites the file */
@@ -671,6 +674,9 @@ spool_free(struct spool *sp)
     if (sp->fd >= 0) {
         close(sp->fd);
     }
+    if (sp->lock_fd >= 0) {
+        close(sp->lock_fd);
+    }
     topology_unref(sp->topo);
     free(sp->path);
     free(sp->tmp);
@@ -678,6 +684,28 @@ spool_free(struct spool *sp)
     free(sp->buf);
     free(sp->by_id);
     free(sp);
+}
+
+/* Two processes on one spool would each rewrite it without the other's
+ * keys: the second one is refused. Returns 0, or -1 with err. */
+static int
+spool_lock(struct spool *sp, char *err, size_t errlen)
+{
+    size_t n = strlen(sp->path) + 6;
+    char *name = util_xcalloc(1, n);
+
+    snprintf(name, n, "%s.lock", sp->path);
+    sp->lock_fd = open(name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (sp->lock_fd < 0 || flock(sp->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, errlen, "delete_spool %s: %s %s: %s", sp->path,
+                 sp->lock_fd < 0 ? "cannot open" : "cannot lock", name,
+                 errno == EWOULDBLOCK ? "in use by another mcring"
+                                      : strerror(errno));
+        free(name);
+        return -1;
+    }
+    free(name);
+    return 0;
 }
 
 struct spool *
@@ -691,6 +719,7 @@ spool_create(struct event_base *base, const char *path, struct topology *t,
 
     sp->base = base;
     sp->fd = -1;
+    sp->lock_fd = -1;
     sp->path = util_xstrdup(path);
     sp->tmp = util_xcalloc(1, n + 5);
     snprintf(sp->tmp, n + 5, "%s.tmp", path);
@@ -698,7 +727,7 @@ spool_create(struct event_base *base, const char *path, struct topology *t,
     sp->dir = util_xstrdup(dir);
     sp->topo = topology_ref(t);
     if (spool_check(path, err, errlen) != 0 ||
-        spool_load(sp, err, errlen) != 0) {
+        spool_lock(sp, err, errlen) != 0 || spool_load(sp, err, errlen) != 0) {
         spool_free(sp);
         return NULL;
     }

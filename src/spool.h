@@ -34,7 +34,9 @@
  * returns instead (a flush record), as when its recovery log overflows.
  * A line cut short at the end (a crash while appending) and malformed
  * lines are skipped and logged; records of backends no longer configured
- * are dropped and logged. File I/O is on the main thread only.
+ * are dropped and logged. File I/O is on the main thread only. PATH.lock
+ * is held (flock) while mcring runs: a second mcring on the same spool is
+ * refused.
  */
 #ifndef MCRING_SPOOL_H
 #define MCRING_SPOOL_H

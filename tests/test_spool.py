@@ -21,7 +21,10 @@ still in it; then
   - a spool whose last line was cut short, with malformed lines and
     records of a backend no longer configured, is read with warnings;
   - a spool path whose directory does not exist, a relative path, or a
-    file that is not a spool is refused by `mcring -t` and at start.
+    file that is not a spool is refused by `mcring -t` and at start;
+  - a second mcring on the same spool is refused;
+  - a backend removed by a reload loses its records; a previous owner's
+    delete during a warm-up that cannot be sent is spooled for it.
 
 MCTEST_SLOW=1 (sanitizer builds) doubles the time bounds.
 """
@@ -305,6 +308,66 @@ class SpoolReloadTest(SpoolTestCase):
         m1.resume()
         self.wait_state("b1", "UP", 10.0)
         self.wait_compacted()
+
+
+class SpoolWarmupTest(SpoolTestCase):
+    """During the warm-up after a backend is added, a write's delete on
+    the key's previous owner that cannot be sent (that owner hangs) is
+    spooled for it, and done before it serves again."""
+
+    def before_start(self):
+        self.cluster.pools = (["b1", "b2"], None)
+
+    def test_previous_owner_delete_spooled(self):
+        cl = self.cluster
+        self.mc.backends.append(("b3", cl.backend("b3").port, None))
+        probe = ["warm-%d" % i for i in range(300)]
+        old = cl.route(probe)
+        self.mc.write_config(self.mc.port)
+        new = cl.route(probe)
+        moved = [k for k in probe
+                 if new[k][0] == "b3" and old[k][0] == "b1"]
+        self.assertGreater(len(moved), 5)
+        k = moved[0]
+        # On its old owner first, then the move.
+        self.set_all([k], "old")
+        self.assertEqual(direct_values(cl.backend("b1"), [k]),
+                         {k: ("old-" + k).encode()})
+        self.assertEqual(mctest.sighup_reload(self.mc), "applied")
+        self.wait_state("b3", "UP", 10.0)
+        m1 = self.hang("b1")
+        self.wait_state("b1", "DOWN", 5.0)
+        # A write of the moved key: to b3, and a delete on b1 that cannot
+        # be sent.
+        self.assertEqual(self.client().set(k, b"new"), b"STORED")
+        self.wait_spooled(["delete b1 %s" % k])
+        self.mc.kill()
+        m1.resume()
+        self.mc.start()
+        self.wait_state("b1", "UP", 10.0)
+        self.assertEqual(direct_values(cl.backend("b1"), [k]), {})
+        self.wait_compacted()
+
+
+class SpoolLockTest(SpoolTestCase):
+    """One mcring per spool: a second is refused at start (each would
+    rewrite the file without the other's keys); -t still passes."""
+
+    def test_second_mcring_refused(self):
+        path = os.path.join(self.cluster.tmpdir, "second.ini")
+        with open(path, "w") as f:
+            f.write(mctest.format_config(
+                mctest.free_port(),
+                [(b.name, b.port) for b in self.cluster.backends],
+                {"delete_spool": self.spool}))
+        r = mctest.run_mcring(["-c", path])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("delete_spool %s: cannot lock %s.lock: in use by "
+                      "another mcring" % (self.spool, self.spool), r.stderr)
+        r = mctest.run_mcring(["-t", "-c", path])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(self.mc.alive())
+        self.assertEqual(self.spool_lines(), [HEADER, ""])
 
 
 class NoSpoolTest(SpoolTestCase):
