@@ -170,8 +170,9 @@ recovery_add(struct recovery_batch *b, size_t limit, const char *key,
     return 1;
 }
 
+/* The backend is to be flushed (journaled unless !journal). */
 static void
-recovery_overflow(struct recovery *r, const char *why)
+recovery_overflow(struct recovery *r, const char *why, bool journal)
 {
     struct recovery_batch *b = &r->cur;
 
@@ -182,7 +183,7 @@ recovery_overflow(struct recovery *r, const char *why)
      * fallbacks' copies expire within failover_ttl. */
     recovery_batch_release(b);
     b->flush = true;
-    if (r->journaling) {
+    if (r->journaling && journal) {
         recovery_batch_release(&r->journal);
         r->journal.flush = true;
     }
@@ -193,14 +194,14 @@ static void
 recovery_journal_add(struct recovery *r, const char *key, size_t len,
                      uint32_t fallback, bool dirty)
 {
+    bool flush = r->journal.flush;
+
     if (r->journal_over ||
         recovery_add(&r->journal, r->limit, key, len, fallback, dirty) >= 0) {
         return;
     }
     /* More than the log holds since the spool last looked: it rewrites
      * the file from the log instead. */
-    bool flush = r->journal.flush;
-
     recovery_batch_release(&r->journal);
     r->journal.flush = flush;
     r->journal_over = true;
@@ -217,7 +218,7 @@ recovery_note_locked(struct recovery *r, const char *key, size_t len,
     }
     rc = recovery_add(&r->cur, r->limit, key, len, fallback, dirty);
     if (rc < 0) {
-        recovery_overflow(r, "recovery log full");
+        recovery_overflow(r, "recovery log full", true);
     } else if (rc > 0 && journal && r->journaling) {
         recovery_journal_add(r, key, len, fallback, dirty);
     }
@@ -286,7 +287,7 @@ void
 recovery_note_flush(struct recovery *r)
 {
     pthread_mutex_lock(&r->lock);
-    recovery_overflow(r, NULL);
+    recovery_overflow(r, NULL, true);
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -330,14 +331,8 @@ recovery_put_back(struct recovery *r, struct recovery_batch *b)
         r->taken = NULL;
     }
     if (b->flush) {
-        if (!r->cur.flush) {
-            /* Not journaled: the spool has it since it was noted. */
-            bool journaling = r->journaling;
-
-            r->journaling = false;
-            recovery_overflow(r, NULL);
-            r->journaling = journaling;
-        }
+        /* Not journaled: the spool has it since it was noted. */
+        recovery_overflow(r, NULL, false);
     } else {
         for (size_t i = 0; i < b->n && !r->cur.flush; i++) {
             recovery_note_locked(r, recovery_key(b, i), b->entries[i].len,
