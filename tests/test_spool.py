@@ -439,28 +439,35 @@ class SpoolBoundTest(SpoolTestCase):
 
 class SpoolCorruptTest(SpoolTestCase):
     """A spool left by a crash mid-write, with damage: read with
-    warnings, the good records still done."""
-
-    def before_start(self):
-        self.good = "corrupt-good"
-        self.cut = "corrupt-cut"
-        with open(self.spool, "w") as f:
-            f.write(HEADER + "\n")
-            f.write("delete b1 %s\n" % self.good)
-            f.write("delete b2 %s\n" % self.good)
-            f.write("delete b3 %s\n" % self.good)
-            f.write("this is not a record\n")
-            f.write("delete gone %s\n" % self.good)
-            f.write("delete b1 %s" % self.cut)     # cut short
+    warnings, the good records still done before their backends serve."""
 
     def test_damaged_spool_is_read(self):
+        good, cut = "corrupt-good", "corrupt-cut"
+        self.mc.stop()
+        with open(self.spool, "w") as f:
+            f.write(HEADER + "\n")
+            for n in ("b1", "b2", "b3"):
+                f.write("delete %s %s\n" % (n, good))
+            f.write("this is not a record\n")
+            f.write("delete gone %s\n" % good)
+            f.write("delete b1 %s" % cut)      # cut short
+        for m in self.cluster.backends:
+            with m.client() as c:
+                self.assertEqual(c.set(good, b"old"), b"STORED")
+                self.assertEqual(c.set(cut, b"kept"), b"STORED")
+        self.mc.start()
         log = self.mc.log_text()
         self.assertIn("last line was cut short", log)
         self.assertIn("1 malformed lines skipped (the first at line 5)", log)
         self.assertIn("1 records of backend gone, which is not configured, "
                       "dropped", log)
-        for n in ("b1", "b2", "b3"):
-            self.wait_state(n, "UP", 10.0)
+        self.assertIn("4 records read, 3 backends wait for theirs", log)
+        c = self.client()
+        while set(self.states().values()) != {"UP"}:
+            self.assertIsNone(c.get(good))
+        self.assertIsNone(c.get(good))
+        for m in self.cluster.backends:
+            self.assertEqual(direct_values(m, [good, cut]), {cut: b"kept"})
         self.wait_compacted()
 
 
