@@ -74,6 +74,17 @@ class SpoolTestCase(unittest.TestCase):
         self.before_start()
         self.cluster.start()
         self.mc = self.cluster.mcring
+        self.addCleanup(self.check_clean_exit)
+
+    def check_clean_exit(self):
+        """Stops mcring (SIGTERM): a sanitizer build reports leaks and
+        errors in its log then."""
+        if not self.mc.alive():
+            return
+        self.mc.stop()
+        log = self.mc.log_text(200000)
+        for bad in ("Sanitizer", "runtime error:"):
+            self.assertNotIn(bad, log)
 
     def before_start(self):
         pass
