@@ -75,6 +75,7 @@ enum config_type {
     CONFIG_TYPE_MODE,   /* unsigned, octal file mode, [min, max] */
     CONFIG_TYPE_BOOL,   /* bool: yes | no (also on/off, true/false, 1/0) */
     CONFIG_TYPE_SHARE,  /* double, a decimal in [0, 1]; def in millionths */
+    CONFIG_TYPE_PATH,   /* char *: an absolute file name, or NULL (empty) */
 };
 
 /* One [proxy] or [health] key: where it lives in struct config. */
@@ -140,6 +141,10 @@ static const struct config_key config_keys[] = {
      100000000},
     {"proxy", "client_burst", CONFIG_TYPE_UINT, CONFIG_OFF(client_burst), 0,
      0, 100000000},
+    {"proxy", "delete_spool", CONFIG_TYPE_PATH, CONFIG_OFF(delete_spool), 0, 0,
+     0},
+    {"proxy", "delete_spool_max", CONFIG_TYPE_UINT,
+     CONFIG_OFF(delete_spool_max), 100000, 1, 10000000},
     {"health", "interval_ms", CONFIG_TYPE_UINT, CONFIG_OFF(health_interval_ms),
      200, 10, 60000},
     {"health", "timeout_ms", CONFIG_TYPE_UINT, CONFIG_OFF(health_timeout_ms),
@@ -522,6 +527,20 @@ config_set_key(struct config_parser *p, const struct config_key *k,
         }
         snprintf(cfg->region, sizeof(cfg->region), "%s", value);
         return 0;
+    case CONFIG_TYPE_PATH: {
+        char **path = (char **)(void *)(((char *)cfg) + k->offset);
+
+        if (value[0] != '\0' && value[0] != '/') {
+            config_fail(p, p->line,
+                        "%s: expected an absolute file name (a daemon runs "
+                        "in /), got '%s'",
+                        k->name, value);
+            return -1;
+        }
+        free(*path);
+        *path = value[0] != '\0' ? util_xstrdup(value) : NULL;
+        return 0;
+    }
     }
     return -1;
 }
@@ -1191,6 +1210,9 @@ config_defaults(struct config *cfg)
         case CONFIG_TYPE_NAME:
             field[0] = '\0';
             break;
+        case CONFIG_TYPE_PATH:
+            *(char **)(void *)field = NULL;
+            break;
         }
     }
     cfg->tls_verify_backends = true;
@@ -1371,6 +1393,7 @@ config_destroy(struct config *cfg)
     free(cfg->tls_key);
     free(cfg->tls_ca);
     free(cfg->tls_listen);
+    free(cfg->delete_spool);
     free(cfg);
 }
 
@@ -1494,6 +1517,7 @@ config_clone(const struct config *cfg)
     c->tls_key = config_xstrdup_or_null(cfg->tls_key);
     c->tls_ca = config_xstrdup_or_null(cfg->tls_ca);
     c->tls_listen = config_xstrdup_or_null(cfg->tls_listen);
+    c->delete_spool = config_xstrdup_or_null(cfg->delete_spool);
     c->backends = NULL;
     if (cfg->nbackends > 0) {
         c->backends = util_xcalloc(cfg->nbackends, sizeof(*c->backends));
@@ -1741,6 +1765,12 @@ config_key_format(const struct config *cfg, size_t i, const char **section,
     case CONFIG_TYPE_NAME:
         n = snprintf(value, valuelen, "%s", field);
         break;
+    case CONFIG_TYPE_PATH: {
+        const char *path = *(char *const *)(const void *)field;
+
+        n = snprintf(value, valuelen, "%s", path != NULL ? path : "");
+        break;
+    }
     }
     return n < 0 || (size_t)n >= valuelen ? -1 : 0;
 }

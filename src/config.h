@@ -148,6 +148,9 @@ struct config {
     size_t l1;                      /* bytes of hot keys' values cached,
                                        all workers (l1.h); 0 = off */
     unsigned l1_ttl;                /* ms a cached value is served */
+    char *delete_spool;             /* absolute path of the delete spool
+                                       (spool.h); NULL = off */
+    unsigned delete_spool_max;      /* keys the spool holds, all backends */
 
     /* [health] */
     unsigned health_interval_ms;

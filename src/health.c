@@ -350,7 +350,7 @@ health_op_done(struct hconn *oc, bool ok)
         log_info("backend %s (%s): recovery pass done (%zu keys%s)",
                  be->name, be->addr, oc->batch.n,
                  oc->batch.flush ? ", flushed" : "");
-        recovery_batch_release(&oc->batch);
+        recovery_done(be->recovery, &oc->batch);
         if (atomic_load(&be->state) == BACKEND_RECOVERING) {
             /* Writes may have kept going to the fallbacks during the pass:
              * the backend returns only once a pass leaves nothing behind,
@@ -809,8 +809,9 @@ health_hconn_destroy(struct hconn *hc)
     }
     net_conn_deinit(&hc->nc);
     free(hc->q);
-    /* Whatever its pass had not deleted yet is moot: it is gone. */
-    recovery_batch_release(&hc->batch);
+    /* Whatever its pass had not deleted yet goes back to the log: moot if
+     * the backend is gone, kept by the delete spool if mcring stops. */
+    recovery_put_back(hc->be->recovery, &hc->batch);
     hc->be->health = NULL;
     backend_unref(hc->be);
     free(hc);
@@ -883,8 +884,11 @@ health_apply(struct health *h, const struct topology *t)
         }
         hc->keep = true;
         health_lookup(hc, true);
-        if (backend_state(be) == BACKEND_NEW) {
-            /* Check it now: it gets keys once that check passes. */
+        if (backend_state(be) == BACKEND_NEW ||
+            backend_state(be) == BACKEND_RECOVERING) {
+            /* Check it now: it gets keys once that check passes (and,
+             * RECOVERING at start with keys of the delete spool, once
+             * they are deleted). */
             health_tick_now(hc);
         } else {
             health_arm_tick(hc);

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "mem.h"
 #include "proxy.h"
+#include "spool.h"
 #include "ring.h"
 #include "util.h"
 
@@ -611,6 +612,12 @@ main(int argc, char **argv)
          * that backend DOWN and keeps trying. */
         if (config_resolve(cfg, stderr, err, sizeof(err)) != 0) {
             fprintf(stderr, "%s\n", err);
+            config_destroy(cfg);
+            return 1;
+        }
+        if (cfg->delete_spool != NULL &&
+            spool_check(cfg->delete_spool, err, sizeof(err)) != 0) {
+            fprintf(stderr, "%s: %s\n", a.config, err);
             config_destroy(cfg);
             return 1;
         }

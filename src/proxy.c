@@ -46,6 +46,7 @@
 #include "rebalance.h"
 #include "stats.h"
 #include "recovery.h"
+#include "spool.h"
 #include "tls.h"
 #include "topology.h"
 #include "util.h"
@@ -415,6 +416,10 @@ proxy_publish(struct proxy *p, struct topology *t)
         atomic_store(&p->max_connections, max);
     }
     atomic_store(&p->published_ns, util_now_ns());
+    if (p->spool != NULL) {
+        /* Before any worker can note a key for a backend it adds. */
+        spool_apply(p->spool, t);
+    }
     for (unsigned i = 0; i < p->nworkers; i++) {
         struct worker *w = p->workers[i];
 
@@ -596,6 +601,16 @@ proxy_keep_restart_keys(struct proxy *p, struct config *cfg, const char *why)
         log_warn("%s: [proxy] listen_mode needs a restart; keeping %04o", why,
                  cur->listen_mode);
         cfg->listen_mode = cur->listen_mode;
+    }
+    if ((cfg->delete_spool == NULL) != (cur->delete_spool == NULL) ||
+        (cfg->delete_spool != NULL &&
+         strcmp(cfg->delete_spool, cur->delete_spool) != 0)) {
+        log_warn("%s: [proxy] delete_spool needs a restart; keeping %s", why,
+                 cur->delete_spool != NULL ? cur->delete_spool : "none");
+        free(cfg->delete_spool);
+        cfg->delete_spool = cur->delete_spool != NULL
+                                ? util_xstrdup(cur->delete_spool)
+                                : NULL;
     }
     proxy_keep_tls(cfg, cur, why);
 }
@@ -987,6 +1002,15 @@ proxy_start(struct proxy *p, struct config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot install signal handlers");
         return -1;
     }
+    /* Before health and the workers: backends with spooled keys start
+     * RECOVERING. */
+    if (p->topo->cfg->delete_spool != NULL) {
+        p->spool = spool_create(p->base, p->topo->cfg->delete_spool, p->topo,
+                                err, errlen);
+        if (p->spool == NULL) {
+            return -1;
+        }
+    }
 
     {
         struct migrate_ops mops = {
@@ -1118,6 +1142,9 @@ proxy_stop(struct proxy *p)
         }
         free(p->workers);
     }
+    /* The workers' last notes are in the journals now. */
+    spool_destroy(p->spool);
+    p->spool = NULL;
     if (p->ev_sigterm != NULL) {
         event_free(p->ev_sigterm);
     }

@@ -43,6 +43,7 @@ struct evconnlistener;
 struct event;
 struct worker;
 struct health;
+struct spool;
 struct admin_http;
 struct migrate;
 struct rebalance;
@@ -73,6 +74,8 @@ struct proxy {
     struct event *ev_accept_timer;  /* accepting again, after a pause */
     uint64_t fd_limit;              /* RLIMIT_NOFILE, raised at start */
     struct health *health;          /* owned; main thread */
+    struct spool *spool;            /* owned; main thread; NULL when
+                                       [proxy] delete_spool is off */
     struct admin_http *admin;       /* owned; main thread; NULL when off */
     struct migrate *migrate;        /* owned; main thread (its summary:
                                        any thread) */

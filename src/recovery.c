@@ -3,6 +3,15 @@
  * recovery: see recovery.h. A batch is an append-only arena of key bytes,
  * an entry array and an open-addressing index for de-duplication, so that a
  * hot key written a thousand times during an outage costs one entry.
+ *
+ * With the journal on (the delete spool, spool.h), every note that changes
+ * the log (a new entry, an entry turned dirty, the first flush) is also
+ * added to a second batch, the journal, that the spool takes and appends
+ * to its file. The journal is independent of the log itself: a pass taking
+ * the log leaves it alone, so what was noted reaches the file even if a
+ * pass deleted it first (the file is a superset of the log; the spool
+ * compacts it from recovery_dump()). Keys put back by a failed pass are in
+ * the file already and are not journaled again.
  */
 #include "autoconf.h"
 
@@ -20,6 +29,13 @@ struct recovery {
     size_t limit;
     size_t inflight;                /* noted writes not yet answered */
     struct recovery_batch cur;
+    /* The delete spool's view (all under lock). */
+    bool journaling;
+    bool journal_over;              /* more than limit: the spool rewrites
+                                       from recovery_dump() instead */
+    bool finished;                  /* a pass removed keys (or a flush) */
+    struct recovery_batch journal;
+    struct recovery_batch *taken;   /* lent to a pass (health), or NULL */
 };
 
 static void *
@@ -62,6 +78,7 @@ recovery_destroy(struct recovery *r)
         return;
     }
     recovery_batch_release(&r->cur);
+    recovery_batch_release(&r->journal);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
@@ -96,8 +113,9 @@ recovery_rehash(struct recovery_batch *b, size_t nslots)
 }
 
 /* Adds (key, fallback) unless present; a dirty note makes a present
- * entry dirty. Returns false past limit. */
-static bool
+ * entry dirty. Returns 1 if that changed the batch, 0 if not, -1 past
+ * limit. */
+static int
 recovery_add(struct recovery_batch *b, size_t limit, const char *key,
              size_t len, uint32_t fallback, bool dirty)
 {
@@ -114,13 +132,14 @@ recovery_add(struct recovery_batch *b, size_t limit, const char *key,
                 if (dirty && !e->dirty) {
                     e->dirty = true;
                     b->ndirty++;
+                    return 1;
                 }
-                return true;
+                return 0;
             }
         }
     }
     if (b->n >= limit) {
-        return false;
+        return -1;
     }
     if (b->n == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 64;
@@ -148,11 +167,12 @@ recovery_add(struct recovery_batch *b, size_t limit, const char *key,
         }
         b->slots[s] = (uint32_t)b->n;
     }
-    return true;
+    return 1;
 }
 
+/* The backend is to be flushed (journaled unless !journal). */
 static void
-recovery_overflow(struct recovery *r, const char *why)
+recovery_overflow(struct recovery *r, const char *why, bool journal)
 {
     struct recovery_batch *b = &r->cur;
 
@@ -161,20 +181,46 @@ recovery_overflow(struct recovery *r, const char *why)
     }
     /* The keys no longer matter: the flush covers the backend, and the
      * fallbacks' copies expire within failover_ttl. */
-    free(b->arena);
-    free(b->entries);
-    free(b->slots);
-    memset(b, 0, sizeof(*b));
+    recovery_batch_release(b);
     b->flush = true;
+    if (r->journaling && journal) {
+        recovery_batch_release(&r->journal);
+        r->journal.flush = true;
+    }
+}
+
+/* Adds the note to the journal (the log changed). */
+static void
+recovery_journal_add(struct recovery *r, const char *key, size_t len,
+                     uint32_t fallback, bool dirty)
+{
+    bool flush = r->journal.flush;
+
+    if (r->journal_over ||
+        recovery_add(&r->journal, r->limit, key, len, fallback, dirty) >= 0) {
+        return;
+    }
+    /* More than the log holds since the spool last looked: it rewrites
+     * the file from the log instead. */
+    recovery_batch_release(&r->journal);
+    r->journal.flush = flush;
+    r->journal_over = true;
 }
 
 static void
 recovery_note_locked(struct recovery *r, const char *key, size_t len,
-                     uint32_t fallback, bool dirty)
+                     uint32_t fallback, bool dirty, bool journal)
 {
-    if (!r->cur.flush &&
-        !recovery_add(&r->cur, r->limit, key, len, fallback, dirty)) {
-        recovery_overflow(r, "recovery log full");
+    int rc;
+
+    if (r->cur.flush) {
+        return;
+    }
+    rc = recovery_add(&r->cur, r->limit, key, len, fallback, dirty);
+    if (rc < 0) {
+        recovery_overflow(r, "recovery log full", true);
+    } else if (rc > 0 && journal && r->journaling) {
+        recovery_journal_add(r, key, len, fallback, dirty);
     }
 }
 
@@ -183,7 +229,7 @@ recovery_note(struct recovery *r, const char *key, size_t len,
               uint32_t fallback)
 {
     pthread_mutex_lock(&r->lock);
-    recovery_note_locked(r, key, len, fallback, true);
+    recovery_note_locked(r, key, len, fallback, true, true);
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -192,7 +238,7 @@ recovery_note_clean(struct recovery *r, const char *key, size_t len,
                     uint32_t fallback)
 {
     pthread_mutex_lock(&r->lock);
-    recovery_note_locked(r, key, len, fallback, false);
+    recovery_note_locked(r, key, len, fallback, false, true);
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -204,7 +250,7 @@ recovery_note_unless(struct recovery *r, _Atomic int *state, int up,
 
     pthread_mutex_lock(&r->lock);
     if (atomic_load(state) != up) {
-        recovery_note_locked(r, key, len, fallback, true);
+        recovery_note_locked(r, key, len, fallback, true, true);
         r->inflight++;
         noted = true;
     }
@@ -217,7 +263,7 @@ recovery_write_done(struct recovery *r, const char *key, size_t len,
                     uint32_t fallback)
 {
     pthread_mutex_lock(&r->lock);
-    recovery_note_locked(r, key, len, fallback, true);
+    recovery_note_locked(r, key, len, fallback, true, true);
     if (r->inflight > 0) {
         r->inflight--;
     }
@@ -241,7 +287,7 @@ void
 recovery_note_flush(struct recovery *r)
 {
     pthread_mutex_lock(&r->lock);
-    recovery_overflow(r, NULL);
+    recovery_overflow(r, NULL, true);
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -273,6 +319,7 @@ recovery_take(struct recovery *r, struct recovery_batch *out)
     pthread_mutex_lock(&r->lock);
     *out = r->cur;
     memset(&r->cur, 0, sizeof(r->cur));
+    r->taken = out;
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -280,15 +327,98 @@ void
 recovery_put_back(struct recovery *r, struct recovery_batch *b)
 {
     pthread_mutex_lock(&r->lock);
+    if (r->taken == b) {
+        r->taken = NULL;
+    }
     if (b->flush) {
-        recovery_overflow(r, NULL);
+        /* Not journaled: the spool has it since it was noted. */
+        recovery_overflow(r, NULL, false);
     } else {
         for (size_t i = 0; i < b->n && !r->cur.flush; i++) {
             recovery_note_locked(r, recovery_key(b, i), b->entries[i].len,
                                  b->entries[i].fallback,
-                                 b->entries[i].dirty);
+                                 b->entries[i].dirty, false);
         }
     }
     pthread_mutex_unlock(&r->lock);
     recovery_batch_release(b);
+}
+
+void
+recovery_done(struct recovery *r, struct recovery_batch *b)
+{
+    pthread_mutex_lock(&r->lock);
+    if (r->taken == b) {
+        r->taken = NULL;
+    }
+    if (r->journaling && (b->n > 0 || b->flush)) {
+        r->finished = true;
+    }
+    pthread_mutex_unlock(&r->lock);
+    recovery_batch_release(b);
+}
+
+/* ---- the delete spool's view --------------------------------------------- */
+
+void
+recovery_journal_start(struct recovery *r)
+{
+    pthread_mutex_lock(&r->lock);
+    r->journaling = true;
+    pthread_mutex_unlock(&r->lock);
+}
+
+bool
+recovery_journal_take(struct recovery *r, struct recovery_batch *out)
+{
+    bool ok;
+
+    pthread_mutex_lock(&r->lock);
+    ok = !r->journal_over;
+    if (ok) {
+        *out = r->journal;
+        memset(&r->journal, 0, sizeof(r->journal));
+    }
+    pthread_mutex_unlock(&r->lock);
+    return ok;
+}
+
+bool
+recovery_finished(struct recovery *r)
+{
+    bool finished;
+
+    pthread_mutex_lock(&r->lock);
+    finished = r->finished;
+    pthread_mutex_unlock(&r->lock);
+    return finished;
+}
+
+/* Copies the entries of b into out (de-duplicated). */
+static void
+recovery_copy(struct recovery_batch *out, const struct recovery_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        (void)recovery_add(out, SIZE_MAX, recovery_key(b, i),
+                           b->entries[i].len, b->entries[i].fallback,
+                           b->entries[i].dirty);
+    }
+}
+
+void
+recovery_dump(struct recovery *r, struct recovery_batch *out)
+{
+    pthread_mutex_lock(&r->lock);
+    memset(out, 0, sizeof(*out));
+    out->flush = r->cur.flush || (r->taken != NULL && r->taken->flush);
+    if (!out->flush) {
+        recovery_copy(out, &r->cur);
+        if (r->taken != NULL) {
+            recovery_copy(out, r->taken);
+        }
+    }
+    recovery_batch_release(&r->journal);
+    r->journal_over = false;
+    r->finished = false;
+    pthread_mutex_unlock(&r->lock);
 }

@@ -85,10 +85,38 @@ size_t recovery_size(struct recovery *r);
 /* True if there is anything to do before the backend may be routed to. */
 bool recovery_pending(struct recovery *r);
 
-/* Moves everything into out (which must be empty: zeroed or released). */
+/*
+ * Moves everything into out (which must be empty: zeroed or released) for
+ * a pass; out stays lent (recovery_dump() reads it) until
+ * recovery_put_back() or recovery_done(). Main thread.
+ */
 void recovery_take(struct recovery *r, struct recovery_batch *out);
 /* Merges a batch back (a pass failed) and releases it. */
 void recovery_put_back(struct recovery *r, struct recovery_batch *b);
+/* A pass did everything in b (or b is moot: its backend is gone):
+ * releases it. */
+void recovery_done(struct recovery *r, struct recovery_batch *b);
+
+/*
+ * The delete spool's view (spool.h), main thread. Once the journal is
+ * started, every change of the log (a new entry, an entry turned dirty,
+ * a flush) is also journaled; recovery_journal_take() moves the journal
+ * into out (a batch whose flush says a flush was noted), or returns false,
+ * leaving out alone, when more was noted than the log holds (the spool
+ * then rewrites its file from recovery_dump()).
+ */
+void recovery_journal_start(struct recovery *r);
+bool recovery_journal_take(struct recovery *r, struct recovery_batch *out)
+    __attribute__((warn_unused_result));
+/* Whether a pass finished since the last recovery_dump(): the spool's
+ * file holds keys that are done. */
+bool recovery_finished(struct recovery *r);
+/*
+ * Everything still to do, into out (overwritten; release it): the log and
+ * the batch lent to a pass; a flush alone when one is owed (its keys are
+ * moot). Empties the journal: the dump covers it.
+ */
+void recovery_dump(struct recovery *r, struct recovery_batch *out);
 
 const char *recovery_key(const struct recovery_batch *b, size_t i);
 void recovery_batch_release(struct recovery_batch *b);

@@ -94,6 +94,7 @@ request_get(struct worker *w, struct client *c)
     req->hits = 0;
     req->failover_owner = NULL;
     req->failover_clean = false;
+    req->spool_delete = false;
     req->too_large = false;
     req->more = false;
     req->split = false;
@@ -258,6 +259,24 @@ request_set_error(struct request *req, const char *line)
     }
 }
 
+void
+request_keep_delete(struct request *req, const struct proto_str *key)
+{
+    if (req->wt->t->cfg->delete_spool != NULL &&
+        proto_key_classic(key->p, key->len)) {
+        request_keep_key(req, key);
+        req->spool_delete = true;
+    }
+}
+
+void
+request_delete_failed(struct request *req, struct backend *be)
+{
+    if (req->spool_delete && be != NULL) {
+        recovery_note(be->recovery, req->keys[0].p, req->keys[0].len, be->id);
+    }
+}
+
 /* A write made on a DOWN backend's behalf is answered or failed. */
 static void
 request_failover_done(struct request *req, const struct backend *fallback)
@@ -337,6 +356,7 @@ request_write_output(struct request *req, struct backend *b,
         const char *why = bconn_refuse(*bc);
 
         request_failover_done(req, b);
+        request_delete_failed(req, b);
         request_reply(req, why);
     }
     return NULL;
@@ -428,6 +448,7 @@ request_send_deferred(struct request *req)
         out = bconn_output(bc);
     }
     if (out == NULL) {
+        request_delete_failed(req, b);
         req->nfailed++;
         request_set_error(req, wb != NULL
                                    ? bconn_refuse(bc)
@@ -464,6 +485,13 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
     obc = rw.owner_conn;
     if (owner != NULL) {
         request_keep_failover(req, &pr->key, owner, rw.clean);
+    }
+    if (pr->cmd == PROTO_CMD_DELETE) {
+        request_keep_delete(req, &pr->key);
+        if (b == NULL) {
+            /* No backend to take it: its owner keeps it. */
+            request_delete_failed(req, rw.ring_owner);
+        }
     }
     if (req->wt->t->origin[0] != NULL && b != NULL) {
         warmup_note_write(req, &pr->key, &pr->key, false,
@@ -1097,6 +1125,12 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
             }
             request_keep_failover(req, &rp.key, owner, rw.clean);
         }
+        if (pr->cmd == PROTO_CMD_MD) {
+            request_keep_delete(req, &rp.key);
+            if (b == NULL) {
+                request_delete_failed(req, rw.ring_owner);
+            }
+        }
         if (req->wt->t->origin[0] != NULL && b != NULL) {
             /* The delete that follows names the key as failover does
              * when it can, else in base64. */
@@ -1596,6 +1630,11 @@ request_frag_fail(struct frag *f, const char *reason)
         return;
     }
     request_failover_done(req, f->be);
+    if (f->kind == FRAG_LINE || f->kind == FRAG_META) {
+        /* A delete that did not reach its backend (lost connection,
+         * timeout): the backend may still hold the key. */
+        request_delete_failed(req, f->be);
+    }
     f->failed = true;
     req->nfailed++;
     request_set_error(req, reason);

@@ -151,6 +151,10 @@ struct request {
     struct backend *failover_owner; /* write sent on behalf of this DOWN
                                        backend (key in line), or NULL */
     bool failover_clean;            /* ... and deleted on that owner too */
+    bool spool_delete;              /* a delete (md) whose failure to reach
+                                       its target is noted in the target's
+                                       recovery log (the delete spool is
+                                       on): its key, classic, in keys[0] */
     size_t counted;                 /* bytes added to client's
                                        pending_bytes */
     /* During a move (warmup.c). */
@@ -243,6 +247,16 @@ bool request_send_deferred(struct request *req);
 
 /* Copies key into req->line as req->keys[0]. */
 void request_keep_key(struct request *req, const struct proto_str *key);
+
+/*
+ * A delete of key (with the delete spool on, and a key its recovery log
+ * can name): kept, so that request_delete_failed() can note it.
+ */
+void request_keep_delete(struct request *req, const struct proto_str *key);
+/* A delete kept so did not reach be (NULL: nothing): be keeps the key in
+ * its recovery log, deleted on it before it serves again (or by its next
+ * pass, if it is UP), and so in the delete spool. */
+void request_delete_failed(struct request *req, struct backend *be);
 
 /* Remembers line as the request's error reply, unless it has one. */
 void request_set_error(struct request *req, const char *line);

@@ -154,6 +154,7 @@ route_write(struct worker *w, const struct topology *t,
 
     memset(rw, 0, sizeof(*rw));
     rw->target = b;
+    rw->ring_owner = owner;
     if (b == owner || b == NULL) {
         return;
     }

@@ -99,6 +99,7 @@ struct route_write {
     struct backend *target;         /* NULL: no backend is up */
     struct backend *owner;          /* set when target is a fallback
                                        writing on the owner's behalf */
+    struct backend *ring_owner;     /* the key's owner, always */
     bool clean;                     /* the owner is RECOVERING: the key is
                                        deleted there too, on owner_conn */
     struct bconn *owner_conn;

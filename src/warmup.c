@@ -28,6 +28,7 @@
 #include "client.h"
 #include "mget.h"
 #include "proto.h"
+#include "recovery.h"
 #include "replica.h"
 #include "request.h"
 #include "route.h"
@@ -121,6 +122,21 @@ warmup_prev(struct request *req, uint32_t i, const struct backend *b)
     return po;
 }
 
+/*
+ * The delete of a written key on its previous owner be failed or could not
+ * be sent: with the delete spool on, be keeps the key in its recovery log,
+ * deleted by its next pass (or before it serves again), as a client's
+ * failed delete is (request_delete_failed()).
+ */
+static void
+warmup_delete_lost(struct request *req, struct backend *be)
+{
+    if (req->wt->t->cfg->delete_spool != NULL && !req->prev_b64 &&
+        proto_key_classic(req->keys[0].p, req->keys[0].len)) {
+        recovery_note(be->recovery, req->keys[0].p, req->keys[0].len, be->id);
+    }
+}
+
 /* The delete after a write, on its key's previous owner p. */
 static bool
 warmup_send_delete(struct request *req, const struct topology_prev *p)
@@ -139,6 +155,7 @@ warmup_send_delete(struct request *req, const struct topology_prev *p)
     if (out == NULL) {
         /* It keeps what it had: no warm-up read may trust it now. */
         topology_taint(req->wt->t, p);
+        warmup_delete_lost(req, p->be);
         stats_add(&w->stats.migrate_delete_failures, 1);
         return false;
     }
@@ -731,6 +748,7 @@ warmup_delete_answer(struct frag *f, const char *line, size_t len)
 
         topology_taint(req->wt->t, &p);
         stats_add(&req->worker->stats.migrate_delete_failures, 1);
+        warmup_delete_lost(req, f->be);
     }
 }
 
@@ -746,6 +764,7 @@ warmup_frag_fail(struct frag *f)
 
         topology_taint(req->wt->t, &p);
         stats_add(&w->stats.migrate_delete_failures, 1);
+        warmup_delete_lost(req, f->be);
         break;
     }
     case FRAG_WARM:

@@ -128,6 +128,8 @@ assert_defaults(const struct config *cfg)
     ck_assert_uint_eq(cfg->health_fall, 2);
     ck_assert_uint_eq(cfg->recovery_log, 100000);
     ck_assert_uint_eq(cfg->failover_ttl, 300);
+    ck_assert_ptr_null(cfg->delete_spool);
+    ck_assert_uint_eq(cfg->delete_spool_max, 100000);
 }
 
 START_TEST(test_defaults_filled)
@@ -958,6 +960,51 @@ render_and_load(const struct config *cfg, char **textp)
     return back;
 }
 
+START_TEST(test_delete_spool)
+{
+    struct config *cfg =
+        load_ok("[proxy]\ndelete_spool = /var/lib/mcring/spool\n"
+                "delete_spool_max = 1\n" BACKEND);
+    struct config *back;
+    char *text;
+
+    ck_assert_str_eq(cfg->delete_spool, "/var/lib/mcring/spool");
+    ck_assert_uint_eq(cfg->delete_spool_max, 1);
+    back = render_and_load(cfg, &text);
+    ck_assert_ptr_nonnull(strstr(text, "delete_spool = /var/lib/mcring/spool\n"
+                                       "delete_spool_max = 1\n"));
+    ck_assert_str_eq(back->delete_spool, "/var/lib/mcring/spool");
+    config_destroy(back);
+    back = config_clone(cfg);
+    ck_assert_str_eq(back->delete_spool, "/var/lib/mcring/spool");
+    ck_assert_ptr_ne(back->delete_spool, cfg->delete_spool);
+    config_destroy(back);
+    config_destroy(cfg);
+    free(text);
+    /* Empty: off, and so rendered. */
+    cfg = load_ok("[proxy]\ndelete_spool =\n" BACKEND);
+    ck_assert_ptr_null(cfg->delete_spool);
+    back = render_and_load(cfg, &text);
+    ck_assert_ptr_nonnull(strstr(text, "delete_spool = \n"));
+    ck_assert_ptr_null(back->delete_spool);
+    config_destroy(back);
+    config_destroy(cfg);
+    free(text);
+    expect_error("[proxy]\ndelete_spool = spool\n" BACKEND, 2,
+                 "delete_spool: expected an absolute file name");
+    expect_error("[proxy]\ndelete_spool = /a\ndelete_spool = /b\n" BACKEND,
+                 3, "duplicate key 'delete_spool'");
+    /* The bound: 1..10000000. */
+    expect_error("[proxy]\ndelete_spool_max = 0\n" BACKEND, 2,
+                 "delete_spool_max: 0 out of range 1..10000000");
+    expect_error("[proxy]\ndelete_spool_max = 10000001\n" BACKEND, 2,
+                 "delete_spool_max: 10000001 out of range");
+    cfg = load_ok("[proxy]\ndelete_spool_max = 10000000\n" BACKEND);
+    ck_assert_uint_eq(cfg->delete_spool_max, 10000000);
+    config_destroy(cfg);
+}
+END_TEST
+
 static const char *const round_trip_configs[] = {
     BACKEND,
     "[health]\nfailover_limit = 0.0000001\n" BACKEND,
@@ -1026,7 +1073,7 @@ START_TEST(test_key_format)
     bool seen_hash = false;
 
     config_defaults(&cfg);
-    ck_assert_uint_eq(n, 36);
+    ck_assert_uint_eq(n, 38);
     ck_assert_int_eq(config_key_format(&cfg, 0, &section, &name, value,
                                        sizeof(value)),
                      0);
@@ -1386,9 +1433,9 @@ START_TEST(test_sample_documents_defaults)
         len += strlen(s);
     }
     fclose(fp);
-    /* All but hash_tag and region, which are off by default (no value to
-     * show). */
-    ck_assert_uint_eq(nkeys, config_nkeys() - 2);
+    /* All but hash_tag, region and delete_spool, which are off by default
+     * (no value to show). */
+    ck_assert_uint_eq(nkeys, config_nkeys() - 3);
     cfg = load_ok(text);
     assert_defaults(cfg);
     config_destroy(cfg);
@@ -1989,6 +2036,7 @@ config_suite(void)
     tcase_add_test(tc, test_every_key_parsed);
     tcase_add_test(tc, test_hash_xxh3_explicit);
     tcase_add_test(tc, test_hash_tag);
+    tcase_add_test(tc, test_delete_spool);
     tcase_add_test(tc, test_listen_forms);
     tcase_add_test(tc, test_bounds_accepted);
     suite_add_tcase(s, tc);

@@ -306,6 +306,125 @@ START_TEST(test_concurrent_writers_lose_nothing)
 }
 END_TEST
 
+/* ---- the delete spool's journal ------------------------------------------ */
+
+START_TEST(test_journal_off_records_nothing)
+{
+    struct recovery *r = recovery_create(10);
+    struct recovery_batch j = {0};
+
+    recovery_note(r, "k", 1, 1);
+    ck_assert(recovery_journal_take(r, &j));
+    ck_assert_uint_eq(j.n, 0);
+    ck_assert(!j.flush);
+    recovery_batch_release(&j);
+    recovery_destroy(r);
+}
+END_TEST
+
+START_TEST(test_journal_records_each_change_once)
+{
+    struct recovery *r = recovery_create(10);
+    struct recovery_batch j = {0}, b = {0};
+
+    recovery_journal_start(r);
+    recovery_note_clean(r, "a", 1, 2);
+    recovery_note(r, "a", 1, 2);    /* turned dirty: a change */
+    recovery_note(r, "a", 1, 2);    /* none */
+    recovery_note(r, "b", 1, 3);
+    ck_assert(recovery_journal_take(r, &j));
+    ck_assert_uint_eq(j.n, 2);
+    ck_assert(batch_has(&j, "a", 2));
+    ck_assert(j.entries[0].dirty);
+    ck_assert(batch_has(&j, "b", 3));
+    recovery_batch_release(&j);
+    /* Taken: the journal is empty; a pass taking the log leaves it. */
+    ck_assert(recovery_journal_take(r, &j));
+    ck_assert_uint_eq(j.n, 0);
+    recovery_note(r, "c", 1, 3);
+    recovery_take(r, &b);
+    ck_assert(recovery_journal_take(r, &j));
+    ck_assert_uint_eq(j.n, 1);
+    recovery_batch_release(&j);
+    /* A failed pass's keys are in the spool already: not journaled. */
+    recovery_put_back(r, &b);
+    ck_assert(recovery_journal_take(r, &j));
+    ck_assert_uint_eq(j.n, 0);
+    ck_assert_uint_eq(recovery_size(r), 3);
+    recovery_destroy(r);
+}
+END_TEST
+
+START_TEST(test_journal_overflow_asks_for_a_rewrite)
+{
+    struct recovery *r = recovery_create(4);
+    struct recovery_batch j = {0}, b = {0}, d;
+
+    recovery_journal_start(r);
+    /* Four keys, taken by a pass, four more: the journal holds eight
+     * changes, more than the log's limit. */
+    recovery_note(r, "k1", 2, 1);
+    recovery_note(r, "k2", 2, 1);
+    recovery_note(r, "k3", 2, 1);
+    recovery_note(r, "k4", 2, 1);
+    recovery_take(r, &b);
+    recovery_note(r, "k5", 2, 1);
+    ck_assert(!recovery_journal_take(r, &j));
+    ck_assert_ptr_null(j.entries);
+    /* The dump has the log and the pass's batch, and clears the journal. */
+    recovery_dump(r, &d);
+    ck_assert_uint_eq(d.n, 5);
+    ck_assert(!d.flush);
+    ck_assert(batch_has(&d, "k1", 1));
+    ck_assert(batch_has(&d, "k5", 1));
+    recovery_batch_release(&d);
+    ck_assert(recovery_journal_take(r, &j));
+    ck_assert_uint_eq(j.n, 0);
+    ck_assert(!recovery_finished(r));
+    recovery_done(r, &b);
+    ck_assert(recovery_finished(r));
+    recovery_dump(r, &d);
+    ck_assert_uint_eq(d.n, 1);
+    ck_assert(!recovery_finished(r));
+    recovery_batch_release(&d);
+    recovery_destroy(r);
+}
+END_TEST
+
+START_TEST(test_journal_and_dump_of_a_flush)
+{
+    struct recovery *r = recovery_create(2);
+    struct recovery_batch j = {0}, b = {0}, d;
+
+    recovery_journal_start(r);
+    recovery_note(r, "k1", 2, 1);
+    recovery_note(r, "k2", 2, 1);
+    recovery_note(r, "k3", 2, 1); /* over the limit: a flush */
+    ck_assert(recovery_journal_take(r, &j));
+    ck_assert(j.flush);
+    ck_assert_uint_eq(j.n, 0);
+    recovery_batch_release(&j);
+    /* A flush lent to a pass is still owed: the dump says so, no keys. */
+    recovery_take(r, &b);
+    recovery_dump(r, &d);
+    ck_assert(d.flush);
+    ck_assert_uint_eq(d.n, 0);
+    recovery_batch_release(&d);
+    /* Put back, it is not journaled again. */
+    recovery_put_back(r, &b);
+    ck_assert(recovery_pending(r));
+    ck_assert(recovery_journal_take(r, &j));
+    ck_assert(!j.flush);
+    recovery_take(r, &b);
+    recovery_done(r, &b);
+    recovery_dump(r, &d);
+    ck_assert(!d.flush);
+    recovery_batch_release(&d);
+    ck_assert(!recovery_pending(r));
+    recovery_destroy(r);
+}
+END_TEST
+
 static Suite *
 recovery_suite(void)
 {
@@ -330,6 +449,12 @@ recovery_suite(void)
     tc = tcase_create("a failed pass keeps its keys");
     tcase_add_test(tc, test_failed_pass_puts_keys_back);
     tcase_add_test(tc, test_flush_request_survives_put_back);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("the delete spool's journal");
+    tcase_add_test(tc, test_journal_off_records_nothing);
+    tcase_add_test(tc, test_journal_records_each_change_once);
+    tcase_add_test(tc, test_journal_overflow_asks_for_a_rewrite);
+    tcase_add_test(tc, test_journal_and_dump_of_a_flush);
     suite_add_tcase(s, tc);
     return s;
 }
