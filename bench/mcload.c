@@ -95,6 +95,8 @@ struct mcl_opts {
     unsigned value_size;
     double get_ratio;
     unsigned multiget;
+    double hot_ratio;  /* share of requests for the first hot_keys keys */
+    uint32_t hot_keys;
     bool preload;
     double timeout; /* seconds a connection may wait for a response */
 };
@@ -170,6 +172,7 @@ struct mcl_run {
     struct mcl_opts opts;
     struct sockaddr_in addr;
     uint32_t get_threshold; /* rng low word below it: get */
+    uint32_t hot_threshold; /* another draw below it: a hot key */
     bool all_gets;
     char *fill; /* value_size bytes of '.', read-only */
     size_t max_req;
@@ -439,6 +442,15 @@ mcl_conn_issue(struct mcl_conn *c, uint64_t now)
     uint64_t r = mcl_rand(&c->rng);
     uint32_t k = (uint32_t)(((r >> 32) * (uint64_t)o->keys) >> 32);
     bool get = run->all_gets || (uint32_t)r < run->get_threshold;
+
+    if (run->hot_threshold > 0) {
+        /* A skewed load: this share of requests is for a few keys. */
+        uint64_t h = mcl_rand(&c->rng);
+
+        if ((uint32_t)h < run->hot_threshold) {
+            k = (uint32_t)(((h >> 32) * (uint64_t)o->hot_keys) >> 32);
+        }
+    }
     struct mcl_req *q;
     char *p;
 
@@ -1179,6 +1191,8 @@ mcl_usage(FILE *f)
             "  --value-size BYTES  value size for sets (100)\n"
             "  --get-ratio R       fraction of requests that are gets (0.9)\n"
             "  --multiget M        keys per get request (1)\n"
+            "  --hot-ratio R       share of requests for the hot keys (0)\n"
+            "  --hot-keys N        the hot keys: key:0.. (8)\n"
             "  --preload           set every key once before the run\n"
             "  --timeout SECONDS   max wait for a response (5)\n"
             "Prints one line: requests= ops_per_sec= p50_us= p99_us= "
@@ -1238,6 +1252,8 @@ mcl_parse_opts(int argc, char **argv, struct mcl_opts *o)
         {"value-size", required_argument, NULL, 'v'},
         {"get-ratio", required_argument, NULL, 'g'},
         {"multiget", required_argument, NULL, 'm'},
+        {"hot-ratio", required_argument, NULL, 'r'},
+        {"hot-keys", required_argument, NULL, 'K'},
         {"preload", no_argument, NULL, 'P'},
         {"timeout", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
@@ -1257,6 +1273,7 @@ mcl_parse_opts(int argc, char **argv, struct mcl_opts *o)
         .value_size = 100,
         .get_ratio = 0.9,
         .multiget = 1,
+        .hot_keys = 8,
         .timeout = 5.0,
     };
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -1306,6 +1323,13 @@ mcl_parse_opts(int argc, char **argv, struct mcl_opts *o)
             rc = mcl_opt_u64("multiget", optarg, 1, 100, &v);
             o->multiget = (unsigned)v;
             break;
+        case 'r':
+            rc = mcl_opt_double("hot-ratio", optarg, 0.0, 1.0, &o->hot_ratio);
+            break;
+        case 'K':
+            rc = mcl_opt_u64("hot-keys", optarg, 1, UINT32_MAX - 1, &v);
+            o->hot_keys = (uint32_t)v;
+            break;
         case 'P':
             o->preload = true;
             break;
@@ -1325,6 +1349,10 @@ mcl_parse_opts(int argc, char **argv, struct mcl_opts *o)
     }
     if (optind != argc) {
         fprintf(stderr, "mcload: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    if (o->hot_keys > o->keys) {
+        fprintf(stderr, "mcload: --hot-keys exceeds --keys\n");
         return -1;
     }
     if (o->multiget > o->keys) {
@@ -1419,6 +1447,9 @@ main(int argc, char **argv)
     }
     run->all_gets = o->get_ratio >= 1.0;
     run->get_threshold = (uint32_t)(o->get_ratio * 4294967296.0);
+    run->hot_threshold = o->hot_ratio >= 1.0
+                             ? UINT32_MAX
+                             : (uint32_t)(o->hot_ratio * 4294967296.0);
     run->fill = malloc(o->value_size + 1);
     if (run->fill == NULL) {
         fprintf(stderr, "mcload: out of memory\n");

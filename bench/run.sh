@@ -22,13 +22,16 @@ usage: bench/run.sh [options]
   --systems LIST     comma list of mcring,twemproxy,mcproxy,direct (all
                      four; mcproxy is left out, with a message, when no
                      binary is found and it was not asked for), or
-                     mcring_writev: mcring with [proxy] io_uring = no
-  --workloads LIST   comma list of a,b,c,d,e,w (a,b,c):
+                     mcring_writev: mcring with [proxy] io_uring = no,
+                     mcring_l1: mcring with [proxy] l1 = 64 MB
+  --workloads LIST   comma list of a,b,c,d,e,h,w (a,b,c):
                        a  90/10 get/set, 100-byte values, 50 conns, depth 1
                        b  as a, pipelined 16 deep per connection
                        c  10-key multi-gets (gets only), 50 conns, depth 1
                        d  as a, one connection: latency (p50, p99)
                        e  as a, 4 KB values (--large-value-size)
+                       h  as a, half the requests for 4 hot keys (what
+                          the l1 cache takes off the backends; mcload)
                        w  sets only, 50 conns, depth 1 (what replicas cost)
   --duration S       seconds per run (10)
   --rounds N         repeat the whole comparison N times, systems
@@ -146,13 +149,13 @@ IFS=, read -r -a sys_list <<<"$systems"
 IFS=, read -r -a wl_list <<<"$workloads"
 for s in "${sys_list[@]}"; do
     case "$s" in
-    mcring|mcring_writev|twemproxy|mcproxy|direct) ;;
+    mcring|mcring_writev|mcring_l1|twemproxy|mcproxy|direct) ;;
     *) echo "run.sh: unknown system '$s'" >&2; exit 2 ;;
     esac
 done
 for w in "${wl_list[@]}"; do
     case "$w" in
-    a|b|c|d|e|w) ;;
+    a|b|c|d|e|h|w) ;;
     *) echo "run.sh: unknown workload '$w'" >&2; exit 2 ;;
     esac
 done
@@ -409,6 +412,13 @@ start_mcring_writev() {
     mcring_extra=
 }
 
+# mcring with its hot-key cache.
+start_mcring_l1() {
+    mcring_extra="l1 = 67108864"
+    start_mcring
+    mcring_extra=
+}
+
 start_twemproxy() {
     local conf=$tmp/nutcracker.yml stats_port i
     sut_port=$(free_port)
@@ -575,6 +585,8 @@ workload_args() {
     b) echo "--depth 16 --get-ratio 0.9 --multiget 1" ;;
     c) echo "--depth 1 --get-ratio 1 --multiget 10" ;;
     e) echo "--depth 1 --get-ratio 0.9 --multiget 1" ;;
+    h) echo "--depth 1 --get-ratio 0.9 --multiget 1 --hot-ratio 0.5" \
+        "--hot-keys 4" ;;
     w) echo "--depth 1 --get-ratio 0 --multiget 1" ;;
     *) return 1 ;;
     esac
@@ -595,6 +607,7 @@ workload_name() {
     c) echo "c:multiget-10" ;;
     d) echo "d:one-conn" ;;
     e) echo "e:${large_value_size}B-values" ;;
+    h) echo "h:hot-keys-50%" ;;
     w) echo "w:sets-only" ;;
     esac
 }
