@@ -30,8 +30,9 @@ usage: bench/run.sh [options]
                        c  10-key multi-gets (gets only), 50 conns, depth 1
                        d  as a, one connection: latency (p50, p99)
                        e  as a, 4 KB values (--large-value-size)
-                       h  as a, half the requests for 4 hot keys (what
-                          the l1 cache takes off the backends; mcload)
+                       h  99% gets, half the requests for 4 hot keys
+                          (what the l1 cache takes off the backends;
+                          mcload only)
                        w  sets only, 50 conns, depth 1 (what replicas cost)
   --duration S       seconds per run (10)
   --rounds N         repeat the whole comparison N times, systems
@@ -313,6 +314,17 @@ cpu_ticks() {
     echo "$rest" | awk '{ print $12, $13 }'
 }
 
+# "utime stime" of every memcached backend so far, summed.
+backends_ticks() {
+    local pid u s tu=0 ts=0
+    for pid in "${backend_pids[@]}"; do
+        read -r u s <<<"$(cpu_ticks "$pid")"
+        tu=$((tu + u))
+        ts=$((ts + s))
+    done
+    echo "$tu $ts"
+}
+
 # Read and write system calls of PID so far (/proc/PID/io: syscr + syscw).
 io_calls() {
     awk '/^sysc[rw]:/ { n += $2 } END { print n + 0 }' "/proc/$1/io" \
@@ -585,7 +597,7 @@ workload_args() {
     b) echo "--depth 16 --get-ratio 0.9 --multiget 1" ;;
     c) echo "--depth 1 --get-ratio 1 --multiget 10" ;;
     e) echo "--depth 1 --get-ratio 0.9 --multiget 1" ;;
-    h) echo "--depth 1 --get-ratio 0.9 --multiget 1 --hot-ratio 0.5" \
+    h) echo "--depth 1 --get-ratio 0.99 --multiget 1 --hot-ratio 0.5" \
         "--hot-keys 4" ;;
     w) echo "--depth 1 --get-ratio 0 --multiget 1" ;;
     *) return 1 ;;
@@ -618,7 +630,7 @@ bound=$((duration + 30))
 
 status=0
 declare -A res_ops res_p50 res_p99 res_cpu res_err res_miss res_cli res_usr \
-    res_ctx res_io all_cpu all_ops
+    res_ctx res_io res_be all_cpu all_ops all_be
 
 echo "run.sh: $nbackends memcached backends, $conns conns, ${duration}s per" \
     "run, load $loadgen, mcring threads=$threads hash=$mcring_hash, twemproxy" \
@@ -665,6 +677,7 @@ for s in "${sys_list[@]}"; do
         fi
         echo "run.sh: $s, workload $w ($(workload_name "$w"))" >&2
         before=$(cpu_ticks "$sut_pid")
+        be_before=$(backends_ticks)
         ctx_before=$(ctx_switches "$sut_pid")
         io_before=$(io_calls "$sut_pid")
         rc=0
@@ -678,6 +691,7 @@ for s in "${sys_list[@]}"; do
         fi
         out=$(cat "$tmp/mcload-$s-$w.out")
         after=$(cpu_ticks "$sut_pid" 2>/dev/null || echo "$before")
+        be_after=$(backends_ticks)
         ctx_after=$(ctx_switches "$sut_pid")
         io_after=$(io_calls "$sut_pid")
         if [ "$verbose" = 1 ]; then
@@ -706,6 +720,14 @@ for s in "${sys_list[@]}"; do
             -v t="$clk_tck" -v n="$reqs" 'BEGIN {
                 if (n > 0) printf "%.2f", (a - b) / t / n * 1e6;
                 else print "-" }')
+        read -r u1 s1 <<<"$be_before"
+        read -r u2 s2 <<<"$be_after"
+        res_be[$s.$w]=$(awk -v a="$((u2 + s2))" -v b="$((u1 + s1))" \
+            -v t="$clk_tck" -v n="$reqs" 'BEGIN {
+                if (n > 0) printf "%.2f", (a - b) / t / n * 1e6;
+                else print "-" }')
+        read -r u1 s1 <<<"$before"
+        read -r u2 s2 <<<"$after"
         res_usr[$s.$w]=$(awk -v u="$((u2 - u1))" -v a="$((u2 + s2 - u1 - s1))" \
             'BEGIN { if (a > 0) printf "%.0f", 100 * u / a; else print "-" }')
         res_ctx[$s.$w]=$(awk -v c="$((ctx_after - ctx_before))" -v n="$reqs" \
@@ -716,6 +738,7 @@ for s in "${sys_list[@]}"; do
             -v e="$(field "$out" elapsed_s)" 'BEGIN {
                 if (e > 0) printf "%.0f", 100 * c / e; else print "-" }')
         all_cpu[$s.$w]="${all_cpu[$s.$w]:-} ${res_cpu[$s.$w]}"
+        all_be[$s.$w]="${all_be[$s.$w]:-} ${res_be[$s.$w]}"
         all_ops[$s.$w]="${all_ops[$s.$w]:-} ${res_ops[$s.$w]}"
         all_cpu[$round.$s.$w]=${res_cpu[$s.$w]}
         all_ops[$round.$s.$w]=${res_ops[$s.$w]}
@@ -749,25 +772,27 @@ if [ "$rounds" -gt 1 ]; then
         case "$k" in
         [0-9]*) ;;
         *) res_cpu[$k]=$(median "${all_cpu[$k]}")
+           res_be[$k]=$(median "${all_be[$k]}")
            res_ops[$k]=$(printf '%.0f' "$(median "${all_ops[$k]}")") ;;
         esac
     done
 fi
 
 echo
-[ "$rounds" = 1 ] || echo "(ops/s and cpu_s/Mreq: medians of $rounds rounds)"
-printf '%-17s %-10s %9s %8s %8s %11s %5s %6s %6s %7s %7s %5s\n' workload \
-    system ops/s p50_us p99_us cpu_s/Mreq usr% cs/req io/req errors misses \
-    cli%
+[ "$rounds" = 1 ] ||
+    echo "(ops/s, cpu_s/Mreq and be_cpu: medians of $rounds rounds)"
+printf '%-17s %-10s %9s %8s %8s %11s %5s %6s %6s %7s %7s %5s %7s\n' \
+    workload system ops/s p50_us p99_us cpu_s/Mreq usr% cs/req io/req \
+    errors misses cli% be_cpu
 for w in "${wl_list[@]}"; do
     for s in "${sys_list[@]}"; do
         k=$s.$w
         [ -n "${res_ops[$k]:-}" ] || continue
-        printf '%-17s %-10s %9s %8s %8s %11s %5s %6s %6s %7s %7s %5s\n' \
+        printf '%-17s %-10s %9s %8s %8s %11s %5s %6s %6s %7s %7s %5s %7s\n' \
             "$(workload_name "$w")" "$s" "${res_ops[$k]}" "${res_p50[$k]}" \
             "${res_p99[$k]}" "${res_cpu[$k]}" "${res_usr[$k]}" \
             "${res_ctx[$k]}" "${res_io[$k]}" "${res_err[$k]}" \
-            "${res_miss[$k]}" "${res_cli[$k]}"
+            "${res_miss[$k]}" "${res_cli[$k]}" "${res_be[$k]}"
     done
 done
 echo "(cpu_s/Mreq: CPU seconds of the proxy process per million requests;"
@@ -775,7 +800,8 @@ echo " for 'direct' it is the memcached server's. usr%: its user-space share;"
 echo " cs/req: its context switches per request; io/req: its read(v) and"
 echo " write(v) calls per request (/proc/PID/io: neither sendmsg/recvmsg, as"
 echo " memcached writes, nor io_uring's operations, as mcring reads and"
-echo " writes by default, count). cli%: $loadgen's own CPU.)"
+echo " writes by default, count). cli%: $loadgen's own CPU. be_cpu: the"
+echo " memcached backends' CPU seconds per million requests, all together.)"
 
 ratio() { # ratio A B -> A/B or "-"
     awk -v a="$1" -v b="$2" 'BEGIN {
