@@ -170,6 +170,16 @@ admin_pools_set(struct config *cfg, size_t i, json_t *body,
                      key, allowed != NULL ? ", name, backends" : "");
             return 400;
         }
+        if (json_is_null(v)) {
+            /* Leaves the setting out, as a file without its line. */
+            if (config_pool_unset(&cfg->pools[i], key) != 1) {
+                snprintf(err, errlen, "%s: cannot be null (only shadow, "
+                                      "writes and deletes can)",
+                         key);
+                return 400;
+            }
+            continue;
+        }
         if (admin_pools_value_text(v, text, sizeof(text)) != 0) {
             snprintf(err, errlen, "%s: expected a string, a whole number, "
                                   "a share or a boolean",

@@ -391,12 +391,16 @@ struct config_pool *config_add_pool(struct config *cfg, const char *name,
 /*
  * Sets key = value of a [pool NAME] section when key is a pool setting
  * (hash, vnodes, replicas, region, hotkey_spread, interval_ms, timeout_ms,
- * rise, fall). Returns 1 when set, 0 when key is no pool setting (a
+ * rise, fall, rate, burst, shadow, shadow_share, writes, deletes).
+ * Returns 1 when set, 0 when key is no pool setting (a
  * backend line, then), -1 with err for a bad value.
  */
 int config_pool_set(struct config *cfg, struct config_pool *p,
                     const char *key, const char *value, char *err,
                     size_t errlen) __attribute__((warn_unused_result));
+/* Removes pool p's setting key when it is one that can be left out
+ * (shadow, with its shadow_share; writes; deletes): 1, else 0. */
+int config_pool_unset(struct config_pool *p, const char *key);
 /* Adds backend name to pool p; 0, or -1 with err when it is there. */
 int config_pool_add_member(struct config_pool *p, const char *name,
                            char *err, size_t errlen)

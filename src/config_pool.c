@@ -485,6 +485,25 @@ config_pool_set(struct config *cfg, struct config_pool *p, const char *key,
 }
 
 int
+config_pool_unset(struct config_pool *p, const char *key)
+{
+    char **field = strcmp(key, "shadow") == 0    ? &p->shadow
+                   : strcmp(key, "writes") == 0  ? &p->writes
+                   : strcmp(key, "deletes") == 0 ? &p->deletes
+                                                 : NULL;
+
+    if (field == NULL) {
+        return 0;
+    }
+    free(*field);
+    *field = NULL;
+    if (field == &p->shadow) {
+        p->shadow_share = 1.0;
+    }
+    return 1;
+}
+
+int
 config_pool_add_member(struct config_pool *p, const char *name, char *err,
                        size_t errlen)
 {

@@ -234,6 +234,56 @@ class ShadowTest(ShadowCase):
             conn.close()
 
 
+class ShadowApiTest(ShadowCase):
+    """The admin API sets, changes and removes a shadow (PATCH /pools)."""
+
+    def patch(self, body):
+        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port,
+                                          timeout=10)
+        try:
+            conn.request("PATCH", "/pools/live", body=json.dumps(body))
+            r = conn.getresponse()
+            return r.status, r.read().decode()
+        finally:
+            conn.close()
+
+    def pool(self, name):
+        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port,
+                                          timeout=10)
+        try:
+            conn.request("GET", "/pools")
+            return {p["name"]: p for p in
+                    json.loads(conn.getresponse().read())}[name]
+        finally:
+            conn.close()
+
+    def copies(self, n):
+        before = self.settled()
+        c = self.client()
+        for i in range(n):
+            self.assertEqual(c.set(self.key(str(i)), b"v"), b"STORED")
+        return delta(before, counters(self.cluster.port))["shadow_requests"]
+
+    def test_patch_share_then_remove(self):
+        self.assertEqual(self.copies(20), 20)
+        status, text = self.patch({"shadow_share": 0.0})
+        self.assertEqual(status, 200, text)
+        self.assertEqual(self.pool("live")["shadow_share"], 0.0)
+        wait_for(lambda: self.copies(20) == 0, 10.0, "no key shadowed")
+        status, text = self.patch({"shadow_share": 2.5})
+        self.assertEqual(status, 400, text)
+        self.assertIn("shadow_share", text)
+        status, text = self.patch({"shadow": None})
+        self.assertEqual(status, 200, text)
+        self.assertNotIn("shadow", self.pool("live"))
+        status, text = self.patch({"rate": None})
+        self.assertEqual(status, 400, text)
+        self.assertIn("rate: cannot be null", text)
+        status, text = self.patch({"shadow": "trial", "shadow_share": 1})
+        self.assertEqual(status, 200, text)
+        wait_for(lambda: self.copies(20) == 20, 10.0, "every key shadowed")
+
+
 class ShadowShareTest(ShadowCase):
     """shadow_share = 0.25: a quarter of the keys, the same ones each
     time, spread over the whole trial pool."""
