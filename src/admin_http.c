@@ -5,7 +5,8 @@
  *   request --admin_http_handle()--> token check (401) --> path and method
  *   (404, 405) --> one admin_http_<endpoint>() --> JSON answer
  *
- * Every answer is JSON built with Jansson (GET /config is the INI text),
+ * Every answer is JSON built with Jansson (GET /config is the INI text,
+ * GET /metrics Prometheus text, GET /watch a text stream: admin_watch.c),
  * every error {"error": "..."}: 400 bad JSON or field, 401 missing or wrong
  * token, 404 unknown path or backend, 405 wrong method (with Allow), 409
  * conflict (name or address taken, the last backend).
