@@ -31,6 +31,7 @@
 
 #include "backend.h"
 #include "client.h"
+#include "config.h"
 #include "log.h"
 #include "proto.h"
 #include "proxy.h"
@@ -39,6 +40,10 @@
 #include "util.h"
 #include "watch.h"
 #include "worker.h"
+
+_Static_assert(WATCH_LINE_MAX >= 4 * PROTO_KEY_MAX + CONFIG_NAME_MAX + 200,
+               "the longest line fits: a key escaped, a backend name, "
+               "the other fields");
 
 /* The bytes of the reply's first line looked at for its result. */
 #define WATCH_HEAD 64
@@ -109,7 +114,7 @@ watch_put(struct request *req, uint32_t mask, const char *ts,
     struct worker *w = req->worker;
     const struct client *c = req->client;
     char line[WATCH_LINE_MAX];
-    char esc[4 * PROTO_BASE64_LEN(PROTO_KEY_MAX) + 8];
+    char esc[4 * PROTO_KEY_MAX + 1];    /* a key is at most that long */
     int n;
 
     if (key != NULL) {

@@ -287,16 +287,13 @@ class TextWatchTest(WatchTestCase):
         self.assertEqual(after["watch_events"], before["watch_events"])
         self.assertEqual(after["watch_dropped"], before["watch_dropped"])
         # ... also after a watcher came and went.
+        self.assertEqual(before["watchers"], 0)
         w = self.text_watcher()
         self.assertEqual(w.start(), b"OK")
+        self.assertEqual(self.stats()["watchers"], 1)
         w.close()
-
-        def quiet():
-            n = self.stats()["watch_events"]
-            with self.mcring.client() as c:
-                c.get("wn-probe")
-            return self.stats()["watch_events"] == n
-        wait_for(quiet, 10, "the watcher to go")
+        wait_for(lambda: self.stats()["watchers"] == 0, 10,
+                 "the watcher to go")
         mid = self.stats()
         with self.mcring.client() as c:
             for i in range(100):
@@ -351,7 +348,9 @@ class WatchLimitsTest(WatchTestCase):
         self.assertEqual(code, 503)
         self.assertIn("too many watchers", doc["error"])
         # ... the admin API still answers ...
-        self.assertEqual(self.api("GET", "/backends")[0], 200)
+        self.assertEqual(self.stats()["watchers"], WATCH_MAX)
+        self.assertIn("\nmcring_watchers %d\n" % WATCH_MAX,
+                      self.api("GET", "/metrics")[2])
         # ... and every watcher still gets every line.
         with self.mcring.client() as c:
             self.assertIsNone(c.get("wc-1"))
