@@ -253,6 +253,30 @@ class TextWatchTest(WatchTestCase):
         with self.assertRaises(socket.timeout):
             w.readline(timeout=0.3)
 
+    def test_meta_base64_key_as_given(self):
+        w = self.text_watcher()
+        self.assertEqual(w.start(), b"OK")
+        b64 = "d2EtYjY0"                # "wa-b64"
+        with self.mcring.client() as c:
+            c.send(("ms %s 1 b\r\nx\r\n" % b64).encode())
+            self.assertEqual(c.readline(), b"HD")
+            self.assertEqual(c.call("mg %s b v" % b64), b"VA 1")
+            self.assertEqual(c.readline(), b"x")
+            # A quiet miss: nothing but the MN after it.
+            self.assertEqual(c.call("mg %s b v q\r\nmn" % b64.upper()),
+                             b"MN")
+        evs = self.events(w, 4)
+        where = self.targets(["wa-b64"])["wa-b64"]
+        self.assertEqual([(e["cmd"], e["key"], e["backend"], e["result"])
+                          for e in evs],
+                         [("ms", b64, where, "stored"),
+                          ("mg", b64, where, "hit"),
+                          ("mg", b64.upper(), evs[2]["backend"], "quiet"),
+                          ("mn", None, None, "ok")])
+        self.assertIsNotNone(evs[2]["backend"])
+        with self.backend(where).client() as d:
+            self.assertEqual(d.get("wa-b64"), b"x")
+
     def test_commands_after_watch_are_ignored(self):
         w = self.text_watcher()
         w.sock.sendall(b"version\r\nwatch\r\nget wi-1\r\nversion\r\n")
@@ -424,6 +448,13 @@ class WatchLimitsTest(WatchTestCase):
         mid = self.stats()
         self.assertGreater(mid["watch_dropped"], before["watch_dropped"])
         self.assertLess(elapsed, 60)
+        # With its rings and output full, a new client is served at once.
+        with self.mcring.client() as c2:
+            t1 = time.monotonic()
+            for i in range(100):
+                self.assertEqual(c2.set("wd-o%d" % i, b"v"), b"STORED")
+                self.assertEqual(c2.get("wd-o%d" % i), b"v")
+            self.assertLess(time.monotonic() - t1, 10)
         grown = self.mcring.rss_kb() - rss0
         self.assertLess(grown, 8 * 1024, "mcring grew %d kB" % grown)
         # Now it reads: what arrived and what was announced dropped add
