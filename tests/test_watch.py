@@ -277,6 +277,27 @@ class TextWatchTest(WatchTestCase):
         with self.backend(where).client() as d:
             self.assertEqual(d.get("wa-b64"), b"x")
 
+    def test_backend_is_the_fallback_of_a_down_owner(self):
+        w = self.text_watcher()
+        self.assertEqual(w.start(), b"OK")
+        victim = self.memcached[0]
+        keys = ["wf-%d" % i for i in range(40)]
+        mine = [k for k, t in self.targets(keys).items() if t == victim.name]
+        self.assertTrue(mine)
+        victim.stop()
+        self.wait_state([victim.name], "DOWN")
+        key = mine[0]
+        fallback = self.targets([key])[key]
+        self.assertNotEqual(fallback, victim.name)
+        with self.mcring.client() as c:
+            self.assertEqual(c.set(key, b"f"), b"STORED")
+            self.assertEqual(c.get(key), b"f")
+        evs = self.events(w, 2)
+        self.assertEqual([(e["cmd"], e["key"], e["backend"], e["result"])
+                          for e in evs],
+                         [("set", key, fallback, "stored"),
+                          ("get", key, fallback, "hit")])
+
     def test_commands_after_watch_are_ignored(self):
         w = self.text_watcher()
         w.sock.sendall(b"version\r\nwatch\r\nget wi-1\r\nversion\r\n")
