@@ -12,7 +12,8 @@
  *
  * backend is where the key was sent (its owner, or the fallback of a
  * DOWN owner); there is none for commands mcring answers itself or sends
- * to every backend, or when no backend was available. latency_us runs
+ * to every backend, a get answered from the l1 cache, or when no backend
+ * was available. latency_us runs
  * from when the command was read to when its reply is queued to the
  * client (in order: after the replies of the commands before it).
  *

@@ -523,5 +523,28 @@ class WatchLimitsTest(WatchTestCase):
         self.assert_alive()
 
 
+class L1WatchTest(WatchTestCase):
+    """A get answered from the l1 cache names no backend."""
+    PROXY = {"threads": 1, "hotkey_sample": 1, "l1": 1048576,
+             "l1_ttl": 300}
+
+    def test_l1_hit_has_no_backend(self):
+        k = "wl-hot"
+        with self.mcring.client() as c:
+            self.assertEqual(c.set(k, b"h"), b"STORED")
+
+            def cached():
+                for _ in range(20):
+                    self.assertEqual(c.get(k), b"h")
+                return self.stats()["l1_hits"] > 0
+            wait_for(cached, 10, "the key to be cached")
+            w = self.text_watcher()
+            self.assertEqual(w.start(), b"OK")
+            self.assertEqual(c.get(k), b"h")
+        ev = self.events(w, 1)[0]
+        self.assertEqual((ev["cmd"], ev["key"], ev["backend"], ev["result"]),
+                         ("get", k, None, "hit"))
+
+
 if __name__ == "__main__":
     mctest.main()
