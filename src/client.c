@@ -26,6 +26,9 @@
  *     releases the socket and leaves the struct to the worker's reaper.
  *   - replies are written at the end of the worker's loop turn
  *     (worker_flush()); ev_write is only added while the socket is full.
+ *   - after `watch` (watch_req.c) a client gets request lines instead of
+ *     replies: what it sends is ignored, its end of file closes it, it
+ *     is never parked nor closed as idle.
  */
 #include "autoconf.h"
 
@@ -178,8 +181,7 @@ static bool
 client_parkable(const struct client *c)
 {
     return c->state == CLIENT_ACTIVE && c->watch == NULL && !c->paused &&
-           !c->eof &&
-           !c->in_drive && !c->flush_pending && c->nqueued == 0 &&
+           !c->eof && !c->in_drive && !c->flush_pending && c->nqueued == 0 &&
            STAILQ_EMPTY(&c->queue) && c->barrier == NULL && c->swallow == 0 &&
            c->nc.tls == NULL && evbuffer_get_length(c->nc.in) == 0 &&
            evbuffer_get_length(c->nc.out) == 0 && c->held == 0;
