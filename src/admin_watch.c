@@ -80,7 +80,7 @@ admin_watch_end(struct admin_watch_stream *st)
     st->slot = NULL;
     st->req = NULL;
     st->evcon = NULL;
-    log_info("admin API: watch ended");
+    log_notice("admin API: watch ended");
     if (evhttp_request_get_connection(req) == NULL) {
         evhttp_send_reply_end(req);
     }
@@ -185,6 +185,15 @@ admin_watch_start(struct admin_watch *aw, struct evhttp_request *req,
     /* A watcher sends nothing: no read timeout; a write one stays. */
     bufferevent_set_timeouts(evhttp_connection_get_bufferevent(st->evcon),
                              NULL, &wtv);
-    log_info("admin API: watching 1 in %u requests", every);
+    {
+        char *peer = NULL;
+        ev_uint16_t port = 0;
+
+        /* Keys show in the stream: who watches is worth a notice. */
+        evhttp_connection_get_peer(st->evcon, &peer, &port);
+        log_notice("admin API: watching 1 in %u requests (from %s:%u)", every,
+                   peer != NULL && peer[0] != '\0' ? peer : "unix",
+                   (unsigned)port);
+    }
     return 0;
 }

@@ -118,7 +118,8 @@ watch_destroy(struct watch *h)
 unsigned
 watch_count(struct watch *h)
 {
-    return atomic_load_explicit(&h->count, memory_order_relaxed);
+    return h != NULL ? atomic_load_explicit(&h->count, memory_order_relaxed)
+                     : 0;
 }
 
 int

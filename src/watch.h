@@ -77,7 +77,7 @@ struct watch *watch_create(unsigned nworkers, watch_send_fn send, void *arg);
 void watch_quiesce(struct watch *h);
 /* Frees h and every slot left (after the workers are gone). */
 void watch_destroy(struct watch *h);
-/* Watchers now (any thread). */
+/* Watchers now (any thread; 0 without a hub). */
 unsigned watch_count(struct watch *h);
 
 /*

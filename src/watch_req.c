@@ -313,7 +313,8 @@ watch_client_start(struct client *c, const struct proto_req *pr)
         log_error("out of memory");
         abort();
     }
-    net_log(&c->nc, LOG_LEVEL_INFO, "watching 1 in %u requests", every);
+    /* Keys show in the stream: who watches is worth a notice. */
+    net_log(&c->nc, LOG_LEVEL_NOTICE, "watching 1 in %u requests", every);
     client_reply_line(c, "OK", false);
 }
 
@@ -327,5 +328,5 @@ watch_client_stop(struct client *c)
     c->ev_watch = NULL;
     watch_close(c->watch);
     c->watch = NULL;
-    net_log(&c->nc, LOG_LEVEL_INFO, "watch ended");
+    net_log(&c->nc, LOG_LEVEL_NOTICE, "watch ended");
 }
