@@ -450,6 +450,11 @@ watch_result(const char *line, size_t len, bool meta, const char *cmd)
             return "ok";
         }
     }
+    if ((watch_word_is(line, n, "VALUE") || watch_word_is(line, n, "END")) &&
+        strcmp(cmd, "get") != 0 && strcmp(cmd, "gets") != 0 &&
+        strcmp(cmd, "gat") != 0 && strcmp(cmd, "gats") != 0) {
+        return "ok"; /* stats ARGS: lines, then END */
+    }
     for (size_t i = 0; i < UTIL_ARRAY_SIZE(classic); i++) {
         if (watch_word_is(line, n, classic[i].word)) {
             return classic[i].result;

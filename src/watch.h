@@ -171,8 +171,9 @@ size_t watch_escape_key(const char *key, size_t len, char *out, size_t cap);
  * end of its first line or less): stored, not_stored, exists,
  * not_found, deleted, touched, ok, error, client_error, server_error;
  * meta codes as the command means them (VA/HD of mg: hit, EN: miss, HD
- * of ms: stored...). meta is whether the command was a meta command,
- * cmd its name ("mg"...).
+ * of ms: stored...); VALUE and END of a retrieval hit and miss (of
+ * another command, such as stats ARGS: ok). meta is whether the command
+ * was a meta command, cmd its name ("mg", "get"...).
  */
 const char *watch_result(const char *line, size_t len, bool meta,
                          const char *cmd);

@@ -121,6 +121,9 @@ START_TEST(test_results)
     ck_assert_str_eq(watch_result("VALUE k 0 1\r\n", 13, false, "get"),
                      "hit");
     ck_assert_str_eq(watch_result("END\r\n", 5, false, "get"), "miss");
+    ck_assert_str_eq(watch_result("END\r\n", 5, false, "stats"), "ok");
+    ck_assert_str_eq(watch_result("STAT pid 1\r\n", 12, false, "stats"),
+                     "ok");
     ck_assert_str_eq(watch_result("42\r\n", 4, false, "incr"), "ok");
     ck_assert_str_eq(watch_result("SERVER_ERROR backend timeout", 28, false,
                                   "get"),
