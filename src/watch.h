@@ -4,9 +4,12 @@
  * the text protocol, GET /watch on the admin API), off and free when
  * nobody does.
  *
- *   worker i:  request done -> watch_line() formats one line per key ->
- *              watch_tap_emit() copies it into ring i of every watcher
- *              sampling it (full: dropped and counted, never waited for)
+ *   worker i:  request read -> watch_request_begin(): sampled by which
+ *              watchers (watch_tap_sample()), its keys kept
+ *              reply ready (client_flush()) -> watch_request_end(): one
+ *              line per key -> watch_tap_emit() copies it into ring i of
+ *              each of those watchers (full: dropped and counted, never
+ *              waited for)
  *   consumer:  (the watcher's thread: its worker, or the main thread for
  *              HTTP) every WATCH_FLUSH_MS, watch_read() moves what the
  *              rings hold into its output, at most WATCH_OUTPUT_MAX
@@ -17,7 +20,8 @@
  * byte ring per worker, allocated when it starts, never on the request
  * path. Workers learn of watchers through their inbox (WORKER_MSG_WATCH,
  * WORKER_MSG_UNWATCH): each keeps a plain struct watch_tap, so that with
- * no watcher a request costs one predictable branch on tap.mask. A slot
+ * no watcher a request costs a predictable branch on tap.mask (and one on
+ * its own watch_mask, 0, when its reply goes out). A slot
  * is freed once its consumer and every worker have let it go; at most
  * WATCH_MAX exist.
  */
