@@ -48,6 +48,9 @@ _Static_assert(WATCH_LINE_MAX >= 4 * PROTO_KEY_MAX + CONFIG_NAME_MAX + 200,
 
 /* The bytes of the reply's first line looked at for its result. */
 #define WATCH_HEAD 64
+/* A request keeps a watched request's keys for the next one up to this
+ * many bytes (a big multi-get's are let go once its lines are out). */
+#define WATCH_KEEP_KEYS 16384
 /* A VALUE line's bytes at most: "VALUE", a key, flags, bytes, cas. */
 #define WATCH_VALUE_LINE (PROTO_KEY_MAX + 80)
 
@@ -255,6 +258,12 @@ watch_request_end(struct request *req)
         req->watch_noreply = false;
         req->noreply = true;
         evbuffer_drain(req->rsp, evbuffer_get_length(req->rsp));
+    }
+    if (req->watch_keyscap > WATCH_KEEP_KEYS) {
+        free(req->watch_keys);
+        req->watch_keys = NULL;
+        req->watch_keyscap = 0;
+        req->watch_keyslen = 0;
     }
     stats_add(&w->stats.watch_events, events);
     stats_add(&w->stats.watch_dropped, dropped);

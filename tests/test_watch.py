@@ -302,6 +302,29 @@ class TextWatchTest(WatchTestCase):
                          [("set", key, fallback, "stored"),
                           ("get", key, fallback, "hit")])
 
+    def test_big_multi_get(self):
+        """A get of 120 long keys (more keys than a request keeps for the
+        next one, WATCH_KEEP_KEYS bytes): a line for each, in order."""
+        w = self.text_watcher()
+        self.assertEqual(w.start(), b"OK")
+        keys = ["wg-%03d-" % i + "k" * 190 for i in range(120)]
+        with self.mcring.client() as c:
+            self.assertEqual(c.set(keys[7], b"7"), b"STORED")
+            got = c.get_multi(keys)
+            self.assertEqual([v[0] for v in got], [keys[7]])
+            self.assertIsNone(c.get("wg-after"))
+        evs = self.events(w, 1 + len(keys) + 1)
+        where = self.targets(keys[:10])
+        self.assertEqual([(e["cmd"], e["key"]) for e in evs[1:-1]],
+                         [("get", k) for k in keys])
+        self.assertEqual([e["result"] for e in evs[1:-1]],
+                         ["hit" if i == 7 else "miss"
+                          for i in range(len(keys))])
+        for e in evs[1:11]:
+            self.assertEqual(e["backend"], where[e["key"]])
+        self.assertEqual((evs[-1]["key"], evs[-1]["result"]),
+                         ("wg-after", "miss"))
+
     def test_commands_after_watch_are_ignored(self):
         w = self.text_watcher()
         w.sock.sendall(b"version\r\nwatch\r\nget wi-1\r\nversion\r\n")
