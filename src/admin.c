@@ -35,6 +35,7 @@
 #include "request.h"
 #include "topology.h"
 #include "util.h"
+#include "watch.h"
 #include "worker.h"
 
 static void
@@ -121,6 +122,7 @@ admin_stats(struct proxy *p, const struct topology *t, struct evbuffer *out)
                         atomic_load(&p->max_connections));
     evbuffer_add_printf(out, "STAT rejected_connections %" PRIu64 "\r\n",
                         rejected);
+    evbuffer_add_printf(out, "STAT watchers %u\r\n", watch_count(p->watch));
     evbuffer_add_printf(out, "STAT backends %u\r\n", t->n);
     evbuffer_add_printf(out, "STAT topology_generation %" PRIu64 "\r\n",
                         t->generation);

@@ -5,7 +5,8 @@
  *   request --admin_http_handle()--> token check (401) --> path and method
  *   (404, 405) --> one admin_http_<endpoint>() --> JSON answer
  *
- * Every answer is JSON built with Jansson (GET /config is the INI text),
+ * Every answer is JSON built with Jansson (GET /config is the INI text,
+ * GET /metrics Prometheus text, GET /watch a text stream: admin_watch.c),
  * every error {"error": "..."}: 400 bad JSON or field, 401 missing or wrong
  * token, 404 unknown path or backend, 405 wrong method (with Allow), 409
  * conflict (name or address taken, the last backend).
@@ -45,6 +46,7 @@
 
 #include "admin_http.h"
 #include "admin_pools.h"
+#include "admin_watch.h"
 #include "analyze.h"
 #include "backend.h"
 #include "config.h"
@@ -65,6 +67,7 @@ struct admin_http {
     struct evhttp_connection *conns[ADMIN_HTTP_MAX_CONNS]; /* open, each
                                        since its first request */
     unsigned nconns;
+    struct admin_watch *watch;      /* GET /watch streams; owned */
     char *unix_path;                /* owned; unlinked on destroy */
 };
 
@@ -1003,6 +1006,19 @@ admin_http_get_health(struct evhttp_request *req, struct admin_http *a,
                               ok ? "ok" : "unavailable", "reason", why));
 }
 
+/* GET /watch: a stream until the client goes (admin_watch.c). */
+static void
+admin_http_get_watch(struct evhttp_request *req, struct admin_http *a,
+                     const char *query)
+{
+    char err[160];
+    int code = admin_watch_start(a->watch, req, query, err, sizeof(err));
+
+    if (code != 0) {
+        admin_http_error(req, code, "%s", err);
+    }
+}
+
 /* ---- dispatch ------------------------------------------------------------ */
 
 /* ---- connections ------------------------------------------------------- */
@@ -1020,6 +1036,7 @@ admin_http_conn_gone(struct evhttp_connection *evcon, void *arg)
 {
     struct admin_http *a = arg;
 
+    admin_watch_conn_gone(a->watch, evcon);
     for (unsigned i = 0; i < a->nconns; i++) {
         if (a->conns[i] == evcon) {
             a->conns[i] = a->conns[--a->nconns];
@@ -1161,6 +1178,12 @@ admin_http_handle(struct evhttp_request *req, void *arg)
         } else {
             admin_http_not_allowed(req, "GET");
         }
+    } else if (strcmp(path, "/watch") == 0) {
+        if (m == EVHTTP_REQ_GET) {
+            admin_http_get_watch(req, a, query);
+        } else {
+            admin_http_not_allowed(req, "GET");
+        }
     } else if (strcmp(path, "/stats") == 0) {
         if (m == EVHTTP_REQ_GET) {
             admin_http_json(req, 200, a->ops.stats(a->ops.arg));
@@ -1195,9 +1218,11 @@ admin_http_create(struct event_base *base, const char *listen,
     struct admin_http *a = util_xcalloc(1, sizeof(*a));
 
     a->ops = *ops;
+    a->watch = admin_watch_create(base, ops->watch);
     a->http = evhttp_new(base);
     if (a->http == NULL) {
         snprintf(err, errlen, "admin listen %s: out of memory", listen);
+        admin_watch_destroy(a->watch);
         free(a);
         return NULL;
     }
@@ -1263,6 +1288,7 @@ admin_http_destroy(struct admin_http *a)
     if (a->http != NULL) {
         evhttp_free(a->http);
     }
+    admin_watch_destroy(a->watch);
     if (a->unix_path != NULL) {
         unlink(a->unix_path);
         free(a->unix_path);

@@ -8,7 +8,7 @@
  * POST /reload,
  * GET /config, GET /migration, POST /migration/{pause,resume,rollback,
  * finish}, GET /rebalance, POST /rebalance, GET /metrics, GET /stats,
- * GET /hotkeys,
+ * GET /hotkeys, GET /watch (admin_watch.h),
  * GET /health, GET /ready ([admin] metrics_without_token: the last three
  * without the token). Every change goes through proxy_apply(), proxy_reload() or
  * proxy_set_maint(), exactly like a reload of the file.
@@ -36,6 +36,7 @@ struct config;
 struct evbuffer;
 struct event_base;
 struct topology;
+struct watch;
 
 /*
  * What the API may read and change: the proxy's (proxy_topology(),
@@ -69,6 +70,7 @@ struct admin_http_ops {
     /* GET /health (ready false), GET /ready: true, or false; why says. */
     bool (*health)(void *arg, bool ready, char *why, size_t len);
     pthread_mutex_t *stats_lock;    /* guards the backends' stats_base */
+    struct watch *watch;            /* GET /watch's hub (watch.h) */
     void *arg;
 };
 

@@ -26,6 +26,9 @@
  *     releases the socket and leaves the struct to the worker's reaper.
  *   - replies are written at the end of the worker's loop turn
  *     (worker_flush()); ev_write is only added while the socket is full.
+ *   - after `watch` (watch_req.c) a client gets request lines instead of
+ *     replies: what it sends is ignored, its end of file closes it, it
+ *     is never parked nor closed as idle.
  */
 #include "autoconf.h"
 
@@ -55,6 +58,7 @@
 #include "stats.h"
 #include "tls.h"
 #include "util.h"
+#include "watch.h"
 #include "worker.h"
 
 static void client_read_cb(evutil_socket_t fd, short what, void *arg);
@@ -176,8 +180,8 @@ client_accept(struct worker *w, int fd, bool tls)
 static bool
 client_parkable(const struct client *c)
 {
-    return c->state == CLIENT_ACTIVE && !c->paused && !c->eof &&
-           !c->in_drive && !c->flush_pending && c->nqueued == 0 &&
+    return c->state == CLIENT_ACTIVE && c->watch == NULL && !c->paused &&
+           !c->eof && !c->in_drive && !c->flush_pending && c->nqueued == 0 &&
            STAILQ_EMPTY(&c->queue) && c->barrier == NULL && c->swallow == 0 &&
            c->nc.tls == NULL && evbuffer_get_length(c->nc.in) == 0 &&
            evbuffer_get_length(c->nc.out) == 0 && c->held == 0;
@@ -255,6 +259,7 @@ client_abort(struct client *c)
         return;
     }
     c->state = CLIENT_CLOSED;
+    watch_client_stop(c);
     worker_cancel_flush_client(w, c);
     client_release(c);
     /* Requests still waiting for a backend finish on their own and are
@@ -303,6 +308,7 @@ client_drain(struct client *c)
     if (c->state != CLIENT_ACTIVE) {
         return;
     }
+    watch_client_stop(c);
     c->state = CLIENT_DRAINING;
     client_stop_reading(c);
     client_maybe_finish(c);
@@ -414,7 +420,7 @@ client_memory_resume(struct worker *w)
 void
 client_close_if_idle(struct client *c, uint64_t now_us, uint64_t timeout_us)
 {
-    if (c->state == CLIENT_ACTIVE && c->nqueued == 0 &&
+    if (c->state == CLIENT_ACTIVE && c->nqueued == 0 && c->watch == NULL &&
         evbuffer_get_length(c->nc.out) == 0 &&
         now_us - c->last_us >= timeout_us) {
         net_log(&c->nc, LOG_LEVEL_DEBUG, "idle for %llu s: closing",
@@ -475,8 +481,13 @@ client_flush(struct client *c)
         return;
     }
     while ((req = STAILQ_FIRST(&c->queue)) != NULL && req->done) {
-        size_t n = evbuffer_get_length(req->rsp);
+        size_t n;
         bool closes = req->closes;
+
+        if (__builtin_expect(req->watch_mask != 0, 0)) {
+            watch_request_end(req);
+        }
+        n = evbuffer_get_length(req->rsp);
 
         STAILQ_REMOVE_HEAD(&c->queue, link);
         c->nqueued--;
@@ -505,8 +516,7 @@ client_flush(struct client *c)
     }
 }
 
-/* Answers a command that never reaches a backend with one line. */
-static void
+void
 client_reply_line(struct client *c, const char *line, bool noreply)
 {
     struct request *req = request_get(c->worker, c);
@@ -696,6 +706,11 @@ client_drive(struct client *c)
         if (avail == 0) {
             break;
         }
+        if (c->watch != NULL) {
+            /* A watcher sends nothing that counts. */
+            evbuffer_drain(in, avail);
+            break;
+        }
         if (!c->started) {
             unsigned char first;
 
@@ -749,6 +764,12 @@ client_drive(struct client *c)
         if (st == PROTO_OK && proto_cmd_is_retrieval(pr.cmd) &&
             pr.nkeys > cfg->max_keys) {
             client_split_retrieval(c, &pr);
+            evbuffer_drain(in, linelen + eollen);
+            continue;
+        }
+        if (st == PROTO_OK && pr.cmd == PROTO_CMD_WATCH) {
+            /* Answered in order; the rest of the input is ignored. */
+            watch_client_start(c, &pr);
             evbuffer_drain(in, linelen + eollen);
             continue;
         }
@@ -812,6 +833,11 @@ client_read_done(void *arg, ssize_t n, int err)
     struct client *c = arg;
 
     if (n < 0 && err != EAGAIN && err != EINTR) {
+        client_abort(c);
+        return;
+    }
+    if (n == 0 && c->watch != NULL) {
+        /* A watcher that hangs up is gone: nothing it is owed matters. */
         client_abort(c);
         return;
     }

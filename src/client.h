@@ -18,6 +18,7 @@
 struct worker;
 struct request;
 struct event;
+struct watch_slot;
 struct evbuffer;
 
 enum client_state {
@@ -66,6 +67,9 @@ struct client {
     uint32_t avg_reply;             /* bytes of its replies, on average */
     uint64_t id;
     TAILQ_ENTRY(client) link;
+    /* After `watch` (watch.h): it gets lines, not replies. */
+    struct watch_slot *watch;       /* owned, or NULL */
+    struct event *ev_watch;         /* reads the watch's rings; owned */
 };
 
 /*
@@ -118,5 +122,8 @@ void client_drain(struct client *c);
 void client_memory_resume(struct worker *w);
 /* Close now; requests still in flight become orphans. */
 void client_abort(struct client *c);
+/* Answers, in order, with one line (adds "\r\n"; nothing with
+ * noreply), for a command that never reaches a backend. */
+void client_reply_line(struct client *c, const char *line, bool noreply);
 
 #endif

@@ -37,6 +37,7 @@
 #include "stats.h"
 #include "topology.h"
 #include "util.h"
+#include "watch.h"
 
 /* Client counters whose table name says less than it should here. */
 static const char *const metrics_client_names[][2] = {
@@ -206,6 +207,9 @@ metrics_clients(struct proxy *p, const struct stats_worker *sum,
     metrics_one(out, "max_connections", "gauge",
                 "Client connections allowed at once",
                 (double)atomic_load(&p->max_connections));
+    metrics_one(out, "watchers", "gauge",
+                "Request streams open now (watch, GET /watch)",
+                (double)watch_count(p->watch));
     metrics_head(out, "command_requests_total", "counter",
                  "Client commands, by command (a multi-key get is one)");
     for (int c = 1; c < PROTO_CMD_COUNT; c++) {

@@ -78,6 +78,7 @@ static const char *const proto_cmd_names[] = {
     [PROTO_CMD_ME] = "me",
     [PROTO_CMD_CACHE_MEMLIMIT] = "cache_memlimit",
     [PROTO_CMD_SHUTDOWN] = "shutdown",
+    [PROTO_CMD_WATCH] = "watch",
 };
 /* clang-format on */
 
@@ -346,6 +347,9 @@ proto_lookup(const char *w, size_t len)
         }
         if (memcmp(w, "stats", 5) == 0) {
             return PROTO_CMD_STATS;
+        }
+        if (memcmp(w, "watch", 5) == 0) {
+            return PROTO_CMD_WATCH;
         }
         break;
     case 6:
@@ -860,6 +864,7 @@ proto_parse_request(const char *line, size_t len, unsigned max_keys,
         }
         return proto_req_level(tok, ntok, req, reason);
     case PROTO_CMD_STATS:
+    case PROTO_CMD_WATCH:
         req->args.p = tok[1].p != NULL ? tok[1].p : line + len;
         req->args.len = (size_t)(line + len - req->args.p);
         while (req->args.len > 0 && req->args.p[req->args.len - 1] == ' ') {

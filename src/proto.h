@@ -78,8 +78,10 @@ enum proto_cmd {
     PROTO_CMD_ME,
     PROTO_CMD_CACHE_MEMLIMIT,   /* sent to every UP backend */
     PROTO_CMD_SHUTDOWN,         /* refused, as memcached without -A */
+    PROTO_CMD_WATCH,            /* the live request stream (watch.h);
+                                   args: the rest of the line */
 };
-#define PROTO_CMD_COUNT (PROTO_CMD_SHUTDOWN + 1)
+#define PROTO_CMD_COUNT (PROTO_CMD_WATCH + 1)
 
 enum proto_status {
     PROTO_OK = 0,
@@ -104,8 +106,8 @@ struct proto_req {
     uint64_t cas;               /* cas: unique */
     uint64_t delta;             /* incr/decr */
     uint32_t level;             /* verbosity, cache_memlimit */
-    struct proto_str args;      /* stats: the rest of the line (may be
-                                   empty) */
+    struct proto_str args;      /* stats, watch: the rest of the line
+                                   (may be empty) */
     bool noreply;
     /* meta commands */
     bool meta_b64;              /* the key is base64 ('b' flag) */

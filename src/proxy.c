@@ -50,6 +50,7 @@
 #include "tls.h"
 #include "topology.h"
 #include "util.h"
+#include "watch.h"
 #include "worker.h"
 
 #define PROXY_BACKLOG 1024
@@ -939,6 +940,16 @@ proxy_ops_set_maint(void *arg, const char *name, bool maint, char *err,
     return proxy_set_maint(arg, name, maint, err, errlen);
 }
 
+/* Tells worker i of a watcher (watch_send_fn). */
+static int
+proxy_watch_send(void *arg, unsigned i, bool on, struct watch_slot *s)
+{
+    struct proxy *p = arg;
+
+    return worker_send(p->workers[i],
+                       on ? WORKER_MSG_WATCH : WORKER_MSG_UNWATCH, -1, s);
+}
+
 int
 proxy_start(struct proxy *p, struct config *cfg, char *err, size_t errlen)
 {
@@ -1027,6 +1038,7 @@ proxy_start(struct proxy *p, struct config *cfg, char *err, size_t errlen)
         }
     }
     p->workers = util_xcalloc(p->nworkers, sizeof(*p->workers));
+    p->watch = watch_create(p->nworkers, proxy_watch_send, p);
     for (unsigned i = 0; i < p->nworkers; i++) {
         p->workers[i] = worker_create(p, i, p->topo, err, errlen);
         if (p->workers[i] == NULL) {
@@ -1049,6 +1061,7 @@ proxy_start(struct proxy *p, struct config *cfg, char *err, size_t errlen)
             .hotkeys = proxy_ops_hotkeys,
             .health = proxy_ops_health,
             .stats_lock = &p->stats_lock,
+            .watch = p->watch,
             .arg = p,
         };
 
@@ -1130,6 +1143,9 @@ proxy_stop(struct proxy *p)
     p->migrate = NULL;
     rebalance_destroy(p->rebalance);
     p->rebalance = NULL;
+    /* Watchers that end from now on tell no worker: their slots go with
+     * the hub, once no worker is left to write to them. */
+    watch_quiesce(p->watch);
     if (p->workers != NULL) {
         for (unsigned i = 0; i < p->nworkers; i++) {
             struct worker *w = p->workers[i];
@@ -1145,6 +1161,8 @@ proxy_stop(struct proxy *p)
     /* The workers' last notes are in the journals now. */
     spool_destroy(p->spool);
     p->spool = NULL;
+    watch_destroy(p->watch);
+    p->watch = NULL;
     if (p->ev_sigterm != NULL) {
         event_free(p->ev_sigterm);
     }

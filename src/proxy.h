@@ -47,6 +47,7 @@ struct spool;
 struct admin_http;
 struct migrate;
 struct rebalance;
+struct watch;
 
 struct metrics_alerts;
 
@@ -84,6 +85,8 @@ struct proxy {
     struct event *ev_status_timer;  /* systemd's STATUS=, every second */
     char status[160];               /* ... as last sent */
     struct metrics_alerts *alerts;  /* owned; main thread */
+    struct watch *watch;            /* the watchers' hub (watch.h); owned,
+                                       any thread */
     unsigned next_worker;
     time_t start_time;
     _Atomic unsigned max_connections;

@@ -55,6 +55,7 @@
 #include "topology.h"
 #include "util.h"
 #include "warmup.h"
+#include "watch.h"
 #include "worker.h"
 
 /* Requests kept on a worker's free list; more are freed. */
@@ -113,6 +114,7 @@ request_get(struct worker *w, struct client *c)
     req->copy.held = false;
     req->deferred_be = NULL;
     req->l1_slot = 0;
+    req->watch_mask = 0;
     return req;
 }
 
@@ -133,6 +135,7 @@ request_release(struct request *req)
     free(req->frag_keys);
     free(req->key_prev);
     free(req->vals);
+    free(req->watch_keys);
     evbuffer_free(req->rsp);
     free(req);
 }
@@ -1311,6 +1314,10 @@ request_dispatch_too_large(struct request *req, const struct proto_req *pr)
     if (req->worker->l1.max_bytes > 0) {
         request_l1_forget(req->worker, pr);
     }
+    if (__builtin_expect(req->worker->watch.mask != 0, 0) &&
+        req->client != NULL) {
+        watch_request_begin(req, pr);
+    }
     if (pr->cmd == PROTO_CMD_MS && pr->meta_b64) {
         size_t k = proto_base64_decode(pr->key.p, pr->key.len, keybuf,
                                        sizeof(keybuf));
@@ -1429,6 +1436,9 @@ request_dispatch(struct request *req, const struct proto_req *pr,
 
     req->cmd = pr->cmd;
     req->noreply = pr->noreply;
+    if (__builtin_expect(w->watch.mask != 0, 0) && req->client != NULL) {
+        watch_request_begin(req, pr);
+    }
     stats_add(&w->stats.commands[pr->cmd], 1);
     if (request_rate_limited(req, pr, in, skip)) {
         return;

@@ -196,6 +196,17 @@ struct request {
                                        vals; or NULL */
     enum frag_kind deferred_kind;
     char errline[128];              /* first failure, for the reply */
+    /* Watchers (watch.h) sampling it: 0 but while someone watches. */
+    uint32_t watch_mask;
+    bool watch_noreply;             /* a noreply reply, made to be seen,
+                                       dropped once it is */
+    enum proto_cmd watch_cmd;       /* the command as the client sent it */
+    uint32_t watch_nkeys;           /* its keys, in watch_keys */
+    uint64_t watch_start_us;        /* when it was read */
+    char *watch_keys;               /* kept over reuse (grown, never per
+                                       request) */
+    size_t watch_keyslen;
+    size_t watch_keyscap;
 };
 
 /* Gets a request from the worker's free list (or allocates one). */

@@ -120,7 +120,11 @@
                                   "(hits and misses)")                      \
     X(shadow_dropped, COUNTER, "Keys not copied to a shadow pool: the "    \
                                "worker's copies in flight were at their "   \
-                               "bound")
+                               "bound")                                     \
+    X(watch_events, COUNTER, "Request lines queued to watchers (watch, "  \
+                             "GET /watch)")                                 \
+    X(watch_dropped, COUNTER, "Request lines dropped: a watcher did not "  \
+                              "keep up (each told dropped=N)")
 
 #define STATS_BACKEND_FIELDS(X)                                              \
     X(requests, COUNTER, "Requests sent to the backend")                    \

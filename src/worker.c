@@ -5,7 +5,8 @@
  * Other threads write struct worker_msg to the worker's inbox pipe; a
  * write of one message is atomic (it is far below PIPE_BUF), so no lock
  * is needed. Messages: an accepted client socket, a new topology (adopted
- * right away, i.e. within this loop turn), a backend that went DOWN, STOP.
+ * right away, i.e. within this loop turn), a backend that went DOWN, a
+ * watcher to feed or to stop feeding (watch.h), STOP.
  * On STOP the worker stops reading from its clients, lets every request in
  * flight finish, closes each client once its replies are out, and leaves
  * its loop when no client is left or the drain timer fires.
@@ -612,6 +613,12 @@ worker_inbox_cb(evutil_socket_t fd, short what, void *arg)
                 break;
             case WORKER_MSG_BACKEND_DOWN:
                 worker_backend_down(w, m->ptr);
+                break;
+            case WORKER_MSG_WATCH:
+                watch_tap_add(&w->watch, m->ptr);
+                break;
+            case WORKER_MSG_UNWATCH:
+                watch_tap_remove(&w->watch, m->ptr);
                 break;
             case WORKER_MSG_CLIENT:
             case WORKER_MSG_CLIENT_TLS:

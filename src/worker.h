@@ -19,6 +19,7 @@
 #include "l1.h"
 #include "park.h"
 #include "stats.h"
+#include "watch.h"
 
 /* Hot keys read from every replica in turn, per worker: at most this many,
  * each with at least WORKER_SPREAD_MIN certain samples and
@@ -135,6 +136,7 @@ struct worker {
     uint32_t spread_rr;             /* their reads' round robin */
     uint64_t spread_window;         /* the hot-key window they are of */
     struct l1 l1;                   /* hot keys' values ([proxy] l1) */
+    struct watch_tap watch;         /* the watchers it feeds (watch.h) */
     struct stats_worker stats;
 };
 
@@ -146,6 +148,10 @@ enum worker_msg_type {
     WORKER_MSG_TOPOLOGY,            /* ptr: a topology reference, ours */
     WORKER_MSG_BACKEND_DOWN,        /* ptr: a backend reference, ours:
                                        fail what is queued on it now */
+    WORKER_MSG_WATCH,               /* ptr: a watch slot to feed, with
+                                       this worker's reference */
+    WORKER_MSG_UNWATCH,             /* ptr: ... to stop feeding; the
+                                       reference is let go */
 };
 
 struct worker_msg {

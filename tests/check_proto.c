@@ -59,7 +59,7 @@ struct ok_vec {
     unsigned level;
     bool has_delay;
     bool noreply;
-    const char *args; /* stats */
+    const char *args; /* stats, watch */
 };
 
 /* clang-format off */
@@ -158,6 +158,10 @@ static const struct ok_vec ok_vecs[] = {
      .args = "slabs  detail"},
     {.line = "stats cachedump 1 2", .cmd = PROTO_CMD_STATS,
      .args = "cachedump 1 2"},
+    /* watch: its arguments are watch.c's */
+    {.line = "watch", .cmd = PROTO_CMD_WATCH, .args = ""},
+    {.line = "watch sample=10 ", .cmd = PROTO_CMD_WATCH,
+     .args = "sample=10"},
 };
 /* clang-format on */
 
