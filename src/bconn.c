@@ -537,7 +537,7 @@ bconn_parse(struct bconn *bc)
             }
             continue;
         }
-        if (f->kind != FRAG_RETRIEVAL) {
+        if (f->kind != FRAG_RETRIEVAL && f->kind != FRAG_BIG) {
             bconn_pop(bc);
             off += unit;
             request_frag_line(f, line, unit, kind);

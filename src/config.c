@@ -135,6 +135,8 @@ static const struct config_key config_keys[] = {
      1, 1000000},
     {"proxy", "hotkey_alert", CONFIG_TYPE_UINT, CONFIG_OFF(hotkey_alert), 0, 0,
      100},
+    {"proxy", "big_value_split", CONFIG_TYPE_SIZE,
+     CONFIG_OFF(big_value_split), 0, 0, 1073741824},
     {"proxy", "l1", CONFIG_TYPE_SIZE, CONFIG_OFF(l1), 0, 0, 1073741824},
     {"proxy", "l1_ttl", CONFIG_TYPE_UINT, CONFIG_OFF(l1_ttl), 100, 1, 60000},
     {"proxy", "client_rate", CONFIG_TYPE_UINT, CONFIG_OFF(client_rate), 0, 0,

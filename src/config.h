@@ -145,6 +145,8 @@ struct config {
     unsigned hotkey_sample;         /* one request in this many */
     unsigned hotkey_alert;          /* percent of its backend's requests
                                        that logs a hot key; 0 = off */
+    size_t big_value_split;         /* values over this are chunked
+                                       (big.h); 0 = off */
     size_t l1;                      /* bytes of hot keys' values cached,
                                        all workers (l1.h); 0 = off */
     unsigned l1_ttl;                /* ms a cached value is served */

@@ -27,6 +27,7 @@
 #include <event2/buffer.h>
 
 #include "log.h"
+#include "big.h"
 #include "mget.h"
 #include "proto.h"
 #include "request.h"
@@ -141,6 +142,10 @@ mget_value(struct frag *f, const char *p, size_t len)
 {
     struct request *req = f->req;
 
+    if (f->kind == FRAG_BIG) {
+        big_frag_value(f, p, len, NULL);
+        return;
+    }
     if (req->stream) {
         evbuffer_add(req->rsp, p, len);
         return;
@@ -160,6 +165,10 @@ mget_value_move(struct frag *f, struct evbuffer *in, size_t len)
 {
     struct request *req = f->req;
 
+    if (f->kind == FRAG_BIG) {
+        big_frag_value(f, NULL, len, in);
+        return;
+    }
     evbuffer_remove_buffer(in, req->stream ? req->rsp : f->buf, len);
 }
 

@@ -37,6 +37,7 @@
 #include "admin.h"
 #include "backend.h"
 #include "bconn.h"
+#include "big.h"
 #include "client.h"
 #include "cmdroute.h"
 #include "config.h"
@@ -114,6 +115,7 @@ request_get(struct worker *w, struct client *c)
     req->copy.held = false;
     req->deferred_be = NULL;
     req->l1_slot = 0;
+    req->big_phase = false;
     req->watch_mask = 0;
     return req;
 }
@@ -1341,6 +1343,38 @@ request_dispatch_too_large(struct request *req, const struct proto_req *pr)
     request_dispatch_single(req, &del, line, (size_t)n, NULL, 0);
 }
 
+/*
+ * A storage command whose value is over big_value_split: its chunks sent
+ * (big.c), then the index written in its place by the ordinary path, whose
+ * answer is the client's. A value of too many chunks is refused as too
+ * large, as memcached refuses one over its item size.
+ */
+static void
+request_dispatch_big(struct request *req, const struct proto_req *pr,
+                     struct evbuffer *in, size_t skip)
+{
+    struct evbuffer *idx = req->worker->big_buf;
+    struct proto_req ip;
+    const char *reason;
+    char *line;
+    int n = big_split(req, pr, in, skip, idx);
+
+    if (n < 0) {
+        evbuffer_drain(in, skip + (size_t)pr->vlen + 2);
+        request_dispatch_too_large(req, pr);
+        return;
+    }
+    line = (char *)evbuffer_pullup(idx, n + 2);
+    if (line == NULL ||
+        proto_parse_request(line, (size_t)n, 0, &ip, &reason) != PROTO_OK) {
+        /* Cannot happen: big_split() wrote a storage command. */
+        evbuffer_drain(idx, evbuffer_get_length(idx));
+        request_reply(req, "SERVER_ERROR out of memory storing object");
+        return;
+    }
+    request_dispatch_single(req, &ip, line, (size_t)n, idx, (size_t)n + 2);
+}
+
 _Static_assert(PROTO_CMD_COUNT <= STATS_COMMANDS,
                "every command has its counter");
 
@@ -1463,6 +1497,11 @@ request_dispatch(struct request *req, const struct proto_req *pr,
     case PROTO_CMD_PREPEND:
     case PROTO_CMD_CAS:
         stats_add(&w->stats.cmd_set, 1);
+        if (__builtin_expect(w->cfg->big_value_split > 0, 0) &&
+            big_wants(w, pr)) {
+            request_dispatch_big(req, pr, in, skip);
+            return;
+        }
         request_dispatch_single(req, pr, line, len, in, skip);
         return;
     case PROTO_CMD_TOUCH:
@@ -1543,8 +1582,12 @@ request_frag_line(struct frag *f, const char *line, size_t len,
 
     if (f->kind == FRAG_OWNER_DELETE || f->kind == FRAG_PREV_DELETE ||
         f->kind == FRAG_REPLICA || f->kind == FRAG_SHADOW ||
-        f->kind == FRAG_POOL_DELETE) {
-        if (f->kind == FRAG_SHADOW) {
+        f->kind == FRAG_POOL_DELETE || f->kind == FRAG_BIG_CHUNK) {
+        if (f->kind == FRAG_BIG_CHUNK) {
+            if (kind != PROTO_RSP_STORED) {
+                stats_add(&req->worker->stats.big_chunk_failures, 1);
+            }
+        } else if (f->kind == FRAG_SHADOW) {
             shadow_frag_line(f, kind);
         } else if (f->kind == FRAG_POOL_DELETE) {
             cmdroute_frag_done(f, kind != PROTO_RSP_ERROR &&
@@ -1596,6 +1639,9 @@ request_frag_match(struct frag *f, const char *key, size_t keylen,
 {
     struct request *req = f->req;
 
+    if (f->kind == FRAG_BIG) {
+        return big_frag_match(f, key, keylen);
+    }
     if (req->client != NULL) {
         /* Values waiting for their turn count against the client's output
          * limit, so a client that does not read stops being read. */
@@ -1610,6 +1656,9 @@ request_frag_end(struct frag *f)
 {
     struct request *req = f->req;
 
+    if (f->kind == FRAG_BIG) {
+        big_frag_end(f);
+    }
     if (--req->pending == 0) {
         request_finish(req);
     }
@@ -1622,8 +1671,13 @@ request_frag_fail(struct frag *f, const char *reason)
 
     if (f->kind == FRAG_OWNER_DELETE || f->kind == FRAG_REPLICA ||
         f->kind == FRAG_SHADOW || f->kind == FRAG_SHADOW_META ||
-        f->kind == FRAG_POOL_DELETE || frag_kind_is_warmup(f->kind)) {
-        if (f->kind == FRAG_SHADOW || f->kind == FRAG_SHADOW_META) {
+        f->kind == FRAG_POOL_DELETE || f->kind == FRAG_BIG ||
+        f->kind == FRAG_BIG_CHUNK || frag_kind_is_warmup(f->kind)) {
+        if (f->kind == FRAG_BIG) {
+            f->failed = true; /* its value is a miss */
+        } else if (f->kind == FRAG_BIG_CHUNK) {
+            stats_add(&req->worker->stats.big_chunk_failures, 1);
+        } else if (f->kind == FRAG_SHADOW || f->kind == FRAG_SHADOW_META) {
             shadow_frag_fail(f);
         } else if (f->kind == FRAG_POOL_DELETE) {
             cmdroute_frag_done(f, false);
@@ -1660,21 +1714,23 @@ request_frag_fail(struct frag *f, const char *reason)
     }
 }
 
-static void
+/* Returns false while the reply waits for a big value's chunks. */
+static bool
 request_finish_retrieval(struct request *req)
 {
     struct stats_worker *s = &req->worker->stats;
 
-    if (req->l1_slot > 0) {
-        request_l1_fill(req);
+    if (req->big_phase) {
+        /* The chunks of its big values are in. */
+        big_assemble(req);
+        goto done;
     }
-
     if (req->nfailed == req->nfrags && !req->split) {
         stats_add(&s->get_errors, req->nkeys);
         stats_add(&s->server_errors, 1);
         evbuffer_add(req->rsp, req->errline, strlen(req->errline));
         evbuffer_add(req->rsp, "\r\n", 2);
-        return;
+        return true;
     }
     if (req->nfailed == req->nfrags) {
         /* A piece of a split retrieval: an error line in the middle of
@@ -1684,7 +1740,7 @@ request_finish_retrieval(struct request *req)
         if (!req->more) {
             evbuffer_add(req->rsp, "END\r\n", 5);
         }
-        return;
+        return true;
     }
     if (!req->stream) {
         mget_merge(req);
@@ -1696,9 +1752,23 @@ request_finish_retrieval(struct request *req)
     }
     stats_add(&s->get_hits, req->hits);
     stats_add(&s->get_misses, req->nkeys - req->hits);
+    if (__builtin_expect(req->worker->cfg->big_value_split > 0, 0) &&
+        req->hits > 0) {
+        if (big_expand(req)) {
+            return false;
+        }
+        if (req->big_phase) {
+            big_assemble(req); /* none could be read */
+        }
+    }
+done:
+    if (req->l1_slot > 0) {
+        request_l1_fill(req);
+    }
     if (!req->more) {
         evbuffer_add(req->rsp, "END\r\n", 5);
     }
+    return true;
 }
 
 static void
@@ -1716,7 +1786,9 @@ request_finish(struct request *req)
     case PROTO_CMD_GETS:
     case PROTO_CMD_GAT:
     case PROTO_CMD_GATS:
-        request_finish_retrieval(req);
+        if (!request_finish_retrieval(req)) {
+            return; /* finished again once big values' chunks are in */
+        }
         break;
     case PROTO_CMD_STATS:
         admin_merge_stats(req->frags, req->nfrags, req->rsp);

@@ -42,6 +42,10 @@ enum frag_kind {
     FRAG_REPLICA,       /* a write's copy to another replica of its key
                            (replica.c): one reply line, counted, not
                            relayed */
+    FRAG_BIG,           /* a get of a big value's chunks (big.c): VALUE
+                           blocks then END, kept in buf */
+    FRAG_BIG_CHUNK,     /* a set of one of its chunks: one reply line,
+                           counted, not relayed */
     FRAG_POOL_DELETE,   /* a delete for another pool (cmdroute.c): one
                            reply line, counted, not relayed */
     FRAG_SHADOW,        /* a copy to a shadow pool (shadow.c): one reply
@@ -103,6 +107,8 @@ struct frag {
     uint32_t rescue_of;             /* FRAG_WARM: 1 + the index of the
                                        failed fragment its key is of, or
                                        0 */
+    uint64_t big_token;             /* FRAG_BIG: its chunks' token */
+    uint32_t big_bytes;             /* ... and their bytes in all */
 };
 
 TAILQ_HEAD(frag_queue, frag);
@@ -183,6 +189,8 @@ struct request {
     size_t remote_bytes;            /* a write to other regions not waited
                                        for: its share of the worker's
                                        bound (replica.c), or 0 */
+    bool big_phase;                 /* a retrieval reading its big values'
+                                       chunks (big.c) */
     uint32_t l1_slot;               /* a get of a hot key that may fill
                                        the l1 cache: its watch slot (l1.h),
                                        or 0 */

@@ -96,6 +96,14 @@
     X(pool_delete_failures, COUNTER, "Of those, deletes that failed or "   \
                                      "could not be sent (the key is "       \
                                      "deleted by a recovery pass)")         \
+    X(big_sets, COUNTER, "Values over big_value_split stored as chunks "   \
+                         "and an index")                                    \
+    X(big_chunks, COUNTER, "Chunks of big values written")                  \
+    X(big_chunk_failures, COUNTER, "Chunk writes that failed or could not " \
+                                   "be sent (the value reads as a miss)")   \
+    X(big_gets, COUNTER, "Big values read back whole from their chunks")    \
+    X(big_misses, COUNTER, "Big values answered as misses: a chunk was "   \
+                           "missing or their index unreadable")             \
     X(l1_hits, COUNTER, "Keys answered from the worker's cache of hot "   \
                         "keys (l1)")                                        \
     X(l1_fills, COUNTER, "Hot keys' values put in the l1 cache")            \

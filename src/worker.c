@@ -693,6 +693,11 @@ worker_create(struct proxy *p, unsigned id, struct topology *t, char *err,
     }
 
     l1_init(&w->l1, 0, 0);
+    w->big_buf = evbuffer_new();
+    if (w->big_buf == NULL) {
+        snprintf(err, errlen, "worker %u: out of memory", id);
+        goto fail;
+    }
     worker_adopt(w, topology_ref(t), false);
     if (w->cfg->io_uring) {
         char why[128];
@@ -810,6 +815,9 @@ worker_destroy(struct worker *w)
     request_free_list(w);
     hotkeys_free(&w->hot);
     l1_clear(&w->l1);
+    if (w->big_buf != NULL) {
+        evbuffer_free(w->big_buf);
+    }
     pthread_mutex_destroy(&w->hot_lock);
     if (w->topo != NULL) {
         topology_unref(w->topo->t);

@@ -136,6 +136,9 @@ struct worker {
     uint32_t spread_rr;             /* their reads' round robin */
     uint64_t spread_window;         /* the hot-key window they are of */
     struct l1 l1;                   /* hot keys' values ([proxy] l1) */
+    uint64_t big_rng;               /* big values' tokens (big.c) */
+    struct evbuffer *big_buf;       /* big.c's scratch, empty between
+                                       calls */
     struct watch_tap watch;         /* the watchers it feeds (watch.h) */
     struct stats_worker stats;
 };
