@@ -460,6 +460,27 @@ big_frag_value(struct frag *f, const char *p, size_t total,
     }
 }
 
+bool
+big_meta_is_index(const char *line, size_t total, struct evbuffer *in)
+{
+    char head[BIG_HEAD_MAX + BIG_MAGIC_LEN];
+    size_t n = total < sizeof(head) ? total : sizeof(head);
+    const char *nl;
+
+    if (line == NULL) {
+        if (evbuffer_copyout(in, head, n) != (ev_ssize_t)n) {
+            return false;
+        }
+        line = head;
+    }
+    if (n < 3 || memcmp(line, "VA ", 3) != 0 ||
+        (nl = memchr(line, '\n', n)) == NULL) {
+        return false;
+    }
+    return (size_t)(line + n - (nl + 1)) >= BIG_MAGIC_LEN &&
+           memcmp(nl + 1, BIG_MAGIC, BIG_MAGIC_LEN) == 0;
+}
+
 void
 big_frag_end(struct frag *f)
 {

@@ -67,4 +67,11 @@ void big_frag_value(struct frag *f, const char *p, size_t total,
 /* A FRAG_BIG's END: a chunk not answered makes it a miss. */
 void big_frag_end(struct frag *f);
 
+/* What an mg that finds a big value's index answers: meta commands do
+ * not put big values together. */
+#define BIG_META_ERROR "SERVER_ERROR big value: read it with get"
+/* Whether a meta reply (total bytes at line, or with line NULL the first
+ * total of in, left there) is a VA whose value is a big value's index. */
+bool big_meta_is_index(const char *line, size_t total, struct evbuffer *in);
+
 #endif

@@ -1263,6 +1263,20 @@ request_frag_meta(struct frag *f, const char *line, size_t total,
         shadow_frag_meta(f, line, total, in);
         return;
     }
+    if (__builtin_expect(req->worker->cfg->big_value_split > 0, 0) &&
+        f->kind == FRAG_META && req->cmd == PROTO_CMD_MG &&
+        big_meta_is_index(line, total, in)) {
+        /* Not the index bytes, as if they were the value. */
+        if (in != NULL) {
+            evbuffer_drain(in, total);
+        }
+        stats_add(&req->worker->stats.server_errors, 1);
+        if (req->client != NULL) {
+            evbuffer_add(req->rsp, BIG_META_ERROR "\r\n",
+                         sizeof(BIG_META_ERROR) + 1);
+        }
+        return;
+    }
     if (frag_kind_is_warmup(f->kind) && f->kind != FRAG_WARM_META) {
         warmup_frag_meta(f, line, total, in);
         return;

@@ -174,6 +174,25 @@ class BigValueTest(BigCase):
         self.assertEqual(c.get(k), v2)
         self.assertEqual(c.replace(self.key("none"), v2), b"NOT_STORED")
 
+    def test_meta_get_of_a_big_value_is_an_error_not_the_index(self):
+        k, small = self.key(), self.key("small")
+        c = self.client(timeout=20.0)
+        self.assertEqual(c.set(k, self.value(300000)), b"STORED")
+        self.assertEqual(c.set(small, b"abc"), b"STORED")
+        c.send(b"mg %s v\r\nmg %s v q\r\nmg %s s v\r\nmn\r\n"
+               % (k.encode(), k.encode(), small.encode()))
+        self.assertEqual(c.readline(),
+                         b"SERVER_ERROR big value: read it with get")
+        self.assertEqual(c.readline(),
+                         b"SERVER_ERROR big value: read it with get")
+        self.assertEqual(c.readline(), b"VA 3 s3")
+        self.assertEqual(c.readline(), b"abc")
+        self.assertEqual(c.readline(), b"MN")
+        # Without v no value is sent: a hit, as the index is there.
+        c.send(b"mg %s\r\n" % k.encode())
+        self.assertEqual(c.readline(), b"HD")
+        self.assertEqual(len(c.get(k)), 300000)
+
     def test_too_many_chunks_refused_as_too_large(self):
         k = self.key()
         c = self.client(timeout=20.0)
