@@ -100,6 +100,26 @@ big_split(struct request *req, const struct proto_req *pr,
     if (b != owner) {
         exptime = route_cap_exptime(cfg, exptime);
     }
+    /* The index's command first: pr points into in's skip bytes. */
+    memcpy(index, BIG_MAGIC, BIG_MAGIC_LEN);
+    ilen = BIG_MAGIC_LEN +
+           (size_t)snprintf(index + BIG_MAGIC_LEN,
+                            sizeof(index) - BIG_MAGIC_LEN,
+                            "%016" PRIx64 " %" PRIu32 " %" PRIu32, token, n,
+                            pr->vlen);
+    llen = evbuffer_add_printf(out, "%.*s %.*s %" PRIu32 " %lld %zu",
+                               (int)pr->name.len, pr->name.p,
+                               (int)pr->key.len, pr->key.p, pr->flags,
+                               (long long)pr->exptime, ilen);
+    if (pr->cmd == PROTO_CMD_CAS) {
+        llen += evbuffer_add_printf(out, " %" PRIu64, pr->cas);
+    }
+    if (pr->noreply) {
+        llen += evbuffer_add_printf(out, " noreply");
+    }
+    evbuffer_add(out, "\r\n", 2);
+    evbuffer_add(out, index, ilen);
+    evbuffer_add(out, "\r\n", 2);
     if (b != NULL) {
         bc = route_pick(w, worker_wb(w, b));
         creq = request_get(w, NULL);
@@ -132,25 +152,6 @@ big_split(struct request *req, const struct proto_req *pr,
     if (creq != NULL && --creq->pending == 0) {
         request_put(creq);
     }
-    memcpy(index, BIG_MAGIC, BIG_MAGIC_LEN);
-    ilen = BIG_MAGIC_LEN +
-           (size_t)snprintf(index + BIG_MAGIC_LEN,
-                            sizeof(index) - BIG_MAGIC_LEN,
-                            "%016" PRIx64 " %" PRIu32 " %" PRIu32, token, n,
-                            pr->vlen);
-    llen = evbuffer_add_printf(out, "%.*s %.*s %" PRIu32 " %lld %zu",
-                               (int)pr->name.len, pr->name.p,
-                               (int)pr->key.len, pr->key.p, pr->flags,
-                               (long long)pr->exptime, ilen);
-    if (pr->cmd == PROTO_CMD_CAS) {
-        llen += evbuffer_add_printf(out, " %" PRIu64, pr->cas);
-    }
-    if (pr->noreply) {
-        llen += evbuffer_add_printf(out, " noreply");
-    }
-    evbuffer_add(out, "\r\n", 2);
-    evbuffer_add(out, index, ilen);
-    evbuffer_add(out, "\r\n", 2);
     stats_add(&w->stats.big_sets, 1);
     return llen;
 }

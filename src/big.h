@@ -32,7 +32,7 @@ struct request;
 struct worker;
 
 /* Chunks of one value at most: a larger one is refused as too large. */
-#define BIG_CHUNKS_MAX 64
+#define BIG_CHUNKS_MAX 1024
 
 /* Whether pr (a storage command) is a write to split. */
 bool big_wants(const struct worker *w, const struct proto_req *pr);

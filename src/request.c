@@ -1374,8 +1374,9 @@ request_dispatch_big(struct request *req, const struct proto_req *pr,
     int n = big_split(req, pr, in, skip, idx);
 
     if (n < 0) {
-        evbuffer_drain(in, skip + (size_t)pr->vlen + 2);
+        /* pr points into in: refused first, then the block skipped. */
         request_dispatch_too_large(req, pr);
+        evbuffer_drain(in, skip + (size_t)pr->vlen + 2);
         return;
     }
     line = (char *)evbuffer_pullup(idx, n + 2);

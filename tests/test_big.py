@@ -20,7 +20,7 @@ import mctest  # noqa: E402
 
 SPLIT = 100000
 MAX_VALUE = 8 << 20
-CHUNKS_MAX = 64           # src/big.h
+CHUNKS_MAX = 1024         # src/big.h
 
 
 def big_stats(port):
@@ -193,16 +193,21 @@ class BigValueTest(BigCase):
         self.assertEqual(c.readline(), b"HD")
         self.assertEqual(len(c.get(k)), 300000)
 
+
+class BigChunksTest(BigCase):
+    """1 KB chunks: the 1024-chunk bound is crossed below max_value_size."""
+    PROXY = {"big_value_split": 1000, "max_value_size": MAX_VALUE}
+
     def test_too_many_chunks_refused_as_too_large(self):
         k = self.key()
         c = self.client(timeout=20.0)
         self.assertEqual(c.set(k, b"old"), b"STORED")
-        v = self.value(SPLIT * CHUNKS_MAX + 1)
+        v = self.value(1000 * CHUNKS_MAX + 1)
         self.assertEqual(c.set(k, v),
                          b"SERVER_ERROR object too large for cache")
         # As memcached, the old value is gone.
         self.assertIsNone(c.get(k))
-        ok = self.value(SPLIT * CHUNKS_MAX)
+        ok = self.value(1000 * CHUNKS_MAX)
         self.assertEqual(c.set(k, ok), b"STORED")
         self.assertEqual(c.get(k), ok)
 
