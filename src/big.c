@@ -12,8 +12,8 @@
  *
  * What is not done: chunks of a value that was overwritten or deleted
  * stay until they expire or memcached evicts them; a chunk write that
- * fails leaves an index whose value reads as a miss (counted); gat and
- * gats touch the index, not its chunks; meta commands see the index.
+ * fails leaves an index whose value reads as a miss (counted); ms,
+ * append and prepend do not know big values.
  */
 #include "autoconf.h"
 
@@ -35,6 +35,7 @@
 #include "route.h"
 #include "stats.h"
 #include "topology.h"
+#include "util.h"
 #include "worker.h"
 
 #define BIG_MAGIC "\0mcring-big 1 "
@@ -328,7 +329,12 @@ big_expand(struct request *req)
             f->failed = true;
             continue;
         }
-        evbuffer_add(out, "get", 3);
+        if (req->warm_touch) {
+            /* gat, gats: the chunks are touched with the index. */
+            evbuffer_add_printf(out, "gat %lld", (long long)req->warm_exptime);
+        } else {
+            evbuffer_add(out, "get", 3);
+        }
         for (uint32_t i = 0; i < bb.n; i++) {
             evbuffer_add_printf(out, " " BIG_PREFIX "%016" PRIx64 ":%" PRIu32,
                                 bb.token, i);
@@ -480,6 +486,142 @@ big_meta_is_index(const char *line, size_t total, struct evbuffer *in)
     }
     return (size_t)(line + n - (nl + 1)) >= BIG_MAGIC_LEN &&
            memcmp(nl + 1, BIG_MAGIC, BIG_MAGIC_LEN) == 0;
+}
+
+void
+big_meta_index(struct frag *f, const char *line, size_t total,
+               struct evbuffer *in)
+{
+    struct request *req = f->req;
+    char head[BIG_HEAD_MAX + BIG_INDEX_MAX];
+    size_t n = total < sizeof(head) ? total : sizeof(head);
+    const char *nl;
+    size_t hlen, vlen;
+
+    if (line == NULL) {
+        (void)evbuffer_copyout(in, head, n);
+        line = head;
+    }
+    nl = memchr(line, '\n', n);
+    hlen = nl != NULL ? (size_t)(nl - line) + 1 : n;
+    vlen = total >= hlen + 2 ? total - hlen - 2 : 0;
+    req->big_meta = true;
+    req->big_be = f->be;
+    req->big_n = 0;
+    if (vlen > n - hlen ||
+        big_parse_index(line + hlen, vlen, &req->big_token, &req->big_n,
+                        &req->big_bytes) != 1) {
+        req->big_n = 0; /* unreadable: a miss */
+    }
+    /* Its flags, for the answer: the header without its terminator. */
+    hlen -= hlen >= 2 && line[hlen - 2] == '\r' ? 2 : 1;
+    if (req->big_head == NULL) {
+        req->big_head = util_xmalloc(BIG_HEAD_MAX);
+    }
+    if (hlen > BIG_HEAD_MAX) {
+        hlen = 0;
+        req->big_n = 0;
+    }
+    memcpy(req->big_head, line, hlen);
+    req->big_headlen = (uint32_t)hlen;
+    if (in != NULL) {
+        evbuffer_drain(in, total);
+    }
+}
+
+bool
+big_meta_expand(struct request *req)
+{
+    struct worker *w = req->worker;
+    struct frag *f;
+    struct bconn *bc;
+    struct evbuffer *out;
+
+    if (req->big_phase) {
+        return false;
+    }
+    req->big_phase = true;
+    if (req->big_n == 0 || req->big_be == NULL) {
+        return false;
+    }
+    request_reserve_frags(req, req->nfrags + 1);
+    f = request_frag_init(req, FRAG_BIG, req->big_be);
+    f->matched = 0;
+    f->nkeys = req->big_n;
+    f->big_token = req->big_token;
+    f->big_bytes = req->big_bytes;
+    if (f->buf == NULL && (f->buf = evbuffer_new()) == NULL) {
+        f->failed = true;
+        return false;
+    }
+    bc = route_pick(w, f->wb);
+    out = bconn_output(bc);
+    if (out == NULL) {
+        (void)bconn_refuse(bc);
+        f->failed = true;
+        return false;
+    }
+    evbuffer_add(out, "get", 3);
+    for (uint32_t i = 0; i < req->big_n; i++) {
+        evbuffer_add_printf(out, " " BIG_PREFIX "%016" PRIx64 ":%" PRIu32,
+                            req->big_token, i);
+    }
+    evbuffer_add(out, "\r\n", 2);
+    req->pending++;
+    bconn_enqueue(bc, f);
+    return true;
+}
+
+void
+big_meta_assemble(struct request *req)
+{
+    struct worker *w = req->worker;
+    struct frag *f = req->nfrags > 0 && req->frags[req->nfrags - 1].kind ==
+                                            FRAG_BIG
+                         ? &req->frags[req->nfrags - 1]
+                         : NULL;
+    bool whole = f != NULL && !f->failed && f->cursor == f->nkeys &&
+                 evbuffer_get_length(f->buf) == f->big_bytes;
+    const char *p = req->big_head, *end = req->big_head + req->big_headlen;
+    struct proto_str tok;
+    uint32_t idx = 0;
+
+    req->big_meta = false;
+    if (req->client == NULL) {
+        return;
+    }
+    if (!whole && req->meta_quiet) {
+        /* A quiet miss says nothing. */
+        stats_add(&w->stats.big_misses, 1);
+        return;
+    }
+    evbuffer_add_printf(req->rsp, whole ? "VA %" PRIu32 : "EN",
+                        req->big_bytes);
+    /* The reply's flags after "VA <n>": s is the value's size now; a miss
+     * keeps k, b and O, as memcached's EN does. */
+    while (proto_next_key(&p, end, &tok)) {
+        if (idx++ < 2) {
+            continue;
+        }
+        if (whole && tok.p[0] == 's') {
+            evbuffer_add_printf(req->rsp, " s%" PRIu32, req->big_bytes);
+        } else if (whole || tok.p[0] == 'k' || tok.p[0] == 'O' ||
+                   (tok.len == 1 && tok.p[0] == 'b')) {
+            evbuffer_add(req->rsp, " ", 1);
+            evbuffer_add(req->rsp, tok.p, tok.len);
+        }
+    }
+    evbuffer_add(req->rsp, "\r\n", 2);
+    if (whole) {
+        evbuffer_remove_buffer(f->buf, req->rsp, f->big_bytes);
+        evbuffer_add(req->rsp, "\r\n", 2);
+        stats_add(&w->stats.big_gets, 1);
+    } else {
+        stats_add(&w->stats.big_misses, 1);
+        if (f != NULL) {
+            evbuffer_drain(f->buf, evbuffer_get_length(f->buf));
+        }
+    }
 }
 
 void

@@ -67,11 +67,19 @@ void big_frag_value(struct frag *f, const char *p, size_t total,
 /* A FRAG_BIG's END: a chunk not answered makes it a miss. */
 void big_frag_end(struct frag *f);
 
-/* What an mg that finds a big value's index answers: meta commands do
- * not put big values together. */
-#define BIG_META_ERROR "SERVER_ERROR big value: read it with get"
 /* Whether a meta reply (total bytes at line, or with line NULL the first
  * total of in, left there) is a VA whose value is a big value's index. */
 bool big_meta_is_index(const char *line, size_t total, struct evbuffer *in);
+/* Such a reply of the client's mg f (as request_frag_meta() has it, in
+ * consumed): kept, not relayed; the request reads the value's chunks when
+ * it finishes (big_meta_expand(), big_meta_assemble()). */
+void big_meta_index(struct frag *f, const char *line, size_t total,
+                    struct evbuffer *in);
+/* An mg that found an index: sends its chunks' get and returns true (the
+ * request finishes again), or false when none could be sent. */
+bool big_meta_expand(struct request *req);
+/* ... then answers the value as VA (its size in s), or a miss as
+ * memcached's EN (with k, b and O), once. */
+void big_meta_assemble(struct request *req);
 
 #endif

@@ -116,6 +116,7 @@ request_get(struct worker *w, struct client *c)
     req->deferred_be = NULL;
     req->l1_slot = 0;
     req->big_phase = false;
+    req->big_meta = false;
     req->watch_mask = 0;
     return req;
 }
@@ -136,6 +137,7 @@ request_release(struct request *req)
     free(req->block_off);
     free(req->frag_keys);
     free(req->key_prev);
+    free(req->big_head);
     free(req->vals);
     free(req->watch_keys);
     evbuffer_free(req->rsp);
@@ -1266,15 +1268,9 @@ request_frag_meta(struct frag *f, const char *line, size_t total,
     if (__builtin_expect(req->worker->cfg->big_value_split > 0, 0) &&
         f->kind == FRAG_META && req->cmd == PROTO_CMD_MG &&
         big_meta_is_index(line, total, in)) {
-        /* Not the index bytes, as if they were the value. */
-        if (in != NULL) {
-            evbuffer_drain(in, total);
-        }
-        stats_add(&req->worker->stats.server_errors, 1);
-        if (req->client != NULL) {
-            evbuffer_add(req->rsp, BIG_META_ERROR "\r\n",
-                         sizeof(BIG_META_ERROR) + 1);
-        }
+        /* Not the index bytes, as if they were the value: the value,
+         * once its chunks are read. */
+        big_meta_index(f, line, total, in);
         return;
     }
     if (frag_kind_is_warmup(f->kind) && f->kind != FRAG_WARM_META) {
@@ -1795,6 +1791,12 @@ request_finish(struct request *req)
     if (req->client == NULL) {
         request_put(req);
         return;
+    }
+    if (__builtin_expect(req->big_meta, 0)) {
+        if (big_meta_expand(req)) {
+            return; /* finished again once the chunks are in */
+        }
+        big_meta_assemble(req);
     }
     switch (req->cmd) {
     case PROTO_CMD_GET:

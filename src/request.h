@@ -191,6 +191,15 @@ struct request {
                                        bound (replica.c), or 0 */
     bool big_phase;                 /* a retrieval reading its big values'
                                        chunks (big.c) */
+    bool big_meta;                  /* an mg that found a big value's
+                                       index: its backend, chunks and the
+                                       reply's header line */
+    struct backend *big_be;
+    uint64_t big_token;
+    uint32_t big_n;
+    uint32_t big_bytes;
+    uint32_t big_headlen;
+    char *big_head;                 /* [BIG_HEAD_MAX] once needed, kept */
     uint32_t l1_slot;               /* a get of a hot key that may fill
                                        the l1 cache: its watch slot (l1.h),
                                        or 0 */

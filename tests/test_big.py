@@ -153,6 +153,24 @@ class BigValueTest(BigCase):
         with self.owner(k).client() as bc:
             self.assertEqual(bc.get(k), b"tiny")
 
+    def test_gat_touches_the_chunks_too(self):
+        k = self.key()
+        c = self.client(timeout=20.0)
+        v = self.value(250000)
+        self.assertEqual(c.set(k, v, exptime=100), b"STORED")
+        c.send(b"gat 5000 " + k.encode() + b"\r\n")
+        self.assertEqual(c.read_until(),
+                         b"VALUE %s 0 %d\r\n%s\r\nEND\r\n"
+                         % (k.encode(), len(v), v))
+        m = self.owner(k)
+        token, n, _ = index_of(m, k)
+        with m.client() as bc:
+            for key in [k] + ["mcring:big:%s:%d" % (token, i)
+                              for i in range(n)]:
+                bc.send(b"mg " + key.encode() + b" t\r\n")
+                ttl = int(bc.readline().split()[1][1:])
+                self.assertGreater(ttl, 1000, key)
+
     def test_append_to_an_index_reads_as_a_miss(self):
         k = self.key()
         c = self.client(timeout=20.0)
@@ -174,25 +192,43 @@ class BigValueTest(BigCase):
         self.assertEqual(c.get(k), v2)
         self.assertEqual(c.replace(self.key("none"), v2), b"NOT_STORED")
 
-    def test_meta_get_of_a_big_value_is_an_error_not_the_index(self):
+    def test_meta_get_reads_the_whole_value(self):
         k, small = self.key(), self.key("small")
+        v = self.value(300000)
         c = self.client(timeout=20.0)
-        self.assertEqual(c.set(k, self.value(300000)), b"STORED")
-        self.assertEqual(c.set(small, b"abc"), b"STORED")
-        c.send(b"mg %s v\r\nmg %s v q\r\nmg %s s v\r\nmn\r\n"
-               % (k.encode(), k.encode(), small.encode()))
-        self.assertEqual(c.readline(),
-                         b"SERVER_ERROR big value: read it with get")
-        self.assertEqual(c.readline(),
-                         b"SERVER_ERROR big value: read it with get")
-        self.assertEqual(c.readline(), b"VA 3 s3")
+        self.assertEqual(c.set(k, v, flags=5), b"STORED")
+        self.assertEqual(c.set(small, b"abc", flags=5), b"STORED")
+        flags = b"s v f k Oab t c"
+        # What the backend answers for a plain value, with these flags ...
+        c.send(b"mg %s %s\r\n" % (small.encode(), flags))
+        plain = c.readline().split()
         self.assertEqual(c.readline(), b"abc")
+        # ... is what a big value gets, its size in VA and s.
+        c.send(b"mg %s %s\r\nmg %s v q\r\nmn\r\n"
+               % (k.encode(), flags, k.encode()))
+        head = c.readline().split()
+        self.assertEqual(len(head), len(plain))
+        self.assertEqual(head[:3], [b"VA", b"300000", b"s300000"])
+        self.assertEqual(head[3], b"f5")
+        self.assertEqual(head[4], b"k" + k.encode())
+        self.assertEqual(head[5], b"Oab")
+        self.assertEqual(c.read_exact(300002), v + b"\r\n")
+        self.assertEqual(c.readline(), b"VA 300000")
+        self.assertEqual(c.read_exact(300002), v + b"\r\n")
         self.assertEqual(c.readline(), b"MN")
-        # Without v no value is sent: a hit, as the index is there.
-        c.send(b"mg %s\r\n" % k.encode())
-        self.assertEqual(c.readline(), b"HD")
-        self.assertEqual(len(c.get(k)), 300000)
-
+        # A chunk gone: memcached's miss, k and O echoed; quiet: nothing.
+        m = self.owner(k)
+        token, n, _ = index_of(m, k)
+        with m.client() as bc:
+            self.assertEqual(bc.delete("mcring:big:%s:%d" % (token, 1)),
+                             b"DELETED")
+        c.send(b"mg %s v k Oxy\r\nmg %s v q\r\nmn\r\n"
+               % (k.encode(), k.encode()))
+        self.assertEqual(c.readline(), b"EN k%s Oxy" % k.encode())
+        self.assertEqual(c.readline(), b"MN")
+        with self.cluster.backend(m.name).client() as bc:
+            bc.send(b"mg nokey-at-all v k Oxy\r\n")
+            self.assertEqual(bc.readline(), b"EN knokey-at-all Oxy")
 
 class BigChunksTest(BigCase):
     """1 KB chunks: the 1024-chunk bound is crossed below max_value_size."""
