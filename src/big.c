@@ -183,13 +183,13 @@ big_parse_index(const char *v, size_t len, uint64_t *token, uint32_t *n,
     return 1;
 }
 
-/* The VALUE line at the head of b (its bytes with terminator: *headlen);
- * false when there is none. */
+/* The line at the head of the got bytes at line: its bytes with
+ * terminator (*headlen) and without (*len); false when it does not end
+ * there. */
 static bool
-big_head(struct evbuffer *b, char *line, size_t *headlen, size_t *len)
+big_head(const char *line, ev_ssize_t got, size_t *headlen, size_t *len)
 {
-    ev_ssize_t got = evbuffer_copyout(b, line, BIG_HEAD_MAX);
-    char *nl = got > 0 ? memchr(line, '\n', (size_t)got) : NULL;
+    const char *nl = got > 0 ? memchr(line, '\n', (size_t)got) : NULL;
 
     if (nl == NULL) {
         return false;
@@ -224,17 +224,8 @@ big_block_at(struct evbuffer *rsp, size_t off, char *line,
         return false;
     }
     got = evbuffer_copyout_from(rsp, &at, line, BIG_HEAD_MAX);
-    if (got <= 0) {
+    if (!big_head(line, got, &headlen, &len)) {
         return false;
-    }
-    {
-        char *nl = memchr(line, '\n', (size_t)got);
-
-        if (nl == NULL) {
-            return false;
-        }
-        headlen = (size_t)(nl - line) + 1;
-        len = headlen - 1 - (nl > line && nl[-1] == '\r');
     }
     if (proto_parse_value(line, len, &bb->key, &bb->flags, &bb->vlen,
                           &bb->cas, &bb->has_cas) != 0) {
@@ -441,7 +432,8 @@ big_frag_value(struct frag *f, const char *p, size_t total,
         const char *nl = memchr(p, '\n', total);
 
         headlen = nl != NULL ? (size_t)(nl - p) + 1 : total;
-    } else if (!big_head(in, line, &headlen, &len)) {
+    } else if (!big_head(line, evbuffer_copyout(in, line, BIG_HEAD_MAX),
+                         &headlen, &len)) {
         headlen = total;
     }
     data = total >= headlen + 2 ? total - headlen - 2 : 0;

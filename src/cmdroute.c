@@ -35,9 +35,11 @@
 uint32_t
 cmdroute_delete_frags(const struct topology *t, const struct proto_str *key)
 {
-    const struct topology_pool *p = topology_pool_of(t, key->p, key->len);
-
-    return p->ndeletes * 2 * CONFIG_REPLICAS_MAX;
+    if (!t->fanout) {
+        return 0; /* no pool has deletes =: no look-up per delete */
+    }
+    return topology_pool_of(t, key->p, key->len)->ndeletes * 2 *
+           CONFIG_REPLICAS_MAX;
 }
 
 /* Adds b to the n backends of to unless it is there. */

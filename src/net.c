@@ -628,3 +628,20 @@ net_format_hostport(const char *host, uint16_t port, char *buf,
     }
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
+
+int
+net_copy_out(struct evbuffer *from, size_t off, size_t len,
+             struct evbuffer *to)
+{
+    struct evbuffer_ptr at;
+    struct evbuffer_iovec v;
+
+    if (evbuffer_ptr_set(from, &at, off, EVBUFFER_PTR_SET) != 0 ||
+        evbuffer_reserve_space(to, (ev_ssize_t)len, &v, 1) < 1 ||
+        evbuffer_copyout_from(from, &at, v.iov_base, len) !=
+            (ev_ssize_t)len) {
+        return -1;
+    }
+    v.iov_len = len;
+    return evbuffer_commit_space(to, &v, 1) == 0 ? 0 : -1;
+}

@@ -105,6 +105,11 @@ ssize_t net_read(int fd, struct evbuffer *buf);
  */
 const char *net_head(struct evbuffer *buf, size_t *len);
 
+/* Appends a copy of the len bytes at offset off of from to to (from is
+ * left as it is). Returns 0, or -1 when from has fewer. */
+int net_copy_out(struct evbuffer *from, size_t off, size_t len,
+                 struct evbuffer *to);
+
 /*
  * The first line of buf, made contiguous: returns its start, its length
  * without the terminator in *len and the terminator's ("\n" or "\r\n") in

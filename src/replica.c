@@ -15,6 +15,7 @@
 
 #include "backend.h"
 #include "bconn.h"
+#include "net.h"
 #include "recovery.h"
 #include "replica.h"
 #include "request.h"
@@ -212,19 +213,9 @@ replica_send_pool(struct request *into, const struct topology_pool *p,
             continue;
         }
         del = replica_line(out, pr, line, len);
-        if (storage && !del) {
-            struct evbuffer_ptr at;
-            struct evbuffer_iovec v;
-            size_t block = (size_t)pr->vlen + 2;
-
-            evbuffer_ptr_set(data, &at, skip, EVBUFFER_PTR_SET);
-            if (evbuffer_reserve_space(out, (ev_ssize_t)block, &v, 1) < 1 ||
-                evbuffer_copyout_from(data, &at, v.iov_base, block) !=
-                    (ev_ssize_t)block) {
-                continue; /* cannot happen: the block is all in data */
-            }
-            v.iov_len = block;
-            evbuffer_commit_space(out, &v, 1);
+        if (storage && !del &&
+            net_copy_out(data, skip, (size_t)pr->vlen + 2, out) != 0) {
+            continue; /* cannot happen: the block is all in data */
         }
         into->pending++;
         f = request_frag_init(into, FRAG_REPLICA, to[i]);

@@ -589,23 +589,20 @@ request_l1_serve(struct request *req, const struct proto_req *pr)
     if (w->l1.n == 0) {
         return false;
     }
-    while (proto_next_key(&cur, end, &key)) {
-        size_t blen;
-
-        if (l1_get(&w->l1, key.p, key.len, XXH3_64bits(key.p, key.len), now,
-                   &blen) == NULL) {
-            return false;
-        }
-        n++;
-    }
-    /* All there (and l1_get() frees nothing when it finds): copy them. */
-    cur = pr->keys.p;
+    /* One look-up a key; a miss takes back what the hits added. */
     while (proto_next_key(&cur, end, &key)) {
         size_t blen;
         const char *b = l1_get(&w->l1, key.p, key.len,
                                XXH3_64bits(key.p, key.len), now, &blen);
 
+        if (b == NULL) {
+            if (n > 0) {
+                evbuffer_drain(req->rsp, evbuffer_get_length(req->rsp));
+            }
+            return false;
+        }
         evbuffer_add(req->rsp, b, blen);
+        n++;
     }
     stats_add(&w->stats.l1_hits, n);
     stats_add(&w->stats.get_hits, n);

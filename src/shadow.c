@@ -40,6 +40,7 @@
 #include "backend.h"
 #include "bconn.h"
 #include "proto.h"
+#include "net.h"
 #include "request.h"
 #include "ring.h"
 #include "route.h"
@@ -130,22 +131,6 @@ shadow_queue(struct shadow_send *s, struct bconn *bc, struct frag *f)
 {
     s->into->pending++;
     bconn_enqueue(bc, f);
-}
-
-/* Copies the data block (block bytes after skip in data) to out. */
-static void
-shadow_copy_block(struct evbuffer *out, struct evbuffer *data, size_t skip,
-                  size_t block)
-{
-    struct evbuffer_ptr at;
-    struct evbuffer_iovec v;
-
-    evbuffer_ptr_set(data, &at, skip, EVBUFFER_PTR_SET);
-    if (evbuffer_reserve_space(out, (ev_ssize_t)block, &v, 1) < 1) {
-        return;
-    }
-    v.iov_len = (size_t)evbuffer_copyout_from(data, &at, v.iov_base, block);
-    evbuffer_commit_space(out, &v, 1);
 }
 
 /* A classic read: one mg per shadowed key. */
@@ -247,7 +232,8 @@ shadow_send(struct request *req, const struct proto_req *pr,
             evbuffer_add(out, "\r\n", 2);
         }
         if (block) {
-            shadow_copy_block(out, data, skip, (size_t)pr->vlen + 2);
+            /* The block is all in data: the caller read it whole. */
+            (void)net_copy_out(data, skip, (size_t)pr->vlen + 2, out);
         }
         shadow_queue(&s, bc, f);
     }

@@ -59,6 +59,7 @@ topology_build_pool(struct topology *t, uint32_t i, char *err, size_t errlen)
         size_t n = config_pool_deletes(t->cfg, cp, idx, CONFIG_POOLS_MAX);
 
         p->deletes = util_xcalloc(n ? n : 1, sizeof(*p->deletes));
+        t->fanout = t->fanout || n > 0;
         for (size_t k = 0; k < n; k++) {
             p->deletes[p->ndeletes++] = (uint32_t)idx[k];
         }

@@ -76,6 +76,7 @@ struct topology {
     bool spread;                    /* ... and hotkey_spread */
     bool rated;                     /* a pool has a rate */
     bool shadowed;                  /* a pool has a shadow */
+    bool fanout;                    /* a pool has deletes = */
     /*
      * During a move and its window: origin[0] is the snapshot from before
      * the move began, origin[1] the one where a rollback began (or NULL);
