@@ -3,17 +3,18 @@
  * big: see big.h.
  *
  * The index is a short value: BIG_MAGIC, the token in hex, the chunks and
- * the value's length ("\0mcring-big 1 <token> <n> <bytes>"), with the
- * client's flags and exptime. Chunks get flags 0 and the same exptime (at
- * most failover_ttl on a fallback, as the index). A read checks that
- * every chunk came, in order, and that their bytes add up: anything else
- * is a miss. An index that cannot be read (an append to it, say) is a
- * miss too.
+ * the value's length, and a NUL ("\0mcring-big 1 <token> <n> <bytes>\0"),
+ * with the client's flags and exptime. Chunks get flags 0 and the same
+ * exptime (at most failover_ttl on a fallback, as the index). A value
+ * holding BIG_MAGIC anywhere is read as one: bytes before and after the
+ * index (an append or prepend) go before and after the chunks. A read
+ * checks that every chunk came, in order, and that their bytes add up:
+ * anything else is a miss, as is an index that cannot be read.
  *
  * What is not done: chunks of a value that was overwritten or deleted
  * stay until they expire or memcached evicts them; a chunk write that
- * fails leaves an index whose value reads as a miss (counted); ms,
- * append and prepend do not know big values.
+ * fails leaves an index whose value reads as a miss (counted); a binary
+ * key's value is not split.
  */
 #include "autoconf.h"
 
@@ -29,7 +30,9 @@
 #include "big.h"
 #include "client.h"
 #include "config.h"
+#include "net.h"
 #include "proto.h"
+#include "replica.h"
 #include "request.h"
 #include "ring.h"
 #include "route.h"
@@ -40,7 +43,11 @@
 
 #define BIG_MAGIC "\0mcring-big 1 "
 #define BIG_MAGIC_LEN (sizeof(BIG_MAGIC) - 1)
-#define BIG_PREFIX "mcring:big:"
+/* Chunk i of a value: its key, RING_DERIVED_TAG, the write's token, ':'
+ * and i, in that many bytes (ring.h: it lives where its key lives). */
+#define BIG_CHUNK_KEY "%.*s" RING_DERIVED_TAG "%016" PRIx64 ":%03" PRIx32
+#define BIG_KEY_MAX (PROTO_KEY_MAX - RING_DERIVED_LEN)
+_Static_assert(BIG_CHUNKS_MAX <= 0x1000, "a chunk's number is 3 hex digits");
 #define BIG_INDEX_MAX 64            /* bytes of an index value at most */
 #define BIG_HEAD_MAX 512            /* a VALUE line, terminator included */
 
@@ -49,9 +56,16 @@ big_wants(const struct worker *w, const struct proto_req *pr)
 {
     size_t split = w->cfg->big_value_split;
 
-    return split > 0 && pr->vlen > split &&
-           (pr->cmd == PROTO_CMD_SET || pr->cmd == PROTO_CMD_ADD ||
-            pr->cmd == PROTO_CMD_REPLACE || pr->cmd == PROTO_CMD_CAS);
+    if (split == 0 || pr->vlen <= split) {
+        return false;
+    }
+    if (pr->cmd == PROTO_CMD_MS) {
+        /* set, add and replace (an append is the backend's: big.h) */
+        return pr->meta_mode == 0 || pr->meta_mode == 'S' ||
+               pr->meta_mode == 'E' || pr->meta_mode == 'R';
+    }
+    return pr->cmd == PROTO_CMD_SET || pr->cmd == PROTO_CMD_ADD ||
+           pr->cmd == PROTO_CMD_REPLACE || pr->cmd == PROTO_CMD_CAS;
 }
 
 /* A token no other write of any proxy is likely to have. */
@@ -70,83 +84,194 @@ big_token(struct worker *w)
     return x;
 }
 
+/* The index value of a write: BIG_MAGIC, then its fields and a NUL. */
+static size_t
+big_format_index(char *index, uint64_t token, uint32_t n, uint32_t bytes)
+{
+    int m;
+
+    memcpy(index, BIG_MAGIC, BIG_MAGIC_LEN);
+    m = snprintf(index + BIG_MAGIC_LEN, BIG_INDEX_MAX - BIG_MAGIC_LEN,
+                 "%016" PRIx64 " %" PRIu32 " %" PRIu32, token, n, bytes);
+    /* snprintf's NUL is the index's last byte */
+    return BIG_MAGIC_LEN + (size_t)m + 1;
+}
+
+/*
+ * The command that stores the index instead of pr's value, into out: its
+ * line (returned: its length), "\r\n", the index. An ms keeps its flags as
+ * the client sent them (its key too: base64 stays base64); only the data
+ * length is the index's. *exptime: the chunks' (an ms's T, else 0).
+ */
+static int
+big_index_command(const struct proto_req *pr, const char *line, size_t len,
+                  const char *index, size_t ilen, int64_t *exptime,
+                  struct evbuffer *out)
+{
+    int llen;
+
+    if (pr->cmd == PROTO_CMD_MS) {
+        /* the flags: the line after the data length token */
+        const char *p = pr->key.p + pr->key.len, *end = line + len;
+        struct proto_str tok;
+        int64_t t;
+
+        while (p < end && *p == ' ') {
+            p++;
+        }
+        while (p < end && *p != ' ') {
+            p++;
+        }
+        llen = evbuffer_add_printf(out, "ms %.*s %zu%.*s", (int)pr->key.len,
+                                   pr->key.p, ilen, (int)(end - p), p);
+        *exptime = 0;
+        while (proto_next_key(&p, end, &tok)) {
+            if (tok.p[0] == 'T' &&
+                util_parse_i64(tok.p + 1, tok.len - 1, &t) == 0) {
+                *exptime = t;
+            }
+        }
+    } else {
+        *exptime = pr->exptime;
+        llen = evbuffer_add_printf(out, "%.*s %.*s %" PRIu32 " %lld %zu",
+                                   (int)pr->name.len, pr->name.p,
+                                   (int)pr->key.len, pr->key.p, pr->flags,
+                                   (long long)pr->exptime, ilen);
+        if (pr->cmd == PROTO_CMD_CAS) {
+            llen += evbuffer_add_printf(out, " %" PRIu64, pr->cas);
+        }
+        if (pr->noreply) {
+            llen += evbuffer_add_printf(out, " noreply");
+        }
+    }
+    evbuffer_add(out, "\r\n", 2);
+    evbuffer_add(out, index, ilen);
+    evbuffer_add(out, "\r\n", 2);
+    return llen;
+}
+
+/* Where the chunks of key go: the backend its writes go to (as
+ * route_write() decides, uncounted) and its other replicas that take
+ * writes; how many are in out. */
+static unsigned
+big_targets(struct request *req, const struct proto_str *key,
+            struct backend **out)
+{
+    struct worker *w = req->worker;
+    const struct topology_pool *p =
+        topology_write_pool_of(req->wt->t, key->p, key->len);
+    struct backend *owner = p->be[ring_lookup(p->ring, key->p, key->len)];
+    struct backend *b = backend_is_up(owner)
+                            ? owner
+                            : route_fallback(w, p, key->p, key->len, owner);
+    unsigned missed = 0;
+
+    if (b == NULL) {
+        return 0;
+    }
+    out[0] = b;
+    if (p->replicas <= 1) {
+        return 1;
+    }
+    /* A replica out of reach has the index noted by its write. */
+    return 1 + replica_write_targets(p, key->p, key->len, b, false, &missed,
+                                     out + 1);
+}
+
 int
-big_split(struct request *req, const struct proto_req *pr,
-          struct evbuffer *in, size_t skip, struct evbuffer *out)
+big_split(struct request *req, const struct proto_req *pr, const char *line,
+          size_t len, struct evbuffer *in, size_t skip, struct evbuffer *out)
 {
     struct worker *w = req->worker;
     const struct config *cfg = w->cfg;
     size_t split = cfg->big_value_split;
     uint32_t n = (uint32_t)(((size_t)pr->vlen + split - 1) / split);
-    const struct topology_pool *p;
-    struct backend *owner, *b;
+    struct backend *be[CONFIG_REPLICAS_MAX];
+    struct bconn *bc[CONFIG_REPLICAS_MAX];
     struct request *creq = NULL;
-    struct bconn *bc = NULL;
-    char index[BIG_INDEX_MAX];
-    int64_t exptime = pr->exptime;
+    char index[BIG_INDEX_MAX], keybuf[PROTO_KEY_MAX];
+    struct proto_str key = pr->key;
+    int64_t exptime, exp[CONFIG_REPLICAS_MAX];
     uint64_t token;
+    unsigned nt;
     size_t ilen;
     int llen;
 
-    if (n > BIG_CHUNKS_MAX) {
+    if (pr->meta_b64) {
+        size_t k = proto_base64_decode(pr->key.p, pr->key.len, keybuf,
+                                       sizeof(keybuf));
+
+        if (k > 0) {
+            key = (struct proto_str){keybuf, k};
+        }
+    }
+    if (n > BIG_CHUNKS_MAX || key.len > BIG_KEY_MAX ||
+        !proto_key_classic(key.p, key.len)) {
+        /* Its chunks could not be named. */
         return -1;
     }
+    if (key.p != keybuf) {
+        /* pr points into in's skip bytes, drained before the chunks */
+        memcpy(keybuf, key.p, key.len);
+        key.p = keybuf;
+    }
     token = big_token(w);
-    /* Where the index goes (route_write() decides the same), uncounted. */
-    p = topology_write_pool_of(req->wt->t, pr->key.p, pr->key.len);
-    owner = p->be[ring_lookup(p->ring, pr->key.p, pr->key.len)];
-    b = backend_is_up(owner)
-            ? owner
-            : route_fallback(w, p, pr->key.p, pr->key.len, owner);
-    if (b != owner) {
-        exptime = route_cap_exptime(cfg, exptime);
-    }
+    nt = big_targets(req, &key, be);
     /* The index's command first: pr points into in's skip bytes. */
-    memcpy(index, BIG_MAGIC, BIG_MAGIC_LEN);
-    ilen = BIG_MAGIC_LEN +
-           (size_t)snprintf(index + BIG_MAGIC_LEN,
-                            sizeof(index) - BIG_MAGIC_LEN,
-                            "%016" PRIx64 " %" PRIu32 " %" PRIu32, token, n,
-                            pr->vlen);
-    llen = evbuffer_add_printf(out, "%.*s %.*s %" PRIu32 " %lld %zu",
-                               (int)pr->name.len, pr->name.p,
-                               (int)pr->key.len, pr->key.p, pr->flags,
-                               (long long)pr->exptime, ilen);
-    if (pr->cmd == PROTO_CMD_CAS) {
-        llen += evbuffer_add_printf(out, " %" PRIu64, pr->cas);
-    }
-    if (pr->noreply) {
-        llen += evbuffer_add_printf(out, " noreply");
-    }
-    evbuffer_add(out, "\r\n", 2);
-    evbuffer_add(out, index, ilen);
-    evbuffer_add(out, "\r\n", 2);
-    if (b != NULL) {
-        bc = route_pick(w, worker_wb(w, b));
+    ilen = big_format_index(index, token, n, pr->vlen);
+    llen = big_index_command(pr, line, len, index, ilen, &exptime, out);
+    if (nt > 0) {
+        const struct topology_pool *p =
+            topology_write_pool_of(req->wt->t, key.p, key.len);
+        struct backend *owner = p->be[ring_lookup(p->ring, key.p, key.len)];
+
         creq = request_get(w, NULL);
         creq->cmd = PROTO_CMD_SET;
         creq->noreply = true;
         creq->pending = 1; /* held while sending */
-        request_reserve_frags(creq, n);
+        request_reserve_frags(creq, n * nt);
+        for (unsigned t = 0; t < nt; t++) {
+            bc[t] = route_pick(w, worker_wb(w, be[t]));
+            /* A fallback keeps what it holds for its owner briefly. */
+            exp[t] = be[t] != owner && !replica_is(p, key.p, key.len, be[t])
+                         ? route_cap_exptime(cfg, exptime)
+                         : exptime;
+        }
     }
     evbuffer_drain(in, skip);
     for (uint32_t i = 0; i < n; i++) {
         size_t clen = (size_t)pr->vlen - (size_t)i * split;
-        struct evbuffer *o = creq != NULL ? bconn_output(bc) : NULL;
+        bool moved = false;
 
         clen = clen < split ? clen : split;
-        if (o == NULL) {
-            evbuffer_drain(in, clen);
-            stats_add(&w->stats.big_chunk_failures, 1);
-            continue;
+        for (unsigned t = 0; t < nt; t++) {
+            struct evbuffer *o = bconn_output(bc[t]);
+
+            if (o == NULL) {
+                stats_add(&w->stats.big_chunk_failures, 1);
+                continue;
+            }
+            evbuffer_add_printf(o, "set " BIG_CHUNK_KEY " 0 %lld %zu\r\n",
+                                (int)key.len, key.p, token, i,
+                                (long long)exp[t], clen);
+            if (t + 1 < nt) {
+                /* The chunk is all in in: the caller read it whole. */
+                (void)net_copy_out(in, 0, clen, o);
+            } else {
+                evbuffer_remove_buffer(in, o, clen);
+                moved = true;
+            }
+            evbuffer_add(o, "\r\n", 2);
+            creq->pending++;
+            bconn_enqueue(bc[t],
+                          request_frag_init(creq, FRAG_BIG_CHUNK, be[t]));
         }
-        evbuffer_add_printf(o, "set " BIG_PREFIX "%016" PRIx64 ":%" PRIu32
-                               " 0 %lld %zu\r\n",
-                            token, i, (long long)exptime, clen);
-        evbuffer_remove_buffer(in, o, clen);
-        evbuffer_add(o, "\r\n", 2);
-        creq->pending++;
-        bconn_enqueue(bc, request_frag_init(creq, FRAG_BIG_CHUNK, b));
+        if (!moved) {
+            evbuffer_drain(in, clen);
+        }
+        if (nt == 0) {
+            stats_add(&w->stats.big_chunk_failures, 1);
+        }
         stats_add(&w->stats.big_chunks, 1);
     }
     evbuffer_drain(in, 2);
@@ -157,30 +282,87 @@ big_split(struct request *req, const struct proto_req *pr,
     return llen;
 }
 
-/* The index value v (len bytes): 1 with its token, chunks and bytes; 0
- * when it is no index; -1 when it is one that cannot be read. */
+/* A lower-case hex digit's value, or 16 and more. */
+static unsigned
+big_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+           : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a') + 10
+                                  : 99;
+}
+
+/*
+ * The index at v (len bytes from there on, at most BIG_INDEX_MAX are
+ * looked at): its length, its NUL included, with its token, chunks and
+ * bytes; 0 when v is no index; -1 when it is one that cannot be read.
+ */
 static int
 big_parse_index(const char *v, size_t len, uint64_t *token, uint32_t *n,
                 uint32_t *bytes)
 {
-    char text[BIG_INDEX_MAX + 1];
-    int end = 0;
+    uint64_t x[3] = {0, 0, 0};
+    const char *p = v + BIG_MAGIC_LEN, *end;
 
     if (len < BIG_MAGIC_LEN || memcmp(v, BIG_MAGIC, BIG_MAGIC_LEN) != 0) {
         return 0;
     }
-    if (len > BIG_INDEX_MAX) {
+    len = len < BIG_INDEX_MAX ? len : BIG_INDEX_MAX;
+    if ((end = memchr(p, '\0', len - BIG_MAGIC_LEN)) == NULL) {
         return -1;
     }
-    memcpy(text, v + BIG_MAGIC_LEN, len - BIG_MAGIC_LEN);
-    text[len - BIG_MAGIC_LEN] = '\0';
-    if (sscanf(text, "%16" SCNx64 " %" SCNu32 " %" SCNu32 "%n", token, n,
-               bytes, &end) != 3 ||
-        (size_t)end != len - BIG_MAGIC_LEN || *n == 0 ||
-        *n > BIG_CHUNKS_MAX) {
+    /* 16 hex digits, then the chunks and the bytes in decimal */
+    for (int i = 0; i < 3; i++) {
+        unsigned base = i == 0 ? 16 : 10;
+        const char *start;
+
+        if (i > 0 && (p == end || *p++ != ' ')) {
+            return -1;
+        }
+        for (start = p; p < end && *p != ' '; p++) {
+            unsigned d = big_digit(*p);
+
+            if (d >= base || p - start >= (i == 0 ? 16 : 10)) {
+                return -1;
+            }
+            x[i] = x[i] * base + d;
+        }
+        if (p == start) {
+            return -1;
+        }
+    }
+    if (p != end || x[1] == 0 || x[1] > BIG_CHUNKS_MAX || x[2] > UINT32_MAX) {
         return -1;
     }
-    return 1;
+    *token = x[0];
+    *n = (uint32_t)x[1];
+    *bytes = (uint32_t)x[2];
+    return (int)(end + 1 - v);
+}
+
+/*
+ * Where an index starts in a value of len bytes, at p or (p NULL) at off in
+ * buf: an append or prepend to a big value (the backend's own) leaves it
+ * with bytes before or after it, which are the value's too. -1: none.
+ */
+static ssize_t
+big_find(const char *p, struct evbuffer *buf, size_t off, size_t len)
+{
+    struct evbuffer_ptr from, to, at;
+
+    if (len < BIG_MAGIC_LEN) {
+        return -1;
+    }
+    if (p != NULL) {
+        const char *m = memmem(p + off, len, BIG_MAGIC, BIG_MAGIC_LEN);
+
+        return m != NULL ? m - (p + off) : -1;
+    }
+    if (evbuffer_ptr_set(buf, &from, off, EVBUFFER_PTR_SET) != 0 ||
+        evbuffer_ptr_set(buf, &to, off + len, EVBUFFER_PTR_SET) != 0) {
+        return -1;
+    }
+    at = evbuffer_search_range(buf, BIG_MAGIC, BIG_MAGIC_LEN, &from, &to);
+    return at.pos < 0 ? -1 : (ssize_t)((size_t)at.pos - off);
 }
 
 /* The line at the head of the got bytes at line: its bytes with
@@ -206,17 +388,50 @@ struct big_block {
     uint32_t flags, vlen;
     uint64_t cas;
     bool has_cas;
-    int index;                      /* big_parse_index() */
+    int index;                      /* 1, 0 or -1 (big_parse_index()) */
     uint64_t token;
     uint32_t n, bytes;
+    size_t pre, ilen;               /* the value: pre bytes, the index
+                                       (ilen bytes), the rest */
 };
+
+/* What the value of len bytes at off in buf (p NULL) or at p says. */
+static void
+big_value_index(const char *p, struct evbuffer *buf, size_t off, size_t len,
+                struct big_block *bb)
+{
+    char v[BIG_INDEX_MAX];
+    ssize_t at = big_find(p, buf, off, len);
+    size_t got;
+    int r;
+
+    bb->index = 0;
+    if (at < 0) {
+        return;
+    }
+    got = len - (size_t)at < sizeof(v) ? len - (size_t)at : sizeof(v);
+    if (p != NULL) {
+        memcpy(v, p + off + (size_t)at, got);
+    } else {
+        struct evbuffer_ptr from;
+
+        if (evbuffer_ptr_set(buf, &from, off + (size_t)at,
+                             EVBUFFER_PTR_SET) != 0 ||
+            evbuffer_copyout_from(buf, &from, v, got) != (ev_ssize_t)got) {
+            return;
+        }
+    }
+    r = big_parse_index(v, got, &bb->token, &bb->n, &bb->bytes);
+    bb->index = r > 0 ? 1 : -1;
+    bb->pre = (size_t)at;
+    bb->ilen = r > 0 ? (size_t)r : 0;
+}
 
 static bool
 big_block_at(struct evbuffer *rsp, size_t off, char *line,
              struct big_block *bb)
 {
     struct evbuffer_ptr at;
-    char v[BIG_INDEX_MAX];
     ev_ssize_t got;
     size_t headlen, len;
 
@@ -232,39 +447,68 @@ big_block_at(struct evbuffer *rsp, size_t off, char *line,
         return false;
     }
     bb->len = headlen + bb->vlen + 2;
-    bb->index = 0;
-    if (bb->vlen >= BIG_MAGIC_LEN && bb->vlen <= BIG_INDEX_MAX) {
-        evbuffer_ptr_set(rsp, &at, off + headlen, EVBUFFER_PTR_SET);
-        if (evbuffer_copyout_from(rsp, &at, v, bb->vlen) ==
-            (ev_ssize_t)bb->vlen) {
-            bb->index = big_parse_index(v, bb->vlen, &bb->token, &bb->n,
-                                        &bb->bytes);
-        }
-    } else if (bb->vlen > BIG_INDEX_MAX && bb->vlen >= BIG_MAGIC_LEN) {
-        evbuffer_ptr_set(rsp, &at, off + headlen, EVBUFFER_PTR_SET);
-        if (evbuffer_copyout_from(rsp, &at, v, BIG_MAGIC_LEN) ==
-                (ev_ssize_t)BIG_MAGIC_LEN &&
-            memcmp(v, BIG_MAGIC, BIG_MAGIC_LEN) == 0) {
-            bb->index = -1; /* an index something was appended to */
-        }
-    }
+    big_value_index(NULL, rsp, off + headlen, bb->vlen, bb);
     return true;
 }
 
+void
+big_note_source(struct request *req, uint32_t i, struct backend *be)
+{
+    if (req->big_srccap < req->nkeys) {
+        req->big_src = util_xrealloc(req->big_src, req->nkeys,
+                                     sizeof(*req->big_src));
+        req->big_srccap = req->nkeys;
+        req->big_src_set = false;
+    }
+    if (!req->big_src_set) {
+        memset(req->big_src, 0, req->big_srccap * sizeof(*req->big_src));
+        req->big_src_set = true;
+    }
+    if (i < req->big_srccap) {
+        req->big_src[i] = be;
+    }
+}
+
+void
+big_note_key(struct request *req, const struct proto_str *key)
+{
+    if (key->len > BIG_KEY_MAX) {
+        req->big_keylen = 0; /* no big value has it */
+        return;
+    }
+    if (req->big_key == NULL) {
+        req->big_key = util_xmalloc(PROTO_KEY_MAX);
+    }
+    memcpy(req->big_key, key->p, key->len);
+    req->big_keylen = (uint32_t)key->len;
+}
+
+bool
+big_holds_index(const char *data, size_t len)
+{
+    return big_find(data, NULL, 0, len) >= 0;
+}
+
 /* The backend that answered the k-th hit, whose key is key (the request's
- * keys in order, from *next on). */
+ * keys in order, from *next on): the key's fragment's, or the warm-up
+ * read's that found it. */
 static struct backend *
 big_served_by(struct request *req, const struct proto_str *key,
               uint32_t *next)
 {
-    if (req->nfrags == 1 || req->stream) {
+    if ((req->nfrags == 1 || req->stream) && !req->big_src_set) {
         return req->frags[0].be;
     }
     while (*next < req->nkeys) {
-        const struct proto_str *k = &req->keys[(*next)++];
+        uint32_t i = (*next)++;
+        const struct proto_str *k = &req->keys[i];
 
         if (k->len == key->len && memcmp(k->p, key->p, key->len) == 0) {
-            return req->frags[req->key_frag[*next - 1]].be;
+            if (req->big_src_set && i < req->big_srccap &&
+                req->big_src[i] != NULL) {
+                return req->big_src[i];
+            }
+            return req->frags[req->stream ? 0 : req->key_frag[i]].be;
         }
     }
     return NULL;
@@ -327,8 +571,8 @@ big_expand(struct request *req)
             evbuffer_add(out, "get", 3);
         }
         for (uint32_t i = 0; i < bb.n; i++) {
-            evbuffer_add_printf(out, " " BIG_PREFIX "%016" PRIx64 ":%" PRIu32,
-                                bb.token, i);
+            evbuffer_add_printf(out, " " BIG_CHUNK_KEY, (int)bb.key.len,
+                                bb.key.p, bb.token, i);
         }
         evbuffer_add(out, "\r\n", 2);
         req->pending++;
@@ -368,22 +612,28 @@ big_assemble(struct request *req)
             evbuffer_remove_buffer(rsp, tmp, bb.len);
             continue;
         }
-        evbuffer_drain(rsp, bb.len);
         if (!f->failed && f->cursor == f->nkeys &&
             evbuffer_get_length(f->buf) == f->big_bytes) {
-            evbuffer_add_printf(tmp, "VALUE %.*s %" PRIu32 " %" PRIu32,
+            /* What was prepended, the chunks, what was appended. */
+            size_t post = bb.vlen - bb.pre - bb.ilen;
+
+            evbuffer_add_printf(tmp, "VALUE %.*s %" PRIu32 " %zu",
                                 (int)bb.key.len, bb.key.p, bb.flags,
-                                bb.bytes);
+                                bb.pre + bb.bytes + post);
             if (bb.has_cas) {
                 evbuffer_add_printf(tmp, " %" PRIu64, bb.cas);
             }
             evbuffer_add(tmp, "\r\n", 2);
+            evbuffer_drain(rsp, bb.len - bb.vlen - 2);
+            evbuffer_remove_buffer(rsp, tmp, bb.pre);
+            evbuffer_drain(rsp, bb.ilen);
             evbuffer_remove_buffer(f->buf, tmp, f->big_bytes);
-            evbuffer_add(tmp, "\r\n", 2);
+            evbuffer_remove_buffer(rsp, tmp, post + 2);
             stats_add(&w->stats.big_gets, 1);
             continue;
         }
         /* Not all there: a miss. */
+        evbuffer_drain(rsp, bb.len);
         evbuffer_drain(f->buf, evbuffer_get_length(f->buf));
         stats_add(&w->stats.big_misses, 1);
         stats_sub(&w->stats.get_hits, 1);
@@ -396,20 +646,26 @@ big_assemble(struct request *req)
 bool
 big_frag_match(struct frag *f, const char *key, size_t keylen)
 {
-    char want[64];
-    int n = snprintf(want, sizeof(want), BIG_PREFIX "%016" PRIx64 ":",
-                     f->big_token);
+    char want[RING_DERIVED_LEN + 1];
+    const char *tail = key + keylen - RING_DERIVED_LEN;
     uint32_t i = 0;
-    size_t at = (size_t)n;
 
-    if (keylen <= at || memcmp(key, want, at) != 0) {
+    if (keylen <= RING_DERIVED_LEN) {
         return false;
     }
-    for (; at < keylen; at++) {
-        if (key[at] < '0' || key[at] > '9' || i > BIG_CHUNKS_MAX) {
+    /* The key's own part is the request's: the token is checked. */
+    (void)snprintf(want, sizeof(want), RING_DERIVED_TAG "%016" PRIx64 ":",
+                   f->big_token);
+    if (memcmp(tail, want, RING_DERIVED_LEN - 3) != 0) {
+        return false;
+    }
+    for (const char *p = tail + RING_DERIVED_LEN - 3; p < key + keylen; p++) {
+        unsigned d = big_digit(*p);
+
+        if (d >= 16) {
             return false;
         }
-        i = i * 10 + (uint32_t)(key[at] - '0');
+        i = i * 16 + d;
     }
     if (i < f->cursor || i >= f->nkeys) {
         return false;
@@ -460,65 +716,69 @@ big_frag_value(struct frag *f, const char *p, size_t total,
 }
 
 bool
-big_meta_is_index(const char *line, size_t total, struct evbuffer *in)
+big_meta_take(struct frag *f, const char *line, size_t total,
+              struct evbuffer *in)
 {
-    char head[BIG_HEAD_MAX + BIG_MAGIC_LEN];
+    struct request *req = f->req;
+    char head[BIG_HEAD_MAX];
     size_t n = total < sizeof(head) ? total : sizeof(head);
-    const char *nl;
+    const char *h = line, *nl;
+    struct big_block bb;
+    size_t hlen, vlen, post;
 
-    if (line == NULL) {
+    if (h == NULL) {
         if (evbuffer_copyout(in, head, n) != (ev_ssize_t)n) {
             return false;
         }
-        line = head;
+        h = head;
     }
-    if (n < 3 || memcmp(line, "VA ", 3) != 0 ||
-        (nl = memchr(line, '\n', n)) == NULL) {
+    if (n < 3 || memcmp(h, "VA ", 3) != 0 ||
+        (nl = memchr(h, '\n', n)) == NULL) {
         return false;
     }
-    return (size_t)(line + n - (nl + 1)) >= BIG_MAGIC_LEN &&
-           memcmp(nl + 1, BIG_MAGIC, BIG_MAGIC_LEN) == 0;
-}
-
-void
-big_meta_index(struct frag *f, const char *line, size_t total,
-               struct evbuffer *in)
-{
-    struct request *req = f->req;
-    char head[BIG_HEAD_MAX + BIG_INDEX_MAX];
-    size_t n = total < sizeof(head) ? total : sizeof(head);
-    const char *nl;
-    size_t hlen, vlen;
-
-    if (line == NULL) {
-        (void)evbuffer_copyout(in, head, n);
-        line = head;
-    }
-    nl = memchr(line, '\n', n);
-    hlen = nl != NULL ? (size_t)(nl - line) + 1 : n;
+    hlen = (size_t)(nl - h) + 1;
     vlen = total >= hlen + 2 ? total - hlen - 2 : 0;
+    big_value_index(line, in, hlen, vlen, &bb);
+    if (bb.index == 0) {
+        return false;
+    }
+    /* Not the index bytes, as if they were the value: the value, once
+     * its chunks are read (big_meta_expand()). */
     req->big_meta = true;
     req->big_be = f->be;
-    req->big_n = 0;
-    if (vlen > n - hlen ||
-        big_parse_index(line + hlen, vlen, &req->big_token, &req->big_n,
-                        &req->big_bytes) != 1) {
-        req->big_n = 0; /* unreadable: a miss */
+    /* unreadable, or a key no chunk can have: a miss */
+    req->big_n = bb.index > 0 && req->big_keylen > 0 ? bb.n : 0;
+    req->big_token = bb.token;
+    req->big_bytes = bb.bytes;
+    req->big_pre = (uint32_t)bb.pre;
+    post = bb.index > 0 ? vlen - bb.pre - bb.ilen : 0;
+    if (req->big_data == NULL) {
+        req->big_data = evbuffer_new();
+    }
+    if (req->big_data == NULL) {
+        req->big_n = 0;
+    } else if (bb.index > 0) {
+        /* What was prepended and appended to it, kept for the answer. */
+        if (line != NULL) {
+            evbuffer_add(req->big_data, line + hlen, bb.pre);
+            evbuffer_add(req->big_data, line + hlen + bb.pre + bb.ilen, post);
+        } else if (net_copy_out(in, hlen, bb.pre, req->big_data) != 0 ||
+                   net_copy_out(in, hlen + bb.pre + bb.ilen, post,
+                                req->big_data) != 0) {
+            req->big_n = 0;
+        }
     }
     /* Its flags, for the answer: the header without its terminator. */
-    hlen -= hlen >= 2 && line[hlen - 2] == '\r' ? 2 : 1;
+    hlen -= hlen >= 2 && h[hlen - 2] == '\r' ? 2 : 1;
     if (req->big_head == NULL) {
         req->big_head = util_xmalloc(BIG_HEAD_MAX);
     }
-    if (hlen > BIG_HEAD_MAX) {
-        hlen = 0;
-        req->big_n = 0;
-    }
-    memcpy(req->big_head, line, hlen);
+    memcpy(req->big_head, h, hlen);
     req->big_headlen = (uint32_t)hlen;
     if (in != NULL) {
         evbuffer_drain(in, total);
     }
+    return true;
 }
 
 bool
@@ -555,13 +815,25 @@ big_meta_expand(struct request *req)
     }
     evbuffer_add(out, "get", 3);
     for (uint32_t i = 0; i < req->big_n; i++) {
-        evbuffer_add_printf(out, " " BIG_PREFIX "%016" PRIx64 ":%" PRIu32,
-                            req->big_token, i);
+        evbuffer_add_printf(out, " " BIG_CHUNK_KEY, (int)req->big_keylen,
+                            req->big_key, req->big_token, i);
     }
     evbuffer_add(out, "\r\n", 2);
     req->pending++;
     bconn_enqueue(bc, f);
     return true;
+}
+
+/* Nothing of an mg's big value is kept past its answer. */
+static void
+big_meta_done(struct request *req, struct frag *f)
+{
+    if (req->big_data != NULL) {
+        evbuffer_drain(req->big_data, evbuffer_get_length(req->big_data));
+    }
+    if (f != NULL && f->buf != NULL) {
+        evbuffer_drain(f->buf, evbuffer_get_length(f->buf));
+    }
 }
 
 void
@@ -575,20 +847,21 @@ big_meta_assemble(struct request *req)
     bool whole = f != NULL && !f->failed && f->cursor == f->nkeys &&
                  evbuffer_get_length(f->buf) == f->big_bytes;
     const char *p = req->big_head, *end = req->big_head + req->big_headlen;
+    /* what was prepended and appended: big_meta_take() */
+    size_t extra = req->big_data != NULL ? evbuffer_get_length(req->big_data)
+                                         : 0;
+    size_t size = extra + req->big_bytes;
     struct proto_str tok;
     uint32_t idx = 0;
 
     req->big_meta = false;
-    if (req->client == NULL) {
-        return;
-    }
-    if (!whole && req->meta_quiet) {
+    if (req->client == NULL || (!whole && req->meta_quiet)) {
         /* A quiet miss says nothing. */
-        stats_add(&w->stats.big_misses, 1);
+        stats_add(&w->stats.big_misses, !whole);
+        big_meta_done(req, f);
         return;
     }
-    evbuffer_add_printf(req->rsp, whole ? "VA %" PRIu32 : "EN",
-                        req->big_bytes);
+    evbuffer_add_printf(req->rsp, whole ? "VA %zu" : "EN", size);
     /* The reply's flags after "VA <n>": s is the value's size now; a miss
      * keeps k, b and O, as memcached's EN does. */
     while (proto_next_key(&p, end, &tok)) {
@@ -596,7 +869,7 @@ big_meta_assemble(struct request *req)
             continue;
         }
         if (whole && tok.p[0] == 's') {
-            evbuffer_add_printf(req->rsp, " s%" PRIu32, req->big_bytes);
+            evbuffer_add_printf(req->rsp, " s%zu", size);
         } else if (whole || tok.p[0] == 'k' || tok.p[0] == 'O' ||
                    (tok.len == 1 && tok.p[0] == 'b')) {
             evbuffer_add(req->rsp, " ", 1);
@@ -605,15 +878,15 @@ big_meta_assemble(struct request *req)
     }
     evbuffer_add(req->rsp, "\r\n", 2);
     if (whole) {
+        evbuffer_remove_buffer(req->big_data, req->rsp, req->big_pre);
         evbuffer_remove_buffer(f->buf, req->rsp, f->big_bytes);
+        evbuffer_remove_buffer(req->big_data, req->rsp, extra - req->big_pre);
         evbuffer_add(req->rsp, "\r\n", 2);
         stats_add(&w->stats.big_gets, 1);
     } else {
         stats_add(&w->stats.big_misses, 1);
-        if (f != NULL) {
-            evbuffer_drain(f->buf, evbuffer_get_length(f->buf));
-        }
     }
+    big_meta_done(req, f);
 }
 
 void

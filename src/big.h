@@ -6,16 +6,24 @@
  * torn value. On the worker's request path.
  *
  *   set KEY (vlen > split) --big_split()--> chunk sets (an orphaned
- *       request) + "set KEY <flags> <exptime> <n>" of the index, which
- *       the ordinary write path sends (its reply is the client's)
+ *       request) to the key's write backend and its other replicas, and
+ *       "set KEY <flags> <exptime> <n>" (an ms: "ms KEY <n> <its flags>")
+ *       of the index, which the ordinary write path sends (its reply is
+ *       the client's)
  *   get ... --retrieval finishes--> big_expand(): for each index among
  *       the hits, a FRAG_BIG get of its chunks on the backend that served
- *       it --all answered--> big_assemble(): the index replaced by the
- *       value, or dropped (a miss) when a chunk is missing
+ *       it (a warm-up read's: big_note_source()) --all answered-->
+ *       big_assemble(): the index replaced by the value, or dropped (a
+ *       miss) when a chunk is missing
+ *   mg KEY v --> big_meta_take(), big_meta_expand(), big_meta_assemble()
  *
- * A chunk key is "mcring:big:<token>:<i>" (token: 16 hex digits, new for
- * every write), so the chunks of two writes of a key never mix and an
- * index only ever names chunks written with it.
+ * A chunk key is "KEY:mcbig:<token>:<i>" (token: 16 hex digits, new for
+ * every write; i: 3 hex digits), so the chunks of two writes of a key
+ * never mix and an index only ever names chunks written with it; the ring
+ * and the routes place it as KEY (ring.h's derived keys), so a move's
+ * copy and the replicas take the chunks where the index goes. An append
+ * or prepend to an index (the backend's) leaves bytes around it, which
+ * are the value's too.
  */
 #ifndef MCRING_BIG_H
 #define MCRING_BIG_H
@@ -26,6 +34,7 @@
 
 #include "proto.h"
 
+struct backend;
 struct evbuffer;
 struct frag;
 struct request;
@@ -38,15 +47,17 @@ struct worker;
 bool big_wants(const struct worker *w, const struct proto_req *pr);
 
 /*
- * Sends the chunks of the value of pr (its data block: the vlen + 2 bytes
- * after skip in in, which are consumed with the skip bytes) to the
- * backend the key's writes go to, and writes into out the command that
- * stores the index instead: a line, "\r\n", the index block. Returns the
- * length of that line, or -1 (nothing consumed) when the value needs more
- * than BIG_CHUNKS_MAX chunks.
+ * Sends the chunks of the value of pr (line/len its command line; its data
+ * block: the vlen + 2 bytes after skip in in, which are consumed with the
+ * skip bytes) to the backend the key's writes go to and its other replicas
+ * that take writes, and writes into out the command that stores the index
+ * instead: a line, "\r\n", the index block; an ms keeps its flags. Returns
+ * the length of that line, or -1 (nothing consumed) when the value needs
+ * more than BIG_CHUNKS_MAX chunks.
  */
 int big_split(struct request *req, const struct proto_req *pr,
-              struct evbuffer *in, size_t skip, struct evbuffer *out);
+              const char *line, size_t len, struct evbuffer *in, size_t skip,
+              struct evbuffer *out);
 
 /*
  * A retrieval (get, gets, gat, gats) of req has its hits in req->rsp:
@@ -58,6 +69,14 @@ bool big_expand(struct request *req);
 /* Replaces each index in req->rsp by its value, or drops it (a miss). */
 void big_assemble(struct request *req);
 
+/* Key i of a retrieval was answered by be, a warm-up read (warmup.c): its
+ * chunks, if it is an index, are read there. */
+void big_note_source(struct request *req, uint32_t i, struct backend *be);
+/* An mg of key: kept, for the chunks' keys if it finds an index. */
+void big_note_key(struct request *req, const struct proto_str *key);
+/* Whether the value of len bytes at data holds an index. */
+bool big_holds_index(const char *data, size_t len);
+
 /* A FRAG_BIG's VALUE line names key: whether it is one of its chunks. */
 bool big_frag_match(struct frag *f, const char *key, size_t keylen);
 /* ... and its whole block, total bytes at p, or the first total of in
@@ -67,14 +86,15 @@ void big_frag_value(struct frag *f, const char *p, size_t total,
 /* A FRAG_BIG's END: a chunk not answered makes it a miss. */
 void big_frag_end(struct frag *f);
 
-/* Whether a meta reply (total bytes at line, or with line NULL the first
- * total of in, left there) is a VA whose value is a big value's index. */
-bool big_meta_is_index(const char *line, size_t total, struct evbuffer *in);
-/* Such a reply of the client's mg f (as request_frag_meta() has it, in
- * consumed): kept, not relayed; the request reads the value's chunks when
- * it finishes (big_meta_expand(), big_meta_assemble()). */
-void big_meta_index(struct frag *f, const char *line, size_t total,
-                    struct evbuffer *in);
+/*
+ * A meta reply of the client's mg f (total bytes at line, or with line NULL
+ * the first total of in): when it is a VA whose value holds a big value's
+ * index, it is kept, not relayed (consumed from in), and true returned;
+ * the request reads the value's chunks when it finishes
+ * (big_meta_expand(), big_meta_assemble()).
+ */
+bool big_meta_take(struct frag *f, const char *line, size_t total,
+                   struct evbuffer *in);
 /* An mg that found an index: sends its chunks' get and returns true (the
  * request finishes again), or false when none could be sent. */
 bool big_meta_expand(struct request *req);

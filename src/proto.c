@@ -775,6 +775,8 @@ proto_req_meta(const struct proto_str *tok, size_t ntok, struct proto_req *req,
             req->meta_b64 = true;
         } else if (tok[i].p[0] == 'q') {
             nq++;
+        } else if (tok[i].p[0] == 'M') {
+            req->meta_mode = tok[i].len > 1 ? tok[i].p[1] : '?';
         }
     }
     req->meta_quiet = nq > 0;

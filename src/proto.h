@@ -113,6 +113,8 @@ struct proto_req {
     bool meta_b64;              /* the key is base64 ('b' flag) */
     bool meta_quiet;            /* 'q': the backend may not answer */
     uint32_t meta_flags;        /* index of the first flag token */
+    char meta_mode;             /* ms: the last M token's mode letter (as
+                                   sent: memcached checks it), or 0 */
 };
 
 /*

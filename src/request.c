@@ -117,6 +117,8 @@ request_get(struct worker *w, struct client *c)
     req->l1_slot = 0;
     req->big_phase = false;
     req->big_meta = false;
+    req->big_src_set = false;
+    req->big_keylen = 0;
     req->watch_mask = 0;
     return req;
 }
@@ -138,6 +140,11 @@ request_release(struct request *req)
     free(req->frag_keys);
     free(req->key_prev);
     free(req->big_head);
+    free(req->big_src);
+    free(req->big_key);
+    if (req->big_data != NULL) {
+        evbuffer_free(req->big_data);
+    }
     free(req->vals);
     free(req->watch_keys);
     evbuffer_free(req->rsp);
@@ -1109,6 +1116,10 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
             rp.key = (struct proto_str){keybuf, k};
         }
     }
+    if (__builtin_expect(w->cfg->big_value_split > 0, 0) &&
+        pr->cmd == PROTO_CMD_MG) {
+        big_note_key(req, &rp.key); /* a big value's chunks are named so */
+    }
     if (write) {
         struct route_write rw;
 
@@ -1263,11 +1274,12 @@ request_frag_meta(struct frag *f, const char *line, size_t total,
         return;
     }
     if (__builtin_expect(req->worker->cfg->big_value_split > 0, 0) &&
-        f->kind == FRAG_META && req->cmd == PROTO_CMD_MG &&
-        big_meta_is_index(line, total, in)) {
-        /* Not the index bytes, as if they were the value: the value,
-         * once its chunks are read. */
-        big_meta_index(f, line, total, in);
+        (f->kind == FRAG_META || f->kind == FRAG_WARM_META) &&
+        req->cmd == PROTO_CMD_MG && big_meta_take(f, line, total, in)) {
+        if (f->kind == FRAG_WARM_META) {
+            /* The previous owner's index replaces the new owner's miss. */
+            evbuffer_drain(req->rsp, evbuffer_get_length(req->rsp));
+        }
         return;
     }
     if (frag_kind_is_warmup(f->kind) && f->kind != FRAG_WARM_META) {
@@ -1358,13 +1370,14 @@ request_dispatch_too_large(struct request *req, const struct proto_req *pr)
  */
 static void
 request_dispatch_big(struct request *req, const struct proto_req *pr,
-                     struct evbuffer *in, size_t skip)
+                     const char *line, size_t len, struct evbuffer *in,
+                     size_t skip)
 {
     struct evbuffer *idx = req->worker->big_buf;
     struct proto_req ip;
     const char *reason;
-    char *line;
-    int n = big_split(req, pr, in, skip, idx);
+    char *il;
+    int n = big_split(req, pr, line, len, in, skip, idx);
 
     if (n < 0) {
         /* pr points into in: refused first, then the block skipped. */
@@ -1372,15 +1385,19 @@ request_dispatch_big(struct request *req, const struct proto_req *pr,
         evbuffer_drain(in, skip + (size_t)pr->vlen + 2);
         return;
     }
-    line = (char *)evbuffer_pullup(idx, n + 2);
-    if (line == NULL ||
-        proto_parse_request(line, (size_t)n, 0, &ip, &reason) != PROTO_OK) {
+    il = (char *)evbuffer_pullup(idx, n + 2);
+    if (il == NULL ||
+        proto_parse_request(il, (size_t)n, 0, &ip, &reason) != PROTO_OK) {
         /* Cannot happen: big_split() wrote a storage command. */
         evbuffer_drain(idx, evbuffer_get_length(idx));
         request_reply(req, "SERVER_ERROR out of memory storing object");
         return;
     }
-    request_dispatch_single(req, &ip, line, (size_t)n, idx, (size_t)n + 2);
+    if (ip.cmd == PROTO_CMD_MS) {
+        request_dispatch_meta(req, &ip, il, (size_t)n, idx, (size_t)n + 2);
+    } else {
+        request_dispatch_single(req, &ip, il, (size_t)n, idx, (size_t)n + 2);
+    }
 }
 
 _Static_assert(PROTO_CMD_COUNT <= STATS_COMMANDS,
@@ -1507,7 +1524,7 @@ request_dispatch(struct request *req, const struct proto_req *pr,
         stats_add(&w->stats.cmd_set, 1);
         if (__builtin_expect(w->cfg->big_value_split > 0, 0) &&
             big_wants(w, pr)) {
-            request_dispatch_big(req, pr, in, skip);
+            request_dispatch_big(req, pr, line, len, in, skip);
             return;
         }
         request_dispatch_single(req, pr, line, len, in, skip);
@@ -1531,6 +1548,11 @@ request_dispatch(struct request *req, const struct proto_req *pr,
     case PROTO_CMD_MD:
     case PROTO_CMD_MA:
     case PROTO_CMD_ME:
+        if (__builtin_expect(w->cfg->big_value_split > 0, 0) &&
+            pr->cmd == PROTO_CMD_MS && big_wants(w, pr)) {
+            request_dispatch_big(req, pr, line, len, in, skip);
+            return;
+        }
         request_dispatch_meta(req, pr, line, len, in, skip);
         return;
     case PROTO_CMD_STATS:

@@ -200,6 +200,17 @@ struct request {
     uint32_t big_bytes;
     uint32_t big_headlen;
     char *big_head;                 /* [BIG_HEAD_MAX] once needed, kept */
+    struct evbuffer *big_data;      /* ... what was prepended (big_pre
+                                       bytes) and appended to it */
+    uint32_t big_pre;
+    struct backend **big_src;       /* [big_srccap]: the backend a warm-up
+                                       read found key i's value on, when
+                                       big_src_set (big_note_source()) */
+    uint32_t big_srccap;
+    bool big_src_set;
+    uint32_t big_keylen;            /* an mg's key (decoded), for its
+                                       chunks' keys, or 0 */
+    char *big_key;                  /* [PROTO_KEY_MAX] once needed, kept */
     uint32_t l1_slot;               /* a get of a hot key that may fill
                                        the l1 cache: its watch slot (l1.h),
                                        or 0 */

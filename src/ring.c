@@ -677,6 +677,7 @@ ring_hashed_part(const struct ring *ring, const char **key, size_t *len)
 {
     const char *a, *b;
 
+    *len = ring_base_len(*key, *len);
     if (ring->tag[0] == '\0' ||
         (a = memchr(*key, ring->tag[0], *len)) == NULL ||
         (b = memchr(a + 1, ring->tag[1],

@@ -95,8 +95,27 @@ size_t ring_memory(const struct ring *ring);
  * "{user1}:b" share an owner. open '\0' turns it off (the default).
  */
 void ring_set_hash_tag(struct ring *ring, char open, char close);
-/* The part of key that places it: *key and *len narrowed to a tag's
- * content, or left alone. */
+/*
+ * Derived keys: a key that ends in the RING_DERIVED_LEN bytes
+ * RING_DERIVED_TAG, 16 hex digits, ':' and 3 hex digits (a chunk of a big
+ * value, big.h) is placed as the key before them, so that it lives
+ * wherever that key lives, in every topology.
+ */
+#define RING_DERIVED_TAG ":mcbig:"
+#define RING_DERIVED_LEN 27
+/* The length of the key that key (len bytes) was derived from, or len. */
+static inline size_t
+ring_base_len(const char *key, size_t len)
+{
+    return len > RING_DERIVED_LEN && key[len - 4] == ':' &&
+                   __builtin_memcmp(key + len - RING_DERIVED_LEN,
+                                    RING_DERIVED_TAG,
+                                    sizeof(RING_DERIVED_TAG) - 1) == 0
+               ? len - RING_DERIVED_LEN
+               : len;
+}
+/* The part of key that places it: *key and *len narrowed to the key a
+ * derived key was derived from, then to a tag's content, or left alone. */
 void ring_hashed_part(const struct ring *ring, const char **key, size_t *len);
 
 /* Key position on the ring (xxh3: 64-bit; ketama: 32-bit), hash tag

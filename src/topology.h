@@ -109,6 +109,9 @@ struct topology *topology_create(uint64_t generation, struct config *cfg,
 static inline const struct topology_route *
 topology_route_of(const struct topology *t, const char *key, size_t len)
 {
+    if (t->nroutes > 0) {
+        len = ring_base_len(key, len); /* a derived key: its base's route */
+    }
     for (uint32_t i = 0; i < t->nroutes; i++) {
         const struct topology_route *r = &t->routes[i];
 

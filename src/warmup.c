@@ -24,6 +24,7 @@
 #include <event2/buffer.h>
 
 #include "backend.h"
+#include "big.h"
 #include "bconn.h"
 #include "client.h"
 #include "mget.h"
@@ -430,7 +431,10 @@ warmup_copy(struct request *req, uint32_t i, const struct proto_meta_value *va,
     int64_t ttl = warmup_copy_ttl(req, va);
     struct request *r;
 
-    if (ttl < 0) {
+    if (ttl < 0 || (__builtin_expect(w->cfg->big_value_split > 0, 0) &&
+                    big_holds_index(data, va->len))) {
+        /* A big value's index is not copied without its chunks: reads
+         * find it where it is (big_note_source()). */
         return;
     }
     if (w->warm_copies >= WARMUP_COPY_QUEUE ||
@@ -466,13 +470,16 @@ warmup_copy(struct request *req, uint32_t i, const struct proto_meta_value *va,
 /* A warm-up hit of key i: its VALUE block where the client expects it. */
 static void
 warmup_answer(struct request *req, uint32_t i, const struct proto_meta_value *va,
-              const char *data)
+              const char *data, struct backend *from)
 {
     char line[PROTO_KEY_MAX + 96];
     int n;
 
     if (req->cmd == PROTO_CMD_MG) {
         return; /* FRAG_WARM_META answers */
+    }
+    if (__builtin_expect(req->worker->cfg->big_value_split > 0, 0)) {
+        big_note_source(req, i, from); /* its chunks are there */
     }
     n = snprintf(line, sizeof(line), "VALUE %.*s %u %u", (int)req->keys[i].len,
                  req->keys[i].p, va->flags, va->len);
@@ -626,7 +633,8 @@ warmup_verified(struct request *req, uint32_t i,
 
     warmup_drop_block(req, i);
     if (va != NULL) {
-        warmup_answer(req, i, va, data);
+        warmup_answer(req, i, va, data,
+                      req->frags[req->stream ? 0 : req->key_frag[i]].be);
     } else if (po == NULL || !backend_is_up(po) ||
                !warmup_send_get(req, i, po, FRAG_WARM, NULL, 0)) {
         stats_add(&req->worker->stats.warmup_misses, 1);
@@ -666,7 +674,7 @@ warmup_frag_meta(struct frag *f, const char *line, size_t total,
         struct frag *g = &req->frags[f->rescue_of - 1];
 
         if (hit) {
-            warmup_answer(req, f->key_start, &va, nl + 1);
+            warmup_answer(req, f->key_start, &va, nl + 1, f->be);
         }
         stats_add(hit ? &w->stats.warmup_hits : &w->stats.warmup_misses, 1);
         if (--g->rescue_left == 0) {
@@ -676,7 +684,7 @@ warmup_frag_meta(struct frag *f, const char *line, size_t total,
     } else if (f->kind == FRAG_WARM_VERIFY) {
         warmup_verified(req, f->key_start, hit ? &va : NULL, nl + 1);
     } else if (hit) {
-        warmup_answer(req, f->key_start, &va, nl + 1);
+        warmup_answer(req, f->key_start, &va, nl + 1, f->be);
         if (!f->fallback) {
             stats_add(&w->stats.warmup_hits, 1);
             warmup_copy(req, f->key_start, &va, nl + 1, f->be);

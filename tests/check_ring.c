@@ -269,6 +269,56 @@ START_TEST(test_hash_tag_places_by_the_tag)
 }
 END_TEST
 
+START_TEST(test_derived_key_placed_as_its_base)
+{
+    struct bset s;
+    struct ring *r;
+    static const struct {
+        const char *key, *placed_as;
+    } cases[] = {
+        {"user:1:mcbig:0123456789abcdef:000", "user:1"},
+        {"u:mcbig:fedcba9876543210:3ff", "u"},
+        {"{t}x:mcbig:0123456789abcdef:001", "t"}, /* then its tag */
+        /* not the shape: the whole key */
+        {":mcbig:0123456789abcdef:000", ":mcbig:0123456789abcdef:000"},
+        {"u:mcbig:0123456789abcdef-000", "u:mcbig:0123456789abcdef-000"},
+        {"u:mcbog:0123456789abcdef:000", "u:mcbog:0123456789abcdef:000"},
+    };
+
+    ck_assert_uint_eq(strlen(cases[0].key) - strlen(cases[0].placed_as),
+                      RING_DERIVED_LEN);
+    bset_init(&s, "b%u", 8, 1);
+    for (int hash = 0; hash < 2; hash++) {
+        r = mkring(hash ? RING_HASH_KETAMA : RING_HASH_XXH3, 160, s.be, s.n);
+        ring_set_hash_tag(r, '{', '}');
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            const char *k = cases[i].key, *w = cases[i].placed_as;
+            const char *hk = k;
+            size_t hl = strlen(k);
+
+            ring_hashed_part(r, &hk, &hl);
+            ck_assert_msg(ring_key_pos(r, k, strlen(k)) ==
+                              ring_key_pos(r, w, strlen(w)),
+                          "%s", k);
+            ck_assert_msg(strcmp(k, w) != 0 || hl == strlen(k), "%s", k);
+        }
+        /* Every chunk of a key lives with it, whatever the token. */
+        for (unsigned i = 0; i < 300; i++) {
+            char base[32], k[64];
+            int b = snprintf(base, sizeof(base), "key-%u", i);
+            int n = snprintf(k, sizeof(k), "%s:mcbig:%016x:%03x", base,
+                             i * 2654435761u, i % 1024);
+
+            ck_assert_uint_eq(ring_lookup(r, k, (size_t)n),
+                              ring_lookup(r, base, (size_t)b));
+            ck_assert_uint_eq(ring_base_len(k, (size_t)n), (size_t)b);
+        }
+        ring_destroy(r);
+    }
+    bset_deinit(&s);
+}
+END_TEST
+
 START_TEST(test_ketama_golden_vector)
 {
     char line[512];
@@ -1445,6 +1495,7 @@ ring_suite(int ngolden)
     tcase_add_test(tc, test_analyze_summary_one_line);
     tcase_add_test(tc, test_ketama_key_pos_is_md5_for_every_length);
     tcase_add_test(tc, test_hash_tag_places_by_the_tag);
+    tcase_add_test(tc, test_derived_key_placed_as_its_base);
     suite_add_tcase(s, tc);
     return s;
 }

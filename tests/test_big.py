@@ -10,6 +10,7 @@ too many chunks is refused as memcached refuses one over its item size;
 without the setting nothing is split.
 """
 
+import base64
 import os
 import random
 import sys
@@ -28,12 +29,21 @@ def big_stats(port):
     return {k: int(v) for k, v in st.items() if k.startswith("big_")}
 
 
-def index_of(m, key):
-    """The index item of key on memcached m: (token, chunks, bytes)."""
+def chunk(key, token, i):
+    """The key of chunk i of key's value written with token."""
+    return "%s:mcbig:%s:%03x" % (key, token, i)
+
+
+def index_of(m, key, edited=False):
+    """The index item of key on memcached m: (token, chunks, bytes);
+    edited: bytes may have been appended or prepended to it."""
     with m.client() as bc:
         v = bc.get(key)
-    assert v is not None and v.startswith(b"\0mcring-big 1 "), v
-    token, n, total = v[len(b"\0mcring-big 1 "):].split()
+    magic = b"\0mcring-big 1 "
+    assert v is not None and (magic in v if edited else v.startswith(magic))
+    v = v[v.index(magic) + len(magic):]
+    assert b"\0" in v if edited else v.endswith(b"\0"), len(v)
+    token, n, total = v[:v.index(b"\0")].split()
     return token.decode(), int(n), int(total)
 
 
@@ -79,7 +89,7 @@ class BigValueTest(BigCase):
         token, n, total = index_of(m, k)
         self.assertEqual((n, total), (15, len(v)))
         with m.client(timeout=20.0) as bc:
-            got = b"".join(bc.get("mcring:big:%s:%d" % (token, i))
+            got = b"".join(bc.get(chunk(k, token, i))
                            for i in range(n))
         self.assertEqual(got, v)
 
@@ -121,7 +131,7 @@ class BigValueTest(BigCase):
         m = self.owner(k)
         token, n, _ = index_of(m, k)
         with m.client() as bc:
-            self.assertEqual(bc.delete("mcring:big:%s:%d" % (token, 2)),
+            self.assertEqual(bc.delete(chunk(k, token, 2)),
                              b"DELETED")
         before = big_stats(self.cluster.port)
         self.assertIsNone(c.get(k))
@@ -133,7 +143,7 @@ class BigValueTest(BigCase):
         self.assertEqual(c.set(k, self.value(500000)), b"STORED")
         token, n, _ = index_of(m, k)
         with m.client() as bc:
-            self.assertEqual(bc.delete("mcring:big:%s:%d" % (token, n - 1)),
+            self.assertEqual(bc.delete(chunk(k, token, n - 1)),
                              b"DELETED")
         self.assertIsNone(c.get(k))
 
@@ -165,17 +175,42 @@ class BigValueTest(BigCase):
         m = self.owner(k)
         token, n, _ = index_of(m, k)
         with m.client() as bc:
-            for key in [k] + ["mcring:big:%s:%d" % (token, i)
+            for key in [k] + [chunk(k, token, i)
                               for i in range(n)]:
                 bc.send(b"mg " + key.encode() + b" t\r\n")
                 ttl = int(bc.readline().split()[1][1:])
                 self.assertGreater(ttl, 1000, key)
 
-    def test_append_to_an_index_reads_as_a_miss(self):
+    def test_append_and_prepend_to_a_big_value(self):
         k = self.key()
         c = self.client(timeout=20.0)
-        self.assertEqual(c.set(k, self.value(200000)), b"STORED")
+        v = self.value(200000)
+        self.assertEqual(c.set(k, v, flags=9), b"STORED")
+        # The backend appends to the index: what was added is read around
+        # the chunks, as memcached would answer for the whole value.
         self.assertEqual(c.append(k, b"more"), b"STORED")
+        self.assertTrue(c.get(k) == v + b"more")
+        self.assertEqual(c.prepend(k, b"pre\0"), b"STORED")
+        want = b"pre\0" + v + b"more"
+        self.assertTrue(c.get(k) == want)
+        c.send(b"ms %s 2 MA\r\n!!\r\nms %s 1 MP\r\n<\r\n"
+               % (k.encode(), k.encode()))
+        self.assertEqual(c.readline(), b"HD")
+        self.assertEqual(c.readline(), b"HD")
+        want = b"<" + want + b"!!"
+        got = c.get_multi([k])
+        self.assertEqual(got[0][1], 9)
+        self.assertTrue(got[0][2] == want)
+        c.send(b"mg %s s v f\r\n" % k.encode())
+        self.assertEqual(c.readline(),
+                         b"VA %d s%d f9" % (len(want), len(want)))
+        self.assertTrue(c.read_exact(len(want) + 2) == want + b"\r\n")
+        # Still all chunks or a miss.
+        m = self.owner(k)
+        token, n, _ = index_of(m, k, edited=True)
+        with m.client() as bc:
+            self.assertEqual(bc.delete(chunk(k, token, n - 1)),
+                             b"DELETED")
         self.assertIsNone(c.get(k))
         self.assertEqual(c.delete(k), b"DELETED")
         self.assertIsNone(c.get(k))
@@ -220,7 +255,7 @@ class BigValueTest(BigCase):
         m = self.owner(k)
         token, n, _ = index_of(m, k)
         with m.client() as bc:
-            self.assertEqual(bc.delete("mcring:big:%s:%d" % (token, 1)),
+            self.assertEqual(bc.delete(chunk(k, token, 1)),
                              b"DELETED")
         c.send(b"mg %s v k Oxy\r\nmg %s v q\r\nmn\r\n"
                % (k.encode(), k.encode()))
@@ -229,6 +264,69 @@ class BigValueTest(BigCase):
         with self.cluster.backend(m.name).client() as bc:
             bc.send(b"mg nokey-at-all v k Oxy\r\n")
             self.assertEqual(bc.readline(), b"EN knokey-at-all Oxy")
+
+    def test_meta_set_splits_as_set_does(self):
+        k, small = self.key(), self.key("small")
+        v = self.value(300000)
+        c = self.client(timeout=20.0)
+        flags = b"T0 F7 c k Oab"
+        c.send(b"ms %s 3 %s\r\nabc\r\n" % (small.encode(), flags))
+        plain = c.readline().split()
+        c.send(b"ms %s %d %s\r\n%s\r\n" % (k.encode(), len(v), flags, v))
+        head = c.readline().split()
+        # The client's flags reach the index: the reply is shaped as for
+        # a plain value.
+        self.assertEqual(len(head), len(plain))
+        self.assertEqual(head[0], b"HD")
+        self.assertEqual(head[2:], [b"k" + k.encode(), b"Oab"])
+        cas = int(head[1][1:])
+        token, n, total = index_of(self.owner(k), k)
+        self.assertEqual((n, total), (3, 300000))
+        c.send(b"gets %s\r\n" % k.encode())
+        self.assertEqual(c.readline(), b"VALUE %s 7 300000 %d"
+                         % (k.encode(), cas))
+        self.assertTrue(c.read_exact(300002) == v + b"\r\n")
+        self.assertEqual(c.readline(), b"END")
+        # Modes and compare-and-swap, answered by the index's write.
+        v2 = self.value(250000)
+        c.send(b"ms %s %d ME\r\n%s\r\n" % (k.encode(), len(v2), v2))
+        self.assertEqual(c.readline(), b"NS")
+        c.send(b"ms %s %d MR\r\n%s\r\n" % (self.key("none").encode(),
+                                              len(v2), v2))
+        self.assertEqual(c.readline(), b"NS")
+        c.send(b"ms %s %d C%d\r\n%s\r\n" % (k.encode(), len(v2), cas + 1,
+                                               v2))
+        self.assertEqual(c.readline(), b"EX")
+        self.assertTrue(c.get(k) == v)
+        c.send(b"ms %s %d C%d MR\r\n%s\r\n" % (k.encode(), len(v2), cas,
+                                                  v2))
+        self.assertEqual(c.readline(), b"HD")
+        self.assertTrue(c.get(k) == v2)
+        # q: nothing but the MN; a base64 key; T gives the chunks the TTL.
+        k2, k3 = self.key("q"), self.key("b64")
+        c.send(b"ms %s %d q T5000\r\n%s\r\nmn\r\n"
+               % (k2.encode(), len(v), v))
+        self.assertEqual(c.readline(), b"MN")
+        self.assertTrue(c.get(k2) == v)
+        token, n, _ = index_of(self.owner(k2), k2)
+        with self.owner(k2).client() as bc:
+            for i in range(n):
+                bc.send(b"mg %s t\r\n" % chunk(k2, token, i).encode())
+                ttl = int(bc.readline().split()[1][1:])
+                self.assertGreater(ttl, 4000)
+                self.assertLessEqual(ttl, 5000)
+        c.send(b"ms %s %d b\r\n%s\r\n"
+               % (base64.b64encode(k3.encode()), len(v2), v2))
+        self.assertEqual(c.readline(), b"HD")
+        self.assertTrue(c.get(k3) == v2)
+        index_of(self.owner(k3), k3)
+        self.assertGreaterEqual(big_stats(self.cluster.port)["big_sets"], 4)
+        # A mode memcached refuses is the backend's to refuse.
+        c.send(b"ms %s %d MX\r\n%s\r\n" % (k.encode(), len(v2), v2))
+        self.assertTrue(c.readline().startswith(b"CLIENT_ERROR "))
+        self.assertEqual(c.call("version")[:8], b"VERSION ")
+        self.assertTrue(c.get(k) == v2)
+
 
 class BigChunksTest(BigCase):
     """1 KB chunks: the 1024-chunk bound is crossed below max_value_size."""
@@ -266,6 +364,74 @@ class BigFailoverTest(mctest.FreshClusterTestCase):
         self.assertEqual(c.set(k, v), b"STORED")
         self.assertEqual(c.get(k), v)
         index_of(self.cluster.backend("b2"), k)
+
+
+class BigReplicaTest(mctest.ClusterTestCase):
+    """replicas = 2: every replica holds the chunks with the index, so a
+    big value is read whole from any of them, and a replica that lost
+    it is not given an index without its chunks."""
+    NEEDS_MCRING = True
+
+    @classmethod
+    def setUpClass(cls):
+        def text(c):
+            return ("[pool default]\nreplicas = 2\n" +
+                    c.pool_lines(c.names))
+        cls.CLUSTER_ARGS = {
+            "nbackends": 3, "pools": ([], text),
+            "proxy": {"big_value_split": SPLIT, "max_value_size": MAX_VALUE},
+            "health": {"interval_ms": 50, "timeout_ms": 150, "rise": 1,
+                       "fall": 1}}
+        super().setUpClass()
+
+    def order(self, key):
+        return mctest.route_file(self.cluster.mcring.config_path, [key],
+                                 pools=True)[key][1]
+
+    def test_read_whole_from_every_replica(self):
+        c = self.client(timeout=20.0)
+        keys = [self.key(str(i)) for i in range(2)]
+        vals = {k: os.urandom(250000) for k in keys}
+        for k in keys:
+            self.assertEqual(c.set(k, vals[k]), b"STORED")
+        for k in keys:
+            first, second = self.order(k)[:2]
+            tok = [index_of(self.cluster.backend(b), k) for b in
+                   (first, second)]
+            self.assertEqual(tok[0], tok[1])
+            with self.cluster.backend(second).client() as bc:
+                for i in range(tok[0][1]):
+                    self.assertIsNotNone(bc.get(chunk(k, tok[0][0], i)))
+        # The first replica lost the key: read from the second, whole,
+        # with get and with mg, again and again.
+        k = keys[0]
+        first, second = self.order(k)[:2]
+        token, n, _ = index_of(self.cluster.backend(first), k)
+        with self.cluster.backend(first).client() as bc:
+            self.assertEqual(bc.delete(k), b"DELETED")
+            for i in range(n):
+                self.assertEqual(bc.delete(chunk(k, token, i)),
+                                 b"DELETED")
+        for _ in range(3):
+            self.assertTrue(c.get(k) == vals[k])
+            c.send(b"mg %s v s\r\n" % k.encode())
+            self.assertEqual(c.readline(), b"VA 250000 s250000")
+            self.assertTrue(c.read_exact(250002) == vals[k] + b"\r\n")
+        # The first replica out: the second serves it.
+        k = keys[1]
+        first = self.order(k)[0]
+        self.cluster.backend(first).pause()
+        try:
+            mctest.wait_for(lambda: mctest.stats_backends(self.cluster.port)
+                            [first].get("state") == "DOWN", 10.0, "DOWN")
+            self.assertTrue(c.get(k) == vals[k])
+        finally:
+            self.cluster.backend(first).resume()
+        mctest.wait_for(lambda: mctest.stats_backends(self.cluster.port)
+                        [first].get("state") == "UP", 10.0, "UP")
+        # No index was copied back to where its chunks are not.
+        with self.cluster.backend(self.order(keys[0])[0]).client() as bc:
+            self.assertIsNone(bc.get(keys[0]))
 
 
 class NoBigTest(BigCase):

@@ -1027,5 +1027,53 @@ class CommandsTest(MigrateTestCase):
             self.assertTrue(900 < ttl <= 1000, ttl)
 
 
+class BigValueMoveTest(MigrateTestCase):
+    """Big values ([proxy] big_value_split) move with their chunks: a
+    chunk's key is placed as its value's key is, so the background copy
+    takes both to the new owner. During the move each is read whole or is
+    a miss, never torn; after it, whole, from the new owner only."""
+    PROXY = {"threads": 2, "warmup": 1, "big_value_split": 100000,
+             "max_value_size": 8 << 20}
+    HEALTH = CopyTest.HEALTH
+
+    def test_big_values_move_whole(self):
+        keys = self.keys(24, prefix="bigmv")
+        rng = random.Random(7)
+        vals = {k: rng.randbytes(250000) for k in keys}
+        with self.mcring.client(timeout=20.0) as c:
+            for k in keys:
+                self.assertEqual(c.set(k, vals[k], flags=3), b"STORED")
+        after = self.owners(keys, self.names() + [self.spare().name])
+        moving = [k for k in keys if after[k] == self.spare().name]
+        self.assertGreater(len(moving), 0)
+        self.add_spare(ramp=2)
+        rounds = 0
+        with self.mcring.client(timeout=20.0) as c:
+            while self.migration()["state"] != "idle":
+                rounds += 1
+                for k, fl, v, _ in c.get_multi(keys):
+                    self.assertEqual(fl, 3, k)
+                    self.assertTrue(v == vals[k], "%s: torn value" % k)
+            m = self.migration()
+            self.assertGreater(rounds, 0)
+            self.assertEqual(m["copy"]["failed"], 0)
+            got = {k: v for k, _fl, v, _ in c.get_multi(keys)}
+        self.assertEqual(sorted(got), sorted(keys))
+        for k in keys:
+            self.assertTrue(got[k] == vals[k], k)
+        # The moved ones, index and chunks, are on the newcomer only.
+        with self.spare().client() as d:
+            for k in moving:
+                v = d.get(k)
+                self.assertTrue(v is not None and
+                                v.startswith(b"\0mcring-big 1 "), k)
+                token = v.split()[2].decode()
+                for i in range(3):
+                    self.assertIsNotNone(
+                        d.get("%s:mcbig:%s:%03x" % (k, token, i)), (k, i))
+        for n in self.names():
+            self.assertEqual(self.direct_values(n, moving), {}, n)
+
+
 if __name__ == "__main__":
     mctest.main()
