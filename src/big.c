@@ -12,9 +12,8 @@
  * anything else is a miss, as is an index that cannot be read.
  *
  * What is not done: chunks of a value that was overwritten or deleted
- * stay until they expire or memcached evicts them; a chunk write that
- * fails leaves an index whose value reads as a miss (counted); a binary
- * key's value is not split.
+ * stay until they expire or memcached evicts them; a binary key's value
+ * is not split.
  */
 #include "autoconf.h"
 
@@ -180,7 +179,8 @@ big_targets(struct request *req, const struct proto_str *key,
 
 int
 big_split(struct request *req, const struct proto_req *pr, const char *line,
-          size_t len, struct evbuffer *in, size_t skip, struct evbuffer *out)
+          size_t len, struct evbuffer *in, size_t skip, struct evbuffer *out,
+          struct request **chunks)
 {
     struct worker *w = req->worker;
     const struct config *cfg = w->cfg;
@@ -193,6 +193,7 @@ big_split(struct request *req, const struct proto_req *pr, const char *line,
     struct proto_str key = pr->key;
     int64_t exptime, exp[CONFIG_REPLICAS_MAX];
     uint64_t token;
+    struct frag *f;
     unsigned nt;
     size_t ilen;
     int llen;
@@ -205,6 +206,7 @@ big_split(struct request *req, const struct proto_req *pr, const char *line,
             key = (struct proto_str){keybuf, k};
         }
     }
+    *chunks = NULL;
     if (n > BIG_CHUNKS_MAX || key.len > BIG_KEY_MAX ||
         !proto_key_classic(key.p, key.len)) {
         /* Its chunks could not be named. */
@@ -249,6 +251,7 @@ big_split(struct request *req, const struct proto_req *pr, const char *line,
 
             if (o == NULL) {
                 stats_add(&w->stats.big_chunk_failures, 1);
+                creq->nfailed += t == 0;
                 continue;
             }
             evbuffer_add_printf(o, "set " BIG_CHUNK_KEY " 0 %lld %zu\r\n",
@@ -263,8 +266,10 @@ big_split(struct request *req, const struct proto_req *pr, const char *line,
             }
             evbuffer_add(o, "\r\n", 2);
             creq->pending++;
-            bconn_enqueue(bc[t],
-                          request_frag_init(creq, FRAG_BIG_CHUNK, be[t]));
+            f = request_frag_init(creq, FRAG_BIG_CHUNK, be[t]);
+            /* Another replica's: its failure is not the write's. */
+            f->fallback = t > 0;
+            bconn_enqueue(bc[t], f);
         }
         if (!moved) {
             evbuffer_drain(in, clen);
@@ -275,9 +280,7 @@ big_split(struct request *req, const struct proto_req *pr, const char *line,
         stats_add(&w->stats.big_chunks, 1);
     }
     evbuffer_drain(in, 2);
-    if (creq != NULL && --creq->pending == 0) {
-        request_put(creq);
-    }
+    *chunks = creq;
     stats_add(&w->stats.big_sets, 1);
     return llen;
 }

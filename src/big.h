@@ -5,11 +5,12 @@
  * itself, and put together again on read: all chunks or a miss, never a
  * torn value. On the worker's request path.
  *
- *   set KEY (vlen > split) --big_split()--> chunk sets (an orphaned
- *       request) to the key's write backend and its other replicas, and
- *       "set KEY <flags> <exptime> <n>" (an ms: "ms KEY <n> <its flags>")
- *       of the index, which the ordinary write path sends (its reply is
- *       the client's)
+ *   set KEY (vlen > split) --big_split()--> chunk sets (a request of
+ *       their own) to the key's write backend and its other replicas
+ *       --all answered (request.c)--> "set KEY <flags> <exptime> <n>"
+ *       (an ms: "ms KEY <n> <its flags>") of the index, which the
+ *       ordinary write path sends (its reply is the client's), or the
+ *       client's error when the write backend refused a chunk
  *   get ... --retrieval finishes--> big_expand(): for each index among
  *       the hits, a FRAG_BIG get of its chunks on the backend that served
  *       it (a warm-up read's: big_note_source()) --all answered-->
@@ -51,13 +52,17 @@ bool big_wants(const struct worker *w, const struct proto_req *pr);
  * block: the vlen + 2 bytes after skip in in, which are consumed with the
  * skip bytes) to the backend the key's writes go to and its other replicas
  * that take writes, and writes into out the command that stores the index
- * instead: a line, "\r\n", the index block; an ms keeps its flags. Returns
- * the length of that line, or -1 (nothing consumed) when the value needs
- * more than BIG_CHUNKS_MAX chunks.
+ * instead: a line, "\r\n", the index block; an ms keeps its flags. The
+ * chunk writes are *chunks, a request of their own whose pending count
+ * the caller drops (it finishes once all are answered; its nfailed: those
+ * of the key's write backend that failed), or NULL when none could be
+ * sent. Returns the length of the index's line, or -1 (nothing consumed)
+ * when the value needs more than BIG_CHUNKS_MAX chunks or its key cannot
+ * name them.
  */
 int big_split(struct request *req, const struct proto_req *pr,
               const char *line, size_t len, struct evbuffer *in, size_t skip,
-              struct evbuffer *out);
+              struct evbuffer *out, struct request **chunks);
 
 /*
  * A retrieval (get, gets, gat, gats) of req has its hits in req->rsp:

@@ -97,7 +97,7 @@ request_get(struct worker *w, struct client *c)
     req->failover_owner = NULL;
     req->failover_clean = false;
     req->spool_delete = false;
-    req->too_large = false;
+    req->refused = NULL;
     req->more = false;
     req->split = false;
     req->meta_quiet = false;
@@ -119,6 +119,7 @@ request_get(struct worker *w, struct client *c)
     req->big_meta = false;
     req->big_src_set = false;
     req->big_keylen = 0;
+    req->big_parent = NULL;
     req->watch_mask = 0;
     return req;
 }
@@ -320,9 +321,9 @@ static void request_finish(struct request *req);
 void
 request_reply(struct request *req, const char *line)
 {
-    if (req->too_large) {
+    if (req->refused != NULL) {
         /* The delete that goes with it could not be sent. */
-        line = REQUEST_TOO_LARGE;
+        line = req->refused;
     }
     if (req->split) {
         /* A piece of a split retrieval (no backend up): misses. */
@@ -1321,7 +1322,8 @@ request_frag_meta_end(struct frag *f)
 }
 
 void
-request_dispatch_too_large(struct request *req, const struct proto_req *pr)
+request_dispatch_refused(struct request *req, const struct proto_req *pr,
+                         const char *reply)
 {
     struct proto_req del;
     char line[PROTO_KEY_MAX + 16];
@@ -1330,7 +1332,7 @@ request_dispatch_too_large(struct request *req, const struct proto_req *pr)
     char keybuf[PROTO_KEY_MAX];
     struct proto_str key = pr->key;
 
-    req->too_large = true;
+    req->refused = reply;
     req->noreply = pr->noreply;
     if (req->worker->l1.max_bytes > 0) {
         request_l1_forget(req->worker, pr);
@@ -1347,7 +1349,7 @@ request_dispatch_too_large(struct request *req, const struct proto_req *pr)
     }
     if ((pr->cmd != PROTO_CMD_SET && pr->cmd != PROTO_CMD_MS) ||
         !proto_key_classic(key.p, key.len)) {
-        request_reply(req, REQUEST_TOO_LARGE);
+        request_reply(req, reply);
         return;
     }
     /* memcached drops the old value of a set (or any ms) it cannot store:
@@ -1363,40 +1365,103 @@ request_dispatch_too_large(struct request *req, const struct proto_req *pr)
 }
 
 /*
+ * The index of a big value whose chunks are written (req->big_data: its
+ * command, from big_split()): sent by the ordinary path, whose answer is
+ * the client's. When a chunk could not be stored on the key's backend the
+ * index is not written: the client is answered as memcached answers a
+ * value it cannot store.
+ */
+static void
+request_store_index(struct request *req, bool chunks_ok)
+{
+    struct evbuffer *idx = req->big_data;
+    size_t n = evbuffer_get_length(idx);
+    struct proto_req ip;
+    const char *reason;
+    char *il, *nl;
+
+    req->pending = 0;
+    if (req->client != NULL && req->client->barrier == req) {
+        /* The commands after it go on (from the loop, after this). */
+        client_barrier_done(req->client);
+    }
+    il = (char *)evbuffer_pullup(idx, -1);
+    nl = il != NULL ? memchr(il, '\r', n) : NULL;
+    if (nl == NULL ||
+        proto_parse_request(il, (size_t)(nl - il), 0, &ip, &reason) !=
+            PROTO_OK) {
+        /* Cannot happen: big_split() wrote a storage command. */
+        evbuffer_drain(idx, n);
+        request_reply(req, REQUEST_NO_MEMORY);
+        return;
+    }
+    n = (size_t)(nl - il);
+    if (!chunks_ok) {
+        /* As memcached answers a value it cannot store (a set's old
+         * value dropped): the index is not written. */
+        stats_add(&req->worker->stats.server_errors, 1);
+        request_dispatch_refused(req, &ip, REQUEST_NO_MEMORY);
+        evbuffer_drain(idx, evbuffer_get_length(idx));
+        return;
+    }
+    if (ip.cmd == PROTO_CMD_MS) {
+        request_dispatch_meta(req, &ip, il, n, idx, n + 2);
+    } else {
+        request_dispatch_single(req, &ip, il, n, idx, n + 2);
+    }
+}
+
+static void
+request_big_chunks_done(struct request *chunks)
+{
+    struct request *req = chunks->big_parent;
+    bool ok = chunks->nfailed == 0;
+
+    chunks->big_parent = NULL;
+    request_put(chunks);
+    request_store_index(req, ok);
+}
+
+/*
  * A storage command whose value is over big_value_split: its chunks sent
- * (big.c), then the index written in its place by the ordinary path, whose
- * answer is the client's. A value of too many chunks is refused as too
- * large, as memcached refuses one over its item size.
+ * (big.c), then, once they are stored, the index written in its place by
+ * the ordinary path. A value of too many chunks is refused as too large,
+ * as memcached refuses one over its item size.
  */
 static void
 request_dispatch_big(struct request *req, const struct proto_req *pr,
                      const char *line, size_t len, struct evbuffer *in,
                      size_t skip)
 {
-    struct evbuffer *idx = req->worker->big_buf;
-    struct proto_req ip;
-    const char *reason;
-    char *il;
-    int n = big_split(req, pr, line, len, in, skip, idx);
+    struct request *chunks;
+    int n;
 
+    if (req->big_data == NULL &&
+        (req->big_data = evbuffer_new()) == NULL) {
+        evbuffer_drain(in, skip + (size_t)pr->vlen + 2);
+        request_reply(req, REQUEST_NO_MEMORY);
+        return;
+    }
+    n = big_split(req, pr, line, len, in, skip, req->big_data, &chunks);
     if (n < 0) {
         /* pr points into in: refused first, then the block skipped. */
         request_dispatch_too_large(req, pr);
         evbuffer_drain(in, skip + (size_t)pr->vlen + 2);
         return;
     }
-    il = (char *)evbuffer_pullup(idx, n + 2);
-    if (il == NULL ||
-        proto_parse_request(il, (size_t)n, 0, &ip, &reason) != PROTO_OK) {
-        /* Cannot happen: big_split() wrote a storage command. */
-        evbuffer_drain(idx, evbuffer_get_length(idx));
-        request_reply(req, "SERVER_ERROR out of memory storing object");
+    if (chunks == NULL) {
+        /* No backend took them: the index's write says why. */
+        request_store_index(req, true);
         return;
     }
-    if (ip.cmd == PROTO_CMD_MS) {
-        request_dispatch_meta(req, &ip, il, (size_t)n, idx, (size_t)n + 2);
-    } else {
-        request_dispatch_single(req, &ip, il, (size_t)n, idx, (size_t)n + 2);
+    req->pending = 1; /* answered once the chunks are */
+    chunks->big_parent = req;
+    if (req->client != NULL) {
+        /* A command pipelined after it must not overtake its index. */
+        req->client->barrier = req;
+    }
+    if (--chunks->pending == 0) {
+        request_big_chunks_done(chunks);
     }
 }
 
@@ -1616,6 +1681,7 @@ request_frag_line(struct frag *f, const char *line, size_t len,
         if (f->kind == FRAG_BIG_CHUNK) {
             if (kind != PROTO_RSP_STORED) {
                 stats_add(&req->worker->stats.big_chunk_failures, 1);
+                req->nfailed += !f->fallback;
             }
         } else if (f->kind == FRAG_SHADOW) {
             shadow_frag_line(f, kind);
@@ -1652,7 +1718,7 @@ request_frag_line(struct frag *f, const char *line, size_t len,
             f->failed = true;
             req->nfailed++;
         }
-    } else if (!req->too_large) {
+    } else if (req->refused == NULL) {
         request_count_line(req, kind);
         if (!req->noreply && req->client != NULL) {
             evbuffer_add(req->rsp, line, len);
@@ -1707,6 +1773,7 @@ request_frag_fail(struct frag *f, const char *reason)
             f->failed = true; /* its value is a miss */
         } else if (f->kind == FRAG_BIG_CHUNK) {
             stats_add(&req->worker->stats.big_chunk_failures, 1);
+            req->nfailed += !f->fallback;
         } else if (f->kind == FRAG_SHADOW || f->kind == FRAG_SHADOW_META) {
             shadow_frag_fail(f);
         } else if (f->kind == FRAG_POOL_DELETE) {
@@ -1804,6 +1871,10 @@ done:
 static void
 request_finish(struct request *req)
 {
+    if (__builtin_expect(req->big_parent != NULL, 0)) {
+        request_big_chunks_done(req); /* a big value's chunks */
+        return;
+    }
     if (warmup_continue(req)) {
         return; /* what a move asks for first */
     }
@@ -1845,12 +1916,12 @@ request_finish(struct request *req)
         }
         break;
     default:
-        if (req->too_large) {
+        if (req->refused != NULL) {
             /* What memcached says, whatever the delete found. */
             evbuffer_drain(req->rsp, evbuffer_get_length(req->rsp));
             if (!req->noreply) {
-                evbuffer_add(req->rsp, REQUEST_TOO_LARGE "\r\n",
-                             sizeof(REQUEST_TOO_LARGE) + 1);
+                evbuffer_add(req->rsp, req->refused, strlen(req->refused));
+                evbuffer_add(req->rsp, "\r\n", 2);
             }
         } else if (req->nfailed > 0) {
             stats_add(&req->worker->stats.server_errors, 1);

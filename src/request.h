@@ -123,8 +123,9 @@ struct request {
     bool noreply;
     bool done;
     bool closes;                    /* quit or fatal error: close after */
-    bool too_large;                 /* a refused value: the reply is
-                                       REQUEST_TOO_LARGE */
+    const char *refused;            /* a value not stored: the reply
+                                       (request_dispatch_refused()), or
+                                       NULL */
     bool split;                     /* a piece of a retrieval split in
                                        max_keys pieces */
     bool more;                      /* ... and not the last one: no END */
@@ -211,6 +212,8 @@ struct request {
     uint32_t big_keylen;            /* an mg's key (decoded), for its
                                        chunks' keys, or 0 */
     char *big_key;                  /* [PROTO_KEY_MAX] once needed, kept */
+    struct request *big_parent;     /* a big value's chunk writes: the
+                                       write whose index waits for them */
     uint32_t l1_slot;               /* a get of a hot key that may fill
                                        the l1 cache: its watch slot (l1.h),
                                        or 0 */
@@ -259,14 +262,18 @@ void request_dispatch(struct request *req, const struct proto_req *pr,
                       size_t skip);
 
 #define REQUEST_TOO_LARGE "SERVER_ERROR object too large for cache"
+#define REQUEST_NO_MEMORY "SERVER_ERROR out of memory storing object"
 
 /*
- * A storage command whose value is over max_value_size (its data block is
- * skipped by the caller): answers REQUEST_TOO_LARGE once, for set and ms,
- * the key is deleted on its owner, as memcached drops the old value.
+ * A storage command whose value is not stored (its data block is skipped
+ * by the caller): answers line (an error) once; for set and ms the key is
+ * deleted on its owner, as memcached drops the old value.
+ * request_dispatch_too_large(): over max_value_size.
  */
-void request_dispatch_too_large(struct request *req,
-                                const struct proto_req *pr);
+void request_dispatch_refused(struct request *req, const struct proto_req *pr,
+                              const char *line);
+#define request_dispatch_too_large(req, pr)                                   \
+    request_dispatch_refused((req), (pr), REQUEST_TOO_LARGE)
 
 /* Completes req with a literal reply line (adds "\r\n"). */
 void request_reply(struct request *req, const char *line);

@@ -272,9 +272,10 @@ def _addr_in_use(text):
 class Memcached(Process):
     """memcached -l 127.0.0.1 -p PORT -U 0 -m 64 -t 1 [-u root]."""
 
-    def __init__(self, tmpdir, name="memcached", port=None):
+    def __init__(self, tmpdir, name="memcached", port=None, args=()):
         super().__init__(name, tmpdir)
         self.port = port
+        self.args = list(args)
 
     def start(self):
         binary = memcached_path()
@@ -284,7 +285,7 @@ class Memcached(Process):
         for _ in range(START_ATTEMPTS):
             port = self.port if fixed else free_port()
             argv = [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0",
-                    "-m", "64", "-t", "1"]
+                    "-m", "64", "-t", "1"] + self.args
             if os.geteuid() == 0:
                 argv += ["-u", "root"]
             self._spawn(argv)
@@ -412,7 +413,7 @@ class Cluster:
     is always safe to call, also after a failed start()."""
 
     def __init__(self, nbackends=3, proxy=None, health=None, weights=None,
-                 direct=None, pools=None):
+                 direct=None, pools=None, memcached_args=()):
         self.direct = direct_mode() if direct is None else direct
         self.nbackends = 1 if self.direct else nbackends
         opts = {"threads": 2, "timeout_ms": 2000, "connect_timeout_ms": 500}
@@ -429,6 +430,7 @@ class Cluster:
         # all) and a function of the cluster giving more config text
         # ([pool NAME], [routes]); see pool_lines().
         self.pools = pools
+        self.memcached_args = memcached_args
         self.tmpdir = tempfile.mkdtemp(prefix="mctest-")
         self.backends = []
         self.mcring = None
@@ -437,7 +439,8 @@ class Cluster:
     def start(self):
         try:
             for i in range(self.nbackends):
-                m = Memcached(self.tmpdir, name="b%d" % (i + 1))
+                m = Memcached(self.tmpdir, name="b%d" % (i + 1),
+                              args=self.memcached_args)
                 self.backends.append(m)
                 m.start()
             if self.direct:

@@ -51,10 +51,14 @@ class BigCase(mctest.ClusterTestCase):
     NEEDS_MCRING = True
     PROXY = {"big_value_split": SPLIT, "max_value_size": MAX_VALUE,
              "threads": 2}
+    NBACKENDS = 2
+    MEMCACHED_ARGS = ()
 
     @classmethod
     def setUpClass(cls):
-        cls.CLUSTER_ARGS = {"nbackends": 2, "proxy": dict(cls.PROXY)}
+        cls.CLUSTER_ARGS = {"nbackends": cls.NBACKENDS,
+                            "proxy": dict(cls.PROXY),
+                            "memcached_args": list(cls.MEMCACHED_ARGS)}
         super().setUpClass()
 
     def setUp(self):
@@ -326,6 +330,53 @@ class BigValueTest(BigCase):
         self.assertTrue(c.readline().startswith(b"CLIENT_ERROR "))
         self.assertEqual(c.call("version")[:8], b"VERSION ")
         self.assertTrue(c.get(k) == v2)
+
+
+    def test_a_read_pipelined_after_it_sees_it(self):
+        k = self.key()
+        c = self.client(timeout=20.0)
+        self.assertEqual(c.set(k, b"old"), b"STORED")
+        v = self.value(300000)
+        c.send(b"set %s 0 0 %d\r\n%s\r\nget %s\r\nmg %s v\r\n"
+               % (k.encode(), len(v), v, k.encode(), k.encode()))
+        self.assertEqual(c.readline(), b"STORED")
+        self.assertEqual(c.readline(), b"VALUE %s 0 300000" % k.encode())
+        self.assertTrue(c.read_exact(300002) == v + b"\r\n")
+        self.assertEqual(c.readline(), b"END")
+        self.assertEqual(c.readline(), b"VA 300000")
+        self.assertTrue(c.read_exact(300002) == v + b"\r\n")
+
+
+class BigChunkFailsTest(BigCase):
+    """A backend whose item size limit (-I 64k) is below the chunk size:
+    every chunk write fails, the index is not written, and the client is
+    answered as memcached answers a value it cannot store."""
+    NBACKENDS = 1
+    MEMCACHED_ARGS = ("-I", "64k", "-o", "slab_chunk_max=32768")
+
+    def test_chunk_failure_is_the_writes_error(self):
+        k = self.key()
+        c = self.client(timeout=20.0)
+        v = self.value(300000)
+        self.assertEqual(c.set(k, b"old"), b"STORED")
+        self.assertEqual(c.set(k, v), b"SERVER_ERROR out of memory storing "
+                                      b"object")
+        # As memcached does for a set: the old value is gone too.
+        self.assertIsNone(c.get(k))
+        self.assertEqual(c.set(k, b"old"), b"STORED")
+        c.send(b"ms %s %d T0\r\n%s\r\n" % (k.encode(), len(v), v))
+        self.assertEqual(c.readline(),
+                         b"SERVER_ERROR out of memory storing object")
+        self.assertIsNone(c.get(k))
+        self.assertEqual(c.add(k, v), b"SERVER_ERROR out of memory storing "
+                                      b"object")
+        c.send(b"set %s 0 0 %d noreply\r\n%s\r\n" % (k.encode(), len(v), v))
+        self.assertEqual(c.call("version")[:8], b"VERSION ")
+        self.assertIsNone(c.get(k))
+        with self.cluster.backends[0].client() as bc:
+            self.assertIsNone(bc.get(k))
+        self.assertGreaterEqual(
+            big_stats(self.cluster.port)["big_chunk_failures"], 4)
 
 
 class BigChunksTest(BigCase):
