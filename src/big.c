@@ -177,6 +177,37 @@ big_targets(struct request *req, const struct proto_str *key,
                                      out + 1);
 }
 
+/*
+ * Chunk i (clen bytes, the first of in) to the other regions' pools of a
+ * local-first route, as replica_send_remote() sends any write there: not
+ * waited for, bounded (beyond, dropped: the value is a miss there).
+ */
+static void
+big_send_remote(struct request *req, const struct proto_str *key,
+                uint64_t token, uint32_t i, int64_t exptime,
+                struct evbuffer *in, size_t clen)
+{
+    struct evbuffer *tmp = req->worker->big_buf;
+    char line[PROTO_KEY_MAX + 64];
+    struct proto_req cp;
+    int n = snprintf(line, sizeof(line), "set " BIG_CHUNK_KEY " 0 %lld %zu",
+                     (int)key->len, key->p, token, i, (long long)exptime,
+                     clen);
+
+    memset(&cp, 0, sizeof(cp));
+    cp.cmd = PROTO_CMD_SET;
+    cp.name = (struct proto_str){line, 3};
+    cp.key = (struct proto_str){line + 4, key->len + RING_DERIVED_LEN};
+    cp.exptime = exptime;
+    cp.vlen = (uint32_t)clen;
+    /* The chunk is all in in: the caller read it whole. */
+    if (net_copy_out(in, 0, clen, tmp) == 0) {
+        evbuffer_add(tmp, "\r\n", 2);
+        (void)replica_send_remote(req, &cp, &cp.key, line, (size_t)n, tmp, 0);
+    }
+    evbuffer_drain(tmp, evbuffer_get_length(tmp));
+}
+
 int
 big_split(struct request *req, const struct proto_req *pr, const char *line,
           size_t len, struct evbuffer *in, size_t skip, struct evbuffer *out,
@@ -197,6 +228,7 @@ big_split(struct request *req, const struct proto_req *pr, const char *line,
     unsigned nt;
     size_t ilen;
     int llen;
+    bool remote;
 
     if (pr->meta_b64) {
         size_t k = proto_base64_decode(pr->key.p, pr->key.len, keybuf,
@@ -219,6 +251,8 @@ big_split(struct request *req, const struct proto_req *pr, const char *line,
     }
     token = big_token(w);
     nt = big_targets(req, &key, be);
+    remote = req->wt->t->regional &&
+             topology_route_of(req->wt->t, key.p, key.len)->nremote > 0;
     /* The index's command first: pr points into in's skip bytes. */
     ilen = big_format_index(index, token, n, pr->vlen);
     llen = big_index_command(pr, line, len, index, ilen, &exptime, out);
@@ -246,6 +280,9 @@ big_split(struct request *req, const struct proto_req *pr, const char *line,
         bool moved = false;
 
         clen = clen < split ? clen : split;
+        if (remote) {
+            big_send_remote(req, &key, token, i, exptime, in, clen);
+        }
         for (unsigned t = 0; t < nt; t++) {
             struct evbuffer *o = bconn_output(bc[t]);
 

@@ -1396,6 +1396,11 @@ request_store_index(struct request *req, bool chunks_ok)
         return;
     }
     n = (size_t)(nl - il);
+    if (chunks_ok && req->wt->t->shadowed && req->client != NULL) {
+        /* The shadow pool gets the index, not the chunks: its reads of
+         * the key are hits, without the chunks' bytes. */
+        shadow_send(req, &ip, il, n, idx, n + 2);
+    }
     if (!chunks_ok) {
         /* As memcached answers a value it cannot store (a set's old
          * value dropped): the index is not written. */
@@ -1570,7 +1575,9 @@ request_dispatch(struct request *req, const struct proto_req *pr,
     if (w->l1.max_bytes > 0 && request_l1_changes(pr->cmd)) {
         request_l1_forget(w, pr);
     }
-    if (__builtin_expect(req->wt->t->shadowed, 0) && req->client != NULL) {
+    if (__builtin_expect(req->wt->t->shadowed, 0) && req->client != NULL &&
+        !(w->cfg->big_value_split > 0 && big_wants(w, pr))) {
+        /* (a big value's: its index, request_store_index()) */
         shadow_send(req, pr, line, len, in, skip);
     }
     switch (pr->cmd) {

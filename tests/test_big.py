@@ -485,6 +485,57 @@ class BigReplicaTest(mctest.ClusterTestCase):
             self.assertIsNone(bc.get(keys[0]))
 
 
+class BigRegionsTest(mctest.ClusterTestCase):
+    """Two regions, local-first: the chunks go to the other region with
+    the index, so a big value missing here is read whole from there."""
+    NEEDS_MCRING = True
+
+    @classmethod
+    def setUpClass(cls):
+        def text(c):
+            return ("[pool eu]\nregion = eu\n" + c.pool_lines(["b1", "b2"]) +
+                    "\n[pool us]\nregion = us\n" +
+                    c.pool_lines(["b3", "b4"]) +
+                    "\n[routes]\n* = local-first\n")
+        cls.CLUSTER_ARGS = {
+            "nbackends": 4, "pools": ([], text),
+            "proxy": {"region": "eu", "big_value_split": SPLIT,
+                      "max_value_size": MAX_VALUE}}
+        super().setUpClass()
+
+    def held(self, names, key, token, n):
+        """The backends of names that hold key's index and every chunk."""
+        out = []
+        for b in names:
+            with self.cluster.backend(b).client() as bc:
+                if bc.get(key) is not None and all(
+                        bc.get(chunk(key, token, i)) is not None
+                        for i in range(n)):
+                    out.append(b)
+        return out
+
+    def test_chunks_reach_the_other_region(self):
+        k = self.key()
+        v = os.urandom(250000)
+        c = self.client(timeout=20.0)
+        self.assertEqual(c.set(k, v), b"STORED")
+        eu = []
+        for b in ("b1", "b2"):
+            with self.cluster.backend(b).client() as bc:
+                if bc.get(k) is not None:
+                    eu.append(b)
+        self.assertEqual(len(eu), 1)
+        token, n, _ = index_of(self.cluster.backend(eu[0]), k)
+
+        def in_us():
+            return len(self.held(("b3", "b4"), k, token, n)) == 1
+        mctest.wait_for(in_us, 10.0, "index and chunks in us")
+        # Gone here: read from the other region, whole.
+        with self.cluster.backend(eu[0]).client() as bc:
+            self.assertEqual(bc.delete(k), b"DELETED")
+        self.assertTrue(c.get(k) == v)
+
+
 class NoBigTest(BigCase):
     PROXY = {"max_value_size": MAX_VALUE}
 

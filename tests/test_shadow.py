@@ -423,6 +423,30 @@ class ShadowDownTest(ShadowCase):
         self.assertEqual(d["shadow_hits"] + d["shadow_misses"], 0)
 
 
+class ShadowBigTest(ShadowCase):
+    """With big_value_split, a big write's copy is its index alone: the
+    trial pool's reads of the key are hits, without the chunks' bytes,
+    and nothing the trial pool cannot store is sent to it."""
+    PROXY = {"big_value_split": 100000, "max_value_size": 8 << 20}
+
+    def test_the_trial_pool_gets_the_index(self):
+        k = self.key()
+        v = os.urandom(1500000)
+        c = self.client(timeout=20.0)
+        before = self.settled()
+        self.assertEqual(c.set(k, v), b"STORED")
+        d = self.wait_counted(before, 1)
+        self.assertEqual((d["shadow_requests"], d["shadow_hits"],
+                          d["shadow_errors"]), (1, 1, 0))
+        with self.cluster.backend(self.trial_owner([k])[k]).client() as bc:
+            idx = bc.get(k)
+        self.assertTrue(idx.startswith(b"\0mcring-big 1 "), idx[:20])
+        before = self.settled()
+        self.assertTrue(c.get(k) == v)
+        d = self.wait_counted(before, 1)
+        self.assertEqual((d["shadow_hits"], d["shadow_errors"]), (1, 0))
+
+
 class NoShadowTest(mctest.ClusterTestCase):
     """Without shadow, the trial pool gets nothing; a reload that adds
     one starts the copies."""
