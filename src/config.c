@@ -1458,6 +1458,9 @@ config_build_pool_ring(const struct config *cfg, size_t pool, uint32_t *map,
     if (ring != NULL && cfg->hash_tag[0] != '\0') {
         ring_set_hash_tag(ring, cfg->hash_tag[0], cfg->hash_tag[1]);
     }
+    if (ring != NULL && cfg->big_value_split > 0) {
+        ring_set_derived(ring, true); /* big values' chunks */
+    }
     return ring;
 }
 

@@ -78,6 +78,7 @@ struct ring {
     uint32_t *index;           /* (1 << index_bits) + 1 */
     struct ring_member *backends;
     char tag[2];               /* hash tag: open, close; tag[0] 0: none */
+    bool derived;              /* derived keys placed as their base */
 };
 
 /* Sort entry for ranking backend names. */
@@ -673,11 +674,19 @@ ring_set_hash_tag(struct ring *ring, char open, char close)
 }
 
 void
+ring_set_derived(struct ring *ring, bool on)
+{
+    ring->derived = on;
+}
+
+void
 ring_hashed_part(const struct ring *ring, const char **key, size_t *len)
 {
     const char *a, *b;
 
-    *len = ring_base_len(*key, *len);
+    if (ring->derived) {
+        *len = ring_base_len(*key, *len);
+    }
     if (ring->tag[0] == '\0' ||
         (a = memchr(*key, ring->tag[0], *len)) == NULL ||
         (b = memchr(a + 1, ring->tag[1],

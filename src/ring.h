@@ -95,11 +95,13 @@ size_t ring_memory(const struct ring *ring);
  * "{user1}:b" share an owner. open '\0' turns it off (the default).
  */
 void ring_set_hash_tag(struct ring *ring, char open, char close);
+void ring_set_derived(struct ring *ring, bool on);
 /*
- * Derived keys: a key that ends in the RING_DERIVED_LEN bytes
- * RING_DERIVED_TAG, 16 hex digits, ':' and 3 hex digits (a chunk of a big
- * value, big.h) is placed as the key before them, so that it lives
- * wherever that key lives, in every topology.
+ * Derived keys (on with ring_set_derived(), off by default): a key that
+ * ends in the RING_DERIVED_LEN bytes RING_DERIVED_TAG, 16 hex digits, ':'
+ * and 3 hex digits (a chunk of a big value, big.h) is placed as the key
+ * before them, so that it lives wherever that key lives, in every
+ * topology.
  */
 #define RING_DERIVED_TAG ":mcbig:"
 #define RING_DERIVED_LEN 27

@@ -116,6 +116,7 @@ topology_create(uint64_t generation, struct config *cfg,
     atomic_init(&t->refs, 1);
     t->generation = generation;
     t->cfg = cfg;
+    t->derived = cfg->big_value_split > 0;
     t->n = (uint32_t)cfg->nbackends;
     t->backends = util_xcalloc(t->n ? t->n : 1, sizeof(*t->backends));
     t->tainted = util_xcalloc(t->n ? t->n : 1, sizeof(*t->tainted));

@@ -76,6 +76,8 @@ struct topology {
     bool spread;                    /* ... and hotkey_spread */
     bool rated;                     /* a pool has a rate */
     bool shadowed;                  /* a pool has a shadow */
+    bool derived;                   /* derived keys (ring.h) are routed
+                                       as their base: big_value_split */
     bool fanout;                    /* a pool has deletes = */
     /*
      * During a move and its window: origin[0] is the snapshot from before
@@ -109,7 +111,7 @@ struct topology *topology_create(uint64_t generation, struct config *cfg,
 static inline const struct topology_route *
 topology_route_of(const struct topology *t, const char *key, size_t len)
 {
-    if (t->nroutes > 0) {
+    if (t->nroutes > 0 && t->derived) {
         len = ring_base_len(key, len); /* a derived key: its base's route */
     }
     for (uint32_t i = 0; i < t->nroutes; i++) {

@@ -290,6 +290,11 @@ START_TEST(test_derived_key_placed_as_its_base)
     bset_init(&s, "b%u", 8, 1);
     for (int hash = 0; hash < 2; hash++) {
         r = mkring(hash ? RING_HASH_KETAMA : RING_HASH_XXH3, 160, s.be, s.n);
+        /* Off by default: the whole key is hashed. */
+        ck_assert(ring_key_pos(r, cases[0].key, strlen(cases[0].key)) !=
+                  ring_key_pos(r, cases[0].placed_as,
+                               strlen(cases[0].placed_as)));
+        ring_set_derived(r, true);
         ring_set_hash_tag(r, '{', '}');
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
             const char *k = cases[i].key, *w = cases[i].placed_as;
