@@ -538,9 +538,32 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
                     ? replica_send_writes(req, pr, &pr->key, line, len, data,
                                           skip, b)
                     : 0;
-    if (req->wt->t->regional) {
-        nreplicas += replica_send_remote(req, pr, &pr->key, line, len, data,
-                                         skip);
+    if (nreplicas >= 0 && req->wt->t->regional) {
+        int r = replica_send_remote(req, pr, &pr->key, line, len, data, skip);
+
+        nreplicas = r < 0 ? r : nreplicas + r;
+    }
+    if (nreplicas < 0) {
+        /* A replica is out and its recovery could not name the key (not
+         * printable): refused, as request_dispatch_meta() refuses it,
+         * rather than leave it an older value nobody cleans up. */
+        if (storage) {
+            evbuffer_drain(data, skip + (size_t)pr->vlen + 2);
+        }
+        if (req->pending > 1) {
+            /* Copies sent before are answered first: the reply waits. */
+            req->nfailed++;
+            request_set_error(req, "SERVER_ERROR backend unavailable");
+            if (--req->pending == 0) {
+                request_finish(req);
+            }
+            return;
+        }
+        req->pending = 0;
+        stats_add(&w->stats.server_errors, 1);
+        request_failover_done(req, b);
+        request_reply(req, "SERVER_ERROR backend unavailable");
+        return;
     }
     if ((req->nprev > 0 || nreplicas > 0) && pr->cmd == PROTO_CMD_DELETE &&
         obc == NULL) {

@@ -12,6 +12,7 @@ while a key changed never serves the old value afterwards.
 """
 
 import os
+import subprocess
 import sys
 import unittest
 
@@ -273,6 +274,48 @@ class ReplicaFailureTest(FailureCase):
         self.check_all(keys)
         st = self.client().stats()
         self.assertEqual(st["get_errors"], "0")
+
+    def test_unnameable_key_write_refused_while_a_replica_is_out(self):
+        """A classic key its recovery cannot name (one ending in CR,
+        which memcached takes) is not written while one of its replicas
+        is out: that replica would keep the older value with nobody to
+        delete it."""
+        keys = [b"cr-%d\r" % i for i in range(60)]
+        out = subprocess.run(
+            [mctest.mcring_path(), "-c", self.cluster.mcring.config_path,
+             "--route"] + keys, stdout=subprocess.PIPE, timeout=60,
+            check=True).stdout
+        routes = {}
+        for line in out.split(b"\n"):
+            tok = line.split(b" ")
+            if len(tok) > 2 and tok[0] in keys:
+                routes[tok[0]] = [t.decode() for t in tok[1:]
+                                  if not t.startswith(b"pool=")]
+        self.assertEqual(sorted(routes), sorted(keys))
+        c = self.client(timeout=10.0)
+        for k in keys:
+            c.send(b"set %s 0 0 3\r\nold\r\n" % k)
+            self.assertEqual(c.readline(), b"STORED")
+        victim = routes[keys[0]][1]
+        mine = [k for k in keys if victim in routes[k][:self.N]]
+        others = [k for k in keys if k not in mine]
+        self.assertTrue(mine and others)
+        self.cluster.backend(victim).pause()
+        self.wait_state(victim, "DOWN")
+        refused = b"SERVER_ERROR backend unavailable"
+        for k in mine[:5]:
+            c.send(b"set %s 0 0 3\r\nnew\r\n" % k)
+            self.assertEqual(c.readline(), refused, k)
+            c.send(b"delete %s\r\n" % k)
+            self.assertEqual(c.readline(), refused, k)
+            c.send(b"get %s\r\n" % k)
+            self.assertEqual(c.readline(), b"VALUE %s 0 3" % k)
+            self.assertEqual(c.readline(), b"old")
+            self.assertEqual(c.readline(), b"END")
+        for k in others[:5]:
+            c.send(b"set %s 0 0 3\r\nnew\r\n" % k)
+            self.assertEqual(c.readline(), b"STORED", k)
+        self.cluster.backend(victim).resume()
 
     def test_writes_while_a_replica_is_out_are_never_stale(self):
         keys = ["stale-%d" % i for i in range(100)]
