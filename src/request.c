@@ -303,6 +303,36 @@ request_failover_done(struct request *req, const struct backend *fallback)
     }
 }
 
+static void request_finish(struct request *req);
+
+/*
+ * A write that a replica out of reach could not have noted for its
+ * recovery (the key cannot be named): refused rather than leave that
+ * replica an older value nobody cleans up; its data block (block bytes
+ * of data) skipped. Copies sent before are answered first.
+ */
+static void
+request_refuse_unnamed(struct request *req, struct backend *b,
+                       struct evbuffer *data, size_t block)
+{
+    if (block > 0) {
+        evbuffer_drain(data, block);
+    }
+    if (req->pending > 1) {
+        /* the reply waits for them */
+        req->nfailed++;
+        request_set_error(req, "SERVER_ERROR backend unavailable");
+        if (--req->pending == 0) {
+            request_finish(req);
+        }
+        return;
+    }
+    req->pending = 0;
+    stats_add(&req->worker->stats.server_errors, 1);
+    request_failover_done(req, b);
+    request_reply(req, "SERVER_ERROR backend unavailable");
+}
+
 /*
  * The delete on a RECOVERING owner failed: see route_owner_delete_failed().
  * The client is told that its write may not have happened.
@@ -315,8 +345,6 @@ request_owner_delete_failed(struct request *req, struct backend *owner)
     req->nfailed++;
     request_set_error(req, "SERVER_ERROR backend unavailable");
 }
-
-static void request_finish(struct request *req);
 
 void
 request_reply(struct request *req, const char *line)
@@ -544,25 +572,8 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
         nreplicas = r < 0 ? r : nreplicas + r;
     }
     if (nreplicas < 0) {
-        /* A replica is out and its recovery could not name the key (not
-         * printable): refused, as request_dispatch_meta() refuses it,
-         * rather than leave it an older value nobody cleans up. */
-        if (storage) {
-            evbuffer_drain(data, skip + (size_t)pr->vlen + 2);
-        }
-        if (req->pending > 1) {
-            /* Copies sent before are answered first: the reply waits. */
-            req->nfailed++;
-            request_set_error(req, "SERVER_ERROR backend unavailable");
-            if (--req->pending == 0) {
-                request_finish(req);
-            }
-            return;
-        }
-        req->pending = 0;
-        stats_add(&w->stats.server_errors, 1);
-        request_failover_done(req, b);
-        request_reply(req, "SERVER_ERROR backend unavailable");
+        request_refuse_unnamed(req, b, data,
+                               storage ? skip + (size_t)pr->vlen + 2 : 0);
         return;
     }
     if ((req->nprev > 0 || nreplicas > 0) && pr->cmd == PROTO_CMD_DELETE &&
@@ -1224,21 +1235,10 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
         nreplicas = r < 0 ? r : nreplicas + r;
     }
     if (nreplicas < 0) {
-        /* A replica is out and its recovery could not name the key. */
-        if (pr->cmd == PROTO_CMD_MS) {
-            evbuffer_drain(data, skip + (size_t)pr->vlen + 2);
-        }
-        if (req->pending > 1) {
-            /* Copies sent before are answered first: the reply waits. */
-            req->nfailed++;
-            request_set_error(req, "SERVER_ERROR backend unavailable");
-            if (--req->pending == 0) {
-                request_finish(req);
-            }
-            return;
-        }
-        req->pending = 0;
-        request_reply(req, "SERVER_ERROR backend unavailable");
+        request_refuse_unnamed(req, b, data,
+                               pr->cmd == PROTO_CMD_MS
+                                   ? skip + (size_t)pr->vlen + 2
+                                   : 0);
         return;
     }
     if ((req->nprev > 0 || nreplicas > 0) && pr->cmd == PROTO_CMD_MD &&
