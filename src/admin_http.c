@@ -52,6 +52,7 @@
 #include "config.h"
 #include "net.h"
 #include "log.h"
+#include "mem.h"
 #include "ring.h"
 #include "stats.h"
 #include "topology.h"
@@ -689,11 +690,11 @@ admin_http_pools(struct evhttp_request *req, struct admin_http *a,
         admin_http_not_allowed(req, routes          ? "GET, PUT"
                                     : name == NULL ? "GET, POST"
                                                    : "PATCH, DELETE");
-        free(name);
+        mem_free(name);
         return;
     }
     if (m != EVHTTP_REQ_DELETE && (body = admin_http_body(req)) == NULL) {
-        free(name);
+        mem_free(name);
         return;
     }
     cfg = config_clone(admin_http_target(a));
@@ -720,7 +721,7 @@ admin_http_pools(struct evhttp_request *req, struct admin_http *a,
                         routes ? admin_routes_json(admin_http_target(a))
                                : admin_pools_json(admin_http_target(a)));
     }
-    free(name);
+    mem_free(name);
 }
 
 static void
@@ -1126,7 +1127,7 @@ admin_http_handle(struct evhttp_request *req, void *arg)
         } else {
             admin_http_not_allowed(req, "GET, PATCH, DELETE");
         }
-        free(name);
+        mem_free(name);
     } else if (strcmp(path, "/route") == 0) {
         if (m == EVHTTP_REQ_GET) {
             admin_http_get_route(req, a, query);

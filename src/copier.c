@@ -34,6 +34,7 @@
 #include "config.h"
 #include "copier.h"
 #include "log.h"
+#include "mem.h"
 #include "proto.h"
 #include "ring.h"
 #include "topology.h"
@@ -142,7 +143,8 @@ copier_flush(struct copier_conn *cc)
     return 0;
 }
 
-/* The next line (without its EOL, NUL-terminated, caller frees). */
+/* The next line (without its EOL, NUL-terminated; the caller frees it
+ * with mem_free(): libevent allocated it). */
 static char *
 copier_line(struct copier_conn *cc, size_t *len)
 {
@@ -243,14 +245,14 @@ copier_scan(struct copier *c, const struct topology *t, struct backend *be,
             /* The first line of the dump (or END, or an error). */
             for (;;) {
                 if (strcmp(l, "END") == 0) {
-                    free(l);
+                    mem_free(l);
                     copier_conn_close(&cc);
                     return n;
                 }
                 if (strncmp(l, "key=", 4) != 0) {
                     log_warn("migration copy: %s answered metadump with "
                              "'%.80s'", be->name, l);
-                    free(l);
+                    mem_free(l);
                     copier_conn_close(&cc);
                     return -1;
                 }
@@ -280,18 +282,18 @@ copier_scan(struct copier *c, const struct topology *t, struct backend *be,
                         }
                         key = NULL;
                     }
-                    free(key);
+                    mem_free(key);
                 } else {
                     *more = true;
                 }
-                free(l);
+                mem_free(l);
                 if ((l = copier_line(&cc, &len)) == NULL) {
                     copier_conn_close(&cc);
                     return -1;
                 }
             }
         }
-        free(l);
+        mem_free(l);
         copier_conn_close(&cc);
         if (tries >= COPIER_BUSY_TRIES || !copier_wait(c, util_now_ns() +
                                                               500000000u)) {
@@ -376,7 +378,7 @@ copier_flush_later(struct copier *c, unsigned timeout_ms)
             char *l = copier_line(&cc, &len);
 
             ok = l != NULL;
-            free(l);
+            mem_free(l);
         }
         if (cc.fd >= 0 || cc.in != NULL) {
             copier_conn_close(&cc);
@@ -436,7 +438,7 @@ copier_round(struct copier_owners *owners, struct copier_key *keys, size_t n,
             return -1;
         }
         handle(c, be, k, l);
-        free(l);
+        mem_free(l);
     }
     return 0;
 }
@@ -524,11 +526,11 @@ copier_move(struct copier *c, const struct topology *t, struct backend *be,
         if (proto_parse_meta_value(l, len, &keys[i].mv) == 0) {
             keys[i].data = copier_bytes(src, (size_t)keys[i].mv.len + 2);
             if (keys[i].data == NULL) {
-                free(l);
+                mem_free(l);
                 return -1;
             }
         }
-        free(l);
+        mem_free(l);
     }
     *found += n;
     /* 2. Which to copy: those whose holder was their owner before the
@@ -609,15 +611,15 @@ copier_move(struct copier *c, const struct topology *t, struct backend *be,
                                 COPIER_B(k->b64), (unsigned long long)k->cas);
             if (copier_flush(oc) != 0 || (l2 = copier_line(oc, &len)) ==
                                              NULL) {
-                free(l);
+                mem_free(l);
                 return -1;
             }
-            free(l2);
+            mem_free(l2);
             atomic_fetch_add(&c->prog.skipped, 1);
         } else {
             atomic_fetch_add(&c->prog.skipped, 1);
         }
-        free(l);
+        mem_free(l);
     }
     return rc;
 }
@@ -629,7 +631,7 @@ copier_free_keys(struct copier_key *keys, size_t n)
         if (keys[i].name != keys[i].key) {
             free(keys[i].name);
         }
-        free(keys[i].key);
+        mem_free(keys[i].key);
         free(keys[i].data);
     }
     memset(keys, 0, n * sizeof(*keys));

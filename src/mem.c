@@ -11,8 +11,12 @@
 #include "autoconf.h"
 
 #include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 
 #include <event2/event.h>
 
@@ -25,6 +29,16 @@
 #if __has_feature(address_sanitizer)
 #define MEM_ASAN 1
 #endif
+#endif
+
+#if defined(MEM_ASAN)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/lsan_interface.h>
+#define MEM_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define MEM_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define MEM_POISON(p, n) ((void)(p), (void)(n))
+#define MEM_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
 #define MEM_MIN_SHIFT 10
@@ -44,6 +58,76 @@ struct mem_cache {
 };
 
 static _Thread_local struct mem_cache mem_cache;
+
+/*
+ * The slot region: mem_slot_base .. + MEM_SLOT_REGION, handed out from
+ * the bottom (mem_slot_next) and reused through the lists of free slots:
+ * the freeing thread's own, and the one that ended threads left.
+ */
+static char *mem_slot_base;
+static atomic_size_t mem_slot_next;
+static _Thread_local struct mem_block *mem_slot_free;
+static pthread_mutex_t mem_slot_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mem_block *mem_slot_orphans;  /* under mem_slot_lock */
+static atomic_bool mem_slot_have_orphans;
+
+bool
+mem_is_slot(const void *p)
+{
+    return mem_slot_base != NULL && (const char *)p >= mem_slot_base &&
+           (const char *)p < mem_slot_base + MEM_SLOT_REGION;
+}
+
+size_t
+mem_slots_used(void)
+{
+    size_t n = atomic_load_explicit(&mem_slot_next, memory_order_relaxed);
+
+    return (n < MEM_SLOT_REGION ? n : MEM_SLOT_REGION) / MEM_SLOT;
+}
+
+/* A free slot, or NULL when the region is used up (or not there). */
+static void *
+mem_slot_get(void)
+{
+    struct mem_block *b = mem_slot_free;
+    size_t at;
+
+    if (b == NULL && atomic_load_explicit(&mem_slot_have_orphans,
+                                          memory_order_relaxed)) {
+        pthread_mutex_lock(&mem_slot_lock);
+        b = mem_slot_free = mem_slot_orphans;
+        mem_slot_orphans = NULL;
+        atomic_store_explicit(&mem_slot_have_orphans, false,
+                              memory_order_relaxed);
+        pthread_mutex_unlock(&mem_slot_lock);
+    }
+    if (b != NULL) {
+        MEM_UNPOISON(b, MEM_SLOT);
+        mem_slot_free = b->next;
+        return b;
+    }
+    if (mem_slot_base == NULL) {
+        return NULL;
+    }
+    at = atomic_fetch_add_explicit(&mem_slot_next, MEM_SLOT,
+                                   memory_order_relaxed);
+    if (at > MEM_SLOT_REGION - MEM_SLOT) {
+        return NULL;
+    }
+    MEM_UNPOISON(mem_slot_base + at, MEM_SLOT);
+    return mem_slot_base + at;
+}
+
+static void
+mem_slot_put(void *p)
+{
+    struct mem_block *b = p;
+
+    b->next = mem_slot_free;
+    mem_slot_free = b;
+    MEM_POISON(b, MEM_SLOT);
+}
 
 /* Smallest class with room for n bytes, or -1 outside the classes. */
 static inline int
@@ -79,6 +163,13 @@ mem_malloc(size_t size)
 {
     int c = mem_class_for(size);
 
+    if (size <= MEM_SLOT) {
+        void *p = mem_slot_get();
+
+        if (p != NULL) {
+            return p;
+        }
+    }
     if (c >= 0 && mem_cache.head[c] != NULL) {
         struct mem_block *b = mem_cache.head[c];
 
@@ -103,6 +194,10 @@ mem_free(void *p)
     if (p == NULL) {
         return;
     }
+    if (mem_is_slot(p)) {
+        mem_slot_put(p);
+        return;
+    }
     c = mem_class_of(malloc_usable_size(p));
     if (c >= 0 &&
         mem_cache.bytes + ((size_t)1 << (c + MEM_MIN_SHIFT)) <=
@@ -121,7 +216,19 @@ mem_free(void *p)
 void *
 mem_realloc(void *p, size_t size)
 {
-    return realloc(p, size);
+    void *q;
+
+    if (!mem_is_slot(p)) {
+        return realloc(p, size);
+    }
+    if (size <= MEM_SLOT) {
+        return p;
+    }
+    if ((q = malloc(size)) != NULL) {
+        memcpy(q, p, MEM_SLOT);
+        mem_slot_put(p);
+    }
+    return q;
 }
 
 void
@@ -160,12 +267,57 @@ mem_thread_release(void)
     }
     mem_cache.bytes = 0;
     mem_cache.low = 0;
+    if (mem_slot_free != NULL) {
+        struct mem_block *last = mem_slot_free;
+
+        for (;;) {
+            struct mem_block *next;
+
+            MEM_UNPOISON(last, MEM_SLOT);
+            if ((next = last->next) == NULL) {
+                break;
+            }
+            MEM_POISON(last, MEM_SLOT);
+            last = next;
+        }
+        pthread_mutex_lock(&mem_slot_lock);
+        last->next = mem_slot_orphans;
+        MEM_POISON(last, MEM_SLOT);
+        mem_slot_orphans = mem_slot_free;
+        atomic_store_explicit(&mem_slot_have_orphans, true,
+                              memory_order_relaxed);
+        pthread_mutex_unlock(&mem_slot_lock);
+        mem_slot_free = NULL;
+    }
 }
 
 size_t
 mem_thread_kept(void)
 {
     return mem_cache.bytes;
+}
+
+/* Reserves the slot region (once; without it every block is malloc's). */
+static void
+mem_slot_init(void)
+{
+    void *r;
+
+    if (mem_slot_base != NULL) {
+        return;
+    }
+    r = mmap(NULL, MEM_SLOT_REGION, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED) {
+        return;
+    }
+#if defined(MEM_ASAN)
+    /* Heap blocks a slot points to are reachable; free slots are not
+     * readable. */
+    __lsan_register_root_region(r, MEM_SLOT_REGION);
+    MEM_POISON(r, MEM_SLOT_REGION);
+#endif
+    mem_slot_base = r;
 }
 
 void
@@ -177,6 +329,7 @@ mem_init(void)
 #if !defined(MEM_ASAN)
     mallopt(M_MMAP_THRESHOLD, MEM_MMAP_THRESHOLD);
 #endif
+    mem_slot_init();
     event_set_mem_functions(mem_malloc, mem_realloc, mem_free);
 }
 

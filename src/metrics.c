@@ -28,6 +28,7 @@
 #include "health.h"
 #include "hotkeys.h"
 #include "log.h"
+#include "mem.h"
 #include "metrics.h"
 #include "migrate.h"
 #include "proto.h"
@@ -736,7 +737,7 @@ metrics_stat_lines(struct evbuffer *in, json_t *o, bool split)
 
         if (len < 5 || strncmp(l, "STAT ", 5) != 0 ||
             (value = strchr(name, ' ')) == NULL) {
-            free(l);
+            mem_free(l);
             continue;
         }
         *value++ = '\0';
@@ -761,7 +762,7 @@ metrics_stat_lines(struct evbuffer *in, json_t *o, bool split)
             v = json_string(value);
         }
         json_object_set_new(into, name, v);
-        free(l);
+        mem_free(l);
     }
 }
 

@@ -174,6 +174,154 @@ START_TEST(test_realloc_keeps_contents)
 }
 END_TEST
 
+/* Small blocks come from the slot region, and a freed slot is reused. */
+START_TEST(test_small_blocks_are_slots)
+{
+    char *a, *b, *big;
+
+    mem_init();
+    a = mem_malloc(20);
+    ck_assert(mem_is_slot(a));
+    memset(a, 'a', MEM_SLOT);
+    big = mem_malloc(MEM_SLOT + 1);
+    ck_assert(!mem_is_slot(big));
+    ck_assert_uint_ge(malloc_usable_size(big), MEM_SLOT + 1);
+    mem_free(big);
+    mem_free(a);
+    b = mem_malloc(MEM_SLOT);
+    ck_assert_ptr_eq(a, b);
+    /* Slots are distinct and far enough apart. */
+    a = mem_malloc(1);
+    ck_assert(mem_is_slot(a));
+    ck_assert_uint_ge((uintptr_t)(a > b ? a - b : b - a), MEM_SLOT);
+    memset(a, 1, MEM_SLOT);
+    memset(b, 2, MEM_SLOT);
+    ck_assert_int_eq(a[MEM_SLOT - 1], 1);
+    mem_free(a);
+    mem_free(b);
+    mem_thread_release();
+}
+END_TEST
+
+/* A slot grown by realloc keeps its bytes and moves to the heap; a
+ * heap block stays a heap block. */
+START_TEST(test_slot_realloc)
+{
+    char *p, *q;
+
+    mem_init();
+    p = mem_malloc(10);
+    ck_assert(mem_is_slot(p));
+    memcpy(p, "0123456789", 10);
+    q = mem_realloc(p, 16);
+    ck_assert_ptr_eq(p, q);             /* still fits its slot */
+    q = mem_realloc(p, 4000);
+    ck_assert(!mem_is_slot(q));
+    ck_assert_mem_eq(q, "0123456789", 10);
+    ck_assert_ptr_eq(mem_malloc(8), p);  /* the slot was freed */
+    mem_free(p);
+    p = mem_realloc(NULL, 8);
+    ck_assert(!mem_is_slot(p));
+    p = mem_realloc(p, 4);
+    ck_assert(!mem_is_slot(p));
+    mem_free(p);
+    mem_free(q);
+    mem_thread_release();
+}
+END_TEST
+
+static void *
+slot_thread(void *arg)
+{
+    void **slots = arg;
+
+    /* Frees slots another thread took, then ends: they are not lost. */
+    for (int i = 0; i < 16; i++) {
+        mem_free(slots[i]);
+    }
+    mem_thread_release();
+    return NULL;
+}
+
+START_TEST(test_slots_of_an_ended_thread_are_reused)
+{
+    void *slots[16], *got[16];
+    void **held = NULL;
+    size_t nheld = 0, used;
+    pthread_t t;
+
+    mem_init();
+    /* Free slots left by earlier tests are taken first, until a new one
+     * had to be cut from the region: no list has any then. */
+    for (;;) {
+        used = mem_slots_used();
+        held = realloc(held, (nheld + 1) * sizeof(*held));
+        held[nheld++] = mem_malloc(24);
+        if (mem_slots_used() > used) {
+            break;
+        }
+    }
+    for (int i = 0; i < 16; i++) {
+        slots[i] = mem_malloc(24);
+        ck_assert(mem_is_slot(slots[i]));
+    }
+    used = mem_slots_used();
+    ck_assert_int_eq(pthread_create(&t, NULL, slot_thread, slots), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    /* This thread's list is empty: the 16 come from the ended thread's. */
+    for (int i = 0; i < 16; i++) {
+        void *p = mem_malloc(24);
+        int found = -1;
+
+        for (int j = 0; j < 16; j++) {
+            found = p == slots[j] ? j : found;
+        }
+        ck_assert_int_ge(found, 0);
+        slots[found] = NULL;            /* each comes back once */
+        got[i] = p;
+    }
+    ck_assert_uint_eq(mem_slots_used(), used);
+    for (int i = 0; i < 16; i++) {
+        ck_assert_ptr_null(slots[i]);
+        mem_free(got[i]);
+    }
+    for (size_t i = 0; i < nheld; i++) {
+        mem_free(held[i]);
+    }
+    free(held);
+    mem_thread_release();
+}
+END_TEST
+
+/* Past the end of the region small blocks come from malloc. */
+START_TEST(test_slot_region_used_up)
+{
+    enum { N = MEM_SLOT_REGION / MEM_SLOT };
+    void **p = calloc(N + 16, sizeof(*p));
+    size_t nslots = 0;
+
+    mem_init();
+    mem_thread_release();
+    for (size_t i = 0; i < N + 16; i++) {
+        p[i] = mem_malloc(MEM_SLOT);
+        ck_assert_ptr_nonnull(p[i]);
+        nslots += mem_is_slot(p[i]);
+    }
+    ck_assert_uint_eq(mem_slots_used(), N);
+    ck_assert_uint_le(nslots, N);
+    ck_assert(!mem_is_slot(p[N + 15]));
+    ck_assert_uint_ge(malloc_usable_size(p[N + 15]), MEM_SLOT);
+    for (size_t i = 0; i < N + 16; i++) {
+        mem_free(p[i]);
+    }
+    /* Freed slots serve again. */
+    ck_assert(mem_is_slot(p[0] = mem_malloc(3)));
+    mem_free(p[0]);
+    mem_thread_release();
+    free(p);
+}
+END_TEST
+
 static Suite *
 mem_suite(void)
 {
@@ -187,6 +335,13 @@ mem_suite(void)
     tcase_add_test(tc, test_trim_frees_what_was_not_needed);
     tcase_add_test(tc, test_block_freed_by_another_thread);
     tcase_add_test(tc, test_realloc_keeps_contents);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("slots");
+    tcase_add_test(tc, test_small_blocks_are_slots);
+    tcase_add_test(tc, test_slot_realloc);
+    tcase_add_test(tc, test_slots_of_an_ended_thread_are_reused);
+    tcase_add_test(tc, test_slot_region_used_up);
+    tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     return s;
 }
