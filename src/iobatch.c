@@ -219,10 +219,16 @@ iobatch_read_submit(struct iobatch *b)
                 continue;
             }
             m = &b->rmsg[q++];
-            memset(m, 0, sizeof(*m));
-            m->msg_iov = (struct iovec *)e->v;
-            m->msg_iovlen = (size_t)e->nv;
-            io_uring_prep_recvmsg(sqe, e->nc->fd, m, MSG_DONTWAIT);
+            if (e->nv == 1) {
+                /* One extent: recv, without a msghdr to copy in. */
+                io_uring_prep_recv(sqe, e->nc->fd, e->v[0].iov_base,
+                                   e->v[0].iov_len, MSG_DONTWAIT);
+            } else {
+                memset(m, 0, sizeof(*m));
+                m->msg_iov = (struct iovec *)e->v;
+                m->msg_iovlen = (size_t)e->nv;
+                io_uring_prep_recvmsg(sqe, e->nc->fd, m, MSG_DONTWAIT);
+            }
             io_uring_sqe_set_data(sqe, e);
         }
         if (q > 0) {
@@ -276,10 +282,18 @@ iobatch_submit(struct iobatch *b)
             nv = IOBATCH_CONN_IOV;
         }
         m = &b->msg[q++];
-        memset(m, 0, sizeof(*m));
-        m->msg_iov = &b->iov[b->niov];
-        m->msg_iovlen = (size_t)nv;
-        io_uring_prep_sendmsg(sqe, nc->fd, m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (nv == 1) {
+            /* One extent: send, without a msghdr to copy in. */
+            io_uring_prep_send(sqe, nc->fd, b->iov[b->niov].iov_base,
+                               b->iov[b->niov].iov_len,
+                               MSG_DONTWAIT | MSG_NOSIGNAL);
+        } else {
+            memset(m, 0, sizeof(*m));
+            m->msg_iov = &b->iov[b->niov];
+            m->msg_iovlen = (size_t)nv;
+            io_uring_prep_sendmsg(sqe, nc->fd, m,
+                                  MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
         io_uring_sqe_set_data(sqe, nc);
         b->niov += (unsigned)nv;
     }
