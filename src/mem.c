@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -65,6 +66,9 @@ static _Thread_local struct mem_cache mem_cache;
  * the freeing thread's own, and the one that ended threads left.
  */
 static char *mem_slot_base;
+/* mem_slot_base, or (no region) an address no block of the process has:
+ * the test in mem_is_slot() is one subtraction and one comparison. */
+static uintptr_t mem_slot_lo = UINTPTR_MAX - MEM_SLOT_REGION;
 static atomic_size_t mem_slot_next;
 static _Thread_local struct mem_block *mem_slot_free;
 static pthread_mutex_t mem_slot_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -74,8 +78,7 @@ static atomic_bool mem_slot_have_orphans;
 bool
 mem_is_slot(const void *p)
 {
-    return mem_slot_base != NULL && (const char *)p >= mem_slot_base &&
-           (const char *)p < mem_slot_base + MEM_SLOT_REGION;
+    return (uintptr_t)p - mem_slot_lo < MEM_SLOT_REGION;
 }
 
 size_t
@@ -86,8 +89,10 @@ mem_slots_used(void)
     return (n < MEM_SLOT_REGION ? n : MEM_SLOT_REGION) / MEM_SLOT;
 }
 
-/* A free slot, or NULL when the region is used up (or not there). */
-static void *
+/* A free slot, or NULL when the region is used up (or not there). Out of
+ * line: the common calls of mem_malloc() and mem_free() do not pay for
+ * its registers. */
+static __attribute__((noinline)) void *
 mem_slot_get(void)
 {
     struct mem_block *b = mem_slot_free;
@@ -119,7 +124,7 @@ mem_slot_get(void)
     return mem_slot_base + at;
 }
 
-static void
+static __attribute__((noinline)) void
 mem_slot_put(void *p)
 {
     struct mem_block *b = p;
@@ -163,7 +168,7 @@ mem_malloc(size_t size)
 {
     int c = mem_class_for(size);
 
-    if (size <= MEM_SLOT) {
+    if (__builtin_expect(size <= MEM_SLOT, 0)) {
         void *p = mem_slot_get();
 
         if (p != NULL) {
@@ -194,7 +199,7 @@ mem_free(void *p)
     if (p == NULL) {
         return;
     }
-    if (mem_is_slot(p)) {
+    if (__builtin_expect(mem_is_slot(p), 0)) {
         mem_slot_put(p);
         return;
     }
@@ -318,6 +323,7 @@ mem_slot_init(void)
     MEM_POISON(r, MEM_SLOT_REGION);
 #endif
     mem_slot_base = r;
+    mem_slot_lo = (uintptr_t)r;
 }
 
 void
