@@ -151,10 +151,11 @@ big_index_command(const struct proto_req *pr, const char *line, size_t len,
 
 /* Where the chunks of key go: the backend its writes go to (as
  * route_write() decides, uncounted) and its other replicas that take
- * writes; how many are in out. */
+ * writes; how many are in out, and in exp the exptime of each (a
+ * fallback keeps what it holds for its owner briefly). */
 static unsigned
 big_targets(struct request *req, const struct proto_str *key,
-            struct backend **out)
+            int64_t exptime, struct backend **out, int64_t *exp)
 {
     struct worker *w = req->worker;
     const struct topology_pool *p =
@@ -163,18 +164,23 @@ big_targets(struct request *req, const struct proto_str *key,
     struct backend *b = backend_is_up(owner)
                             ? owner
                             : route_fallback(w, p, key->p, key->len, owner);
-    unsigned missed = 0;
+    unsigned missed = 0, n = 1;
 
     if (b == NULL) {
         return 0;
     }
     out[0] = b;
-    if (p->replicas <= 1) {
-        return 1;
+    if (p->replicas > 1) {
+        /* A replica out of reach has the index noted by its write. */
+        n += replica_write_targets(p, key->p, key->len, b, false, &missed,
+                                   out + 1);
     }
-    /* A replica out of reach has the index noted by its write. */
-    return 1 + replica_write_targets(p, key->p, key->len, b, false, &missed,
-                                     out + 1);
+    for (unsigned t = 0; t < n; t++) {
+        exp[t] = out[t] != owner && !replica_is(p, key->p, key->len, out[t])
+                     ? route_cap_exptime(w->cfg, exptime)
+                     : exptime;
+    }
+    return n;
 }
 
 /*
@@ -250,17 +256,13 @@ big_split(struct request *req, const struct proto_req *pr, const char *line,
         key.p = keybuf;
     }
     token = big_token(w);
-    nt = big_targets(req, &key, be);
     remote = req->wt->t->regional &&
              topology_route_of(req->wt->t, key.p, key.len)->nremote > 0;
     /* The index's command first: pr points into in's skip bytes. */
     ilen = big_format_index(index, token, n, pr->vlen);
     llen = big_index_command(pr, line, len, index, ilen, &exptime, out);
+    nt = big_targets(req, &key, exptime, be, exp);
     if (nt > 0) {
-        const struct topology_pool *p =
-            topology_write_pool_of(req->wt->t, key.p, key.len);
-        struct backend *owner = p->be[ring_lookup(p->ring, key.p, key.len)];
-
         creq = request_get(w, NULL);
         creq->cmd = PROTO_CMD_SET;
         creq->noreply = true;
@@ -268,10 +270,6 @@ big_split(struct request *req, const struct proto_req *pr, const char *line,
         request_reserve_frags(creq, n * nt);
         for (unsigned t = 0; t < nt; t++) {
             bc[t] = route_pick(w, worker_wb(w, be[t]));
-            /* A fallback keeps what it holds for its owner briefly. */
-            exp[t] = be[t] != owner && !replica_is(p, key.p, key.len, be[t])
-                         ? route_cap_exptime(cfg, exptime)
-                         : exptime;
         }
     }
     evbuffer_drain(in, skip);

@@ -414,7 +414,14 @@ class BigFailoverTest(mctest.FreshClusterTestCase):
         v = os.urandom(1200000)
         self.assertEqual(c.set(k, v), b"STORED")
         self.assertEqual(c.get(k), v)
-        index_of(self.cluster.backend("b2"), k)
+        token, n, _ = index_of(self.cluster.backend("b2"), k)
+        # The fallback keeps the chunks as briefly as the index: at most
+        # failover_ttl (300 s by default), though the set asked for none.
+        with self.cluster.backend("b2").client() as bc:
+            for i in (0, n - 1):
+                r = bc.call("mg %s:mcbig:%s:%03x t" % (k, token, i))
+                self.assertTrue(r.startswith(b"HD t"), r)
+                self.assertTrue(0 < int(r.split(b"t")[1]) <= 300, r)
 
 
 class BigReplicaTest(mctest.ClusterTestCase):
