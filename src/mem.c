@@ -61,14 +61,14 @@ struct mem_cache {
 static _Thread_local struct mem_cache mem_cache;
 
 /*
- * The slot region: mem_slot_base .. + MEM_SLOT_REGION, handed out from
+ * The slot region: mem_slot_lo .. + MEM_SLOT_REGION, handed out from
  * the bottom (mem_slot_next) and reused through the lists of free slots:
  * the freeing thread's own, and the one that ended threads left.
  */
-static char *mem_slot_base;
-/* mem_slot_base, or (no region) an address no block of the process has:
- * the test in mem_is_slot() is one subtraction and one comparison. */
-static uintptr_t mem_slot_lo = UINTPTR_MAX - MEM_SLOT_REGION;
+/* Without a region, an address no block of the process has: the test in
+ * mem_is_slot() is one subtraction and one comparison either way. */
+#define MEM_SLOT_NONE (UINTPTR_MAX - MEM_SLOT_REGION)
+static uintptr_t mem_slot_lo = MEM_SLOT_NONE;
 static atomic_size_t mem_slot_next;
 static _Thread_local struct mem_block *mem_slot_free;
 static pthread_mutex_t mem_slot_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -112,7 +112,7 @@ mem_slot_get(void)
         mem_slot_free = b->next;
         return b;
     }
-    if (mem_slot_base == NULL) {
+    if (mem_slot_lo == MEM_SLOT_NONE) {
         return NULL;
     }
     at = atomic_fetch_add_explicit(&mem_slot_next, MEM_SLOT,
@@ -120,8 +120,8 @@ mem_slot_get(void)
     if (at > MEM_SLOT_REGION - MEM_SLOT) {
         return NULL;
     }
-    MEM_UNPOISON(mem_slot_base + at, MEM_SLOT);
-    return mem_slot_base + at;
+    MEM_UNPOISON((char *)mem_slot_lo + at, MEM_SLOT);
+    return (char *)mem_slot_lo + at;
 }
 
 static __attribute__((noinline)) void
@@ -308,7 +308,7 @@ mem_slot_init(void)
 {
     void *r;
 
-    if (mem_slot_base != NULL) {
+    if (mem_slot_lo != MEM_SLOT_NONE) {
         return;
     }
     r = mmap(NULL, MEM_SLOT_REGION, PROT_READ | PROT_WRITE,
@@ -322,7 +322,6 @@ mem_slot_init(void)
     __lsan_register_root_region(r, MEM_SLOT_REGION);
     MEM_POISON(r, MEM_SLOT_REGION);
 #endif
-    mem_slot_base = r;
     mem_slot_lo = (uintptr_t)r;
 }
 
