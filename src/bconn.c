@@ -18,6 +18,7 @@
  */
 #include "autoconf.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -42,12 +43,18 @@
 
 /* Longest reply line a backend may send (a VALUE line is ~300 bytes). */
 #define BCONN_LINE_MAX 4096
+/* A shared get line (bconn_send_get()) holds at most this many keys, in
+ * at most this many bytes: well inside what every memcached reads as one
+ * command line (2048 bytes before it treats it as a large multi-get). */
+#define BCONN_JOIN_KEYS 32
+#define BCONN_JOIN_LINE 1024
 #define BCONN_BACKOFF_MIN_MS 50
 #define BCONN_BACKOFF_MAX_MS 1000
 
 static void bconn_read_cb(evutil_socket_t fd, short what, void *arg);
 static void bconn_write_cb(evutil_socket_t fd, short what, void *arg);
 static void bconn_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void bconn_queue(struct bconn *bc, struct frag *f);
 
 static uint64_t
 bconn_now(void)
@@ -113,6 +120,7 @@ bconn_create(struct worker *w, struct worker_backend *wb)
 static void
 bconn_close(struct bconn *bc)
 {
+    bc->join_open = false;
     net_conn_close(&bc->nc);
     if (bc->flush_pending) {
         worker_cancel_flush_bconn(bc->worker, bc);
@@ -248,8 +256,26 @@ bconn_connect(struct bconn *bc)
     bconn_arm(bc, (uint64_t)cfg->connect_timeout_ms * 1000000u);
 }
 
-struct evbuffer *
-bconn_output(struct bconn *bc)
+void
+bconn_enqueue(struct bconn *bc, struct frag *f)
+{
+    /* Its bytes came after bconn_output(), which ended any get line. */
+    assert(!bc->join_open);
+    bconn_queue(bc, f);
+}
+
+void
+bconn_seal(struct bconn *bc)
+{
+    if (bc->join_open) {
+        bc->join_open = false;
+        evbuffer_add(bc->nc.out, "\r\n", 2);
+    }
+}
+
+/* bconn_output() but for the open get line, left as it is. */
+static struct evbuffer *
+bconn_ready(struct bconn *bc)
 {
     bc->overloaded = bc->nqueued >= bc->worker->cfg->backend_queue_limit;
     if (bc->overloaded) {
@@ -275,6 +301,46 @@ bconn_output(struct bconn *bc)
     return bc->nc.out;
 }
 
+struct evbuffer *
+bconn_output(struct bconn *bc)
+{
+    struct evbuffer *out = bconn_ready(bc);
+
+    if (out != NULL) {
+        bconn_seal(bc);
+    }
+    return out;
+}
+
+bool
+bconn_send_get(struct bconn *bc, struct frag *f, bool gets,
+               const struct proto_str *key)
+{
+    struct evbuffer *out = bconn_ready(bc);
+
+    if (out == NULL) {
+        return false;
+    }
+    if (bc->join_open && bc->join_gets == gets &&
+        bc->join_keys < BCONN_JOIN_KEYS &&
+        bc->join_len + 1 + key->len <= BCONN_JOIN_LINE) {
+        f->joined = true;
+    } else {
+        bconn_seal(bc);
+        evbuffer_add(out, gets ? "gets" : "get", gets ? 4 : 3);
+        bc->join_open = true;
+        bc->join_gets = gets;
+        bc->join_keys = 0;
+        bc->join_len = gets ? 4 : 3;
+    }
+    evbuffer_add(out, " ", 1);
+    evbuffer_add(out, key->p, key->len);
+    bc->join_keys++;
+    bc->join_len += 1 + (uint32_t)key->len;
+    bconn_queue(bc, f);
+    return true;
+}
+
 const char *
 bconn_refuse(struct bconn *bc)
 {
@@ -288,8 +354,9 @@ bconn_refuse(struct bconn *bc)
     return "SERVER_ERROR backend unavailable";
 }
 
-void
-bconn_enqueue(struct bconn *bc, struct frag *f)
+/* Queues f, whose bytes are in nc.out. */
+static void
+bconn_queue(struct bconn *bc, struct frag *f)
 {
     unsigned timeout_ms = bc->worker->cfg->timeout_ms;
 
@@ -312,6 +379,7 @@ bconn_enqueue(struct bconn *bc, struct frag *f)
 void
 bconn_flush(struct bconn *bc)
 {
+    bconn_seal(bc);
     if (bc->state == BCONN_CONNECTED &&
         (evbuffer_get_length(bc->nc.out) > 0 || bc->nc.tls != NULL) &&
         net_conn_write(&bc->nc) != 0) {
@@ -430,6 +498,15 @@ bconn_pop(struct bconn *bc)
     stats_sub(&bs->in_flight, 1);
     stats_histo_add(&bs->latency, now > f->sent_us ? now - f->sent_us : 0);
     return f;
+}
+
+/* The fragment after f if it shares f's get line, or NULL. */
+static struct frag *
+bconn_joined_next(struct frag *f)
+{
+    struct frag *next = TAILQ_NEXT(f, link);
+
+    return next != NULL && next->joined ? next : NULL;
 }
 
 /*
@@ -562,6 +639,26 @@ bconn_parse(struct bconn *bc)
                 evbuffer_drain(in, off);
                 return;
             }
+            if (f->joined || bconn_joined_next(f)) {
+                /* A get line shared by several fragments: the value is
+                 * the first one's whose key it is; those before it
+                 * missed. */
+                while (!mget_claim(f, key.p, key.len)) {
+                    struct frag *next = bconn_joined_next(f);
+
+                    if (next == NULL) {
+                        evbuffer_drain(in, off);
+                        bconn_protocol_error(bc,
+                                             "VALUE for a key not asked for");
+                        return;
+                    }
+                    bconn_pop(bc);
+                    request_frag_end(f);
+                    if ((f = TAILQ_FIRST(&bc->queue)) != next) {
+                        return; /* reset meanwhile */
+                    }
+                }
+            }
             if (!request_frag_match(f, key.p, key.len, (uint32_t)total)) {
                 evbuffer_drain(in, off);
                 bconn_protocol_error(bc, "VALUE for a key not asked for");
@@ -582,6 +679,11 @@ bconn_parse(struct bconn *bc)
             off += unit;
             bconn_pop(bc);
             request_frag_end(f);
+            /* It ends the fragments that shared its line too. */
+            while ((f = TAILQ_FIRST(&bc->queue)) != NULL && f->joined) {
+                bconn_pop(bc);
+                request_frag_end(f);
+            }
             continue;
         }
         if (kind == PROTO_RSP_ERROR || kind == PROTO_RSP_CLIENT_ERROR ||
@@ -592,9 +694,12 @@ bconn_parse(struct bconn *bc)
             memcpy(reason, line, m);
             reason[m] = '\0';
             off += unit;
-            bconn_pop(bc);
-            stats_backend_error(bc->wb->stats, &bc->wb->stats->errors_server);
-            request_frag_fail(f, reason);
+            do {
+                bconn_pop(bc);
+                stats_backend_error(bc->wb->stats,
+                                    &bc->wb->stats->errors_server);
+                request_frag_fail(f, reason);
+            } while ((f = TAILQ_FIRST(&bc->queue)) != NULL && f->joined);
             continue;
         }
         evbuffer_drain(in, off);

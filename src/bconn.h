@@ -50,12 +50,22 @@ struct bconn {
     unsigned backoff_ms;
     bool overloaded;                /* bconn_output() said no: the queue
                                        is at backend_queue_limit */
+    /* The last thing in nc.out is a get (gets) line with no terminator
+     * yet: later single-key gets of the turn add their keys to it
+     * (bconn_send_get()), anything else ends it first. */
+    bool join_open;
+    bool join_gets;
+    uint32_t join_keys;
+    uint32_t join_len;              /* the line's bytes so far */
 };
 
 struct bconn *bconn_create(struct worker *w, struct worker_backend *wb);
 void bconn_destroy(struct bconn *bc);
 /* Starts connecting if IDLE (eager connect at worker start). */
 void bconn_connect(struct bconn *bc);
+/* Ends the open get line, if there is one (what is in nc.out is then
+ * whole commands, ready to write). */
+void bconn_seal(struct bconn *bc);
 /* Writes what the socket takes now (the worker's end-of-turn flush). */
 void bconn_flush(struct bconn *bc);
 /* Fails everything queued and closes the connection (backend DOWN). */
@@ -68,6 +78,17 @@ void bconn_fail(struct bconn *bc, const char *reason);
  */
 struct evbuffer *bconn_output(struct bconn *bc);
 void bconn_enqueue(struct bconn *bc, struct frag *f);
+/*
+ * Sends f, a get (gets) of one key, and queues it. Single-key gets of one
+ * loop turn share a line (get k1 k2 k3): memcached before 1.6.35 writes
+ * each get's reply in a system call and a TCP segment of its own, a
+ * multi-key get's in one. Its reply is then told from the others' by its
+ * key (f->joined, f->req->keys[0]). Returns false where bconn_output()
+ * gives NULL (nothing sent: the caller fails f).
+ */
+bool bconn_send_get(struct bconn *bc, struct frag *f, bool gets,
+                    const struct proto_str *key)
+    __attribute__((warn_unused_result));
 /* bconn_output() gave NULL: the reply line for the request (backend
  * unavailable, or overloaded when its queue is full), the error counted
  * on the backend. */

@@ -120,6 +120,18 @@ mget_match(struct frag *f, const char *key, size_t keylen, uint32_t blocklen)
     return false;
 }
 
+bool
+mget_claim(struct frag *f, const char *key, size_t keylen)
+{
+    const struct proto_str *k = &f->req->keys[0];
+
+    if (f->cursor > 0 || k->len != keylen || memcmp(k->p, key, keylen) != 0) {
+        return false;
+    }
+    f->cursor = 1;
+    return true;
+}
+
 /* Room for len more bytes in req->vals (doubling). */
 static void
 mget_vals_reserve(struct request *req, size_t len)

@@ -32,6 +32,12 @@ void mget_write(const struct request *req, const struct frag *f,
                 struct evbuffer *out);
 
 /*
+ * A VALUE line for fragment f, a get of one key on a line it shares with
+ * other fragments (bconn_send_get()): true, once, if key is f's key.
+ */
+bool mget_claim(struct frag *f, const char *key, size_t keylen);
+
+/*
  * A VALUE line of fragment f names key, its whole block (line, data,
  * "\r\n") being blocklen bytes: false if the key was not asked for (in
  * order). Then exactly one of mget_value() and mget_value_move() hands

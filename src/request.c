@@ -261,6 +261,7 @@ request_frag_init(struct request *req, enum frag_kind kind,
     f->cursor = 0;
     f->failed = false;
     f->fallback = false;
+    f->joined = false;
     f->rescue_left = 0;
     f->rescue_of = 0;
     return f;
@@ -809,6 +810,17 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
             return;
         }
         bc = route_pick(w, f->wb);
+        if (!f->fallback && (pr->cmd == PROTO_CMD_GET ||
+                             pr->cmd == PROTO_CMD_GETS)) {
+            /* Its key tells its reply from those of the gets it shares
+             * a line with. */
+            request_keep_key(req, &pr->key);
+            if (!bconn_send_get(bc, f, pr->cmd == PROTO_CMD_GETS,
+                                &req->keys[0])) {
+                request_frag_fail(f, bconn_refuse(bc));
+            }
+            return;
+        }
         out = bconn_output(bc);
         if (out == NULL) {
             request_frag_fail(f, bconn_refuse(bc));

@@ -270,6 +270,7 @@ worker_flush(struct worker *w)
         }
         TAILQ_FOREACH(bc, &w->flush_bconns, flush_link) {
             if (bc->state == BCONN_CONNECTED) {
+                bconn_seal(bc);
                 iobatch_add(w->iobatch, &bc->nc);
             }
         }

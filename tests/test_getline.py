@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""Single-key gets of one loop turn share a line to their backend.
+
+mcring sends the single-key gets (and gets) it reads in one loop turn for
+one backend connection as one multi-key command (bconn_send_get()):
+memcached before 1.6.35 writes the reply to every bare get in a system
+call and a TCP segment of its own, the reply to a multi-key get in one.
+These tests read what the backend received (memcached -vv logs each
+command line), check every reply against what a memcached spoken to
+directly answers, and cross the line's bounds (32 keys, 1024 bytes).
+"""
+
+import os
+import random
+import re
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mctest  # noqa: E402
+from mctest import ClusterTestCase  # noqa: E402
+
+JOIN_KEYS = 32
+JOIN_LINE = 1024
+
+
+def backend_lines(m, pattern):
+    """The command lines memcached m logged (-vv) that match pattern."""
+    out = []
+    for line in m.log_text(limit=10 ** 7).splitlines():
+        mo = re.match(r"<\d+ (.*)$", line)
+        if mo and re.search(pattern, mo.group(1)):
+            out.append(mo.group(1))
+    return out
+
+
+class SharedLineTest(ClusterTestCase):
+    """One backend (memcached -vv) behind mcring with one thread, and a
+    memcached spoken to directly for the expected bytes."""
+
+    CLUSTER_ARGS = {"nbackends": 1, "proxy": {"threads": 1},
+                    "memcached_args": ("-vv",)}
+    NEEDS_MCRING = True
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.ref = mctest.Memcached(cls.cluster.tmpdir, name="ref")
+        cls.addClassCleanup(cls.ref.stop)
+        cls.ref.start()
+
+    def both(self, data, end=b"NOT_FOUND\r\n"):
+        """Sends data to mcring and to the reference memcached, each in
+        one write, with a touch of a missing key after it; returns both
+        answers up to that touch's NOT_FOUND."""
+        data += b"touch " + self.key("end").encode() + b" 0\r\n"
+        got = []
+        for c in (self.client(), mctest.Client(self.ref.port)):
+            c.send(data)
+            got.append(c.read_until(end))
+            c.close()
+        return got
+
+    def test_pipelined_gets_share_a_line_and_answer_as_memcached(self):
+        ka, kb, kc = self.key("a"), self.key("b"), self.key("c")
+        miss1, miss2 = self.key("miss1"), self.key("miss2")
+        setup = ("set %s 0 0 3\r\nabc\r\nset %s 5 0 2\r\nxy\r\n"
+                 % (ka, kb)).encode()
+        self.assertEqual(*self.both(setup))
+        pipeline = ("get {a}\r\nget {m1}\r\nget {b}\r\nget {a}\r\n"
+                    "gets {b}\r\nget {b}\r\nset {c} 0 0 1\r\nz\r\n"
+                    "get {c}\r\nget {m2}\r\n").format(
+                        a=ka, b=kb, c=kc, m1=miss1, m2=miss2).encode()
+        via, direct = self.both(pipeline)
+        self.assertEqual(via, direct)
+        self.assertIn(b"VALUE %s 5 2 " % kb.encode(), via)   # the gets
+        be = self.cluster.backends[0]
+        mine = re.escape(self._testMethodName)
+        mctest.wait_for(lambda: backend_lines(be, mine + r"-5-miss2"), 5,
+                        "the backend to log the last get")
+        lines = [ln for ln in backend_lines(be, mine)
+                 if ln.startswith(("get", "set"))]
+        self.assertEqual(lines[-5:], [
+            "get %s %s %s %s" % (ka, miss1, kb, ka),
+            "gets %s" % kb,
+            "get %s" % kb,
+            "set %s 0 0 1" % kc,
+            "get %s %s" % (kc, miss2)])
+
+    def test_line_bounds(self):
+        """100 short keys: lines of 32 keys at most; 100 keys of 250
+        bytes: lines of 1024 bytes at most (4 keys)."""
+        for klen in (10, 250):
+            prefix = self.key("%d-" % klen)
+            keys = [(prefix + "%d-" % i).ljust(klen, "k")[:klen]
+                    if klen == 250 else prefix + str(i) for i in range(100)]
+            setup = b"".join(b"set %s 0 0 %d\r\n%s\r\n"
+                             % (k.encode(), len(k), k.encode())
+                             for k in keys[::2])
+            self.assertEqual(*self.both(setup))
+            pipeline = b"".join(b"get %s\r\n" % k.encode() for k in keys)
+            via, direct = self.both(pipeline)
+            self.assertEqual(via, direct)
+            self.assertEqual(via.count(b"VALUE "), 50)
+            be = self.cluster.backends[0]
+            mctest.wait_for(
+                lambda: backend_lines(be, re.escape(keys[-1]) + "$"), 5,
+                "the backend to log the last get")
+            lines = [ln for ln in backend_lines(be, re.escape(prefix))
+                     if ln.startswith("get ")]
+            self.assertEqual(" ".join(ln[4:] for ln in lines),
+                             " ".join(keys))
+            nkeys = [len(ln.split()) - 1 for ln in lines]
+            self.assertLessEqual(max(nkeys), JOIN_KEYS, lines)
+            self.assertTrue(all(len(ln) <= JOIN_LINE for ln in lines),
+                            [len(ln) for ln in lines])
+            if klen == 10:
+                self.assertEqual(max(nkeys), JOIN_KEYS, nkeys)
+            else:
+                self.assertEqual(max(nkeys), 4, nkeys)
+
+
+
+class HungBackendTest(ClusterTestCase):
+    """The backend stops answering with a shared line in flight: every get
+    on it times out with the error, alone; once it answers again, so do
+    the gets."""
+
+    CLUSTER_ARGS = {"nbackends": 1,
+                    "proxy": {"threads": 1, "timeout_ms": 300},
+                    "health": {"fall": 100}}
+    NEEDS_MCRING = True
+
+    def test_every_get_of_the_line_fails_alone(self):
+        keys = [self.key() for _ in range(6)]
+        with self.client() as c:
+            for k in keys[::2]:
+                self.assertEqual(c.call("set %s 0 0 1\r\nv" % k), b"STORED")
+        be = self.cluster.backends[0]
+        be.pause()
+        try:
+            with self.client() as c:
+                c.send(b"".join(b"get %s\r\n" % k.encode() for k in keys))
+                for k in keys:
+                    self.assertTrue(c.readline().startswith(b"SERVER_ERROR"),
+                                    k)
+        finally:
+            be.resume()
+
+        def served():
+            with self.client() as c:
+                c.send(b"".join(b"get %s\r\n" % k.encode() for k in keys))
+                return [len(c.read_values()) for _ in keys]
+        mctest.wait_for(lambda: served() == [1, 0] * 3, 10,
+                        "the gets to be served again")
+        self.assert_alive()
+
+
+class ManyClientsTest(ClusterTestCase):
+    """Two backends, one mcring thread, 30 clients whose pipelined gets
+    land in the same loop turns: each gets exactly its own values."""
+
+    CLUSTER_ARGS = {"nbackends": 2, "proxy": {"threads": 1}}
+    NEEDS_MCRING = True
+
+    def test_each_client_gets_its_own_values(self):
+        rng = random.Random(20261203)
+        nclients = 30
+        keys = {ci: [self.key("c%d-%d" % (ci, i)) for i in range(10)]
+                for ci in range(nclients)}
+        values = {}
+        with self.client() as c:
+            for ci in range(nclients):
+                for k in keys[ci][::3]:     # the others miss
+                    v = ("%s=%d" % (k, rng.randrange(10 ** 6))).encode()
+                    self.assertEqual(c.call(b"set %s %d 0 %d\r\n%s"
+                                            % (k.encode(), ci, len(v), v)),
+                                     b"STORED")
+                    values[k] = (ci, v)
+        clients = [self.client() for _ in range(nclients)]
+        for _ in range(5):
+            want = []
+            for ci, c in enumerate(clients):
+                cmds = [(rng.choice(["get", "get", "gets"]),
+                         rng.choice(keys[ci])) for _ in range(12)]
+                c.send(b"".join(b"%s %s\r\n" % (cmd.encode(), k.encode())
+                                for cmd, k in cmds))
+                want.append(cmds)
+            for c, cmds in zip(clients, want):
+                for cmd, k in cmds:
+                    vals = c.read_values()
+                    if k not in values:
+                        self.assertEqual(vals, [], k)
+                        continue
+                    flags, v = values[k]
+                    self.assertEqual(len(vals), 1, (k, vals))
+                    got_k, got_flags, got_v, cas = vals[0]
+                    self.assertEqual((got_k, got_flags, got_v),
+                                     (k, flags, v))
+                    self.assertEqual(cas is not None, cmd == "gets")
+        self.assert_alive()
+
+
+if __name__ == "__main__":
+    mctest.main()
