@@ -45,7 +45,8 @@
 #define BCONN_LINE_MAX 4096
 /* A shared get line (bconn_send_get()) holds at most this many keys, in
  * at most this many bytes: well inside what every memcached reads as one
- * command line (2048 bytes before it treats it as a large multi-get). */
+ * command line (2048 bytes before it treats it as a large multi-get). A
+ * retrieval longer than that alone goes on a line of its own. */
 #define BCONN_JOIN_KEYS 32
 #define BCONN_JOIN_LINE 1024
 #define BCONN_BACKOFF_MIN_MS 50
@@ -313,30 +314,42 @@ bconn_output(struct bconn *bc)
 }
 
 bool
-bconn_send_get(struct bconn *bc, struct frag *f, bool gets,
-               const struct proto_str *key)
+bconn_send_get(struct bconn *bc, struct frag *f, bool gets)
 {
+    const struct request *req = f->req;
     struct evbuffer *out = bconn_ready(bc);
+    uint32_t cmdlen = gets ? 4 : 3, bytes = 0;
 
     if (out == NULL) {
         return false;
     }
+    for (uint32_t k = 0; k < f->nkeys; k++) {
+        bytes += 1 + (uint32_t)req->keys[req->frag_keys[f->key_start + k]].len;
+    }
     if (bc->join_open && bc->join_gets == gets &&
-        bc->join_keys < BCONN_JOIN_KEYS &&
-        bc->join_len + 1 + key->len <= BCONN_JOIN_LINE) {
+        bc->join_keys + f->nkeys <= BCONN_JOIN_KEYS &&
+        bc->join_len + bytes <= BCONN_JOIN_LINE) {
         f->joined = true;
     } else {
         bconn_seal(bc);
-        evbuffer_add(out, gets ? "gets" : "get", gets ? 4 : 3);
+        evbuffer_add(out, gets ? "gets" : "get", cmdlen);
         bc->join_open = true;
         bc->join_gets = gets;
         bc->join_keys = 0;
-        bc->join_len = gets ? 4 : 3;
+        bc->join_len = cmdlen;
     }
-    evbuffer_add(out, " ", 1);
-    evbuffer_add(out, key->p, key->len);
-    bc->join_keys++;
-    bc->join_len += 1 + (uint32_t)key->len;
+    for (uint32_t k = 0; k < f->nkeys; k++) {
+        const struct proto_str *key =
+            &req->keys[req->frag_keys[f->key_start + k]];
+
+        evbuffer_add(out, " ", 1);
+        evbuffer_add(out, key->p, key->len);
+    }
+    bc->join_keys += f->nkeys;
+    bc->join_len += bytes;
+    if (bc->join_keys > BCONN_JOIN_KEYS || bc->join_len > BCONN_JOIN_LINE) {
+        bconn_seal(bc);     /* a long one: nothing joins it */
+    }
     bconn_queue(bc, f);
     return true;
 }

@@ -79,15 +79,15 @@ void bconn_fail(struct bconn *bc, const char *reason);
 struct evbuffer *bconn_output(struct bconn *bc);
 void bconn_enqueue(struct bconn *bc, struct frag *f);
 /*
- * Sends f, a get (gets) of one key, and queues it. Single-key gets of one
- * loop turn share a line (get k1 k2 k3): memcached before 1.6.35 writes
- * each get's reply in a system call and a TCP segment of its own, a
- * multi-key get's in one. Its reply is then told from the others' by its
- * key (f->joined, f->req->keys[0]). Returns false where bconn_output()
- * gives NULL (nothing sent: the caller fails f).
+ * Sends f, a get (gets) of its keys (f->req->keys through frag_keys), and
+ * queues it. The gets of one loop turn that follow one another on a
+ * connection share a line (get k1 k2 k3): memcached before 1.6.35 writes
+ * the reply to each get in a system call and a TCP segment of its own.
+ * Their replies are told apart by key (f->joined, mget_claim()). Returns
+ * false where bconn_output() gives NULL (nothing sent: the caller fails
+ * f).
  */
-bool bconn_send_get(struct bconn *bc, struct frag *f, bool gets,
-                    const struct proto_str *key)
+bool bconn_send_get(struct bconn *bc, struct frag *f, bool gets)
     __attribute__((warn_unused_result));
 /* bconn_output() gave NULL: the reply line for the request (backend
  * unavailable, or overloaded when its queue is full), the error counted

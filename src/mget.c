@@ -123,13 +123,19 @@ mget_match(struct frag *f, const char *key, size_t keylen, uint32_t blocklen)
 bool
 mget_claim(struct frag *f, const char *key, size_t keylen)
 {
-    const struct proto_str *k = &f->req->keys[0];
+    struct request *req = f->req;
 
-    if (f->cursor > 0 || k->len != keylen || memcmp(k->p, key, keylen) != 0) {
-        return false;
+    for (uint32_t c = f->cursor; c < f->nkeys; c++) {
+        const struct proto_str *k = &req->keys[req->frag_keys[f->key_start + c]];
+
+        if (k->len == keylen && memcmp(k->p, key, keylen) == 0) {
+            /* mget_match() takes it from here; in stream mode it does
+             * not look at keys, so the cursor moves past it now. */
+            f->cursor = req->stream ? c + 1 : c;
+            return true;
+        }
     }
-    f->cursor = 1;
-    return true;
+    return false;
 }
 
 /* Room for len more bytes in req->vals (doubling). */

@@ -32,8 +32,9 @@ void mget_write(const struct request *req, const struct frag *f,
                 struct evbuffer *out);
 
 /*
- * A VALUE line for fragment f, a get of one key on a line it shares with
- * other fragments (bconn_send_get()): true, once, if key is f's key.
+ * A VALUE line for fragment f, a get on a line it shares with other
+ * fragments (bconn_send_get()): true if key is one of f's keys not yet
+ * answered (in order: the keys before it missed).
  */
 bool mget_claim(struct frag *f, const char *key, size_t keylen);
 

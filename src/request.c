@@ -815,8 +815,8 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
             /* Its key tells its reply from those of the gets it shares
              * a line with. */
             request_keep_key(req, &pr->key);
-            if (!bconn_send_get(bc, f, pr->cmd == PROTO_CMD_GETS,
-                                &req->keys[0])) {
+            req->frag_keys[0] = 0;
+            if (!bconn_send_get(bc, f, pr->cmd == PROTO_CMD_GETS)) {
                 request_frag_fail(f, bconn_refuse(bc));
             }
             return;
@@ -896,12 +896,20 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
     for (uint32_t fi = 0; fi < req->nfrags; fi++) {
         struct frag *f = &req->frags[fi];
         struct bconn *bc = route_pick(w, f->wb);
-        struct evbuffer *out = bconn_output(bc);
+        struct evbuffer *out;
 
         f->cursor = 0;
         if (!req->stream && f->buf == NULL) {
             f->buf = evbuffer_new();
         }
+        if (!f->fallback && (pr->cmd == PROTO_CMD_GET ||
+                             pr->cmd == PROTO_CMD_GETS)) {
+            if (!bconn_send_get(bc, f, pr->cmd == PROTO_CMD_GETS)) {
+                request_frag_fail(f, bconn_refuse(bc));
+            }
+            continue;
+        }
+        out = bconn_output(bc);
         if (out == NULL) {
             request_frag_fail(f, bconn_refuse(bc));
             continue;

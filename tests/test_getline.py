@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: BSD-3-Clause
-"""Single-key gets of one loop turn share a line to their backend.
+"""The gets of one loop turn share a line to their backend.
 
-mcring sends the single-key gets (and gets) it reads in one loop turn for
-one backend connection as one multi-key command (bconn_send_get()):
-memcached before 1.6.35 writes the reply to every bare get in a system
-call and a TCP segment of its own, the reply to a multi-key get in one.
+mcring sends the gets (and gets) it reads in one loop turn for one backend
+connection, each a client's key or its share of a client's keys, as one
+multi-key command (bconn_send_get()): memcached before 1.6.35 writes the
+reply to every get in a system call and a TCP segment of its own.
 These tests read what the backend received (memcached -vv logs each
 command line), check every reply against what a memcached spoken to
 directly answers, and cross the line's bounds (32 keys, 1024 bytes).
@@ -57,6 +57,10 @@ class SharedLineTest(ClusterTestCase):
         data += b"touch " + self.key("end").encode() + b" 0\r\n"
         got = []
         for c in (self.client(), mctest.Client(self.ref.port)):
+            # A new client has 4 requests in flight at first, twice as
+            # many with each of its first replies: open it up to 64.
+            for _ in range(5):
+                self.assertEqual(c.call(b"get getline-warm-up"), b"END")
             c.send(data)
             got.append(c.read_until(end))
             c.close()
@@ -87,6 +91,30 @@ class SharedLineTest(ClusterTestCase):
             "get %s" % kb,
             "set %s 0 0 1" % kc,
             "get %s %s" % (kc, miss2)])
+
+    def test_multi_key_gets_join_the_line_too(self):
+        ka, kb, kc = self.key("a"), self.key("b"), self.key("c")
+        miss = self.key("miss")
+        setup = ("set %s 0 0 1\r\n1\r\nset %s 3 0 2\r\n22\r\n"
+                 "set %s 0 0 3\r\n333\r\n" % (ka, kb, kc)).encode()
+        self.assertEqual(*self.both(setup))
+        pipeline = ("get {a} {m} {b}\r\nget {c}\r\nget {b} {b}\r\n"
+                    "gets {a} {c}\r\ngets {m}\r\nget {m} {a}\r\n").format(
+                        a=ka, b=kb, c=kc, m=miss).encode()
+        via, direct = self.both(pipeline)
+        self.assertEqual(via, direct)
+        be = self.cluster.backends[0]
+        mine = re.escape(self._testMethodName)
+        mctest.wait_for(lambda: backend_lines(be, "^get %s %s$" % (
+            re.escape(miss), re.escape(ka))), 5,
+            "the backend to log the last get")
+        lines = [ln for ln in backend_lines(be, mine)
+                 if ln.startswith("get")]
+        self.maxDiff = None
+        self.assertEqual(lines[-3:], [
+            "get %s %s %s %s %s %s" % (ka, miss, kb, kc, kb, kb),
+            "gets %s %s %s" % (ka, kc, miss),
+            "get %s %s" % (miss, ka)])
 
     def test_line_bounds(self):
         """100 short keys: lines of 32 keys at most; 100 keys of 250
@@ -182,23 +210,24 @@ class ManyClientsTest(ClusterTestCase):
         for _ in range(5):
             want = []
             for ci, c in enumerate(clients):
+                # Single-key gets mostly, some of 2 to 4 keys (over both
+                # backends, a key repeated now and then).
                 cmds = [(rng.choice(["get", "get", "gets"]),
-                         rng.choice(keys[ci])) for _ in range(12)]
-                c.send(b"".join(b"%s %s\r\n" % (cmd.encode(), k.encode())
-                                for cmd, k in cmds))
+                         [rng.choice(keys[ci]) for _ in
+                          range(rng.choice([1, 1, 1, 2, 3, 4]))])
+                        for _ in range(12)]
+                c.send(b"".join(b"%s %s\r\n" % (cmd.encode(),
+                                                 " ".join(ks).encode())
+                                for cmd, ks in cmds))
                 want.append(cmds)
             for c, cmds in zip(clients, want):
-                for cmd, k in cmds:
+                for cmd, ks in cmds:
                     vals = c.read_values()
-                    if k not in values:
-                        self.assertEqual(vals, [], k)
-                        continue
-                    flags, v = values[k]
-                    self.assertEqual(len(vals), 1, (k, vals))
-                    got_k, got_flags, got_v, cas = vals[0]
-                    self.assertEqual((got_k, got_flags, got_v),
-                                     (k, flags, v))
-                    self.assertEqual(cas is not None, cmd == "gets")
+                    hits = [k for k in ks if k in values]
+                    self.assertEqual([v[0] for v in vals], hits, ks)
+                    for k, (got_k, got_flags, got_v, cas) in zip(hits, vals):
+                        self.assertEqual((got_flags, got_v), values[k])
+                        self.assertEqual(cas is not None, cmd == "gets")
         self.assert_alive()
 
 
