@@ -249,6 +249,41 @@ START_TEST(test_match_refuses_a_key_out_of_order)
 }
 END_TEST
 
+START_TEST(test_claim_takes_a_fragments_keys_in_order_each_once)
+{
+    static const uint32_t frag_of[] = {0, 1, 0, 0};
+    struct fixture *fx = fixture_new(frag_of, 4, 2);
+    struct frag *f = &fx->frags[0];
+
+    /* Fragment 0 asked for k0 k2 k3 on a shared line: k2's VALUE means
+     * k0 missed; k1 is not its key. */
+    ck_assert(!mget_claim(f, "k1", 2));
+    ck_assert(mget_claim(f, "k2", 2));
+    ck_assert(mget_match(f, "k2", 2, 17));
+    mget_value(f, "VALUE k2 0 1\r\nx\r\n", 17);
+    ck_assert(!mget_claim(f, "k0", 2));
+    ck_assert(!mget_claim(f, "k2", 2));
+    ck_assert(mget_claim(f, "k3", 2));
+    fixture_free(fx);
+}
+END_TEST
+
+START_TEST(test_claim_in_stream_mode_moves_past_the_key)
+{
+    static const uint32_t frag_of[] = {0, 0};
+    struct fixture *fx = fixture_new(frag_of, 2, 1);
+    struct frag *f = &fx->frags[0];
+
+    /* A key asked for twice (get k k) is claimed twice, then no more. */
+    fx->keys[1] = fx->keys[0];
+    ck_assert(mget_claim(f, "k0", 2));
+    ck_assert(mget_claim(f, "k0", 2));
+    ck_assert(!mget_claim(f, "k0", 2));
+    ck_assert(!mget_claim(f, "k", 1));
+    fixture_free(fx);
+}
+END_TEST
+
 START_TEST(test_failed_fragment_keys_become_misses)
 {
     static const uint32_t frag_of[] = {0, 1, 0, 1};
@@ -366,6 +401,8 @@ mget_suite(void)
     tcase_add_test(tc, test_match_refuses_a_key_not_asked_for);
     tcase_add_test(tc, test_put_block_merges_in_its_place);
     tcase_add_test(tc, test_match_refuses_a_key_out_of_order);
+    tcase_add_test(tc, test_claim_takes_a_fragments_keys_in_order_each_once);
+    tcase_add_test(tc, test_claim_in_stream_mode_moves_past_the_key);
     tcase_add_test(tc, test_failed_fragment_keys_become_misses);
     tcase_add_test(tc, test_one_fragment_streams_straight_into_the_reply);
     tcase_add_test(tc, test_many_small_values_merge_in_order);
