@@ -318,7 +318,9 @@ bconn_send_get(struct bconn *bc, struct frag *f, bool gets)
 {
     const struct request *req = f->req;
     struct evbuffer *out = bconn_ready(bc);
-    uint32_t cmdlen = gets ? 4 : 3, bytes = 0;
+    uint32_t cmdlen = gets ? 4 : 3, head, bytes = 0;
+    struct evbuffer_iovec v;
+    char *p;
 
     if (out == NULL) {
         return false;
@@ -326,25 +328,37 @@ bconn_send_get(struct bconn *bc, struct frag *f, bool gets)
     for (uint32_t k = 0; k < f->nkeys; k++) {
         bytes += 1 + (uint32_t)req->keys[req->frag_keys[f->key_start + k]].len;
     }
-    if (bc->join_open && bc->join_gets == gets &&
-        bc->join_keys + f->nkeys <= BCONN_JOIN_KEYS &&
-        bc->join_len + bytes <= BCONN_JOIN_LINE) {
-        f->joined = true;
-    } else {
+    f->joined = bc->join_open && bc->join_gets == gets &&
+                bc->join_keys + f->nkeys <= BCONN_JOIN_KEYS &&
+                bc->join_len + bytes <= BCONN_JOIN_LINE;
+    if (!f->joined) {
         bconn_seal(bc);
-        evbuffer_add(out, gets ? "gets" : "get", cmdlen);
         bc->join_open = true;
         bc->join_gets = gets;
         bc->join_keys = 0;
-        bc->join_len = cmdlen;
+        bc->join_len = 0;
     }
+    /* The command's name if the line is new, then " key" for each key,
+     * in one extent. */
+    head = f->joined ? 0 : cmdlen;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)(head + bytes), &v, 1) != 1) {
+        log_error("out of memory");
+        abort();
+    }
+    p = v.iov_base;
+    memcpy(p, gets ? "gets" : "get", head);
+    p += head;
+    bc->join_len += head;
     for (uint32_t k = 0; k < f->nkeys; k++) {
         const struct proto_str *key =
             &req->keys[req->frag_keys[f->key_start + k]];
 
-        evbuffer_add(out, " ", 1);
-        evbuffer_add(out, key->p, key->len);
+        *p++ = ' ';
+        memcpy(p, key->p, key->len);
+        p += key->len;
     }
+    v.iov_len = (size_t)(p - (char *)v.iov_base);
+    evbuffer_commit_space(out, &v, 1);
     bc->join_keys += f->nkeys;
     bc->join_len += bytes;
     if (bc->join_keys > BCONN_JOIN_KEYS || bc->join_len > BCONN_JOIN_LINE) {

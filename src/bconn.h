@@ -51,8 +51,8 @@ struct bconn {
     bool overloaded;                /* bconn_output() said no: the queue
                                        is at backend_queue_limit */
     /* The last thing in nc.out is a get (gets) line with no terminator
-     * yet: later single-key gets of the turn add their keys to it
-     * (bconn_send_get()), anything else ends it first. */
+     * yet: the turn's next gets add their keys to it (bconn_send_get()),
+     * anything else ends it first (bconn_seal()). */
     bool join_open;
     bool join_gets;
     uint32_t join_keys;

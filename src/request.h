@@ -101,8 +101,8 @@ struct frag {
     bool failed;
     bool fallback;                  /* gat/gats keys of DOWN owners: their
                                        exptime is capped at failover_ttl */
-    bool joined;                    /* a get of one key sent on the line of
-                                       the get before it on its bconn
+    bool joined;                    /* a get whose keys went on the line
+                                       of the get before it on its bconn
                                        (bconn_send_get()): the line's END
                                        ends it too */
     /* A failed retrieval's keys read again where a copy is (a replica,
