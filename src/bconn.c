@@ -700,6 +700,13 @@ bconn_parse(struct bconn *bc)
                 p = net_head(in, &n);
                 off = 0;
             }
+            if (f->cursor == f->nkeys && bconn_joined_next(f) != NULL) {
+                /* It has all it asked for: done now, not when the next
+                 * value (it may be large) is in; the line's last waits
+                 * for the END. */
+                bconn_pop(bc);
+                request_frag_end(f);
+            }
             continue;
         }
         if (kind == PROTO_RSP_END) {

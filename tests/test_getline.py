@@ -14,7 +14,10 @@ directly answers, and cross the line's bounds (32 keys, 1024 bytes).
 import os
 import random
 import re
+import socket
 import sys
+import tempfile
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -229,6 +232,92 @@ class ManyClientsTest(ClusterTestCase):
                         self.assertEqual((got_flags, got_v), values[k])
                         self.assertEqual(cas is not None, cmd == "gets")
         self.assert_alive()
+
+
+class StallingBackend:
+    """A scripted backend: answers version; to a get line, the values of
+    its keys that start with "hit" up to the first that starts with
+    "stall", then nothing more on that line. It keeps the lines it got."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.lines = []
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    def accept_loop(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(conn,),
+                             daemon=True).start()
+
+    def serve(self, conn):
+        buf = b""
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                buf += data
+                while b"\r\n" in buf:
+                    line, buf = buf.split(b"\r\n", 1)
+                    conn.sendall(self.answer(line))
+
+    def answer(self, line):
+        words = line.split()
+        if words[:1] == [b"version"]:
+            return b"VERSION 1.6.18\r\n"
+        if words[:1] != [b"get"]:
+            return b"ERROR\r\n"
+        self.lines.append(line)
+        out = b""
+        for k in words[1:]:
+            if k.startswith(b"stall"):
+                return out
+            if k.startswith(b"hit"):
+                out += b"VALUE %s 0 %d\r\n%s\r\n" % (k, len(k), k)
+        return out + b"END\r\n"
+
+    def close(self):
+        self.sock.close()
+
+
+class StalledLineTest(unittest.TestCase):
+    """A get on a shared line that has its value is answered with it,
+    whatever happens to the gets after it on the line: here the backend
+    stops after the first value, and only the second get times out."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="mctest-stall-")
+        cls.backend = StallingBackend()
+        cls.proxy = mctest.Mcring(
+            cls.tmp.name, [("stalling", cls.backend.port)],
+            proxy={"threads": 1, "timeout_ms": 500},
+            health={"fall": 100}).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proxy.stop()
+        cls.backend.close()
+        cls.tmp.cleanup()
+
+    def test_value_in_is_answered_though_the_line_stalls(self):
+        with self.proxy.client() as c:
+            c.send(b"get hit-1\r\nget stall-1\r\n")
+            self.assertEqual(c.read_values(), [("hit-1", 0, b"hit-1", None)])
+            self.assertTrue(c.readline().startswith(b"SERVER_ERROR"))
+        self.assertIn(b"get hit-1 stall-1", self.backend.lines)
+        self.assertTrue(self.proxy.alive())
 
 
 if __name__ == "__main__":
