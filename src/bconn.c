@@ -5,7 +5,10 @@
  * Invariants:
  *   - queue holds, in write order, every fragment whose request bytes were
  *     written to nc.out (or the socket) and whose reply has not been read;
- *     the head is the one being answered.
+ *     the head is the one being answered. The open get line's fragments
+ *     wait in line_frags, its bytes in line, until it is sealed (at the
+ *     turn's end at the latest): then both go behind what is there.
+ *     Only one-key writes of keys not on it go ahead of it.
  *   - timer is armed whenever the queue is non-empty in CONNECTED state, or
  *     while CONNECTING; it fires at the head's deadline at the latest, and
  *     a firing that finds the head not yet due re-arms it, so a steady
@@ -102,15 +105,17 @@ bconn_create(struct worker *w, struct worker_backend *wb)
     bc->wb = wb;
     bc->state = BCONN_IDLE;
     TAILQ_INIT(&bc->queue);
+    TAILQ_INIT(&bc->line_frags);
     if (net_conn_init(&bc->nc) != 0) {
         free(bc);
         return NULL;
     }
+    bc->line = evbuffer_new();
     /* (A long unix path is cut short in logs.) */
     snprintf(bc->nc.name, sizeof(bc->nc.name), "backend %.64s (%.50s)",
              wb->be->name, wb->be->addr);
     bc->timer = evtimer_new(w->base, bconn_timer_cb, bc);
-    if (bc->timer == NULL) {
+    if (bc->timer == NULL || bc->line == NULL) {
         bconn_destroy(bc);
         return NULL;
     }
@@ -121,7 +126,12 @@ bconn_create(struct worker *w, struct worker_backend *wb)
 static void
 bconn_close(struct bconn *bc)
 {
-    bc->join_open = false;
+    if (bc->join_open) {
+        /* The open line's fragments fail with the queue; its bytes go. */
+        bc->join_open = false;
+        TAILQ_CONCAT(&bc->queue, &bc->line_frags, link);
+        evbuffer_drain(bc->line, evbuffer_get_length(bc->line));
+    }
     net_conn_close(&bc->nc);
     if (bc->flush_pending) {
         worker_cancel_flush_bconn(bc->worker, bc);
@@ -203,6 +213,9 @@ bconn_destroy(struct bconn *bc)
         event_free(bc->timer);
     }
     net_conn_deinit(&bc->nc);
+    if (bc->line != NULL) {
+        evbuffer_free(bc->line);
+    }
     free(bc);
 }
 
@@ -260,9 +273,9 @@ bconn_connect(struct bconn *bc)
 void
 bconn_enqueue(struct bconn *bc, struct frag *f)
 {
-    /* Its bytes came after bconn_output(), which ended any get line. */
-    assert(!bc->join_open);
+    /* Its bytes are at the end of nc.out, ahead of any open get line. */
     bconn_queue(bc, f);
+    TAILQ_INSERT_TAIL(&bc->queue, f, link);
 }
 
 void
@@ -270,8 +283,31 @@ bconn_seal(struct bconn *bc)
 {
     if (bc->join_open) {
         bc->join_open = false;
-        evbuffer_add(bc->nc.out, "\r\n", 2);
+        evbuffer_add(bc->line, "\r\n", 2);
+        evbuffer_add_buffer(bc->nc.out, bc->line);
+        TAILQ_CONCAT(&bc->queue, &bc->line_frags, link);
     }
+}
+
+/* Whether the open get line asks for key. */
+static bool
+bconn_line_has(const struct bconn *bc, const char *key, size_t keylen)
+{
+    const struct frag *f;
+
+    TAILQ_FOREACH(f, &bc->line_frags, link) {
+        const struct request *req = f->req;
+
+        for (uint32_t k = 0; k < f->nkeys; k++) {
+            const struct proto_str *ks =
+                &req->keys[req->frag_keys[f->key_start + k]];
+
+            if (ks->len == keylen && memcmp(ks->p, key, keylen) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
 }
 
 /* bconn_output() but for the open get line, left as it is. */
@@ -313,6 +349,18 @@ bconn_output(struct bconn *bc)
     return out;
 }
 
+struct evbuffer *
+bconn_output_key(struct bconn *bc, const char *key, size_t keylen)
+{
+    struct evbuffer *out = bconn_ready(bc);
+
+    if (out != NULL && bc->join_open && bconn_line_has(bc, key, keylen)) {
+        /* The gets asked before it are answered before it. */
+        bconn_seal(bc);
+    }
+    return out;
+}
+
 bool
 bconn_send_get(struct bconn *bc, struct frag *f, bool gets)
 {
@@ -341,7 +389,8 @@ bconn_send_get(struct bconn *bc, struct frag *f, bool gets)
     /* The command's name if the line is new, then " key" for each key,
      * in one extent. */
     head = f->joined ? 0 : cmdlen;
-    if (evbuffer_reserve_space(out, (ev_ssize_t)(head + bytes), &v, 1) != 1) {
+    if (evbuffer_reserve_space(bc->line, (ev_ssize_t)(head + bytes), &v,
+                               1) != 1) {
         log_error("out of memory");
         abort();
     }
@@ -358,13 +407,14 @@ bconn_send_get(struct bconn *bc, struct frag *f, bool gets)
         p += key->len;
     }
     v.iov_len = (size_t)(p - (char *)v.iov_base);
-    evbuffer_commit_space(out, &v, 1);
+    evbuffer_commit_space(bc->line, &v, 1);
     bc->join_keys += f->nkeys;
     bc->join_len += bytes;
+    bconn_queue(bc, f);
+    TAILQ_INSERT_TAIL(&bc->line_frags, f, link);
     if (bc->join_keys > BCONN_JOIN_KEYS || bc->join_len > BCONN_JOIN_LINE) {
         bconn_seal(bc);     /* a long one: nothing joins it */
     }
-    bconn_queue(bc, f);
     return true;
 }
 
@@ -381,7 +431,8 @@ bconn_refuse(struct bconn *bc)
     return "SERVER_ERROR backend unavailable";
 }
 
-/* Queues f, whose bytes are in nc.out. */
+/* Counts f as sent and sees that it is written (the caller puts it in
+ * queue or line_frags, where its bytes are). */
 static void
 bconn_queue(struct bconn *bc, struct frag *f)
 {
@@ -389,7 +440,6 @@ bconn_queue(struct bconn *bc, struct frag *f)
 
     f->deadline_ns = bconn_now() + (uint64_t)timeout_ms * 1000000u;
     f->sent_us = worker_now_us(bc->worker);
-    TAILQ_INSERT_TAIL(&bc->queue, f, link);
     bc->nqueued++;
     stats_add(&bc->wb->stats->requests, 1);
     stats_add(&bc->wb->stats->in_flight, 1);
@@ -450,6 +500,7 @@ bconn_connected(struct bconn *bc)
     bconn_disarm(bc);
     net_conn_writing(&bc->nc, false);
     net_conn_reading(&bc->nc, true);
+    bconn_seal(bc);
     if (!TAILQ_EMPTY(&bc->queue)) {
         uint64_t now = bconn_now();
         uint64_t due = TAILQ_FIRST(&bc->queue)->deadline_ns;
@@ -489,6 +540,9 @@ bconn_timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     head = TAILQ_FIRST(&bc->queue);
+    if (head == NULL) {
+        head = TAILQ_FIRST(&bc->line_frags);    /* sent at the turn's end */
+    }
     if (bc->state != BCONN_CONNECTED || head == NULL) {
         return;
     }

@@ -50,9 +50,14 @@ struct bconn {
     unsigned backoff_ms;
     bool overloaded;                /* bconn_output() said no: the queue
                                        is at backend_queue_limit */
-    /* The last thing in nc.out is a get (gets) line with no terminator
-     * yet: the turn's next gets add their keys to it (bconn_send_get()),
-     * anything else ends it first (bconn_seal()). */
+    /* The turn's get (gets) line, open: its bytes in line (no
+     * terminator yet), its fragments in line_frags, both joining nc.out
+     * and queue when it is sealed (bconn_seal()). The turn's next gets add
+     * their keys to it (bconn_send_get()); a write of one key that is not
+     * on it goes ahead of it (bconn_output_key()); anything else seals it
+     * first. */
+    struct evbuffer *line;
+    struct frag_queue line_frags;
     bool join_open;
     bool join_gets;
     uint32_t join_keys;
@@ -77,12 +82,20 @@ void bconn_fail(struct bconn *bc, const char *reason);
  * fragment). After writing, the caller must call bconn_enqueue().
  */
 struct evbuffer *bconn_output(struct bconn *bc);
+/*
+ * bconn_output() for a command whose only key is key (as the backend
+ * reads it): it may go ahead of the turn's open get line, unless the line
+ * asks for that key, so that memcached answers the line in one write.
+ */
+struct evbuffer *bconn_output_key(struct bconn *bc, const char *key,
+                                  size_t keylen);
 void bconn_enqueue(struct bconn *bc, struct frag *f);
 /*
  * Sends f, a get (gets) of its keys (f->req->keys through frag_keys), and
- * queues it. The gets of one loop turn that follow one another on a
- * connection share a line (get k1 k2 k3): memcached before 1.6.35 writes
- * the reply to each get in a system call and a TCP segment of its own.
+ * queues it. The gets of one loop turn on a connection share a line (get
+ * k1 k2 k3), which one-key writes of other keys go ahead of: memcached
+ * before 1.6.35 writes the reply to each get in a system call and a TCP
+ * segment of its own.
  * Their replies are told apart by key (f->joined, mget_claim()). Returns
  * false where bconn_output() gives NULL (nothing sent: the caller fails
  * f).

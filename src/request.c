@@ -373,19 +373,21 @@ request_reply(struct request *req, const char *line)
 /*
  * The backend a write goes to (NULL: none is up), and its connection's
  * output (NULL: the backend cannot take requests now). Neither: the write
- * is answered here, its data block (block bytes after skip) skipped.
+ * is answered here, its data block (block bytes after skip) skipped. key:
+ * the write's only key as sent, or NULL.
  */
 static struct evbuffer *
 request_write_output(struct request *req, struct backend *b,
-                     struct evbuffer *data, size_t skip, size_t block,
-                     struct bconn **bc)
+                     const struct proto_str *key, struct evbuffer *data,
+                     size_t skip, size_t block, struct bconn **bc)
 {
     struct worker *w = req->worker;
     struct evbuffer *out = NULL;
 
     if (b != NULL) {
         *bc = route_pick(w, worker_wb(w, b));
-        out = bconn_output(*bc);
+        out = key != NULL ? bconn_output_key(*bc, key->p, key->len)
+                          : bconn_output(*bc);
     }
     if (out != NULL) {
         return out;
@@ -541,7 +543,7 @@ request_dispatch_single(struct request *req, const struct proto_req *pr,
         warmup_note_write(req, &pr->key, &pr->key, false,
                           owner != NULL ? owner : b, b);
     }
-    out = request_write_output(req, b, data, skip,
+    out = request_write_output(req, b, &pr->key, data, skip,
                                storage ? (size_t)pr->vlen + 2 : 0, &bc);
     if (out == NULL) {
         return;
@@ -1224,7 +1226,7 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
         }
         owner = b != owner ? owner : NULL;
     }
-    out = request_write_output(req, b, data, skip,
+    out = request_write_output(req, b, NULL, data, skip,
                                pr->cmd == PROTO_CMD_MS
                                    ? (size_t)pr->vlen + 2
                                    : 0,
