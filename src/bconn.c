@@ -21,7 +21,6 @@
  */
 #include "autoconf.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
