@@ -241,6 +241,53 @@ class ManyClientsTest(ClusterTestCase):
                         self.assertEqual(cas is not None, cmd == "gets")
         self.assert_alive()
 
+    def test_writes_between_the_gets_keep_their_order(self):
+        """Sets and deletes of a client's keys among its gets, pipelined
+        by 30 clients at once: every get sees the writes sent before it
+        and none sent after it."""
+        rng = random.Random(20261204)
+        nclients = 30
+        keys = {ci: [self.key("w%d-%d" % (ci, i)) for i in range(6)]
+                for ci in range(nclients)}
+        model = {}
+        clients = [self.client() for _ in range(nclients)]
+        for c in clients:
+            for _ in range(5):      # up to 64 requests in flight
+                self.assertEqual(c.call(b"get getline-warm-up"), b"END")
+        for rnd in range(5):
+            want = []
+            for ci, c in enumerate(clients):
+                out, expect = [], []
+                for i in range(16):
+                    ks = [rng.choice(keys[ci])
+                          for _ in range(rng.choice([1, 1, 1, 2, 3]))]
+                    op = rng.choice(["get"] * 5 + ["set", "set", "delete"])
+                    if op == "get":
+                        out.append(b"get %s\r\n" % " ".join(ks).encode())
+                        expect.append([(k, model[k]) for k in ks
+                                       if k in model])
+                    elif op == "set":
+                        v = ("%d.%d.%d" % (ci, rnd, i)).encode()
+                        out.append(b"set %s 0 0 %d\r\n%s\r\n"
+                                   % (ks[0].encode(), len(v), v))
+                        model[ks[0]] = v
+                        expect.append(b"STORED")
+                    else:
+                        out.append(b"delete %s\r\n" % ks[0].encode())
+                        expect.append(b"DELETED" if ks[0] in model
+                                      else b"NOT_FOUND")
+                        model.pop(ks[0], None)
+                c.send(b"".join(out))
+                want.append(expect)
+            for c, expect in zip(clients, want):
+                for e in expect:
+                    if isinstance(e, bytes):
+                        self.assertEqual(c.readline(), e)
+                    else:
+                        got = [(k, v) for k, _, v, _ in c.read_values()]
+                        self.assertEqual(got, e)
+        self.assert_alive()
+
 
 class StallingBackend:
     """A scripted backend: answers version; to a get line, the values of
