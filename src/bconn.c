@@ -365,16 +365,14 @@ bconn_send_get(struct bconn *bc, struct frag *f, bool gets)
 {
     const struct request *req = f->req;
     struct evbuffer *out = bconn_ready(bc);
-    uint32_t cmdlen = gets ? 4 : 3, head, bytes = 0;
+    uint32_t cmdlen = gets ? 4 : 3, head, bytes;
     struct evbuffer_iovec v;
     char *p;
 
     if (out == NULL) {
         return false;
     }
-    for (uint32_t k = 0; k < f->nkeys; k++) {
-        bytes += 1 + (uint32_t)req->keys[req->frag_keys[f->key_start + k]].len;
-    }
+    bytes = (uint32_t)mget_keys_len(req, f);
     f->joined = bc->join_open && bc->join_gets == gets &&
                 bc->join_keys + f->nkeys <= BCONN_JOIN_KEYS &&
                 bc->join_len + bytes <= BCONN_JOIN_LINE;
@@ -397,14 +395,7 @@ bconn_send_get(struct bconn *bc, struct frag *f, bool gets)
     memcpy(p, gets ? "gets" : "get", head);
     p += head;
     bc->join_len += head;
-    for (uint32_t k = 0; k < f->nkeys; k++) {
-        const struct proto_str *key =
-            &req->keys[req->frag_keys[f->key_start + k]];
-
-        *p++ = ' ';
-        memcpy(p, key->p, key->len);
-        p += key->len;
-    }
+    p = mget_put_keys(req, f, p);
     v.iov_len = (size_t)(p - (char *)v.iov_base);
     evbuffer_commit_space(bc->line, &v, 1);
     bc->join_keys += f->nkeys;

@@ -55,6 +55,31 @@ mget_layout(struct request *req)
     }
 }
 
+size_t
+mget_keys_len(const struct request *req, const struct frag *f)
+{
+    size_t n = 0;
+
+    for (uint32_t k = 0; k < f->nkeys; k++) {
+        n += 1 + req->keys[req->frag_keys[f->key_start + k]].len;
+    }
+    return n;
+}
+
+char *
+mget_put_keys(const struct request *req, const struct frag *f, char *p)
+{
+    for (uint32_t k = 0; k < f->nkeys; k++) {
+        const struct proto_str *ks =
+            &req->keys[req->frag_keys[f->key_start + k]];
+
+        *p++ = ' ';
+        memcpy(p, ks->p, ks->len);
+        p += ks->len;
+    }
+    return p;
+}
+
 void
 mget_write(const struct request *req, const struct frag *f,
            const struct proto_req *pr, int64_t exptime, struct evbuffer *out)
@@ -68,10 +93,7 @@ mget_write(const struct request *req, const struct frag *f,
     if (pr->cmd == PROTO_CMD_GAT || pr->cmd == PROTO_CMD_GATS) {
         numlen = snprintf(num, sizeof(num), " %lld", (long long)exptime);
     }
-    size = pr->name.len + (size_t)numlen + 2;
-    for (uint32_t k = 0; k < f->nkeys; k++) {
-        size += 1 + req->keys[req->frag_keys[f->key_start + k]].len;
-    }
+    size = pr->name.len + (size_t)numlen + mget_keys_len(req, f) + 2;
     if (evbuffer_reserve_space(out, (ev_ssize_t)size, &v, 1) != 1) {
         log_error("out of memory");
         abort();
@@ -81,14 +103,7 @@ mget_write(const struct request *req, const struct frag *f,
     p += pr->name.len;
     memcpy(p, num, (size_t)numlen);
     p += numlen;
-    for (uint32_t k = 0; k < f->nkeys; k++) {
-        const struct proto_str *ks =
-            &req->keys[req->frag_keys[f->key_start + k]];
-
-        *p++ = ' ';
-        memcpy(p, ks->p, ks->len);
-        p += ks->len;
-    }
+    p = mget_put_keys(req, f, p);
     *p++ = '\r';
     *p++ = '\n';
     v.iov_len = size;

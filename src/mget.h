@@ -23,6 +23,12 @@ struct request;
  */
 void mget_layout(struct request *req);
 
+/* The bytes of fragment f's keys on a command line: " key" for each. */
+size_t mget_keys_len(const struct request *req, const struct frag *f);
+/* Writes them at p (mget_keys_len() bytes); returns the end. */
+char *mget_put_keys(const struct request *req, const struct frag *f,
+                    char *p);
+
 /*
  * Appends to out the retrieval command for fragment f's keys, in one
  * piece: pr's command name, exptime for gat/gats, the keys.

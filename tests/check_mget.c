@@ -387,6 +387,26 @@ START_TEST(test_write_sends_each_fragment_its_keys)
 }
 END_TEST
 
+START_TEST(test_put_keys_writes_what_keys_len_counts)
+{
+    static const uint32_t frag_of[] = {0, 1, 0, 0};
+    struct fixture *fx = fixture_new(frag_of, 4, 2);
+    char buf[64];
+    char *end;
+
+    memset(buf, '#', sizeof(buf));
+    ck_assert_uint_eq(mget_keys_len(&fx->req, &fx->frags[0]), 9);
+    end = mget_put_keys(&fx->req, &fx->frags[0], buf);
+    ck_assert_ptr_eq(end, buf + 9);
+    ck_assert_int_eq(memcmp(buf, " k0 k2 k3#", 10), 0);
+    ck_assert_uint_eq(mget_keys_len(&fx->req, &fx->frags[1]), 3);
+    end = mget_put_keys(&fx->req, &fx->frags[1], buf);
+    ck_assert_int_eq(memcmp(buf, " k1", 3), 0);
+    ck_assert_ptr_eq(end, buf + 3);
+    fixture_free(fx);
+}
+END_TEST
+
 static Suite *
 mget_suite(void)
 {
@@ -395,6 +415,7 @@ mget_suite(void)
 
     tcase_add_test(tc, test_layout_groups_keys_by_fragment_in_client_order);
     tcase_add_test(tc, test_write_sends_each_fragment_its_keys);
+    tcase_add_test(tc, test_put_keys_writes_what_keys_len_counts);
     suite_add_tcase(s, tc);
     tc = tcase_create("merge");
     tcase_add_test(tc, test_merge_restores_client_order_and_skips_misses);
