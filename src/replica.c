@@ -199,7 +199,9 @@ replica_send_pool(struct request *into, const struct topology_pool *p,
     for (unsigned i = 0; i < n; i++) {
         struct worker_backend *wb = worker_wb(w, to[i]);
         struct bconn *bc = route_pick(w, wb);
-        struct evbuffer *out = bconn_output(bc);
+        struct evbuffer *out = classic
+                                   ? bconn_output_key(bc, key->p, key->len)
+                                   : bconn_output(bc);
         struct frag *f;
         bool del;
 

@@ -1226,7 +1226,11 @@ request_dispatch_meta(struct request *req, const struct proto_req *pr,
         }
         owner = b != owner ? owner : NULL;
     }
-    out = request_write_output(req, b, NULL, data, skip,
+    out = request_write_output(req, b,
+                               proto_key_classic(rp.key.p, rp.key.len)
+                                   ? &rp.key
+                                   : NULL,
+                               data, skip,
                                pr->cmd == PROTO_CMD_MS
                                    ? (size_t)pr->vlen + 2
                                    : 0,

@@ -242,9 +242,9 @@ class ManyClientsTest(ClusterTestCase):
         self.assert_alive()
 
     def test_writes_between_the_gets_keep_their_order(self):
-        """Sets and deletes of a client's keys among its gets, pipelined
-        by 30 clients at once: every get sees the writes sent before it
-        and none sent after it."""
+        """Sets and deletes of a client's keys (text and meta) among its
+        gets, pipelined by 30 clients at once: every get sees the writes
+        sent before it and none sent after it."""
         rng = random.Random(20261204)
         nclients = 30
         keys = {ci: [self.key("w%d-%d" % (ci, i)) for i in range(6)]
@@ -261,8 +261,24 @@ class ManyClientsTest(ClusterTestCase):
                 for i in range(16):
                     ks = [rng.choice(keys[ci])
                           for _ in range(rng.choice([1, 1, 1, 2, 3]))]
-                    op = rng.choice(["get"] * 5 + ["set", "set", "delete"])
-                    if op == "get":
+                    op = rng.choice(["get"] * 5 + ["set", "set", "delete",
+                                                   "ms", "md", "mg"])
+                    if op == "ms":
+                        v = ("m%d.%d.%d" % (ci, rnd, i)).encode()
+                        out.append(b"ms %s %d\r\n%s\r\n"
+                                   % (ks[0].encode(), len(v), v))
+                        model[ks[0]] = v
+                        expect.append(b"HD")
+                    elif op == "md":
+                        out.append(b"md %s\r\n" % ks[0].encode())
+                        expect.append(b"HD" if ks[0] in model else b"NF")
+                        model.pop(ks[0], None)
+                    elif op == "mg":
+                        out.append(b"mg %s v\r\n" % ks[0].encode())
+                        v = model.get(ks[0])
+                        expect.append(b"VA %d\r\n%s" % (len(v), v)
+                                      if v is not None else b"EN")
+                    elif op == "get":
                         out.append(b"get %s\r\n" % " ".join(ks).encode())
                         expect.append([(k, model[k]) for k in ks
                                        if k in model])
@@ -281,7 +297,10 @@ class ManyClientsTest(ClusterTestCase):
                 want.append(expect)
             for c, expect in zip(clients, want):
                 for e in expect:
-                    if isinstance(e, bytes):
+                    if isinstance(e, bytes) and e.startswith(b"VA "):
+                        self.assertEqual(c.readline() + b"\r\n"
+                                         + c.readline(), e)
+                    elif isinstance(e, bytes):
                         self.assertEqual(c.readline(), e)
                     else:
                         got = [(k, v) for k, _, v, _ in c.read_values()]
