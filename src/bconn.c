@@ -45,12 +45,6 @@
 
 /* Longest reply line a backend may send (a VALUE line is ~300 bytes). */
 #define BCONN_LINE_MAX 4096
-/* A shared get line (bconn_send_get()) holds at most this many keys, in
- * at most this many bytes: well inside what every memcached reads as one
- * command line (2048 bytes before it treats it as a large multi-get). A
- * retrieval longer than that alone goes on a line of its own. */
-#define BCONN_JOIN_KEYS 32
-#define BCONN_JOIN_LINE 1024
 #define BCONN_BACKOFF_MIN_MS 50
 #define BCONN_BACKOFF_MAX_MS 1000
 
@@ -109,12 +103,11 @@ bconn_create(struct worker *w, struct worker_backend *wb)
         free(bc);
         return NULL;
     }
-    bc->line = evbuffer_new();
     /* (A long unix path is cut short in logs.) */
     snprintf(bc->nc.name, sizeof(bc->nc.name), "backend %.64s (%.50s)",
              wb->be->name, wb->be->addr);
     bc->timer = evtimer_new(w->base, bconn_timer_cb, bc);
-    if (bc->timer == NULL || bc->line == NULL) {
+    if (bc->timer == NULL) {
         bconn_destroy(bc);
         return NULL;
     }
@@ -129,7 +122,6 @@ bconn_close(struct bconn *bc)
         /* The open line's fragments fail with the queue; its bytes go. */
         bc->join_open = false;
         TAILQ_CONCAT(&bc->queue, &bc->line_frags, link);
-        evbuffer_drain(bc->line, evbuffer_get_length(bc->line));
     }
     net_conn_close(&bc->nc);
     if (bc->flush_pending) {
@@ -212,9 +204,6 @@ bconn_destroy(struct bconn *bc)
         event_free(bc->timer);
     }
     net_conn_deinit(&bc->nc);
-    if (bc->line != NULL) {
-        evbuffer_free(bc->line);
-    }
     free(bc);
 }
 
@@ -282,8 +271,8 @@ bconn_seal(struct bconn *bc)
 {
     if (bc->join_open) {
         bc->join_open = false;
-        evbuffer_add(bc->line, "\r\n", 2);
-        evbuffer_add_buffer(bc->nc.out, bc->line);
+        memcpy(bc->line + bc->join_len, "\r\n", 2);
+        evbuffer_add(bc->nc.out, bc->line, bc->join_len + 2);
         TAILQ_CONCAT(&bc->queue, &bc->line_frags, link);
     }
 }
@@ -365,8 +354,8 @@ bconn_send_get(struct bconn *bc, struct frag *f, bool gets)
 {
     const struct request *req = f->req;
     struct evbuffer *out = bconn_ready(bc);
-    uint32_t cmdlen = gets ? 4 : 3, head, bytes;
-    struct evbuffer_iovec v;
+    const char *name = gets ? "gets" : "get";
+    uint32_t cmdlen = gets ? 4 : 3, bytes;
     char *p;
 
     if (out == NULL) {
@@ -378,33 +367,35 @@ bconn_send_get(struct bconn *bc, struct frag *f, bool gets)
                 bc->join_len + bytes <= BCONN_JOIN_LINE;
     if (!f->joined) {
         bconn_seal(bc);
+        if (f->nkeys > BCONN_JOIN_KEYS || cmdlen + bytes > BCONN_JOIN_LINE) {
+            /* A long one: on a line of its own, that nothing joins. */
+            struct evbuffer_iovec v;
+
+            if (evbuffer_reserve_space(out, (ev_ssize_t)(cmdlen + bytes + 2),
+                                       &v, 1) != 1) {
+                log_error("out of memory");
+                abort();
+            }
+            p = v.iov_base;
+            memcpy(p, name, cmdlen);
+            p = mget_put_keys(req, f, p + cmdlen);
+            memcpy(p, "\r\n", 2);
+            v.iov_len = cmdlen + bytes + 2;
+            evbuffer_commit_space(out, &v, 1);
+            bconn_enqueue(bc, f);
+            return true;
+        }
         bc->join_open = true;
         bc->join_gets = gets;
         bc->join_keys = 0;
-        bc->join_len = 0;
+        memcpy(bc->line, name, cmdlen);
+        bc->join_len = cmdlen;
     }
-    /* The command's name if the line is new, then " key" for each key,
-     * in one extent. */
-    head = f->joined ? 0 : cmdlen;
-    if (evbuffer_reserve_space(bc->line, (ev_ssize_t)(head + bytes), &v,
-                               1) != 1) {
-        log_error("out of memory");
-        abort();
-    }
-    p = v.iov_base;
-    memcpy(p, gets ? "gets" : "get", head);
-    p += head;
-    bc->join_len += head;
-    p = mget_put_keys(req, f, p);
-    v.iov_len = (size_t)(p - (char *)v.iov_base);
-    evbuffer_commit_space(bc->line, &v, 1);
+    p = mget_put_keys(req, f, bc->line + bc->join_len);
+    bc->join_len = (uint32_t)(p - bc->line);
     bc->join_keys += f->nkeys;
-    bc->join_len += bytes;
     bconn_queue(bc, f);
     TAILQ_INSERT_TAIL(&bc->line_frags, f, link);
-    if (bc->join_keys > BCONN_JOIN_KEYS || bc->join_len > BCONN_JOIN_LINE) {
-        bconn_seal(bc);     /* a long one: nothing joins it */
-    }
     return true;
 }
 

@@ -32,6 +32,13 @@ enum bconn_state {
     BCONN_BACKOFF,
 };
 
+/* A shared get line (bconn_send_get()) holds at most this many keys, in
+ * at most this many bytes: well inside what every memcached reads as one
+ * command line (2048 bytes before it treats it as a large multi-get). A
+ * retrieval longer than that alone goes on a line of its own. */
+#define BCONN_JOIN_KEYS 32
+#define BCONN_JOIN_LINE 1024
+
 struct bconn {
     struct worker *worker;
     struct worker_backend *wb;      /* the backend, as this worker has it */
@@ -50,18 +57,17 @@ struct bconn {
     unsigned backoff_ms;
     bool overloaded;                /* bconn_output() said no: the queue
                                        is at backend_queue_limit */
-    /* The turn's get (gets) line, open: its bytes in line (no
-     * terminator yet), its fragments in line_frags, both joining nc.out
+    /* The turn's get (gets) line, open: its bytes in line, its fragments in line_frags, both joining nc.out
      * and queue when it is sealed (bconn_seal()). The turn's next gets add
      * their keys to it (bconn_send_get()); a write of one key that is not
      * on it goes ahead of it (bconn_output_key()); anything else seals it
      * first. */
-    struct evbuffer *line;
     struct frag_queue line_frags;
     bool join_open;
     bool join_gets;
     uint32_t join_keys;
     uint32_t join_len;              /* the line's bytes so far */
+    char line[BCONN_JOIN_LINE + 2]; /* and its "\r\n" when sealed */
 };
 
 struct bconn *bconn_create(struct worker *w, struct worker_backend *wb);
