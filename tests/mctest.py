@@ -407,6 +407,57 @@ def parse_route_pools(stdout):
     return out
 
 
+class ScriptedBackend:
+    """A fake backend for fault injection: a Python server on a free
+    127.0.0.1 port that answers each request line with what answer(line)
+    returns (bytes, b"" for nothing). Subclasses define answer()."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.stop = False
+        threading.Thread(target=self._accept_loop, daemon=True).start()
+
+    def answer(self, line):
+        raise NotImplementedError
+
+    def _accept_loop(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,),
+                             daemon=True).start()
+
+    def _serve(self, conn):
+        buf = b""
+        with conn:
+            while not self.stop:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                buf += data
+                while b"\r\n" in buf:
+                    line, buf = buf.split(b"\r\n", 1)
+                    out = self.answer(line)
+                    if out:
+                        try:
+                            conn.sendall(out)
+                        except OSError:
+                            return
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+
+
 class Cluster:
     """N memcached backends (named b1..bN) behind one mcring; or, in
     direct mode, a single memcached standing in for the proxy.  close()

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Integration tests: a backend that misbehaves costs only its own requests.
 
-One real memcached and one fake backend (a Python server on a free
-127.0.0.1 port) behind mcring. The fake answers health probes properly but
+One real memcached and one fake backend (a mctest.ScriptedBackend: a
+Python server on a free 127.0.0.1 port) behind mcring. The fake answers health probes properly but
 answers requests for some keys with an endless reply line (crossing mcring's
 bound on a backend reply line), with garbage, or with a VALUE header whose
 data never comes. Each such request must get a SERVER_ERROR line, the
@@ -12,10 +12,8 @@ keep working throughout.
 """
 
 import os
-import socket
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -23,64 +21,24 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mctest  # noqa: E402
 
 
-class FakeBackend:
+class FakeBackend(mctest.ScriptedBackend):
     """Answers version; misbehaves on get according to the key's prefix."""
 
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.stop = False
-        threading.Thread(target=self.accept_loop, daemon=True).start()
-
-    def accept_loop(self):
-        while not self.stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(conn,),
-                             daemon=True).start()
-
-    def serve(self, conn):
-        buf = b""
-        try:
-            while not self.stop:
-                data = conn.recv(65536)
-                if not data:
-                    return
-                buf += data
-                while b"\r\n" in buf:
-                    line, buf = buf.split(b"\r\n", 1)
-                    self.answer(conn, line)
-        except OSError:
-            return
-        finally:
-            conn.close()
-
-    def answer(self, conn, line):
+    def answer(self, line):
         words = line.split()
         if words[:1] == [b"version"]:
-            conn.sendall(b"VERSION 1.6.0-fake\r\n")
-        elif words[:1] == [b"get"] and len(words) > 1:
+            return b"VERSION 1.6.0-fake\r\n"
+        if words[:1] == [b"get"] and len(words) > 1:
             key = words[1]
             if key.startswith(b"endless"):
                 # A reply line far longer than any real one, no newline.
-                conn.sendall(b"VALUE " + b"x" * 200000)
-            elif key.startswith(b"garbage"):
-                conn.sendall(b"HELLO THERE\r\n")
-            elif key.startswith(b"stalled"):
-                conn.sendall(b"VALUE " + key + b" 0 1000000\r\nabc")
-            else:
-                conn.sendall(b"END\r\n")
-        else:
-            conn.sendall(b"ERROR\r\n")
-
-    def close(self):
-        self.stop = True
-        self.sock.close()
+                return b"VALUE " + b"x" * 200000
+            if key.startswith(b"garbage"):
+                return b"HELLO THERE\r\n"
+            if key.startswith(b"stalled"):
+                return b"VALUE " + key + b" 0 1000000\r\nabc"
+            return b"END\r\n"
+        return b"ERROR\r\n"
 
 
 class BackendFaultTest(unittest.TestCase):

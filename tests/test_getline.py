@@ -16,10 +16,8 @@ directly answers, and cross the line's bounds (32 keys, 1024 bytes).
 import os
 import random
 import re
-import socket
 import sys
 import tempfile
-import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -308,43 +306,14 @@ class ManyClientsTest(ClusterTestCase):
         self.assert_alive()
 
 
-class StallingBackend:
+class StallingBackend(mctest.ScriptedBackend):
     """A scripted backend: answers version; to a get line, the values of
     its keys that start with "hit" up to the first that starts with
     "stall", then nothing more on that line. It keeps the lines it got."""
 
     def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
         self.lines = []
-        threading.Thread(target=self.accept_loop, daemon=True).start()
-
-    def accept_loop(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(conn,),
-                             daemon=True).start()
-
-    def serve(self, conn):
-        buf = b""
-        with conn:
-            while True:
-                try:
-                    data = conn.recv(65536)
-                except OSError:
-                    return
-                if not data:
-                    return
-                buf += data
-                while b"\r\n" in buf:
-                    line, buf = buf.split(b"\r\n", 1)
-                    conn.sendall(self.answer(line))
+        super().__init__()
 
     def answer(self, line):
         words = line.split()
@@ -360,9 +329,6 @@ class StallingBackend:
             if k.startswith(b"hit"):
                 out += b"VALUE %s 0 %d\r\n%s\r\n" % (k, len(k), k)
         return out + b"END\r\n"
-
-    def close(self):
-        self.sock.close()
 
 
 class StalledLineTest(unittest.TestCase):
