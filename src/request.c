@@ -374,7 +374,8 @@ request_reply(struct request *req, const char *line)
  * The backend a write goes to (NULL: none is up), and its connection's
  * output (NULL: the backend cannot take requests now). Neither: the write
  * is answered here, its data block (block bytes after skip) skipped. key:
- * the write's only key as sent, or NULL.
+ * the write's only key, as the backend names the item (a meta command's
+ * decoded), or NULL.
  */
 static struct evbuffer *
 request_write_output(struct request *req, struct backend *b,
