@@ -17,7 +17,7 @@ usage() {
     cat <<'EOF'
 usage: bench/callgrind.sh [options]
   --systems LIST     comma list of mcring,twemproxy (both)
-  --workloads LIST   comma list of a,b,c,w as in bench/run.sh (a,b,c)
+  --workloads LIST   comma list of a,b,c,e,w as in bench/run.sh (a,b,c)
   --requests N       requests per workload (20000)
   --backends K       memcached backends (4)
   --mcring-hash H    ketama (the default, as twemproxy's md5) or xxh3
@@ -131,6 +131,7 @@ workload_args() {
     a) echo "--conns 50 --depth 1 --get-ratio 0.9" ;;
     b) echo "--conns 50 --depth 16 --get-ratio 0.9" ;;
     c) echo "--conns 50 --depth 1 --get-ratio 1 --multiget 10" ;;
+    e) echo "--conns 50 --depth 1 --get-ratio 0.9 --value-size 4096" ;;
     w) echo "--conns 50 --depth 1 --get-ratio 0" ;;
     *) echo "callgrind.sh: unknown workload $1" >&2; exit 2 ;;
     esac
@@ -193,6 +194,10 @@ for s in "${sys_list[@]}"; do
     timeout 300 "$mcload" --port "$sut_port" --preload --requests 0 >/dev/null
     for w in "${wl_list[@]}"; do
         read -r -a wargs <<<"$(workload_args "$w")"
+        if [ "$w" = e ]; then # its gets find 4 KB values, as in bench/run.sh
+            timeout 300 "$mcload" --port "$sut_port" --preload --requests 0 \
+                --value-size 4096 >/dev/null
+        fi
         echo "callgrind.sh: $s, workload $w, $requests requests" >&2
         callgrind_control -z "$pid" >/dev/null
         touch "$tmp/zeroed"
