@@ -23,7 +23,10 @@ usage: bench/run.sh [options]
                      four; mcproxy is left out, with a message, when no
                      binary is found and it was not asked for), or
                      mcring_writev: mcring with [proxy] io_uring = no,
-                     mcring_l1: mcring with [proxy] l1 = 64 MB
+                     mcring_l1: mcring with [proxy] l1 = 64 MB,
+                     relay: bench/relay, a byte pump to the first
+                     backend (no parsing, no routing): the least an
+                     extra hop costs on this machine
   --workloads LIST   comma list of a,b,c,d,e,h,w (a,b,c):
                        a  90/10 get/set, 100-byte values, 50 conns, depth 1
                        b  as a, pipelined 16 deep per connection
@@ -88,6 +91,7 @@ bench_dir=${MCRING_BENCH_DIR:-${HOME:-/root}/.cache/mcring-bench}
 mcproxy=$bench_dir/bin/mcproxy
 mcproxy_given=0
 mcload=$here/mcload
+relay=$here/relay
 loadgen=mcload
 memtier=
 mcring_replicas=1
@@ -150,7 +154,7 @@ IFS=, read -r -a sys_list <<<"$systems"
 IFS=, read -r -a wl_list <<<"$workloads"
 for s in "${sys_list[@]}"; do
     case "$s" in
-    mcring|mcring_writev|mcring_l1|twemproxy|mcproxy|direct) ;;
+    mcring|mcring_writev|mcring_l1|twemproxy|mcproxy|direct|relay) ;;
     *) echo "run.sh: unknown system '$s'" >&2; exit 2 ;;
     esac
 done
@@ -357,6 +361,11 @@ if [ ! -x "$mcload" ] || { [ "$mcload" = "$here/mcload" ] &&
     gcc -std=gnu11 -O2 -Wall -Wextra -o "$mcload" "$here/mcload.c" \
         $(pkg-config --cflags --libs libevent) -lm -pthread
 fi
+if has_system relay && { [ ! -x "$relay" ] || { [ "$relay" = "$here/relay" ] &&
+    [ "$here/relay.c" -nt "$relay" ]; }; }; then
+    echo "run.sh: building $relay" >&2
+    gcc -std=gnu11 -O2 -Wall -Wextra -o "$relay" "$here/relay.c" -pthread
+fi
 
 # ---- backends --------------------------------------------------------------
 
@@ -492,6 +501,20 @@ start_mcproxy() {
     "${on_server[@]}" "$mcproxy" "${mc_user[@]}" -l 127.0.0.1 \
         -p "$sut_port" -U 0 -t "$threads" -c 4096 \
         -o "proxy_config=routelib,proxy_arg=$conf" >"$tmp/mcproxy.log" 2>&1 &
+    sut_pid=$!
+    pids+=("$sut_pid")
+}
+
+# relay: bench/relay pumps each client's bytes to the first backend and
+# back (two blocking threads per client), the cheapest possible hop.
+start_relay() {
+    if [ ! -x "$relay" ]; then
+        echo "run.sh: no relay binary at $relay (make bench/relay)" >&2
+        return 1
+    fi
+    sut_port=$(free_port)
+    "${on_server[@]}" "$relay" "$sut_port" "${backend_ports[0]}" \
+        2>"$tmp/relay.log" &
     sut_pid=$!
     pids+=("$sut_pid")
 }
