@@ -682,6 +682,9 @@ for s in "${sys_list[@]}"; do
         continue
     fi
     loaded_vsize=
+    # One pass, a loop only so that break and continue end this system's
+    # run of the workload:
+    # shellcheck disable=SC2066
     for w in "$cur_w"; do
         read -r -a wargs <<<"$(workload_args "$w")"
         vsize=$(workload_vsize "$w")
