@@ -350,11 +350,11 @@ bconn_output_key(struct bconn *bc, const char *key, size_t keylen)
 }
 
 bool
-bconn_send_get(struct bconn *bc, struct frag *f, bool gets)
+bconn_send_get(struct bconn *bc, struct frag *f, const struct proto_req *pr)
 {
     const struct request *req = f->req;
     struct evbuffer *out = bconn_ready(bc);
-    const char *name = gets ? "gets" : "get";
+    bool gets = pr->cmd == PROTO_CMD_GETS;
     uint32_t cmdlen = gets ? 4 : 3, bytes;
     char *p;
 
@@ -369,26 +369,14 @@ bconn_send_get(struct bconn *bc, struct frag *f, bool gets)
         bconn_seal(bc);
         if (f->nkeys > BCONN_JOIN_KEYS || cmdlen + bytes > BCONN_JOIN_LINE) {
             /* A long one: on a line of its own, that nothing joins. */
-            struct evbuffer_iovec v;
-
-            if (evbuffer_reserve_space(out, (ev_ssize_t)(cmdlen + bytes + 2),
-                                       &v, 1) != 1) {
-                log_error("out of memory");
-                abort();
-            }
-            p = v.iov_base;
-            memcpy(p, name, cmdlen);
-            p = mget_put_keys(req, f, p + cmdlen);
-            memcpy(p, "\r\n", 2);
-            v.iov_len = cmdlen + bytes + 2;
-            evbuffer_commit_space(out, &v, 1);
+            mget_write(req, f, pr, 0, out);
             bconn_enqueue(bc, f);
             return true;
         }
         bc->join_open = true;
         bc->join_gets = gets;
         bc->join_keys = 0;
-        memcpy(bc->line, name, cmdlen);
+        memcpy(bc->line, gets ? "gets" : "get", cmdlen);
         bc->join_len = cmdlen;
     }
     p = mget_put_keys(req, f, bc->line + bc->join_len);

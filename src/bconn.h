@@ -97,8 +97,8 @@ struct evbuffer *bconn_output_key(struct bconn *bc, const char *key,
                                   size_t keylen);
 void bconn_enqueue(struct bconn *bc, struct frag *f);
 /*
- * Sends f, a get (gets) of its keys (f->req->keys through frag_keys), and
- * queues it. The gets of one loop turn on a connection share a line (get
+ * Sends f, a get or gets (pr's command) of its keys (f->req->keys
+ * through frag_keys), and queues it. The gets of one loop turn on a connection share a line (get
  * k1 k2 k3), which one-key writes of other keys go ahead of: memcached
  * before 1.6.35 writes the reply to each get in a system call and a TCP
  * segment of its own.
@@ -106,7 +106,8 @@ void bconn_enqueue(struct bconn *bc, struct frag *f);
  * false where bconn_output() gives NULL (nothing sent: the caller fails
  * f).
  */
-bool bconn_send_get(struct bconn *bc, struct frag *f, bool gets)
+bool bconn_send_get(struct bconn *bc, struct frag *f,
+                    const struct proto_req *pr)
     __attribute__((warn_unused_result));
 /* bconn_output() gave NULL: the reply line for the request (backend
  * unavailable, or overloaded when its queue is full), the error counted

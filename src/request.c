@@ -819,7 +819,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
              * a line with. */
             request_keep_key(req, &pr->key);
             req->frag_keys[0] = 0;
-            if (!bconn_send_get(bc, f, pr->cmd == PROTO_CMD_GETS)) {
+            if (!bconn_send_get(bc, f, pr)) {
                 request_frag_fail(f, bconn_refuse(bc));
             }
             return;
@@ -907,7 +907,7 @@ request_dispatch_retrieval(struct request *req, const struct proto_req *pr,
         }
         if (!f->fallback && (pr->cmd == PROTO_CMD_GET ||
                              pr->cmd == PROTO_CMD_GETS)) {
-            if (!bconn_send_get(bc, f, pr->cmd == PROTO_CMD_GETS)) {
+            if (!bconn_send_get(bc, f, pr)) {
                 request_frag_fail(f, bconn_refuse(bc));
             }
             continue;
