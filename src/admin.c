@@ -29,7 +29,6 @@
 #include "log.h"
 #include "migrate.h"
 #include "proto.h"
-#include "proxy.h"
 #include "ring.h"
 #include "stats.h"
 #include "request.h"
@@ -39,15 +38,15 @@
 #include "worker.h"
 
 static void
-admin_stats_reset(struct proxy *p, const struct topology *t)
+admin_stats_reset(struct worker_group *g, const struct topology *t)
 {
-    pthread_mutex_lock(&p->stats_lock);
-    proxy_sum_client_stats(p, p->stats_base);
+    pthread_mutex_lock(&g->stats_lock);
+    worker_group_sum_stats(g, g->stats_base);
     for (uint32_t b = 0; b < t->n; b++) {
         backend_stats_sum(t->backends[b], &t->backends[b]->stats_base);
     }
-    p->rejected_base = atomic_load(&p->rejected);
-    pthread_mutex_unlock(&p->stats_lock);
+    g->rejected_base = atomic_load(&g->rejected);
+    pthread_mutex_unlock(&g->stats_lock);
 }
 
 /* The migration's lines of `stats` (see migrate.h). */
@@ -92,48 +91,49 @@ admin_stats_migration(const struct migrate_summary *ms,
 }
 
 static void
-admin_stats(struct proxy *p, const struct topology *t, struct evbuffer *out)
+admin_stats(struct worker_group *g, const struct topology *t,
+            struct evbuffer *out)
 {
     struct stats_worker sum;
     uint64_t rejected;
     struct rusage ru;
     time_t now = time(NULL);
 
-    pthread_mutex_lock(&p->stats_lock);
-    proxy_sum_client_stats(p, &sum);
-    stats_subtract(&sum, p->stats_base, stats_client_defs,
+    pthread_mutex_lock(&g->stats_lock);
+    worker_group_sum_stats(g, &sum);
+    stats_subtract(&sum, g->stats_base, stats_client_defs,
                    stats_nclient_defs);
-    rejected = atomic_load(&p->rejected) - p->rejected_base;
-    pthread_mutex_unlock(&p->stats_lock);
+    rejected = atomic_load(&g->rejected) - g->rejected_base;
+    pthread_mutex_unlock(&g->stats_lock);
     getrusage(RUSAGE_SELF, &ru);
     evbuffer_add_printf(out, "STAT pid %ld\r\n", (long)getpid());
     evbuffer_add_printf(out, "STAT uptime %lld\r\n",
-                        (long long)(now - p->start_time));
+                        (long long)(now - g->start_time));
     evbuffer_add_printf(out, "STAT time %lld\r\n", (long long)now);
-    evbuffer_add_printf(out, "STAT version %s\r\n", PROXY_VERSION_STRING);
+    evbuffer_add_printf(out, "STAT version %s\r\n", PROTO_VERSION_STRING);
     evbuffer_add_printf(out, "STAT pointer_size %d\r\n",
                         (int)(8 * sizeof(void *)));
     evbuffer_add_printf(out, "STAT rusage_user %ld.%06ld\r\n",
                         (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
     evbuffer_add_printf(out, "STAT rusage_system %ld.%06ld\r\n",
                         (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec);
-    evbuffer_add_printf(out, "STAT threads %u\r\n", p->nworkers);
+    evbuffer_add_printf(out, "STAT threads %u\r\n", g->n);
     evbuffer_add_printf(out, "STAT max_connections %u\r\n",
-                        atomic_load(&p->max_connections));
+                        atomic_load(&g->max_connections));
     evbuffer_add_printf(out, "STAT rejected_connections %" PRIu64 "\r\n",
                         rejected);
-    evbuffer_add_printf(out, "STAT watchers %u\r\n", watch_count(p->watch));
+    evbuffer_add_printf(out, "STAT watchers %u\r\n", watch_count(g->watch));
     evbuffer_add_printf(out, "STAT backends %u\r\n", t->n);
     evbuffer_add_printf(out, "STAT topology_generation %" PRIu64 "\r\n",
                         t->generation);
     evbuffer_add_printf(out, "STAT reloads %" PRIu64 "\r\n",
-                        (uint64_t)atomic_load(&p->reloads));
+                        (uint64_t)atomic_load(&g->reloads));
     evbuffer_add_printf(out, "STAT reload_failures %" PRIu64 "\r\n",
-                        (uint64_t)atomic_load(&p->reload_failures));
+                        (uint64_t)atomic_load(&g->reload_failures));
     evbuffer_add_printf(out, "STAT last_reload %lld\r\n",
-                        (long long)atomic_load(&p->last_reload));
-    admin_stats_migration(migrate_summary(p->migrate),
-                          migrate_copy_progress(p->migrate), out);
+                        (long long)atomic_load(&g->last_reload));
+    admin_stats_migration(migrate_summary(g->migrate),
+                          migrate_copy_progress(g->migrate), out);
     for (size_t i = 0; i < stats_nclient_defs; i++) {
         evbuffer_add_printf(out, "STAT %s %" PRIu64 "\r\n",
                             stats_client_defs[i].name,
@@ -143,7 +143,7 @@ admin_stats(struct proxy *p, const struct topology *t, struct evbuffer *out)
 }
 
 static void
-admin_stats_backends(struct proxy *p, const struct topology *t,
+admin_stats_backends(struct worker_group *g, const struct topology *t,
                      struct evbuffer *out)
 {
     for (uint32_t b = 0; b < t->n; b++) {
@@ -151,12 +151,12 @@ admin_stats_backends(struct proxy *p, const struct topology *t,
         const char *name = be->name;
         struct stats_backend sum;
 
-        pthread_mutex_lock(&p->stats_lock);
+        pthread_mutex_lock(&g->stats_lock);
         backend_stats_sum(be, &sum);
         stats_subtract(&sum, &be->stats_base, stats_backend_defs,
                        stats_nbackend_defs);
         stats_histo_subtract(&sum.latency, &be->stats_base.latency);
-        pthread_mutex_unlock(&p->stats_lock);
+        pthread_mutex_unlock(&g->stats_lock);
         evbuffer_add_printf(out, "STAT %s:address %s\r\n", name, be->addr);
         evbuffer_add_printf(out, "STAT %s:weight %g\r\n", name,
                             t->cfg->backends[b].weight);
@@ -206,12 +206,12 @@ admin_stats_backends(struct proxy *p, const struct topology *t,
  * estimated requests per second, its share of its backend's requests and
  * that backend. */
 static void
-admin_stats_hotkeys(struct proxy *p, const struct topology *t,
+admin_stats_hotkeys(struct worker_group *g, const struct topology *t,
                     struct evbuffer *out)
 {
     struct hotkeys_merged m;
     uint32_t n;
-    struct proxy_hotkey *hk = proxy_hotkeys(p, t, &m, &n);
+    struct worker_hotkey *hk = worker_group_hotkeys(g, t, &m, &n);
 
     for (uint32_t i = 0; i < n; i++) {
         char b64[PROTO_BASE64_LEN(HOTKEYS_KEY_MAX) + 1];
@@ -242,7 +242,7 @@ admin_stats_hotkeys(struct proxy *p, const struct topology *t,
  * other sections' keys as SECTION_NAME; threads is the running count.
  */
 static void
-admin_stats_settings(struct proxy *p, const struct topology *t,
+admin_stats_settings(struct worker_group *g, const struct topology *t,
                      struct evbuffer *out)
 {
     const struct config *c = t->cfg;
@@ -260,7 +260,7 @@ admin_stats_settings(struct proxy *p, const struct topology *t,
             evbuffer_add_printf(out, "STAT %s_%s %s\r\n", section, name,
                                 value);
         } else if (strcmp(name, "threads") == 0) {
-            evbuffer_add_printf(out, "STAT threads %u\r\n", p->nworkers);
+            evbuffer_add_printf(out, "STAT threads %u\r\n", g->n);
         } else {
             evbuffer_add_printf(out, "STAT %s %s\r\n", name, value);
         }
@@ -428,23 +428,23 @@ admin_merge_stats(const struct frag *frags, uint32_t n, struct evbuffer *out)
 }
 
 void
-admin_stats_lines(struct proxy *p, const struct topology *t, bool backends,
-                  struct evbuffer *out)
+admin_stats_lines(struct worker_group *g, const struct topology *t,
+                  bool backends, struct evbuffer *out)
 {
     if (backends) {
-        admin_stats_backends(p, t, out);
+        admin_stats_backends(g, t, out);
     } else {
-        admin_stats(p, t, out);
+        admin_stats(g, t, out);
     }
 }
 
 bool
-admin_answer(struct proxy *p, const struct topology *t,
+admin_answer(struct worker_group *g, const struct topology *t,
              const struct proto_req *pr, struct evbuffer *out)
 {
     switch (pr->cmd) {
     case PROTO_CMD_VERSION:
-        evbuffer_add_printf(out, "VERSION %s\r\n", PROXY_VERSION_STRING);
+        evbuffer_add_printf(out, "VERSION %s\r\n", PROTO_VERSION_STRING);
         return false;
     case PROTO_CMD_QUIT:
         return true;
@@ -457,15 +457,15 @@ admin_answer(struct proxy *p, const struct topology *t,
         return false;
     case PROTO_CMD_STATS:
         if (pr->args.len == 0) {
-            admin_stats(p, t, out);
+            admin_stats(g, t, out);
         } else if (admin_is(&pr->args, "backends")) {
-            admin_stats_backends(p, t, out);
+            admin_stats_backends(g, t, out);
         } else if (admin_is(&pr->args, "settings")) {
-            admin_stats_settings(p, t, out);
+            admin_stats_settings(g, t, out);
         } else if (admin_is(&pr->args, "hotkeys")) {
-            admin_stats_hotkeys(p, t, out);
+            admin_stats_hotkeys(g, t, out);
         } else if (admin_is(&pr->args, "reset")) {
-            admin_stats_reset(p, t);
+            admin_stats_reset(g, t);
             evbuffer_add(out, "RESET\r\n", 7);
         }
         return false;

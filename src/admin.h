@@ -10,7 +10,7 @@
 
 struct evbuffer;
 struct proto_req;
-struct proxy;
+struct worker_group;
 struct topology;
 
 /*
@@ -18,11 +18,11 @@ struct topology;
  * worker's topology t. Returns true when the connection closes after it
  * (quit, which has no answer).
  */
-bool admin_answer(struct proxy *p, const struct topology *t,
+bool admin_answer(struct worker_group *g, const struct topology *t,
                   const struct proto_req *pr, struct evbuffer *out);
 
 /* The lines of `stats` (backends false) or `stats backends`, and END. */
-void admin_stats_lines(struct proxy *p, const struct topology *t,
+void admin_stats_lines(struct worker_group *g, const struct topology *t,
                        bool backends, struct evbuffer *out);
 
 struct frag;

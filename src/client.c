@@ -48,12 +48,12 @@
 #include <xxhash.h>
 
 #include "client.h"
+#include "config.h"
 #include "iobatch.h"
 #include "log.h"
 #include "net.h"
 #include "park.h"
 #include "proto.h"
-#include "proxy.h"
 #include "request.h"
 #include "stats.h"
 #include "tls.h"
@@ -172,7 +172,7 @@ client_accept(struct worker *w, int fd, bool tls)
         }
     }
     if (client_create(w, fd, tls) == NULL) {
-        atomic_fetch_sub(&w->proxy->nclients, 1);
+        atomic_fetch_sub(&w->group->nclients, 1);
     }
 }
 
@@ -219,7 +219,7 @@ client_revive(struct worker *w, const struct park_slot *slot)
     if (c == NULL) {
         /* (client_new() closed it.) */
         stats_sub(&w->stats.curr_connections, 1);
-        atomic_fetch_sub(&w->proxy->nclients, 1);
+        atomic_fetch_sub(&w->group->nclients, 1);
         return;
     }
     c->started = (slot->flags & CLIENT_PARKED_STARTED) != 0;
@@ -232,7 +232,7 @@ client_close_parked(struct worker *w, const struct park_slot *slot)
     close(slot->fd);
     stats_sub(&w->stats.parked_connections, 1);
     stats_sub(&w->stats.curr_connections, 1);
-    atomic_fetch_sub(&w->proxy->nclients, 1);
+    atomic_fetch_sub(&w->group->nclients, 1);
 }
 
 /* Frees the socket, events and buffers (not the struct). */
@@ -281,7 +281,7 @@ client_abort(struct client *c)
     TAILQ_REMOVE(&w->clients, c, link);
     TAILQ_INSERT_TAIL(&w->closed, c, link);
     stats_sub(&w->stats.curr_connections, 1);
-    atomic_fetch_sub(&w->proxy->nclients, 1);
+    atomic_fetch_sub(&w->group->nclients, 1);
     worker_schedule_reap(w);
     worker_check_drained(w);
 }

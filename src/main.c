@@ -156,7 +156,7 @@ main_parse(int argc, char **argv, struct main_args *a)
             break;
         case 'V':
             printf("mcring %s (answers version with %s)\n", PACKAGE_VERSION,
-                   PROXY_VERSION_STRING);
+                   PROTO_VERSION_STRING);
             printf("built with:%s\n", MAIN_FEATURES);
             exit(0);
         case 'h':

@@ -32,13 +32,13 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "proto.h"
-#include "proxy.h"
 #include "recovery.h"
 #include "ring.h"
 #include "stats.h"
 #include "topology.h"
 #include "util.h"
 #include "watch.h"
+#include "worker.h"
 
 /* Client counters whose table name says less than it should here. */
 static const char *const metrics_client_names[][2] = {
@@ -124,7 +124,7 @@ metrics_one(struct evbuffer *out, const char *name, const char *type,
 }
 
 static void
-metrics_process(struct proxy *p, struct evbuffer *out)
+metrics_process(const struct metrics_view *v, struct evbuffer *out)
 {
     struct rusage ru;
     long pages = 0, rss = 0;
@@ -149,10 +149,10 @@ metrics_process(struct proxy *p, struct evbuffer *out)
         fds--; /* the directory's own */
     }
     metrics_head(out, "build_info", "gauge", "mcring's version (always 1)");
-    metrics_sample(out, "build_info", "version", PROXY_VERSION_STRING, 1);
+    metrics_sample(out, "build_info", "version", PROTO_VERSION_STRING, 1);
     metrics_one(out, "process_start_time_seconds", "gauge",
                 "Start time of the process, seconds since the epoch",
-                (double)p->start_time);
+                (double)v->group->start_time);
     metrics_one(out, "process_cpu_seconds_total", "counter",
                 "User and system CPU time spent",
                 (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
@@ -166,7 +166,7 @@ metrics_process(struct proxy *p, struct evbuffer *out)
 
 /* The client counters, summed over the workers (sum). */
 static void
-metrics_clients(struct proxy *p, const struct stats_worker *sum,
+metrics_clients(const struct metrics_view *v, const struct stats_worker *sum,
                 struct evbuffer *out)
 {
     static const struct {
@@ -204,13 +204,13 @@ metrics_clients(struct proxy *p, const struct stats_worker *sum,
     }
     metrics_one(out, "client_connections_refused_total", "counter",
                 "Client connections closed at once: max_connections reached",
-                (double)atomic_load(&p->rejected));
+                (double)atomic_load(&v->group->rejected));
     metrics_one(out, "max_connections", "gauge",
                 "Client connections allowed at once",
-                (double)atomic_load(&p->max_connections));
+                (double)atomic_load(&v->group->max_connections));
     metrics_one(out, "watchers", "gauge",
                 "Request streams open now (watch, GET /watch)",
-                (double)watch_count(p->watch));
+                (double)watch_count(v->group->watch));
     metrics_head(out, "command_requests_total", "counter",
                  "Client commands, by command (a multi-key get is one)");
     for (int c = 1; c < PROTO_CMD_COUNT; c++) {
@@ -397,11 +397,12 @@ metrics_backends(const struct topology *t, struct evbuffer *out)
 }
 
 static void
-metrics_topology(struct proxy *p, const struct topology *t,
-                 struct evbuffer *out)
+metrics_topology(const struct metrics_view *v, struct evbuffer *out)
 {
-    const struct migrate_summary *ms = migrate_summary(p->migrate);
-    const struct copier_progress *cp = migrate_copy_progress(p->migrate);
+    const struct topology *t = v->t;
+    const struct migrate_summary *ms = migrate_summary(v->group->migrate);
+    const struct copier_progress *cp =
+        migrate_copy_progress(v->group->migrate);
     static const enum migrate_state states[] = {
         MIGRATE_IDLE, MIGRATE_RUNNING, MIGRATE_PAUSED, MIGRATE_ROLLBACK,
         MIGRATE_WARMUP};
@@ -434,13 +435,13 @@ metrics_topology(struct proxy *p, const struct topology *t,
     metrics_one(out, "topology_generation", "gauge",
                 "Generation of the topology in use", (double)t->generation);
     metrics_one(out, "reloads_total", "counter", "Topology changes applied",
-                (double)atomic_load(&p->reloads));
+                (double)atomic_load(&v->group->reloads));
     metrics_one(out, "reload_failures_total", "counter",
                 "Reloads and changes refused",
-                (double)atomic_load(&p->reload_failures));
+                (double)atomic_load(&v->group->reload_failures));
     metrics_one(out, "last_reload_timestamp_seconds", "gauge",
                 "Time of the last topology change (0: none)",
-                (double)atomic_load(&p->last_reload));
+                (double)atomic_load(&v->group->last_reload));
     metrics_head(out, "migration_state", "gauge",
                  "1 for the state of the migration, 0 for the others");
     for (size_t s = 0; s < UTIL_ARRAY_SIZE(states); s++) {
@@ -467,11 +468,12 @@ metrics_topology(struct proxy *p, const struct topology *t,
 
 /* The hot keys, as gauges labelled by key and owner. */
 static void
-metrics_hot(struct proxy *p, const struct topology *t, struct evbuffer *out)
+metrics_hot(const struct metrics_view *v, struct evbuffer *out)
 {
+    const struct topology *t = v->t;
     struct hotkeys_merged m;
     uint32_t n;
-    struct proxy_hotkey *hk = proxy_hotkeys(p, t, &m, &n);
+    struct worker_hotkey *hk = worker_group_hotkeys(v->group, t, &m, &n);
     static const char *const fams[][2] = {
         {"hotkey_requests_per_second",
          "Estimated requests per second of a hot key (sampled)"},
@@ -560,18 +562,18 @@ metrics_pools(const struct stats_worker *sum, const struct topology *t,
 }
 
 void
-metrics_prometheus(struct proxy *p, struct evbuffer *out)
+metrics_prometheus(const struct metrics_view *v, struct evbuffer *out)
 {
-    const struct topology *t = proxy_topology(p);
+    const struct topology *t = v->t;
     struct stats_worker *sum = util_xcalloc(1, sizeof(*sum));
 
-    proxy_sum_client_stats(p, sum);
-    metrics_process(p, out);
-    metrics_clients(p, sum, out);
-    metrics_topology(p, t, out);
+    worker_group_sum_stats(v->group, sum);
+    metrics_process(v, out);
+    metrics_clients(v, sum, out);
+    metrics_topology(v, out);
     metrics_backends(t, out);
     metrics_pools(sum, t, out);
-    metrics_hot(p, t, out);
+    metrics_hot(v, out);
     free(sum);
 }
 
@@ -595,12 +597,12 @@ metrics_key_json(const char *key, size_t len, bool *binary)
 }
 
 json_t *
-metrics_hotkeys_json(struct proxy *p)
+metrics_hotkeys_json(const struct metrics_view *v)
 {
-    const struct topology *t = proxy_topology(p);
+    const struct topology *t = v->t;
     struct hotkeys_merged m;
     uint32_t n;
-    struct proxy_hotkey *hk = proxy_hotkeys(p, t, &m, &n);
+    struct worker_hotkey *hk = worker_group_hotkeys(v->group, t, &m, &n);
     json_t *keys = json_array();
 
     for (uint32_t i = 0; i < n; i++) {
@@ -658,13 +660,13 @@ metrics_alerts_destroy(struct metrics_alerts *a)
 }
 
 void
-metrics_alert_hotkeys(struct proxy *p, struct metrics_alerts *a)
+metrics_alert_hotkeys(const struct metrics_view *v, struct metrics_alerts *a)
 {
-    const struct topology *t = proxy_topology(p);
+    const struct topology *t = v->t;
     unsigned pct = t->cfg->hotkey_alert;
     struct hotkeys_merged m;
     uint32_t n;
-    struct proxy_hotkey *hk;
+    struct worker_hotkey *hk;
     time_t now = time(NULL);
     size_t keep = 0;
 
@@ -672,7 +674,7 @@ metrics_alert_hotkeys(struct proxy *p, struct metrics_alerts *a)
         a->n = 0;
         return;
     }
-    hk = proxy_hotkeys(p, t, &m, &n);
+    hk = worker_group_hotkeys(v->group, t, &m, &n);
     for (size_t j = 0; j < a->n; j++) {
         a->a[j].seen = false;
     }
@@ -767,16 +769,16 @@ metrics_stat_lines(struct evbuffer *in, json_t *o, bool split)
 }
 
 json_t *
-metrics_stats_json(struct proxy *p)
+metrics_stats_json(const struct metrics_view *v)
 {
-    const struct topology *t = proxy_topology(p);
+    const struct topology *t = v->t;
     struct evbuffer *b = evbuffer_new();
     json_t *doc = json_object(), *st = json_object(), *bs = json_object();
 
-    admin_stats_lines(p, t, false, b);
+    admin_stats_lines(v->group, t, false, b);
     metrics_stat_lines(b, st, false);
     evbuffer_drain(b, evbuffer_get_length(b));
-    admin_stats_lines(p, t, true, b);
+    admin_stats_lines(v->group, t, true, b);
     metrics_stat_lines(b, bs, true);
     evbuffer_free(b);
     json_object_set_new(doc, "stats", st);
@@ -785,21 +787,21 @@ metrics_stats_json(struct proxy *p)
 }
 
 bool
-metrics_health(struct proxy *p, bool ready, char *why, size_t len)
+metrics_health(const struct metrics_view *v, bool ready, char *why, size_t len)
 {
-    const struct topology *t = proxy_topology(p);
+    const struct topology *t = v->t;
     uint32_t up = 0;
 
-    if (atomic_load(&p->stopping)) {
+    if (v->stopping) {
         snprintf(why, len, "shutting down");
         return false;
     }
-    if (p->listener == NULL) {
+    if (!v->listening) {
         snprintf(why, len, "not accepting clients yet");
         return false;
     }
     if (ready) {
-        if (!health_round_done(p->health)) {
+        if (!health_round_done(v->health)) {
             snprintf(why, len, "the first health checks are not done yet");
             return false;
         }

@@ -14,6 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * What `version` and `stats` report: the memcached protocol level mcring
+ * speaks, then mcring's own version. Clients such as libmemcached parse
+ * the leading numbers (and refuse a major version of 0).
+ */
+#define PROTO_VERSION_STRING "1.6.0-mcring-" PACKAGE_VERSION
+
 #define PROTO_KEY_MAX 250           /* bytes in a key */
 #define PROTO_BINARY_MAGIC 0x80     /* first byte of a binary request */
 #define PROTO_LINE_MAX 2048         /* bytes without a newline before a

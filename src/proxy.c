@@ -120,9 +120,9 @@ proxy_max_connections(const struct proxy *p, const struct config *cfg,
                       char *err, size_t errlen)
 {
     uint64_t keep = PROXY_FD_RESERVE +
-                    (uint64_t)p->nworkers * PROXY_FD_PER_WORKER +
+                    (uint64_t)p->group.n * PROXY_FD_PER_WORKER +
                     (uint64_t)cfg->nbackends *
-                        (1 + (uint64_t)p->nworkers * p->per_backend);
+                        (1 + (uint64_t)p->group.n * p->group.per_backend);
     uint64_t room = p->fd_limit > keep ? p->fd_limit - keep : 0;
 
     if (room > 1000000) {
@@ -151,9 +151,9 @@ proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     struct proxy *p = arg;
     struct worker *w;
 
-    unsigned max = atomic_load(&p->max_connections);
+    unsigned max = atomic_load(&p->group.max_connections);
 
-    if (atomic_load(&p->nclients) >= max) {
+    if (atomic_load(&p->group.nclients) >= max) {
         static const char msg[] = "SERVER_ERROR too many open connections\r\n";
         ssize_t n = send(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 
@@ -169,16 +169,16 @@ proxy_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
                                            sizeof(text))
                            : "local",
                        max);
-        atomic_fetch_add(&p->rejected, 1);
+        atomic_fetch_add(&p->group.rejected, 1);
         evutil_closesocket(fd);
         /* Not a tight loop of accepting and refusing: the others wait. */
         proxy_accept_pause(p, PROXY_ACCEPT_PAUSE_MS);
         return;
     }
-    atomic_fetch_add(&p->nclients, 1);
-    w = p->workers[p->next_worker++ % p->nworkers];
+    atomic_fetch_add(&p->group.nclients, 1);
+    w = p->group.workers[p->next_worker++ % p->group.n];
     if (worker_hand_off(w, fd, l == p->tls_listener) != 0) {
-        atomic_fetch_sub(&p->nclients, 1);
+        atomic_fetch_sub(&p->group.nclients, 1);
         evutil_closesocket(fd);
     }
 }
@@ -195,6 +195,19 @@ proxy_accept_error_cb(struct evconnlistener *l, void *arg)
     proxy_accept_pause(arg, 100);
 }
 
+/* What the metrics read of p now (main thread). */
+static struct metrics_view
+proxy_view(struct proxy *p)
+{
+    return (struct metrics_view){
+        .group = &p->group,
+        .t = p->topo,
+        .health = p->health,
+        .stopping = atomic_load(&p->stopping),
+        .listening = p->listener != NULL,
+    };
+}
+
 /*
  * Tells systemd state (see notify.h) with the status line: how many
  * backends are UP, or why mcring is not serving. The status is sent again
@@ -204,11 +217,13 @@ static void
 proxy_notify(struct proxy *p, const char *state)
 {
     char why[160];
+    struct metrics_view v;
 
     if (!notify_enabled()) {
         return;
     }
-    (void)metrics_health(p, false, why, sizeof(why));
+    v = proxy_view(p);
+    (void)metrics_health(&v, false, why, sizeof(why));
     if (*state != '\0' || strcmp(why, p->status) != 0) {
         snprintf(p->status, sizeof(p->status), "%s", why);
         notify_send(state, why);
@@ -239,8 +254,8 @@ proxy_begin_stop(struct proxy *p, const char *why)
         evconnlistener_free(p->listener);
         p->listener = NULL;
     }
-    for (unsigned i = 0; i < p->nworkers; i++) {
-        worker_request_stop(p->workers[i]);
+    for (unsigned i = 0; i < p->group.n; i++) {
+        worker_request_stop(p->group.workers[i]);
     }
     /* The main loop only has to notice that; the workers drain. */
     evtimer_add(p->ev_stop_timer, &tv);
@@ -385,8 +400,9 @@ proxy_backend_down(struct backend *be, void *arg)
 {
     struct proxy *p = arg;
 
-    for (unsigned i = 0; i < p->nworkers; i++) {
-        struct worker *w = p->workers != NULL ? p->workers[i] : NULL;
+    for (unsigned i = 0; i < p->group.n; i++) {
+        struct worker *w =
+            p->group.workers != NULL ? p->group.workers[i] : NULL;
 
         if (w != NULL && atomic_load(&w->started) &&
             worker_send(w, WORKER_MSG_BACKEND_DOWN, -1, backend_ref(be)) !=
@@ -414,15 +430,15 @@ proxy_publish(struct proxy *p, struct topology *t)
             t->cfg->max_connections = 0;
             max = proxy_max_connections(p, t->cfg, err, sizeof(err));
         }
-        atomic_store(&p->max_connections, max);
+        atomic_store(&p->group.max_connections, max);
     }
-    atomic_store(&p->published_ns, util_now_ns());
+    atomic_store(&p->group.published_ns, util_now_ns());
     if (p->spool != NULL) {
         /* Before any worker can note a key for a backend it adds. */
         spool_apply(p->spool, t);
     }
-    for (unsigned i = 0; i < p->nworkers; i++) {
-        struct worker *w = p->workers[i];
+    for (unsigned i = 0; i < p->group.n; i++) {
+        struct worker *w = p->group.workers[i];
 
         if (worker_send(w, WORKER_MSG_TOPOLOGY, -1, topology_ref(t)) != 0) {
             /* Cannot happen short of a closed pipe; it keeps the old one. */
@@ -684,17 +700,17 @@ proxy_apply(struct proxy *p, struct config *cfg, int ramp, const char *why,
         }
     }
     removed = (unsigned)cur->nbackends - kept;
-    rc = migrate_change(p->migrate, cfg, ramp, why, err, errlen);
+    rc = migrate_change(p->group.migrate, cfg, ramp, why, err, errlen);
     if (rc != 0) {
         return rc;
     }
-    atomic_fetch_add(&p->reloads, 1);
-    atomic_store(&p->last_reload, (int64_t)time(NULL));
+    atomic_fetch_add(&p->group.reloads, 1);
+    atomic_store(&p->group.last_reload, (int64_t)time(NULL));
     log_notice("%s: topology %llu applied: %u backends (%u added, %u "
                "removed, %u kept), built in %.2f ms", why,
                (unsigned long long)p->topo->generation, p->topo->n, added,
                removed, kept,
-               (double)(atomic_load(&p->published_ns) - t0) / 1e6);
+               (double)(atomic_load(&p->group.published_ns) - t0) / 1e6);
     return 0;
 }
 
@@ -715,7 +731,7 @@ proxy_reload(struct proxy *p, const char *why, char *err, size_t errlen)
     }
     p->change_start_ns = 0;
     if (rc != 0) {
-        atomic_fetch_add(&p->reload_failures, 1);
+        atomic_fetch_add(&p->group.reload_failures, 1);
         log_error("%s: reload failed, running configuration unchanged: %s",
                   why, err);
     }
@@ -748,76 +764,16 @@ proxy_set_maint(struct proxy *p, const char *name, bool maint, char *err,
     }
 }
 
-void
-proxy_sum_client_stats(struct proxy *p, struct stats_worker *sum)
-{
-    memset(sum, 0, sizeof(*sum));
-    for (unsigned i = 0; i < p->nworkers; i++) {
-        stats_accumulate(sum, &p->workers[i]->stats, stats_client_defs,
-                         stats_nclient_defs);
-        for (unsigned c = 0; c < STATS_COMMANDS; c++) {
-            stats_add(&sum->commands[c],
-                      stats_get(&p->workers[i]->stats.commands[c]));
-        }
-        for (unsigned c = 0; c < STATS_POOLS; c++) {
-            stats_add(&sum->pool_keys[c],
-                      stats_get(&p->workers[i]->stats.pool_keys[c]));
-        }
-    }
-}
-
-struct proxy_hotkey *
-proxy_hotkeys(struct proxy *p, const struct topology *t,
-              struct hotkeys_merged *m, uint32_t *n)
-{
-    struct timespec ts;
-    uint64_t now_s;
-    struct proxy_hotkey *out;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    now_s = (uint64_t)ts.tv_sec + 1; /* as worker_hot_sample() counts */
-    memset(m, 0, sizeof(*m));
-    for (unsigned i = 0; i < p->nworkers; i++) {
-        struct worker *w = p->workers[i];
-
-        pthread_mutex_lock(&w->hot_lock);
-        if (w->hot.k > 0) {
-            hotkeys_merge(m, &w->hot, now_s);
-        }
-        pthread_mutex_unlock(&w->hot_lock);
-    }
-    hotkeys_top(m, t->cfg->hotkeys);
-    out = util_xcalloc(m->n ? m->n : 1, sizeof(*out));
-    for (uint32_t i = 0; i < m->n; i++) {
-        const struct hotkeys_entry *e = &m->e[i];
-        uint32_t idx = topology_index_of(t, e->backend);
-        uint64_t of = e->backend < m->nbackends ? m->per_backend[e->backend]
-                                                : 0;
-
-        /* Samples it certainly had: a counter taken over from another key
-         * carries that key's count as its error. */
-        uint64_t sure = e->count - e->error;
-
-        out[i].key = e->key;
-        out[i].len = e->len;
-        out[i].rate = (double)sure * t->cfg->hotkey_sample /
-                      (m->seconds > 1 ? m->seconds : 1);
-        out[i].share = of > 0 ? (double)sure / (double)of : 0;
-        out[i].owner = idx == UINT32_MAX ? NULL : t->backends[idx];
-    }
-    *n = m->n;
-    return out;
-}
-
 /* Every window: hot keys over [proxy] hotkey_alert are logged. */
 static void
 proxy_hot_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy *p = arg;
+    struct metrics_view v = proxy_view(p);
 
     (void)fd;
     (void)what;
-    metrics_alert_hotkeys(p, p->alerts);
+    metrics_alert_hotkeys(&v, p->alerts);
 }
 
 /* The admin API's view of the proxy (struct admin_http_ops). */
@@ -833,17 +789,17 @@ proxy_ops_target(void *arg)
 {
     struct proxy *p = arg;
 
-    return migrate_target(p->migrate);
+    return migrate_target(p->group.migrate);
 }
 
 static json_t *
 proxy_ops_migration(void *arg)
 {
     struct proxy *p = arg;
-    json_t *o = migrate_json(p->migrate);
+    json_t *o = migrate_json(p->group.migrate);
     struct stats_worker sum;
 
-    proxy_sum_client_stats(p, &sum);
+    worker_group_sum_stats(&p->group, &sum);
     json_object_set_new(
         o, "warmup",
         json_pack("{s:I, s:I, s:I, s:I, s:I}", "hits",
@@ -864,25 +820,33 @@ proxy_ops_migration(void *arg)
 static void
 proxy_ops_metrics(void *arg, struct evbuffer *out)
 {
-    metrics_prometheus(arg, out);
+    struct metrics_view v = proxy_view(arg);
+
+    metrics_prometheus(&v, out);
 }
 
 static json_t *
 proxy_ops_stats(void *arg)
 {
-    return metrics_stats_json(arg);
+    struct metrics_view v = proxy_view(arg);
+
+    return metrics_stats_json(&v);
 }
 
 static json_t *
 proxy_ops_hotkeys(void *arg)
 {
-    return metrics_hotkeys_json(arg);
+    struct metrics_view v = proxy_view(arg);
+
+    return metrics_hotkeys_json(&v);
 }
 
 static bool
 proxy_ops_health(void *arg, bool ready, char *why, size_t len)
 {
-    return metrics_health(arg, ready, why, len);
+    struct metrics_view v = proxy_view(arg);
+
+    return metrics_health(&v, ready, why, len);
 }
 
 /* GET /rebalance (apply false) or POST: the report, and with apply the
@@ -892,7 +856,7 @@ proxy_ops_rebalance(void *arg, bool apply, int *status, char *err,
                     size_t errlen)
 {
     struct proxy *p = arg;
-    const struct config *target = migrate_target(p->migrate);
+    const struct config *target = migrate_target(p->group.migrate);
     struct config *cfg = NULL;
     int ramp = -1;
     json_t *doc = rebalance_report(p->rebalance, target,
@@ -915,7 +879,7 @@ proxy_ops_rebalance(void *arg, bool apply, int *status, char *err,
         json_decref(doc);
         return NULL;
     }
-    json_object_set_new(doc, "migration", migrate_json(p->migrate));
+    json_object_set_new(doc, "migration", migrate_json(p->group.migrate));
     return doc;
 }
 
@@ -924,7 +888,7 @@ proxy_ops_migrate(void *arg, const char *verb, char *err, size_t errlen)
 {
     struct proxy *p = arg;
 
-    return migrate_control(p->migrate, verb, err, errlen);
+    return migrate_control(p->group.migrate, verb, err, errlen);
 }
 
 static int
@@ -946,7 +910,7 @@ proxy_watch_send(void *arg, unsigned i, bool on, struct watch_slot *s)
 {
     struct proxy *p = arg;
 
-    return worker_send(p->workers[i],
+    return worker_send(p->group.workers[i],
                        on ? WORKER_MSG_WATCH : WORKER_MSG_UNWATCH, -1, s);
 }
 
@@ -954,28 +918,28 @@ int
 proxy_start(struct proxy *p, struct config *cfg, char *err, size_t errlen)
 {
     memset(p, 0, sizeof(*p));
-    p->start_time = time(NULL);
+    p->group.start_time = time(NULL);
     /* Absolute: a daemon runs in / and reloads from there. */
     p->config_path = cfg->path != NULL ? realpath(cfg->path, NULL) : NULL;
     if (p->config_path == NULL) {
         p->config_path = util_xstrdup(cfg->path != NULL ? cfg->path : "");
     }
-    p->nworkers = cfg->threads ? cfg->threads : util_online_cpus();
-    p->per_backend = cfg->backend_connections;
+    p->group.n = cfg->threads ? cfg->threads : util_online_cpus();
+    p->group.per_backend = cfg->backend_connections;
     p->fd_limit = proxy_raise_fd_limit();
-    pthread_mutex_init(&p->stats_lock, NULL);
-    p->stats_base = util_xcalloc(1, sizeof(*p->stats_base));
-    p->client_rates = ratelimit_table_new();
-    if (p->client_rates == NULL) {
+    pthread_mutex_init(&p->group.stats_lock, NULL);
+    p->group.stats_base = util_xcalloc(1, sizeof(*p->group.stats_base));
+    p->group.client_rates = ratelimit_table_new();
+    if (p->group.client_rates == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     (void)net_format_hostport(cfg->listen_host, cfg->listen_port,
                               p->listen_addr, sizeof(p->listen_addr));
-    backend_set_init(&p->backends, p->nworkers, proxy_backend_down, p);
-    atomic_store(&p->max_connections,
+    backend_set_init(&p->backends, p->group.n, proxy_backend_down, p);
+    atomic_store(&p->group.max_connections,
                  proxy_max_connections(p, cfg, err, errlen));
-    if (atomic_load(&p->max_connections) == 0) {
+    if (atomic_load(&p->group.max_connections) == 0) {
         config_destroy(cfg);
         return -1;
     }
@@ -1030,18 +994,19 @@ proxy_start(struct proxy *p, struct config *cfg, char *err, size_t errlen)
             .arg = p,
         };
 
-        p->migrate = migrate_create(p->base, &mops);
+        p->group.migrate = migrate_create(p->base, &mops);
         p->rebalance = rebalance_create(p->base, proxy_ops_topology, p);
-        if (p->migrate == NULL || p->rebalance == NULL) {
+        if (p->group.migrate == NULL || p->rebalance == NULL) {
             snprintf(err, errlen, "cannot create the migration timers");
             return -1;
         }
     }
-    p->workers = util_xcalloc(p->nworkers, sizeof(*p->workers));
-    p->watch = watch_create(p->nworkers, proxy_watch_send, p);
-    for (unsigned i = 0; i < p->nworkers; i++) {
-        p->workers[i] = worker_create(p, i, p->topo, err, errlen);
-        if (p->workers[i] == NULL) {
+    p->group.workers = util_xcalloc(p->group.n, sizeof(*p->group.workers));
+    p->group.watch = watch_create(p->group.n, proxy_watch_send, p);
+    for (unsigned i = 0; i < p->group.n; i++) {
+        p->group.workers[i] =
+            worker_create(&p->group, i, p->topo, err, errlen);
+        if (p->group.workers[i] == NULL) {
             return -1;
         }
     }
@@ -1060,8 +1025,8 @@ proxy_start(struct proxy *p, struct config *cfg, char *err, size_t errlen)
             .stats = proxy_ops_stats,
             .hotkeys = proxy_ops_hotkeys,
             .health = proxy_ops_health,
-            .stats_lock = &p->stats_lock,
-            .watch = p->watch,
+            .stats_lock = &p->group.stats_lock,
+            .watch = p->group.watch,
             .arg = p,
         };
 
@@ -1083,17 +1048,17 @@ proxy_start(struct proxy *p, struct config *cfg, char *err, size_t errlen)
         return -1;
     }
     health_wait_names(p->health, PROXY_NAME_WAIT_MS);
-    for (unsigned i = 0; i < p->nworkers; i++) {
-        atomic_store(&p->workers[i]->started, true);
-        if (worker_start(p->workers[i], err, errlen) != 0) {
-            atomic_store(&p->workers[i]->started, false);
+    for (unsigned i = 0; i < p->group.n; i++) {
+        atomic_store(&p->group.workers[i]->started, true);
+        if (worker_start(p->group.workers[i], err, errlen) != 0) {
+            atomic_store(&p->group.workers[i]->started, false);
             return -1;
         }
     }
     log_notice("mcring %s listening on %s: %u backends, %u threads, "
                "max_connections %u%s (open-files limit %llu)",
-               PACKAGE_VERSION, p->listen_addr, p->topo->n, p->nworkers,
-               atomic_load(&p->max_connections),
+               PACKAGE_VERSION, p->listen_addr, p->topo->n, p->group.n,
+               atomic_load(&p->group.max_connections),
                p->topo->cfg->max_connections == 0 ? " (from the limit)" : "",
                (unsigned long long)p->fd_limit);
     if (notify_enabled()) {
@@ -1111,9 +1076,11 @@ void
 proxy_run(struct proxy *p)
 {
     event_base_dispatch(p->base);
-    for (unsigned i = 0; i < p->nworkers; i++) {
-        if (p->workers[i] != NULL && atomic_load(&p->workers[i]->started)) {
-            worker_join(p->workers[i]);
+    for (unsigned i = 0; i < p->group.n; i++) {
+        struct worker *w = p->group.workers[i];
+
+        if (w != NULL && atomic_load(&w->started)) {
+            worker_join(w);
         }
     }
     p->joined = true;
@@ -1139,16 +1106,16 @@ proxy_stop(struct proxy *p)
     p->admin = NULL;
     health_destroy(p->health);
     p->health = NULL;
-    migrate_destroy(p->migrate);
-    p->migrate = NULL;
+    migrate_destroy(p->group.migrate);
+    p->group.migrate = NULL;
     rebalance_destroy(p->rebalance);
     p->rebalance = NULL;
     /* Watchers that end from now on tell no worker: their slots go with
      * the hub, once no worker is left to write to them. */
-    watch_quiesce(p->watch);
-    if (p->workers != NULL) {
-        for (unsigned i = 0; i < p->nworkers; i++) {
-            struct worker *w = p->workers[i];
+    watch_quiesce(p->group.watch);
+    if (p->group.workers != NULL) {
+        for (unsigned i = 0; i < p->group.n; i++) {
+            struct worker *w = p->group.workers[i];
 
             if (w != NULL && atomic_load(&w->started) && !p->joined) {
                 worker_request_stop(w);
@@ -1156,13 +1123,13 @@ proxy_stop(struct proxy *p)
             }
             worker_destroy(w);
         }
-        free(p->workers);
+        free(p->group.workers);
     }
     /* The workers' last notes are in the journals now. */
     spool_destroy(p->spool);
     p->spool = NULL;
-    watch_destroy(p->watch);
-    p->watch = NULL;
+    watch_destroy(p->group.watch);
+    p->group.watch = NULL;
     if (p->ev_sigterm != NULL) {
         event_free(p->ev_sigterm);
     }
@@ -1194,10 +1161,10 @@ proxy_stop(struct proxy *p)
     if (p->config_path != NULL) {
         topology_unref(p->topo);
         backend_set_deinit(&p->backends);
-        pthread_mutex_destroy(&p->stats_lock);
+        pthread_mutex_destroy(&p->group.stats_lock);
     }
-    free(p->stats_base);
-    ratelimit_table_free(p->client_rates);
+    free(p->group.stats_base);
+    ratelimit_table_free(p->group.client_rates);
     for (uint32_t i = 0; i < p->npool_names; i++) {
         free(p->pool_names[i]);
     }

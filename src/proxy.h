@@ -27,16 +27,10 @@
 #include "ratelimit.h"
 #include "stats.h"
 #include "topology.h"
+#include "worker.h"
 
 struct stats_worker;
 struct stats_backend;
-
-/*
- * What `version` and `stats` report: the memcached protocol level mcring
- * speaks, then mcring's own version. Clients such as libmemcached parse
- * the leading numbers (and refuse a major version of 0).
- */
-#define PROXY_VERSION_STRING "1.6.0-mcring-" PACKAGE_VERSION
 
 struct event_base;
 struct evconnlistener;
@@ -52,18 +46,12 @@ struct watch;
 struct metrics_alerts;
 
 struct proxy {
-    /* Rate limits (ratelimit.h), shared by the workers: each pool's by
-     * its counters' slot, and each client address's. */
-    _Atomic uint64_t pool_tat[STATS_POOLS];
-    struct ratelimit_table *client_rates;
+    struct worker_group group;      /* the workers, and what they share */
     struct topology *topo;          /* current; main thread only (workers
                                        have their own reference) */
     uint64_t generation;            /* of the last snapshot built */
     struct backend_set backends;    /* ids, shared hooks */
     char *config_path;              /* what a reload reads */
-    unsigned nworkers;
-    unsigned per_backend;           /* backend_connections, fixed */
-    struct worker **workers;        /* owned */
     struct event_base *base;        /* main thread */
     struct evconnlistener *listener;
     struct evconnlistener *tls_listener; /* [tls] listen, or NULL */
@@ -78,30 +66,13 @@ struct proxy {
     struct spool *spool;            /* owned; main thread; NULL when
                                        [proxy] delete_spool is off */
     struct admin_http *admin;       /* owned; main thread; NULL when off */
-    struct migrate *migrate;        /* owned; main thread (its summary:
-                                       any thread) */
     struct rebalance *rebalance;    /* owned; main thread */
     struct event *ev_hot_timer;     /* hot-key alerts, every window */
     struct event *ev_status_timer;  /* systemd's STATUS=, every second */
     char status[160];               /* ... as last sent */
     struct metrics_alerts *alerts;  /* owned; main thread */
-    struct watch *watch;            /* the watchers' hub (watch.h); owned,
-                                       any thread */
     unsigned next_worker;
-    time_t start_time;
-    _Atomic unsigned max_connections;
-    _Atomic uint32_t nclients;      /* for max_connections */
-    _Atomic uint64_t rejected;      /* connections over the limit */
-    _Atomic uint64_t reloads;       /* topology changes applied */
-    _Atomic uint64_t reload_failures;
-    _Atomic int64_t last_reload;    /* wall-clock time, 0 = never */
-    _Atomic uint64_t published_ns;  /* monotonic time of the last publish */
     uint64_t change_start_ns;       /* a reload in progress began then */
-    /* `stats reset`: the counters' totals at the last reset, subtracted
-     * when they are shown (workers' counters have one writer each). */
-    pthread_mutex_t stats_lock;
-    struct stats_worker *stats_base;        /* one */
-    uint64_t rejected_base;
     _Atomic bool stopping;
     bool joined;
     char listen_addr[128];
@@ -177,26 +148,5 @@ int proxy_reload(struct proxy *p, const char *why, char *err, size_t errlen)
 int proxy_set_maint(struct proxy *p, const char *name, bool maint,
                     char *err, size_t errlen)
     __attribute__((warn_unused_result));
-
-/* Sums every worker's client counters into *sum (any thread). */
-void proxy_sum_client_stats(struct proxy *p, struct stats_worker *sum);
-
-/* A hot key as it is shown: its estimated requests per second, its share
- * of its owner's requests, and that owner (NULL: no longer in t). */
-struct proxy_hotkey {
-    const char *key;                /* into the merged table */
-    size_t len;
-    double rate;
-    double share;
-    const struct backend *owner;
-};
-
-/*
- * The hottest keys now (at most [proxy] hotkeys), merged over the
- * workers' tables, largest first: *n of them in a new array (free()), m
- * holding their names (hotkeys_merged_free()). None when hot keys are off.
- */
-struct proxy_hotkey *proxy_hotkeys(struct proxy *p, const struct topology *t,
-                                   struct hotkeys_merged *m, uint32_t *n);
 
 #endif

@@ -1074,7 +1074,7 @@ request_frag_stats_end(struct frag *f, const char *line, size_t len,
 static void
 request_dispatch_local(struct request *req, const struct proto_req *pr)
 {
-    req->closes = admin_answer(req->worker->proxy, req->wt->t, pr, req->rsp);
+    req->closes = admin_answer(req->worker->group, req->wt->t, pr, req->rsp);
     if (req->noreply) {
         evbuffer_drain(req->rsp, evbuffer_get_length(req->rsp));
     }

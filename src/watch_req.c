@@ -35,7 +35,6 @@
 #include "config.h"
 #include "log.h"
 #include "proto.h"
-#include "proxy.h"
 #include "request.h"
 #include "stats.h"
 #include "util.h"
@@ -309,7 +308,7 @@ watch_client_start(struct client *c, const struct proto_req *pr)
         client_reply_line(c, "CLIENT_ERROR bad command line format", false);
         return;
     }
-    c->watch = watch_open(w->proxy->watch, every);
+    c->watch = watch_open(w->group->watch, every);
     if (c->watch == NULL) {
         stats_add(&w->stats.server_errors, 1);
         net_log_limited(&c->nc, LOG_LEVEL_INFO, "watch refused: %d "

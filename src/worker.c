@@ -34,10 +34,10 @@
 
 #include "bconn.h"
 #include "client.h"
+#include "config.h"
 #include "log.h"
 #include "mem.h"
 #include "park.h"
-#include "proxy.h"
 #include "request.h"
 #include "topology.h"
 #include "util.h"
@@ -140,12 +140,12 @@ worker_close_parked(struct worker *w)
 static void
 worker_memory_look(struct worker *w)
 {
-    const struct proxy *p = w->proxy;
+    const struct worker_group *g = w->group;
     uint64_t sum = 0;
 
-    for (unsigned i = 0; i < p->nworkers; i++) {
-        if (p->workers[i] != NULL && p->workers[i] != w) {
-            sum += stats_get(&p->workers[i]->stats.client_memory);
+    for (unsigned i = 0; i < g->n; i++) {
+        if (g->workers[i] != NULL && g->workers[i] != w) {
+            sum += stats_get(&g->workers[i]->stats.client_memory);
         }
     }
     w->mem_others = sum;
@@ -559,7 +559,7 @@ worker_adopt(struct worker *w, struct topology *t, bool connect)
     w->adopted = t->generation;
     /* Values read through the old topology may not be the new owners'. */
     l1_invalidate_all(&w->l1);
-    w->l1.max_bytes = t->cfg->l1 / (w->proxy->nworkers ? w->proxy->nworkers
+    w->l1.max_bytes = t->cfg->l1 / (w->group->n ? w->group->n
                                                        : 1);
     w->l1.ttl_us = (uint64_t)t->cfg->l1_ttl * 1000u;
     atomic_store_explicit(&w->stats.l1_bytes, 0, memory_order_relaxed);
@@ -583,7 +583,7 @@ worker_adopt(struct worker *w, struct topology *t, bool connect)
         log_info("worker %u: topology %llu in use, %.0f us after it was "
                  "published", w->id, (unsigned long long)t->generation,
                  (double)(util_now_ns() -
-                          atomic_load(&w->proxy->published_ns)) / 1000.0);
+                          atomic_load(&w->group->published_ns)) / 1000.0);
     }
 }
 
@@ -625,7 +625,7 @@ worker_inbox_cb(evutil_socket_t fd, short what, void *arg)
             case WORKER_MSG_CLIENT_TLS:
                 if (w->stopping) {
                     close(m->fd);
-                    atomic_fetch_sub(&w->proxy->nclients, 1);
+                    atomic_fetch_sub(&w->group->nclients, 1);
                 } else {
                     client_accept(w, m->fd,
                                   m->type == WORKER_MSG_CLIENT_TLS);
@@ -636,21 +636,82 @@ worker_inbox_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+void
+worker_group_sum_stats(const struct worker_group *g, struct stats_worker *sum)
+{
+    memset(sum, 0, sizeof(*sum));
+    for (unsigned i = 0; i < g->n; i++) {
+        stats_accumulate(sum, &g->workers[i]->stats, stats_client_defs,
+                         stats_nclient_defs);
+        for (unsigned c = 0; c < STATS_COMMANDS; c++) {
+            stats_add(&sum->commands[c],
+                      stats_get(&g->workers[i]->stats.commands[c]));
+        }
+        for (unsigned c = 0; c < STATS_POOLS; c++) {
+            stats_add(&sum->pool_keys[c],
+                      stats_get(&g->workers[i]->stats.pool_keys[c]));
+        }
+    }
+}
+
+struct worker_hotkey *
+worker_group_hotkeys(const struct worker_group *g, const struct topology *t,
+                     struct hotkeys_merged *m, uint32_t *n)
+{
+    struct timespec ts;
+    uint64_t now_s;
+    struct worker_hotkey *out;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now_s = (uint64_t)ts.tv_sec + 1; /* as worker_hot_sample() counts */
+    memset(m, 0, sizeof(*m));
+    for (unsigned i = 0; i < g->n; i++) {
+        struct worker *w = g->workers[i];
+
+        pthread_mutex_lock(&w->hot_lock);
+        if (w->hot.k > 0) {
+            hotkeys_merge(m, &w->hot, now_s);
+        }
+        pthread_mutex_unlock(&w->hot_lock);
+    }
+    hotkeys_top(m, t->cfg->hotkeys);
+    out = util_xcalloc(m->n ? m->n : 1, sizeof(*out));
+    for (uint32_t i = 0; i < m->n; i++) {
+        const struct hotkeys_entry *e = &m->e[i];
+        uint32_t idx = topology_index_of(t, e->backend);
+        uint64_t of = e->backend < m->nbackends ? m->per_backend[e->backend]
+                                                : 0;
+
+        /* Samples it certainly had: a counter taken over from another key
+         * carries that key's count as its error. */
+        uint64_t sure = e->count - e->error;
+
+        out[i].key = e->key;
+        out[i].len = e->len;
+        out[i].rate = (double)sure * t->cfg->hotkey_sample /
+                      (m->seconds > 1 ? m->seconds : 1);
+        out[i].share = of > 0 ? (double)sure / (double)of : 0;
+        out[i].owner = idx == UINT32_MAX ? NULL : t->backends[idx];
+    }
+    *n = m->n;
+    return out;
+}
+
 struct worker *
-worker_create(struct proxy *p, unsigned id, struct topology *t, char *err,
-              size_t errlen)
+worker_create(struct worker_group *g, unsigned id, struct topology *t,
+              char *err, size_t errlen)
 {
     struct worker *w = util_xcalloc(1, sizeof(*w));
     struct event_config *ec = event_config_new();
     int fds[2];
 
-    w->proxy = p;
+    w->group = g;
     w->id = id;
     w->inbox_rd = w->inbox_wr = -1;
     w->park.epfd = -1;
-    w->per_backend = p->per_backend;
-    w->pool_tat = p->pool_tat;
-    w->client_rates = p->client_rates;
+    w->per_backend = g->per_backend;
+    w->pool_tat = g->pool_tat;
+    w->client_rates = g->client_rates;
     pthread_mutex_init(&w->hot_lock, NULL);
     w->hot_rng = 0x9e3779b97f4a7c15ull * (id + 1);
     w->hot_countdown = 1;

@@ -9,10 +9,12 @@
 #define MCRING_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "backend.h"
 #include "hotkeys.h"
@@ -28,7 +30,6 @@
 #define WORKER_SPREAD_MIN 8
 #define WORKER_SPREAD_PCT 2
 
-struct proxy;
 struct client;
 struct request;
 struct bconn;
@@ -38,6 +39,9 @@ struct evbuffer;
 struct backend;
 struct topology;
 struct config;
+struct migrate;
+struct ratelimit_table;
+struct watch;
 
 TAILQ_HEAD(client_list, client);
 TAILQ_HEAD(bconn_list, bconn);
@@ -71,8 +75,64 @@ struct worker_topo {
     uint32_t users;
 };
 
+/*
+ * What the workers share with each other and with the threads that report
+ * on them: the root object (proxy.h) holds one and each worker points at
+ * it. Immutable once the workers start, atomic, or under stats_lock; the
+ * main thread alone writes what is not atomic.
+ */
+struct worker_group {
+    unsigned n;                     /* workers */
+    struct worker **workers;        /* [n]; owned by the root */
+    unsigned per_backend;           /* backend_connections, fixed */
+    /* Rate limits (ratelimit.h): each pool's by its counters' slot, and
+     * each client address's. */
+    _Atomic uint64_t pool_tat[STATS_POOLS];
+    struct ratelimit_table *client_rates;
+    struct watch *watch;            /* the watchers' hub (watch.h) */
+    struct migrate *migrate;        /* owned by the root; its summary:
+                                       any thread */
+    time_t start_time;
+    _Atomic unsigned max_connections;
+    _Atomic uint32_t nclients;      /* for max_connections */
+    _Atomic uint64_t rejected;      /* connections over the limit */
+    _Atomic uint64_t reloads;       /* topology changes applied */
+    _Atomic uint64_t reload_failures;
+    _Atomic int64_t last_reload;    /* wall-clock time, 0 = never */
+    _Atomic uint64_t published_ns;  /* monotonic time of the last publish */
+    /* `stats reset`: the counters' totals at the last reset, subtracted
+     * when they are shown (workers' counters have one writer each). */
+    pthread_mutex_t stats_lock;
+    struct stats_worker *stats_base;        /* one */
+    uint64_t rejected_base;
+};
+
+/* Sums every worker's client counters into *sum (any thread). */
+void worker_group_sum_stats(const struct worker_group *g,
+                            struct stats_worker *sum);
+
+/* A hot key as it is shown: its estimated requests per second, its share
+ * of its owner's requests, and that owner (NULL: no longer in t). */
+struct worker_hotkey {
+    const char *key;                /* into the merged table */
+    size_t len;
+    double rate;
+    double share;
+    const struct backend *owner;
+};
+
+/*
+ * The hottest keys now (at most [proxy] hotkeys), merged over the
+ * workers' tables, largest first: *n of them in a new array (free()), m
+ * holding their names (hotkeys_merged_free()). None when hot keys are off.
+ */
+struct worker_hotkey *worker_group_hotkeys(const struct worker_group *g,
+                                           const struct topology *t,
+                                           struct hotkeys_merged *m,
+                                           uint32_t *n);
+
 struct worker {
-    struct proxy *proxy;
+    struct worker_group *group;
     unsigned id;
     uint64_t now_us;                /* see worker_tick() */
     pthread_t thread;
@@ -164,10 +224,10 @@ struct worker_msg {
 };
 
 /*
- * Creates worker id of proxy p (its base, inbox, backend connections) on
+ * Creates worker id of group g (its base, inbox, backend connections) on
  * topology t (a reference is taken). Returns NULL with a message in err.
  */
-struct worker *worker_create(struct proxy *p, unsigned id,
+struct worker *worker_create(struct worker_group *g, unsigned id,
                              struct topology *t, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 /* Starts the thread. Returns 0 or -1 with err. */
