@@ -22,6 +22,7 @@ of the build tree):
 
 import atexit
 import os
+import random
 import shutil
 import signal
 import socket
@@ -107,9 +108,40 @@ def wait_for(pred, timeout, what="condition", interval=0.005):
         interval = min(interval * 2, 0.05)
 
 
+def _local_port_range():
+    """The kernel's range for ports it picks itself (connect()'s source
+    ports, bind to port 0)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_handed_out = set()         # ports free_port() gave this process
+_port_rng = random.Random(os.getpid() ^ time.monotonic_ns())
+
+
 def free_port():
-    """A port that was free a moment ago (bind 0, read it, close).  Racy by
-    nature: starters retry the whole start when the port got taken."""
+    """A port that was free a moment ago.  Taken below the kernel's own
+    range when there is room (10000 up to it), so that no connect() of any
+    process, nor a bind to port 0, can take it before the test binds it;
+    a port is handed out once per process.  Still racy between test
+    programs that pick the same one: starters retry the whole start when
+    the port got taken."""
+    low, _ = _local_port_range()
+    for _ in range(200 if low - 10000 >= 2000 else 0):
+        port = _port_rng.randrange(10000, low)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
