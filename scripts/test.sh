@@ -17,13 +17,13 @@ passed=0
 failed=0
 status=0
 
-# count_cases DIR: test cases passed and failed in the programs that the
-# last `make check` in DIR ran, from their logs: Check's "Checks: N,
+# count_cases DIR OUT: test cases passed and failed in the programs that
+# the `make check` whose output is DIR/OUT ran, from their logs: Check's "Checks: N,
 # Failures: F, Errors: E", mctest's "N passed, N failed", else the program
 # as one case. A program that failed with no failed case (it crashed after
 # its summary, or before any) counts one failure.
 count_cases() {
-    grep -E '^(PASS|FAIL|ERROR|XPASS|XFAIL|SKIP): ' "$1/check.out" |
+    grep -E '^(PASS|FAIL|ERROR|XPASS|XFAIL|SKIP): ' "$1/$2" |
     while read -r res name; do
         logf="$1/$name.log"
         [ -f "$logf" ] || logf="$1/${name%.*}.log"
@@ -48,21 +48,25 @@ count_cases() {
     END { printf "%d %d\n", tp, tf }'
 }
 
-# run_check DIR VAR=VALUE...: runs make check in DIR with those variables
-# (make exports them to the tests), and adds up the results.
+# run_check DIR OUT VAR=VALUE...: runs make check in DIR with those
+# variables (make exports them to the tests), its output in DIR/OUT, and
+# adds up the results. A failed run's test-suite.log is kept beside OUT,
+# since a later run in DIR writes it (and the logs of what it runs) anew.
 run_check() {
     dir=$1
-    shift
-    log="$dir/check.out"
-    if (cd "$dir" && make -j2 check "$@" >check.out 2>&1); then
+    out=$2
+    shift 2
+    log="$dir/$out"
+    if (cd "$dir" && make -j2 check "$@" >"$out" 2>&1); then
         :
     else
         status=1
-        cat "$dir/test-suite.log" 2>/dev/null | tail -n 200
+        cp "$dir/test-suite.log" "$log.test-suite.log" 2>/dev/null
+        tail -n 200 "$dir/test-suite.log" 2>/dev/null
     fi
     grep -E '^(PASS|FAIL|ERROR|XPASS|SKIP|XFAIL):' "$log" || true
     programs=$(grep -c '^PASS:' "$log" || true)
-    set -- $(count_cases "$dir")
+    set -- $(count_cases "$dir" "$out")
     echo "($1 test cases passed, $2 failed)"
     passed=$((passed + $1))
     failed=$((failed + $2))
@@ -80,16 +84,16 @@ fi
 echo "== build with -Werror"
 sh scripts/build.sh build --enable-werror || exit 1
 echo "== tests"
-run_check build
+run_check build check.out
 
 echo "== build with ASan and UBSan"
 sh scripts/build.sh build-asan --enable-werror --enable-sanitizers \
     --enable-debug || exit 1
 echo "== tests under sanitizers"
-run_check build-asan MCTEST_SLOW=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=16 \
+run_check build-asan check.out MCTEST_SLOW=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=16 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 echo "== unit tests under sanitizers with CK_FORK=no"
-run_check build-asan CK_FORK=no TESTS="$(cd build-asan && make -s print-check-tests)" \
+run_check build-asan check-nofork.out CK_FORK=no TESTS="$(cd build-asan && make -s print-check-tests)" \
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=16 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
