@@ -43,6 +43,7 @@
 #include "notify.h"
 #include "migrate.h"
 #include "proxy.h"
+#include "ratelimit.h"
 #include "rebalance.h"
 #include "stats.h"
 #include "recovery.h"

@@ -7,13 +7,12 @@
  *                 worker, round robin, through the worker's notify pipe
  *   worker i:     its own event_base, clients and backend connections
  *
- * Everything a worker reads from here is immutable once proxy_start() has
- * run, or atomic.
+ * A worker reads nothing of it but its group (struct worker_group,
+ * worker.h): what the workers share.
  */
 #ifndef MCRING_PROXY_H
 #define MCRING_PROXY_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,9 +21,7 @@
 
 #include "backend.h"
 #include "config.h"
-#include "hotkeys.h"
 #include "ring.h"
-#include "ratelimit.h"
 #include "stats.h"
 #include "topology.h"
 #include "worker.h"
