@@ -321,6 +321,12 @@ admin_number(const char *p, size_t len, bool *real, uint64_t *u, double *d)
     return false;
 }
 
+static bool
+admin_is_ok(const char *line, size_t len)
+{
+    return len == 4 && memcmp(line, "OK\r\n", 4) == 0;
+}
+
 void
 admin_merge_stats(const struct frag *frags, uint32_t n, struct evbuffer *out)
 {
@@ -340,7 +346,8 @@ admin_merge_stats(const struct frag *frags, uint32_t n, struct evbuffer *out)
         const char *end = p + len;
 
         if (f->failed) {
-            if (error == NULL && len > 0) {
+            /* The first one-line answer, an OK only if all said OK. */
+            if (len > 0 && (error == NULL || admin_is_ok(error, errlen))) {
                 error = p;
                 errlen = len;
             }

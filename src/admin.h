@@ -37,8 +37,9 @@ bool admin_owns_stats(const struct proto_str *args);
  * frags[0..n) (each frag's buf: its STAT and other lines, without END):
  * a STAT whose value is a number is summed over the backends, another
  * keeps its first value; other lines are concatenated; one END. When no
- * backend answered with lines but one answered with a one-line error,
- * that line; none up: SERVER_ERROR no backend available.
+ * backend answered with lines, the first one-line answer that is not OK
+ * (an error), else OK (stats detail on); none up: SERVER_ERROR no backend
+ * available.
  */
 void admin_merge_stats(const struct frag *frags, uint32_t n,
                        struct evbuffer *out);

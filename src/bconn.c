@@ -650,9 +650,11 @@ bconn_parse(struct bconn *bc)
             continue;
         }
         if (f->kind == FRAG_STATS) {
-            /* Lines until END; a one-line answer (ERROR...) ends it too. */
+            /* Lines until END; a one-line answer (OK to stats detail
+             * on, ERROR...) ends it too. */
             off += unit;
-            if (kind == PROTO_RSP_END || kind == PROTO_RSP_ERROR ||
+            if (kind == PROTO_RSP_END || kind == PROTO_RSP_OK ||
+                kind == PROTO_RSP_ERROR ||
                 kind == PROTO_RSP_CLIENT_ERROR ||
                 kind == PROTO_RSP_SERVER_ERROR) {
                 bconn_pop(bc);

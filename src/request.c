@@ -1060,7 +1060,8 @@ request_frag_stats_end(struct frag *f, const char *line, size_t len,
     struct request *req = f->req;
 
     if (kind != PROTO_RSP_END) {
-        /* A one-line answer (ERROR for an unknown subcommand...). */
+        /* A one-line answer (OK to stats detail on, ERROR for an
+         * unknown subcommand...). */
         evbuffer_drain(f->buf, evbuffer_get_length(f->buf));
         evbuffer_add(f->buf, line, len);
         f->failed = true;
