@@ -282,6 +282,42 @@ admin_owns_stats(const struct proto_str *args)
            admin_is(args, "hotkeys");
 }
 
+/*
+ * lru_crawler metadump and mgdump, as memcached reads them: the word and
+ * one more. Their answer streams until the crawl ends, on a connection
+ * memcached then reads nothing else from.
+ */
+static const char *
+admin_dump_refusal(const struct proto_req *pr)
+{
+    const char *p = pr->args.p, *end = p + pr->args.len;
+    const char *sp = memchr(p, ' ', pr->args.len);
+    struct proto_str word = {p, sp != NULL ? (size_t)(sp - p) : pr->args.len};
+
+    if (pr->cmd != PROTO_CMD_LRU_CRAWLER || sp == NULL) {
+        return NULL;
+    }
+    while (sp < end && *sp == ' ') {
+        sp++;
+    }
+    if (sp == end || memchr(sp, ' ', (size_t)(end - sp)) != NULL) {
+        return NULL; /* not two words: memcached's ERROR */
+    }
+    if (admin_is(&word, "metadump")) {
+        return "ERROR metadump not allowed\r\n";
+    }
+    if (admin_is(&word, "mgdump")) {
+        return "ERROR key dump not allowed\r\n";
+    }
+    return NULL;
+}
+
+bool
+admin_owns_tuning(const struct proto_req *pr)
+{
+    return admin_dump_refusal(pr) != NULL;
+}
+
 /* One STAT name of a merge: its total, or its first value. */
 struct admin_stat {
     const char *name;               /* into a frag's buffer */
@@ -325,6 +361,44 @@ static bool
 admin_is_ok(const char *line, size_t len)
 {
     return len == 4 && memcmp(line, "OK\r\n", 4) == 0;
+}
+
+/* An answer that is no answer (a noreply) or OK. */
+static bool
+admin_plain(struct evbuffer *b)
+{
+    char head[4];
+
+    switch (evbuffer_get_length(b)) {
+    case 0:
+        return true;
+    case 4:
+        return evbuffer_copyout(b, head, 4) == 4 &&
+               memcmp(head, "OK\r\n", 4) == 0;
+    default:
+        return false;
+    }
+}
+
+void
+admin_merge_answers(const struct frag *frags, uint32_t n,
+                    struct evbuffer *out)
+{
+    struct evbuffer *pick = NULL;
+
+    for (uint32_t fi = 0; fi < n; fi++) {
+        struct evbuffer *b = frags[fi].buf;
+
+        if (b != NULL &&
+            (pick == NULL || (admin_plain(pick) && !admin_plain(b)))) {
+            pick = b;
+        }
+    }
+    if (pick == NULL) {
+        evbuffer_add_printf(out, "SERVER_ERROR no backend available\r\n");
+    } else {
+        evbuffer_add_buffer(out, pick);
+    }
 }
 
 void
@@ -475,6 +549,13 @@ admin_answer(struct worker_group *g, const struct topology *t,
             admin_stats_reset(g, t);
             evbuffer_add(out, "RESET\r\n", 7);
         }
+        return false;
+    case PROTO_CMD_LRU_CRAWLER:
+        if (admin_dump_refusal(pr) != NULL) {
+            evbuffer_add_printf(out, "%s", admin_dump_refusal(pr));
+            return false;
+        }
+        evbuffer_add(out, "ERROR\r\n", 7);
         return false;
     default:
         evbuffer_add(out, "ERROR\r\n", 7);

@@ -32,6 +32,21 @@ struct proto_str;
  * other stats ARGS goes to the backends. */
 bool admin_owns_stats(const struct proto_str *args);
 
+/* slabs, lru, lru_crawler: true for the lru_crawler dumps, which mcring
+ * refuses as memcached does where dumps are not allowed; the rest goes to
+ * the backends. */
+bool admin_owns_tuning(const struct proto_req *pr);
+
+/*
+ * Appends to out the answer to a tuning command from the backends'
+ * answers in frags[0..n) (each frag's buf: its lines, none for a
+ * noreply): the first that is not OK (an error, or a failure's
+ * SERVER_ERROR), else the first; none up: SERVER_ERROR no backend
+ * available.
+ */
+void admin_merge_answers(const struct frag *frags, uint32_t n,
+                         struct evbuffer *out);
+
 /*
  * Appends to out the merge of the backends' answers to one stats ARGS, in
  * frags[0..n) (each frag's buf: its STAT and other lines, without END):

@@ -649,14 +649,17 @@ bconn_parse(struct bconn *bc)
             }
             continue;
         }
-        if (f->kind == FRAG_STATS) {
-            /* Lines until END; a one-line answer (OK to stats detail
-             * on, ERROR...) ends it too. */
+        if (f->kind == FRAG_STATS || f->kind == FRAG_ADMIN) {
+            /* stats: lines until END; a one-line answer (OK to stats
+             * detail on, ERROR...) ends it too. A tuning command: lines
+             * until the MN of the mn sent after it. */
             off += unit;
-            if (kind == PROTO_RSP_END || kind == PROTO_RSP_OK ||
-                kind == PROTO_RSP_ERROR ||
-                kind == PROTO_RSP_CLIENT_ERROR ||
-                kind == PROTO_RSP_SERVER_ERROR) {
+            if (f->kind == FRAG_ADMIN
+                    ? len == 2 && line[0] == 'M' && line[1] == 'N'
+                    : kind == PROTO_RSP_END || kind == PROTO_RSP_OK ||
+                          kind == PROTO_RSP_ERROR ||
+                          kind == PROTO_RSP_CLIENT_ERROR ||
+                          kind == PROTO_RSP_SERVER_ERROR) {
                 bconn_pop(bc);
                 request_frag_stats_end(f, line, unit, kind);
             } else if (request_frag_stats_line(f, line, unit) != 0) {

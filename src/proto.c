@@ -79,6 +79,9 @@ static const char *const proto_cmd_names[] = {
     [PROTO_CMD_CACHE_MEMLIMIT] = "cache_memlimit",
     [PROTO_CMD_SHUTDOWN] = "shutdown",
     [PROTO_CMD_WATCH] = "watch",
+    [PROTO_CMD_SLABS] = "slabs",
+    [PROTO_CMD_LRU] = "lru",
+    [PROTO_CMD_LRU_CRAWLER] = "lru_crawler",
 };
 /* clang-format on */
 
@@ -296,6 +299,11 @@ proto_lookup(const char *w, size_t len)
                 return PROTO_CMD_SET;
             }
             break;
+        case 'l':
+            if (w[1] == 'r' && w[2] == 'u') {
+                return PROTO_CMD_LRU;
+            }
+            break;
         case 'a':
             if (w[1] == 'd' && w[2] == 'd') {
                 return PROTO_CMD_ADD;
@@ -351,6 +359,9 @@ proto_lookup(const char *w, size_t len)
         if (memcmp(w, "watch", 5) == 0) {
             return PROTO_CMD_WATCH;
         }
+        if (memcmp(w, "slabs", 5) == 0) {
+            return PROTO_CMD_SLABS;
+        }
         break;
     case 6:
         if (memcmp(w, "delete", 6) == 0) {
@@ -382,6 +393,11 @@ proto_lookup(const char *w, size_t len)
     case 8:
         if (memcmp(w, "shutdown", 8) == 0) {
             return PROTO_CMD_SHUTDOWN;
+        }
+        break;
+    case 11:
+        if (memcmp(w, "lru_crawler", 11) == 0) {
+            return PROTO_CMD_LRU_CRAWLER;
         }
         break;
     case 14:
@@ -867,6 +883,9 @@ proto_parse_request(const char *line, size_t len, unsigned max_keys,
         return proto_req_level(tok, ntok, req, reason);
     case PROTO_CMD_STATS:
     case PROTO_CMD_WATCH:
+    case PROTO_CMD_SLABS:
+    case PROTO_CMD_LRU:
+    case PROTO_CMD_LRU_CRAWLER:
         req->args.p = tok[1].p != NULL ? tok[1].p : line + len;
         req->args.len = (size_t)(line + len - req->args.p);
         while (req->args.len > 0 && req->args.p[req->args.len - 1] == ' ') {

@@ -1003,14 +1003,19 @@ request_dispatch_all(struct request *req, const struct proto_req *pr)
 }
 
 /*
- * stats ARGS that are not mcring's own: one FRAG_STATS to every UP
- * backend, the answers merged by admin_merge_stats() when all are in.
+ * stats ARGS that are not mcring's own (FRAG_STATS), and slabs, lru and
+ * lru_crawler (FRAG_ADMIN): one fragment to every UP backend, the answers
+ * merged by admin_merge_stats() or admin_merge_answers() when all are in.
+ * The tuning commands' line goes as the client sent it, then an mn: the
+ * backend's MN ends its answer, which is none when it took a noreply.
  */
 static void
-request_dispatch_stats(struct request *req, const struct proto_req *pr)
+request_dispatch_every(struct request *req, const struct proto_req *pr,
+                       const char *line, size_t len)
 {
     struct worker *w = req->worker;
     const struct topology *t = req->wt->t;
+    bool stats = pr->cmd == PROTO_CMD_STATS;
 
     request_reserve_frags(req, t->n);
     req->pending = t->n + 1;
@@ -1023,7 +1028,8 @@ request_dispatch_stats(struct request *req, const struct proto_req *pr)
             req->pending--;
             continue;
         }
-        f = request_frag_init(req, FRAG_STATS, t->backends[b]);
+        f = request_frag_init(req, stats ? FRAG_STATS : FRAG_ADMIN,
+                              t->backends[b]);
         if (f->buf == NULL) {
             f->buf = evbuffer_new();
         }
@@ -1033,9 +1039,14 @@ request_dispatch_stats(struct request *req, const struct proto_req *pr)
             request_frag_fail(f, bconn_refuse(bc));
             continue;
         }
-        evbuffer_add(out, "stats ", 6);
-        evbuffer_add(out, pr->args.p, pr->args.len);
-        evbuffer_add(out, "\r\n", 2);
+        if (stats) {
+            evbuffer_add(out, "stats ", 6);
+            evbuffer_add(out, pr->args.p, pr->args.len);
+            evbuffer_add(out, "\r\n", 2);
+        } else {
+            evbuffer_add(out, line, len);
+            evbuffer_add(out, "\r\nmn\r\n", 6);
+        }
         bconn_enqueue(bc, f);
     }
     if (--req->pending == 0) {
@@ -1059,7 +1070,7 @@ request_frag_stats_end(struct frag *f, const char *line, size_t len,
 {
     struct request *req = f->req;
 
-    if (kind != PROTO_RSP_END) {
+    if (f->kind == FRAG_STATS && kind != PROTO_RSP_END) {
         /* A one-line answer (OK to stats detail on, ERROR for an
          * unknown subcommand...). */
         evbuffer_drain(f->buf, evbuffer_get_length(f->buf));
@@ -1680,7 +1691,16 @@ request_dispatch(struct request *req, const struct proto_req *pr,
         return;
     case PROTO_CMD_STATS:
         if (!admin_owns_stats(&pr->args)) {
-            request_dispatch_stats(req, pr);
+            request_dispatch_every(req, pr, line, len);
+            return;
+        }
+        request_dispatch_local(req, pr);
+        return;
+    case PROTO_CMD_SLABS:
+    case PROTO_CMD_LRU:
+    case PROTO_CMD_LRU_CRAWLER:
+        if (!admin_owns_tuning(pr)) {
+            request_dispatch_every(req, pr, line, len);
             return;
         }
         request_dispatch_local(req, pr);
@@ -1859,7 +1879,7 @@ request_frag_fail(struct frag *f, const char *reason)
     request_set_error(req, reason);
     if (f->kind == FRAG_RETRIEVAL) {
         mget_drop(f);
-    } else if (f->kind == FRAG_STATS) {
+    } else if (f->kind == FRAG_STATS || f->kind == FRAG_ADMIN) {
         /* What it had said is not the whole answer: its error instead. */
         evbuffer_drain(f->buf, evbuffer_get_length(f->buf));
         evbuffer_add_printf(f->buf, "%s\r\n", reason);
@@ -1957,6 +1977,11 @@ request_finish(struct request *req)
         break;
     case PROTO_CMD_STATS:
         admin_merge_stats(req->frags, req->nfrags, req->rsp);
+        break;
+    case PROTO_CMD_SLABS:
+    case PROTO_CMD_LRU:
+    case PROTO_CMD_LRU_CRAWLER:
+        admin_merge_answers(req->frags, req->nfrags, req->rsp);
         break;
     case PROTO_CMD_FLUSH_ALL:
     case PROTO_CMD_CACHE_MEMLIMIT:

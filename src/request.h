@@ -36,6 +36,9 @@ enum frag_kind {
     FRAG_RETRIEVAL,     /* VALUE blocks then END */
     FRAG_ALL,           /* flush_all or cache_memlimit to one backend */
     FRAG_STATS,         /* stats ARGS to one backend: lines until END */
+    FRAG_ADMIN,         /* slabs, lru or lru_crawler to one backend, then
+                           mn: its lines (one, or none for noreply) until
+                           the MN */
     FRAG_META,          /* a meta command: one line, or VA and a block */
     FRAG_OWNER_DELETE,  /* delete on a RECOVERING owner, beside a write
                            to its fallback */
@@ -325,11 +328,12 @@ void request_frag_line(struct frag *f, const char *line, size_t len,
  * block. */
 bool request_frag_match(struct frag *f, const char *key, size_t keylen,
                         uint32_t blocklen);
-/* One line (terminator included) of a FRAG_STATS answer, kept in the
- * fragment's buffer. Returns -1 when the answer is over REQUEST_STATS_MAX
- * bytes. */
+/* One line (terminator included) of a FRAG_STATS or FRAG_ADMIN answer,
+ * kept in the fragment's buffer. Returns -1 when the answer is over
+ * REQUEST_STATS_MAX bytes. */
 int request_frag_stats_line(struct frag *f, const char *line, size_t len);
-/* The END (or the one-line answer, such as ERROR) of a FRAG_STATS. */
+/* The END (or the one-line answer, such as ERROR) of a FRAG_STATS; the MN
+ * that ends a FRAG_ADMIN. */
 void request_frag_stats_end(struct frag *f, const char *line, size_t len,
                             enum proto_rsp kind);
 #define REQUEST_STATS_MAX (16u << 20)

@@ -158,6 +158,14 @@ static const struct ok_vec ok_vecs[] = {
      .args = "slabs  detail"},
     {.line = "stats cachedump 1 2", .cmd = PROTO_CMD_STATS,
      .args = "cachedump 1 2"},
+    /* memcached's tuning commands: the line goes to the backends */
+    {.line = "slabs automove 1", .cmd = PROTO_CMD_SLABS,
+     .args = "automove 1"},
+    {.line = "slabs", .cmd = PROTO_CMD_SLABS, .args = ""},
+    {.line = "lru tune 10 20 0.1 2.0 noreply", .cmd = PROTO_CMD_LRU,
+     .args = "tune 10 20 0.1 2.0 noreply"},
+    {.line = "lru_crawler metadump all", .cmd = PROTO_CMD_LRU_CRAWLER,
+     .args = "metadump all"},
     /* watch: its arguments are watch.c's */
     {.line = "watch", .cmd = PROTO_CMD_WATCH, .args = ""},
     {.line = "watch sample=10 ", .cmd = PROTO_CMD_WATCH,

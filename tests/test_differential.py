@@ -12,7 +12,9 @@ must be equal. Masked, because a proxy cannot avoid them (mcring(8) lists
 them): the version string; replies memcached drops and mcring sends (for
 the requests before a close, and before a get with a key over 250 bytes in
 the same read). Left out of the generator: `stats` (its values
-are mcring's own), flush_all with a delay, small positive expiration times
+are mcring's own), lru_crawler metadump (refused by mcring), lru_crawler
+crawl and slabs reassign of real classes (their answers depend on a
+background thread's timing), flush_all with a delay, small positive expiration times
 and the meta flags that report times (wall-clock races), values near the
 1 MB limit (memcached counts its item header).
 
@@ -120,7 +122,7 @@ def storage_cmd(rng):
 
 
 def other_cmd(rng):
-    r = rng.randrange(14)
+    r = rng.randrange(15)
     k = rkey(rng)
     if r == 0:
         toks = [rng.choice([b"get", b"gets", b"bget"])] + \
@@ -158,6 +160,24 @@ def other_cmd(rng):
     elif r == 12:
         return rng.choice([b"\r\n", b" \r\n", b"\n", b"get k\n",
                            b"   get   k   \r\n"])
+    elif r == 14:
+        # memcached's tuning commands, the answers that do not depend on
+        # the crawler's or the slab mover's timing (and no lru_crawler
+        # metadump, which mcring refuses)
+        toks = rng.choice([
+            [b"slabs", b"automove", rng.choice([b"0", b"1", b"3", b"x"])],
+            [b"slabs", b"automove", b"ratio", rng.choice([b"0.5", b"y"])],
+            [b"slabs", b"reassign", rng.choice([b"1", b"x"]), b"1"],
+            [b"slabs", b"reassign", b"99", b"1"], [b"slabs"],
+            [b"lru", b"tune", b"10", b"20", b"0.1", b"2.0"],
+            [b"lru", b"tune", b"50", b"50", b"0.1", b"2.0"],
+            [b"lru", b"mode", rng.choice([b"segmented", b"odd"])],
+            [b"lru", b"temp_ttl", rng.choice([b"61", b"z"])], [b"lru"],
+            [b"lru_crawler", rng.choice([b"sleep", b"tocrawl"]),
+             rng.choice([b"100", b"2000000", b"q"])],
+            [b"lru_crawler", b"bogus"]])
+        if rng.random() < 0.2:
+            toks.append(b"noreply")
     else:
         toks = [rng.choice([b"incr", b"decr", b"touch", b"delete"]), k,
                 b"1"]

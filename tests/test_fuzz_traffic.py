@@ -31,7 +31,8 @@ SEEDS = [
     b"gat 10 k1 k2\r\n", b"mg k1 v f t c k O9 q\r\n", b"mn\r\n",
     b"ms k4 3 T5 F1 I\r\nabc\r\n", b"md k4 q C1\r\n", b"ma k5 N0 J3 v\r\n",
     b"me k1\r\n", b"mg a2V5 b v\r\n", b"stats\r\n", b"stats items\r\n",
-    b"version\r\n", b"verbosity 1\r\n",
+    b"version\r\n", b"verbosity 1\r\n", b"slabs automove 1 noreply\r\n",
+    b"lru tune 20 40 0.1 2.0\r\n", b"lru_crawler metadump all\r\n",
     b"set big 0 0 70000\r\n" + b"v" * 70000 + b"\r\n",
 ]
 

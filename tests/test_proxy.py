@@ -805,6 +805,44 @@ class ProtocolTest(ClusterTestCase):
         self.assertIn("total_malloced", slabs)
         self.sync(c)
 
+    def test_tuning_commands_reach_every_backend(self):
+        """slabs, lru and lru_crawler go to every backend as they came and
+        answer what memcached answers; noreply is the backend's to take;
+        the lru_crawler dumps are refused (regression: all got ERROR)."""
+        c = self.client()
+        self.assertEqual(c.call(b"slabs automove 2"), b"OK")
+        self.assertEqual(c.call(b"lru_crawler sleep 123"), b"OK")
+        c.send(b"lru_crawler tocrawl 77 noreply\r\n")
+        self.assertEqual(c.readline(), b"ERROR")    # no noreply in memcached
+        c.send(b"lru tune 10 20 0.1 2.0 noreply\r\n")  # but here
+        self.sync(c)
+        self.assertEqual(c.call(b"slabs automove x"),
+                         b"CLIENT_ERROR bad command line format")
+        self.assertEqual(c.call(b"lru tune 50 50 0.1 2.0"),
+                         b"ERROR hot and warm pcts must not exceed 80")
+        self.assertEqual(c.call(b"slabs reassign 1 1"),
+                         b"SAME src and dst class are identical")
+        self.assertEqual(c.call(b"lru"), b"ERROR")
+        backends = [None] if self.direct else self.cluster.backends
+        for m in backends:
+            d = c if m is None else m.client()
+            settings = d.stats("settings")
+            self.assertEqual(settings["slab_automove"], "2")
+            self.assertEqual(settings["lru_crawler_sleep"], "123")
+            self.assertEqual(settings["hot_lru_pct"], "10")
+            self.assertEqual(settings["warm_lru_pct"], "20")
+            if m is not None:
+                d.close()
+        self.assertEqual(c.call(b"slabs automove 1"), b"OK")
+        self.assertEqual(c.call(b"lru tune 20 40 0.2 2.0"), b"OK")
+        self.assertEqual(c.call(b"lru_crawler sleep 100"), b"OK")
+        if not self.direct:
+            c.send(b"lru_crawler metadump all\r\n")
+            self.assertEqual(c.readline(), b"ERROR metadump not allowed")
+            c.send(b"lru_crawler mgdump 1\r\n")
+            self.assertEqual(c.readline(), b"ERROR key dump not allowed")
+        self.sync(c)
+
     def test_stats_detail_one_line_answers(self):
         """stats detail on and off answer OK, not lines and END, as
         memcached does (regression: mcring waited for an END and answered
