@@ -32,7 +32,7 @@ struct proto_str;
  * other stats ARGS goes to the backends. */
 bool admin_owns_stats(const struct proto_str *args);
 
-/* slabs, lru, lru_crawler: true for the lru_crawler dumps, which mcring
+/* slabs, lru, lru_crawler, extstore: true for the lru_crawler dumps, which mcring
  * refuses as memcached does where dumps are not allowed; the rest goes to
  * the backends. */
 bool admin_owns_tuning(const struct proto_req *pr);

@@ -82,6 +82,7 @@ static const char *const proto_cmd_names[] = {
     [PROTO_CMD_SLABS] = "slabs",
     [PROTO_CMD_LRU] = "lru",
     [PROTO_CMD_LRU_CRAWLER] = "lru_crawler",
+    [PROTO_CMD_EXTSTORE] = "extstore",
 };
 /* clang-format on */
 
@@ -393,6 +394,9 @@ proto_lookup(const char *w, size_t len)
     case 8:
         if (memcmp(w, "shutdown", 8) == 0) {
             return PROTO_CMD_SHUTDOWN;
+        }
+        if (memcmp(w, "extstore", 8) == 0) {
+            return PROTO_CMD_EXTSTORE;
         }
         break;
     case 11:
@@ -886,6 +890,7 @@ proto_parse_request(const char *line, size_t len, unsigned max_keys,
     case PROTO_CMD_SLABS:
     case PROTO_CMD_LRU:
     case PROTO_CMD_LRU_CRAWLER:
+    case PROTO_CMD_EXTSTORE:
         req->args.p = tok[1].p != NULL ? tok[1].p : line + len;
         req->args.len = (size_t)(line + len - req->args.p);
         while (req->args.len > 0 && req->args.p[req->args.len - 1] == ' ') {

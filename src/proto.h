@@ -90,8 +90,9 @@ enum proto_cmd {
     PROTO_CMD_SLABS,            /* memcached's own tuning: the line goes */
     PROTO_CMD_LRU,              /* to every UP backend as it came; args: */
     PROTO_CMD_LRU_CRAWLER,      /* the rest of the line */
+    PROTO_CMD_EXTSTORE,         /* (the backends' extstore settings) */
 };
-#define PROTO_CMD_COUNT (PROTO_CMD_LRU_CRAWLER + 1)
+#define PROTO_CMD_COUNT (PROTO_CMD_EXTSTORE + 1)
 
 enum proto_status {
     PROTO_OK = 0,

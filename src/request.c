@@ -1003,8 +1003,8 @@ request_dispatch_all(struct request *req, const struct proto_req *pr)
 }
 
 /*
- * stats ARGS that are not mcring's own (FRAG_STATS), and slabs, lru and
- * lru_crawler (FRAG_ADMIN): one fragment to every UP backend, the answers
+ * stats ARGS that are not mcring's own (FRAG_STATS), and slabs, lru,
+ * lru_crawler and extstore (FRAG_ADMIN): one fragment to every UP backend, the answers
  * merged by admin_merge_stats() or admin_merge_answers() when all are in.
  * The tuning commands' line goes as the client sent it, then an mn: the
  * backend's MN ends its answer, which is none when it took a noreply.
@@ -1699,6 +1699,7 @@ request_dispatch(struct request *req, const struct proto_req *pr,
     case PROTO_CMD_SLABS:
     case PROTO_CMD_LRU:
     case PROTO_CMD_LRU_CRAWLER:
+    case PROTO_CMD_EXTSTORE:
         if (!admin_owns_tuning(pr)) {
             request_dispatch_every(req, pr, line, len);
             return;
@@ -1981,6 +1982,7 @@ request_finish(struct request *req)
     case PROTO_CMD_SLABS:
     case PROTO_CMD_LRU:
     case PROTO_CMD_LRU_CRAWLER:
+    case PROTO_CMD_EXTSTORE:
         admin_merge_answers(req->frags, req->nfrags, req->rsp);
         break;
     case PROTO_CMD_FLUSH_ALL:

@@ -36,9 +36,9 @@ enum frag_kind {
     FRAG_RETRIEVAL,     /* VALUE blocks then END */
     FRAG_ALL,           /* flush_all or cache_memlimit to one backend */
     FRAG_STATS,         /* stats ARGS to one backend: lines until END */
-    FRAG_ADMIN,         /* slabs, lru or lru_crawler to one backend, then
-                           mn: its lines (one, or none for noreply) until
-                           the MN */
+    FRAG_ADMIN,         /* slabs, lru, lru_crawler or extstore to one
+                           backend, then mn: its lines (one, or none for
+                           noreply) until the MN */
     FRAG_META,          /* a meta command: one line, or VA and a block */
     FRAG_OWNER_DELETE,  /* delete on a RECOVERING owner, beside a write
                            to its fallback */

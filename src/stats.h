@@ -180,7 +180,7 @@ struct stats_histo {
 };
 
 /* Commands counted one by one, by enum proto_cmd (below this). */
-#define STATS_COMMANDS 32
+#define STATS_COMMANDS 40
 
 /* Pools counted apart over a process's life (by name; see
  * proxy_pool_id()): the last slot holds any beyond. */

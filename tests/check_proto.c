@@ -166,6 +166,8 @@ static const struct ok_vec ok_vecs[] = {
      .args = "tune 10 20 0.1 2.0 noreply"},
     {.line = "lru_crawler metadump all", .cmd = PROTO_CMD_LRU_CRAWLER,
      .args = "metadump all"},
+    {.line = "extstore item_age 5", .cmd = PROTO_CMD_EXTSTORE,
+     .args = "item_age 5"},
     /* watch: its arguments are watch.c's */
     {.line = "watch", .cmd = PROTO_CMD_WATCH, .args = ""},
     {.line = "watch sample=10 ", .cmd = PROTO_CMD_WATCH,

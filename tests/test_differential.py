@@ -175,7 +175,9 @@ def other_cmd(rng):
             [b"lru", b"temp_ttl", rng.choice([b"61", b"z"])], [b"lru"],
             [b"lru_crawler", rng.choice([b"sleep", b"tocrawl"]),
              rng.choice([b"100", b"2000000", b"q"])],
-            [b"lru_crawler", b"bogus"]])
+            [b"lru_crawler", b"bogus"],
+            [b"extstore", rng.choice([b"item_age", b"max_frag", b"odd"]),
+             rng.choice([b"5", b"0.5", b"w"])], [b"extstore", b"x"]])
         if rng.random() < 0.2:
             toks.append(b"noreply")
     else:

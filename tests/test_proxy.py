@@ -806,7 +806,7 @@ class ProtocolTest(ClusterTestCase):
         self.sync(c)
 
     def test_tuning_commands_reach_every_backend(self):
-        """slabs, lru and lru_crawler go to every backend as they came and
+        """slabs, lru, lru_crawler and extstore go to every backend as they came and
         answer what memcached answers; noreply is the backend's to take;
         the lru_crawler dumps are refused (regression: all got ERROR)."""
         c = self.client()
@@ -823,6 +823,10 @@ class ProtocolTest(ClusterTestCase):
         self.assertEqual(c.call(b"slabs reassign 1 1"),
                          b"SAME src and dst class are identical")
         self.assertEqual(c.call(b"lru"), b"ERROR")
+        # (Debian's memcached has extstore built in: it takes its settings
+        # without a file; one built without answers ERROR.)
+        item_age = c.call(b"extstore item_age 3600")
+        self.assertIn(item_age, (b"OK", b"ERROR"))
         backends = [None] if self.direct else self.cluster.backends
         for m in backends:
             d = c if m is None else m.client()
@@ -831,11 +835,15 @@ class ProtocolTest(ClusterTestCase):
             self.assertEqual(settings["lru_crawler_sleep"], "123")
             self.assertEqual(settings["hot_lru_pct"], "10")
             self.assertEqual(settings["warm_lru_pct"], "20")
+            if item_age == b"OK":
+                self.assertEqual(settings["ext_item_age"], "3600")
             if m is not None:
                 d.close()
         self.assertEqual(c.call(b"slabs automove 1"), b"OK")
         self.assertEqual(c.call(b"lru tune 20 40 0.2 2.0"), b"OK")
         self.assertEqual(c.call(b"lru_crawler sleep 100"), b"OK")
+        if item_age == b"OK":
+            self.assertEqual(c.call(b"extstore item_age 4294967295"), b"OK")
         if not self.direct:
             c.send(b"lru_crawler metadump all\r\n")
             self.assertEqual(c.readline(), b"ERROR metadump not allowed")
