@@ -292,11 +292,12 @@ admin_dump_refusal(const struct proto_req *pr)
 {
     const char *p = pr->args.p, *end = p + pr->args.len;
     const char *sp = memchr(p, ' ', pr->args.len);
-    struct proto_str word = {p, sp != NULL ? (size_t)(sp - p) : pr->args.len};
+    struct proto_str word;
 
     if (pr->cmd != PROTO_CMD_LRU_CRAWLER || sp == NULL) {
         return NULL;
     }
+    word = (struct proto_str){p, (size_t)(sp - p)};
     while (sp < end && *sp == ' ') {
         sp++;
     }
@@ -357,43 +358,40 @@ admin_number(const char *p, size_t len, bool *real, uint64_t *u, double *d)
     return false;
 }
 
-static bool
-admin_is_ok(const char *line, size_t len)
-{
-    return len == 4 && memcmp(line, "OK\r\n", 4) == 0;
-}
-
-/* An answer that is no answer (a noreply) or OK. */
+/* An answer that is none (a noreply) or OK. */
 static bool
 admin_plain(struct evbuffer *b)
 {
-    char head[4];
+    size_t len = evbuffer_get_length(b);
 
-    switch (evbuffer_get_length(b)) {
-    case 0:
-        return true;
-    case 4:
-        return evbuffer_copyout(b, head, 4) == 4 &&
-               memcmp(head, "OK\r\n", 4) == 0;
-    default:
-        return false;
-    }
+    return len == 0 ||
+           (len == 4 && memcmp(evbuffer_pullup(b, 4), "OK\r\n", 4) == 0);
 }
 
-void
-admin_merge_answers(const struct frag *frags, uint32_t n,
-                    struct evbuffer *out)
+/* Of the frags' answers (the failed ones' only, if failed), the first that
+ * is not plain, else the first; NULL if there is none. */
+static struct evbuffer *
+admin_pick(const struct frag *frags, uint32_t n, bool failed)
 {
     struct evbuffer *pick = NULL;
 
     for (uint32_t fi = 0; fi < n; fi++) {
         struct evbuffer *b = frags[fi].buf;
 
-        if (b != NULL &&
+        if (b != NULL && (!failed || frags[fi].failed) &&
             (pick == NULL || (admin_plain(pick) && !admin_plain(b)))) {
             pick = b;
         }
     }
+    return pick;
+}
+
+void
+admin_merge_answers(const struct frag *frags, uint32_t n,
+                    struct evbuffer *out)
+{
+    struct evbuffer *pick = admin_pick(frags, n, false);
+
     if (pick == NULL) {
         evbuffer_add_printf(out, "SERVER_ERROR no backend available\r\n");
     } else {
@@ -407,8 +405,6 @@ admin_merge_stats(const struct frag *frags, uint32_t n, struct evbuffer *out)
     struct admin_stat *st = NULL;
     size_t nst = 0, cap = 0;
     struct evbuffer *other = evbuffer_new();
-    const char *error = NULL;
-    size_t errlen = 0;
     bool any = false;
 
     for (uint32_t fi = 0; fi < n; fi++) {
@@ -420,12 +416,7 @@ admin_merge_stats(const struct frag *frags, uint32_t n, struct evbuffer *out)
         const char *end = p + len;
 
         if (f->failed) {
-            /* The first one-line answer, an OK only if all said OK. */
-            if (len > 0 && (error == NULL || admin_is_ok(error, errlen))) {
-                error = p;
-                errlen = len;
-            }
-            continue;
+            continue; /* a one-line answer: see below */
         }
         any = true;
         while (p != NULL && p < end) {
@@ -480,8 +471,11 @@ admin_merge_stats(const struct frag *frags, uint32_t n, struct evbuffer *out)
         }
     }
     if (!any) {
-        if (error != NULL) {
-            evbuffer_add(out, error, errlen);
+        /* The first one-line answer, an OK only if all said OK. */
+        struct evbuffer *error = admin_pick(frags, n, true);
+
+        if (error != NULL && evbuffer_get_length(error) > 0) {
+            evbuffer_add_buffer(out, error);
         } else {
             evbuffer_add_printf(out, "SERVER_ERROR no backend available\r\n");
         }
@@ -550,15 +544,11 @@ admin_answer(struct worker_group *g, const struct topology *t,
             evbuffer_add(out, "RESET\r\n", 7);
         }
         return false;
-    case PROTO_CMD_LRU_CRAWLER:
-        if (admin_dump_refusal(pr) != NULL) {
-            evbuffer_add_printf(out, "%s", admin_dump_refusal(pr));
-            return false;
-        }
-        evbuffer_add(out, "ERROR\r\n", 7);
+    default: {
+        const char *refusal = admin_dump_refusal(pr);
+
+        evbuffer_add_printf(out, "%s", refusal != NULL ? refusal : "ERROR\r\n");
         return false;
-    default:
-        evbuffer_add(out, "ERROR\r\n", 7);
-        return false;
+    }
     }
 }

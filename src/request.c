@@ -1004,8 +1004,9 @@ request_dispatch_all(struct request *req, const struct proto_req *pr)
 
 /*
  * stats ARGS that are not mcring's own (FRAG_STATS), and slabs, lru,
- * lru_crawler and extstore (FRAG_ADMIN): one fragment to every UP backend, the answers
- * merged by admin_merge_stats() or admin_merge_answers() when all are in.
+ * lru_crawler and extstore (FRAG_ADMIN): one fragment to every UP
+ * backend, the answers merged by admin_merge_stats() or
+ * admin_merge_answers() when all are in.
  * The tuning commands' line goes as the client sent it, then an mn: the
  * backend's MN ends its answer, which is none when it took a noreply.
  */
